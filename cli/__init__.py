@@ -1,0 +1,1 @@
+"""The ``ffneuro`` command line (installed as ``ffneuro.cli``)."""

@@ -1,0 +1,65 @@
+"""Option groups shared by several commands (the model and training flags of ``train``)."""
+from __future__ import annotations
+
+import functools
+
+import click
+
+from ffneuro.config import ALGOS, DEVICES, READOUTS
+from ffneuro.goodness import GOODNESS
+from ffneuro.labels import LABELS
+from ffneuro.precision import PRECISIONS
+from ffneuro.presets import PRESETS
+from ffneuro.units import POOLS
+
+# (flag, RunConfig field, click type, help). Every default is None so the preset's value stands.
+MODEL_OPTIONS = [
+    ("--dataset", "dataset", str, "mnist | fashion-mnist | cifar10 | cifar100 | synthetic | npz:PATH"),
+    ("--algo", "algo", click.Choice(ALGOS), "ff: Forward-Forward units; bp: the same network with backprop"),
+    ("--layers", "layers", click.IntRange(min=1), "number of conv units"),
+    ("--filters", "filters", click.IntRange(min=1), "filters per conv unit"),
+    ("--kernel", "kernel", click.IntRange(min=1), "conv kernel size (odd; 'same' padding)"),
+    ("--pool", "pool", click.Choice(POOLS), "2×2 pooling after every unit"),
+    ("--labels", "labels", click.Choice(LABELS.names()), "how the label is written into the image"),
+    ("--label-strength", "label_strength", click.FloatRange(0.0, 1.0), "K, the weight of the label pattern"),
+    ("--goodness", "goodness", click.Choice(GOODNESS.names()), "sumsq: Σy² − #neurons (paper); meansq: mean y² − 1"),
+    ("--theta", "theta", float, "goodness threshold θ (default: the goodness function's)"),
+    ("--train-first-layer/--freeze-first-layer", "train_first_layer", None, "the paper leaves layer 1 untrained"),
+    ("--readout-from", "readout_from", click.IntRange(min=1), "first layer (1-based) feeding the readouts"),
+    ("--readout", "readout", click.Choice(READOUTS),
+     "goodness: one forward per class (C× inference cost); linear: one forward + a linear layer"),
+    ("--epochs", "epochs", click.IntRange(min=0), "training epochs"),
+    ("--batch-size", "batch_size", click.IntRange(min=1), "training batch size"),
+    ("--lr", "lr", click.FloatRange(min=0.0, min_open=True), "Adam learning rate of every unit (BP: of the network)"),
+    ("--linear-lr", "linear_lr", click.FloatRange(min=0.0, min_open=True), "Adam learning rate of the linear readout"),
+    ("--cooldown-start", "cooldown_start", click.FloatRange(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
+    ("--seed", "seed", int, "random seed (runs are deterministic on CPU)"),
+    ("--device", "device", click.Choice(DEVICES), "where to compute"),
+    ("--precision", "precision", click.Choice(PRECISIONS), "bf16 autocast for conv/linear; fp32 weights"),
+    ("--train-limit", "train_limit", click.IntRange(min=1), "use only the first N training images"),
+    ("--val-size", "val_size", click.IntRange(min=0), "the last N training images form the validation split"),
+    ("--eval-batch-size", "eval_batch_size", click.IntRange(min=1), "images per evaluation batch"),
+]
+
+
+def model_options(fn):
+    """Add ``--preset`` and every model/training flag; the command receives them as ``overrides``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        overrides = {field: kwargs.pop(field) for _, field, _, _ in MODEL_OPTIONS}
+        return fn(*args, overrides=overrides, **kwargs)
+
+    for flag, field, kind, help_text in reversed(MODEL_OPTIONS):
+        if kind is None:  # a boolean on/off pair
+            wrapper = click.option(flag, field, default=None, help=help_text)(wrapper)
+        else:
+            wrapper = click.option(flag, field, type=kind, default=None, help=help_text)(wrapper)
+    return click.option("--preset", type=click.Choice(PRESETS.names()), default="mnist-small", show_default=True,
+                        help="named setting; flags override it")(wrapper)
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=str), default=None,
+    help="root holding mnist/, fashion-mnist/, cifar-10-batches-py/, ... (default: $FFNEURO_DATA, then the user cache)")
+json_option = click.option("--json", "as_json", is_flag=True, help="print a JSON result on stdout")

@@ -1,0 +1,134 @@
+"""``ffneuro runs``: list, show and export stored run files."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import click
+import numpy as np
+
+from ffneuro.store import RunRecord, find_runs, read_run
+
+from .options import json_option
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _summary(rec: RunRecord) -> dict:
+    test = {k.removeprefix("acc_"): v for k, v in rec.groups.get("test", {}).items() if k.startswith("acc_")}
+    val = {k.removeprefix("val_acc_"): float(np.nanmax(v)) if len(v) else float("nan")
+           for k, v in rec.metrics.items() if k.startswith("val_acc_")}
+    return {"run": str(rec.path), "status": rec.status, "preset": rec.config.get("preset"),
+            "dataset": rec.config.get("dataset"), "algo": rec.config.get("algo"),
+            "epochs": f"{rec.epochs_done}/{rec.config.get('epochs')}", "best_val_acc": val, "test_acc": test}
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+@click.group()
+def runs():
+    """Inspect stored run files."""
+
+
+@runs.command("list")
+@click.argument("directory", type=click.Path(file_okay=False), default="runs")
+@json_option
+def list_cmd(directory, as_json):
+    """List the ffneuro runs in DIRECTORY (default: runs/)."""
+    found, skipped = find_runs(directory)
+    summaries = [_summary(read_run(p)) for p in found]
+    if as_json:
+        click.echo(json.dumps({"runs": _jsonable(summaries), "skipped": [str(p) for p in skipped]}, indent=2))
+        return
+    if not summaries:
+        click.echo(f"no ffneuro runs in {directory}")
+    else:
+        rows = [["run", "status", "algo", "dataset", "epochs", "val (best)", "test"]]
+        for s in summaries:
+            rows.append([s["run"], s["status"], s["algo"], s["dataset"], s["epochs"],
+                         " ".join(f"{k}={_fmt(v)}" for k, v in s["best_val_acc"].items()),
+                         " ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "-"])
+        click.echo(_table(rows))
+    for p in skipped:
+        click.echo(f"skipped (not an ffneuro run): {p}", err=True)
+
+
+@runs.command("show")
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@json_option
+def show_cmd(run_file, as_json):
+    """Show a run's config, environment, accounting, last epoch and test result."""
+    rec = read_run(run_file)
+    last = {k: v[-1].item() for k, v in rec.metrics.items() if len(v)}
+    if as_json:
+        click.echo(json.dumps(_jsonable({
+            **_summary(rec), "created": rec.created, "config": rec.config, "environment": rec.environment,
+            "units": rec.unit_names, "accounting": rec.accounting, "last_epoch": last,
+            "groups": {k: v for k, v in rec.groups.items()},
+        }), indent=2))
+        return
+    s = _summary(rec)
+    click.echo(f"{rec.path}  [{rec.status}]  created {rec.created}")
+    click.echo(f"  {s['algo']} on {s['dataset']}, preset {s['preset']}, epochs {s['epochs']}")
+    click.echo("  config: " + ", ".join(f"{k}={v}" for k, v in rec.config.items()))
+    env = rec.environment
+    click.echo(f"  environment: torch {env.get('torch')}, device {env.get('device')}, {env.get('platform')}")
+    rows = [["unit", *rec.accounting]]
+    rows += [[name, *(str(rec.accounting[k][i]) for k in rec.accounting)] for i, name in enumerate(rec.unit_names)]
+    click.echo("  accounting (per sample):")
+    click.echo("\n".join("    " + line for line in _table(rows).splitlines()))
+    if last:
+        click.echo("  last epoch: " + ", ".join(f"{k}={_fmt(v)}" for k, v in last.items()))
+    click.echo("  test: " + (", ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "not evaluated"))
+
+
+def _epoch_rows(rec: RunRecord) -> list[dict]:
+    """One dict per epoch: the scalar metrics and each per-unit metric as ``<metric>.<unit>``."""
+    rows = []
+    for e in range(rec.epochs_done):
+        row = {"epoch": e + 1}
+        row.update({k: v[e].item() for k, v in rec.metrics.items()})
+        for k, v in rec.unit_metrics.items():
+            row.update({f"{k}.{u}": v[e, i].item() for i, u in enumerate(rec.unit_names)})
+        rows.append(row)
+    return rows
+
+
+@runs.command("export")
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--out", type=click.File("w"), default="-", help="file to write (default: stdout)")
+def export_cmd(run_file, fmt, out):
+    """Export a run's per-epoch metrics as CSV or JSON."""
+    rows = _epoch_rows(read_run(run_file))
+    if fmt == "json":
+        out.write(json.dumps(_jsonable(rows), indent=2) + "\n")
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["epoch"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    out.write(buf.getvalue())

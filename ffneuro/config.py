@@ -1,0 +1,94 @@
+"""The resolved configuration of a run: one validated dataclass, saved whole in every run file."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import ConfigError
+from .goodness import GOODNESS, LOSSES
+from .labels import LABELS
+from .precision import PRECISIONS
+from .units import POOLS
+
+ALGOS = ("ff", "bp")
+READOUTS = ("goodness", "linear", "both")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. Defaults are the paper's MNIST setting (see ``paper-mnist``)."""
+
+    dataset: str = "mnist"
+    algo: str = "ff"
+    layers: int = 3
+    filters: int = 128
+    kernel: int = 7
+    pool: str = "none"                 # 2×2 pooling after every unit: none | max | avg
+    labels: str = "fourier1"
+    label_strength: float = 0.35       # K
+    goodness: str = "sumsq"
+    loss: str = "bce"                  # bce: the paper's; symba: pairwise positive-vs-negative
+    theta: float | None = None         # None: the goodness function's default (sumsq: #neurons)
+    train_first_layer: bool = False    # the paper leaves layer 1 as a fixed random conv
+    readout_from: int = 2              # first layer (1-based) whose activity feeds both readouts
+    readout: str = "both"
+    epochs: int = 200
+    batch_size: int = 50
+    lr: float = 5e-5
+    cooldown_start: float = 0.5        # fraction of epochs after which lr falls linearly to 0
+    linear_lr: float = 1e-3            # Adam lr of the FF linear readout (BP uses lr for everything)
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    train_limit: int | None = None     # use only the first N training images
+    val_size: int = 10000              # the last N training images are the validation split
+    eval_batch_size: int = 1000
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+
+        need(self.algo in ALGOS, f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
+        need(self.readout in READOUTS, f"unknown readout {self.readout!r}; valid: {', '.join(READOUTS)}")
+        need(self.device in DEVICES, f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
+        need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        need(self.pool in POOLS, f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
+        # a ConfigError like every other bad value (the registry itself raises UnknownNameError)
+        for registry, name in ((LABELS, self.labels), (GOODNESS, self.goodness), (LOSSES, self.loss)):
+            need(name in registry, f"unknown {registry.kind} {name!r}; valid: {', '.join(registry.names())}")
+        need(self.layers >= 1, f"layers must be >= 1, got {self.layers}")
+        need(self.filters >= 1, f"filters must be >= 1, got {self.filters}")
+        need(self.kernel >= 1 and self.kernel % 2 == 1, f"kernel must be a positive odd number, got {self.kernel}")
+        need(0.0 <= self.label_strength <= 1.0, f"label strength K must lie in [0, 1], got {self.label_strength}")
+        need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
+        need(self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}")
+        need(self.lr > 0 and self.linear_lr > 0, "learning rates must be > 0")
+        need(0.0 <= self.cooldown_start <= 1.0, f"cooldown start must lie in [0, 1], got {self.cooldown_start}")
+        need(self.train_limit is None or self.train_limit >= 1, f"train limit must be >= 1, got {self.train_limit}")
+        need(self.val_size >= 0, f"validation size must be >= 0, got {self.val_size}")
+        need(1 <= self.readout_from <= self.layers,
+             f"readout_from must lie in 1..{self.layers} (the number of layers), got {self.readout_from}")
+        need(self.algo == "bp" or self.train_first_layer or self.layers >= 2,
+             "a 1-layer FF network with an untrained first layer learns nothing; add --train-first-layer")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        """Build from a stored or user dict; unknown keys are an error, not silently dropped."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    def lr_at(self, epoch: int, base: float) -> float:
+        """Constant ``base`` until ``cooldown_start``·epochs, then linear down to 0 at the last epoch's end."""
+        start = self.cooldown_start * self.epochs
+        if epoch < start or self.epochs == 0:
+            return base
+        return base * max(0.0, (self.epochs - epoch) / max(self.epochs - start, 1e-9))

@@ -1,0 +1,15 @@
+"""Networks built from units: the FF-CNN and its backprop twin."""
+from __future__ import annotations
+
+from ..config import RunConfig
+from .bp_net import BPNet
+from .ff_net import FFNet, conv_stack
+from .readouts import LinearReadout
+
+
+def build_model(config: RunConfig, image_shape, num_classes: int) -> FFNet | BPNet:
+    cls = FFNet if config.algo == "ff" else BPNet
+    return cls(config, tuple(image_shape), num_classes)
+
+
+__all__ = ["BPNet", "FFNet", "LinearReadout", "build_model", "conv_stack"]

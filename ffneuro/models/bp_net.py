@@ -1,0 +1,54 @@
+"""The backprop baseline: the same conv stack, end to end, with a linear head."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..accounting import conv_unit_cost
+from ..config import RunConfig
+from ..precision import autocast
+from ..units import rms_normalize
+from .ff_net import conv_stack
+
+
+class BPNet(nn.Module):
+    """Conv blocks with the same RMS normalisation between them, a linear head on the last one,
+    one Adam for everything. Images enter without a label (BP does not need one)."""
+
+    def __init__(self, config: RunConfig, image_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        self.num_classes, self.precision = num_classes, config.precision
+        self.blocks = nn.ModuleList(conv_stack(config, image_shape))
+        self.head = nn.Linear(math.prod(self.blocks[-1].out_shape), num_classes)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=config.lr)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(x.device, self.precision):
+            h = x
+            for block in self.blocks:
+                h = rms_normalize(block.pool_out(block(h)))
+            return self.head(h.flatten(1)).float()
+
+    def set_lr(self, lr: float, _linear_lr: float | None = None) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, readout: str = "linear") -> torch.Tensor:
+        return self(x).argmax(1)
+
+    def readouts(self) -> list[str]:
+        return ["linear"]
+
+    def costs(self):
+        return [conv_unit_cost(f"layer{i + 1}", b.in_shape, b.filters, b.kernel, precision=self.precision)
+                for i, b in enumerate(self.blocks)]

@@ -1,0 +1,99 @@
+"""An FF-CNN: a chain of independent FF units, a label scheme, and two readouts."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..goodness import GOODNESS
+from ..labels import LabelScheme, build_labels, random_wrong_labels
+from ..units import ConvBlock, FFUnit, UnitStats
+from .readouts import LinearReadout
+
+
+def conv_stack(config: RunConfig, image_shape: tuple[int, int, int]) -> list[ConvBlock]:
+    """The layers shared by FF and BP: ``layers`` conv blocks, each fed the previous one's output."""
+    blocks, shape = [], tuple(image_shape)
+    for _ in range(config.layers):
+        blocks.append(ConvBlock(shape, config.filters, config.kernel, config.pool))
+        shape = blocks[-1].out_shape
+    return blocks
+
+
+class FFNet(nn.Module):
+    """Units trained one after another on each batch; readouts see layers ``readout_from``..L."""
+
+    def __init__(self, config: RunConfig, image_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.labels: LabelScheme = build_labels(config.labels, num_classes, image_shape, config.label_strength)
+        goodness = GOODNESS.get(config.goodness)
+        self.units = nn.ModuleList(
+            FFUnit(f"unit{i + 1}", block, goodness, config.theta, lr=config.lr, precision=config.precision, loss=config.loss,
+                   trainable=config.train_first_layer or i > 0)
+            for i, block in enumerate(conv_stack(config, image_shape))
+        )
+        self.readout_units = list(range(config.readout_from - 1, config.layers))
+        self.linear = None
+        if config.readout in ("linear", "both"):
+            n_features = sum(math.prod(self.units[i].block.out_shape) for i in self.readout_units)
+            self.linear = LinearReadout(n_features, num_classes, config.linear_lr)
+
+    def set_lr(self, unit_lr: float, linear_lr: float) -> None:
+        for unit in self.units:
+            unit.set_lr(unit_lr)
+        if self.linear is not None:
+            self.linear.set_lr(linear_lr)
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[list[UnitStats], torch.Tensor | None]:
+        """One FF step: every unit updates on its own loss, then the linear readout on neutral features."""
+        h_pos = self.labels.embed(x, y)
+        h_neg = self.labels.embed(x, random_wrong_labels(y, self.num_classes, generator))
+        stats = []
+        for unit in self.units:
+            h_pos, h_neg, s = unit.train_step(h_pos, h_neg)
+            stats.append(s)
+        linear_loss = None
+        if self.linear is not None:
+            with torch.no_grad():
+                feats = self.features(self.labels.embed_neutral(x))
+            linear_loss = self.linear.train_step(feats, y)
+        return stats, linear_loss
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Flattened hand-on activations of the readout layers for already-embedded images."""
+        out, h = [], x
+        for i, unit in enumerate(self.units[: self.readout_units[-1] + 1]):
+            h = unit.hand_on(unit(h))
+            if i in self.readout_units:
+                out.append(h.flatten(1))
+        return torch.cat(out, 1)
+
+    @torch.no_grad()
+    def goodness_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, classes): summed goodness of the readout layers with each candidate label embedded."""
+        h = self.labels.embed_all(x)
+        total = torch.zeros(h.shape[0], device=x.device)
+        for i, unit in enumerate(self.units[: self.readout_units[-1] + 1]):
+            y = unit(h)
+            if i in self.readout_units:
+                total += unit.goodness.fn(y.float())
+            h = unit.hand_on(y)
+        return total.view(x.shape[0], self.num_classes)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, readout: str) -> torch.Tensor:
+        if readout == "goodness":
+            return self.goodness_scores(x).argmax(1)
+        if readout == "linear" and self.linear is not None:
+            return self.linear(self.features(self.labels.embed_neutral(x))).argmax(1)
+        raise ValueError(f"this network has no {readout!r} readout")
+
+    def readouts(self) -> list[str]:
+        return ["goodness"] + (["linear"] if self.linear is not None else [])
+
+    def costs(self):
+        return [u.cost() for u in self.units]

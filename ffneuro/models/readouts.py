@@ -1,0 +1,28 @@
+"""The linear readout: a classifier on detached FF features, trained alongside with its own Adam."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LinearReadout(nn.Module):
+    """One linear layer, cross-entropy, its own optimiser; gradients never reach the FF units."""
+
+    def __init__(self, in_features: int, num_classes: int, lr: float):
+        super().__init__()
+        self.linear = nn.Linear(in_features, num_classes)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features)
+
+    def train_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(self(features.detach()), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr

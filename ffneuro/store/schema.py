@@ -1,0 +1,71 @@
+"""Names, versions and small helpers shared by the run-file writer and reader (see docs/run-schema.md)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from ..errors import RunFileError
+
+SCHEMA_NAME = "ffneuro.run"
+SCHEMA_VERSION = 1
+
+#: Root groups with a fixed meaning; everything else at the root was written by ``write_group``.
+RESERVED_GROUPS = frozenset({"config", "environment", "accounting", "metrics", "weights"})
+#: Dataset names used as dimension scales (and the per-unit subgroup of /metrics).
+EPOCH, UNIT, UNITS = "epoch", "unit", "units"
+WEIGHT_SETS = ("final", "best")
+FINISH_STATUSES = ("complete", "failed", "interrupted")
+
+
+def escape(name: str) -> str:
+    """Make a key usable as one HDF5 link name: '%' and '/' are percent-encoded, dots are kept."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def unescape(name: str) -> str:
+    """Invert :func:`escape`."""
+    return name.replace("%2F", "/").replace("%25", "%")
+
+
+def utc_now() -> str:
+    """Current time as an ISO-8601 UTC string, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_attrs(group: h5py.Group, values: dict[str, Any]) -> None:
+    """Store ``values`` as attr "json" (authoritative) and mirror each top-level key as an attr for browsing.
+
+    Numbers and strings are mirrored as themselves; anything else (None, bools, lists, dicts) as its JSON text.
+    """
+    group.attrs["json"] = json.dumps(values, sort_keys=True)
+    for key, value in values.items():
+        if key == "json":
+            continue
+        if isinstance(value, str):
+            group.attrs[key] = str(value)  # str subclasses (torch's version string) become plain str
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            group.attrs[key] = value
+        else:
+            group.attrs[key] = json.dumps(value, sort_keys=True)
+
+
+def check_header(f: h5py.File, path: Path) -> int:
+    """Raise RunFileError unless ``f`` is an ffneuro run this version can read; return its schema version."""
+    schema = f.attrs.get("schema")
+    if schema is None:
+        raise RunFileError(f"{path}: not an ffneuro run file (no 'schema' attribute)")
+    if schema != SCHEMA_NAME:
+        raise RunFileError(f"{path}: not an ffneuro run file (schema {schema!r}, expected {SCHEMA_NAME!r})")
+    version = int(f.attrs.get("schema_version", -1))
+    if version > SCHEMA_VERSION:
+        raise RunFileError(
+            f"{path}: run file schema version {version} is newer than this ffneuro supports "
+            f"({SCHEMA_VERSION}); upgrade ffneuro to read it"
+        )
+    if version < 1:
+        raise RunFileError(f"{path}: run file has an invalid schema_version {version}")
+    return version

@@ -1,0 +1,5 @@
+"""Training: the loop shared by FF and BP, device choice and environment capture."""
+from .device import environment, pick_device
+from .trainer import Recorder, Summary, Trainer
+
+__all__ = ["Recorder", "Summary", "Trainer", "environment", "pick_device"]

@@ -1,0 +1,186 @@
+"""The training loop shared by FF and BP: batches, schedule, per-epoch evaluation, run recording."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..config import RunConfig
+from ..data import Dataset, split_train_val
+from ..models import FFNet, build_model
+from .device import pick_device
+
+log = logging.getLogger(__name__)
+
+TRAIN_EVAL_SIZE = 1000  # train accuracy per epoch is measured on this many (fixed) training images
+
+
+class Recorder(Protocol):
+    """Where a run's results go (the HDF5 RunWriter satisfies this)."""
+
+    def append_epoch(self, scalars: dict, per_unit: dict | None = None) -> None: ...
+    def save_weights(self, which: str, state: dict, *, epoch: int) -> None: ...
+    def write_group(self, name: str, values: dict, attrs: dict | None = None) -> None: ...
+
+
+class Progress(Protocol):
+    def start(self, label: str, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def finish(self) -> None: ...
+
+
+class _Silent:
+    def start(self, label, total): pass
+    def advance(self, n=1): pass
+    def finish(self): pass
+
+
+@dataclass
+class Split:
+    """One part of the data on the device: uint8 images (scaled per batch) and labels."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, device: torch.device) -> "Split":
+        return cls(torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y).to(device))
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[idx].float().div_(255.0), self.y[idx]
+
+
+@dataclass
+class Summary:
+    """What a finished run reports: accuracies per readout on each split, timing, epochs."""
+
+    epochs: int
+    wall_time_s: float
+    train_images: int
+    val: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    best_epoch: int = 0
+    best_val: float = float("nan")
+
+
+class Trainer:
+    """Builds the model from a config and trains it, recording every epoch."""
+
+    def __init__(self, config: RunConfig, data: Dataset):
+        self.config = config
+        self.device = pick_device(config.device)
+        torch.manual_seed(config.seed)
+        x_tr, y_tr, x_val, y_val = split_train_val(data.x_train, data.y_train, config.val_size)
+        if config.train_limit is not None:
+            x_tr, y_tr = x_tr[: config.train_limit], y_tr[: config.train_limit]
+        self.train = Split.of(x_tr, y_tr, self.device)
+        self.val = Split.of(x_val, y_val, self.device)
+        self.test = Split.of(data.x_test, data.y_test, self.device)
+        self.model = build_model(config, data.image_shape, data.num_classes).to(self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+
+    @property
+    def is_ff(self) -> bool:
+        return isinstance(self.model, FFNet)
+
+    def unit_names(self) -> list[str]:
+        return [c.name for c in self.model.costs()]
+
+    def accounting(self) -> dict[str, list]:
+        rows = [c.as_dict() for c in self.model.costs()]
+        return {k: [r[k] for r in rows] for k in rows[0] if k != "name"}
+
+    def evaluate(self, split: Split, readouts: list[str] | None = None, limit: int | None = None) -> dict[str, float]:
+        """Accuracy of each readout on (the first ``limit`` samples of) a split."""
+        n = len(split) if limit is None else min(limit, len(split))
+        readouts = readouts or self.model.readouts()
+        if n == 0:
+            return {r: float("nan") for r in readouts}
+        bs = self.config.eval_batch_size
+        if self.is_ff:  # the goodness readout runs every class at once: keep its batch the same size
+            bs = max(1, bs // self.model.num_classes)
+        self.model.eval()
+        correct = dict.fromkeys(readouts, 0)
+        for start in range(0, n, bs):
+            x, y = split.batch(slice(start, min(start + bs, n)))
+            for r in readouts:
+                correct[r] += int((self.model.predict(x, r) == y).sum())
+        return {r: c / n for r, c in correct.items()}
+
+    def _train_epoch(self, epoch: int, progress: Progress) -> tuple[dict, dict]:
+        cfg, model = self.config, self.model
+        lr = cfg.lr_at(epoch, cfg.lr)
+        model.set_lr(lr, cfg.lr_at(epoch, cfg.linear_lr))
+        model.train()
+        order = torch.randperm(len(self.train), generator=self.generator, device=self.device)
+        batches = range(0, len(order), cfg.batch_size)
+        progress.start(f"epoch {epoch + 1}/{cfg.epochs}", len(batches))
+        unit_sums, loss_sum = None, torch.zeros((), device=self.device)
+        for start in batches:
+            x, y = self.train.batch(order[start: start + cfg.batch_size])
+            if self.is_ff:
+                stats, linear_loss = model.train_batch(x, y, self.generator)
+                unit_sums = stats if unit_sums is None else [a + b for a, b in zip(unit_sums, stats)]
+                if linear_loss is not None:
+                    loss_sum += linear_loss
+            else:
+                loss_sum += model.train_batch(x, y)
+            progress.advance()
+        progress.finish()
+        nb = len(batches)
+        scalars = {"lr": lr, "train_loss": float(loss_sum) / nb}
+        per_unit = {}
+        if unit_sums is not None:
+            keys = ("loss", "goodness_pos", "goodness_neg", "disc_acc")
+            per_unit = {k: [float(v) / nb for v in col] for k, col in zip(keys, zip(*(s.values() for s in unit_sums)))}
+        return scalars, per_unit
+
+    def run(self, recorder: Recorder | None = None, progress: Progress | None = None) -> Summary:
+        """Train for ``config.epochs``, evaluate validation each epoch, test once at the end."""
+        cfg, progress = self.config, progress or _Silent()
+        summary = Summary(epochs=cfg.epochs, wall_time_s=0.0, train_images=len(self.train))
+        t0 = time.perf_counter()
+        for epoch in range(cfg.epochs):
+            t_epoch = time.perf_counter()
+            scalars, per_unit = self._train_epoch(epoch, progress)
+            train_time = time.perf_counter() - t_epoch
+            val = self.evaluate(self.val)
+            train_acc = self.evaluate(self.train, limit=TRAIN_EVAL_SIZE)
+            scalars.update({f"val_acc_{r}": a for r, a in val.items()})
+            scalars.update({f"train_acc_{r}": a for r, a in train_acc.items()})
+            summary.wall_time_s = time.perf_counter() - t0
+            scalars.update(epoch_train_time_s=train_time, wall_time_s=summary.wall_time_s,
+                           images_per_s=len(self.train) / train_time)
+            summary.val = val
+            score = max(val.values())
+            improved = not score <= summary.best_val  # NaN-safe: the first epoch always counts
+            if improved:
+                summary.best_val, summary.best_epoch = score, epoch + 1
+            log.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, cfg.epochs,
+                     "  ".join(f"val {r} {a:.4f}" for r, a in val.items()), train_time)
+            if recorder is not None:
+                recorder.append_epoch(scalars, per_unit or None)
+                state = self.state_dict()
+                recorder.save_weights("final", state, epoch=epoch + 1)
+                if improved:
+                    recorder.save_weights("best", state, epoch=epoch + 1)
+        summary.test = self.evaluate(self.test)
+        summary.wall_time_s = time.perf_counter() - t0
+        log.info("test  %s", "  ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
+        if recorder is not None:
+            recorder.write_group("test", {f"acc_{r}": a for r, a in summary.test.items()},
+                                 attrs={"weights": "final", "images": len(self.test)})
+        return summary
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})

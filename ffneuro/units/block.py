@@ -1,0 +1,49 @@
+"""The layer both FF units and the BP baseline are made of: conv → ReLU (→ pool)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+POOLS = ("none", "max", "avg")
+
+
+def rms_normalize(y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """y / sqrt(mean(y²)) per sample, no mean subtraction: hides a layer's goodness from the next."""
+    rms = y.flatten(1).pow(2).mean(1).add(eps).sqrt()
+    return y / rms.view(-1, *([1] * (y.dim() - 1)))
+
+
+class ConvBlock(nn.Module):
+    """Stride-1 'same' conv and ReLU; ``pool`` (2×2) is applied by :meth:`pool_out` after goodness."""
+
+    def __init__(self, in_shape: tuple[int, int, int], filters: int, kernel: int, pool: str = "none"):
+        super().__init__()
+        if pool not in POOLS:
+            raise ConfigError(f"unknown pool {pool!r}; valid: {', '.join(POOLS)}")
+        if kernel < 1 or kernel % 2 == 0:
+            raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {kernel}")
+        c, h, w = in_shape
+        if pool != "none" and (h < 2 or w < 2):
+            raise ConfigError(f"cannot pool a {h}×{w} map; use fewer pooled layers")
+        self.in_shape = (c, h, w)
+        self.filters, self.kernel, self.pool = filters, kernel, pool
+        self.conv = nn.Conv2d(c, filters, kernel, padding=kernel // 2)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        """Shape handed to the next layer (after pooling)."""
+        _, h, w = self.in_shape
+        return (self.filters, h // 2, w // 2) if self.pool != "none" else (self.filters, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Activations of this layer's neurons (before pooling): what goodness is measured on."""
+        return torch.relu(self.conv(x))
+
+    def pool_out(self, y: torch.Tensor) -> torch.Tensor:
+        if self.pool == "max":
+            return nn.functional.max_pool2d(y, 2)
+        if self.pool == "avg":
+            return nn.functional.avg_pool2d(y, 2)
+        return y

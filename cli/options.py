@@ -6,7 +6,7 @@ import functools
 import click
 
 from ffneuro.config import ALGOS, DEVICES, READOUTS
-from ffneuro.goodness import GOODNESS
+from ffneuro.goodness import GOODNESS, LOSSES
 from ffneuro.labels import LABELS
 from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS
@@ -23,6 +23,7 @@ MODEL_OPTIONS = [
     ("--labels", "labels", click.Choice(LABELS.names()), "how the label is written into the image"),
     ("--label-strength", "label_strength", click.FloatRange(0.0, 1.0), "K, the weight of the label pattern"),
     ("--goodness", "goodness", click.Choice(GOODNESS.names()), "sumsq: Σy² − #neurons (paper); meansq: mean y² − 1"),
+    ("--loss", "loss", click.Choice(LOSSES.names()), "bce: the paper's; symba: each image's positive vs its negative"),
     ("--theta", "theta", float, "goodness threshold θ (default: the goodness function's)"),
     ("--train-first-layer/--freeze-first-layer", "train_first_layer", None, "the paper leaves layer 1 untrained"),
     ("--readout-from", "readout_from", click.IntRange(min=1), "first layer (1-based) feeding the readouts"),
@@ -33,7 +34,7 @@ MODEL_OPTIONS = [
     ("--lr", "lr", click.FloatRange(min=0.0, min_open=True), "Adam learning rate of every unit (BP: of the network)"),
     ("--linear-lr", "linear_lr", click.FloatRange(min=0.0, min_open=True), "Adam learning rate of the linear readout"),
     ("--cooldown-start", "cooldown_start", click.FloatRange(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
-    ("--seed", "seed", int, "random seed (runs are deterministic on CPU)"),
+    ("--seed", "seed", click.IntRange(0, 2**63 - 1), "random seed (runs are deterministic on CPU)"),
     ("--device", "device", click.Choice(DEVICES), "where to compute"),
     ("--precision", "precision", click.Choice(PRECISIONS), "bf16 autocast for conv/linear; fp32 weights"),
     ("--train-limit", "train_limit", click.IntRange(min=1), "use only the first N training images"),

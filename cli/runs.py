@@ -4,14 +4,27 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
+import os
+from pathlib import Path
 
 import click
 import numpy as np
 
+from ffneuro.errors import RunFileError
 from ffneuro.store import RunRecord, find_runs, read_run
 
 from .options import json_option
+from .util import jsonable
+
+log = logging.getLogger("ffneuro.cli")
+
+
+def _best(values: np.ndarray) -> float:
+    """Largest non-NaN value; NaN when there is none (no warning for all-NaN columns)."""
+    finite = values[~np.isnan(values)] if len(values) else values
+    return float(finite.max()) if len(finite) else float("nan")
 
 
 def _fmt(value) -> str:
@@ -20,23 +33,9 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.generic,)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _summary(rec: RunRecord) -> dict:
     test = {k.removeprefix("acc_"): v for k, v in rec.groups.get("test", {}).items() if k.startswith("acc_")}
-    val = {k.removeprefix("val_acc_"): float(np.nanmax(v)) if len(v) else float("nan")
+    val = {k.removeprefix("val_acc_"): _best(np.asarray(v, dtype=float))
            for k, v in rec.metrics.items() if k.startswith("val_acc_")}
     return {"run": str(rec.path), "status": rec.status, "preset": rec.config.get("preset"),
             "dataset": rec.config.get("dataset"), "algo": rec.config.get("algo"),
@@ -59,9 +58,15 @@ def runs():
 def list_cmd(directory, as_json):
     """List the ffneuro runs in DIRECTORY (default: runs/)."""
     found, skipped = find_runs(directory)
-    summaries = [_summary(read_run(p)) for p in found]
+    summaries = []
+    for p in found:  # a run whose header is fine but whose body is damaged is skipped, not fatal
+        try:
+            summaries.append(_summary(read_run(p)))
+        except RunFileError as exc:
+            log.debug("skipping %s", exc)
+            skipped.append(p)
     if as_json:
-        click.echo(json.dumps({"runs": _jsonable(summaries), "skipped": [str(p) for p in skipped]}, indent=2))
+        click.echo(json.dumps({"runs": jsonable(summaries), "skipped": [str(p) for p in skipped]}, indent=2))
         return
     if not summaries:
         click.echo(f"no ffneuro runs in {directory}")
@@ -73,7 +78,7 @@ def list_cmd(directory, as_json):
                          " ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "-"])
         click.echo(_table(rows))
     for p in skipped:
-        click.echo(f"skipped (not an ffneuro run): {p}", err=True)
+        click.echo(f"skipped (not a readable ffneuro run): {p}", err=True)
 
 
 @runs.command("show")
@@ -84,7 +89,7 @@ def show_cmd(run_file, as_json):
     rec = read_run(run_file)
     last = {k: v[-1].item() for k, v in rec.metrics.items() if len(v)}
     if as_json:
-        click.echo(json.dumps(_jsonable({
+        click.echo(json.dumps(jsonable({
             **_summary(rec), "created": rec.created, "config": rec.config, "environment": rec.environment,
             "units": rec.unit_names, "accounting": rec.accounting, "last_epoch": last,
             "groups": {k: v for k, v in rec.groups.items()},
@@ -117,18 +122,38 @@ def _epoch_rows(rec: RunRecord) -> list[dict]:
     return rows
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 @runs.command("export")
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("--out", type=click.File("w"), default="-", help="file to write (default: stdout)")
-def export_cmd(run_file, fmt, out):
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="file to write (default: stdout)")
+@click.option("--force", is_flag=True, help="overwrite an existing --out file")
+def export_cmd(run_file, fmt, out, force):
     """Export a run's per-epoch metrics as CSV or JSON."""
     rows = _epoch_rows(read_run(run_file))
     if fmt == "json":
-        out.write(json.dumps(_jsonable(rows), indent=2) + "\n")
+        text = json.dumps(jsonable(rows), indent=2, allow_nan=False) + "\n"
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["epoch"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buf.getvalue()
+    if out is None or str(out) == "-":
+        click.echo(text, nl=False)
         return
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["epoch"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    out.write(buf.getvalue())
+    if _same_file(out, Path(run_file)):
+        raise RunFileError(f"--out {out} is the run file itself; refusing to overwrite it")
+    if out.exists() and not force:
+        raise RunFileError(f"{out} exists; pass --force to overwrite")
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        raise RunFileError(f"cannot write {out}: {exc.strerror or exc}") from exc

@@ -1,21 +1,21 @@
 """``ffneuro train``: build a config, train FF or BP, record the run in HDF5."""
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from pathlib import Path
 
 import click
 
-from ffneuro.data import load_dataset
-from ffneuro.errors import RunFileError
+from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.presets import resolve_config
 from ffneuro.store import RunWriter
 from ffneuro.train import Trainer, environment
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
+from .util import echo_json, load_data
 
 log = logging.getLogger("ffneuro.cli")
 
@@ -25,51 +25,84 @@ def default_out(config) -> Path:
     return Path("runs") / f"{config.preset or config.dataset}-{config.algo}-s{config.seed}-{stamp}.h5"
 
 
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an --out that cannot be written, before any data is loaded (so bad paths fail fast)."""
+    if out.is_dir():
+        raise RunFileError(f"{out} is a directory; give a file name for --out")
+    if out.exists() and not force:
+        raise RunFileError(f"{out} exists; pass --force to overwrite")
+    # the nearest existing ancestor must be a writable directory (missing folders are created later)
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RunFileError(f"cannot create run file {out}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunFileError(f"cannot create run file {out}: directory {ancestor} is not writable")
+
+
+def _finish(writer: RunWriter, status: str, message: str = "") -> None:
+    """Mark the run ended without letting a failure to do so hide the error that ended it."""
+    try:
+        writer.finish(status, message)
+    except Exception as exc:  # noqa: BLE001  (the original exception is re-raised by the caller)
+        log.warning("could not mark %s as %s: %s", writer.path, status, exc)
+
+
 @click.command()
 @model_options
 @data_dir_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="run file to write (default: runs/<preset>-<algo>-s<seed>-<time>.h5)")
 @click.option("--force", is_flag=True, help="overwrite an existing --out file")
+@click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bars (same as ffneuro -q)")
 @json_option
 @click.pass_context
-def train(ctx, overrides, preset, data_dir, out, force, as_json):
+def train(ctx, overrides, preset, data_dir, out, force, quiet, as_json):
     """Train an FF-CNN (or its BP twin) and store the run in one HDF5 file.
 
     The goodness readout tries every label: one forward pass per class per image.
     """
+    obj = ctx.ensure_object(dict)
+    if quiet:
+        obj["quiet"] = True
+        logging.getLogger().setLevel(logging.WARNING)
     config = resolve_config(preset, overrides)
+    if config.algo == "bp" and config.readout == "goodness":
+        raise ConfigError("--readout goodness needs --algo ff: a BP network has only the linear readout")
     out = out or default_out(config)
-    if out.exists() and not force:
-        raise RunFileError(f"{out} exists; pass --force to overwrite")
-    if out.parent != Path("") and not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(config.dataset, data_dir)
+    check_out(out, force)
+    data = load_data(config.dataset, data_dir)
     trainer = Trainer(config, data)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFileError(f"cannot create run file {out}: {exc.strerror or exc}") from exc
     writer = RunWriter(out, config=config.to_dict(), environment=environment(trainer.device),
                        unit_names=trainer.unit_names(), accounting=trainer.accounting(), force=force)
-    writer.write_group("data", {"name": data.name, "image_shape": list(data.image_shape),
-                                "num_classes": data.num_classes, "train_images": len(trainer.train),
-                                "val_images": len(trainer.val), "test_images": len(trainer.test)})
     log.info("training %s (%s, %d units) on %d %s images -> %s", config.algo.upper(), config.preset or "custom",
              config.layers, len(trainer.train), data.name, out)
     try:
-        summary = trainer.run(writer, BarProgress(not ctx.obj["quiet"]))
+        writer.write_group("data", {"name": data.name, "image_shape": list(data.image_shape),
+                                    "num_classes": data.num_classes, "train_images": len(trainer.train),
+                                    "val_images": len(trainer.val), "test_images": len(trainer.test)})
+        summary = trainer.run(writer, BarProgress(not obj.get("quiet")))
+        writer.write_group("summary", {"best_epoch": summary.best_epoch, "best_val_acc": summary.best_val,
+                                       "wall_time_s": summary.wall_time_s})
     except KeyboardInterrupt:
-        writer.finish("interrupted", "stopped by the user")
+        _finish(writer, "interrupted", "stopped by the user")
+        log.warning("%s: interrupted; the epochs finished so far are kept", out)
         raise
-    except Exception as exc:
-        writer.finish("failed", f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        _finish(writer, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    writer.write_group("summary", {"best_epoch": summary.best_epoch, "best_val_acc": summary.best_val,
-                                   "wall_time_s": summary.wall_time_s})
     writer.finish("complete")
     if as_json:
-        click.echo(json.dumps({
+        echo_json({
             "run": str(out), "algo": config.algo, "dataset": data.name, "epochs": summary.epochs,
             "train_images": summary.train_images, "wall_time_s": round(summary.wall_time_s, 3),
             "best_epoch": summary.best_epoch, "val_acc": summary.val, "test_acc": summary.test,
             "config": config.to_dict(),
-        }, indent=2))
+        })
     else:
         click.echo(f"{out}: test " + ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))

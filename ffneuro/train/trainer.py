@@ -97,10 +97,16 @@ class Trainer:
         rows = [c.as_dict() for c in self.model.costs()]
         return {k: [r[k] for r in rows] for k in rows[0] if k != "name"}
 
+    def readouts(self) -> list[str]:
+        """The readouts ``config.readout`` asks for that the model has (FF always has goodness, so
+        ``--readout linear`` must not pay its one-forward-per-class cost at every evaluation)."""
+        wanted = [r for r in self.model.readouts() if self.config.readout in (r, "both")]
+        return wanted or self.model.readouts()
+
     def evaluate(self, split: Split, readouts: list[str] | None = None, limit: int | None = None) -> dict[str, float]:
-        """Accuracy of each readout on (the first ``limit`` samples of) a split."""
+        """Accuracy of each readout (default: :meth:`readouts`) on (the first ``limit`` samples of) a split."""
         n = len(split) if limit is None else min(limit, len(split))
-        readouts = readouts or self.model.readouts()
+        readouts = readouts or self.readouts()
         if n == 0:
             return {r: float("nan") for r in readouts}
         bs = self.config.eval_batch_size

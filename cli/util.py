@@ -1,0 +1,47 @@
+"""Helpers shared by the commands: strict JSON output and dataset loading with one-line errors."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import click
+import numpy as np
+
+from ffneuro.data import load_dataset
+from ffneuro.errors import DataError, FFNeuroError, UnknownNameError
+
+
+def jsonable(value):
+    """Plain JSON types: numpy arrays and scalars as lists and numbers, NaN and ±inf as ``null``."""
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def echo_json(value) -> None:
+    """Print ``value`` as strict JSON (no NaN literals) on stdout."""
+    click.echo(json.dumps(jsonable(value), indent=2, allow_nan=False))
+
+
+def load_data(name: str, data_dir: str | os.PathLike | None):
+    """:func:`ffneuro.data.load_dataset`, with any unexpected reading failure reported as a DataError.
+
+    The loaders turn the usual problems into DataError themselves; this catches what slips through
+    (e.g. an empty or half-written file that the parser rejects with EOFError) so that bad data is
+    reported as bad data, not as an internal error.
+    """
+    try:
+        return load_dataset(name, data_dir)
+    except (FFNeuroError, UnknownNameError, KeyboardInterrupt):
+        raise
+    except (OSError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot load dataset {name}: {type(exc).__name__}: {exc}") from exc

@@ -41,8 +41,9 @@ def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = {"quiet": quiet, "verbose": verbose}
 
 
-from . import evaluate, runs, train  # noqa: E402  (commands register themselves on ``main``)
+from . import evaluate, hw, runs, train  # noqa: E402
 
 main.add_command(train.train)
 main.add_command(evaluate.eval_cmd)
 main.add_command(runs.runs)
+main.add_command(hw.hw)

@@ -16,7 +16,7 @@ from ffneuro.errors import RunFileError
 from ffneuro.store import RunRecord, find_runs, read_run
 
 from .options import json_option
-from .util import jsonable
+from .util import jsonable, table
 
 log = logging.getLogger("ffneuro.cli")
 
@@ -40,11 +40,6 @@ def _summary(rec: RunRecord) -> dict:
     return {"run": str(rec.path), "status": rec.status, "preset": rec.config.get("preset"),
             "dataset": rec.config.get("dataset"), "algo": rec.config.get("algo"),
             "epochs": f"{rec.epochs_done}/{rec.config.get('epochs')}", "best_val_acc": val, "test_acc": test}
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 @click.group()
@@ -76,7 +71,7 @@ def list_cmd(directory, as_json):
             rows.append([s["run"], s["status"], s["algo"], s["dataset"], s["epochs"],
                          " ".join(f"{k}={_fmt(v)}" for k, v in s["best_val_acc"].items()),
                          " ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "-"])
-        click.echo(_table(rows))
+        click.echo(table(rows))
     for p in skipped:
         click.echo(f"skipped (not a readable ffneuro run): {p}", err=True)
 
@@ -104,7 +99,7 @@ def show_cmd(run_file, as_json):
     rows = [["unit", *rec.accounting]]
     rows += [[name, *(str(rec.accounting[k][i]) for k in rec.accounting)] for i, name in enumerate(rec.unit_names)]
     click.echo("  accounting (per sample):")
-    click.echo("\n".join("    " + line for line in _table(rows).splitlines()))
+    click.echo("\n".join("    " + line for line in table(rows).splitlines()))
     if last:
         click.echo("  last epoch: " + ", ".join(f"{k}={_fmt(v)}" for k, v in last.items()))
     click.echo("  test: " + (", ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "not evaluated"))

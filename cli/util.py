@@ -45,3 +45,9 @@ def load_data(name: str, data_dir: str | os.PathLike | None):
         raise
     except (OSError, EOFError, ValueError) as exc:
         raise DataError(f"cannot load dataset {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def table(rows: list[list[str]]) -> str:
+    """Left-aligned plain-text columns; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

@@ -102,6 +102,16 @@ class RunWriter:
             tmp.unlink(missing_ok=True)
         log.info("created run file %s", self.path)
 
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> "RunWriter":
+        """A writer on an existing run (e.g. to add the profiler's results); refuses anything else."""
+        from .reader import read_run  # the reader validates the header and the required groups
+
+        record = read_run(path)
+        writer = cls.__new__(cls)
+        writer.path, writer.unit_names = Path(path), list(record.unit_names)
+        return writer
+
     def _initialise(self, f: h5py.File, config: dict, environment: dict, accounting: dict[str, list]) -> None:
         f.attrs.update(
             schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, ffneuro_version=_ffneuro_version(),

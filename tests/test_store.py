@@ -56,7 +56,7 @@ def test_round_trip(run_path: Path):
         run.weights("other")
 
 
-def test_h5py_only_layout(run_path: Path):
+def testh5py_only_layout(run_path: Path):
     with h5py.File(run_path, "r") as f:
         assert f.attrs["schema"] == SCHEMA_NAME
         assert f["config"].attrs["seed"] == "null" and f["config"].attrs["lr"] == 0.03
@@ -159,20 +159,15 @@ def test_xarray_view(run_path: Path):
 
 
 def test_reopen_adds_a_group_to_a_finished_run_and_refuses_non_runs(tmp_path):
-    import h5py as _h5py
-
-    from ffneuro.errors import RunFileError as _RunFileError
-    from ffneuro.store import RunWriter as _RunWriter, read_run as _read_run
-
     path = tmp_path / "r.h5"
-    w = _RunWriter(path, config={"a": 1}, environment={}, unit_names=["u1"], accounting={"params": [3]})
+    w = RunWriter(path, config={"a": 1}, environment={}, unit_names=["u1"], accounting={"params": [3]})
     w.append_epoch({"loss": 1.0})
     w.finish("complete")
-    _RunWriter.reopen(path).write_group("profile", {"energy_j": 2.5}, attrs={"hw": "loihi"})
-    rec = _read_run(path)
+    RunWriter.reopen(path).write_group("profile", {"energy_j": 2.5}, attrs={"hw": "loihi"})
+    rec = read_run(path)
     assert rec.groups["profile"]["energy_j"] == 2.5 and rec.status == "complete" and rec.epochs_done == 1
     other = tmp_path / "other.h5"
-    with _h5py.File(other, "w") as f:
+    with h5py.File(other, "w") as f:
         f["x"] = 1
-    with pytest.raises(_RunFileError):
-        _RunWriter.reopen(other)
+    with pytest.raises(RunFileError):
+        RunWriter.reopen(other)

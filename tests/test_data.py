@@ -353,3 +353,15 @@ def test_real_mnist():
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
     assert ds.y_train.shape == (60000,) and ds.y_test.shape == (10000,)
     assert set(np.unique(ds.y_train)) == set(range(10)) and set(np.unique(ds.y_test)) == set(range(10))
+
+
+def test_dataset_shape_table_matches_the_loaders():
+    from ffneuro.data import DATASETS, dataset_shape
+    from ffneuro.data.loading import SHAPES
+
+    synthetic = load_dataset("synthetic")
+    assert dataset_shape("synthetic") == (synthetic.image_shape, synthetic.num_classes)
+    assert dataset_shape("cifar100") == ((3, 32, 32), 100)
+    assert set(DATASETS.names()) == set(SHAPES)  # every registered dataset has a known shape
+    with pytest.raises(UnknownNameError):
+        dataset_shape("imagenet")

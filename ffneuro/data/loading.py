@@ -20,3 +20,23 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
 def dataset_names() -> list[str]:
     """Every accepted dataset name: the registered ones plus the ``npz:PATH`` form."""
     return [*DATASETS.names(), f"{PREFIX}PATH"]
+
+
+# (C, H, W) and class count of each registered dataset, so a network can be built and profiled
+# without reading its files.
+SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "mnist": ((1, 28, 28), 10),
+    "fashion-mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+    "synthetic": ((1, 16, 16), 10),
+}
+
+
+def dataset_shape(name: str) -> tuple[tuple[int, int, int], int]:
+    """Image shape (C, H, W) and number of classes of ``name``; ``npz:PATH`` reads the file."""
+    if name.startswith(PREFIX):
+        data = load_npz(name)
+        return data.image_shape, data.num_classes
+    DATASETS.get(name)  # an unknown name lists the valid ones
+    return SHAPES[name]

@@ -14,14 +14,6 @@ from ffneuro.registry import UnknownNameError
 from ffneuro.units import rms_normalize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The CI box has 2 shared cores; intra-op threads only thrash on these tiny tensors."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # Two samples of shape (1, 2, 2): squares sum to 1+4+9+16=30 and 0+0+0+4=4.
 Y = torch.tensor([[[[1.0, -2.0], [3.0, 4.0]]],
                   [[[0.0, 0.0], [0.0, -2.0]]]])

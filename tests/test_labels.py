@@ -14,14 +14,6 @@ from ffneuro.labels.onehot import OneHotCorner
 from ffneuro.registry import UnknownNameError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The CI box has 2 shared cores; intra-op threads only thrash on these tiny tensors."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def images(n=3, shape=(1, 8, 8), seed=0):
     return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed))

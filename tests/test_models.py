@@ -10,14 +10,6 @@ from ffneuro.config import RunConfig
 from ffneuro.models import BPNet, FFNet, build_model, conv_stack
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The CI box has 2 shared cores; intra-op threads only thrash on these tiny tensors."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SHAPE = (1, 8, 8)
 CLASSES = 4

@@ -11,14 +11,6 @@ from ffneuro.models import FFNet
 from ffneuro.units import ConvBlock, FFUnit, UnitStats, rms_normalize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The CI box has 2 shared cores; intra-op threads only thrash on these tiny tensors."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def make_unit(in_shape=(1, 8, 8), filters=4, kernel=3, pool="none", goodness="meansq", theta=None,
               trainable=True, lr=1e-2, seed=0):

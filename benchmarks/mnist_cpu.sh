@@ -7,7 +7,9 @@ data=${1:?usage: mnist_cpu.sh DATA_DIR [OUT_DIR]}
 out=${2:-benchmarks/out}
 mkdir -p "$out"
 for algo in ff bp; do
-  ffneuro -q train --preset mnist-small --algo "$algo" --data-dir "$data" \
+  # BP gets the usual Adam lr for end-to-end training; FF keeps the preset's larger one.
+  lr=(); [ "$algo" = bp ] && lr=(--lr 1e-3)
+  ffneuro -q train --preset mnist-small --algo "$algo" "${lr[@]}" --data-dir "$data" \
     --out "$out/mnist-small-$algo.h5" --force --json > "$out/mnist-small-$algo.json"
   python - "$out/mnist-small-$algo.json" <<'PY'
 import json, sys

@@ -41,9 +41,11 @@ def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = {"quiet": quiet, "verbose": verbose}
 
 
-from . import evaluate, hw, runs, train  # noqa: E402
+from . import compare, evaluate, hw, profile, runs, train  # noqa: E402
 
 main.add_command(train.train)
 main.add_command(evaluate.eval_cmd)
 main.add_command(runs.runs)
 main.add_command(hw.hw)
+main.add_command(profile.profile)
+main.add_command(compare.compare)

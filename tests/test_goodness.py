@@ -115,3 +115,72 @@ def test_rms_normalize_preserves_sign_pattern_and_zeros():
 def test_rms_normalize_all_zero_sample_stays_finite():
     out = rms_normalize(torch.zeros(2, 3))
     assert torch.isfinite(out).all() and torch.equal(out, torch.zeros(2, 3))
+
+
+# --- the goodness autograd function (lean backward) -------------------------------------------------
+
+def _autograd_reference(fn):
+    return (lambda y: y.flatten(1).pow(2).sum(1)) if fn is sum_squares else (lambda y: y.flatten(1).pow(2).mean(1))
+
+
+@pytest.mark.parametrize("fn", [sum_squares, mean_squares])
+@pytest.mark.parametrize("shape", [(3, 2, 4, 4), (5, 7)])
+def test_goodness_values_and_gradients_equal_autograds_bit_for_bit(fn, shape):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(*shape, generator=g).relu().requires_grad_(True)
+    w = torch.randn(shape[0], generator=g)
+    out = fn(y)
+    ref_out = _autograd_reference(fn)(y)
+    assert torch.equal(out, ref_out)
+    (grad,) = torch.autograd.grad((out * w).sum(), y)
+    (ref,) = torch.autograd.grad((ref_out * w).sum(), y)
+    assert torch.equal(grad, ref)
+
+
+@pytest.mark.parametrize("fn", [sum_squares, mean_squares])
+def test_goodness_gradcheck_float64(fn):
+    y = torch.randn(3, 2, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    assert torch.autograd.gradcheck(fn, (y,))
+    assert torch.autograd.gradgradcheck(fn, (y,))  # the backward is built from differentiable ops
+
+
+@pytest.mark.parametrize("fn", [sum_squares, mean_squares])
+def test_goodness_under_autocast_bf16(fn):
+    """ff_logits measures goodness on y.float(); the gradient flows back to the bf16 activations."""
+    gen = torch.Generator().manual_seed(2)
+    conv = torch.nn.Conv2d(1, 3, 3, padding=1)
+    x = torch.rand(4, 1, 6, 6, generator=gen)
+    goodness = GOODNESS.get("sumsq" if fn is sum_squares else "meansq")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = torch.relu(conv(x))
+        logit = ff_logits(y, goodness, 0.0)
+    assert y.dtype == torch.bfloat16 and logit.dtype == torch.float32
+    assert torch.equal(logit, _autograd_reference(fn)(y.float()))
+    logit.sum().backward()
+    w_grad = conv.weight.grad.clone()
+    conv.weight.grad = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _autograd_reference(fn)(torch.relu(conv(x)).float()).sum().backward()
+    assert torch.equal(w_grad, conv.weight.grad)
+
+
+def test_ff_logits_makes_no_copy_of_fp32_activations():
+    """In fp32, y.float() is y itself: the goodness saves the ReLU output autograd already holds."""
+    y = torch.rand(2, 3, 4, 4).requires_grad_(True)
+    act = y * 1.0
+    logit = ff_logits(act, GOODNESS.get("sumsq"), 1.0)
+    saved = logit.grad_fn.next_functions[0][0].saved_tensors   # (goodness − θ) → the goodness node
+    assert len(saved) == 1 and saved[0].data_ptr() == act.data_ptr()
+
+
+def test_goodness_backward_allocates_one_full_size_tensor():
+    from torch.profiler import ProfilerActivity, profile
+    y = torch.rand(8, 16, 10, 10).requires_grad_(True)
+    full = y.numel() * y.element_size()
+    for fn in (sum_squares, mean_squares):
+        out = fn(y).sum()
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            torch.autograd.grad(out, y)
+        allocs = [e.nbytes() for e in prof.profiler.kineto_results.events()
+                  if e.name() == "[memory]" and e.nbytes() >= full]
+        assert allocs == [full], (fn.__name__, allocs)

@@ -146,6 +146,22 @@ def test_ff_train_batch_learns_a_tiny_fixed_batch():
     assert lin.item() < math.log(CLASSES)
 
 
+def test_ff_train_batch_runs_each_unit_on_one_2n_tensor_of_positives_then_negatives():
+    """Every unit trains on one tensor: N positive embeddings, then N negatives (no per-unit cat), and
+    hands the next unit its output for all 2N rows."""
+    from ffneuro.labels import random_wrong_labels
+    net, ref = ff_net(readout="goodness"), ff_net(readout="goodness")
+    x, y = images(4), torch.arange(4)
+    stats, _ = net.train_batch(x, y, torch.Generator().manual_seed(7))
+    wrong = random_wrong_labels(y, CLASSES, torch.Generator().manual_seed(7))
+    h = torch.cat([ref.labels.embed(x, y), ref.labels.embed(x, wrong)])
+    for unit, unit_stats in zip(ref.units, stats):
+        assert h.shape[0] == 8
+        h, s = unit.train_step(h, 4)
+        assert torch.equal(torch.stack(s.values()), torch.stack(unit_stats.values()))
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), ref.parameters()))
+
+
 def test_build_model_picks_the_class():
     assert isinstance(build_model(config(algo="ff"), SHAPE, CLASSES), FFNet)
     assert isinstance(build_model(config(algo="bp"), SHAPE, CLASSES), BPNet)

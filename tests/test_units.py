@@ -6,21 +6,26 @@ import torch
 
 from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError
-from ffneuro.goodness import GOODNESS, ff_loss
+from ffneuro.goodness import GOODNESS, LOSSES, ff_loss
 from ffneuro.models import FFNet
 from ffneuro.units import ConvBlock, FFUnit, UnitStats, rms_normalize
 
 
 
 def make_unit(in_shape=(1, 8, 8), filters=4, kernel=3, pool="none", goodness="meansq", theta=None,
-              trainable=True, lr=1e-2, seed=0):
+              trainable=True, lr=1e-2, seed=0, loss="bce"):
     torch.manual_seed(seed)
     return FFUnit("u", ConvBlock(in_shape, filters, kernel, pool), GOODNESS.get(goodness), theta,
-                  trainable=trainable, lr=lr)
+                  trainable=trainable, lr=lr, loss=loss)
 
 
 def batch(n=4, shape=(1, 8, 8), seed=0, scale=1.0):
     return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+def pos_neg(x_pos: torch.Tensor, x_neg: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The one 2N-row tensor a unit trains on (positives first) and the number of positives."""
+    return torch.cat([x_pos, x_neg]), x_pos.shape[0]
 
 
 def tiny_net(**overrides) -> FFNet:
@@ -89,7 +94,7 @@ def test_frozen_unit_has_no_optimizer_and_does_not_change():
     assert not any(p.requires_grad for p in unit.parameters())
     before = snapshot(unit)
     for _ in range(3):
-        unit.train_step(batch(seed=1), batch(seed=2))
+        unit.train_step(*pos_neg(batch(seed=1), batch(seed=2)))
     assert unchanged(unit, before)
     assert all(p.grad is None for p in unit.parameters())
 
@@ -97,7 +102,7 @@ def test_frozen_unit_has_no_optimizer_and_does_not_change():
 def test_trainable_unit_changes_its_parameters():
     unit = make_unit()
     before = snapshot(unit)
-    unit.train_step(batch(seed=1), batch(seed=2))
+    unit.train_step(*pos_neg(batch(seed=1), batch(seed=2)))
     assert all_changed(unit, before)
 
 
@@ -105,8 +110,8 @@ def test_trainable_unit_changes_its_parameters():
 def test_train_step_outputs_carry_no_graph(trainable):
     unit = make_unit(trainable=trainable)
     x_pos = batch(seed=1).requires_grad_(True)  # even a graph-carrying input must not leak through
-    out_pos, out_neg, stats = unit.train_step(x_pos, batch(seed=2))
-    for t in (out_pos, out_neg, *stats.values()):
+    out, stats = unit.train_step(*pos_neg(x_pos, batch(seed=2)))
+    for t in (out, *stats.values()):
         assert not t.requires_grad and t.grad_fn is None
     assert x_pos.grad is None
 
@@ -114,11 +119,11 @@ def test_train_step_outputs_carry_no_graph(trainable):
 def test_train_step_outputs_are_pooled_rms_normalised_hand_on():
     unit = make_unit(pool="max", trainable=False)
     x_pos, x_neg = batch(seed=1), batch(3, seed=2)
-    out_pos, out_neg, _ = unit.train_step(x_pos, x_neg)
-    assert out_pos.shape == (4, 4, 4, 4) and out_neg.shape == (3, 4, 4, 4)
+    out, _ = unit.train_step(*pos_neg(x_pos, x_neg))
+    assert out.shape == (7, 4, 4, 4)                       # positives first, then negatives, in order
     with torch.no_grad():
-        expected = rms_normalize(torch.nn.functional.max_pool2d(unit(x_pos), 2))
-    assert torch.allclose(out_pos, expected, atol=1e-6)
+        expected = [rms_normalize(torch.nn.functional.max_pool2d(unit(x), 2)) for x in (x_pos, x_neg)]
+    assert torch.allclose(out[:4], expected[0], atol=1e-6) and torch.allclose(out[4:], expected[1], atol=1e-6)
 
 
 def test_train_step_stats_match_hand_computation():
@@ -127,7 +132,7 @@ def test_train_step_stats_match_hand_computation():
     with torch.no_grad():
         g_pos = unit(x_pos).flatten(1).pow(2).sum(1)
         g_neg = unit(x_neg).flatten(1).pow(2).sum(1)
-    _, _, stats = unit.train_step(x_pos, x_neg)
+    _, stats = unit.train_step(*pos_neg(x_pos, x_neg))
     assert stats.loss.item() == pytest.approx(ff_loss(g_pos - 5.0, g_neg - 5.0).item(), rel=1e-5)
     assert stats.goodness_pos.item() == pytest.approx(g_pos.mean().item(), rel=1e-5)
     assert stats.goodness_neg.item() == pytest.approx(g_neg.mean().item(), rel=1e-5)
@@ -138,9 +143,31 @@ def test_train_step_stats_match_hand_computation():
 def test_train_step_learns_to_separate_positives_from_negatives():
     unit = make_unit(lr=2e-2, theta=0.5, seed=3)
     x_pos, x_neg = batch(8, seed=1, scale=1.0), batch(8, seed=2, scale=0.2)
-    losses = [unit.train_step(x_pos, x_neg)[2].loss.item() for _ in range(30)]
+    x, n = pos_neg(x_pos, x_neg)
+    losses = [unit.train_step(x, n)[1].loss.item() for _ in range(30)]
     assert losses[-1] < 0.7 * losses[0]
-    assert unit.train_step(x_pos, x_neg)[2].disc_acc.item() == 1.0
+    assert unit.train_step(x, n)[1].disc_acc.item() == 1.0
+
+
+@pytest.mark.parametrize("goodness", ["sumsq", "meansq"])
+@pytest.mark.parametrize("loss", ["bce", "symba"])
+def test_train_step_on_one_2n_tensor_matches_separate_passes_with_autograds_goodness(goodness, loss):
+    """The 2N-row step and the lean goodness backward change no result: the same as two separate
+    passes with ``y.pow(2).sum/mean`` and plain autograd (up to the conv's rounding over N vs 2N rows)."""
+    unit, ref = (make_unit(pool="max", goodness=goodness, loss=loss, theta=2.0) for _ in range(2))
+    x_pos, x_neg = batch(seed=1), batch(seed=2)
+    reduce = (lambda t: t.pow(2).sum(1)) if goodness == "sumsq" else (lambda t: t.pow(2).mean(1))
+    for _ in range(3):
+        y_pos, y_neg = ref(x_pos), ref(x_neg)
+        ref_loss = LOSSES.get(loss)(reduce(y_pos.flatten(1)) - 2.0, reduce(y_neg.flatten(1)) - 2.0)
+        ref.optimizer.zero_grad(set_to_none=True)
+        ref_loss.backward()
+        ref.optimizer.step()
+        out, stats = unit.train_step(*pos_neg(x_pos, x_neg))
+        assert stats.loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
+        assert torch.allclose(out, torch.cat([ref.hand_on(y_pos), ref.hand_on(y_neg)]), atol=1e-6)
+        for p, q in zip(unit.parameters(), ref.parameters()):  # Adam's step is lr-sized even for a tiny
+            assert torch.allclose(p, q, atol=1e-5)              # gradient: conv rounding over 2N vs N rows
 
 
 def test_set_lr_updates_optimizer_and_is_noop_when_frozen():
@@ -169,7 +196,7 @@ def test_train_step_of_one_unit_touches_no_other_unit(k):
     with torch.no_grad():
         for unit in net.units[:k]:
             h_pos, h_neg = unit.hand_on(unit(h_pos)), unit.hand_on(unit(h_neg))
-    net.units[k].train_step(h_pos, h_neg)
+    net.units[k].train_step(*pos_neg(h_pos, h_neg))
     for i, unit in enumerate(net.units):
         if i == k:
             assert all_changed(unit, before[i])

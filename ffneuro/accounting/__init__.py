@@ -1,58 +1,62 @@
 """Analytic op and memory accounting from layer shapes: pure functions, no tensors.
 
-MACs are multiply-accumulates (1 MAC = 2 FLOPs for conv/linear); counts are per sample unless the
-name says otherwise. The profiler turns these into energy and latency for a hardware target.
+MACs are multiply-accumulates of conv/linear layers (1 MAC = 2 FLOPs); every other arithmetic op is
+counted separately as ``elementwise_ops``; ``flops = 2 * macs + elementwise_ops``. Counts are per
+batch unless the name or :meth:`NetworkCost.per_sample` says otherwise. The model (what is counted,
+what is assumed) is documented in ``docs/accounting.md``; the profiler turns these counts into
+energy, latency and locality for a hardware target.
+
+* :mod:`.specs`: :class:`LayerSpec`, :class:`LinearSpec` and how to get them from a config or model
+* :mod:`.phases`: per-unit, per-phase ops and bytes of FF training, BP training and inference
+* :mod:`.memory`: resident state, per-unit activations and the peak of a training step
+* :mod:`.unit_cost`: the per-unit summary recorded in the run file (``UnitCost``)
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from .memory import (
+    SCHEMES,
+    MemoryCost,
+    bp_memory,
+    bp_peak_training_bytes,
+    ff_memory,
+    ff_peak_training_bytes,
+    inference_peak_bytes,
+)
+from .ops import (
+    BYTES_PER_ELEMENT,
+    ELEMENT_BITS,
+    MASTER_PRECISION,
+    conv2d_macs,
+    flops,
+    linear_macs,
+    nbytes,
+)
+from .phases import (
+    CATEGORIES,
+    WORKLOADS,
+    NetworkCost,
+    PhaseCost,
+    Traffic,
+    UnitPhases,
+    bp_training_costs,
+    ff_training_costs,
+    inference_costs,
+)
+from .specs import (
+    LayerSpec,
+    LinearSpec,
+    conv_stack_specs,
+    head_spec,
+    layer_specs,
+    readout_spec,
+    specs_from_model,
+)
+from .unit_cost import UnitCost, conv_unit_cost
 
-BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
-
-
-def conv2d_macs(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int) -> int:
-    """MACs of one conv forward for one sample (zero padding counted, as dense hardware does)."""
-    return c_out * h_out * w_out * c_in * kernel * kernel
-
-
-def linear_macs(in_features: int, out_features: int) -> int:
-    return in_features * out_features
-
-
-@dataclass(frozen=True)
-class UnitCost:
-    """Static, per-sample costs of one FF unit (a conv layer with its local loss)."""
-
-    name: str
-    params: int
-    param_bytes: int
-    activation_elems: int       # output neurons (pre-pool) the unit produces per sample
-    activation_bytes: int       # bytes to hold them at the run's precision
-    macs_forward: int           # one forward pass
-    macs_weight_grad: int       # dL/dW of one pass (FF needs no input gradient)
-    macs_input_grad: int        # dL/dx of one pass (only backprop needs it)
-    trainable: bool
-
-    @property
-    def macs_ff_train(self) -> int:
-        """FF training per sample: forward of positive and negative, weight gradient of both."""
-        return 2 * self.macs_forward + (2 * self.macs_weight_grad if self.trainable else 0)
-
-    def macs_inference(self, num_classes: int, readout: str) -> int:
-        """Linear readout: one forward; goodness readout: one forward per candidate class."""
-        return self.macs_forward * (num_classes if readout == "goodness" else 1)
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "macs_ff_train": self.macs_ff_train}
-
-
-def conv_unit_cost(name: str, in_shape: tuple[int, int, int], filters: int, kernel: int,
-                   *, bias: bool = True, trainable: bool = True, precision: str = "fp32") -> UnitCost:
-    """Costs of a stride-1 'same' conv with ``filters`` outputs on an input of ``in_shape`` (C, H, W)."""
-    c_in, h, w = in_shape
-    nbytes = BYTES_PER_ELEMENT[precision]
-    params = filters * c_in * kernel * kernel + (filters if bias else 0)
-    macs = conv2d_macs(c_in, filters, kernel, h, w)
-    return UnitCost(name=name, params=params, param_bytes=params * 4, activation_elems=filters * h * w,
-                    activation_bytes=filters * h * w * nbytes, macs_forward=macs, macs_weight_grad=macs,
-                    macs_input_grad=macs, trainable=trainable)
+__all__ = [
+    "BYTES_PER_ELEMENT", "CATEGORIES", "ELEMENT_BITS", "MASTER_PRECISION", "SCHEMES", "WORKLOADS",
+    "LayerSpec", "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
+    "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs", "conv_stack_specs",
+    "conv_unit_cost", "ff_memory", "ff_peak_training_bytes", "ff_training_costs", "flops", "head_spec",
+    "inference_costs", "inference_peak_bytes", "layer_specs", "linear_macs", "nbytes", "readout_spec", "specs_from_model",
+]

@@ -5,6 +5,7 @@ logit is ``goodness(y) - theta``; a unit is trained with binary cross-entropy on
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -14,14 +15,39 @@ import torch.nn.functional as F
 from ..registry import Registry
 
 
+class _SumSquares(torch.autograd.Function):
+    """Per-sample ``Σ y² / count`` with a lean backward.
+
+    Autograd's ``y.flatten(1).pow(2).sum(1)`` backward builds ``grad * (2 * y.pow(1))``: three
+    full-size tensors (``mean`` adds a fourth, its expanded ``grad / count``). Here ``2 / count`` is
+    folded into the per-sample gradient (N values) and the backward makes one full-size tensor, the
+    gradient itself. Only ``y`` is saved, which ReLU already keeps alive (for the fp32 goodness of bf16
+    activations it is ``ff_logits``' fp32 copy, which ``pow`` saved too). Forward and backward do the
+    same roundings as the autograd expressions, so values and gradients are bit-identical.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, count: int) -> torch.Tensor:
+        ctx.save_for_backward(y)
+        ctx.count = count
+        g = y.flatten(1).pow(2).sum(1)
+        return g if count == 1 else g / count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (y,) = ctx.saved_tensors
+        per_sample = (grad if ctx.count == 1 else grad / ctx.count) * 2.0   # N values, not N × neurons
+        return y * per_sample.view(-1, *([1] * (y.dim() - 1))).to(y.dtype), None
+
+
 def sum_squares(y: torch.Tensor) -> torch.Tensor:
     """Σ y² over all neurons of each sample (the paper's goodness)."""
-    return y.flatten(1).pow(2).sum(1)
+    return _SumSquares.apply(y, 1)
 
 
 def mean_squares(y: torch.Tensor) -> torch.Tensor:
     """mean y² over all neurons of each sample; independent of layer size."""
-    return y.flatten(1).pow(2).mean(1)
+    return _SumSquares.apply(y, math.prod(y.shape[1:]))
 
 
 @dataclass(frozen=True)
@@ -39,7 +65,8 @@ GOODNESS.register("meansq")(Goodness("meansq", mean_squares, lambda neurons: 1.0
 
 
 def ff_logits(y: torch.Tensor, goodness: Goodness, theta: float) -> torch.Tensor:
-    """Per-sample FF logit ``goodness(y) - θ``, computed in fp32 for stability."""
+    """Per-sample FF logit ``goodness(y) - θ``, computed in fp32 for stability (``y.float()`` is a no-op,
+    no copy, when ``y`` is already fp32)."""
     return goodness.fn(y.float()) - theta
 
 

@@ -49,12 +49,14 @@ class FFNet(nn.Module):
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[list[UnitStats], torch.Tensor | None]:
         """One FF step: every unit updates on its own loss, then the linear readout on neutral features."""
-        h_pos = self.labels.embed(x, y)
-        h_neg = self.labels.embed(x, random_wrong_labels(y, self.num_classes, generator))
+        # positives and negatives stay one tensor of 2N rows (positives first) through every unit
+        h = torch.cat([self.labels.embed(x, y),
+                       self.labels.embed(x, random_wrong_labels(y, self.num_classes, generator))])
         stats = []
         for unit in self.units:
-            h_pos, h_neg, s = unit.train_step(h_pos, h_neg)
+            h, s = unit.train_step(h, x.shape[0])
             stats.append(s)
+        del h  # the last unit's output: nothing reads it, so free it before the readout runs
         linear_loss = None
         if self.linear is not None:
             with torch.no_grad():

@@ -1,4 +1,12 @@
 """Turns op and memory accounting into energy, latency and locality estimates for hardware targets."""
+from .energy import (
+    ActionCounts,
+    ActionEnergies,
+    EnergyBreakdown,
+    action_energies,
+    dynamic_energy,
+    latency,
+)
 from .hardware import (
     BASES,
     KINDS,
@@ -20,10 +28,33 @@ from .hardware import (
     shipped_profiles,
     validate_file,
 )
+from .locality import (
+    Mapping,
+    Placement,
+    UnitMapping,
+    classify,
+    map_units,
+    mapping_style,
+)
+from .report import (
+    PROFILED,
+    ProfileReport,
+    UnitEstimate,
+    WorkloadEstimate,
+    format_report,
+    format_si,
+    profile_config,
+    profile_network,
+)
 
 __all__ = [
     "BASES", "KINDS", "MEMORY_LEVELS", "PRECISION_BITS", "SCOPES",
     "ClockSpec", "ComputeSpec", "CoreSpec", "HardwareProfile", "HardwareProfileError", "InterconnectSpec",
     "MemorySpec", "NeuroSpec", "PowerSpec", "Quantity", "UnknownProfileError",
     "load_profile", "shipped_profiles", "validate_file",
+    # estimates
+    "PROFILED", "ActionCounts", "ActionEnergies", "EnergyBreakdown", "Mapping", "Placement", "ProfileReport",
+    "UnitEstimate", "UnitMapping", "WorkloadEstimate", "action_energies", "classify", "dynamic_energy",
+    "format_report", "format_si", "latency", "map_units", "mapping_style", "profile_config", "profile_network",
 ]
+# sparsity needs torch; import it as ffneuro.profiler.sparsity (measure_sparsity, effective_macs)

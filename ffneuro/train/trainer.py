@@ -17,6 +17,7 @@ from .device import pick_device
 log = logging.getLogger(__name__)
 
 TRAIN_EVAL_SIZE = 1000  # train accuracy per epoch is measured on this many (fixed) training images
+ACTIVITY_SIZE = 1000    # activation sparsity (for the profiler) is measured on this many held-out images
 
 
 class Recorder(Protocol):
@@ -183,7 +184,20 @@ class Trainer:
         if recorder is not None:
             recorder.write_group("test", {f"acc_{r}": a for r, a in summary.test.items()},
                                  attrs={"weights": "final", "images": len(self.test)})
+            split, name = (self.val, "val") if len(self.val) else (self.test, "test")
+            activity = self.activity(split)
+            recorder.write_group("activity", activity.to_dict(),
+                                 attrs={"split": name, "images": min(ACTIVITY_SIZE, len(split)),
+                                        "embedding": "positive" if self.is_ff else "none"})
         return summary
+
+    def activity(self, split: Split):
+        """Zero fraction of each unit's input and neurons on held-out images: the sparsity an
+        event-driven target would exploit. FF units see the true label embedded, as in training."""
+        from ..profiler.sparsity import measure_activity
+
+        x, y = split.batch(slice(0, min(ACTIVITY_SIZE, len(split))))
+        return measure_activity(self.model, x, y if self.is_ff else None)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}

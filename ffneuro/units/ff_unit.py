@@ -62,10 +62,14 @@ class FFUnit(nn.Module):
     def logits(self, y: torch.Tensor) -> torch.Tensor:
         return ff_logits(y, self.goodness, self.theta)
 
-    def train_step(self, x_pos: torch.Tensor, x_neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, UnitStats]:
-        """One local update on a batch of positives and negatives; returns their hand-on outputs."""
-        n = x_pos.shape[0]
-        x = torch.cat([x_pos.detach(), x_neg.detach()])  # one conv call for both passes
+    def train_step(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, UnitStats]:
+        """One local update on ``x``: its first ``n`` rows are positives, the rest negatives.
+
+        Positives and negatives travel as one tensor through the whole FF step (one conv call for
+        both passes, and no per-unit ``torch.cat`` copy); returns the hand-on output of all rows, in
+        the same order, and the step's statistics.
+        """
+        x = x.detach()
         with torch.set_grad_enabled(self.trainable):
             y = self(x)
             logit = self.logits(y)
@@ -75,11 +79,12 @@ class FFUnit(nn.Module):
                 loss.backward()
                 self.optimizer.step()
         with torch.no_grad():
-            g = logit.detach() + self.theta
+            logit = logit.detach()
+            g = logit + self.theta
             stats = UnitStats(loss.detach(), g[:n].mean(), g[n:].mean(),
-                              discrimination_accuracy(logit[:n].detach(), logit[n:].detach()))
+                              discrimination_accuracy(logit[:n], logit[n:]))
             out = self.hand_on(y)
-        return out[:n], out[n:], stats
+        return out, stats
 
     def cost(self) -> UnitCost:
         return conv_unit_cost(self.name, self.block.in_shape, self.block.filters, self.block.kernel,

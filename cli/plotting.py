@@ -1,0 +1,61 @@
+"""PNG figures of profiler results; matplotlib is optional (``pip install 'ffneuro[plot]'``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ffneuro.errors import FFNeuroError
+
+TERMS = ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "static_j")
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise FFNeuroError("plotting needs matplotlib: pip install 'ffneuro[plot]' (or pip install matplotlib)") from None
+    return plt
+
+
+def plot_comparison(reports, path: Path, title: str = "") -> None:
+    """Left: per-unit energy by term for FF and BP training on the first target that trains.
+    Right: energy per sample of FF/BP training and both inference readouts on every target (log scale)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    first = next((r for r in reports if r["ff_train"].supported), None)
+    if first is not None:
+        bars, labels = [], []
+        for workload, tag in (("ff_train", "FF"), ("bp_train", "BP")):
+            for u in first[workload].per_unit:
+                bars.append([getattr(u.energy, t) for t in TERMS])
+                labels.append(f"{tag} {u.unit}")
+        data = np.array(bars) * 1e6
+        bottom = np.zeros(len(bars))
+        for i, term in enumerate(TERMS):
+            left.bar(labels, data[:, i], bottom=bottom, label=term.removesuffix("_j").replace("_", "-"))
+            bottom += data[:, i]
+        left.set_ylabel("energy per training sample (µJ)")
+        left.set_title(f"per-unit training energy on {first.target}")
+        left.tick_params(axis="x", rotation=45)
+        left.legend(fontsize=8)
+    workloads = (("ff_train", "FF train"), ("bp_train", "BP train"), ("infer_linear", "infer linear"),
+                 ("infer_goodness", "infer goodness"))
+    x = np.arange(len(reports))
+    width = 0.8 / len(workloads)
+    for i, (w, label) in enumerate(workloads):
+        values = [r[w].energy_j * 1e6 if r[w].supported and r[w].energy_j else np.nan for r in reports]
+        right.bar(x + (i - 1.5) * width, values, width, label=label)
+    right.set_xticks(x, [r.target for r in reports])
+    right.set_yscale("log")
+    right.set_ylabel("energy per sample (µJ, log)")
+    right.set_title("FF vs BP across targets (missing bar: not supported)")
+    right.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

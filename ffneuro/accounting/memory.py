@@ -1,0 +1,430 @@
+"""Training memory: what is resident, what each unit holds, and the peak of one training step.
+
+Two schemes:
+
+``"pytorch"`` (default) replays, tensor by tensor, what this package's FFNet/BPNet ``train_batch``
+allocate and free under autograd, so the peak can be compared with
+``torch.cuda.max_memory_allocated``. It counts the tensors autograd saves (conv: its input and
+weight; ReLU: its output; max-pool: its input and int64 indices; the RMS norm: its input, the rms and
+the squared input's base; FF's goodness: its input, which is the ReLU output itself in fp32), the
+forward temporaries (the conv output until ReLU has run, the squared activations of goodness and
+norm), the backward temporaries of the elementwise ops (FF's goodness backward makes one full-size
+tensor, the gradient itself; BP's norm makes four in its ``div`` backward and four in its ``mean`` /
+``pow`` backward), FF's one ``torch.cat`` of the embedded positive and negative images (the 2N rows
+then travel through every unit without another copy), the bf16 copies autocast makes, and Adam's
+foreach temporary (one tensor the size of the optimiser's parameters). ``backend="cpu"`` adds the
+channel-blocked copies oneDNN makes for a conv weight gradient (what the CPU allocator tests see);
+the default ``"cuda"`` leaves out cuDNN workspaces, and neither counts allocator rounding (see
+docs/accounting.md).
+
+``"minimal"`` keeps only what the algorithm must hold with fused kernels: FF, the largest unit's
+input (positives and negatives), its neurons (saved for the backward) and its output; BP, every
+stored activation of every layer plus the gradient in flight at the largest layer.
+
+Both add the resident state: all parameters, their gradients and Adam's two moments (fp32), and the
+input batch.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from .ops import INDEX_BYTES, MASTER_PRECISION, nbytes
+from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
+
+SCHEMES = ("pytorch", "minimal")
+BACKENDS = ("cuda", "cpu")
+ONEDNN_BLOCK = 8  # oneDNN's channel block on AVX2 (16 on AVX-512)
+LABEL_BYTES = 8  # int64 class labels
+
+
+@dataclass(frozen=True)
+class MemoryCost:
+    """Training memory of one step, in bytes (``pytorch`` scheme: fp32 or bf16 only).
+
+    ``peak_bytes`` is everything live at the step's peak (resident state included);
+    ``working_bytes = peak_bytes - resident_bytes`` is the rise above the steady state between steps,
+    i.e. what ``max_memory_allocated() - memory_allocated()`` measures around a step after warm-up.
+    ``activation_bytes`` is, per unit, what it holds for its backward pass (FF: its input and its
+    neurons for positives and negatives; BP: its saved input, ReLU output, pooled map and indices, rms).
+    """
+
+    algo: str
+    scheme: str
+    batch: int
+    precision: str
+    param_bytes: int
+    grad_bytes: int
+    optimizer_bytes: int
+    input_bytes: int
+    activation_bytes: tuple[int, ...]
+    units: tuple[str, ...]
+    peak_bytes: int
+    peak_at: str
+
+    @property
+    def resident_bytes(self) -> int:
+        return self.param_bytes + self.grad_bytes + self.optimizer_bytes + self.input_bytes
+
+    @property
+    def working_bytes(self) -> int:
+        return self.peak_bytes - self.resident_bytes
+
+    @property
+    def peak_training_bytes(self) -> int:
+        return self.peak_bytes
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["activation_bytes"] = list(self.activation_bytes)
+        d["units"] = list(self.units)
+        d.update(resident_bytes=self.resident_bytes, working_bytes=self.working_bytes)
+        return d
+
+
+class _Timeline:
+    """Live tensors by name; ``mark`` records the total when it is a new maximum."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, int] = {}
+        self.peak, self.peak_at = 0, ""
+
+    def alloc(self, name: str, size: int) -> None:
+        if size:
+            self.live[name] = self.live.get(name, 0) + int(size)
+
+    def free(self, *names: str) -> None:
+        for name in names:
+            self.live.pop(name, None)
+
+    def mark(self, where: str) -> None:
+        total = sum(self.live.values())
+        if total > self.peak:
+            self.peak, self.peak_at = total, where
+
+
+def _check(scheme: str, precision: str, backend: str = "cuda") -> None:
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown memory scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
+    if scheme == "pytorch" and precision not in ("fp32", "bf16"):
+        raise ValueError(f"training memory is modelled for fp32 and bf16, got {precision!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if backend == "cpu" and precision != "fp32":
+        raise ValueError("the CPU (oneDNN) replay is modelled for fp32 only")
+
+
+def _onednn_weight_grad(t: _Timeline, s: LayerSpec, rows: int, where: str) -> None:
+    """CPU only: oneDNN computes a conv weight gradient on channel-blocked copies of the conv input and
+    of dL/d(conv output) (channels rounded up to the block), into a blocked dW reordered afterwards."""
+    _, h, w = s.in_shape
+    blocked = lambda c: -(-c // ONEDNN_BLOCK) * ONEDNN_BLOCK
+    t.alloc("dnn_src", nbytes(rows * blocked(s.in_shape[0]) * h * w, "fp32"))
+    t.alloc("dnn_diff_dst", nbytes(rows * blocked(s.filters) * h * w, "fp32"))
+    t.alloc("dnn_dw", nbytes(s.params, "fp32"))
+    t.mark(where + "conv backward (oneDNN)")
+    t.free("dnn_src", "dnn_diff_dst", "dnn_dw")
+
+
+def _resident(t: _Timeline, specs: Sequence[LayerSpec | LinearSpec], batch: int, image_elems: int,
+              master: str) -> tuple[int, int, int, int]:
+    params = sum(nbytes(s.params, master) for s in specs)
+    trained = [s for s in specs if s.trainable]
+    grads = sum(nbytes(s.params, master) for s in trained)
+    optim = 2 * grads
+    inputs = nbytes(batch * image_elems, "fp32") + batch * LABEL_BYTES
+    t.alloc("params", params)
+    t.alloc("optimizer", optim)
+    for s in trained:
+        t.alloc(f"grad:{s.name}", nbytes(s.params, master))
+    t.alloc("batch", inputs)
+    return params, grads, optim, inputs
+
+
+def _adam(t: _Timeline, params: int, where: str) -> None:
+    t.alloc("adam_tmp", params)   # torch._foreach_sqrt(exp_avg_sqs): one tensor per parameter
+    t.mark(where)
+    t.free("adam_tmp")
+
+
+def _hand_on(t: _Timeline, s: LayerSpec, rows: int, act: str, prefix: str) -> None:
+    """pool_out(y) → .float() → rms_normalize: leaves ``out`` (fp32) alive, frees the temporaries."""
+    f32 = lambda n: nbytes(n, "fp32")
+    p = rows * s.out_elems
+    if s.pool != "none":
+        t.alloc(f"{prefix}pooled", nbytes(p, act))
+        if s.pool == "max":
+            t.alloc(f"{prefix}pool_idx", p * INDEX_BYTES)  # max_pool2d_with_indices, even under no_grad
+            t.mark(f"{prefix}pool")
+            t.free(f"{prefix}pool_idx")
+    if act != "fp32":
+        t.alloc(f"{prefix}pooled32", f32(p))
+    t.alloc(f"{prefix}norm_sq", f32(p))
+    t.mark(f"{prefix}hand-on norm")
+    t.free(f"{prefix}norm_sq")
+    t.alloc(f"{prefix}out", f32(p))
+    t.mark(f"{prefix}hand-on out")
+    t.free(f"{prefix}pooled", f"{prefix}pooled32")
+
+
+def _embed(t: _Timeline, rows: int, image_elems: int, name: str) -> None:
+    """LabelScheme.embed: gather + scale + add, then min-max: about two image-sized temporaries."""
+    size = nbytes(rows * image_elems, "fp32")
+    t.alloc("embed_tmp", 2 * size)
+    t.alloc(name, size)
+    t.mark(f"embed {name}")
+    t.free("embed_tmp")
+
+
+# --------------------------------------------------------------------------------------------------
+# FF
+
+
+def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", *, num_classes: int = 10,
+              linear_readout: bool = False, readout_from: int = 1, goodness: str = "sumsq",
+              scheme: str = "pytorch", master: str = MASTER_PRECISION, backend: str = "cuda") -> MemoryCost:
+    """Memory of one ``FFNet.train_batch``: units run one at a time on one tensor of ``batch``
+    positives and ``batch`` negatives; all units' parameters and optimiser states stay resident.
+    ``goodness`` (sumsq or meansq) no longer changes the PyTorch replay: both share one goodness
+    function whose backward makes a single full-size tensor. ``backend="cpu"`` adds the blocked
+    copies oneDNN makes for a conv weight gradient (fp32 only); ``"cuda"`` leaves out cuDNN's
+    workspace."""
+    _check(scheme, precision, backend)
+    if goodness not in ("sumsq", "meansq"):
+        raise ValueError(f"unknown goodness {goodness!r}; valid: sumsq, meansq")
+    act, rows = precision, 2 * batch
+    specs: list = list(layers)
+    readout = readout_spec(layers, num_classes, readout_from) if linear_readout else None
+    if readout is not None:
+        specs.append(readout)
+    t = _Timeline()
+    image = layers[0].in_elems
+    params, grads, optim, inputs = _resident(t, specs, batch, image, master)
+    held = tuple(nbytes(rows * s.in_elems, "fp32" if scheme == "pytorch" else act) + nbytes(rows * s.neurons, act)
+                 for s in layers)
+    names = tuple(s.name for s in specs)
+    if scheme == "minimal":
+        work = max(nbytes(rows * (s.in_elems + s.neurons + s.out_elems), act) for s in layers)
+        k = max(range(len(layers)), key=lambda i: layers[i].in_elems + layers[i].neurons + layers[i].out_elems)
+        if readout is not None:
+            work = max(work, nbytes(batch * (readout.in_features + readout.out_features), act))
+        return MemoryCost("ff", scheme, batch, precision, params, grads, optim, inputs, held, names,
+                          sum(t.live.values()) + work, layers[k].name)
+
+    f32 = lambda n: nbytes(n, "fp32")
+    _embed(t, batch, image, "h_pos")
+    _embed(t, batch, image, "h_neg")
+    t.alloc("in", f32(rows * image))                     # torch.cat: the 2N rows every unit works on
+    t.mark("embed cat")
+    t.free("h_pos", "h_neg")
+    for s in layers:
+        u = f"{s.name}: "
+        x_in, a, p_params = rows * s.in_elems, rows * s.neurons, nbytes(s.params, master)
+        if act != "fp32":                                # autocast copies of input and weights
+            t.alloc("x16", nbytes(x_in, act))
+            t.alloc("w16", nbytes(s.params, act))
+        t.alloc("conv_out", nbytes(a, act))
+        t.mark(u + "conv")
+        if act != "fp32" and not s.trainable:
+            t.free("x16", "w16")
+        t.alloc("y", nbytes(a, act))                     # ReLU output (saved for ReLU backward)
+        t.mark(u + "relu")
+        t.free("conv_out")
+        if act != "fp32":
+            t.alloc("y32", f32(a))                       # y.float() in ff_logits (saved by goodness; no copy in fp32)
+        t.alloc("sq", f32(a))                            # y.pow(2) before the sum
+        t.mark(u + "goodness")
+        t.free("sq")
+        if s.trainable:
+            t.free(f"grad:{s.name}")                     # zero_grad(set_to_none=True)
+            t.alloc("g_y", f32(a))                       # goodness backward: y * (2·grad/count), one tensor
+            t.mark(u + "goodness backward")
+            t.free("y32")
+            if act != "fp32":
+                t.alloc("g_y16", nbytes(a, act))         # ToCopyBackward to bf16
+                t.free("g_y")
+            t.alloc("g_conv", nbytes(a, act))            # ReLU backward
+            t.mark(u + "relu backward")
+            t.free("g_y", "g_y16")
+            if backend == "cpu":                         # oneDNN's weight gradient works on blocked copies
+                _onednn_weight_grad(t, s, rows, u)
+            t.alloc(f"grad:{s.name}", p_params)          # conv weight and bias gradient (dL/dx not asked for)
+            t.mark(u + "conv backward")
+            t.free("g_conv", "x16", "w16")
+            _adam(t, p_params, u + "update")
+        else:
+            t.free("y32")
+        _hand_on(t, s, rows, act, "")
+        t.mark(u + "hand-on")
+        t.free("in", "y")
+        t.live["in"] = t.live.pop("out")
+    t.free("in")                                         # train_batch drops the last unit's output
+    if readout is not None:
+        # features(embed_neutral(x)) under no_grad, then the readout's own step
+        t.alloc("neutral", f32(batch * image))
+        t.mark("readout: embed")
+        cur = "neutral"
+        for i, s in enumerate(layers):
+            u = f"readout/{s.name}: "
+            if act != "fp32":
+                t.alloc("n_x16", nbytes(batch * s.in_elems, act))
+            t.alloc("n_conv_out", nbytes(batch * s.neurons, act))
+            t.alloc("n_y", nbytes(batch * s.neurons, act))
+            t.mark(u + "relu")
+            t.free("n_conv_out", "n_x16")
+            _hand_on(t, s, batch, act, "n_")
+            t.free("n_y")
+            if not cur.startswith("feat"):
+                t.free(cur)
+            cur = f"feat{i}" if i >= readout_from - 1 else f"neutral{i}"  # the list keeps readout outputs alive
+            t.live[cur] = t.live.pop("n_out")
+        t.mark("readout: features")
+        t.alloc("features", f32(batch * readout.in_features))   # torch.cat
+        t.mark("readout: cat")
+        t.free(cur, *(f"feat{i}" for i in range(len(layers))))
+        t.alloc("logits", 3 * f32(batch * readout.out_features))
+        t.free(f"grad:{readout.name}")
+        t.alloc(f"grad:{readout.name}", nbytes(readout.params, master))
+        t.mark("readout: backward")
+        _adam(t, nbytes(readout.params, master), "readout: update")
+    return MemoryCost("ff", scheme, batch, precision, params, grads, optim, inputs, held, names, t.peak, t.peak_at)
+
+
+def ff_peak_training_bytes(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", **kw) -> int:
+    """Peak bytes of one FF training step (see :func:`ff_memory` for the options)."""
+    return ff_memory(layers, batch, precision, **kw).peak_bytes
+
+
+# --------------------------------------------------------------------------------------------------
+# BP
+
+
+def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", *, num_classes: int = 10,
+              scheme: str = "pytorch", master: str = MASTER_PRECISION, backend: str = "cuda") -> MemoryCost:
+    """Memory of one ``BPNet.train_batch``: the forward stores every layer's activations, the backward
+    walks back through all of them; one Adam holds every parameter. ``backend`` as for
+    :func:`ff_memory`."""
+    _check(scheme, precision, backend)
+    act, n = precision, batch
+    head = head_spec(layers, num_classes)
+    specs = [*layers, head]
+    t = _Timeline()
+    image = layers[0].in_elems
+    params, grads, optim, inputs = _resident(t, specs, batch, image, master)
+    f32 = lambda k: nbytes(k, "fp32")
+    names = tuple(s.name for s in specs)
+    if scheme == "minimal":
+        stored = [nbytes(n * (s.neurons + (s.out_elems if s.pool != "none" else 0) + s.out_elems), act) + f32(n)
+                  for s in layers]
+        in_flight = max(nbytes(n * (s.neurons + s.in_elems), act) for s in layers)
+        held = tuple(nbytes(n * s.in_elems, act) + st - nbytes(n * s.out_elems, act) for s, st in zip(layers, stored))
+        return MemoryCost("bp", scheme, batch, precision, params, grads, optim, inputs, held, names,
+                          sum(t.live.values()) + sum(stored) + in_flight, "backward")
+
+    held = []
+    bf = act != "fp32"
+    # ---- forward (everything below stays saved for the backward unless freed)
+    for i, s in enumerate(layers):
+        u, l = f"{s.name}: ", i + 1
+        a, p = n * s.neurons, n * s.out_elems
+        before = sum(t.live.values())
+        if bf:
+            t.alloc(f"x16_{l}", nbytes(n * s.in_elems, act))
+            t.alloc(f"w16_{l}", nbytes(s.params, act))
+        t.alloc("conv_out", nbytes(a, act))
+        t.mark(u + "conv")
+        t.alloc(f"y_{l}", nbytes(a, act))
+        t.mark(u + "relu")
+        t.free("conv_out")
+        if s.pool != "none":
+            t.alloc(f"p_{l}", nbytes(p, act))
+            if s.pool == "max":
+                t.alloc(f"idx_{l}", p * INDEX_BYTES)
+            t.mark(u + "pool")
+        if bf:
+            t.alloc(f"p32_{l}", f32(p))                 # autocast runs pow in fp32 (saved by pow)
+        t.alloc("sq", f32(p))
+        t.mark(u + "norm")
+        t.free("sq")
+        t.alloc(f"rms_{l}", f32(n))
+        t.alloc(f"h_{l}", f32(p))                        # bf16 / fp32 rms promotes to fp32
+        t.mark(u + "norm out")
+        if bf and l > 1:
+            t.free(f"h_{l - 1}")                         # only its bf16 copy (x16) is saved
+        held.append(sum(t.live.values()) - before)
+    L = len(layers)
+    if bf:
+        t.alloc("hL16", nbytes(n * head.in_features, act))
+        t.alloc("wH16", nbytes(head.params, act))
+        t.free(f"h_{L}")
+    t.alloc("logits", 3 * f32(n * head.out_features))  # logits, log-softmax (saved), loss terms
+    t.mark("head")
+    # ---- backward
+    for s in specs:
+        if s.trainable:
+            t.free(f"grad:{s.name}")                     # zero_grad(set_to_none=True)
+    t.alloc("g", nbytes(n * head.in_features, act))
+    t.alloc(f"grad:{head.name}", nbytes(head.params, master))
+    t.mark("head backward")
+    t.free("logits", f"h_{L}", "hL16", "wH16")
+    for i in reversed(range(L)):
+        s, l = layers[i], i + 1
+        u = f"{s.name} backward: "
+        a, p = n * s.neurons, n * s.out_elems
+        t.alloc("div_bwd", 4 * f32(p))                   # grad/rms, (p/rms)/rms, -grad, their product
+        t.mark(u + "norm (div)")
+        t.free("div_bwd", "g")
+        t.alloc("g_p", f32(p))
+        t.alloc("pow_bwd", 4 * f32(p))                   # mean backward's expand + pow backward's three
+        t.mark(u + "norm (pow)")
+        t.free("pow_bwd", f"rms_{l}", f"p32_{l}")
+        if bf:
+            t.alloc("g_p16", nbytes(p, act))
+            t.free("g_p")
+        if s.pool != "none":
+            t.alloc("g_y", nbytes(a, act))
+            t.mark(u + "pool")
+            t.free("g_p", "g_p16", f"p_{l}", f"idx_{l}")
+        t.alloc("g_conv", nbytes(a, act))
+        t.mark(u + "relu")
+        t.free("g_y", "g_p", "g_p16", f"y_{l}")
+        if l > 1:
+            t.alloc("g", nbytes(n * s.in_elems, act))
+        if backend == "cpu":                             # oneDNN's weight gradient works on blocked copies
+            _onednn_weight_grad(t, s, n, u)
+        t.alloc(f"grad:{s.name}", nbytes(s.params, master))
+        t.mark(u + "conv")
+        t.free("g_conv", f"x16_{l}", f"w16_{l}", f"h_{l - 1}")
+        if bf and l > 1:
+            t.alloc("g32", f32(n * s.in_elems))          # ToCopyBackward back to the fp32 h
+            t.free("g")
+            t.live["g"] = t.live.pop("g32")
+    _adam(t, params, "update")
+    return MemoryCost("bp", scheme, batch, precision, params, grads, optim, inputs, tuple(held), names,
+                      t.peak, t.peak_at)
+
+
+def bp_peak_training_bytes(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", **kw) -> int:
+    """Peak bytes of one BP training step (see :func:`bp_memory` for the options)."""
+    return bp_memory(layers, batch, precision, **kw).peak_bytes
+
+
+# --------------------------------------------------------------------------------------------------
+# inference
+
+
+def inference_peak_bytes(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", *, readout: str,
+                         num_classes: int = 10, readout_from: int = 1, algo: str = "ff",
+                         weight_precision: str = MASTER_PRECISION) -> int:
+    """Peak bytes of classifying ``batch`` images (``"minimal"`` scheme): every parameter, the input
+    batch, and the largest unit's input, neurons and output for all rows at once (the goodness readout
+    runs batch×classes rows); with the linear readout also its gathered features."""
+    rows = batch * (num_classes if readout == "goodness" else 1)
+    lin = None
+    if readout == "linear":
+        lin = head_spec(layers, num_classes) if algo == "bp" else readout_spec(layers, num_classes, readout_from)
+    params = sum(nbytes(s.params, weight_precision) for s in [*layers, *([lin] if lin else [])])
+    work = max(nbytes(rows * (s.in_elems + s.neurons + s.out_elems), precision) for s in layers)
+    if lin is not None:
+        work = max(work, nbytes(rows * (lin.in_features + lin.out_features), precision))
+    return params + nbytes(batch * layers[0].in_elems, "fp32") + work

@@ -1,0 +1,353 @@
+"""Per-unit, per-phase op and traffic counts of FF training, BP training and inference.
+
+Every count is for one batch of ``batch`` samples (FF training handles ``batch`` positives and
+``batch`` negatives); :meth:`NetworkCost.per_sample` divides by ``batch``. Weights are read once per
+pass per batch and updated once per batch, so their per-sample share falls as the batch grows.
+
+Traffic model: the bytes a fused implementation must move through memory, i.e. each kernel (conv +
+bias + ReLU; pool + RMS norm; goodness + loss; the elementwise backward; the weight gradient; Adam)
+reads its operands once and writes its results once. Activations and activation gradients are at the
+run's ``precision``; weights, weight gradients and Adam's two moments at ``master`` (fp32).
+``crossing_read``/``crossing_written`` mark the part of that traffic that crosses a unit's boundary
+(see docs/accounting.md): in FF only a unit's input and its handed-on output; in BP also every
+activation stored for the backward pass and every error signal.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from . import ops
+from .ops import MASTER_PRECISION, nbytes
+from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
+
+CATEGORIES = ("weights", "activations", "errors", "gradients", "optimizer")
+WORKLOADS = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Bytes by what they hold: ``weights``; ``activations``; ``errors`` (gradients of activations, the
+    error signals of backprop); ``gradients`` (of the parameters); ``optimizer`` (Adam's moments)."""
+
+    weights: float = 0
+    activations: float = 0
+    errors: float = 0
+    gradients: float = 0
+    optimizer: float = 0
+
+    @property
+    def total(self) -> float:
+        return sum(getattr(self, c) for c in CATEGORIES)
+
+    @property
+    def parameter_state(self) -> float:
+        """Weights, their gradients and optimiser state: what stays with a unit between steps."""
+        return self.weights + self.gradients + self.optimizer
+
+    @property
+    def activation_traffic(self) -> float:
+        return self.activations + self.errors
+
+    def __add__(self, other: Traffic) -> Traffic:
+        return Traffic(*(getattr(self, c) + getattr(other, c) for c in CATEGORIES))
+
+    def scaled(self, factor: float) -> Traffic:
+        return Traffic(*(getattr(self, c) * factor for c in CATEGORIES))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+@dataclass(frozen=True)
+class PhaseCost:
+    """Ops and bytes of one phase of one unit (for one batch, or per sample after :meth:`scaled`)."""
+
+    phase: str
+    macs: float = 0
+    elementwise_ops: float = 0
+    bytes_read: Traffic = field(default_factory=Traffic)
+    bytes_written: Traffic = field(default_factory=Traffic)
+    crossing_read: float = 0       # of bytes_read: tensors from outside the unit
+    crossing_written: float = 0    # of bytes_written: tensors that leave the unit
+    sparse_macs: float = 0         # of macs: those gated by the unit's input activation (forward, dL/dW)
+
+    @property
+    def flops(self) -> float:
+        """``2 * macs + elementwise_ops``."""
+        return ops.flops(self.macs, self.elementwise_ops)
+
+    @property
+    def bytes_total(self) -> float:
+        return self.bytes_read.total + self.bytes_written.total
+
+    def effective_macs(self, input_zero_fraction: float) -> float:
+        """MACs left when those whose input activation is zero are skipped (NeuroBench's effective MACs)."""
+        return self.macs - self.sparse_macs * input_zero_fraction
+
+    def __add__(self, other: PhaseCost) -> PhaseCost:
+        return PhaseCost(self.phase if self.phase == other.phase else "total",
+                         self.macs + other.macs, self.elementwise_ops + other.elementwise_ops,
+                         self.bytes_read + other.bytes_read, self.bytes_written + other.bytes_written,
+                         self.crossing_read + other.crossing_read, self.crossing_written + other.crossing_written,
+                         self.sparse_macs + other.sparse_macs)
+
+    def scaled(self, factor: float) -> PhaseCost:
+        return PhaseCost(self.phase, self.macs * factor, self.elementwise_ops * factor,
+                         self.bytes_read.scaled(factor), self.bytes_written.scaled(factor),
+                         self.crossing_read * factor, self.crossing_written * factor, self.sparse_macs * factor)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["bytes_read"], d["bytes_written"] = self.bytes_read.to_dict(), self.bytes_written.to_dict()
+        d["flops"] = self.flops
+        return d
+
+
+def _sum(phases: Sequence[PhaseCost], name: str = "total") -> PhaseCost:
+    total = PhaseCost(name)
+    for p in phases:
+        total = total + p
+    return replace(total, phase=name)
+
+
+@dataclass(frozen=True)
+class UnitPhases:
+    """One unit's phases; ``spec`` is its LayerSpec (conv) or LinearSpec (readout/head)."""
+
+    unit: str
+    spec: LayerSpec | LinearSpec
+    phases: tuple[PhaseCost, ...]
+
+    @property
+    def total(self) -> PhaseCost:
+        return _sum(self.phases)
+
+    def phase(self, name: str) -> PhaseCost:
+        for p in self.phases:
+            if p.phase == name:
+                return p
+        raise KeyError(f"{self.unit} has no phase {name!r}; phases: {', '.join(p.phase for p in self.phases)}")
+
+    def scaled(self, factor: float) -> UnitPhases:
+        return UnitPhases(self.unit, self.spec, tuple(p.scaled(factor) for p in self.phases))
+
+    def to_dict(self) -> dict:
+        return {"unit": self.unit, "phases": {p.phase: p.to_dict() for p in self.phases},
+                "total": self.total.to_dict()}
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    """All units of one workload. ``per`` is "batch" (counts for ``batch`` samples) or "sample"."""
+
+    workload: str
+    batch: int
+    precision: str
+    units: tuple[UnitPhases, ...]
+    per: str = "batch"
+
+    @property
+    def total(self) -> PhaseCost:
+        return _sum([u.total for u in self.units])
+
+    @property
+    def macs(self) -> float:
+        return self.total.macs
+
+    def unit(self, name: str) -> UnitPhases:
+        for u in self.units:
+            if u.unit == name:
+                return u
+        raise KeyError(f"no unit {name!r}; units: {', '.join(u.unit for u in self.units)}")
+
+    def per_sample(self) -> NetworkCost:
+        if self.per == "sample":
+            return self
+        return NetworkCost(self.workload, self.batch, self.precision,
+                           tuple(u.scaled(1 / self.batch) for u in self.units), per="sample")
+
+    def to_dict(self) -> dict:
+        return {"workload": self.workload, "batch": self.batch, "precision": self.precision, "per": self.per,
+                "units": [u.to_dict() for u in self.units], "total": self.total.to_dict()}
+
+
+# --------------------------------------------------------------------------------------------------
+# building blocks (all per batch)
+
+
+def _act(n: float, precision: str) -> int:
+    return nbytes(int(n), precision)
+
+
+def _update(spec, master: str) -> PhaseCost:
+    """Adam on every parameter once per batch: read w, g, m, v; write w, m, v."""
+    if not spec.trainable:
+        return PhaseCost("update")
+    p = nbytes(spec.params, master)
+    return PhaseCost("update", elementwise_ops=ops.ADAM_OPS * spec.params,
+                     bytes_read=Traffic(weights=p, gradients=p, optimizer=2 * p),
+                     bytes_written=Traffic(weights=p, optimizer=2 * p))
+
+
+def _conv_forward(name: str, s: LayerSpec, rows: int, precision: str, master: str, extra_ops: int = 0) -> PhaseCost:
+    """conv + bias + ReLU (writes the neurons), then pool + RMS norm (writes the hand-on output)."""
+    per_sample = ((ops.BIAS_OPS if s.bias else 0) + ops.RELU_OPS) * s.neurons \
+        + ops.pool_fwd_ops(s.pool, s.out_elems) + ops.rms_norm_fwd_ops(s.out_elems)
+    return PhaseCost(
+        name, macs=rows * s.macs, elementwise_ops=rows * per_sample + extra_ops,
+        bytes_read=Traffic(weights=nbytes(s.params, master), activations=_act(rows * (s.in_elems + s.neurons), precision)),
+        bytes_written=Traffic(activations=_act(rows * (s.neurons + s.out_elems), precision)),
+        crossing_read=_act(rows * s.in_elems, precision), crossing_written=_act(rows * s.out_elems, precision),
+        sparse_macs=rows * s.macs)
+
+
+def _linear_forward(name: str, s: LinearSpec, rows: int, precision: str, master: str, extra_ops: int = 0) -> PhaseCost:
+    return PhaseCost(
+        name, macs=rows * s.macs, elementwise_ops=rows * (s.out_features if s.bias else 0) + extra_ops,
+        bytes_read=Traffic(weights=nbytes(s.params, master), activations=_act(rows * s.in_features, precision)),
+        bytes_written=Traffic(activations=_act(rows * s.out_features, precision)),
+        crossing_read=_act(rows * s.in_features, precision), sparse_macs=rows * s.macs)
+
+
+def _ce_loss(s: LinearSpec, rows: int, precision: str) -> PhaseCost:
+    return PhaseCost("loss", elementwise_ops=rows * (ops.CE_FWD[0] * s.out_features + ops.CE_FWD[1]),
+                     bytes_read=Traffic(activations=_act(rows * s.out_features, precision)))
+
+
+def _embed_ops(first: LayerSpec, rows: int) -> int:
+    return ops.LABEL_EMBED_OPS * rows * first.in_elems
+
+
+# --------------------------------------------------------------------------------------------------
+# workloads
+
+
+def ff_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: int, precision: str = "fp32",
+                      linear_readout: bool = False, readout_from: int = 1,
+                      master: str = MASTER_PRECISION) -> NetworkCost:
+    """One FF training step (``FFNet.train_batch``) on ``batch`` images: per unit ``forward_pos``,
+    ``forward_neg`` (label embedding charged to unit 1), ``goodness_loss``, ``backward`` (weight gradient
+    only: inputs arrive detached) and ``update``; frozen units have zero backward and update.
+
+    With ``linear_readout`` the step also runs every unit once on the neutral embedding
+    (``forward_neutral``) and trains the readout (``readout``: forward, loss, backward of the weights
+    only, since its features are detached, and update).
+    """
+    n, b, m = batch, precision, master
+    units = []
+    for i, s in enumerate(layers):
+        emb = _embed_ops(s, n) if i == 0 else 0
+        fwd = [_conv_forward("forward_pos", s, n, b, m, emb), _conv_forward("forward_neg", s, n, b, m, emb)]
+        goodness = PhaseCost(
+            "goodness_loss",
+            elementwise_ops=2 * n * (ops.GOODNESS_FWD[0] * s.neurons + ops.GOODNESS_FWD[1] + ops.FF_LOSS_FWD),
+            bytes_read=Traffic(activations=_act(2 * n * s.neurons, b)),
+            bytes_written=Traffic(activations=nbytes(2 * n, "fp32")))
+        if s.trainable:
+            per_sample = ops.FF_LOSS_BWD + ops.GOODNESS_BWD[0] * s.neurons + ops.GOODNESS_BWD[1] \
+                + ops.RELU_OPS * s.neurons + (ops.BIAS_OPS * s.neurons if s.bias else 0)
+            backward = PhaseCost(
+                "backward", macs=2 * n * s.macs, elementwise_ops=2 * n * per_sample,
+                bytes_read=Traffic(activations=_act(2 * n * (s.neurons + s.in_elems), b)),
+                bytes_written=Traffic(gradients=nbytes(s.params, m)), sparse_macs=2 * n * s.macs)
+        else:
+            backward = PhaseCost("backward")
+        phases = [*fwd, goodness, backward, _update(s, m)]
+        if linear_readout:
+            phases.append(_conv_forward("forward_neutral", s, n, b, m, _embed_ops(s, n) if i == 0 else 0))
+        units.append(UnitPhases(s.name, s, tuple(phases)))
+    if linear_readout:
+        r = readout_spec(layers, num_classes, readout_from)
+        backward = PhaseCost(
+            "backward", macs=n * r.macs,
+            elementwise_ops=n * (ops.CE_BWD[0] * r.out_features + ops.CE_BWD[1] + (r.out_features if r.bias else 0)),
+            bytes_read=Traffic(activations=_act(n * r.in_features, b), errors=_act(n * r.out_features, b)),
+            bytes_written=Traffic(gradients=nbytes(r.params, m)), sparse_macs=n * r.macs)
+        units.append(UnitPhases(r.name, r, (_linear_forward("forward", r, n, b, m), _ce_loss(r, n, b),
+                                            backward, _update(r, m))))
+    return NetworkCost("ff_train", batch, precision, tuple(units))
+
+
+def bp_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: int, precision: str = "fp32",
+                      master: str = MASTER_PRECISION) -> NetworkCost:
+    """One BP training step (``BPNet.train_batch``): per layer ``forward``, ``backward_input`` (norm,
+    pool and ReLU backward, then dL/dx; layer 1 computes no dL/dx since the image needs none),
+    ``backward_weight`` and ``update``; the ``head`` likewise with its cross-entropy ``loss``.
+
+    Every activation stored for the backward pass (ReLU output, pooled map, hand-on output) is written
+    and read back across the layer boundary, and every error signal crosses it.
+    """
+    n, b, m = batch, precision, master
+    units = []
+    for i, s in enumerate(layers):
+        stored = s.neurons + (s.out_elems if s.pool != "none" else 0)   # y, and p when pooled (norm backward needs it)
+        fwd = _conv_forward("forward", s, n, b, m)
+        fwd = PhaseCost("forward", fwd.macs, fwd.elementwise_ops, fwd.bytes_read,
+                        Traffic(activations=_act(n * (stored + s.out_elems), b)),
+                        crossing_read=fwd.crossing_read, crossing_written=_act(n * (stored + s.out_elems), b),
+                        sparse_macs=fwd.sparse_macs)
+        first = i == 0
+        ew = ops.rms_norm_bwd_ops(s.out_elems) + ops.pool_bwd_ops(s.pool, s.neurons, s.out_elems) + ops.RELU_OPS * s.neurons
+        back_in = PhaseCost(
+            "backward_input", macs=0 if first else n * s.macs, elementwise_ops=n * ew,
+            bytes_read=Traffic(weights=0 if first else nbytes(s.params, m), activations=_act(n * stored, b),
+                               errors=_act(n * s.out_elems, b)),
+            bytes_written=Traffic(errors=_act(n * (s.neurons + (0 if first else s.in_elems)), b)),
+            crossing_read=_act(n * (stored + s.out_elems), b),
+            crossing_written=0 if first else _act(n * s.in_elems, b))
+        back_w = PhaseCost(
+            "backward_weight", macs=n * s.macs, elementwise_ops=n * (s.neurons if s.bias else 0),
+            bytes_read=Traffic(activations=_act(n * s.in_elems, b), errors=_act(n * s.neurons, b)),
+            bytes_written=Traffic(gradients=nbytes(s.params, m)),
+            crossing_read=_act(n * s.in_elems, b), sparse_macs=n * s.macs)
+        units.append(UnitPhases(s.name, s, (fwd, back_in, back_w, _update(s, m))))
+    h = head_spec(layers, num_classes)
+    fwd = _linear_forward("forward", h, n, b, m)
+    loss = _ce_loss(h, n, b)
+    back_in = PhaseCost(
+        "backward_input", macs=n * h.macs, elementwise_ops=n * (ops.CE_BWD[0] * h.out_features + ops.CE_BWD[1]),
+        bytes_read=Traffic(weights=nbytes(h.params, m), errors=_act(n * h.out_features, b)),
+        bytes_written=Traffic(errors=_act(n * h.in_features, b)), crossing_written=_act(n * h.in_features, b))
+    back_w = PhaseCost(
+        "backward_weight", macs=n * h.macs, elementwise_ops=n * (h.out_features if h.bias else 0),
+        bytes_read=Traffic(activations=_act(n * h.in_features, b), errors=_act(n * h.out_features, b)),
+        bytes_written=Traffic(gradients=nbytes(h.params, m)), crossing_read=_act(n * h.in_features, b),
+        sparse_macs=n * h.macs)
+    units.append(UnitPhases(h.name, h, (fwd, loss, back_in, back_w, _update(h, m))))
+    return NetworkCost("bp_train", batch, precision, tuple(units))
+
+
+def inference_costs(layers: Sequence[LayerSpec], *, readout: str, num_classes: int, batch: int = 1,
+                    precision: str = "fp32", readout_from: int = 1, algo: str = "ff",
+                    master: str = MASTER_PRECISION) -> NetworkCost:
+    """Classifying ``batch`` images.
+
+    ``readout="linear"``: one forward of every unit (FF: on the neutral embedding) and the linear
+    classifier (FF: the readout on layers ``readout_from``..L; BP, ``algo="bp"``: the head).
+    ``readout="goodness"`` (FF only): one forward per candidate class (``num_classes`` passes, run as
+    one batch of batch×classes rows, so weights are read once), the goodness of layers
+    ``readout_from``..L summed, and an argmax.
+    """
+    if readout not in ("linear", "goodness"):
+        raise ValueError(f"unknown readout {readout!r}; valid: linear, goodness")
+    if algo == "bp" and readout != "linear":
+        raise ValueError("the BP network has only the linear readout")
+    passes = num_classes if readout == "goodness" else 1
+    rows, b, m = batch * passes, precision, master
+    units = []
+    for i, s in enumerate(layers):
+        emb = _embed_ops(s, rows) if (i == 0 and algo == "ff") else 0
+        phases = [_conv_forward("forward", s, rows, b, m, emb)]
+        if readout == "goodness" and i >= readout_from - 1:
+            last = i == len(layers) - 1
+            ew = rows * (ops.GOODNESS_FWD[0] * s.neurons + ops.GOODNESS_FWD[1] + 1)  # +1: add into the class score
+            ew += batch * num_classes * ops.ARGMAX_OPS if last else 0
+            phases.append(PhaseCost("goodness", elementwise_ops=ew, bytes_read=Traffic(activations=_act(rows * s.neurons, b))))
+        units.append(UnitPhases(s.name, s, tuple(phases)))
+    if readout == "linear":
+        lin = head_spec(layers, num_classes) if algo == "bp" else readout_spec(layers, num_classes, readout_from)
+        units.append(UnitPhases(lin.name, lin, (_linear_forward("forward", lin, rows, b, m,
+                                                                rows * num_classes * ops.ARGMAX_OPS),)))
+    workload = "bp_infer" if algo == "bp" else f"infer_{readout}"
+    return NetworkCost(workload, batch, precision, tuple(units))

@@ -1,0 +1,201 @@
+"""Energy and latency from action counts, Accelergy-style: ``Σ count × energy per action``.
+
+Actions and the profile entries they are charged at (the run's precision mapped with
+``HardwareProfile.nearest_precision``):
+
+=====================  ==================================================================================
+MAC                    ``compute.<p>.mac`` (on a neuromorphic core: one synaptic op). Event-driven targets
+                       (``kind = "neuromorphic"``) are charged *effective* MACs: forward and weight-gradient
+                       MACs whose input activation is zero are skipped.
+elementwise op         ``compute.<p>.add`` if given, else half a MAC (a MAC is two ops)
+neuron update          ``neuro.neuron_update`` per neuron per forward pass, on neuromorphic targets that give
+                       it (replaces that pass's bias-add and ReLU ops)
+synaptic update        ``neuro.synaptic_update`` per stored synapse per optimiser step, on targets with
+                       ``on_chip_learning`` that give it (replaces Adam's elementwise ops)
+on-core byte           ``memory.on_core`` read/write per byte
+off-core byte          ``memory.off_chip`` if the profile has it, else ``memory.on_chip``, else another
+                       core's ``memory.on_core`` (the tensor is parked in a different core's SRAM)
+interconnect byte      ``interconnect.packet / packet_size``, for bytes a unit sends to another core
+static                 ``power.static`` × latency × chips
+=====================  ==================================================================================
+
+With ``scope = "all_in"`` the compute energy already contains memory, routing and static power: only
+the compute term is summed and the others are reported as 0 (the byte counts are still reported).
+A missing entry contributes nothing and is listed in the estimate's ``unknown``.
+
+Latency of a unit: the slower of compute time and off-core memory time (a roofline). Compute time is
+ops / ``peak_rate`` scaled to the cores the unit occupies (the whole device on a monolithic target),
+or synaptic-op and neuron-update times spread over the unit's cores, or one tick per input on a
+time-stepped chip that gives only ``clock.tick``. Units run one after another, so latencies add.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .hardware import HardwareProfile
+
+ENERGY_TERMS = ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "static_j")
+
+
+@dataclass(frozen=True)
+class EnergyBreakdown:
+    """Joules by where they are spent."""
+
+    compute_j: float = 0.0
+    on_core_j: float = 0.0
+    off_core_j: float = 0.0
+    interconnect_j: float = 0.0
+    static_j: float = 0.0
+
+    @property
+    def total_j(self) -> float:
+        return self.compute_j + self.on_core_j + self.off_core_j + self.interconnect_j + self.static_j
+
+    def __add__(self, other: EnergyBreakdown) -> EnergyBreakdown:
+        return EnergyBreakdown(*(getattr(self, t) + getattr(other, t) for t in ENERGY_TERMS))
+
+    def scaled(self, factor: float) -> EnergyBreakdown:
+        return EnergyBreakdown(*(getattr(self, t) * factor for t in ENERGY_TERMS))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "total_j": self.total_j}
+
+
+@dataclass(frozen=True)
+class ActionEnergies:
+    """Per-action energies (J, J per byte) and rates of one target in one precision; None = not given."""
+
+    target: str
+    native_precision: str
+    scope: str
+    event_driven: bool
+    mac_j: float
+    elementwise_j: float
+    neuron_update_j: float | None
+    synaptic_update_j: float | None
+    on_core_read_j: float | None
+    on_core_write_j: float | None
+    off_core_read_j: float | None
+    off_core_write_j: float | None
+    off_core_level: str | None
+    interconnect_j: float | None
+    static_w: float | None
+    peak_ops_per_s: float | None
+    n_cores: int
+    synaptic_op_time_s: float | None
+    neuron_update_time_s: float | None
+    tick_hz: float | None
+    off_core_bandwidth: float | None
+
+    @property
+    def all_in(self) -> bool:
+        return self.scope == "all_in"
+
+    def unknown(self) -> tuple[str, ...]:
+        """Entries an estimate needs that the profile does not give (so they count as 0)."""
+        if self.all_in:
+            out = []
+        else:
+            out = [name for name, v in (("memory.on_core.read", self.on_core_read_j),
+                                        ("off-core memory energy", self.off_core_read_j),
+                                        ("power.static", self.static_w)) if v is None]
+            if self.n_cores > 1 and self.interconnect_j is None:
+                out.append("interconnect.packet")
+        if self.peak_ops_per_s is None and self.synaptic_op_time_s is None and self.tick_hz is None:
+            out.append(f"compute.{self.native_precision}.peak_rate (latency)")
+        return tuple(out)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def action_energies(hw: HardwareProfile, precision: str) -> ActionEnergies:
+    """What each action costs on ``hw`` for a run in ``precision``."""
+    comp = hw.compute_for(precision)
+    mac = comp.mac.value_si
+    elementwise = comp.add.value_si if comp.add is not None else mac / 2
+    neuro = hw.neuro
+    neuron_update = neuro.neuron_update.value_si if (neuro and neuro.neuron_update and hw.kind == "neuromorphic") else None
+    synaptic_update = (neuro.synaptic_update.value_si
+                       if (neuro and neuro.synaptic_update and hw.on_chip_learning) else None)
+    on_core = hw.memory_level("on_core")
+    on_r = on_core.read_per_byte if on_core else None
+    on_w = on_core.write_per_byte if on_core else None
+    off_level, off_r, off_w, off_bw = None, None, None, None
+    for level in ("off_chip", "on_chip", "on_core"):
+        m = hw.memory_level(level)
+        if m is not None and m.read is not None:
+            off_level, off_r, off_w = level, m.read_per_byte, m.write_per_byte
+            break
+    off_chip = hw.memory_level("off_chip")
+    if off_chip is not None and off_chip.bandwidth is not None:
+        off_bw = off_chip.bandwidth.value_si
+    ic = hw.interconnect.per_byte if hw.interconnect is not None else None
+    static = hw.power.static.value_si if (hw.power and hw.power.static) else None
+    return ActionEnergies(
+        target=hw.name, native_precision=comp.precision, scope=comp.scope, event_driven=hw.kind == "neuromorphic",
+        mac_j=mac, elementwise_j=elementwise, neuron_update_j=neuron_update, synaptic_update_j=synaptic_update,
+        on_core_read_j=on_r, on_core_write_j=on_w, off_core_read_j=off_r, off_core_write_j=off_w,
+        off_core_level=off_level, interconnect_j=ic if hw.n_cores > 1 else None, static_w=static,
+        peak_ops_per_s=comp.peak_rate.value_si if comp.peak_rate is not None else None, n_cores=hw.n_cores,
+        synaptic_op_time_s=neuro.synaptic_op_time.value_si if (neuro and neuro.synaptic_op_time) else None,
+        neuron_update_time_s=neuro.neuron_update_time.value_si if (neuro and neuro.neuron_update_time) else None,
+        tick_hz=hw.clock.tick.value_si if (hw.clock and hw.clock.tick) else None, off_core_bandwidth=off_bw)
+
+
+@dataclass(frozen=True)
+class ActionCounts:
+    """What a unit does in one workload (per batch or per sample)."""
+
+    macs: float = 0.0              # charged MACs (effective on event-driven targets)
+    dense_macs: float = 0.0
+    elementwise_ops: float = 0.0
+    neuron_updates: float = 0.0
+    synaptic_updates: float = 0.0
+    read_on: float = 0.0
+    write_on: float = 0.0
+    read_off: float = 0.0
+    write_off: float = 0.0
+    interconnect_bytes: float = 0.0
+
+    def __add__(self, other: ActionCounts) -> ActionCounts:
+        return ActionCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def scaled(self, factor: float) -> ActionCounts:
+        return ActionCounts(*(getattr(self, f.name) * factor for f in fields(self)))
+
+
+def _j(count: float, per: float | None) -> float:
+    return 0.0 if per is None else count * per
+
+
+def dynamic_energy(c: ActionCounts, a: ActionEnergies) -> EnergyBreakdown:
+    """Energy of the counted actions, without static power."""
+    compute = c.macs * a.mac_j + c.elementwise_ops * a.elementwise_j \
+        + _j(c.neuron_updates, a.neuron_update_j) + _j(c.synaptic_updates, a.synaptic_update_j)
+    if a.all_in:
+        return EnergyBreakdown(compute_j=compute)
+    return EnergyBreakdown(
+        compute_j=compute,
+        on_core_j=_j(c.read_on, a.on_core_read_j) + _j(c.write_on, a.on_core_write_j),
+        off_core_j=_j(c.read_off, a.off_core_read_j) + _j(c.write_off, a.off_core_write_j),
+        interconnect_j=_j(c.interconnect_bytes, a.interconnect_j))
+
+
+def latency(c: ActionCounts, a: ActionEnergies, *, cores: int, style: str, inputs: float) -> float | None:
+    """Seconds for the counted actions on ``cores`` cores, ``inputs`` being how many inputs pass
+    through the unit (for time-stepped chips: one tick each); None if the profile gives no rate."""
+    share = 1.0 if style == "monolithic" else cores / a.n_cores   # fraction of one chip's cores (may exceed 1)
+    ops = 2 * c.macs + c.elementwise_ops + c.synaptic_updates
+    if a.synaptic_op_time_s is not None:
+        t = (c.macs * a.synaptic_op_time_s + c.neuron_updates * (a.neuron_update_time_s or 0.0)) / max(cores, 1)
+        t += c.elementwise_ops * (a.synaptic_op_time_s / 2) / max(cores, 1)
+    elif a.peak_ops_per_s is not None:
+        t = (ops + c.neuron_updates) / (a.peak_ops_per_s * share)
+    elif a.tick_hz is not None:
+        t = inputs / a.tick_hz
+    else:
+        return None
+    if a.off_core_bandwidth is not None:
+        t = max(t, (c.read_off + c.write_off) / a.off_core_bandwidth)
+    return t

@@ -1,0 +1,82 @@
+"""Activation sparsity on real data, and NeuroBench-style effective MACs.
+
+An event-driven core only does work for nonzero inputs: a MAC whose input activation is zero is
+skipped. NeuroBench counts *effective MACs* that way; for a unit whose input is a fraction ``s`` zero
+that is ``dense MACs × (1 - s)`` (per-unit average; exact per sample, since every input element takes
+part in the same number of MACs up to zero padding at the border).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def zero_fraction(t: torch.Tensor) -> float:
+    """Fraction of exactly-zero elements (0.0 for an empty tensor)."""
+    n = t.numel()
+    return 0.0 if n == 0 else float((t == 0).sum()) / n
+
+
+def effective_macs(dense_macs: float, input_zero_fraction: float) -> float:
+    """MACs left when those with a zero input activation are skipped."""
+    if not 0.0 <= input_zero_fraction <= 1.0:
+        raise ValueError(f"a zero fraction must lie in [0, 1], got {input_zero_fraction}")
+    return dense_macs * (1.0 - input_zero_fraction)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Per unit: the zero fraction of what it receives and of its neurons (ReLU outputs, pre-pool)."""
+
+    units: tuple[str, ...]
+    input_zero_fraction: tuple[float, ...]
+    neuron_zero_fraction: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"units": list(self.units), "input_zero_fraction": list(self.input_zero_fraction),
+                "neuron_zero_fraction": list(self.neuron_zero_fraction)}
+
+
+@torch.no_grad()
+def measure_activity(model, x_batch: torch.Tensor, labels: torch.Tensor | None = None) -> Activity:
+    """Run ``x_batch`` (images in [0, 1]) through an FFNet or BPNet and record, per unit, the zero
+    fraction of its input and of its neurons.
+
+    FFNet: unit 1 receives the label-embedded image: with ``labels``, the positive embedding
+    (training); without, the neutral one (what the linear readout sees). Each later unit receives the
+    previous one's hand-on output (pooled, RMS-normalised), which keeps the ReLU zeros. BPNet: layer 1
+    receives the raw image.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        names, inputs, neurons = [], [], []
+        if hasattr(model, "units"):
+            h = model.labels.embed(x_batch, labels) if labels is not None else model.labels.embed_neutral(x_batch)
+            for unit in model.units:
+                names.append(unit.name)
+                inputs.append(zero_fraction(h))
+                y = unit(h)
+                neurons.append(zero_fraction(y))
+                h = unit.hand_on(y)
+        elif hasattr(model, "blocks"):
+            from ..units import rms_normalize
+            h = x_batch
+            for i, block in enumerate(model.blocks):
+                names.append(f"layer{i + 1}")
+                inputs.append(zero_fraction(h))
+                y = block(h)
+                neurons.append(zero_fraction(y))
+                h = rms_normalize(block.pool_out(y))
+        else:
+            raise TypeError(f"expected an FFNet or BPNet, got {type(model).__name__}")
+    finally:
+        model.train(was_training)
+    return Activity(tuple(names), tuple(inputs), tuple(neurons))
+
+
+def measure_sparsity(model, x_batch: torch.Tensor, labels: torch.Tensor | None = None) -> list[float]:
+    """Input zero fraction of each unit (see :func:`measure_activity`): what the profiler's
+    ``sparsity`` argument takes."""
+    return list(measure_activity(model, x_batch, labels).input_zero_fraction)

@@ -1,0 +1,89 @@
+"""`ffneuro profile` and `ffneuro compare` on presets and on stored runs."""
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ffneuro.cli.main import main
+from ffneuro.profiler import shipped_profiles
+from ffneuro.store import read_run
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("runs") / "smoke.h5"
+    result = run("-q", "train", "--preset", "smoke", "--epochs", "1", "--out", path)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_training_records_measured_activation_sparsity(smoke_run):
+    act = read_run(smoke_run).groups["activity"]
+    assert act["units"] == ["unit1", "unit2"]
+    assert all(0.0 <= v <= 1.0 for v in act["input_zero_fraction"])
+    assert act["attrs"]["split"] == "val"
+
+
+@pytest.mark.parametrize("hw", shipped_profiles())
+def test_profile_preset_on_every_shipped_target(hw):
+    result = run("profile", "--preset", "smoke", "--hw", hw, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["workloads"]) == {"ff_train", "bp_train", "infer_linear", "infer_goodness"}
+    goodness, linear = report["workloads"]["infer_goodness"], report["workloads"]["infer_linear"]
+    assert goodness["supported"] and goodness["energy_j"] > linear["energy_j"] > 0
+
+
+def test_truenorth_refuses_training_but_estimates_inference():
+    report = json.loads(run("profile", "--preset", "smoke", "--hw", "truenorth", "--json").stdout)
+    assert report["workloads"]["ff_train"]["supported"] is False
+    assert "training" in report["workloads"]["ff_train"]["reason"]
+    assert report["workloads"]["infer_linear"]["energy_j"] > 0
+
+
+def test_profile_of_a_run_uses_its_sparsity_and_is_stored_in_the_run(smoke_run):
+    result = run("profile", smoke_run, "--hw", "loihi", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    stored = read_run(smoke_run).groups["activity"]["input_zero_fraction"]
+    assert report["sparsity"] == pytest.approx(list(stored))
+    group = read_run(smoke_run).groups["profile-loihi"]
+    assert group["target"] == "loihi"
+    assert group["ff_train"]["total_energy_j"] == pytest.approx(report["workloads"]["ff_train"]["energy_j"])
+
+
+def test_profile_refuses_a_run_together_with_model_flags(smoke_run):
+    result = run("profile", smoke_run, "--hw", "loihi", "--filters", "4")
+    assert result.exit_code == 1 and "not both" in result.stderr
+
+
+def test_compare_table_csv_and_json_agree(smoke_run):
+    targets = "horowitz45,loihi,truenorth"
+    table = run("compare", smoke_run, "--hw", targets)
+    assert table.exit_code == 0 and "not supported" in table.stdout
+    rows = list(csv.DictReader(io.StringIO(run("compare", smoke_run, "--hw", targets, "--format", "csv").stdout)))
+    assert [(r["target"], r["workload"]) for r in rows][:2] == [("horowitz45", "ff_train"), ("horowitz45", "bp_train")]
+    assert len(rows) == 12
+    data = json.loads(run("compare", smoke_run, "--hw", targets, "--format", "json").stdout)
+    by_key = {(r["target"], r["workload"]): r for r in data["rows"]}
+    assert float(rows[0]["energy_j"]) == pytest.approx(by_key[("horowitz45", "ff_train")]["energy_j"])
+    assert by_key[("truenorth", "ff_train")]["energy_j"] is None
+
+
+def test_compare_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "cmp.png"
+    result = run("compare", "--preset", "smoke", "--hw", "horowitz45,truenorth", "--plot", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_unknown_target_lists_the_shipped_ones():
+    result = run("compare", "--preset", "smoke", "--hw", "loihi,nope")
+    assert result.exit_code == 1 and "truenorth" in result.stderr and "Traceback" not in result.output

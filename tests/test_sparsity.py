@@ -16,13 +16,6 @@ from ffneuro.profiler.sparsity import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def cfg(**kw):
     base = dict(layers=3, filters=4, kernel=3, pool="none", labels="fourier2", goodness="meansq", readout_from=1,

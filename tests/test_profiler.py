@@ -222,3 +222,10 @@ def test_profile_network_validates_inputs():
         profile_network(paper_specs(), "loihi", num_classes=10, batch=2, sparsity=[0.5])
     with pytest.raises(ValueError, match="workloads"):
         profile_network(paper_specs(), "loihi", num_classes=10, batch=2, workloads=["ff_inference"])
+
+
+@pytest.mark.parametrize("x, text", [(9.998e-4, "1 ms"), (1.234e-6, "1.23 µs"), (0, "0s"), (None, "?"), (2.5e3, "2.5 ks")])
+def test_format_si_rounds_before_choosing_the_prefix(x, text):
+    from ffneuro.profiler import format_si
+
+    assert format_si(x, "s") == text

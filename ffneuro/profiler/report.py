@@ -351,6 +351,7 @@ def format_si(x: float | None, unit: str = "") -> str:
         return "?"
     if x == 0:
         return f"0{unit}"
+    x = float(f"{x:.3g}")  # round first, so 999.7 µs prints as 1 ms, not "1e+03 µs"
     exp = int(math.floor(math.log10(abs(x)) / 3)) * 3
     prefixes = {-15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
     exp = max(-15, min(12, exp))

@@ -76,7 +76,8 @@ def main() -> None:
         r["time_vs_bp"] = r["s_per_step"] / bp
     print(f"{'variant':16s} {'s/step':>9s} {'img/s':>9s} {'x BP':>6s} {'peak MiB':>9s}")
     for name, r in rows.items():
-        print(f"{name:16s} {r['s_per_step']:9.4f} {r['images_per_s']:9.1f} {r['time_vs_bp']:6.2f} {r['peak_bytes'] / 2**20:9.1f}")
+        peak = f"{r['peak_bytes'] / 2**20:9.1f}" if device.type == "cuda" else f"{'-':>9s}"  # CUDA only
+        print(f"{name:16s} {r['s_per_step']:9.4f} {r['images_per_s']:9.1f} {r['time_vs_bp']:6.2f} {peak}")
     print(json.dumps({"preset": args.preset, "batch_size": args.batch_size, "environment": environment(device),
                       "rows": rows}))
 

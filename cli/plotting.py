@@ -38,6 +38,7 @@ def plot_comparison(reports, path: Path, title: str = "") -> None:
         for i, term in enumerate(TERMS):
             left.bar(labels, data[:, i], bottom=bottom, label=term.removesuffix("_j").replace("_", "-"))
             bottom += data[:, i]
+        left.set_ylim(0, bottom.max() * 1.1)  # headroom above the tallest stack, below the legend
         left.set_ylabel("energy per training sample (µJ)")
         left.set_title(f"per-unit training energy on {first.target}")
         left.tick_params(axis="x", rotation=45)

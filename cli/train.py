@@ -41,12 +41,52 @@ def check_out(out: Path, force: bool) -> None:
         raise RunFileError(f"cannot create run file {out}: directory {ancestor} is not writable")
 
 
+def check_trainable(config) -> None:
+    """Refuse what a valid config can still not train: a BP network has no goodness readout."""
+    if config.algo == "bp" and config.readout == "goodness":
+        raise ConfigError("--readout goodness needs --algo ff: a BP network has only the linear readout")
+
+
 def _finish(writer: RunWriter, status: str, message: str = "") -> None:
     """Mark the run ended without letting a failure to do so hide the error that ended it."""
     try:
         writer.finish(status, message)
     except Exception as exc:  # noqa: BLE001  (the original exception is re-raised by the caller)
         log.warning("could not mark %s as %s: %s", writer.path, status, exc)
+
+
+def train_to_file(config, data, out: Path, *, force: bool = False, progress=None):
+    """Train ``config`` on the loaded ``data`` and record it in the run file ``out``: the same steps as
+    ``ffneuro train`` (data group, per-epoch metrics and weights, summary group, status). Returns the
+    trainer's Summary. On any exception the file is marked failed (interrupted for Ctrl-C) and the
+    exception is re-raised. ``out`` must have passed :func:`check_out`.
+    """
+    check_trainable(config)
+    trainer = Trainer(config, data)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFileError(f"cannot create run file {out}: {exc.strerror or exc}") from exc
+    writer = RunWriter(out, config=config.to_dict(), environment=environment(trainer.device),
+                       unit_names=trainer.unit_names(), accounting=trainer.accounting(), force=force)
+    log.info("training %s (%s, %d units) on %d %s images -> %s", config.algo.upper(), config.preset or "custom",
+             config.layers, len(trainer.train), data.name, out)
+    try:
+        writer.write_group("data", {"name": data.name, "image_shape": list(data.image_shape),
+                                    "num_classes": data.num_classes, "train_images": len(trainer.train),
+                                    "val_images": len(trainer.val), "test_images": len(trainer.test)})
+        summary = trainer.run(writer, progress)
+        writer.write_group("summary", {"best_epoch": summary.best_epoch, "best_val_acc": summary.best_val,
+                                       "wall_time_s": summary.wall_time_s})
+    except KeyboardInterrupt:
+        _finish(writer, "interrupted", "stopped by the user")
+        log.warning("%s: interrupted; the epochs finished so far are kept", out)
+        raise
+    except BaseException as exc:
+        _finish(writer, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    writer.finish("complete")
+    return summary
 
 
 @click.command()
@@ -68,35 +108,11 @@ def train(ctx, overrides, preset, data_dir, out, force, quiet, as_json):
         obj["quiet"] = True
         logging.getLogger().setLevel(logging.WARNING)
     config = resolve_config(preset, overrides)
-    if config.algo == "bp" and config.readout == "goodness":
-        raise ConfigError("--readout goodness needs --algo ff: a BP network has only the linear readout")
+    check_trainable(config)
     out = out or default_out(config)
     check_out(out, force)
     data = load_data(config.dataset, data_dir)
-    trainer = Trainer(config, data)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunFileError(f"cannot create run file {out}: {exc.strerror or exc}") from exc
-    writer = RunWriter(out, config=config.to_dict(), environment=environment(trainer.device),
-                       unit_names=trainer.unit_names(), accounting=trainer.accounting(), force=force)
-    log.info("training %s (%s, %d units) on %d %s images -> %s", config.algo.upper(), config.preset or "custom",
-             config.layers, len(trainer.train), data.name, out)
-    try:
-        writer.write_group("data", {"name": data.name, "image_shape": list(data.image_shape),
-                                    "num_classes": data.num_classes, "train_images": len(trainer.train),
-                                    "val_images": len(trainer.val), "test_images": len(trainer.test)})
-        summary = trainer.run(writer, BarProgress(not obj.get("quiet")))
-        writer.write_group("summary", {"best_epoch": summary.best_epoch, "best_val_acc": summary.best_val,
-                                       "wall_time_s": summary.wall_time_s})
-    except KeyboardInterrupt:
-        _finish(writer, "interrupted", "stopped by the user")
-        log.warning("%s: interrupted; the epochs finished so far are kept", out)
-        raise
-    except BaseException as exc:
-        _finish(writer, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    writer.finish("complete")
+    summary = train_to_file(config, data, out, force=force, progress=BarProgress(not obj.get("quiet")))
     if as_json:
         echo_json({
             "run": str(out), "algo": config.algo, "dataset": data.name, "epochs": summary.epochs,

@@ -1,0 +1,227 @@
+"""``ffneuro sweep``: train a grid of configs × seeds, one run file per point, resumable."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from ffneuro.errors import ConfigError, FFNeuroError, RunFileError, UnknownNameError
+from ffneuro.presets import PRESETS, resolve_config
+from ffneuro.store import read_run
+from ffneuro.study import grid_points, point_name
+
+from .options import MODEL_OPTIONS, data_dir_option, json_option
+from .progress import BarProgress
+from .train import check_out, check_trainable, train_to_file
+from .util import echo_json, jsonable, load_data
+
+log = logging.getLogger("ffneuro.cli")
+
+MANIFEST = "sweep.json"
+# config keys that may differ between a stored run and the point without making it a different run
+_IGNORED_ON_RESUME = ("device",)
+
+
+# ------------------------------------------------------------------------------------- training one config
+
+
+# ------------------------------------------------------------------------------------------ grid options
+
+
+class ListOf(click.ParamType):
+    """A comma-separated list, each element converted by ``inner`` (so bad elements fail like the flag would)."""
+
+    def __init__(self, inner):
+        self.inner = click.types.convert_type(inner)
+        self.name = f"{self.inner.name} list"
+
+    def get_metavar(self, param, ctx=None):  # click 8.2+ passes ctx
+        return "V1,V2,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        items = [s.strip() for s in str(value).split(",")]
+        if any(not s for s in items):
+            self.fail(f"{value!r} has an empty value; give a comma-separated list like 1,2,3", param, ctx)
+        out = [self.inner.convert(s, param, ctx) for s in items]
+        if len({repr(v) for v in out}) != len(out):
+            self.fail(f"{value!r} repeats a value", param, ctx)
+        return out
+
+
+# (flag name without dashes, RunConfig field) of every sweepable option; --seed is --seeds
+GRID_OPTIONS = []
+for _flag, _field, _kind, _help in MODEL_OPTIONS:
+    if _field == "seed":
+        continue
+    _name = _flag.split("/")[0].removeprefix("--")
+    GRID_OPTIONS.append((_name, _field, click.BOOL if _kind is None else _kind, _help))
+
+
+def grid_options(fn):
+    """Add ``--preset`` and a list-valued option per model flag; the command receives ``grid`` (flag name -> values)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        grid = {}
+        for name, field, _, _ in GRID_OPTIONS:
+            values = kwargs.pop(field)
+            if values is not None:
+                grid[name] = values
+        return fn(*args, grid=grid, **kwargs)
+
+    for name, field, kind, help_text in reversed(GRID_OPTIONS):
+        wrapper = click.option(f"--{name}", field, type=ListOf(kind), default=None,
+                               help=f"{help_text} (comma-separated values)")(wrapper)
+    return click.option("--preset", type=click.Choice(PRESETS.names()), default="mnist-small", show_default=True,
+                        help="named setting; grid values override it")(wrapper)
+
+
+def _one_line_errors(fn):
+    """ffneuro's user-facing errors as ``Error: ...`` even when the command runs outside the main group."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (FFNeuroError, UnknownNameError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+# ------------------------------------------------------------------------------------------------- sweep
+
+
+def _stored_status(path: Path, config: dict) -> str:
+    """'complete', another status to retrain, or raise if the file holds a different config."""
+    try:
+        rec = read_run(path)
+    except RunFileError as exc:
+        log.warning("%s is not a readable run (%s); retraining it", path, exc)
+        return "unreadable"
+    if rec.status == "complete":
+        stored = {k: v for k, v in rec.config.items() if k not in _IGNORED_ON_RESUME}
+        wanted = {k: v for k, v in config.items() if k not in _IGNORED_ON_RESUME}
+        diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        if diff:
+            shown = ", ".join(f"{k} {stored.get(k)!r} vs {wanted.get(k)!r}" for k in diff[:4])
+            raise RunFileError(f"{path} holds a complete run with another config ({shown}); "
+                               "use another --out-dir or --force")
+    return rec.status
+
+
+def _write_manifest(out_dir: Path, manifest: dict) -> None:
+    path = out_dir / MANIFEST
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(jsonable(manifest), indent=2, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RunFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+@click.command()
+@grid_options
+@click.option("--seeds", type=ListOf(click.IntRange(0, 2**63 - 1)), default="0", show_default=True,
+              help="comma-separated seeds; every grid point is trained once per seed")
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
+              help="folder for the run files (one per point) and sweep.json; created if missing")
+@data_dir_option
+@click.option("--force", is_flag=True, help="retrain every point, even complete ones")
+@click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bar (same as ffneuro -q)")
+@json_option
+@click.pass_context
+@_one_line_errors
+def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
+    """Train every combination of the grid values × seeds into OUT_DIR, one run file per point.
+
+    Each model flag takes a comma-separated list, e.g. --filters 32,64 --kernel 3,5 --labels
+    fourier1,fourier2. Files are named from the flags with more than one value and the seed
+    (filters=32_kernel=3_seed=0.h5). Rerunning resumes: complete runs are skipped, others retrained.
+    """
+    obj = ctx.ensure_object(dict)
+    if quiet:
+        obj["quiet"] = True
+        logging.getLogger().setLevel(logging.WARNING)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFileError(f"--out-dir {out_dir} exists and is not a directory")
+    points = grid_points(grid, seeds)
+    shown = [k for k, v in grid.items() if len(v) > 1] + ["seed"]
+    fields = {name: field for name, field, _, _ in GRID_OPTIONS}
+    plan = []  # (point, config, file)
+    for point in points:
+        overrides = {fields[k]: v for k, v in point.items() if k != "seed"}
+        overrides["seed"] = point["seed"]
+        config = resolve_config(preset, overrides)
+        check_trainable(config)
+        plan.append((point, config, out_dir / f"{point_name(point, shown)}.h5"))
+    names = [p[2].name for p in plan]
+    if len(set(names)) != len(names):
+        raise ConfigError("two grid points map to the same file name; make the values differ in letters/digits")
+    for _, _, path in plan:
+        check_out(path, force=True)  # a folder in the way, or no writable ancestor
+    # what each point needs (a mismatched complete run stops the sweep here), and its data, before any
+    # folder or file is written: a bad dataset fails fast
+    statuses = [_stored_status(path, config.to_dict()) if path.exists() and not force else None
+                for _, config, path in plan]
+    data_cache: dict[tuple, object] = {}
+    for (_, config, _), status in zip(plan, statuses):
+        key = (config.dataset, data_dir)
+        if status != "complete" and key not in data_cache:
+            data_cache[key] = load_data(config.dataset, data_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFileError(f"cannot create --out-dir {out_dir}: {exc.strerror or exc}") from exc
+
+    entries = [{"point": point, "file": path.name, "status": "pending"} for point, _, path in plan]
+    manifest = {"preset": preset, "grid": grid, "seeds": list(seeds), "data_dir": data_dir, "points": entries}
+    _write_manifest(out_dir, manifest)
+
+    bar = BarProgress(not obj.get("quiet"))
+    results = []
+    trained = skipped = 0
+    bar.start("sweep", len(plan))
+    try:
+        for i, ((point, config, path), entry, status) in enumerate(zip(plan, entries, statuses), 1):
+            if status == "complete":
+                log.info("[%d/%d] %s: skipped (complete)", i, len(plan), path.name)
+                skipped += 1
+                entry["status"] = "skipped"
+            else:
+                if status is not None:
+                    log.info("[%d/%d] %s: retraining (was %s)", i, len(plan), path.name, status)
+                key = (config.dataset, data_dir)
+                entry["status"] = "running"
+                _write_manifest(out_dir, manifest)
+                # the sweep's bar is the only bar: a per-epoch bar would fight it on the terminal
+                summary = train_to_file(config, data_cache[key], path, force=path.exists())
+                entry["status"] = "trained"
+                trained += 1
+                log.info("[%d/%d] %s: test %s", i, len(plan), path.name,
+                         ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
+            results.append({"run": str(path), **entry})
+            bar.advance()
+    except BaseException:
+        for entry in entries:
+            if entry["status"] == "running":
+                entry["status"] = "failed"
+        try:
+            _write_manifest(out_dir, manifest)
+        except RunFileError as exc:
+            log.warning("%s", exc)
+        raise
+    finally:
+        bar.finish()
+    _write_manifest(out_dir, manifest)
+    if as_json:
+        echo_json({"out_dir": str(out_dir), "manifest": str(out_dir / MANIFEST), "trained": trained,
+                   "skipped": skipped, "points": results})
+    else:
+        click.echo(f"{out_dir}: {len(plan)} points, {trained} trained, {skipped} skipped (complete)")

@@ -1,0 +1,119 @@
+"""``ffneuro runs table``: runs grouped by config, mean ± sd over seeds, as a table, CSV or JSON."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from pathlib import Path
+
+import click
+
+from ffneuro.errors import RunFileError
+from ffneuro.store import find_runs, read_run
+from ffneuro.study import group_runs
+
+from .sweep import _one_line_errors
+from .util import jsonable
+from .util import table as text_table
+
+log = logging.getLogger("ffneuro.cli")
+
+
+def _num(value: float, digits: int = 4) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _pm(stat: dict | None) -> str:
+    if not stat or math.isnan(stat["mean"]):
+        return "-"
+    return _num(stat["mean"]) if math.isnan(stat["sd"]) else f"{_num(stat['mean'])} ± {_num(stat['sd'])}"
+
+
+def _collect(paths: tuple[str, ...], include_incomplete: bool):
+    """Readable runs from folders (their *.h5 files) and files; the rest are reported as skipped."""
+    records, skipped = [], []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found, bad = find_runs(p)
+            skipped += [(f, "not a readable ffneuro run") for f in bad]
+        elif p.exists():
+            found = [p]
+        else:
+            raise RunFileError(f"{p}: no such file or directory")
+        for f in found:
+            try:
+                rec = read_run(f)
+            except RunFileError as exc:
+                if not p.is_dir():
+                    raise
+                skipped.append((f, str(exc)))
+                continue
+            if rec.status != "complete" and not include_incomplete:
+                skipped.append((f, f"status {rec.status}"))
+                continue
+            records.append(rec)
+    return records, skipped
+
+
+@click.command("table")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--by", default=None, metavar="KEYS",
+              help="comma-separated config keys to group by (default: every key that varies, except seed and device)")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--include-incomplete", is_flag=True, help="also use runs whose status is not complete")
+@_one_line_errors
+def table(paths, by, fmt, include_incomplete):
+    """Group the runs in PATHS (folders or run files) by config; mean ± sd over seeds.
+
+    Per group: best validation accuracy over epochs and test accuracy (per readout, mean ± sample sd),
+    best epoch and wall time (means), and n runs. With one run the sd is undefined: shown as the mean
+    alone (JSON null).
+    """
+    records, skipped = _collect(paths, include_incomplete)
+    for f, why in skipped:
+        click.echo(f"skipped {f}: {why}", err=True)
+    if not records:
+        raise RunFileError(f"no complete ffneuro runs in {', '.join(paths)}")
+    keys = None
+    if by is not None:
+        keys = [k.strip().replace("-", "_") for k in by.split(",")]
+        if any(not k for k in keys):
+            raise click.BadParameter(f"{by!r} has an empty key", param_hint="'--by'")
+    try:
+        groups = group_runs(records, keys)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--by'") from None
+    stats = [g.stats() for g in groups]
+    key_names = list(groups[0].key) if groups else []
+    val_r = list(dict.fromkeys(r for s in stats for r in s["val_acc"]))
+    test_r = list(dict.fromkeys(r for s in stats for r in s["test_acc"]))
+
+    if fmt == "json":
+        click.echo(json.dumps(jsonable({"by": key_names, "groups": stats,
+                                        "skipped": [str(f) for f, _ in skipped]}), indent=2, allow_nan=False))
+        return
+    if fmt == "csv":
+        header = [*key_names, "n", *(f"val_acc_{r}_{m}" for r in val_r for m in ("mean", "sd")),
+                  *(f"test_acc_{r}_{m}" for r in test_r for m in ("mean", "sd")), "best_epoch_mean", "wall_time_s_mean"]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+
+        def cell(v):
+            return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+        for s in stats:
+            w.writerow([*(cell(s["key"][k]) for k in key_names), s["n"],
+                        *(cell(s["val_acc"].get(r, {}).get(m)) for r in val_r for m in ("mean", "sd")),
+                        *(cell(s["test_acc"].get(r, {}).get(m)) for r in test_r for m in ("mean", "sd")),
+                        cell(s["best_epoch"]), cell(s["wall_time_s"])])
+        click.echo(buf.getvalue(), nl=False)
+        return
+    rows = [[*key_names, "n", *(f"val {r}" for r in val_r), *(f"test {r}" for r in test_r), "best epoch", "wall s"]]
+    for s in stats:
+        rows.append([*(str(s["key"][k]) for k in key_names), str(s["n"]),
+                     *(_pm(s["val_acc"].get(r)) for r in val_r), *(_pm(s["test_acc"].get(r)) for r in test_r),
+                     _num(s["best_epoch"], 1), _num(s["wall_time_s"], 1)])
+    click.echo(text_table(rows))

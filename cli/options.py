@@ -5,12 +5,29 @@ import functools
 
 import click
 
-from ffneuro.config import ALGOS, DEVICES, READOUTS
+from ffneuro.config import ALGOS, AUGMENTS, DEVICES, READOUTS
 from ffneuro.goodness import GOODNESS, LOSSES
 from ffneuro.labels import LABELS
 from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS
 from ffneuro.units import POOLS
+
+class FloatList(click.ParamType):
+    """A comma-separated list of positive floats (``1e-3,5e-4``) → a tuple."""
+
+    name = "floats"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        try:
+            values = tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+        if not all(v > 0 for v in values):
+            self.fail(f"{value!r}: every learning rate must be > 0", param, ctx)
+        return values
+
 
 # (flag, RunConfig field, click type, help). Every default is None so the preset's value stands.
 MODEL_OPTIONS = [
@@ -40,6 +57,9 @@ MODEL_OPTIONS = [
     ("--train-limit", "train_limit", click.IntRange(min=1), "use only the first N training images"),
     ("--val-size", "val_size", click.IntRange(min=0), "the last N training images form the validation split"),
     ("--eval-batch-size", "eval_batch_size", click.IntRange(min=1), "images per evaluation batch"),
+    ("--augment", "augment", click.Choice(AUGMENTS),
+     "training-batch augmentation: crop (pad 4, random crop), flip (horizontal), or both"),
+    ("--unit-lrs", "unit_lrs", FloatList(), "FF: Adam lr of each unit, comma-separated, one per layer (e.g. 1e-3,5e-4)"),
 ]
 
 

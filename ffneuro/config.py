@@ -12,6 +12,7 @@ from .units import POOLS
 ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
 DEVICES = ("auto", "cpu", "cuda")
+AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation (ffneuro.data.augment)
 
 
 @dataclass
@@ -44,6 +45,8 @@ class RunConfig:
     val_size: int = 10000              # the last N training images are the validation split
     eval_batch_size: int = 1000
     preset: str | None = None
+    augment: str = "none"              # training batches only: none | crop | flip | crop+flip
+    unit_lrs: tuple[float, ...] | None = None  # FF: Adam lr of each unit (None: lr for all); BP ignores it
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -58,6 +61,15 @@ class RunConfig:
         # a ConfigError like every other bad value (the registry itself raises UnknownNameError)
         for registry, name in ((LABELS, self.labels), (GOODNESS, self.goodness), (LOSSES, self.loss)):
             need(name in registry, f"unknown {registry.kind} {name!r}; valid: {', '.join(registry.names())}")
+        need(self.augment in AUGMENTS, f"unknown augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
+        if self.unit_lrs is not None:
+            try:  # stored runs hold a JSON list; keep a tuple so configs stay hashable and comparable
+                self.unit_lrs = tuple(float(v) for v in self.unit_lrs)
+            except (TypeError, ValueError):
+                raise ConfigError(f"unit_lrs must be a list of numbers, got {self.unit_lrs!r}") from None
+            need(len(self.unit_lrs) == self.layers,
+                 f"unit_lrs needs one lr per layer ({self.layers}), got {len(self.unit_lrs)}")
+            need(all(v > 0 for v in self.unit_lrs), "learning rates must be > 0 (unit_lrs)")
         need(self.layers >= 1, f"layers must be >= 1, got {self.layers}")
         need(self.filters >= 1, f"filters must be >= 1, got {self.filters}")
         need(self.kernel >= 1 and self.kernel % 2 == 1, f"kernel must be a positive odd number, got {self.kernel}")
@@ -75,7 +87,14 @@ class RunConfig:
              "a 1-layer FF network with an untrained first layer learns nothing; add --train-first-layer")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["unit_lrs"] is not None:
+            d["unit_lrs"] = list(d["unit_lrs"])  # JSON-safe: equal to its own json round trip
+        return d
+
+    def unit_lr(self, i: int) -> float:
+        """The base Adam lr of unit ``i`` (0-based): ``unit_lrs[i]`` when given, else ``lr``."""
+        return self.lr if self.unit_lrs is None else self.unit_lrs[i]
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":

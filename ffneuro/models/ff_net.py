@@ -31,7 +31,7 @@ class FFNet(nn.Module):
         self.labels: LabelScheme = build_labels(config.labels, num_classes, image_shape, config.label_strength)
         goodness = GOODNESS.get(config.goodness)
         self.units = nn.ModuleList(
-            FFUnit(f"unit{i + 1}", block, goodness, config.theta, lr=config.lr, precision=config.precision, loss=config.loss,
+            FFUnit(f"unit{i + 1}", block, goodness, config.theta, lr=config.unit_lr(i), precision=config.precision, loss=config.loss,
                    trainable=config.train_first_layer or i > 0)
             for i, block in enumerate(conv_stack(config, image_shape))
         )
@@ -41,9 +41,11 @@ class FFNet(nn.Module):
             n_features = sum(math.prod(self.units[i].block.out_shape) for i in self.readout_units)
             self.linear = LinearReadout(n_features, num_classes, config.linear_lr)
 
-    def set_lr(self, unit_lr: float, linear_lr: float) -> None:
-        for unit in self.units:
-            unit.set_lr(unit_lr)
+    def set_lr(self, unit_lr: float | list[float], linear_lr: float) -> None:
+        """``unit_lr``: one lr for every unit, or one per unit (``config.unit_lrs``, each scheduled)."""
+        lrs = list(unit_lr) if isinstance(unit_lr, (list, tuple)) else [unit_lr] * len(self.units)
+        for unit, lr in zip(self.units, lrs, strict=True):
+            unit.set_lr(lr)
         if self.linear is not None:
             self.linear.set_lr(linear_lr)
 

@@ -11,6 +11,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import Dataset, split_train_val
+from ..data.augment import augment_batch
 from ..models import FFNet, build_model
 from .device import pick_device
 
@@ -124,7 +125,9 @@ class Trainer:
     def _train_epoch(self, epoch: int, progress: Progress) -> tuple[dict, dict]:
         cfg, model = self.config, self.model
         lr = cfg.lr_at(epoch, cfg.lr)
-        model.set_lr(lr, cfg.lr_at(epoch, cfg.linear_lr))
+        # per-unit lrs (FF only): the cool-down scales each unit's own base lr
+        unit_lr = [cfg.lr_at(epoch, b) for b in cfg.unit_lrs] if cfg.unit_lrs is not None and self.is_ff else lr
+        model.set_lr(unit_lr, cfg.lr_at(epoch, cfg.linear_lr))
         model.train()
         order = torch.randperm(len(self.train), generator=self.generator, device=self.device)
         batches = range(0, len(order), cfg.batch_size)
@@ -132,6 +135,7 @@ class Trainer:
         unit_sums, loss_sum = None, torch.zeros((), device=self.device)
         for start in batches:
             x, y = self.train.batch(order[start: start + cfg.batch_size])
+            x = augment_batch(x, cfg.augment, self.generator)  # training batches only, never evaluation
             if self.is_ff:
                 stats, linear_loss = model.train_batch(x, y, self.generator)
                 unit_sums = stats if unit_sums is None else [a + b for a, b in zip(unit_sums, stats)]
@@ -145,7 +149,7 @@ class Trainer:
         scalars = {"lr": lr, "train_loss": float(loss_sum) / nb}
         per_unit = {}
         if unit_sums is not None:
-            keys = ("loss", "goodness_pos", "goodness_neg", "disc_acc")
+            keys = ("loss", "goodness_pos", "goodness_neg", "disc_acc", "pair_acc")
             per_unit = {k: [float(v) / nb for v in col] for k, col in zip(keys, zip(*(s.values() for s in unit_sums)))}
         return scalars, per_unit
 

@@ -1,0 +1,57 @@
+"""Training-batch augmentation: pure, vectorised torch functions on float (N, C, H, W) image batches.
+
+Every random draw comes from the ``generator`` passed in (the trainer's), so CPU runs stay
+deterministic by seed. Applied by :class:`ffneuro.train.Trainer` to training batches only, before the
+FF label pattern is embedded (the label pattern itself is never shifted or flipped); evaluation never
+sees augmented images. ``augment="none"`` draws nothing, so runs without augmentation are unchanged.
+"""
+from __future__ import annotations
+
+import torch
+
+CROP_PADDING = 4  # the usual CIFAR setting (32×32 images padded to 40×40, cropped back to 32×32)
+
+
+def random_crop(x: torch.Tensor, padding: int = CROP_PADDING, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pad each image by ``padding`` pixels of zeros on every side, then crop back to H×W at a random
+    offset drawn per sample (uniform in 0..2·padding on each axis).
+
+    Zero padding (not reflection) as in the common CIFAR recipe (torchvision ``RandomCrop(32, 4)``'s
+    default fill): images lie in [0, 1], so the border reads as black, which a shifted view never creates
+    from real content. Returns a new tensor; ``x`` is left untouched.
+    """
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    if padding == 0 or x.shape[0] == 0:
+        return x.clone()
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=x.device)
+    rows = dy[:, None] + torch.arange(h, device=x.device)          # (N, H)
+    cols = dx[:, None] + torch.arange(w, device=x.device)          # (N, W)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    # (N, H+2p, W+2p, C) indexed per sample → (N, H, W, C) → back to channels first
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> torch.Tensor:
+    """Mirror each image left-right with probability ``p`` (drawn per sample). Returns a new tensor."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < p
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply ``mode`` (``RunConfig.augment``): none | crop | flip | crop+flip (crop first, then flip)."""
+    if mode == "none":
+        return x
+    parts = mode.split("+")
+    unknown = set(parts) - {"crop", "flip"}
+    if unknown:
+        raise ValueError(f"unknown augment {mode!r}; valid: none, crop, flip, crop+flip")
+    if "crop" in parts:
+        x = random_crop(x, CROP_PADDING, generator)
+    if "flip" in parts:
+        x = random_flip(x, generator)
+    return x

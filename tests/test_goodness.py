@@ -184,3 +184,11 @@ def test_goodness_backward_allocates_one_full_size_tensor():
         allocs = [e.nbytes() for e in prof.profiler.kineto_results.events()
                   if e.name() == "[memory]" and e.nbytes() >= full]
         assert allocs == [full], (fn.__name__, allocs)
+
+
+def test_pair_accuracy_compares_each_positive_with_its_own_negative():
+    from ffneuro.goodness import pair_accuracy
+
+    pos, neg = torch.tensor([5.0, 1.0, 3.0, 2.0]), torch.tensor([4.0, 2.0, 3.0, -1.0])
+    assert pair_accuracy(pos, neg).item() == 0.5  # 5>4 and 2>-1; 1<2 and a tie do not count
+    assert pair_accuracy(pos + 100, neg + 100).item() == 0.5  # independent of θ

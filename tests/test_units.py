@@ -138,6 +138,7 @@ def test_train_step_stats_match_hand_computation():
     assert stats.goodness_neg.item() == pytest.approx(g_neg.mean().item(), rel=1e-5)
     acc = ((g_pos > 5).sum() + (g_neg <= 5).sum()).item() / 8
     assert stats.disc_acc.item() == pytest.approx(acc)
+    assert stats.pair_acc.item() == pytest.approx((g_pos > g_neg).float().mean().item())
 
 
 def test_train_step_learns_to_separate_positives_from_negatives():
@@ -178,11 +179,11 @@ def test_set_lr_updates_optimizer_and_is_noop_when_frozen():
 
 
 def test_unit_stats_addition_is_elementwise():
-    a = UnitStats(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0), torch.tensor(0.5))
-    b = UnitStats(torch.tensor(10.0), torch.tensor(20.0), torch.tensor(30.0), torch.tensor(0.25))
+    a = UnitStats(*map(torch.tensor, (1.0, 2.0, 3.0, 0.5, 0.25)))
+    b = UnitStats(*map(torch.tensor, (10.0, 20.0, 30.0, 0.25, 0.5)))
     total = a + b
-    assert [v.item() for v in total.values()] == [11.0, 22.0, 33.0, 0.75]
-    assert [v.item() for v in a.values()] == [1.0, 2.0, 3.0, 0.5]  # operands untouched
+    assert [v.item() for v in total.values()] == [11.0, 22.0, 33.0, 0.75, 0.75]
+    assert [v.item() for v in a.values()] == [1.0, 2.0, 3.0, 0.5, 0.25]  # operands untouched
 
 
 # --- units inside an FFNet --------------------------------------------------------------------------

@@ -90,6 +90,12 @@ LOSSES.register("bce")(ff_loss)
 LOSSES.register("symba")(symba_loss)
 
 
+def pair_accuracy(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> torch.Tensor:
+    """Fraction of images whose positive beats its own negative (G⁺ > G⁻): independent of θ, so it
+    also tracks learning under SymBa, whose loss never calibrates goodness against θ."""
+    return (logit_pos > logit_neg).float().mean()
+
+
 def discrimination_accuracy(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> torch.Tensor:
     """Fraction of samples classified right by σ(logit) > 0.5: positives above, negatives below."""
     correct = (logit_pos > 0).float().sum() + (logit_neg <= 0).float().sum()

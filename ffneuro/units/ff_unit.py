@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..accounting import UnitCost, conv_unit_cost
-from ..goodness import LOSSES, Goodness, discrimination_accuracy, ff_logits
+from ..goodness import LOSSES, Goodness, discrimination_accuracy, ff_logits, pair_accuracy
 from ..precision import autocast
 from .block import ConvBlock, rms_normalize
 
@@ -24,12 +24,13 @@ class UnitStats:
     goodness_pos: torch.Tensor
     goodness_neg: torch.Tensor
     disc_acc: torch.Tensor
+    pair_acc: torch.Tensor
 
     def __add__(self, other: "UnitStats") -> "UnitStats":
         return UnitStats(*(a + b for a, b in zip(self.values(), other.values())))
 
     def values(self) -> tuple[torch.Tensor, ...]:
-        return (self.loss, self.goodness_pos, self.goodness_neg, self.disc_acc)
+        return (self.loss, self.goodness_pos, self.goodness_neg, self.disc_acc, self.pair_acc)
 
 
 class FFUnit(nn.Module):
@@ -82,7 +83,8 @@ class FFUnit(nn.Module):
             logit = logit.detach()
             g = logit + self.theta
             stats = UnitStats(loss.detach(), g[:n].mean(), g[n:].mean(),
-                              discrimination_accuracy(logit[:n], logit[n:]))
+                              discrimination_accuracy(logit[:n], logit[n:]),
+                              pair_accuracy(logit[:n], logit[n:]) if 2 * n == len(logit) else logit.new_tensor(float("nan")))
             out = self.hand_on(y)
         return out, stats
 

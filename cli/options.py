@@ -57,6 +57,8 @@ MODEL_OPTIONS = [
     ("--train-limit", "train_limit", click.IntRange(min=1), "use only the first N training images"),
     ("--val-size", "val_size", click.IntRange(min=0), "the last N training images form the validation split"),
     ("--eval-batch-size", "eval_batch_size", click.IntRange(min=1), "images per evaluation batch"),
+    ("--eval-every", "eval_every", click.IntRange(min=1),
+     "evaluate validation every k epochs and after the last (the goodness readout costs C forwards per image)"),
     ("--augment", "augment", click.Choice(AUGMENTS),
      "training-batch augmentation: crop (pad 4, random crop), flip (horizontal), or both"),
     ("--unit-lrs", "unit_lrs", FloatList(), "FF: Adam lr of each unit, comma-separated, one per layer (e.g. 1e-3,5e-4)"),

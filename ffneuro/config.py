@@ -47,6 +47,7 @@ class RunConfig:
     preset: str | None = None
     augment: str = "none"              # training batches only: none | crop | flip | crop+flip
     unit_lrs: tuple[float, ...] | None = None  # FF: Adam lr of each unit (None: lr for all); BP ignores it
+    eval_every: int = 1                # evaluate validation every k epochs (and always after the last)
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -77,6 +78,7 @@ class RunConfig:
         need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
         need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
         need(self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}")
+        need(self.eval_every >= 1, f"eval-every must be >= 1, got {self.eval_every}")
         need(self.lr > 0 and self.linear_lr > 0, "learning rates must be > 0")
         need(0.0 <= self.cooldown_start <= 1.0, f"cooldown start must lie in [0, 1], got {self.cooldown_start}")
         need(self.train_limit is None or self.train_limit >= 1, f"train limit must be >= 1, got {self.train_limit}")

@@ -584,3 +584,14 @@ def test_executable_truncated_run(ff_run, tmp_path):
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"Error: {truncated}: "), proc.stderr
+
+
+def test_eval_every_skips_validation_between_evaluations(tmp_path):
+    path = tmp_path / "r.h5"
+    result = CliRunner().invoke(main, ["-q", "train", "--preset", "smoke", "--epochs", "3", "--eval-every", "2",
+                                       "--train-limit", "200", "--val-size", "100", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    rec = read_run(path)
+    val = rec.metrics["val_acc_linear"]
+    assert np.isnan(val[0]) and not np.isnan(val[1]) and not np.isnan(val[2])  # epochs 2 and 3 (the last)
+    assert rec.weights("best") and rec.groups["summary"]["best_epoch"] in (2, 3)

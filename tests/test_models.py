@@ -112,6 +112,24 @@ def test_features_concatenate_hand_on_outputs_in_layer_order():
     assert torch.allclose(net.features(x), torch.cat([h2.flatten(1), h3.flatten(1)], 1))
 
 
+@pytest.mark.parametrize("pool", ["none", "max"])
+@pytest.mark.parametrize("readout_from", [1, 2])
+def test_features_are_bit_identical_to_list_and_cat(pool, readout_from):
+    """The preallocated features equal the old list + torch.cat gathering exactly."""
+    net = ff_net(pool=pool, readout_from=readout_from)
+    x = net.labels.embed_neutral(images(4))
+    with torch.no_grad():
+        out, h = [], x
+        for i, unit in enumerate(net.units[: net.readout_units[-1] + 1]):
+            h = unit.hand_on(unit(h))
+            if i in net.readout_units:
+                out.append(h.flatten(1))
+        ref = torch.cat(out, 1)
+        got = net.features(x)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert torch.equal(got, ref)
+
+
 def test_predict_linear_uses_neutral_features():
     net = ff_net()
     x = images(6)

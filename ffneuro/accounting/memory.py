@@ -273,15 +273,15 @@ def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
             t.mark(u + "relu")
             t.free("n_conv_out", "n_x16")
             _hand_on(t, s, batch, act, "n_")
-            t.free("n_y")
-            if not cur.startswith("feat"):
-                t.free(cur)
-            cur = f"feat{i}" if i >= readout_from - 1 else f"neutral{i}"  # the list keeps readout outputs alive
+            t.free("n_y", cur)
+            cur = f"neutral{i}"
             t.live[cur] = t.live.pop("n_out")
-        t.mark("readout: features")
-        t.alloc("features", f32(batch * readout.in_features))   # torch.cat
-        t.mark("readout: cat")
-        t.free(cur, *(f"feat{i}" for i in range(len(layers))))
+            if i == readout_from - 1:
+                # the preallocated (N, features) output, made once the first readout unit is done;
+                # each readout unit's output is copied into its slice (no further allocation)
+                t.alloc("features", f32(batch * readout.in_features))
+                t.mark("readout: features")
+        t.free(cur)
         t.alloc("logits", 3 * f32(batch * readout.out_features))
         t.free(f"grad:{readout.name}")
         t.alloc(f"grad:{readout.name}", nbytes(readout.params, master))

@@ -69,12 +69,20 @@ class FFNet(nn.Module):
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened hand-on activations of the readout layers for already-embedded images."""
-        out, h = [], x
+        # Write each readout unit's flattened output straight into one preallocated (N, features) tensor
+        # (allocated with the hand-on output's dtype and device when the first readout unit is done),
+        # so only the result and the current unit's tensors are alive, not a list plus its torch.cat.
+        sizes = [math.prod(self.units[i].block.out_shape) for i in self.readout_units]
+        out, col, h = None, 0, x
         for i, unit in enumerate(self.units[: self.readout_units[-1] + 1]):
             h = unit.hand_on(unit(h))
             if i in self.readout_units:
-                out.append(h.flatten(1))
-        return torch.cat(out, 1)
+                if out is None:
+                    out = h.new_empty((h.shape[0], sum(sizes)))
+                n = sizes[i - self.readout_units[0]]
+                out[:, col: col + n].copy_(h.flatten(1))
+                col += n
+        return out
 
     @torch.no_grad()
     def goodness_scores(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,13 +8,13 @@ import numpy as np
 import torch
 
 from ffneuro.config import RunConfig
-from ffneuro.errors import ConfigError, FFNeuroError, RunFileError, UnknownNameError
+from ffneuro.errors import ConfigError, FFNeuroError, RunFileError
 from ffneuro.models.cam import goodness_maps, linear_cams
 from ffneuro.store import RunWriter, read_run
 from ffneuro.train import Trainer
 
 from .options import data_dir_option
-from .util import load_data
+from .util import load_data, one_line_errors
 
 MAX_SAMPLES = 100  # the maps go into the run file: (N, classes, H, W) per unit and map kind
 
@@ -30,6 +30,7 @@ MAX_SAMPLES = 100  # the maps go into the run file: (N, classes, H, W) per unit 
               help="final: last epoch; best: the epoch with the best validation accuracy")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @data_dir_option
+@one_line_errors
 def cam(run_file, samples, out_dir, split, weights, device, data_dir):
     """Class activation maps of RUN_FILE's FF network on the first N images of a split.
 
@@ -37,10 +38,7 @@ def cam(run_file, samples, out_dir, split, weights, device, data_dir):
     neutral-labelled image) and the goodness map (each neuron position's goodness with a label embedded).
     Writes one PNG per sample into OUT and stores the maps in the run file's ``cam`` group.
     """
-    try:
-        _cam(run_file, samples, Path(out_dir), split, weights, device, data_dir)
-    except (FFNeuroError, UnknownNameError) as exc:  # one line, also when invoked outside the ffneuro group
-        raise click.ClickException(str(exc)) from None
+    _cam(run_file, samples, Path(out_dir), split, weights, device, data_dir)
 
 
 def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir) -> None:

@@ -12,8 +12,8 @@ from ffneuro.errors import RunFileError
 from ffneuro.study import group_runs
 
 from .plotting import _pyplot
-from .sweep import _one_line_errors
 from .table import _collect
+from .util import one_line_errors
 
 
 def _labels(records) -> list[str]:
@@ -172,7 +172,7 @@ def plot():
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="figure file (PNG)")
 @click.option("--title", default="", help="figure title")
-@_one_line_errors
+@one_line_errors
 def curves(paths, out, title):
     """Training curves of the runs in PATHS (folders or run files), overlaid, one label per run.
 
@@ -195,7 +195,7 @@ def curves(paths, out, title):
               help="best validation accuracy over epochs, or test accuracy")
 @click.option("--title", default="", help="figure title")
 @click.option("--include-incomplete", is_flag=True, help="also use runs whose status is not complete")
-@_one_line_errors
+@one_line_errors
 def sweep(paths, param, out, metric, title, include_incomplete):
     """Accuracy per readout vs the config parameter KEY over the runs in PATHS (folders or files).
 

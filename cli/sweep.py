@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ffneuro.errors import ConfigError, FFNeuroError, RunFileError, UnknownNameError
+from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.store import read_run
 from ffneuro.study import grid_points, point_name
@@ -17,7 +17,7 @@ from ffneuro.study import grid_points, point_name
 from .options import MODEL_OPTIONS, data_dir_option, json_option
 from .progress import BarProgress
 from .train import check_out, check_trainable, train_to_file
-from .util import echo_json, jsonable, load_data
+from .util import echo_json, jsonable, load_data, one_line_errors
 
 log = logging.getLogger("ffneuro.cli")
 
@@ -82,19 +82,6 @@ def grid_options(fn):
                         help="named setting; grid values override it")(wrapper)
 
 
-def _one_line_errors(fn):
-    """ffneuro's user-facing errors as ``Error: ...`` even when the command runs outside the main group."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (FFNeuroError, UnknownNameError) as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
-
-
 # ------------------------------------------------------------------------------------------------- sweep
 
 
@@ -137,7 +124,7 @@ def _write_manifest(out_dir: Path, manifest: dict) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bar (same as ffneuro -q)")
 @json_option
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
     """Train every combination of the grid values × seeds into OUT_DIR, one run file per point.
 

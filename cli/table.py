@@ -14,8 +14,7 @@ from ffneuro.errors import RunFileError
 from ffneuro.store import find_runs, read_run
 from ffneuro.study import group_runs
 
-from .sweep import _one_line_errors
-from .util import jsonable
+from .util import jsonable, one_line_errors
 from .util import table as text_table
 
 log = logging.getLogger("ffneuro.cli")
@@ -63,7 +62,7 @@ def _collect(paths: tuple[str, ...], include_incomplete: bool):
               help="comma-separated config keys to group by (default: every key that varies, except seed and device)")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--include-incomplete", is_flag=True, help="also use runs whose status is not complete")
-@_one_line_errors
+@one_line_errors
 def table(paths, by, fmt, include_incomplete):
     """Group the runs in PATHS (folders or run files) by config; mean ± sd over seeds.
 

@@ -1,6 +1,7 @@
 """Helpers shared by the commands: strict JSON output and dataset loading with one-line errors."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -51,3 +52,16 @@ def table(rows: list[list[str]]) -> str:
     """Left-aligned plain-text columns; the first row is the header."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def one_line_errors(fn):
+    """ffneuro's user-facing errors as ``Error: ...`` even when the command runs outside the main group."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (FFNeuroError, UnknownNameError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper

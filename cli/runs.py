@@ -10,21 +10,15 @@ import os
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ffneuro.errors import RunFileError
 from ffneuro.store import RunRecord, find_runs, read_run
+from ffneuro.study import run_numbers
 
 from .options import json_option
 from .util import jsonable, table
 
 log = logging.getLogger("ffneuro.cli")
-
-
-def _best(values: np.ndarray) -> float:
-    """Largest non-NaN value; NaN when there is none (no warning for all-NaN columns)."""
-    finite = values[~np.isnan(values)] if len(values) else values
-    return float(finite.max()) if len(finite) else float("nan")
 
 
 def _fmt(value) -> str:
@@ -34,12 +28,10 @@ def _fmt(value) -> str:
 
 
 def _summary(rec: RunRecord) -> dict:
-    test = {k.removeprefix("acc_"): v for k, v in rec.groups.get("test", {}).items() if k.startswith("acc_")}
-    val = {k.removeprefix("val_acc_"): _best(np.asarray(v, dtype=float))
-           for k, v in rec.metrics.items() if k.startswith("val_acc_")}
+    numbers = run_numbers(rec)
     return {"run": str(rec.path), "status": rec.status, "preset": rec.config.get("preset"),
             "dataset": rec.config.get("dataset"), "algo": rec.config.get("algo"),
-            "epochs": f"{rec.epochs_done}/{rec.config.get('epochs')}", "best_val_acc": val, "test_acc": test}
+            "epochs": f"{rec.epochs_done}/{rec.config.get('epochs')}", "best_val_acc": numbers["val_acc"], "test_acc": numbers["test_acc"]}
 
 
 @click.group()

@@ -7,14 +7,12 @@ import click
 import numpy as np
 import torch
 
-from ffneuro.config import RunConfig
-from ffneuro.errors import ConfigError, FFNeuroError, RunFileError
+from ffneuro.errors import ConfigError, FFNeuroError
 from ffneuro.models.cam import goodness_maps, linear_cams
 from ffneuro.store import RunWriter, read_run
-from ffneuro.train import Trainer
 
 from .options import data_dir_option
-from .util import load_data, one_line_errors
+from .util import one_line_errors, restore_trainer, stored_config
 
 MAX_SAMPLES = 100  # the maps go into the run file: (N, classes, H, W) per unit and map kind
 
@@ -45,19 +43,10 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir) -> 
     record = read_run(run_file)
     if record.config.get("algo", "ff") != "ff":
         raise ConfigError(f"{run_file} is a {record.config.get('algo')} run; CAM needs FF units (--algo ff)")
-    try:
-        config = RunConfig.from_dict({**record.config, "device": device})
-    except (ConfigError, TypeError) as exc:
-        raise RunFileError(f"{run_file}: stored config is not valid for this ffneuro: {exc}") from exc
+    config = stored_config(record, device=device)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a folder")
-    state = record.weights(weights)
-    trainer = Trainer(config, load_data(config.dataset, data_dir))
-    try:
-        trainer.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RunFileError(f"{run_file}: the stored {weights} weights do not fit the network of its config: {reason}") from exc
+    trainer = restore_trainer(record, config, weights, data_dir)
     data = trainer.test if split == "test" else trainer.val
     if len(data) == 0:
         raise ConfigError(f"the {split} split of {run_file} is empty")

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import click
 
-from ffneuro.config import RunConfig
-from ffneuro.errors import ConfigError, RunFileError
+from ffneuro.errors import ConfigError
 from ffneuro.store import read_run
-from ffneuro.train import Trainer
 
 from .options import data_dir_option, json_option
-from .util import echo_json, load_data
+from .util import echo_json, restore_trainer, stored_config
 
 
 @click.command("eval")
@@ -25,22 +23,12 @@ from .util import echo_json, load_data
 def eval_cmd(run_file, readout, weights, split, device, data_dir, as_json):
     """Evaluate RUN_FILE's stored weights on the test (or validation) split."""
     record = read_run(run_file)
-    try:
-        config = RunConfig.from_dict({**record.config, "device": device})
-    except (ConfigError, TypeError) as exc:
-        raise RunFileError(f"{run_file}: stored config is not valid for this ffneuro: {exc}") from exc
-    state = record.weights(weights)
-    trainer = Trainer(config, load_data(config.dataset, data_dir))
+    trainer = restore_trainer(record, stored_config(record, device=device), weights, data_dir)
     available = trainer.model.readouts()
     wanted = available if readout == "both" else [readout]
     missing = [r for r in wanted if r not in available]
     if missing:
         raise ConfigError(f"{run_file} has no {missing[0]} readout; it has: {', '.join(available)}")
-    try:
-        trainer.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RunFileError(f"{run_file}: the stored {weights} weights do not fit the network of its config: {reason}") from exc
     acc = trainer.evaluate(trainer.test if split == "test" else trainer.val, wanted)
     if as_json:
         echo_json({"run": str(run_file), "weights": weights, "split": split, "accuracy": acc})

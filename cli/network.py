@@ -12,6 +12,8 @@ from ffneuro.errors import ConfigError
 from ffneuro.presets import resolve_config
 from ffneuro.store import read_run
 
+from .util import stored_config
+
 
 @dataclass(frozen=True)
 class Network:
@@ -36,7 +38,7 @@ def resolve_network(ctx: click.Context, run_file: str | None, preset: str, overr
         raise ConfigError("give either a RUN_FILE or --preset/model flags, not both "
                           f"(got {', '.join(['preset', *given]) if given else 'preset'})")
     rec = read_run(run_file)
-    config = RunConfig.from_dict(rec.config)
+    config = stored_config(rec)
     data = rec.groups.get("data", {})
     if "image_shape" in data:
         shape, classes = tuple(int(v) for v in data["image_shape"]), int(data["num_classes"])

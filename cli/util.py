@@ -65,3 +65,30 @@ def one_line_errors(fn):
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+def stored_config(record, **overrides):
+    """The RunConfig a run file was trained with (``overrides`` e.g. device), or a one-line RunFileError."""
+    from ffneuro.config import RunConfig
+    from ffneuro.errors import ConfigError, RunFileError
+
+    try:
+        return RunConfig.from_dict({**record.config, **overrides})
+    except (ConfigError, TypeError) as exc:
+        raise RunFileError(f"{record.path}: stored config is not valid for this ffneuro: {exc}") from exc
+
+
+def restore_trainer(record, config, weights: str, data_dir):
+    """A Trainer for ``config`` on its dataset with the run's ``weights`` (final|best) loaded."""
+    from ffneuro.errors import RunFileError
+    from ffneuro.train import Trainer
+
+    state = record.weights(weights)
+    trainer = Trainer(config, load_data(config.dataset, data_dir))
+    try:
+        trainer.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunFileError(f"{record.path}: the stored {weights} weights do not fit the network of its config: "
+                           f"{reason}") from exc
+    return trainer

@@ -41,7 +41,7 @@ def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = {"quiet": quiet, "verbose": verbose}
 
 
-from . import cam, compare, evaluate, hw, plot, profile, runs, sweep, table, train  # noqa: E402
+from . import cam, compare, evaluate, hw, plot, profile, runs, study, sweep, table, train  # noqa: E402
 
 main.add_command(train.train)
 main.add_command(evaluate.eval_cmd)
@@ -51,5 +51,6 @@ main.add_command(profile.profile)
 main.add_command(compare.compare)
 main.add_command(cam.cam)
 main.add_command(sweep.sweep)
+main.add_command(study.study)
 main.add_command(plot.plot)
 runs.runs.add_command(table.table)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.store import read_run
@@ -24,9 +25,6 @@ log = logging.getLogger("ffneuro.cli")
 MANIFEST = "sweep.json"
 # config keys that may differ between a stored run and the point without making it a different run
 _IGNORED_ON_RESUME = ("device",)
-
-
-# ------------------------------------------------------------------------------------- training one config
 
 
 # ------------------------------------------------------------------------------------------ grid options
@@ -93,7 +91,11 @@ def _stored_status(path: Path, config: dict) -> str:
         log.warning("%s is not a readable run (%s); retraining it", path, exc)
         return "unreadable"
     if rec.status == "complete":
-        stored = {k: v for k, v in rec.config.items() if k not in _IGNORED_ON_RESUME}
+        try:  # a run from before a config key existed holds that key's default
+            stored = RunConfig.from_dict(dict(rec.config)).to_dict()
+        except ConfigError:
+            stored = dict(rec.config)
+        stored = {k: v for k, v in stored.items() if k not in _IGNORED_ON_RESUME}
         wanted = {k: v for k, v in config.items() if k not in _IGNORED_ON_RESUME}
         diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
         if diff:
@@ -103,8 +105,7 @@ def _stored_status(path: Path, config: dict) -> str:
     return rec.status
 
 
-def _write_manifest(out_dir: Path, manifest: dict) -> None:
-    path = out_dir / MANIFEST
+def _write_manifest(path: Path, manifest: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(json.dumps(jsonable(manifest), indent=2, allow_nan=False) + "\n")
@@ -148,13 +149,30 @@ def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
         config = resolve_config(preset, overrides)
         check_trainable(config)
         plan.append((point, config, out_dir / f"{point_name(point, shown)}.h5"))
+    head = {"preset": preset, "grid": grid, "seeds": list(seeds), "data_dir": data_dir}
+    results, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=not obj.get("quiet"),
+                                             manifest=MANIFEST, head=head)
+    if as_json:
+        echo_json({"out_dir": str(out_dir), "manifest": str(out_dir / MANIFEST), "trained": trained,
+                   "skipped": skipped, "points": results})
+    else:
+        click.echo(f"{out_dir}: {len(plan)} points, {trained} trained, {skipped} skipped (complete)")
+
+
+def train_points(plan, out_dir: Path, data_dir, *, force: bool, show_bar: bool, manifest: str, head: dict):
+    """Train every (point, config, path) of ``plan`` whose file is not a complete run of that config.
+
+    Checks every file and loads the data before anything is written, keeps a manifest
+    (``out_dir/manifest``: ``head`` plus each point's status) up to date, and marks the running point
+    failed if training stops. Returns (results, trained, skipped).
+    """
     names = [p[2].name for p in plan]
     if len(set(names)) != len(names):
         raise ConfigError("two grid points map to the same file name; make the values differ in letters/digits")
     for _, _, path in plan:
         check_out(path, force=True)  # a folder in the way, or no writable ancestor
-    # what each point needs (a mismatched complete run stops the sweep here), and its data, before any
-    # folder or file is written: a bad dataset fails fast
+    # what each point needs (a mismatched complete run stops here), and its data, before any folder or
+    # file is written: a bad dataset fails fast
     statuses = [_stored_status(path, config.to_dict()) if path.exists() and not force else None
                 for _, config, path in plan]
     data_cache: dict[tuple, object] = {}
@@ -168,15 +186,17 @@ def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
         raise RunFileError(f"cannot create --out-dir {out_dir}: {exc.strerror or exc}") from exc
 
     entries = [{"point": point, "file": path.name, "status": "pending"} for point, _, path in plan]
-    manifest = {"preset": preset, "grid": grid, "seeds": list(seeds), "data_dir": data_dir, "points": entries}
-    _write_manifest(out_dir, manifest)
+    state = {**head, "points": entries}
+    _write_manifest(out_dir / manifest, state)
 
-    bar = BarProgress(not obj.get("quiet"))
+    bar = BarProgress(show_bar)
     results = []
     trained = skipped = 0
     bar.start("sweep", len(plan))
     try:
         for i, ((point, config, path), entry, status) in enumerate(zip(plan, entries, statuses), 1):
+            if status != "complete" and not force and path.exists():
+                status = _stored_status(path, config.to_dict())  # another sweep sharing the folder may have run it
             if status == "complete":
                 log.info("[%d/%d] %s: skipped (complete)", i, len(plan), path.name)
                 skipped += 1
@@ -184,11 +204,10 @@ def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
             else:
                 if status is not None:
                     log.info("[%d/%d] %s: retraining (was %s)", i, len(plan), path.name, status)
-                key = (config.dataset, data_dir)
                 entry["status"] = "running"
-                _write_manifest(out_dir, manifest)
+                _write_manifest(out_dir / manifest, state)
                 # the sweep's bar is the only bar: a per-epoch bar would fight it on the terminal
-                summary = train_to_file(config, data_cache[key], path, force=path.exists())
+                summary = train_to_file(config, data_cache[(config.dataset, data_dir)], path, force=path.exists())
                 entry["status"] = "trained"
                 trained += 1
                 log.info("[%d/%d] %s: test %s", i, len(plan), path.name,
@@ -200,15 +219,11 @@ def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
             if entry["status"] == "running":
                 entry["status"] = "failed"
         try:
-            _write_manifest(out_dir, manifest)
+            _write_manifest(out_dir / manifest, state)
         except RunFileError as exc:
             log.warning("%s", exc)
         raise
     finally:
         bar.finish()
-    _write_manifest(out_dir, manifest)
-    if as_json:
-        echo_json({"out_dir": str(out_dir), "manifest": str(out_dir / MANIFEST), "trained": trained,
-                   "skipped": skipped, "points": results})
-    else:
-        click.echo(f"{out_dir}: {len(plan)} points, {trained} trained, {skipped} skipped (complete)")
+    _write_manifest(out_dir / manifest, state)
+    return results, trained, skipped

@@ -86,16 +86,25 @@ def table(paths, by, fmt, include_incomplete):
         raise click.BadParameter(str(exc), param_hint="'--by'") from None
     stats = [g.stats() for g in groups]
     key_names = list(groups[0].key) if groups else []
+    click.echo(format_groups(stats, key_names, fmt, skipped=[str(f) for f, _ in skipped]), nl=False)
+
+
+def format_groups(stats: list[dict], key_names: list[str], fmt: str, *, skipped=(), extra: dict | None = None) -> str:
+    """Group statistics (:meth:`ffneuro.study.Group.stats`) as a text table, CSV or JSON.
+
+    ``extra`` maps a column name to one value per group (shown last; in JSON under each group's "extra").
+    """
+    extra = extra or {}
     val_r = list(dict.fromkeys(r for s in stats for r in s["val_acc"]))
     test_r = list(dict.fromkeys(r for s in stats for r in s["test_acc"]))
-
     if fmt == "json":
-        click.echo(json.dumps(jsonable({"by": key_names, "groups": stats,
-                                        "skipped": [str(f) for f, _ in skipped]}), indent=2, allow_nan=False))
-        return
+        groups = [{**s, "extra": {k: v[i] for k, v in extra.items()}} if extra else s for i, s in enumerate(stats)]
+        return json.dumps(jsonable({"by": key_names, "groups": groups, "skipped": list(skipped)}),
+                          indent=2, allow_nan=False) + "\n"
     if fmt == "csv":
         header = [*key_names, "n", *(f"val_acc_{r}_{m}" for r in val_r for m in ("mean", "sd")),
-                  *(f"test_acc_{r}_{m}" for r in test_r for m in ("mean", "sd")), "best_epoch_mean", "wall_time_s_mean"]
+                  *(f"test_acc_{r}_{m}" for r in test_r for m in ("mean", "sd")), "best_epoch_mean",
+                  "wall_time_s_mean", *extra]
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(header)
@@ -103,16 +112,17 @@ def table(paths, by, fmt, include_incomplete):
         def cell(v):
             return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
-        for s in stats:
+        for i, s in enumerate(stats):
             w.writerow([*(cell(s["key"][k]) for k in key_names), s["n"],
                         *(cell(s["val_acc"].get(r, {}).get(m)) for r in val_r for m in ("mean", "sd")),
                         *(cell(s["test_acc"].get(r, {}).get(m)) for r in test_r for m in ("mean", "sd")),
-                        cell(s["best_epoch"]), cell(s["wall_time_s"])])
-        click.echo(buf.getvalue(), nl=False)
-        return
-    rows = [[*key_names, "n", *(f"val {r}" for r in val_r), *(f"test {r}" for r in test_r), "best epoch", "wall s"]]
-    for s in stats:
+                        cell(s["best_epoch"]), cell(s["wall_time_s"]), *(cell(v[i]) for v in extra.values())])
+        return buf.getvalue()
+    rows = [[*key_names, "n", *(f"val {r}" for r in val_r), *(f"test {r}" for r in test_r), "best epoch", "wall s",
+             *extra]]
+    for i, s in enumerate(stats):
         rows.append([*(str(s["key"][k]) for k in key_names), str(s["n"]),
                      *(_pm(s["val_acc"].get(r)) for r in val_r), *(_pm(s["test_acc"].get(r)) for r in test_r),
-                     _num(s["best_epoch"], 1), _num(s["wall_time_s"], 1)])
-    click.echo(text_table(rows))
+                     _num(s["best_epoch"], 1), _num(s["wall_time_s"], 1),
+                     *("-" if v[i] is None else str(v[i]) for v in extra.values())])
+    return text_table(rows) + "\n"

@@ -1,0 +1,188 @@
+"""``ffneuro study``: the paper's comparisons (Tables 1–3, Figs. 3A/4/5) as named, resumable sweeps."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from ffneuro.config import RunConfig
+from ffneuro.errors import ConfigError, RunFileError
+from ffneuro.store import find_runs, read_run
+from ffneuro.studies import BUDGETS, STUDIES, Study
+from ffneuro.study import group_runs
+
+from .options import data_dir_option, json_option
+from .sweep import ListOf, train_points
+from .table import format_groups
+from .train import check_trainable
+from .util import echo_json, one_line_errors
+from .util import table as text_table
+
+log = logging.getLogger("ffneuro.cli")
+
+budget_option = click.option("--budget", type=click.Choice(BUDGETS.names()), default="cpu", show_default=True,
+                             help="cpu: mnist-small on 10k images, 2 epochs; paper: paper-mnist, 200 epochs")
+
+
+def _studies(names: str) -> list[Study]:
+    """``all`` or comma-separated study names (an unknown one lists the valid names)."""
+    if names == "all":
+        return [STUDIES.get(n) for n in STUDIES.names()]
+    return [STUDIES.get(n.strip()) for n in names.split(",")]
+
+
+def _diff(study: Study, budget: str, config) -> dict:
+    base = BUDGETS.get(budget).base().to_dict()
+    return {k: v for k, v in config.to_dict().items() if k not in ("seed", "preset") and v != base.get(k)}
+
+
+@click.group()
+def study():
+    """The paper's studies: list them, run them (resumable, sharing one folder) and tabulate them."""
+
+
+@study.command("list")
+def list_cmd():
+    """Every study, what it compares, and its number of runs per budget."""
+    rows = [["study", "paper", "runs per budget"]]
+    for name in STUDIES.names():
+        s = STUDIES.get(name)
+        rows.append([name, s.title, ", ".join(f"{b} {len(s.points(b))}" for b in s.budgets())])
+    click.echo(text_table(rows))
+    click.echo("\nbudgets:")
+    for name in BUDGETS.names():
+        click.echo(f"  {name}: {BUDGETS.get(name).note}")
+
+
+@study.command("show")
+@click.argument("name")
+@budget_option
+@one_line_errors
+def show(name, budget):
+    """A study's question, its points (the values that differ from the budget's base) and the paper's numbers."""
+    s = STUDIES.get(name)
+    b = BUDGETS.get(budget)
+    points = s.points(budget)
+    click.echo(f"{s.name}: {s.title}\n  {s.question}")
+    click.echo(f"budget {budget}: {b.note} (preset {b.preset}"
+               + "".join(f", {k}={v}" for k, v in b.overrides.items()) + ")")
+    click.echo(f"{len(points)} runs, seeds {','.join(map(str, s.seeds))}:")
+    seen = set()
+    for stem, config in points:
+        diff = _diff(s, budget, config)
+        key = tuple(sorted(diff.items()))
+        if key not in seen:
+            seen.add(key)
+            click.echo("  " + (", ".join(f"{k}={v}" for k, v in diff.items()) or "(the base config)"))
+    click.echo("paper:")
+    for p in s.paper:
+        click.echo(f"  {dict(p.point)} {p.readout} {p.split}: {p.mean:.4f}"
+                   + (f" ± {p.sd:.4f}" if p.sd is not None else "") + f" ({p.source})")
+    if s.paper_note:
+        click.echo(f"  {s.paper_note}")
+
+
+@study.command("run")
+@click.argument("names")
+@budget_option
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
+              help="folder shared by all studies of this budget (one run file per point, study-<name>.json)")
+@click.option("--seeds", type=ListOf(click.IntRange(0, 2**63 - 1)), default=None,
+              help="comma-separated seeds instead of the study's own")
+@data_dir_option
+@click.option("--force", is_flag=True, help="retrain every point, even complete ones")
+@click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bar")
+@json_option
+@click.pass_context
+@one_line_errors
+def run(ctx, names, budget, out_dir, seeds, data_dir, force, quiet, as_json):
+    """Train the points of NAMES (comma-separated, or 'all') that OUT_DIR does not already hold complete.
+
+    Points are named by the values that differ from the budget's base, so studies sharing a point
+    (the base config is in most) train it once. Rerunning resumes.
+    """
+    obj = ctx.ensure_object(dict)
+    if quiet:
+        obj["quiet"] = True
+        logging.getLogger().setLevel(logging.WARNING)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFileError(f"--out-dir {out_dir} exists and is not a directory")
+    report = []
+    for s in _studies(names):
+        plan = []
+        for stem, config in s.points(budget, tuple(seeds) if seeds else None):
+            check_trainable(config)
+            plan.append(({"study": s.name, "seed": config.seed, **_diff(s, budget, config)}, config,
+                         out_dir / f"{stem}.h5"))
+        head = {"study": s.name, "title": s.title, "budget": budget, "data_dir": data_dir}
+        _, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=not obj.get("quiet"),
+                                           manifest=f"study-{s.name}.json", head=head)
+        report.append({"study": s.name, "points": len(plan), "trained": trained, "skipped": skipped})
+    if as_json:
+        echo_json({"out_dir": str(out_dir), "budget": budget, "studies": report})
+    else:
+        for r in report:
+            click.echo(f"{r['study']}: {r['points']} points, {r['trained']} trained, {r['skipped']} skipped (complete)")
+
+
+@study.command("table")
+@click.argument("name")
+@click.argument("folder", type=click.Path(path_type=Path))
+@budget_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@one_line_errors
+def table(name, folder, budget, fmt):
+    """NAME's runs in FOLDER grouped by what the study varies: mean ± sd over seeds, beside the paper's numbers.
+
+    Only complete runs whose config is exactly one of the study's points count; missing points are listed.
+    """
+    s = STUDIES.get(name)
+    if not folder.is_dir():
+        raise RunFileError(f"{folder}: no such folder")
+    wanted = {stem: config.to_dict() for stem, config in s.points(budget)}
+    found, _ = find_runs(folder)
+    by_stem = {f.stem: f for f in found}
+    records, missing = [], []
+    for stem, config in wanted.items():
+        rec = read_run(by_stem[stem]) if stem in by_stem else None
+        if rec is None or rec.status != "complete" or _differs(rec.config, config):
+            missing.append(stem)
+            continue
+        records.append(rec)
+    if not records:
+        raise RunFileError(f"no complete runs of study {name} ({budget}) in {folder}; "
+                           f"run: ffneuro study run {name} --budget {budget} --out-dir {folder}")
+    keys = s.group_keys(budget)
+    try:
+        groups = group_runs(records, keys)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    extra = {"paper (its own setting)": paper_values(s, [g.key for g in groups])}
+    if fmt == "table":
+        click.echo(f"{s.title} — budget {budget}: {BUDGETS.get(budget).note}")
+    click.echo(format_groups([g.stats() for g in groups], keys, fmt, skipped=missing, extra=extra), nl=False)
+    if fmt == "table":
+        if missing:
+            click.echo(f"missing ({len(missing)}): {', '.join(missing)}")
+        if s.paper_note:
+            click.echo(f"paper: {s.paper_note}")
+
+
+def _differs(stored: dict, wanted: dict) -> bool:
+    try:
+        stored = RunConfig.from_dict(dict(stored)).to_dict()
+    except ConfigError:
+        return True
+    return any(stored.get(k) != v for k, v in wanted.items() if k != "device")
+
+
+def paper_values(s: Study, keys: list[dict]) -> list[str | None]:
+    """Per group key, the paper's numbers for that point of the comparison, at the paper's own setting:
+    a paper value matches when it agrees on every key the table varies (other keys are the budget's)."""
+    out = []
+    for key in keys:
+        hits = [p for p in s.paper if all(key[k] == v for k, v in p.point.items() if k in key)]
+        out.append("; ".join(f"{p.mean:.4f}" + (f" ± {p.sd:.4f}" if p.sd is not None else "")
+                             + f" ({p.readout}, {p.split})" for p in hits) or None)
+    return out

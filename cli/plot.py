@@ -126,37 +126,51 @@ def _numeric(values) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
-def plot_sweep(records, key: str, out: Path, metric: str = "val", title: str = "") -> None:
-    """Accuracy per readout vs config ``key``: mean ± sd over the runs sharing each value."""
+def plot_sweep(records, key: str, out: Path, metric: str = "val", title: str = "",
+               series: list[str] | None = None) -> None:
+    """Accuracy per readout vs config ``key``: mean ± sd over the runs sharing each value.
+
+    ``series``: config keys whose values split the runs into separate lines (e.g. ``algo``).
+    """
+    series = list(series or [])
     try:
-        groups = group_runs(records, by=[key])
+        splits = group_runs(records, by=series) if series else None
+        parts = [(g.key, g.records) for g in splits] if series else [({}, list(records))]
+        panels = [(name, group_runs(recs, by=[key])) for name, recs in parts]
     except ValueError as exc:
-        raise click.ClickException(f"--param: {exc}") from None
-    stats = [g.stats() for g in groups]
-    values = [g.key[key] for g in groups]
+        raise click.ClickException(f"--param/--series: {exc}") from None
     field = f"{metric}_acc"
-    readouts = list(dict.fromkeys(r for s in stats for r in s[field]))
+    all_stats = [[g.stats() for g in groups] for _, groups in panels]
+    readouts = list(dict.fromkeys(r for stats in all_stats for s in stats for r in s[field]))
     if not readouts:
         raise click.ClickException(f"the runs have no {metric} accuracy")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+    values = list(dict.fromkeys(g.key[key] for _, groups in panels for g in groups))
     numeric = _numeric(values)
     if numeric:
-        x = np.array(values, dtype=float)
-    else:
-        x = np.arange(len(values), dtype=float)
-        ax.set_xticks(x, [str(v) for v in values])
+        values = sorted(values)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    if not numeric:
+        ax.set_xticks(np.arange(len(values), dtype=float), [str(v) for v in values])
+    lines = [(name, r) for name, _ in panels for r in readouts]
     offset = 0.0 if numeric else 0.05
-    for i, r in enumerate(readouts):
-        mean = np.array([s[field].get(r, {}).get("mean", math.nan) for s in stats], dtype=float)
-        sd = np.array([s[field].get(r, {}).get("sd", math.nan) for s in stats], dtype=float)
-        ax.errorbar(x + (i - (len(readouts) - 1) / 2) * offset, mean, yerr=np.nan_to_num(sd),
-                    marker="o", capsize=4, ls="-" if numeric else "none", label=r)
+    ns = []
+    for (name, groups), stats in zip(panels, all_stats):
+        ns += [str(s["n"]) for s in stats]
+        x = np.array([g.key[key] if numeric else values.index(g.key[key]) for g in groups], dtype=float)
+        for r in readouts:
+            i = lines.index((name, r))
+            mean = np.array([s[field].get(r, {}).get("mean", math.nan) for s in stats], dtype=float)
+            if np.all(np.isnan(mean)):
+                continue
+            sd = np.array([s[field].get(r, {}).get("sd", math.nan) for s in stats], dtype=float)
+            label = " ".join([*(f"{k}={v}" for k, v in name.items()), r])
+            ax.errorbar(x + (i - (len(lines) - 1) / 2) * offset, mean, yerr=np.nan_to_num(sd),
+                        marker="o", capsize=4, ls="-" if numeric else "none", label=label)
     ax.set_xlabel(key)
     ax.set_ylabel(f"{'best validation' if metric == 'val' else 'test'} accuracy")
-    ns = ", ".join(str(s["n"]) for s in stats)
-    ax.set_title(title or f"{metric} accuracy vs {key} (mean ± sd over seeds; n = {ns})", fontsize=10)
-    ax.legend(title="readout", fontsize=8)
+    ax.set_title(title or f"{metric} accuracy vs {key} (mean ± sd over seeds; n = {', '.join(ns)})", fontsize=10)
+    ax.legend(title=" ".join([*series, "readout"]), fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, plt, out)
@@ -193,10 +207,12 @@ def curves(paths, out, title):
               help="figure file (PNG)")
 @click.option("--metric", type=click.Choice(["val", "test"]), default="val", show_default=True,
               help="best validation accuracy over epochs, or test accuracy")
+@click.option("--series", default=None, metavar="KEYS",
+              help="comma-separated config keys that split the runs into separate lines (e.g. algo)")
 @click.option("--title", default="", help="figure title")
 @click.option("--include-incomplete", is_flag=True, help="also use runs whose status is not complete")
 @one_line_errors
-def sweep(paths, param, out, metric, title, include_incomplete):
+def sweep(paths, param, out, metric, series, title, include_incomplete):
     """Accuracy per readout vs the config parameter KEY over the runs in PATHS (folders or files).
 
     Runs sharing a value of KEY (e.g. seeds) are averaged: mean ± sample sd as error bars. Numeric
@@ -205,6 +221,9 @@ def sweep(paths, param, out, metric, title, include_incomplete):
     key = param.strip().replace("-", "_")
     if not key:
         raise click.ClickException("--param: empty key")
+    keys = [k.strip().replace("-", "_") for k in series.split(",")] if series else []
+    if any(not k for k in keys):
+        raise click.ClickException(f"--series {series!r} has an empty key")
     records = _records(paths, include_incomplete)
-    plot_sweep(records, key, out, metric, title)
+    plot_sweep(records, key, out, metric, title, series=keys)
     click.echo(f"wrote {out}")

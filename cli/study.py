@@ -138,21 +138,7 @@ def table(name, folder, budget, fmt):
     Only complete runs whose config is exactly one of the study's points count; missing points are listed.
     """
     s = STUDIES.get(name)
-    if not folder.is_dir():
-        raise RunFileError(f"{folder}: no such folder")
-    wanted = {stem: config.to_dict() for stem, config in s.points(budget)}
-    found, _ = find_runs(folder)
-    by_stem = {f.stem: f for f in found}
-    records, missing = [], []
-    for stem, config in wanted.items():
-        rec = read_run(by_stem[stem]) if stem in by_stem else None
-        if rec is None or rec.status != "complete" or _differs(rec.config, config):
-            missing.append(stem)
-            continue
-        records.append(rec)
-    if not records:
-        raise RunFileError(f"no complete runs of study {name} ({budget}) in {folder}; "
-                           f"run: ffneuro study run {name} --budget {budget} --out-dir {folder}")
+    records, missing = _study_records(s, budget, folder)
     keys = s.group_keys(budget)
     try:
         groups = group_runs(records, keys)
@@ -167,6 +153,51 @@ def table(name, folder, budget, fmt):
             click.echo(f"missing ({len(missing)}): {', '.join(missing)}")
         if s.paper_note:
             click.echo(f"paper: {s.paper_note}")
+
+
+def _study_records(s: Study, budget: str, folder: Path):
+    """The complete runs in ``folder`` that are exactly the study's points, and the stems of the missing points."""
+    if not folder.is_dir():
+        raise RunFileError(f"{folder}: no such folder")
+    found, _ = find_runs(folder)
+    by_stem = {f.stem: f for f in found}
+    records, missing = [], []
+    for stem, config in s.points(budget):
+        rec = read_run(by_stem[stem]) if stem in by_stem else None
+        if rec is None or rec.status != "complete" or _differs(rec.config, config.to_dict()):
+            missing.append(stem)
+            continue
+        records.append(rec)
+    if not records:
+        raise RunFileError(f"no complete runs of study {s.name} ({budget}) in {folder}; "
+                           f"run: ffneuro study run {s.name} --budget {budget} --out-dir {folder}")
+    return records, missing
+
+
+@study.command("plot")
+@click.argument("name")
+@click.argument("folder", type=click.Path(path_type=Path))
+@budget_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="figure file (PNG)")
+@click.option("--metric", type=click.Choice(["val", "test"]), default="val", show_default=True,
+              help="best validation accuracy over epochs, or test accuracy")
+@one_line_errors
+def plot_cmd(name, folder, budget, out, metric):
+    """NAME's accuracy per readout against the value it sweeps (mean ± sd over seeds), one line per other key."""
+    from .plot import plot_sweep
+
+    s = STUDIES.get(name)
+    keys = s.group_keys(budget)
+    if not keys:
+        raise ConfigError(f"study {name} compares readouts of one config: nothing to plot against; "
+                          f"use ffneuro study table {name}")
+    records, missing = _study_records(s, budget, folder)
+    x = s.plot_x or keys[-1]
+    plot_sweep(records, x, out, metric, f"{s.title} ({budget} budget, {metric})",
+               series=[k for k in keys if k != x])
+    if missing:
+        click.echo(f"missing ({len(missing)}): {', '.join(missing)}", err=True)
+    click.echo(f"wrote {out}")
 
 
 def _differs(stored: dict, wanted: dict) -> bool:

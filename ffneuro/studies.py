@@ -99,6 +99,7 @@ class Study:
     paper: tuple[PaperValue, ...] = ()
     paper_note: str = ""
     by: tuple[str, ...] = field(default=())   # keys the table groups by (default: every arm/grid key)
+    plot_x: str | None = None                 # the key on a plot's x axis (default: the last group key)
 
     def __post_init__(self) -> None:
         if not self.arms or not self.seeds:
@@ -198,6 +199,7 @@ _study(Study(
     grids={"paper": {"filters": (32, 64, 128), "kernel": (3, 5, 7), "batch_size": (25, 50, 100)},
            "cpu": {"filters": (16, 32), "kernel": (3, 5, 7), "batch_size": (50, 100)}},
     seeds=(0,),
+    plot_x="kernel",
     paper_note="Our grid (the paper's exact values were not readable). " + _NOT_READ,
 ))
 

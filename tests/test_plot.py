@@ -85,3 +85,21 @@ def test_errors(runs, tmp_path):
     one_error(CliRunner().invoke(plot, ["curves", str(junk), "--out", out]), "junk.h5")
     one_error(CliRunner().invoke(plot, ["curves", str(tmp_path / "missing"), "--out", out]), "no such file")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_sweep_series_splits_lines(runs, tmp_path, monkeypatch):
+    """--series algo: one line per (algo, readout); a readout a series lacks gets no line."""
+    import ffneuro.cli.plot as plotmod
+
+    ff, bp = runs
+    saved = {}
+    monkeypatch.setattr(plotmod, "_save", lambda fig, plt, out: saved.setdefault("fig", fig))
+    records = plotmod._records([str(ff), str(bp)], False)
+    plotmod.plot_sweep(records, "filters", tmp_path / "s.png", "test", series=["algo"])
+    ax = saved["fig"].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["algo=bp linear", "algo=ff linear", "algo=ff goodness"]
+    out = str(tmp_path / "x.png")
+    one_error(CliRunner().invoke(plot, ["sweep", str(ff), "--param", "filters", "--series", "algoo", "--out", out]),
+              "algoo")
+    result = CliRunner().invoke(plot, ["sweep", str(ff), str(bp), "--param", "filters", "--series", "algo", "--out", out])
+    assert result.exit_code == 0, result.output

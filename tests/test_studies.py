@@ -144,3 +144,15 @@ def test_table_without_runs_says_how_to_run(tmp_path):
     result = invoke("study", "table", "pooling", str(tmp_path), "--budget", "smoke")
     assert result.exit_code != 0
     assert "ffneuro study run pooling --budget smoke" in result.output
+
+
+def test_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "studies"
+    assert invoke("study", "run", "labelset", "--budget", "smoke", "--seeds", "0", "--out-dir", str(out)).exit_code == 0
+    png = tmp_path / "labelset.png"
+    result = invoke("study", "plot", "labelset", str(out), "--budget", "smoke", "--out", str(png))
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = invoke("study", "plot", "readout", str(out), "--budget", "smoke", "--out", str(png))
+    assert result.exit_code != 0 and "nothing to plot" in result.output

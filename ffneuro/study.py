@@ -116,8 +116,10 @@ def run_numbers(rec: Any) -> dict:
     best_epoch = summary.get("best_epoch")
     if best_epoch is None:
         cols = [np.asarray(v, dtype=float).ravel() for k, v in metrics.items() if k.startswith("val_acc_")]
-        if cols and len(cols[0]) and not np.all(np.isnan(np.vstack(cols))):
-            best_epoch = int(np.nanargmax(np.nanmax(np.vstack(cols), axis=0))) + 1
+        stack = np.vstack(cols) if cols and len(cols[0]) else None
+        if stack is not None and not np.all(np.isnan(stack)):
+            # epochs without validation (--eval-every) are NaN: never the best, and no all-NaN warning
+            best_epoch = int(np.argmax(np.where(np.isnan(stack), -np.inf, stack).max(axis=0))) + 1
     wall = summary.get("wall_time_s")
     if wall is None and len(np.asarray(metrics.get("wall_time_s", []))):
         wall = float(np.asarray(metrics["wall_time_s"], dtype=float).ravel()[-1])

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 
 import h5py
@@ -120,6 +121,19 @@ def test_run_numbers_without_summary_group():
     n = run_numbers(rec)
     assert n["val_acc"] == {"linear": 0.5} and n["test_acc"] == {}
     assert n["best_epoch"] == 2.0 and n["wall_time_s"] == 3.5
+
+
+def test_run_numbers_skips_epochs_without_validation():
+    """--eval-every leaves NaN epochs: never the best, and no all-NaN RuntimeWarning."""
+    nan = float("nan")
+    rec = {"config": {}, "metrics": {"val_acc_linear": np.array([nan, 0.5, nan, 0.7]),
+                                     "val_acc_goodness": np.array([nan, 0.6, nan, 0.2])}, "groups": {}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        n = run_numbers(rec)
+        assert n["best_epoch"] == 4.0 and n["val_acc"] == {"linear": 0.7, "goodness": 0.6}
+        running = {"config": {}, "metrics": {"val_acc_linear": np.array([nan])}, "groups": {}}
+        assert math.isnan(run_numbers(running)["best_epoch"])
 
 
 # ----------------------------------------------------------------------------------------------- sweep

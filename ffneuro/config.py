@@ -24,7 +24,7 @@ class RunConfig:
     layers: int = 3
     filters: int = 128
     kernel: int = 7
-    pool: str = "none"                 # 2×2 pooling after every unit: none | max | avg
+    pool: str = "none"                 # 2× downsampling: none | max | avg (2×2 pool) | stride (stride-2 conv)
     labels: str = "fourier1"
     label_strength: float = 0.35       # K
     goodness: str = "sumsq"
@@ -48,6 +48,7 @@ class RunConfig:
     augment: str = "none"              # training batches only: none | crop | flip | crop+flip
     unit_lrs: tuple[float, ...] | None = None  # FF: Adam lr of each unit (None: lr for all); BP ignores it
     eval_every: int = 1                # evaluate validation every k epochs (and always after the last)
+    pool_every: int = 1                # unit i (1-based) downsamples iff i % pool_every == 0 (and pool != none)
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -79,6 +80,7 @@ class RunConfig:
         need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
         need(self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}")
         need(self.eval_every >= 1, f"eval-every must be >= 1, got {self.eval_every}")
+        need(self.pool_every >= 1, f"pool-every must be >= 1, got {self.pool_every}")
         need(self.lr > 0 and self.linear_lr > 0, "learning rates must be > 0")
         need(0.0 <= self.cooldown_start <= 1.0, f"cooldown start must lie in [0, 1], got {self.cooldown_start}")
         need(self.train_limit is None or self.train_limit >= 1, f"train limit must be >= 1, got {self.train_limit}")

@@ -33,7 +33,8 @@ PRESETS.register("smoke")(dict(
 # The paper's CIFAR-10 setting, deeper. Where the paper is silent or its MNIST setting does not carry over,
 # our choices (untested at the full budget):
 #  - 4 conv units of 128 filters (vs 3 on MNIST): CIFAR needs more depth; 4 is the most that keeps a useful
-#    map when 2×2 max pooling follows every unit (our pool applies after each unit): 32→16→8→4→2.
+#    map when 2×2 max pooling follows every unit (pool_every=1, kept here): 32→16→8→4→2. Deeper stacks can
+#    downsample every k-th unit instead (pool_every=k, e.g. 8 units with k=2: 32,32→16,16→8,8→4,4→2).
 #  - kernel 5: nearest to the paper's 7×7 that still suits the 8×8/4×4 maps of the deeper units.
 #  - labels "morph" (morphological label patterns, made for natural images), K=0.35 as on MNIST.
 #  - sumsq goodness, BCE loss, layer 1 a fixed random conv, Adam 5e-5, batch 50, 200 epochs with the

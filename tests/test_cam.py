@@ -61,7 +61,7 @@ def test_goodness_map_hand_computed():
 # ---------------------------------------------------------------------------------------------- FFNet identities
 
 
-@pytest.mark.parametrize("pool", ["none", "max"])
+@pytest.mark.parametrize("pool", ["none", "max", "stride"])
 def test_linear_cam_decomposes_the_logits(pool):
     net = tiny_net(pool=pool)
     x = torch.rand(3, 1, 8, 8)
@@ -78,14 +78,17 @@ def test_linear_cam_decomposes_the_logits(pool):
     assert torch.allclose(total, logits, atol=1e-5)
 
 
-@pytest.mark.parametrize("goodness,pool", [("meansq", "max"), ("sumsq", "none")])
-def test_goodness_maps_sum_to_goodness_scores(goodness, pool):
-    net = tiny_net(goodness=goodness, pool=pool)
+@pytest.mark.parametrize("goodness,pool,pool_every", [("meansq", "max", 1), ("sumsq", "none", 1),
+                                                       ("sumsq", "stride", 1), ("meansq", "stride", 2)])
+def test_goodness_maps_sum_to_goodness_scores(goodness, pool, pool_every):
+    net = tiny_net(goodness=goodness, pool=pool, pool_every=pool_every)
     x = torch.rand(2, 1, 8, 8)
     maps = C.goodness_maps(net, x)
     assert list(maps) == ["unit2", "unit3"]
     for i, m in zip(net.readout_units, maps.values()):
-        _, h, w = net.units[i].block.in_shape  # neuron resolution: before pooling
+        _, h, w = net.units[i].block.neuron_shape  # neuron resolution: before pooling, after a stride
+        if pool != "stride":
+            assert (h, w) == net.units[i].block.in_shape[1:]
         assert m.shape == (2, 5, h, w)
         assert (m >= 0).all()
     total = sum(m.sum((2, 3)) for m in maps.values())

@@ -31,6 +31,8 @@ def test_defaults_are_the_paper_setting_and_valid():
     (dict(device="tpu"), "cuda"),
     (dict(precision="fp8"), "bf16"),
     (dict(pool="min"), "max"),
+    (dict(pool="min"), "stride"),                  # the message lists stride too
+    (dict(pool_every=0), "pool-every must be >= 1, got 0"),
     (dict(readout_from=0), "readout_from"),
     (dict(readout_from=4), "readout_from"),
     (dict(layers=0, readout_from=1), "layers"),
@@ -60,6 +62,8 @@ def test_boundary_values_are_accepted():
     RunConfig(label_strength=1.0, cooldown_start=0.0, readout_from=1)
     RunConfig(algo="bp", layers=1, readout_from=1)  # BP trains its first layer anyway
     RunConfig(layers=1, readout_from=1, train_first_layer=True)
+    assert RunConfig(pool="stride", pool_every=1).pool == "stride"
+    RunConfig(layers=2, pool="avg", pool_every=5)   # more than the layers: no unit downsamples
 
 
 def test_from_dict_refuses_unknown_keys():
@@ -75,6 +79,12 @@ def test_to_dict_from_dict_round_trip():
     assert set(d) == {f.name for f in dataclasses.fields(RunConfig)}
     back = RunConfig.from_dict(d)
     assert back == cfg and back is not cfg
+
+
+def test_from_dict_of_a_config_stored_before_pool_every():
+    stored = RunConfig(pool="max").to_dict()
+    del stored["pool_every"]
+    assert RunConfig.from_dict(stored).pool_every == 1
 
 
 def test_from_dict_still_validates():

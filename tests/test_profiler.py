@@ -179,6 +179,19 @@ def test_ff_moves_fewer_bytes_off_core_than_bp(paper):
     assert "error signal to the layer below" not in bp.unit("layer1").crossing
 
 
+@pytest.mark.parametrize("pool,pool_every", [("max", 1), ("stride", 1), ("stride", 2)])
+def test_bp_stores_a_pooled_map_only_where_a_unit_pools(pool, pool_every):
+    """Per layer: a max-pooled layer stores its pooled map for the backward, a stride-2 conv or an
+    undownsampled layer has none; the profile's MACs are those of the strided specs."""
+    cfg = resolve_config("paper-mnist", {"pool": pool, "pool_every": pool_every})
+    rep = profile_config(cfg, (1, 28, 28), 10, "loihi")
+    specs = layer_specs(cfg, (1, 28, 28))
+    for i, s in enumerate(specs):
+        stored = next(c for c in rep["bp_train"].unit(f"layer{i + 1}").crossing if c.startswith("stored activations"))
+        assert ("pooled map" in stored) == (s.pool == "max")
+    assert rep["infer_linear"].macs == pytest.approx(sum(s.macs for s in specs) + 10 * sum(s.out_elems for s in specs[1:]))
+
+
 def test_monolithic_locality_is_whether_the_working_set_fits(paper):
     h = paper["h100"]
     assert h["infer_linear"].fits_on_chip is True and h["infer_linear"].bytes_off_core == 0

@@ -47,6 +47,7 @@ from .specs import (
     LinearSpec,
     conv_stack_specs,
     head_spec,
+    layer_pools,
     layer_specs,
     readout_spec,
     specs_from_model,
@@ -58,5 +59,5 @@ __all__ = [
     "LayerSpec", "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
     "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs", "conv_stack_specs",
     "conv_unit_cost", "ff_memory", "ff_peak_training_bytes", "ff_training_costs", "flops", "head_spec",
-    "inference_costs", "inference_peak_bytes", "layer_specs", "linear_macs", "nbytes", "readout_spec", "specs_from_model",
+    "inference_costs", "inference_peak_bytes", "layer_pools", "layer_specs", "linear_macs", "nbytes", "readout_spec", "specs_from_model",
 ]

@@ -117,10 +117,11 @@ def _check(scheme: str, precision: str, backend: str = "cuda") -> None:
 def _onednn_weight_grad(t: _Timeline, s: LayerSpec, rows: int, where: str) -> None:
     """CPU only: oneDNN computes a conv weight gradient on channel-blocked copies of the conv input and
     of dL/d(conv output) (channels rounded up to the block), into a blocked dW reordered afterwards."""
-    _, h, w = s.in_shape
+    c, h, w = s.in_shape
+    _, ho, wo = s.neuron_shape   # the conv output: smaller than the input for a stride-2 conv
     blocked = lambda c: -(-c // ONEDNN_BLOCK) * ONEDNN_BLOCK
-    t.alloc("dnn_src", nbytes(rows * blocked(s.in_shape[0]) * h * w, "fp32"))
-    t.alloc("dnn_diff_dst", nbytes(rows * blocked(s.filters) * h * w, "fp32"))
+    t.alloc("dnn_src", nbytes(rows * blocked(c) * h * w, "fp32"))
+    t.alloc("dnn_diff_dst", nbytes(rows * blocked(s.filters) * ho * wo, "fp32"))
     t.alloc("dnn_dw", nbytes(s.params, "fp32"))
     t.mark(where + "conv backward (oneDNN)")
     t.free("dnn_src", "dnn_diff_dst", "dnn_dw")
@@ -148,10 +149,11 @@ def _adam(t: _Timeline, params: int, where: str) -> None:
 
 
 def _hand_on(t: _Timeline, s: LayerSpec, rows: int, act: str, prefix: str) -> None:
-    """pool_out(y) → .float() → rms_normalize: leaves ``out`` (fp32) alive, frees the temporaries."""
+    """pool_out(y) → .float() → rms_normalize: leaves ``out`` (fp32) alive, frees the temporaries.
+    Only max/avg pooling makes a pooled tensor (a stride-2 conv's pool_out is the identity)."""
     f32 = lambda n: nbytes(n, "fp32")
     p = rows * s.out_elems
-    if s.pool != "none":
+    if s.pooled:
         t.alloc(f"{prefix}pooled", nbytes(p, act))
         if s.pool == "max":
             t.alloc(f"{prefix}pool_idx", p * INDEX_BYTES)  # max_pool2d_with_indices, even under no_grad
@@ -314,7 +316,7 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
     f32 = lambda k: nbytes(k, "fp32")
     names = tuple(s.name for s in specs)
     if scheme == "minimal":
-        stored = [nbytes(n * (s.neurons + (s.out_elems if s.pool != "none" else 0) + s.out_elems), act) + f32(n)
+        stored = [nbytes(n * (s.neurons + (s.out_elems if s.pooled else 0) + s.out_elems), act) + f32(n)
                   for s in layers]
         in_flight = max(nbytes(n * (s.neurons + s.in_elems), act) for s in layers)
         held = tuple(nbytes(n * s.in_elems, act) + st - nbytes(n * s.out_elems, act) for s, st in zip(layers, stored))
@@ -336,7 +338,7 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         t.alloc(f"y_{l}", nbytes(a, act))
         t.mark(u + "relu")
         t.free("conv_out")
-        if s.pool != "none":
+        if s.pooled:
             t.alloc(f"p_{l}", nbytes(p, act))
             if s.pool == "max":
                 t.alloc(f"idx_{l}", p * INDEX_BYTES)
@@ -381,7 +383,7 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         if bf:
             t.alloc("g_p16", nbytes(p, act))
             t.free("g_p")
-        if s.pool != "none":
+        if s.pooled:
             t.alloc("g_y", nbytes(a, act))
             t.mark(u + "pool")
             t.free("g_p", "g_p16", f"p_{l}", f"idx_{l}")

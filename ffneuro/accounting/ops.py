@@ -27,7 +27,7 @@ BYTES_PER_ELEMENT = {p: b // 8 for p, b in ELEMENT_BITS.items() if b % 8 == 0}
 MASTER_PRECISION = "fp32"
 INDEX_BYTES = 8  # torch's max-pool indices are int64
 
-POOLS = ("none", "max", "avg")
+POOLS = ("none", "max", "avg", "stride")  # stride: the conv itself downsamples (stride 2), no pool op
 
 # ---- elementwise-op constants (ops per element unless said otherwise)
 BIAS_OPS = 1               # one add per output neuron
@@ -74,12 +74,13 @@ def nbytes(elements: int, precision: str) -> int:
 
 
 def pool_fwd_ops(pool: str, pooled: int) -> int:
-    return {"none": 0, "max": MAXPOOL_OPS * pooled, "avg": AVGPOOL_OPS * pooled}[pool]
+    """A stride-2 conv downsamples inside the conv (its MACs are in ``conv2d_macs``): no pool ops."""
+    return {"none": 0, "stride": 0, "max": MAXPOOL_OPS * pooled, "avg": AVGPOOL_OPS * pooled}[pool]
 
 
 def pool_bwd_ops(pool: str, neurons: int, pooled: int) -> int:
     """Max: route each pooled gradient to its argmax; avg: spread each one over its window."""
-    return {"none": 0, "max": pooled, "avg": neurons}[pool]
+    return {"none": 0, "stride": 0, "max": pooled, "avg": neurons}[pool]
 
 
 def rms_norm_fwd_ops(elements: int) -> int:

@@ -191,7 +191,8 @@ def _update(spec, master: str) -> PhaseCost:
 
 
 def _conv_forward(name: str, s: LayerSpec, rows: int, precision: str, master: str, extra_ops: int = 0) -> PhaseCost:
-    """conv + bias + ReLU (writes the neurons), then pool + RMS norm (writes the hand-on output)."""
+    """conv + bias + ReLU (writes the neurons), then pool + RMS norm (writes the hand-on output).
+    A stride-2 conv's neurons are already the downsampled map: no pool ops, MACs per output position."""
     per_sample = ((ops.BIAS_OPS if s.bias else 0) + ops.RELU_OPS) * s.neurons \
         + ops.pool_fwd_ops(s.pool, s.out_elems) + ops.rms_norm_fwd_ops(s.out_elems)
     return PhaseCost(
@@ -281,7 +282,7 @@ def bp_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: i
     n, b, m = batch, precision, master
     units = []
     for i, s in enumerate(layers):
-        stored = s.neurons + (s.out_elems if s.pool != "none" else 0)   # y, and p when pooled (norm backward needs it)
+        stored = s.neurons + (s.out_elems if s.pooled else 0)   # y, and p when pooled (norm backward needs it)
         fwd = _conv_forward("forward", s, n, b, m)
         fwd = PhaseCost("forward", fwd.macs, fwd.elementwise_ops, fwd.bytes_read,
                         Traffic(activations=_act(n * (stored + s.out_elems), b)),

@@ -15,10 +15,11 @@ from .ops import POOLS, conv2d_macs, linear_macs
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One conv block (stride-1 'same' conv → ReLU → optional 2×2 pool), as ConvBlock builds it.
+    """One conv block ('same'-padded conv → ReLU → optional 2×2 pool), as ConvBlock builds it.
 
-    ``in_shape`` is (C, H, W). The layer's neurons are its conv outputs (``neuron_shape``, before
-    pooling: what goodness is measured on); ``out_shape`` is what it hands on (after pooling).
+    ``in_shape`` is (C, H, W). ``pool`` is none, max or avg (a 2×2 pool after the ReLU) or stride (the
+    conv itself has stride 2, so no pooled tensor exists). The layer's neurons are its conv outputs
+    (``neuron_shape``, before any pooling: what goodness is measured on); ``out_shape`` is what it hands on.
     """
 
     name: str
@@ -38,18 +39,30 @@ class LayerSpec:
         if self.pool not in POOLS:
             raise ValueError(f"{self.name}: unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
         if self.pool != "none" and min(shape[1:]) < 2:
-            raise ValueError(f"{self.name}: cannot pool a {shape[1]}×{shape[2]} map")
+            verb = "downsample" if self.pool == "stride" else "pool"
+            raise ValueError(f"{self.name}: cannot {verb} a {shape[1]}×{shape[2]} map")
         object.__setattr__(self, "in_shape", shape)
 
     @property
+    def stride(self) -> int:
+        """The conv's stride: 2 when it downsamples (``pool="stride"``), else 1."""
+        return 2 if self.pool == "stride" else 1
+
+    @property
+    def pooled(self) -> bool:
+        """Whether a separate 2×2-pooled tensor follows the neurons (max or avg pooling)."""
+        return self.pool in ("max", "avg")
+
+    @property
     def neuron_shape(self) -> tuple[int, int, int]:
+        """Conv output shape: 'same' size at stride 1, (H - 1) // 2 + 1 at stride 2 (padding k // 2)."""
         _, h, w = self.in_shape
-        return (self.filters, h, w)
+        return (self.filters, (h - 1) // self.stride + 1, (w - 1) // self.stride + 1)
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
-        _, h, w = self.in_shape
-        return (self.filters, h // 2, w // 2) if self.pool != "none" else (self.filters, h, w)
+        c, h, w = self.neuron_shape
+        return (c, h // 2, w // 2) if self.pooled else (c, h, w)
 
     @property
     def in_elems(self) -> int:
@@ -62,7 +75,7 @@ class LayerSpec:
 
     @property
     def out_elems(self) -> int:
-        """Values handed on per sample (post-pool)."""
+        """Values handed on per sample (post-pool; equal to :attr:`neurons` unless pooled)."""
         return math.prod(self.out_shape)
 
     @property
@@ -79,8 +92,8 @@ class LayerSpec:
 
     @property
     def macs(self) -> int:
-        """Dense MACs of one forward for one sample (zero padding counted)."""
-        _, h, w = self.in_shape
+        """Dense MACs of one forward for one sample (zero padding counted; one per output position)."""
+        _, h, w = self.neuron_shape
         return conv2d_macs(self.in_shape[0], self.filters, self.kernel, h, w)
 
     @property
@@ -121,15 +134,24 @@ class LinearSpec:
         return self.macs
 
 
+def layer_pools(layers: int, pool: str = "none", pool_every: int = 1) -> list[str]:
+    """Per-layer pool: unit i (1-based) downsamples with ``pool`` iff i % ``pool_every`` == 0, else "none"."""
+    if pool_every < 1:
+        raise ValueError(f"pool_every must be >= 1, got {pool_every}")
+    return [pool if (i + 1) % pool_every == 0 else "none" for i in range(layers)]
+
+
 def conv_stack_specs(image_shape: Sequence[int], layers: int, filters: int, kernel: int, pool: str = "none",
-                     *, prefix: str = "unit", trainable: Sequence[bool] | bool = True) -> list[LayerSpec]:
-    """``layers`` blocks, each fed the previous one's (pooled) output, as ``models.conv_stack`` builds them."""
+                     *, prefix: str = "unit", trainable: Sequence[bool] | bool = True,
+                     pool_every: int = 1) -> list[LayerSpec]:
+    """``layers`` blocks, each fed the previous one's output, as ``models.conv_stack`` builds them;
+    every ``pool_every``-th one downsamples with ``pool`` (see :func:`layer_pools`)."""
     flags = [trainable] * layers if isinstance(trainable, bool) else list(trainable)
     if len(flags) != layers:
         raise ValueError(f"trainable has {len(flags)} flags for {layers} layers")
     specs, shape = [], tuple(image_shape)
-    for i in range(layers):
-        specs.append(LayerSpec(f"{prefix}{i + 1}", shape, filters, kernel, pool, trainable=flags[i]))
+    for i, p in enumerate(layer_pools(layers, pool, pool_every)):
+        specs.append(LayerSpec(f"{prefix}{i + 1}", shape, filters, kernel, p, trainable=flags[i]))
         shape = specs[-1].out_shape
     return specs
 
@@ -138,13 +160,14 @@ def layer_specs(config, image_shape: Sequence[int], *, algo: str | None = None) 
     """The conv stack a :class:`~ffneuro.config.RunConfig` builds, named and flagged as the model does:
     FF units ``unit1..`` (unit 1 frozen unless ``train_first_layer``), BP layers ``layer1..`` (all trained)."""
     algo = algo or config.algo
+    pool_every = getattr(config, "pool_every", 1)  # configs from before pool_every downsampled every unit
     if algo == "ff":
         flags = [config.train_first_layer or i > 0 for i in range(config.layers)]
         return conv_stack_specs(image_shape, config.layers, config.filters, config.kernel, config.pool,
-                                prefix="unit", trainable=flags)
+                                prefix="unit", trainable=flags, pool_every=pool_every)
     if algo == "bp":
         return conv_stack_specs(image_shape, config.layers, config.filters, config.kernel, config.pool,
-                                prefix="layer", trainable=True)
+                                prefix="layer", trainable=True, pool_every=pool_every)
     raise ValueError(f"unknown algo {algo!r}; valid: ff, bp")
 
 

@@ -16,7 +16,7 @@ class UnitCost:
     name: str
     params: int
     param_bytes: int
-    activation_elems: int       # output neurons (pre-pool) the unit produces per sample
+    activation_elems: int       # output neurons (conv outputs, pre-pool) the unit produces per sample
     activation_bytes: int       # bytes to hold them at the run's precision
     macs_forward: int           # one forward pass
     macs_weight_grad: int       # dL/dW of one pass (FF needs no input gradient)
@@ -37,9 +37,12 @@ class UnitCost:
 
 
 def conv_unit_cost(name: str, in_shape: tuple[int, int, int], filters: int, kernel: int,
-                   *, bias: bool = True, trainable: bool = True, precision: str = "fp32") -> UnitCost:
-    """Costs of a stride-1 'same' conv with ``filters`` outputs on an input of ``in_shape`` (C, H, W)."""
+                   *, bias: bool = True, trainable: bool = True, precision: str = "fp32",
+                   stride: int = 1) -> UnitCost:
+    """Costs of a 'same'-padded (padding kernel // 2) conv with ``filters`` outputs on an input of
+    ``in_shape`` (C, H, W); at ``stride`` 2 its output is (H - 1) // 2 + 1 by (W - 1) // 2 + 1."""
     c_in, h, w = in_shape
+    h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
     nbytes = BYTES_PER_ELEMENT[precision]
     params = filters * c_in * kernel * kernel + (filters if bias else 0)
     macs = conv2d_macs(c_in, filters, kernel, h, w)

@@ -50,5 +50,5 @@ class BPNet(nn.Module):
         return ["linear"]
 
     def costs(self):
-        return [conv_unit_cost(f"layer{i + 1}", b.in_shape, b.filters, b.kernel, precision=self.precision)
+        return [conv_unit_cost(f"layer{i + 1}", b.in_shape, b.filters, b.kernel, stride=b.stride, precision=self.precision)
                 for i, b in enumerate(self.blocks)]

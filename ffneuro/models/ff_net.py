@@ -6,6 +6,7 @@ import math
 import torch
 from torch import nn
 
+from ..accounting import layer_pools
 from ..config import RunConfig
 from ..goodness import GOODNESS
 from ..labels import LabelScheme, build_labels, random_wrong_labels
@@ -14,10 +15,11 @@ from .readouts import LinearReadout
 
 
 def conv_stack(config: RunConfig, image_shape: tuple[int, int, int]) -> list[ConvBlock]:
-    """The layers shared by FF and BP: ``layers`` conv blocks, each fed the previous one's output."""
+    """The layers shared by FF and BP: ``layers`` conv blocks, each fed the previous one's output;
+    every ``pool_every``-th one downsamples with ``pool``, the others keep the map size."""
     blocks, shape = [], tuple(image_shape)
-    for _ in range(config.layers):
-        blocks.append(ConvBlock(shape, config.filters, config.kernel, config.pool))
+    for pool in layer_pools(config.layers, config.pool, config.pool_every):
+        blocks.append(ConvBlock(shape, config.filters, config.kernel, pool))
         shape = blocks[-1].out_shape
     return blocks
 

@@ -179,7 +179,7 @@ def crossing_tensors(workload: str, spec, *, first: bool) -> tuple[str, ...]:
         return out + (("error signal to the layer below", "features stored for the weight gradient")
                       if workload == "bp_train" else ())
     if workload == "bp_train":
-        stored = "stored activations (ReLU output" + (", pooled map" if spec.pool != "none" else "") + ")"
+        stored = "stored activations (ReLU output" + (", pooled map" if spec.pooled else "") + ")"
         return ("input", "output", stored, "stored input", "error signal from above") + \
             (() if first else ("error signal to the layer below",))
     return ("input", "output")

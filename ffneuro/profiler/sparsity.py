@@ -2,8 +2,9 @@
 
 An event-driven core only does work for nonzero inputs: a MAC whose input activation is zero is
 skipped. NeuroBench counts *effective MACs* that way; for a unit whose input is a fraction ``s`` zero
-that is ``dense MACs × (1 - s)`` (per-unit average; exact per sample, since every input element takes
-part in the same number of MACs up to zero padding at the border).
+that is ``dense MACs × (1 - s)`` (per-unit average; exact per sample for a stride-1 conv, since every
+input element takes part in the same number of MACs up to zero padding at the border; a stride-2 conv
+(``pool="stride"``) uses odd and even positions unequally, so there it is an estimate).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def measure_activity(model, x_batch: torch.Tensor, labels: torch.Tensor | None =
 
     FFNet: unit 1 receives the label-embedded image: with ``labels``, the positive embedding
     (training); without, the neutral one (what the linear readout sees). Each later unit receives the
-    previous one's hand-on output (pooled, RMS-normalised), which keeps the ReLU zeros. BPNet: layer 1
+    previous one's hand-on output (pooled if max/avg, RMS-normalised), which keeps the ReLU zeros. BPNet: layer 1
     receives the raw image.
     """
     was_training = model.training

@@ -4,9 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..accounting.ops import POOLS
 from ..errors import ConfigError
-
-POOLS = ("none", "max", "avg")
 
 
 def rms_normalize(y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -16,7 +15,8 @@ def rms_normalize(y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class ConvBlock(nn.Module):
-    """Stride-1 'same' conv and ReLU; ``pool`` (2×2) is applied by :meth:`pool_out` after goodness."""
+    """'Same'-padded conv and ReLU. ``pool`` max/avg: a 2×2 pool applied by :meth:`pool_out` after
+    goodness; ``stride``: the conv itself has stride 2, so its neurons are the downsampled map."""
 
     def __init__(self, in_shape: tuple[int, int, int], filters: int, kernel: int, pool: str = "none"):
         super().__init__()
@@ -26,22 +26,31 @@ class ConvBlock(nn.Module):
             raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {kernel}")
         c, h, w = in_shape
         if pool != "none" and (h < 2 or w < 2):
-            raise ConfigError(f"cannot pool a {h}×{w} map; use fewer pooled layers")
+            raise ConfigError(f"cannot {'downsample' if pool == 'stride' else 'pool'} a {h}×{w} map; "
+                              "use fewer downsampling layers (or a larger --pool-every)")
         self.in_shape = (c, h, w)
         self.filters, self.kernel, self.pool = filters, kernel, pool
-        self.conv = nn.Conv2d(c, filters, kernel, padding=kernel // 2)
+        self.stride = 2 if pool == "stride" else 1
+        self.conv = nn.Conv2d(c, filters, kernel, stride=self.stride, padding=kernel // 2)
+
+    @property
+    def neuron_shape(self) -> tuple[int, int, int]:
+        """Shape of the conv output (what goodness is measured on): (H - 1) // stride + 1 per side."""
+        _, h, w = self.in_shape
+        return (self.filters, (h - 1) // self.stride + 1, (w - 1) // self.stride + 1)
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
         """Shape handed to the next layer (after pooling)."""
-        _, h, w = self.in_shape
-        return (self.filters, h // 2, w // 2) if self.pool != "none" else (self.filters, h, w)
+        c, h, w = self.neuron_shape
+        return (c, h // 2, w // 2) if self.pool in ("max", "avg") else (c, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Activations of this layer's neurons (before pooling): what goodness is measured on."""
         return torch.relu(self.conv(x))
 
     def pool_out(self, y: torch.Tensor) -> torch.Tensor:
+        """2×2 max/avg pooling; the identity for none and stride (the conv has already downsampled)."""
         if self.pool == "max":
             return nn.functional.max_pool2d(y, 2)
         if self.pool == "avg":

@@ -5,6 +5,7 @@ only one unit's activations are alive during its update.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +41,8 @@ class FFUnit(nn.Module):
                  *, trainable: bool, lr: float, precision: str = "fp32", loss: str = "bce"):
         super().__init__()
         self.name, self.block, self.goodness = name, block, goodness
-        self.theta = goodness.default_theta(block.filters * block.in_shape[1] * block.in_shape[2]) if theta is None else float(theta)
+        # the default θ counts the unit's neurons: its conv outputs (a quarter of filters·H·W when strided)
+        self.theta = goodness.default_theta(math.prod(block.neuron_shape)) if theta is None else float(theta)
         self.trainable, self.precision = trainable, precision
         self.loss_fn = LOSSES.get(loss)
         self.requires_grad_(trainable)
@@ -90,4 +92,4 @@ class FFUnit(nn.Module):
 
     def cost(self) -> UnitCost:
         return conv_unit_cost(self.name, self.block.in_shape, self.block.filters, self.block.kernel,
-                              trainable=self.trainable, precision=self.precision)
+                              stride=self.block.stride, trainable=self.trainable, precision=self.precision)

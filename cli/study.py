@@ -22,7 +22,7 @@ from .util import table as text_table
 log = logging.getLogger("ffneuro.cli")
 
 budget_option = click.option("--budget", type=click.Choice(BUDGETS.names()), default="cpu", show_default=True,
-                             help="cpu: mnist-small on 10k images, 2 epochs; paper: paper-mnist, 200 epochs")
+                             help="what each point starts from and how long it trains (ffneuro study list describes each)")
 
 
 def _studies(names: str) -> list[Study]:

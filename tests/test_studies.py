@@ -23,7 +23,7 @@ def invoke(*args):
 @pytest.mark.parametrize("name", STUDIES.names())
 def test_every_study_resolves_at_every_budget(name):
     study = STUDIES.get(name)
-    assert set(study.budgets()) == set(BUDGETS.names())
+    assert study.budgets()
     for budget in study.budgets():
         points = study.points(budget)
         stems = [stem for stem, _ in points]
@@ -46,6 +46,13 @@ def test_studies_share_the_base_point():
     width = dict(STUDIES.get("width").points("cpu"))
     assert "seed=0" in width and width["seed=0"].algo == "ff"
     assert "algo=bp_filters=8_lr=0.001_readout=linear_seed=0" in width
+
+
+def test_mnist_studies_run_at_every_mnist_budget():
+    for name in ("readout", "labelset", "pooling", "hyper", "strength", "width"):
+        assert set(STUDIES.get(name).budgets()) == {"paper", "cpu", "smoke"}, name
+    assert set(STUDIES.get("shortcut").budgets()) == {"cifar10-paper", "cifar10-cpu"}
+    assert {c.dataset for _, c in STUDIES.get("shortcut").points("cifar10-cpu")} == {"cifar10"}
 
 
 def test_cpu_budget_is_the_stated_one():

@@ -1,0 +1,51 @@
+"""Hardware target profiles: one TOML file per target, validated on load and normalised to SI units.
+
+quantities (units, Quantity) ← profile (the schema dataclasses) ← parse (TOML → profile) ← load (by name or path).
+"""
+from .errors import HardwareProfileError, UnknownProfileError
+from .load import PACKAGE, load_profile, shipped_profiles, validate_file
+from .parse import (
+    QUANTITY_KEYS_OPTIONAL,
+    QUANTITY_KEYS_REQUIRED,
+    TOP_KEYS_OPTIONAL,
+    TOP_KEYS_REQUIRED,
+    parse_profile,
+    parse_toml,
+)
+from .profile import (
+    CLOCK_FIELDS,
+    COMPUTE_FIELDS,
+    CORE_FIELDS,
+    FLOAT_PRECISIONS,
+    INTERCONNECT_FIELDS,
+    KINDS,
+    MEMORY_FIELDS,
+    MEMORY_LEVELS,
+    NEURO_FIELDS,
+    POWER_FIELDS,
+    PRECISION_BITS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SCOPES,
+    ClockSpec,
+    ComputeSpec,
+    CoreSpec,
+    HardwareProfile,
+    InterconnectSpec,
+    MemorySpec,
+    NeuroSpec,
+    PowerSpec,
+)
+from .quantities import BASES, BASES_NEEDING_NOTE, SI_UNITS, UNITS, Quantity
+
+__all__ = [
+    "SCHEMA", "SCHEMA_VERSION", "KINDS", "BASES", "SCOPES", "MEMORY_LEVELS", "PRECISION_BITS", "UNITS",
+    "HardwareProfileError", "UnknownProfileError",
+    "Quantity", "CoreSpec", "ComputeSpec", "MemorySpec", "InterconnectSpec", "NeuroSpec", "PowerSpec",
+    "ClockSpec", "HardwareProfile",
+    "load_profile", "validate_file", "shipped_profiles", "parse_profile", "parse_toml",
+    # the rest of the schema's tables, importable from here as they were from the single module
+    "PACKAGE", "BASES_NEEDING_NOTE", "FLOAT_PRECISIONS", "SI_UNITS",
+    "CORE_FIELDS", "COMPUTE_FIELDS", "MEMORY_FIELDS", "INTERCONNECT_FIELDS", "NEURO_FIELDS", "POWER_FIELDS",
+    "CLOCK_FIELDS", "TOP_KEYS_REQUIRED", "TOP_KEYS_OPTIONAL", "QUANTITY_KEYS_REQUIRED", "QUANTITY_KEYS_OPTIONAL",
+]

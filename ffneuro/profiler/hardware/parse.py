@@ -1,0 +1,264 @@
+"""Parsing: TOML text or a dict shaped like the file into a :class:`~.profile.HardwareProfile`.
+
+Every error names the origin (usually the file) and the dotted key: ``<file>: <key>: <message>``.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from typing import Any
+
+from .errors import HardwareProfileError, _a
+from .profile import (
+    _NAME_RE,
+    CLOCK_FIELDS,
+    COMPUTE_FIELDS,
+    CORE_FIELDS,
+    INTERCONNECT_FIELDS,
+    KINDS,
+    MEMORY_FIELDS,
+    MEMORY_LEVELS,
+    NEURO_FIELDS,
+    POWER_FIELDS,
+    PRECISION_BITS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SCOPES,
+    ClockSpec,
+    ComputeSpec,
+    CoreSpec,
+    HardwareProfile,
+    InterconnectSpec,
+    MemorySpec,
+    NeuroSpec,
+    PowerSpec,
+)
+from .quantities import (
+    _UNIT_DIMENSION,
+    BASES,
+    BASES_NEEDING_NOTE,
+    UNITS,
+    Quantity,
+    _to_si,
+)
+
+TOP_KEYS_REQUIRED = ("schema", "schema_version", "name", "description", "kind", "on_chip_learning",
+                     "supports_training", "precisions", "compute")
+TOP_KEYS_OPTIONAL = ("process", "training_note", "notes", "cores", "memory", "interconnect", "neuro",
+                     "power", "clock")
+QUANTITY_KEYS_REQUIRED = ("value", "unit", "source", "basis")
+QUANTITY_KEYS_OPTIONAL = ("note",)
+
+
+class _Ctx:
+    """Formats errors as '<origin>: <key>: <message>'."""
+
+    def __init__(self, origin: str):
+        self.origin = origin
+
+    def fail(self, key: str, msg: str) -> HardwareProfileError:
+        return HardwareProfileError(f"{self.origin}: {key}: {msg}" if key else f"{self.origin}: {msg}")
+
+    def check_keys(self, key: str, table: dict, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+        where = f"{key}." if key else ""
+        valid = ", ".join((*required, *optional))
+        for k in table:
+            if k not in required and k not in optional:
+                raise self.fail(f"{where}{k}", f"unknown key; valid keys{' in [' + key + ']' if key else ''}: {valid}")
+        for k in required:
+            if k not in table:
+                raise self.fail(f"{where}{k}", "missing required field")
+
+    def table(self, key: str, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a table, got {_type_name(value)}")
+        return value
+
+    def string(self, key: str, value: Any, *, empty_ok: bool = False) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {_type_name(value)}")
+        if not empty_ok and not value.strip():
+            raise self.fail(key, "must not be empty")
+        return value
+
+    def boolean(self, key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {_type_name(value)}")
+        return value
+
+    def choice(self, key: str, value: Any, valid: tuple[str, ...]) -> str:
+        self.string(key, value)
+        if value not in valid:
+            raise self.fail(key, f"unknown value {value!r}; valid: {', '.join(valid)}")
+        return value
+
+    def quantity(self, key: str, value: Any, dimension: str) -> Quantity:
+        si, table = UNITS[dimension]
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected an inline table {{ value, unit, source, basis }} with {_a(dimension)} "
+                                 f"unit, got {_type_name(value)}")
+        self.check_keys(key, value, QUANTITY_KEYS_REQUIRED, QUANTITY_KEYS_OPTIONAL)
+        number = value["value"]
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise self.fail(f"{key}.value", f"expected a number, got {_type_name(number)}")
+        if not math.isfinite(number) or number <= 0:
+            raise self.fail(f"{key}.value", f"must be finite and > 0, got {number}")
+        unit = self.string(f"{key}.unit", value["unit"])
+        if unit not in table:
+            other = _UNIT_DIMENSION.get(unit)
+            what = f"{unit!r} is {_a(other)} unit" if other else f"unknown unit {unit!r}"
+            same_letters = [u for u in table if u.lower() == unit.lower()]
+            hint = f" (units are case-sensitive: did you mean {same_letters[0]!r}?)" if same_letters else ""
+            raise self.fail(f"{key}.unit", f"{what}, but {key} needs {_a(dimension)} unit{hint}; "
+                                           f"accepted: {', '.join(table)}")
+        if dimension == "count" and not float(number).is_integer():
+            raise self.fail(f"{key}.value", f"a count must be a whole number, got {number}")
+        source = self.string(f"{key}.source", value["source"])
+        basis = self.choice(f"{key}.basis", value["basis"], BASES)
+        note = self.string(f"{key}.note", value.get("note", ""), empty_ok=True)
+        if basis in BASES_NEEDING_NOTE and not note.strip():
+            raise self.fail(f"{key}.note", f"basis {basis!r} needs a note saying how the number was derived "
+                                           "or why it was assumed")
+        return Quantity(_to_si(number, table[unit]), si, source, basis, note, given_value=number, given_unit=unit)
+
+    def section(self, key: str, value: Any, spec: dict[str, tuple[str, bool]],
+                extra: tuple[str, ...] = ()) -> dict[str, Any]:
+        tbl = self.table(key, value)
+        required = tuple(n for n, (_, req) in spec.items() if req)
+        optional = tuple(n for n, (_, req) in spec.items() if not req) + extra
+        self.check_keys(key, tbl, required, optional)
+        if not any(n in tbl for n in spec):
+            raise self.fail(key, f"empty section; give at least one of: {', '.join(spec)}")
+        return {n: self.quantity(f"{key}.{n}", tbl[n], dim) for n, (dim, _) in spec.items() if n in tbl}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def parse_profile(data: dict, origin: str) -> HardwareProfile:
+    """Validate parsed TOML (a dict) into a :class:`HardwareProfile`; errors name ``origin`` and the key."""
+    ctx = _Ctx(origin)
+    if not isinstance(data, dict):
+        raise ctx.fail("", "a profile must be a table")
+    # schema and version first, so a future file fails on its version, not on a new key
+    for k in ("schema", "schema_version"):
+        if k not in data:
+            raise ctx.fail(k, "missing required field")
+    if data["schema"] != SCHEMA:
+        raise ctx.fail("schema", f"expected {SCHEMA!r}, got {data['schema']!r}")
+    version = data["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
+        raise ctx.fail("schema_version", f"unsupported version {version!r}; this ffneuro reads {SCHEMA_VERSION}")
+    ctx.check_keys("", data, TOP_KEYS_REQUIRED, TOP_KEYS_OPTIONAL)
+
+    name = ctx.string("name", data["name"])
+    if not _NAME_RE.match(name):
+        raise ctx.fail("name", f"must be lower-case letters, digits, '-' or '_', got {name!r}")
+    description = ctx.string("description", data["description"])
+    kind = ctx.choice("kind", data["kind"], KINDS)
+    on_chip_learning = ctx.boolean("on_chip_learning", data["on_chip_learning"])
+    supports_training = ctx.boolean("supports_training", data["supports_training"])
+    process = ctx.string("process", data.get("process", ""), empty_ok=True)
+    training_note = ctx.string("training_note", data.get("training_note", ""), empty_ok=True)
+    if on_chip_learning and not supports_training:
+        raise ctx.fail("on_chip_learning", "is true but supports_training is false")
+    if not supports_training and not training_note.strip():
+        raise ctx.fail("training_note", "required when supports_training = false (say why training cannot run)")
+    notes = data.get("notes", [])
+    if not isinstance(notes, list):
+        raise ctx.fail("notes", f"expected an array of strings, got {_type_name(notes)}")
+    notes = tuple(ctx.string(f"notes[{i}]", n) for i, n in enumerate(notes))
+
+    precisions = data["precisions"]
+    if not isinstance(precisions, list) or not precisions:
+        raise ctx.fail("precisions", "expected a non-empty array of formats, e.g. [\"int8\"]")
+    for i, p in enumerate(precisions):
+        ctx.choice(f"precisions[{i}]", p, tuple(PRECISION_BITS))
+    if len(set(precisions)) != len(precisions):
+        raise ctx.fail("precisions", "lists a format twice")
+
+    compute_tbl = ctx.table("compute", data["compute"])
+    compute = []
+    for p, tbl in compute_tbl.items():
+        key = f"compute.{p}"
+        if p not in PRECISION_BITS:
+            raise ctx.fail(key, f"unknown precision; valid: {', '.join(PRECISION_BITS)}")
+        if p not in precisions:
+            raise ctx.fail(key, f"precision {p!r} is not listed in precisions")
+        tbl = ctx.table(key, tbl)
+        if "scope" not in tbl:
+            raise ctx.fail(f"{key}.scope", f"missing required field ({' or '.join(repr(s) for s in SCOPES)})")
+        scope = ctx.choice(f"{key}.scope", tbl["scope"], SCOPES)
+        fields_ = ctx.section(key, tbl, COMPUTE_FIELDS, extra=("scope",))
+        compute.append(ComputeSpec(p, scope, **fields_))
+    for p in precisions:
+        if p not in compute_tbl:
+            raise ctx.fail(f"compute.{p}", "missing required table (every format in precisions needs one)")
+
+    cores = None
+    if "cores" in data:
+        cores = CoreSpec(**ctx.section("cores", data["cores"], CORE_FIELDS))
+        if cores.count.value_si < 1:
+            raise ctx.fail("cores.count", "must be >= 1")
+    if kind == "neuromorphic" and cores is None:
+        raise ctx.fail("cores", "missing required table for a neuromorphic target (needed for locality)")
+    if kind == "reference" and cores is not None:
+        raise ctx.fail("cores", "a reference target has no cores")
+
+    memory = []
+    if "memory" in data:
+        mem_tbl = ctx.table("memory", data["memory"])
+        for level, tbl in mem_tbl.items():
+            key = f"memory.{level}"
+            if level not in MEMORY_LEVELS:
+                raise ctx.fail(key, f"unknown memory level; valid: {', '.join(MEMORY_LEVELS)}")
+            spec = {k: v for k, v in MEMORY_FIELDS.items() if not (level == "on_core" and k == "capacity")}
+            values = ctx.section(key, tbl, spec)
+            if ("read" in values or "write" in values) and "word" not in values:
+                raise ctx.fail(f"{key}.word", "missing: needed when read or write is given (energies are per word)")
+            memory.append(MemorySpec(level, **values))
+
+    interconnect = None
+    if "interconnect" in data:
+        values = ctx.section("interconnect", data["interconnect"], INTERCONNECT_FIELDS)
+        if "packet" in values and "packet_size" not in values:
+            raise ctx.fail("interconnect.packet_size", "missing: needed when interconnect.packet is given")
+        interconnect = InterconnectSpec(**values)
+    neuro = NeuroSpec(**ctx.section("neuro", data["neuro"], NEURO_FIELDS)) if "neuro" in data else None
+    power = PowerSpec(**ctx.section("power", data["power"], POWER_FIELDS)) if "power" in data else None
+    clock = ClockSpec(**ctx.section("clock", data["clock"], CLOCK_FIELDS)) if "clock" in data else None
+
+    try:
+        return HardwareProfile(
+            name=name, description=description, kind=kind, supports_training=supports_training,
+            on_chip_learning=on_chip_learning, precisions=tuple(precisions), compute=tuple(compute),
+            cores=cores, memory=tuple(memory), interconnect=interconnect, neuro=neuro, power=power,
+            clock=clock, process=process, training_note=training_note, notes=notes, origin=origin,
+        )
+    except HardwareProfileError as e:  # cross-field checks not caught above
+        raise ctx.fail("", str(e)) from None
+
+
+def parse_toml(text: str | bytes, origin: str) -> HardwareProfile:
+    """Parse TOML text; a syntax error names ``origin`` and the line."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise HardwareProfileError(f"{origin}: not UTF-8 text ({e})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise HardwareProfileError(f"{origin}: TOML syntax error: {e}") from None
+    return parse_profile(data, origin)

@@ -1,0 +1,427 @@
+"""The hardware profile schema: a validated target as typed, frozen dataclasses.
+
+A profile describes a target in the Accelergy style: *actions* with an energy each (a MAC in some
+precision, a read of one memory word, a packet on the interconnect, a neuron update), plus the
+capacities, rates and powers needed for latency and for mapping units onto cores. The profiler turns
+op and memory counts into ``energy = Σ count × energy per action`` (+ static power × time), latency
+from throughput or clock, and locality from the per-core limits. The schema is documented in
+``docs/hw-profiles.md``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .errors import _a, _need
+from .quantities import UNITS, Quantity
+
+SCHEMA = "ffneuro.hw"
+SCHEMA_VERSION = 1
+
+KINDS = ("neuromorphic", "gpu", "cpu", "mcu", "reference")
+SCOPES = ("op", "all_in")
+MEMORY_LEVELS = ("on_core", "on_chip", "off_chip")
+
+# Native numeric formats and their width in bits; `nearest_precision` maps a run's precision onto these.
+PRECISION_BITS = {"fp64": 64, "fp32": 32, "tf32": 19, "bf16": 16, "fp16": 16, "fp8": 8,
+                  "int32": 32, "int16": 16, "int8": 8, "int4": 4, "binary": 1}
+FLOAT_PRECISIONS = frozenset({"fp64", "fp32", "tf32", "bf16", "fp16", "fp8"})
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _check_dims(owner: str, obj: Any, spec: dict[str, tuple[str, bool]]) -> None:
+    for name, (dim, required) in spec.items():
+        q = getattr(obj, name)
+        if q is None:
+            _need(not required, f"{owner}.{name} is required")
+            continue
+        _need(isinstance(q, Quantity), f"{owner}.{name} must be a Quantity, got {type(q).__name__}")
+        _need(q.dimension == dim,
+              f"{owner}.{name} must be {_a(dim)} ({UNITS[dim][0]}), got {_a(q.dimension)} ({q.unit})")
+
+
+def _quantities_dict(obj: Any, spec: dict[str, tuple[str, bool]]) -> dict:
+    return {name: getattr(obj, name).to_dict() for name in spec if getattr(obj, name) is not None}
+
+
+# field name -> (dimension, required); shared by the TOML parser and the dataclass checks
+CORE_FIELDS = {
+    "count": ("count", True),
+    "neurons_per_core": ("count", False),
+    "axons_per_core": ("count", False),
+    "synapses_per_core": ("count", False),
+    "synapse_bytes_per_core": ("bytes", False),
+    "sram_bytes_per_core": ("bytes", False),
+}
+COMPUTE_FIELDS = {"mac": ("energy", True), "add": ("energy", False), "mult": ("energy", False),
+                  "peak_rate": ("rate", False)}
+MEMORY_FIELDS = {"read": ("energy", False), "write": ("energy", False), "word": ("bytes", False),
+                 "capacity": ("bytes", False), "bandwidth": ("bandwidth", False)}
+INTERCONNECT_FIELDS = {"packet": ("energy", False), "packet_size": ("bytes", False), "hop": ("energy", False),
+                       "hop_time": ("time", False), "bandwidth": ("bandwidth", False)}
+NEURO_FIELDS = {
+    "synaptic_op": ("energy", False), "synaptic_op_time": ("time", False),
+    "neuron_update": ("energy", False), "neuron_update_idle": ("energy", False),
+    "neuron_update_time": ("time", False),
+    "synaptic_update": ("energy", False), "synaptic_update_time": ("time", False),
+}
+POWER_FIELDS = {"static": ("power", False), "typical": ("power", False), "tdp": ("power", False)}
+CLOCK_FIELDS = {"core": ("frequency", False), "tick": ("frequency", False)}
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    """Identical cores and their per-core limits (for mapping units onto cores)."""
+
+    count: Quantity
+    neurons_per_core: Quantity | None = None
+    axons_per_core: Quantity | None = None          # input axons / fan-in slots per core
+    synapses_per_core: Quantity | None = None
+    synapse_bytes_per_core: Quantity | None = None  # memory reserved for synaptic state
+    sram_bytes_per_core: Quantity | None = None     # all local memory of one core
+
+    def __post_init__(self) -> None:
+        _check_dims("cores", self, CORE_FIELDS)
+
+    @property
+    def n(self) -> int:
+        return int(self.count.value_si)
+
+    def limits(self) -> dict[str, float]:
+        """The known per-core limits, keyed ``neurons``, ``axons``, ``synapses``, ``synapse_bytes``, ``sram_bytes``."""
+        out = {}
+        for name in CORE_FIELDS:
+            q = getattr(self, name)
+            if name != "count" and q is not None:
+                out[name.removesuffix("_per_core")] = q.value_si
+        return out
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, CORE_FIELDS)
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """Energy per arithmetic action in one native precision.
+
+    ``scope == "op"``: the energy of the arithmetic alone; memory, interconnect and static power are
+    separate terms. ``scope == "all_in"``: a whole-chip figure at an operating point (power / rate or
+    energy / event); it already contains memory, routing and static power, which must not be added again.
+    """
+
+    precision: str
+    scope: str
+    mac: Quantity
+    add: Quantity | None = None
+    mult: Quantity | None = None
+    peak_rate: Quantity | None = None   # whole chip, op/s (1 MAC = 2 ops)
+
+    def __post_init__(self) -> None:
+        _need(self.precision in PRECISION_BITS,
+              f"unknown precision {self.precision!r}; valid: {', '.join(PRECISION_BITS)}")
+        _need(self.scope in SCOPES, f"unknown scope {self.scope!r}; valid: {', '.join(SCOPES)}")
+        _check_dims(f"compute.{self.precision}", self, COMPUTE_FIELDS)
+
+    @property
+    def peak_macs_per_s(self) -> float | None:
+        return None if self.peak_rate is None else self.peak_rate.value_si / 2
+
+    def to_dict(self) -> dict:
+        return {"scope": self.scope, **_quantities_dict(self, COMPUTE_FIELDS)}
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One memory level. ``read``/``write`` are energies per access of ``word`` bytes.
+
+    ``on_core``: a core's local SRAM (its size is ``cores.sram_bytes_per_core``; bandwidth per core).
+    ``on_chip``: shared on-chip memory such as an L2 (capacity and bandwidth for the chip).
+    ``off_chip``: DRAM/HBM (capacity and bandwidth for the device).
+    """
+
+    level: str
+    read: Quantity | None = None
+    write: Quantity | None = None
+    word: Quantity | None = None
+    capacity: Quantity | None = None
+    bandwidth: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        _need(self.level in MEMORY_LEVELS, f"unknown memory level {self.level!r}; valid: {', '.join(MEMORY_LEVELS)}")
+        _check_dims(f"memory.{self.level}", self, MEMORY_FIELDS)
+        _need(any(getattr(self, n) is not None for n in MEMORY_FIELDS), f"memory.{self.level} is empty")
+        _need(self.word is not None or (self.read is None and self.write is None),
+              f"memory.{self.level}.word is required when read or write is given (energies are per word)")
+        _need(self.level != "on_core" or self.capacity is None,
+              "memory.on_core.capacity is not allowed: give the per-core size as cores.sram_bytes_per_core")
+
+    @property
+    def read_per_byte(self) -> float | None:
+        """J per byte read, or None if unknown."""
+        return None if self.read is None else self.read.value_si / self.word.value_si
+
+    @property
+    def write_per_byte(self) -> float | None:
+        """J per byte written; falls back to the read energy when only that is published (most sources)."""
+        q = self.write or self.read
+        return None if q is None else q.value_si / self.word.value_si
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, MEMORY_FIELDS)
+
+
+@dataclass(frozen=True)
+class InterconnectSpec:
+    """Core-to-core communication: ``packet`` (J) delivers one packet/spike of ``packet_size`` bytes to a
+    nearby core; ``hop`` (J) and ``hop_time`` (s) are added per router hop beyond that."""
+
+    packet: Quantity | None = None
+    packet_size: Quantity | None = None
+    hop: Quantity | None = None
+    hop_time: Quantity | None = None
+    bandwidth: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        _check_dims("interconnect", self, INTERCONNECT_FIELDS)
+        _need(any(getattr(self, n) is not None for n in INTERCONNECT_FIELDS), "interconnect is empty")
+        _need(self.packet is None or self.packet_size is not None,
+              "interconnect.packet_size is required when interconnect.packet is given")
+
+    @property
+    def per_byte(self) -> float | None:
+        return None if self.packet is None else self.packet.value_si / self.packet_size.value_si
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, INTERCONNECT_FIELDS)
+
+
+@dataclass(frozen=True)
+class NeuroSpec:
+    """Event costs of a neuromorphic core (energies in J, times in s)."""
+
+    synaptic_op: Quantity | None = None          # one spike through one synapse (weight accumulate)
+    synaptic_op_time: Quantity | None = None
+    neuron_update: Quantity | None = None        # one neuron state update in a timestep (active)
+    neuron_update_idle: Quantity | None = None   # ... for a neuron that receives nothing
+    neuron_update_time: Quantity | None = None
+    synaptic_update: Quantity | None = None      # one on-chip learning update of one synapse
+    synaptic_update_time: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        _check_dims("neuro", self, NEURO_FIELDS)
+        _need(any(getattr(self, n) is not None for n in NEURO_FIELDS), "neuro is empty")
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, NEURO_FIELDS)
+
+
+@dataclass(frozen=True)
+class PowerSpec:
+    static: Quantity | None = None    # leakage/idle power, charged for the whole run time
+    typical: Quantity | None = None   # a published operating-point power (informational)
+    tdp: Quantity | None = None       # thermal design power (an upper bound)
+
+    def __post_init__(self) -> None:
+        _check_dims("power", self, POWER_FIELDS)
+        _need(any(getattr(self, n) is not None for n in POWER_FIELDS), "power is empty")
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, POWER_FIELDS)
+
+
+@dataclass(frozen=True)
+class ClockSpec:
+    core: Quantity | None = None   # core clock
+    tick: Quantity | None = None   # neuromorphic timestep rate (e.g. 1 kHz real time)
+
+    def __post_init__(self) -> None:
+        _check_dims("clock", self, CLOCK_FIELDS)
+        _need(any(getattr(self, n) is not None for n in CLOCK_FIELDS), "clock is empty")
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, CLOCK_FIELDS)
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """A validated hardware target. Build with :func:`load_profile`; ``origin`` is where it came from."""
+
+    name: str
+    description: str
+    kind: str
+    supports_training: bool
+    on_chip_learning: bool
+    precisions: tuple[str, ...]
+    compute: tuple[ComputeSpec, ...]
+    cores: CoreSpec | None = None
+    memory: tuple[MemorySpec, ...] = ()
+    interconnect: InterconnectSpec | None = None
+    neuro: NeuroSpec | None = None
+    power: PowerSpec | None = None
+    clock: ClockSpec | None = None
+    process: str = ""
+    training_note: str = ""
+    notes: tuple[str, ...] = ()
+    origin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.name, str) and bool(_NAME_RE.match(self.name)),
+              f"name must be lower-case letters, digits, '-' or '_', got {self.name!r}")
+        _need(isinstance(self.description, str) and bool(self.description.strip()), "description must be non-empty")
+        _need(self.kind in KINDS, f"unknown kind {self.kind!r}; valid: {', '.join(KINDS)}")
+        _need(isinstance(self.supports_training, bool), "supports_training must be true or false")
+        _need(isinstance(self.on_chip_learning, bool), "on_chip_learning must be true or false")
+        _need(self.supports_training or not self.on_chip_learning,
+              "on_chip_learning = true needs supports_training = true")
+        _need(self.supports_training or bool(self.training_note.strip()),
+              "training_note is required when supports_training = false (say why training cannot run)")
+        precisions = tuple(self.precisions)
+        _need(len(precisions) > 0, "precisions must list at least one native format")
+        for p in precisions:
+            _need(p in PRECISION_BITS, f"unknown precision {p!r}; valid: {', '.join(PRECISION_BITS)}")
+        _need(len(set(precisions)) == len(precisions), "precisions lists a format twice")
+        compute = tuple(self.compute)
+        got = [c.precision for c in compute]
+        _need(sorted(got) == sorted(precisions),
+              f"compute tables ({', '.join(got) or 'none'}) must match precisions ({', '.join(precisions)})")
+        memory = tuple(self.memory)
+        levels = [m.level for m in memory]
+        _need(len(set(levels)) == len(levels), "a memory level is given twice")
+        _need(self.kind != "neuromorphic" or self.cores is not None, "a neuromorphic target needs [cores]")
+        _need(self.kind != "reference" or self.cores is None, "a reference target has no [cores]")
+        object.__setattr__(self, "precisions", precisions)
+        object.__setattr__(self, "compute", compute)
+        object.__setattr__(self, "memory", tuple(sorted(memory, key=lambda m: MEMORY_LEVELS.index(m.level))))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+    # ---- look-ups the profiler uses
+
+    @property
+    def n_cores(self) -> int:
+        return 1 if self.cores is None else self.cores.n
+
+    def nearest_precision(self, precision: str) -> str:
+        """The native format a run in ``precision`` maps to: itself if native, else the same family
+        (float/int) first, then the closest bit width, ties to the wider format."""
+        _need(precision in PRECISION_BITS, f"unknown precision {precision!r}; valid: {', '.join(PRECISION_BITS)}")
+        if precision in self.precisions:
+            return precision
+        bits = PRECISION_BITS[precision]
+        is_float = precision in FLOAT_PRECISIONS
+
+        def cost(p: str) -> tuple:
+            return ((p in FLOAT_PRECISIONS) != is_float, abs(PRECISION_BITS[p] - bits), -PRECISION_BITS[p])
+
+        return min(self.precisions, key=cost)
+
+    def compute_for(self, precision: str) -> ComputeSpec:
+        """The compute table for ``precision`` (mapped with :meth:`nearest_precision`)."""
+        native = self.nearest_precision(precision)
+        return next(c for c in self.compute if c.precision == native)
+
+    def mac_energy(self, precision: str) -> float:
+        """J per MAC in ``precision`` (mapped to the nearest native format)."""
+        return self.compute_for(precision).mac.value_si
+
+    def memory_level(self, level: str) -> MemorySpec | None:
+        _need(level in MEMORY_LEVELS, f"unknown memory level {level!r}; valid: {', '.join(MEMORY_LEVELS)}")
+        return next((m for m in self.memory if m.level == level), None)
+
+    @property
+    def on_chip_sram_bytes(self) -> float | None:
+        """All on-chip SRAM: cores × sram_bytes_per_core plus the on_chip level, if either is known."""
+        total, known = 0.0, False
+        if self.cores is not None and self.cores.sram_bytes_per_core is not None:
+            total += self.cores.n * self.cores.sram_bytes_per_core.value_si
+            known = True
+        chip = self.memory_level("on_chip")
+        if chip is not None and chip.capacity is not None:
+            total += chip.capacity.value_si
+            known = True
+        return total if known else None
+
+    def quantities(self) -> Iterator[tuple[str, Quantity]]:
+        """Every number with its dotted key, e.g. ``("compute.int8.mac", Quantity(...))``."""
+        def walk(prefix: str, d: dict) -> Iterator[tuple[str, Quantity]]:
+            for key, value in d.items():
+                if isinstance(value, Quantity):
+                    yield f"{prefix}{key}", value
+
+        if self.cores is not None:
+            yield from walk("cores.", vars(self.cores))
+        for c in self.compute:
+            yield from walk(f"compute.{c.precision}.", vars(c))
+        for m in self.memory:
+            yield from walk(f"memory.{m.level}.", vars(m))
+        for section in ("interconnect", "neuro", "power", "clock"):
+            spec = getattr(self, section)
+            if spec is not None:
+                yield from walk(f"{section}.", vars(spec))
+
+    def unknown_fields(self) -> list[str]:
+        """Keys the profiler would use that this profile does not give (so the estimate leaves them out).
+
+        A reference target is an energy table only, so throughput, clock and static power are not asked of it.
+        """
+        reference = self.kind == "reference"
+        missing = [] if reference else [f"compute.{c.precision}.peak_rate" for c in self.compute if c.peak_rate is None]
+        all_in = all(c.scope == "all_in" for c in self.compute)
+        if not all_in:
+            on_core = self.memory_level("on_core")
+            if on_core is None or on_core.read is None:
+                missing.append("memory.on_core.read")
+            off_chip = self.memory_level("off_chip")
+            if off_chip is not None and off_chip.read is None:
+                missing.append("memory.off_chip.read")
+            if self.n_cores > 1 and (self.interconnect is None or self.interconnect.packet is None):
+                missing.append("interconnect.packet")
+            if not reference and (self.power is None or self.power.static is None):
+                missing.append("power.static")
+        if self.kind not in ("neuromorphic", "reference") and (self.clock is None or self.clock.core is None):
+            missing.append("clock.core")
+        return missing
+
+    # ---- serialisation
+
+    def to_dict(self) -> dict:
+        """Plain JSON-serialisable dict: the file's structure, each number with value/unit as given,
+        value_si/unit_si, source, basis and note. :meth:`from_dict` reads it back."""
+        d: dict[str, Any] = {
+            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": self.name,
+            "description": self.description, "kind": self.kind,
+            "on_chip_learning": self.on_chip_learning, "supports_training": self.supports_training,
+            "precisions": list(self.precisions),
+        }
+        if self.process:
+            d["process"] = self.process
+        if self.training_note:
+            d["training_note"] = self.training_note
+        if self.notes:
+            d["notes"] = list(self.notes)
+        if self.cores is not None:
+            d["cores"] = self.cores.to_dict()
+        d["compute"] = {c.precision: c.to_dict() for c in self.compute}
+        if self.memory:
+            d["memory"] = {m.level: m.to_dict() for m in self.memory}
+        for section in ("interconnect", "neuro", "power", "clock"):
+            spec = getattr(self, section)
+            if spec is not None:
+                d[section] = spec.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict, origin: str = "<dict>") -> "HardwareProfile":
+        """Validate a dict shaped like the TOML file (or like :meth:`to_dict`'s output)."""
+        # imported here, not at the top: parse imports this module
+        from .parse import parse_profile
+
+        return parse_profile(_strip_si(data), origin)
+
+
+def _strip_si(value: Any) -> Any:
+    """Drop the value_si/unit_si keys that to_dict adds, so its output parses like a file."""
+    if isinstance(value, dict):
+        return {k: _strip_si(v) for k, v in value.items() if k not in ("value_si", "unit_si")}
+    return value

@@ -25,14 +25,15 @@ budget_option = click.option("--budget", type=click.Choice(BUDGETS.names()), def
                              help="what each point starts from and how long it trains (ffneuro study list describes each)")
 
 
-def _studies(names: str) -> list[Study]:
-    """``all`` or comma-separated study names (an unknown one lists the valid names)."""
+def _studies(names: str, budget: str) -> list[Study]:
+    """``all`` (every study that runs at ``budget``) or comma-separated names (an unknown one lists the valid names)."""
     if names == "all":
-        return [STUDIES.get(n) for n in STUDIES.names()]
+        return [STUDIES.get(n) for n in STUDIES.names() if budget in STUDIES.get(n).budgets()]
     return [STUDIES.get(n.strip()) for n in names.split(",")]
 
 
-def _diff(study: Study, budget: str, config) -> dict:
+def _diff(budget: str, config) -> dict:
+    """The config values that differ from the budget's base (what names the point)."""
     base = BUDGETS.get(budget).base().to_dict()
     return {k: v for k, v in config.to_dict().items() if k not in ("seed", "preset") and v != base.get(k)}
 
@@ -70,7 +71,7 @@ def show(name, budget):
     click.echo(f"{len(points)} runs, seeds {','.join(map(str, s.seeds))}:")
     seen = set()
     for stem, config in points:
-        diff = _diff(s, budget, config)
+        diff = _diff(budget, config)
         key = tuple(sorted(diff.items()))
         if key not in seen:
             seen.add(key)
@@ -108,13 +109,16 @@ def run(ctx, names, budget, out_dir, seeds, data_dir, force, quiet, as_json):
         logging.getLogger().setLevel(logging.WARNING)
     if out_dir.exists() and not out_dir.is_dir():
         raise RunFileError(f"--out-dir {out_dir} exists and is not a directory")
-    report = []
-    for s in _studies(names):
+    plans = []  # every study's points first, so a bad name or budget fails before anything trains
+    for s in _studies(names, budget):
         plan = []
         for stem, config in s.points(budget, tuple(seeds) if seeds else None):
             check_trainable(config)
-            plan.append(({"study": s.name, "seed": config.seed, **_diff(s, budget, config)}, config,
+            plan.append(({"study": s.name, "seed": config.seed, **_diff(budget, config)}, config,
                          out_dir / f"{stem}.h5"))
+        plans.append((s, plan))
+    report = []
+    for s, plan in plans:
         head = {"study": s.name, "title": s.title, "budget": budget, "data_dir": data_dir}
         _, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=not obj.get("quiet"),
                                            manifest=f"study-{s.name}.json", head=head)

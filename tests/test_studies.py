@@ -147,6 +147,16 @@ def test_run_resumes_shares_points_and_tabulates(tmp_path):
     assert "missing (4)" in result.output and "fourier2" in result.output
 
 
+def test_all_means_every_study_at_that_budget(tmp_path):
+    from ffneuro.cli.study import _studies
+
+    assert [s.name for s in _studies("all", "cifar10-cpu")] == ["shortcut"]
+    assert "shortcut" not in [s.name for s in _studies("all", "cpu")]
+    result = invoke("study", "run", "readout,shortcut", "--budget", "smoke", "--out-dir", str(tmp_path / "x"))
+    assert result.exit_code != 0 and "no grid for budget 'smoke'" in result.output
+    assert not (tmp_path / "x").exists()      # refused before readout trained anything
+
+
 def test_table_without_runs_says_how_to_run(tmp_path):
     result = invoke("study", "table", "pooling", str(tmp_path), "--budget", "smoke")
     assert result.exit_code != 0

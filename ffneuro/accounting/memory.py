@@ -13,7 +13,8 @@ tensor, the gradient itself; BP's norm makes four in its ``div`` backward and fo
 ``pow`` backward), FF's one ``torch.cat`` of the embedded positive and negative images (the 2N rows
 then travel through every unit without another copy), the bf16 copies autocast makes, and Adam's
 foreach temporary (one tensor the size of the optimiser's parameters). ``backend="cpu"`` adds the
-channel-blocked copies oneDNN makes for a conv weight gradient (what the CPU allocator tests see);
+channel-blocked copies oneDNN makes for a conv weight gradient (what the CPU allocator tests see) and
+takes CPU Adam's single-tensor path (two temporaries the size of its largest parameter tensor);
 the default ``"cuda"`` leaves out cuDNN workspaces, and neither counts allocator rounding (see
 docs/accounting.md).
 
@@ -142,8 +143,16 @@ def _resident(t: _Timeline, specs: Sequence[LayerSpec | LinearSpec], batch: int,
     return params, grads, optim, inputs
 
 
-def _adam(t: _Timeline, params: int, where: str) -> None:
-    t.alloc("adam_tmp", params)   # torch._foreach_sqrt(exp_avg_sqs): one tensor per parameter
+def _tensor_bytes(specs: Sequence[LayerSpec | LinearSpec], master: str) -> list[int]:
+    """Bytes of each parameter tensor (weight, then bias when present) of ``specs``."""
+    return [nbytes(n, master) for s in specs for n in (s.weights, s.params - s.weights) if n]
+
+
+def _adam(t: _Timeline, tensors: Sequence[int], where: str, backend: str) -> None:
+    """Adam's transient: on CUDA the foreach path's ``_foreach_sqrt(exp_avg_sqs)``, one tensor per
+    parameter; on CPU the single-tensor path's ``exp_avg_sq.sqrt() / c``, two tensors the size of one
+    parameter at a time, so the largest tensor sets it."""
+    t.alloc("adam_tmp", sum(tensors) if backend == "cuda" else 2 * max(tensors))
     t.mark(where)
     t.free("adam_tmp")
 
@@ -253,7 +262,7 @@ def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
             t.alloc(f"grad:{s.name}", p_params)          # conv weight and bias gradient (dL/dx not asked for)
             t.mark(u + "conv backward")
             t.free("g_conv", "x16", "w16")
-            _adam(t, p_params, u + "update")
+            _adam(t, _tensor_bytes([s], master), u + "update", backend)
         else:
             t.free("y32")
         _hand_on(t, s, rows, act, "")
@@ -288,7 +297,7 @@ def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         t.free(f"grad:{readout.name}")
         t.alloc(f"grad:{readout.name}", nbytes(readout.params, master))
         t.mark("readout: backward")
-        _adam(t, nbytes(readout.params, master), "readout: update")
+        _adam(t, _tensor_bytes([readout], master), "readout: update", backend)
     return MemoryCost("ff", scheme, batch, precision, params, grads, optim, inputs, held, names, t.peak, t.peak_at)
 
 
@@ -401,7 +410,7 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
             t.alloc("g32", f32(n * s.in_elems))          # ToCopyBackward back to the fp32 h
             t.free("g")
             t.live["g"] = t.live.pop("g32")
-    _adam(t, params, "update")
+    _adam(t, _tensor_bytes(specs, master), "update", backend)
     return MemoryCost("bp", scheme, batch, precision, params, grads, optim, inputs, tuple(held), names,
                       t.peak, t.peak_at)
 

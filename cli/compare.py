@@ -9,7 +9,7 @@ import click
 
 from ffneuro.profiler import format_si, load_profile, profile_config
 
-from .network import resolve_network
+from .network import resolve_network, with_bp_run
 from .options import model_options
 from .util import echo_json, table
 
@@ -42,16 +42,19 @@ def _fmt(key: str, v) -> str:
 @click.argument("run_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--hw", "hw_names", required=True,
               help="comma-separated targets: shipped names (ffneuro hw list) or .toml paths")
+@click.option("--bp-run", type=click.Path(dir_okay=False), default=None,
+              help="a BP run of the same network: its measured activity feeds the BP training estimate")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write a PNG: per-unit energy of FF and BP training, and FF vs BP across targets")
 @model_options
 @click.pass_context
-def compare(ctx, run_file, hw_names, fmt, plot, overrides, preset):
+def compare(ctx, run_file, hw_names, bp_run, fmt, plot, overrides, preset):
     """Compare FF and BP training and both inference readouts across hardware targets (per sample)."""
-    net = resolve_network(ctx, run_file, preset, overrides)
+    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides), bp_run)
     targets = [load_profile(n.strip()) for n in hw_names.split(",") if n.strip()]
-    reports = [profile_config(net.config, net.image_shape, net.num_classes, hw, sparsity=net.sparsity)
+    reports = [profile_config(net.config, net.image_shape, net.num_classes, hw, sparsity=net.sparsity,
+                              bp_sparsity=net.bp_sparsity)
                for hw in targets]
     rows = comparison_rows(reports)
     if fmt == "json":
@@ -64,7 +67,7 @@ def compare(ctx, run_file, hw_names, fmt, plot, overrides, preset):
         click.echo(buf.getvalue(), nl=False)
     else:
         click.echo(f"{net.label}: per sample, batch {net.config.batch_size}, "
-                   f"sparsity {'measured' if net.sparsity else 'dense (not measured)'}")
+                   f"{net.sparsity_note()}")
         click.echo(table([list(COLUMNS), *([_fmt(k, r[k]) for k in COLUMNS] for r in rows)]))
     if plot is not None:
         from .plotting import plot_comparison

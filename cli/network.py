@@ -1,7 +1,7 @@
 """Where `profile` and `compare` get a network from: a stored run, or a preset plus model flags."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -15,9 +15,14 @@ from ffneuro.store import read_run
 from .util import stored_config
 
 
+# config keys that fix the conv stack: an FF run and a BP run agreeing on these share their layers
+SHAPE_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every")
+
+
 @dataclass(frozen=True)
 class Network:
-    """A network's config and input shape, and (for runs) the activation sparsity measured on data."""
+    """A network's config and input shape, and (for runs) the activation sparsity measured on data:
+    ``sparsity`` of the FF units, ``bp_sparsity`` of the BP twin's layers."""
 
     config: RunConfig
     image_shape: tuple[int, int, int]
@@ -25,6 +30,17 @@ class Network:
     sparsity: list[float] | None
     run: Path | None
     label: str
+    bp_sparsity: list[float] | None = None
+
+    def sparsity_note(self) -> str:
+        def state(sp):
+            return "measured" if sp else "dense (not measured)"
+        return f"sparsity FF {state(self.sparsity)}, BP {state(self.bp_sparsity)}"
+
+
+def _zero_fractions(rec) -> list[float] | None:
+    values = rec.groups.get("activity", {}).get("input_zero_fraction")
+    return None if values is None else [float(v) for v in values]
 
 
 def resolve_network(ctx: click.Context, run_file: str | None, preset: str, overrides: dict) -> Network:
@@ -44,9 +60,25 @@ def resolve_network(ctx: click.Context, run_file: str | None, preset: str, overr
         shape, classes = tuple(int(v) for v in data["image_shape"]), int(data["num_classes"])
     else:
         shape, classes = dataset_shape(config.dataset)
-    activity = rec.groups.get("activity", {})
-    sparsity = activity.get("input_zero_fraction")
-    if config.algo != "ff":
-        sparsity = None  # a BP run's activity is not the FF network's; both are then profiled dense
-    return Network(config, shape, classes, None if sparsity is None else [float(v) for v in sparsity],
-                   Path(run_file), str(run_file))
+    measured = _zero_fractions(rec)
+    if config.algo == "bp":  # a BP run's activity is the BP twin's; the FF units are then profiled dense
+        return Network(config, shape, classes, None, Path(run_file), str(run_file), bp_sparsity=measured)
+    return Network(config, shape, classes, measured, Path(run_file), str(run_file))
+
+
+def with_bp_run(net: Network, bp_run: str | None) -> Network:
+    """``net`` with the measured activity of ``bp_run``, a BP run of the same conv stack, for the BP estimate."""
+    if bp_run is None:
+        return net
+    rec = read_run(bp_run)
+    config = stored_config(rec)
+    if config.algo != "bp":
+        raise ConfigError(f"--bp-run {bp_run} is an {config.algo.upper()} run; give a BP run (ffneuro train --algo bp)")
+    differ = [f"{k} {getattr(config, k)!r} vs {getattr(net.config, k)!r}" for k in SHAPE_KEYS
+              if getattr(config, k) != getattr(net.config, k)]
+    if differ:
+        raise ConfigError(f"--bp-run {bp_run} is another network ({', '.join(differ)})")
+    measured = _zero_fractions(rec)
+    if measured is None:
+        raise ConfigError(f"--bp-run {bp_run} holds no measured activity (group activity); retrain it")
+    return replace(net, bp_sparsity=measured, label=f"{net.label} + BP {bp_run}")

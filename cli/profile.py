@@ -6,7 +6,7 @@ import click
 from ffneuro.profiler import format_report, load_profile, profile_config
 from ffneuro.store import RunWriter
 
-from .network import resolve_network
+from .network import resolve_network, with_bp_run
 from .options import json_option, model_options
 from .util import echo_json
 
@@ -14,22 +14,25 @@ from .util import echo_json
 @click.command()
 @click.argument("run_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--hw", "hw_name", required=True, help="a shipped profile name (ffneuro hw list) or a .toml path")
+@click.option("--bp-run", type=click.Path(dir_okay=False), default=None,
+              help="a BP run of the same network: its measured activity feeds the BP training estimate")
 @click.option("--profile-batch", type=click.IntRange(min=1), default=None,
               help="batch size to cost (default: the run's or preset's)")
 @model_options
 @json_option
 @click.pass_context
-def profile(ctx, run_file, hw_name, profile_batch, overrides, preset, as_json):
+def profile(ctx, run_file, hw_name, bp_run, profile_batch, overrides, preset, as_json):
     """Estimate FF training, BP training and both inference readouts on a hardware target.
 
     With RUN_FILE, the stored network and its measured activation sparsity are used and the estimate
     is also written into the run file (group profile-<target>). Without it, --preset and the model
-    flags describe the network (dense activity assumed).
+    flags describe the network (dense activity assumed). A BP RUN_FILE, or --bp-run beside an FF one,
+    gives the BP estimate its measured activity.
     """
-    net = resolve_network(ctx, run_file, preset, overrides)
+    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides), bp_run)
     hw = load_profile(hw_name)
     report = profile_config(net.config, net.image_shape, net.num_classes, hw, sparsity=net.sparsity,
-                            batch=profile_batch)
+                            bp_sparsity=net.bp_sparsity, batch=profile_batch)
     if net.run is not None:
         RunWriter.reopen(net.run).write_group(f"profile-{hw.name}", report.to_columns(),
                                               attrs={"hw_origin": hw.origin})
@@ -38,5 +41,5 @@ def profile(ctx, run_file, hw_name, profile_batch, overrides, preset, as_json):
     else:
         click.echo(f"{net.label}: {net.config.layers} units × {net.config.filters} filters {net.config.kernel}×"
                    f"{net.config.kernel}, input {'×'.join(map(str, net.image_shape))}, "
-                   f"sparsity {'measured' if net.sparsity else 'dense (not measured)'}")
+                   f"{net.sparsity_note()}")
         click.echo(format_report(report))

@@ -87,3 +87,38 @@ def test_compare_plot_writes_a_png(tmp_path):
 def test_compare_unknown_target_lists_the_shipped_ones():
     result = run("compare", "--preset", "smoke", "--hw", "loihi,nope")
     assert result.exit_code == 1 and "truenorth" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def bp_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("runs") / "smoke-bp.h5"
+    result = run("-q", "train", "--preset", "smoke", "--algo", "bp", "--readout", "linear", "--epochs", "1", "--out", path)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_bp_run_activity_feeds_the_bp_estimate(smoke_run, bp_run):
+    """--bp-run pairs an FF run with its BP twin: each training estimate uses its own measured activity."""
+    alone = json.loads(run("profile", smoke_run, "--hw", "loihi", "--json").stdout)
+    result = run("profile", smoke_run, "--hw", "loihi", "--bp-run", bp_run, "--json")
+    assert result.exit_code == 0, result.output
+    paired = json.loads(result.stdout)
+    measured = read_run(bp_run).groups["activity"]["input_zero_fraction"]
+    assert paired["bp_sparsity"] == pytest.approx(list(measured)) and alone["bp_sparsity"] is None
+    assert paired["sparsity"] == alone["sparsity"]
+    assert paired["workloads"]["ff_train"] == alone["workloads"]["ff_train"]
+    bp_dense, bp_measured = alone["workloads"]["bp_train"], paired["workloads"]["bp_train"]
+    assert bp_measured["effective_macs"] < bp_dense["effective_macs"]   # layer 2 sees ReLU zeros
+    # a BP run given as RUN_FILE: its activity is the BP twin's, the FF units are dense
+    solo = json.loads(run("compare", bp_run, "--hw", "loihi", "--format", "json").stdout)["reports"][0]
+    assert solo["sparsity"] is None and solo["bp_sparsity"] == pytest.approx(list(measured))
+    text = run("compare", smoke_run, "--hw", "loihi,h100", "--bp-run", bp_run).output
+    assert "sparsity FF measured, BP measured" in text
+
+
+def test_bp_run_must_be_a_bp_run_of_the_same_network(smoke_run, bp_run, tmp_path):
+    for args, needle in (([smoke_run, "--bp-run", smoke_run], "is an FF run"),
+                         (["--preset", "smoke", "--filters", "4", "--bp-run", bp_run], "filters 8 vs 4")):
+        result = run("compare", *args, "--hw", "loihi")
+        assert result.exit_code == 1, result.output
+        assert needle in result.output and "Traceback" not in result.output

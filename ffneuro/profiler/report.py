@@ -131,6 +131,7 @@ class ProfileReport:
     workloads: TMapping[str, WorkloadEstimate] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    bp_sparsity: tuple[float, ...] | None = None   # the BP twin's measured input zero fractions, if given
 
     def __getitem__(self, workload: str) -> WorkloadEstimate:
         return self.workloads[workload]
@@ -147,6 +148,7 @@ class ProfileReport:
                      "native_precision": self.native_precision, "batch": self.batch,
                      "num_classes": self.num_classes, "mapping_style": self.mapping_style,
                      "sparsity": [num(v) for v in self.sparsity] if self.sparsity else [],
+                     "bp_sparsity": [num(v) for v in self.bp_sparsity] if self.bp_sparsity else [],
                      "unknown": list(self.unknown) or "", "notes": list(self.notes) or ""}
         for name, w in self.workloads.items():
             g: dict = {"supported": float(w.supported), "reason": w.reason}
@@ -173,6 +175,7 @@ class ProfileReport:
                 "native_precision": self.native_precision, "batch": self.batch, "num_classes": self.num_classes,
                 "mapping_style": self.mapping_style,
                 "sparsity": None if self.sparsity is None else list(self.sparsity),
+                "bp_sparsity": None if self.bp_sparsity is None else list(self.bp_sparsity),
                 "actions": self.actions.to_dict(), "unknown": list(self.unknown), "notes": list(self.notes),
                 "workloads": {k: w.to_dict() for k, w in self.workloads.items()}}
 
@@ -325,19 +328,25 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
     if native != precision:
         notes.append(f"the run's {precision} maps to {hw.name}'s native {native}: activations are counted at {native}")
     if acts.event_driven:
-        notes.append("event-driven target: forward and weight-gradient MACs with a zero input are skipped "
-                     + ("(measured input sparsity)" if sparsity is not None else "(no sparsity given: dense)"))
-    return ProfileReport(hw.name, hw.kind, precision, native, batch, num_classes, style or "", 
-                         None if sparsity is None else tuple(float(v) for v in sparsity), acts, out,
-                         acts.unknown(), tuple(notes))
+        given = {"FF": sparsity is not None, "BP": bp_sparsity is not None}
+        notes.append("event-driven target: forward and weight-gradient MACs with a zero input are skipped ("
+                     + "; ".join(f"{k}: {'measured input sparsity' if v else 'none given, dense'}"
+                                 for k, v in given.items()) + ")")
+
+    def frozen(sp):
+        return None if sp is None else tuple(float(v) for v in sp)
+
+    return ProfileReport(hw.name, hw.kind, precision, native, batch, num_classes, style or "", frozen(sparsity),
+                         acts, out, acts.unknown(), tuple(notes), frozen(bp_sparsity))
 
 
 def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: HardwareProfile | str, *,
-                   sparsity: Sequence[float] | None = None, batch: int | None = None,
-                   workloads: Sequence[str] = PROFILED) -> ProfileReport:
+                   sparsity: Sequence[float] | None = None, bp_sparsity: Sequence[float] | None = None,
+                   batch: int | None = None, workloads: Sequence[str] = PROFILED) -> ProfileReport:
     """:func:`profile_network` for the network a :class:`~ffneuro.config.RunConfig` builds (no model needed)."""
     return profile_network(layer_specs(config, image_shape, algo="ff"), hw, num_classes=num_classes,
                            batch=batch or config.batch_size, precision=config.precision, sparsity=sparsity,
+                           bp_sparsity=bp_sparsity,
                            readout_from=config.readout_from, linear_readout=config.readout in ("linear", "both"),
                            goodness=config.goodness, workloads=workloads)
 

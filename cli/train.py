@@ -78,8 +78,8 @@ def train_to_file(config, data, out: Path, *, force: bool = False, progress=None
         summary = trainer.run(writer, progress)
         writer.write_group("summary", {"best_epoch": summary.best_epoch, "best_val_acc": summary.best_val,
                                        "wall_time_s": summary.wall_time_s})
-    except KeyboardInterrupt:
-        _finish(writer, "interrupted", "stopped by the user")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (cli.main.Terminated)
+        _finish(writer, "interrupted", str(exc) or "stopped by the user")
         log.warning("%s: interrupted; the epochs finished so far are kept", out)
         raise
     except BaseException as exc:

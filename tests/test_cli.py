@@ -595,3 +595,32 @@ def test_eval_every_skips_validation_between_evaluations(tmp_path):
     val = rec.metrics["val_acc_linear"]
     assert np.isnan(val[0]) and not np.isnan(val[1]) and not np.isnan(val[2])  # epochs 2 and 3 (the last)
     assert rec.weights("best") and rec.groups["summary"]["best_epoch"] in (2, 3)
+
+
+def test_sigterm_closes_the_run_as_interrupted(tmp_path):
+    """``kill`` (or a scheduler's time limit) mid-training: exit 143, the file is readable and says why."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "term.h5"
+    code = "from ffneuro.cli.main import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "-q", "train", *map(str, SMOKE), "--epochs", "200",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until at least one epoch is in the file
+        try:
+            if read_run(out).epochs_done >= 1:
+                break
+        except Exception:
+            pass
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Terminated." in err and "Traceback" not in err
+    rec = read_run(out)
+    assert rec.status == "interrupted" and rec.message == "terminated by SIGTERM"
+    assert rec.epochs_done >= 1

@@ -152,6 +152,8 @@ def plot_sweep(records, key: str, out: Path, metric: str = "val", title: str = "
     fig, ax = plt.subplots(figsize=(7, 4.8))
     if not numeric:
         ax.set_xticks(np.arange(len(values), dtype=float), [str(v) for v in values])
+    elif len(values) <= 12:
+        ax.set_xticks(np.array(values, dtype=float), [str(v) for v in values])  # the swept values, not 3.5
     lines = [(name, r) for name, _ in panels for r in readouts]
     offset = 0.0 if numeric else 0.05
     ns = []

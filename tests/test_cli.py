@@ -608,7 +608,8 @@ def test_sigterm_closes_the_run_as_interrupted(tmp_path):
     out = tmp_path / "term.h5"
     code = "from ffneuro.cli.main import main; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, "-q", "train", *map(str, SMOKE), "--epochs", "200",
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)  # not the repo root, whose ffneuro/ would shadow the installed package
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until at least one epoch is in the file
         try:

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
-from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.store import find_runs, read_run
 from ffneuro.studies import BUDGETS, STUDIES, Study
 from ffneuro.study import group_runs
 
 from .options import data_dir_option, json_option
-from .sweep import ListOf, train_points
+from .sweep import ListOf, config_diff, train_points
 from .table import format_groups
 from .train import check_trainable
 from .util import echo_json, one_line_errors
@@ -168,7 +167,7 @@ def _study_records(s: Study, budget: str, folder: Path):
     records, missing = [], []
     for stem, config in s.points(budget):
         rec = read_run(by_stem[stem]) if stem in by_stem else None
-        if rec is None or rec.status != "complete" or _differs(rec.config, config.to_dict()):
+        if rec is None or rec.status != "complete" or config_diff(rec.config, config.to_dict()):
             missing.append(stem)
             continue
         records.append(rec)
@@ -202,14 +201,6 @@ def plot_cmd(name, folder, budget, out, metric):
     if missing:
         click.echo(f"missing ({len(missing)}): {', '.join(missing)}", err=True)
     click.echo(f"wrote {out}")
-
-
-def _differs(stored: dict, wanted: dict) -> bool:
-    try:
-        stored = RunConfig.from_dict(dict(stored)).to_dict()
-    except ConfigError:
-        return True
-    return any(stored.get(k) != v for k, v in wanted.items() if k != "device")
 
 
 def paper_values(s: Study, keys: list[dict]) -> list[str | None]:

@@ -83,6 +83,20 @@ def grid_options(fn):
 # ------------------------------------------------------------------------------------------------- sweep
 
 
+def config_diff(stored: dict, wanted: dict) -> dict[str, tuple]:
+    """Keys whose value differs between a stored run's config and a wanted one: key -> (stored, wanted).
+
+    The stored config is read as this version's RunConfig first, so a run from before a key existed
+    holds that key's default; keys in ``_IGNORED_ON_RESUME`` (the device) never count.
+    """
+    try:
+        stored = RunConfig.from_dict(dict(stored)).to_dict()
+    except ConfigError:
+        stored = dict(stored)
+    keys = sorted((set(stored) | set(wanted)) - set(_IGNORED_ON_RESUME))
+    return {k: (stored.get(k), wanted.get(k)) for k in keys if stored.get(k) != wanted.get(k)}
+
+
 def _stored_status(path: Path, config: dict) -> str:
     """'complete', another status to retrain, or raise if the file holds a different config."""
     try:
@@ -91,15 +105,9 @@ def _stored_status(path: Path, config: dict) -> str:
         log.warning("%s is not a readable run (%s); retraining it", path, exc)
         return "unreadable"
     if rec.status == "complete":
-        try:  # a run from before a config key existed holds that key's default
-            stored = RunConfig.from_dict(dict(rec.config)).to_dict()
-        except ConfigError:
-            stored = dict(rec.config)
-        stored = {k: v for k, v in stored.items() if k not in _IGNORED_ON_RESUME}
-        wanted = {k: v for k, v in config.items() if k not in _IGNORED_ON_RESUME}
-        diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        diff = config_diff(rec.config, config)
         if diff:
-            shown = ", ".join(f"{k} {stored.get(k)!r} vs {wanted.get(k)!r}" for k in diff[:4])
+            shown = ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in list(diff.items())[:4])
             raise RunFileError(f"{path} holds a complete run with another config ({shown}); "
                                "use another --out-dir or --force")
     return rec.status

@@ -28,6 +28,7 @@ import ffneuro
 import ffneuro.data.download as download
 from ffneuro.cli.main import main
 from ffneuro.cli.progress import BarProgress
+from ffneuro.errors import RunFileError
 from ffneuro.store import RunWriter, read_run
 from ffneuro.train import Trainer
 
@@ -599,11 +600,7 @@ def test_eval_every_skips_validation_between_evaluations(tmp_path):
 
 def test_sigterm_closes_the_run_as_interrupted(tmp_path):
     """``kill`` (or a scheduler's time limit) mid-training: exit 143, the file is readable and says why."""
-    import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     out = tmp_path / "term.h5"
     code = "from ffneuro.cli.main import main; main()"
@@ -615,7 +612,7 @@ def test_sigterm_closes_the_run_as_interrupted(tmp_path):
         try:
             if read_run(out).epochs_done >= 1:
                 break
-        except Exception:
+        except (RunFileError, OSError):  # not created yet, or being written
             pass
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGTERM)

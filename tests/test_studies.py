@@ -58,6 +58,7 @@ def test_mnist_studies_run_at_every_mnist_budget():
 def test_cpu_budget_is_the_stated_one():
     base = BUDGETS.get("cpu").base()
     assert (base.preset, base.train_limit, base.val_size, base.epochs, base.eval_every) == ("mnist-small", 15000, 5000, 2, 2)
+    assert base.label_strength == 0.35     # pinned: the measured study runs used the paper's K
     assert BUDGETS.get("paper").base().epochs == 200
 
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .ops import POOLS, conv2d_macs, linear_macs
+from .ops import POOLS, block_shapes, conv2d_macs, linear_macs
 
 
 @dataclass(frozen=True)
@@ -56,13 +56,11 @@ class LayerSpec:
     @property
     def neuron_shape(self) -> tuple[int, int, int]:
         """Conv output shape: 'same' size at stride 1, (H - 1) // 2 + 1 at stride 2 (padding k // 2)."""
-        _, h, w = self.in_shape
-        return (self.filters, (h - 1) // self.stride + 1, (w - 1) // self.stride + 1)
+        return block_shapes(self.in_shape, self.filters, self.pool)[0]
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.neuron_shape
-        return (c, h // 2, w // 2) if self.pooled else (c, h, w)
+        return block_shapes(self.in_shape, self.filters, self.pool)[1]
 
     @property
     def in_elems(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..accounting.ops import POOLS
+from ..accounting.ops import POOLS, block_shapes
 from ..errors import ConfigError
 
 
@@ -36,14 +36,12 @@ class ConvBlock(nn.Module):
     @property
     def neuron_shape(self) -> tuple[int, int, int]:
         """Shape of the conv output (what goodness is measured on): (H - 1) // stride + 1 per side."""
-        _, h, w = self.in_shape
-        return (self.filters, (h - 1) // self.stride + 1, (w - 1) // self.stride + 1)
+        return block_shapes(self.in_shape, self.filters, self.pool)[0]
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
         """Shape handed to the next layer (after pooling)."""
-        c, h, w = self.neuron_shape
-        return (c, h // 2, w // 2) if self.pool in ("max", "avg") else (c, h, w)
+        return block_shapes(self.in_shape, self.filters, self.pool)[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Activations of this layer's neurons (before pooling): what goodness is measured on."""

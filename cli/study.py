@@ -1,7 +1,6 @@
 """``ffneuro study``: the paper's comparisons (Tables 1–3, Figs. 3A/4/5) as named, resumable sweeps."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -11,14 +10,11 @@ from ffneuro.store import find_runs, read_run
 from ffneuro.studies import BUDGETS, STUDIES, Study
 from ffneuro.study import group_runs
 
-from .options import data_dir_option, json_option
-from .sweep import ListOf, config_diff, train_points
+from .sweep import ListOf, config_diff, folder_options, start_folder_run, train_points
 from .table import format_groups
 from .train import check_trainable
 from .util import echo_json, one_line_errors
 from .util import table as text_table
-
-log = logging.getLogger("ffneuro.cli")
 
 budget_option = click.option("--budget", type=click.Choice(BUDGETS.names()), default="cpu", show_default=True,
                              help="what each point starts from and how long it trains (ffneuro study list describes each)")
@@ -86,14 +82,9 @@ def show(name, budget):
 @study.command("run")
 @click.argument("names")
 @budget_option
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
-              help="folder shared by all studies of this budget (one run file per point, study-<name>.json)")
 @click.option("--seeds", type=ListOf(click.IntRange(0, 2**63 - 1)), default=None,
               help="comma-separated seeds instead of the study's own")
-@data_dir_option
-@click.option("--force", is_flag=True, help="retrain every point, even complete ones")
-@click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bar")
-@json_option
+@folder_options("folder shared by all studies of this budget (one run file per point, study-<name>.json)")
 @click.pass_context
 @one_line_errors
 def run(ctx, names, budget, out_dir, seeds, data_dir, force, quiet, as_json):
@@ -102,12 +93,7 @@ def run(ctx, names, budget, out_dir, seeds, data_dir, force, quiet, as_json):
     Points are named by the values that differ from the budget's base, so studies sharing a point
     (the base config is in most) train it once. Rerunning resumes.
     """
-    obj = ctx.ensure_object(dict)
-    if quiet:
-        obj["quiet"] = True
-        logging.getLogger().setLevel(logging.WARNING)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunFileError(f"--out-dir {out_dir} exists and is not a directory")
+    show_bar = start_folder_run(ctx, quiet, out_dir)
     plans = []  # every study's points first, so a bad name or budget fails before anything trains
     for s in _studies(names, budget):
         plan = []
@@ -119,7 +105,7 @@ def run(ctx, names, budget, out_dir, seeds, data_dir, force, quiet, as_json):
     report = []
     for s, plan in plans:
         head = {"study": s.name, "title": s.title, "budget": budget, "data_dir": data_dir}
-        _, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=not obj.get("quiet"),
+        _, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=show_bar,
                                            manifest=f"study-{s.name}.json", head=head)
         report.append({"study": s.name, "points": len(plan), "trained": trained, "skipped": skipped})
     if as_json:

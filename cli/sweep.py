@@ -122,16 +122,39 @@ def _write_manifest(path: Path, manifest: dict) -> None:
         raise RunFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def folder_options(out_dir_help: str):
+    """The options of a command that trains many points into one folder: --out-dir, --data-dir,
+    --force, -q and --json (shared by ``sweep`` and ``study run``)."""
+    def decorate(fn):
+        for option in reversed((
+            click.option("--out-dir", type=click.Path(path_type=Path), required=True, help=out_dir_help),
+            data_dir_option,
+            click.option("--force", is_flag=True, help="retrain every point, even complete ones"),
+            click.option("-q", "--quiet", is_flag=True,
+                         help="warnings and errors only; no progress bar (same as ffneuro -q)"),
+            json_option,
+        )):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def start_folder_run(ctx: click.Context, quiet: bool, out_dir: Path) -> bool:
+    """Apply -q and check --out-dir; returns whether to show a progress bar."""
+    obj = ctx.ensure_object(dict)
+    if quiet:
+        obj["quiet"] = True
+        logging.getLogger().setLevel(logging.WARNING)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFileError(f"--out-dir {out_dir} exists and is not a directory")
+    return not obj.get("quiet")
+
+
 @click.command()
 @grid_options
 @click.option("--seeds", type=ListOf(click.IntRange(0, 2**63 - 1)), default="0", show_default=True,
               help="comma-separated seeds; every grid point is trained once per seed")
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
-              help="folder for the run files (one per point) and sweep.json; created if missing")
-@data_dir_option
-@click.option("--force", is_flag=True, help="retrain every point, even complete ones")
-@click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bar (same as ffneuro -q)")
-@json_option
+@folder_options("folder for the run files (one per point) and sweep.json; created if missing")
 @click.pass_context
 @one_line_errors
 def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
@@ -141,12 +164,7 @@ def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
     fourier1,fourier2. Files are named from the flags with more than one value and the seed
     (filters=32_kernel=3_seed=0.h5). Rerunning resumes: complete runs are skipped, others retrained.
     """
-    obj = ctx.ensure_object(dict)
-    if quiet:
-        obj["quiet"] = True
-        logging.getLogger().setLevel(logging.WARNING)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunFileError(f"--out-dir {out_dir} exists and is not a directory")
+    show_bar = start_folder_run(ctx, quiet, out_dir)
     points = grid_points(grid, seeds)
     shown = [k for k, v in grid.items() if len(v) > 1] + ["seed"]
     fields = {name: field for name, field, _, _ in GRID_OPTIONS}
@@ -158,7 +176,7 @@ def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
         check_trainable(config)
         plan.append((point, config, out_dir / f"{point_name(point, shown)}.h5"))
     head = {"preset": preset, "grid": grid, "seeds": list(seeds), "data_dir": data_dir}
-    results, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=not obj.get("quiet"),
+    results, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=show_bar,
                                              manifest=MANIFEST, head=head)
     if as_json:
         echo_json({"out_dir": str(out_dir), "manifest": str(out_dir / MANIFEST), "trained": trained,

@@ -7,7 +7,7 @@ import click
 
 from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.store import find_runs, read_run
-from ffneuro.studies import BUDGETS, STUDIES, Study
+from ffneuro.studies import BUDGETS, STUDIES, Study, base_diff
 from ffneuro.study import group_runs
 
 from .sweep import ListOf, config_diff, folder_options, start_folder_run, train_points
@@ -29,8 +29,7 @@ def _studies(names: str, budget: str) -> list[Study]:
 
 def _diff(budget: str, config) -> dict:
     """The config values that differ from the budget's base (what names the point)."""
-    base = BUDGETS.get(budget).base().to_dict()
-    return {k: v for k, v in config.to_dict().items() if k not in ("seed", "preset") and v != base.get(k)}
+    return base_diff(config.to_dict(), BUDGETS.get(budget).base().to_dict())
 
 
 @click.group()

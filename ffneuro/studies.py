@@ -157,10 +157,16 @@ class Study:
         return out
 
 
+def base_diff(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``config`` that differ from ``base``, in config order; the seed and the preset name
+    never count (the seed is named separately, the preset is not a value)."""
+    return {k: v for k, v in config.items() if k not in ("seed", "preset") and v != base.get(k)}
+
+
 def run_stem(config: Mapping[str, Any], base: Mapping[str, Any]) -> str:
     """File stem for a config in a shared study folder: the values that differ from ``base``, by key, then the seed."""
-    keys = sorted(k for k in config if k not in ("seed", "preset") and config[k] != base.get(k))
-    point = {k.replace("_", "-"): config[k] for k in keys}
+    diff = base_diff(config, base)
+    point = {k.replace("_", "-"): diff[k] for k in sorted(diff)}
     point["seed"] = config["seed"]
     return point_name(point)
 

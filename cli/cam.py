@@ -9,10 +9,10 @@ import torch
 
 from ffneuro.errors import ConfigError, FFNeuroError
 from ffneuro.models.cam import goodness_maps, linear_cams
-from ffneuro.store import RunWriter, read_run
+from ffneuro.store import read_run
 
 from .options import data_dir_option
-from .util import one_line_errors, restore_trainer, stored_config
+from .util import no_store_option, one_line_errors, restore_trainer, store_in_run, stored_config
 
 MAX_SAMPLES = 100  # the maps go into the run file: (N, classes, H, W) per unit and map kind
 
@@ -28,18 +28,20 @@ MAX_SAMPLES = 100  # the maps go into the run file: (N, classes, H, W) per unit 
               help="final: last epoch; best: the epoch with the best validation accuracy")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @data_dir_option
+@no_store_option
 @one_line_errors
-def cam(run_file, samples, out_dir, split, weights, device, data_dir):
+def cam(run_file, samples, out_dir, split, weights, device, data_dir, store):
     """Class activation maps of RUN_FILE's FF network on the first N images of a split.
 
     Per readout unit: the linear-readout CAM (each position's contribution to a class's logit, for the
     neutral-labelled image) and the goodness map (each neuron position's goodness with a label embedded).
-    Writes one PNG per sample into OUT and stores the maps in the run file's ``cam`` group.
+    Writes one PNG per sample into OUT and stores the maps in the run file's ``cam`` group (not with
+    --no-store, nor when the file is read-only or being trained: then a warning says so).
     """
-    _cam(run_file, samples, Path(out_dir), split, weights, device, data_dir)
+    _cam(run_file, samples, Path(out_dir), split, weights, device, data_dir, store)
 
 
-def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir) -> None:
+def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir, store: bool = True) -> None:
     record = read_run(run_file)
     if record.config.get("algo", "ff") != "ff":
         raise ConfigError(f"{run_file} is a {record.config.get('algo')} run; CAM needs FF units (--algo ff)")
@@ -71,14 +73,15 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir) -> 
              "units": ",".join(good), "maps": ",".join(["linear", "goodness"] if lin else ["goodness"]),
              "linear": "sum_c W_u[k,c,h,w]*A_u[n,c,h,w], neutral label, hand-on resolution",
              "goodness": "goodness of position (h,w) with label k embedded, neuron resolution"}
-    RunWriter.reopen(run_file).write_group("cam", values, attrs=attrs)
+    stored = store_in_run(run_file, "cam", values, attrs, store)
+    where = f"maps stored in {run_file} (group 'cam')" if stored else "maps not stored"
 
     try:
         from .plotting import _pyplot
 
         _pyplot()
     except FFNeuroError as exc:
-        raise FFNeuroError(f"maps stored in {run_file} (group 'cam'), but no PNGs: {exc}") from None
+        raise FFNeuroError(f"{where}, but no PNGs: {exc}") from None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -89,7 +92,7 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir) -> 
                      {r: int(p[i]) for r, p in preds.items()},
                      {u: m[i, labels[i]] for u, m in lin.items()},
                      {u: m[i, labels[i]] for u, m in good.items()})
-    click.echo(f"{n} CAM figure(s) in {out_dir}; maps stored in {run_file} (group 'cam')")
+    click.echo(f"{n} CAM figure(s) in {out_dir}; {where}")
 
 
 def _plot_sample(path: Path, image: np.ndarray, label: int, preds: dict[str, int],

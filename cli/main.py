@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 import logging
-import signal
+import os
 import sys
-import threading
 
 import click
 
 from ffneuro import __version__
 from ffneuro.errors import FFNeuroError, UnknownNameError
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a batch scheduler's time limit), raised like Ctrl-C so a run is closed as interrupted."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated("terminated by SIGTERM")
+from ffneuro.train.stop import StopRequested
 
 
 class _Group(click.Group):
@@ -28,12 +20,16 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (FFNeuroError, UnknownNameError) as exc:
             raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt as exc:
-            terminated = isinstance(exc, Terminated)
-            click.echo("Terminated." if terminated else "Interrupted.", err=True)
-            ctx.exit(143 if terminated else 130)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a stop signal seen by a training loop (StopRequested)
+            code = exc.exit_code if isinstance(exc, StopRequested) else 130
+            click.echo("Terminated." if code == 143 else "Interrupted.", err=True)
+            ctx.exit(code)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # stdout went away (``ffneuro runs list | head``): nothing left to tell anyone
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(141)
         except Exception as exc:  # a bug, not bad input: one line unless -v asks for the traceback
             if (ctx.obj or {}).get("verbose"):
                 raise
@@ -50,9 +46,6 @@ def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
     ctx.obj = {"quiet": quiet, "verbose": verbose}
-    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 from . import cam, compare, evaluate, hw, plot, profile, runs, study, sweep, table, train  # noqa: E402

@@ -27,9 +27,25 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def live_status(rec: RunRecord) -> str:
+    """The stored status, told apart for a 'running' file: 'running' with a live writer, else 'crashed'
+    (the process died without closing the run: ``ffneuro train --resume`` continues it)."""
+    status = rec.status
+    if status == "running":
+        status = "running" if rec.writer() is not None else "crashed"
+    if status == "failed" and rec.failure:
+        status = f"failed ({rec.failure})"
+    if rec.pending:
+        status += f", replaces {rec.replaces}"
+    return status
+
+
 def _summary(rec: RunRecord) -> dict:
     numbers = run_numbers(rec)
-    return {"run": str(rec.path), "status": rec.status, "preset": rec.config.get("preset"),
+    writer = rec.writer() if rec.status == "running" else None
+    return {"run": str(rec.path), "status": live_status(rec),
+            "writer": None if writer is None else {"pid": writer.pid, "host": writer.host, "since": writer.since},
+            "preset": rec.config.get("preset"),
             "dataset": rec.config.get("dataset"), "algo": rec.config.get("algo"),
             "epochs": f"{rec.epochs_done}/{rec.config.get('epochs')}", "best_val_acc": numbers["val_acc"], "test_acc": numbers["test_acc"]}
 
@@ -60,7 +76,7 @@ def list_cmd(directory, as_json):
     else:
         rows = [["run", "status", "algo", "dataset", "epochs", "val (best)", "test"]]
         for s in summaries:
-            rows.append([s["run"], s["status"], s["algo"], s["dataset"], s["epochs"],
+            rows.append([s["run"], s["status"], s["algo"] or "-", s["dataset"] or "-", s["epochs"],
                          " ".join(f"{k}={_fmt(v)}" for k, v in s["best_val_acc"].items()),
                          " ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "-"])
         click.echo(table(rows))
@@ -83,7 +99,14 @@ def show_cmd(run_file, as_json):
         }), indent=2))
         return
     s = _summary(rec)
-    click.echo(f"{rec.path}  [{rec.status}]  created {rec.created}")
+    click.echo(f"{rec.path}  [{s['status']}]  created {rec.created}")
+    if s["writer"]:
+        click.echo(f"  being written by {rec.writer().describe()}")
+    elif s["status"].startswith("crashed"):
+        click.echo(f"  no live writer (last commit {rec.committed or rec.created}); continue it with: "
+                   f"ffneuro train --resume {rec.path}")
+    if rec.message:
+        click.echo(f"  message: {rec.message}")
     click.echo(f"  {s['algo']} on {s['dataset']}, preset {s['preset']}, epochs {s['epochs']}")
     click.echo("  config: " + ", ".join(f"{k}={v}" for k, v in rec.config.items()))
     env = rec.environment

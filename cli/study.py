@@ -9,10 +9,10 @@ from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.store import find_runs, read_run
 from ffneuro.studies import BUDGETS, STUDIES, Study, base_diff
 from ffneuro.study import group_runs
+from ffneuro.train.runfile import check_trainable
 
-from .sweep import ListOf, config_diff, folder_options, start_folder_run, train_points
+from .sweep import ListOf, config_diff, counts_line, folder_options, start_folder_run, train_points
 from .table import format_groups
-from .train import check_trainable
 from .util import echo_json, one_line_errors
 from .util import table as text_table
 
@@ -104,14 +104,14 @@ def run(ctx, names, budget, out_dir, seeds, data_dir, force, quiet, as_json):
     report = []
     for s, plan in plans:
         head = {"study": s.name, "title": s.title, "budget": budget, "data_dir": data_dir}
-        _, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=show_bar,
-                                           manifest=f"study-{s.name}.json", head=head)
-        report.append({"study": s.name, "points": len(plan), "trained": trained, "skipped": skipped})
+        _, counts = train_points(plan, out_dir, data_dir, force=force, show_bar=show_bar,
+                                 manifest=f"study-{s.name}.json", head=head)
+        report.append({"study": s.name, "points": len(plan), **counts})
     if as_json:
         echo_json({"out_dir": str(out_dir), "budget": budget, "studies": report})
     else:
         for r in report:
-            click.echo(f"{r['study']}: {r['points']} points, {r['trained']} trained, {r['skipped']} skipped (complete)")
+            click.echo(f"{r['study']}: {counts_line(r['points'], r)}")
 
 
 @study.command("table")

@@ -10,14 +10,17 @@ from pathlib import Path
 import click
 
 from ffneuro.config import RunConfig
-from ffneuro.errors import ConfigError, RunFileError
+from ffneuro.data import data_source
+from ffneuro.errors import ConfigError, Diverged, RunFileError
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.store import read_run
 from ffneuro.study import grid_points, point_name
+from ffneuro.train import StopSignals
+from ffneuro.train.runfile import check_trainable, open_for_resume, resume_run, train_to_file
 
 from .options import MODEL_OPTIONS, data_dir_option, json_option
 from .progress import BarProgress
-from .train import check_out, check_trainable, train_to_file
+from .train import check_out
 from .util import echo_json, jsonable, load_data, one_line_errors
 
 log = logging.getLogger("ffneuro.cli")
@@ -97,20 +100,31 @@ def config_diff(stored: dict, wanted: dict) -> dict[str, tuple]:
     return {k: (stored.get(k), wanted.get(k)) for k in keys if stored.get(k) != wanted.get(k)}
 
 
-def _stored_status(path: Path, config: dict) -> str:
-    """'complete', another status to retrain, or raise if the file holds a different config."""
+def _stored_plan(path: Path, config: dict) -> tuple[str, object]:
+    """What to do with a point whose file exists: ("skip" | "diverged" | "resume" | "retrain", record or
+    reason); raises if the file holds a complete run of another config."""
     try:
         rec = read_run(path)
     except RunFileError as exc:
-        log.warning("%s is not a readable run (%s); retraining it", path, exc)
-        return "unreadable"
-    if rec.status == "complete":
-        diff = config_diff(rec.config, config)
+        return "retrain", f"not a readable run ({exc})"
+    diff = config_diff(rec.config, config)
+    if rec.status == "complete" and not rec.pending:
         if diff:
             shown = ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in list(diff.items())[:4])
             raise RunFileError(f"{path} holds a complete run with another config ({shown}); "
                                "use another --out-dir or --force")
-    return rec.status
+        return "skip", rec
+    if diff:
+        return "retrain", f"{rec.status} with another config"
+    if rec.status == "failed" and rec.failure == "diverged":
+        return "diverged", rec
+    holder = rec.writer()
+    if holder is not None:
+        raise RunFileError(f"{path} is being trained by {holder.describe()}; "
+                           "two sweeps cannot train one point at once")
+    if rec.epochs_done and rec.state_epoch != rec.epochs_done:
+        return "retrain", f"{rec.status}, without resume state"
+    return "resume", rec
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
@@ -162,7 +176,8 @@ def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
 
     Each model flag takes a comma-separated list, e.g. --filters 32,64 --kernel 3,5 --labels
     fourier1,fourier2. Files are named from the flags with more than one value and the seed
-    (filters=32_kernel=3_seed=0.h5). Rerunning resumes: complete runs are skipped, others retrained.
+    (filters=32_kernel=3_seed=0.h5). Rerunning resumes: complete runs are skipped, interrupted ones
+    continue from their last committed epoch, diverged ones are kept (--force retrains everything).
     """
     show_bar = start_folder_run(ctx, quiet, out_dir)
     points = grid_points(grid, seeds)
@@ -176,21 +191,21 @@ def sweep(ctx, grid, preset, seeds, out_dir, data_dir, force, quiet, as_json):
         check_trainable(config)
         plan.append((point, config, out_dir / f"{point_name(point, shown)}.h5"))
     head = {"preset": preset, "grid": grid, "seeds": list(seeds), "data_dir": data_dir}
-    results, trained, skipped = train_points(plan, out_dir, data_dir, force=force, show_bar=show_bar,
-                                             manifest=MANIFEST, head=head)
+    results, counts = train_points(plan, out_dir, data_dir, force=force, show_bar=show_bar,
+                                   manifest=MANIFEST, head=head)
     if as_json:
-        echo_json({"out_dir": str(out_dir), "manifest": str(out_dir / MANIFEST), "trained": trained,
-                   "skipped": skipped, "points": results})
+        echo_json({"out_dir": str(out_dir), "manifest": str(out_dir / MANIFEST), **counts, "points": results})
     else:
-        click.echo(f"{out_dir}: {len(plan)} points, {trained} trained, {skipped} skipped (complete)")
+        click.echo(f"{out_dir}: {counts_line(len(plan), counts)}")
 
 
 def train_points(plan, out_dir: Path, data_dir, *, force: bool, show_bar: bool, manifest: str, head: dict):
     """Train every (point, config, path) of ``plan`` whose file is not a complete run of that config.
 
-    Checks every file and loads the data before anything is written, keeps a manifest
-    (``out_dir/manifest``: ``head`` plus each point's status) up to date, and marks the running point
-    failed if training stops. Returns (results, trained, skipped).
+    Interrupted or crashed points resume from their last committed epoch; a point that diverged is kept
+    as a result (``--force`` retrains it). Checks every file and loads the data before anything is
+    written, keeps a manifest (``out_dir/manifest``: ``head`` plus each point's status) up to date, and
+    stops cleanly on Ctrl-C or SIGTERM. Returns (results, counts).
     """
     names = [p[2].name for p in plan]
     if len(set(names)) != len(names):
@@ -199,12 +214,12 @@ def train_points(plan, out_dir: Path, data_dir, *, force: bool, show_bar: bool, 
         check_out(path, force=True)  # a folder in the way, or no writable ancestor
     # what each point needs (a mismatched complete run stops here), and its data, before any folder or
     # file is written: a bad dataset fails fast
-    statuses = [_stored_status(path, config.to_dict()) if path.exists() and not force else None
-                for _, config, path in plan]
+    decisions = [_stored_plan(path, config.to_dict()) if path.exists() and not force else ("train", None)
+                 for _, config, path in plan]
     data_cache: dict[tuple, object] = {}
-    for (_, config, _), status in zip(plan, statuses):
+    for (_, config, _), (action, _) in zip(plan, decisions):
         key = (config.dataset, data_dir)
-        if status != "complete" and key not in data_cache:
+        if action in ("train", "retrain", "resume") and key not in data_cache:
             data_cache[key] = load_data(config.dataset, data_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,39 +232,70 @@ def train_points(plan, out_dir: Path, data_dir, *, force: bool, show_bar: bool, 
 
     bar = BarProgress(show_bar)
     results = []
-    trained = skipped = 0
+    counts = dict.fromkeys(("trained", "resumed", "skipped", "diverged"), 0)
     bar.start("sweep", len(plan))
     try:
-        for i, ((point, config, path), entry, status) in enumerate(zip(plan, entries, statuses), 1):
-            if status != "complete" and not force and path.exists():
-                status = _stored_status(path, config.to_dict())  # another sweep sharing the folder may have run it
-            if status == "complete":
-                log.info("[%d/%d] %s: skipped (complete)", i, len(plan), path.name)
-                skipped += 1
-                entry["status"] = "skipped"
-            else:
-                if status is not None:
-                    log.info("[%d/%d] %s: retraining (was %s)", i, len(plan), path.name, status)
-                entry["status"] = "running"
-                _write_manifest(out_dir / manifest, state)
-                # the sweep's bar is the only bar: a per-epoch bar would fight it on the terminal
-                summary = train_to_file(config, data_cache[(config.dataset, data_dir)], path, force=path.exists())
-                entry["status"] = "trained"
-                trained += 1
-                log.info("[%d/%d] %s: test %s", i, len(plan), path.name,
-                         ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
-            results.append({"run": str(path), **entry})
-            bar.advance()
-    except BaseException:
+        with StopSignals() as stop:
+            for i, ((point, config, path), entry, (action, detail)) in enumerate(zip(plan, entries, decisions), 1):
+                if action in ("skip", "diverged"):  # another sweep sharing the folder may have run it since
+                    action, detail = _stored_plan(path, config.to_dict()) if path.exists() else ("train", None)
+                if action == "skip":
+                    log.info("[%d/%d] %s: skipped (complete)", i, len(plan), path.name)
+                    counts["skipped"] += 1
+                    entry["status"] = "skipped"
+                elif action == "diverged":
+                    log.warning("[%d/%d] %s: kept as diverged (%s); --force retrains it", i, len(plan), path.name,
+                                detail.message)
+                    counts["diverged"] += 1
+                    entry["status"] = "diverged"
+                else:
+                    entry["status"] = "running"
+                    _write_manifest(out_dir / manifest, state)
+                    data = data_cache[(config.dataset, data_dir)]
+                    source = data_source(config.dataset, data_dir)
+                    try:
+                        if action == "resume":
+                            log.info("[%d/%d] %s: resuming after epoch %d (was %s)", i, len(plan), path.name,
+                                     detail.epochs_done, detail.status)
+                            record, resumed = open_for_resume(path, {"device": config.device})
+                            summary = resume_run(record, resumed, data, check_stop=stop.check, data_source=source)
+                        else:
+                            if action == "retrain":
+                                log.info("[%d/%d] %s: retraining (%s)", i, len(plan), path.name, detail)
+                            # the sweep's bar is the only bar: a per-epoch bar would fight it on the terminal
+                            summary = train_to_file(config, data, path, force=path.exists(), check_stop=stop.check,
+                                                    data_source=source)
+                    except Diverged as exc:
+                        log.warning("[%d/%d] %s: %s", i, len(plan), path.name, exc)
+                        counts["diverged"] += 1
+                        entry["status"] = "diverged"
+                    else:
+                        counts["resumed" if action == "resume" else "trained"] += 1
+                        entry["status"] = "resumed" if action == "resume" else "trained"
+                        if summary is not None:
+                            log.info("[%d/%d] %s: test %s", i, len(plan), path.name,
+                                     ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
+                results.append({"run": str(path), **entry})
+                bar.advance()
+    except BaseException as exc:
         for entry in entries:
             if entry["status"] == "running":
-                entry["status"] = "failed"
+                entry["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         try:
             _write_manifest(out_dir / manifest, state)
-        except RunFileError as exc:
-            log.warning("%s", exc)
+        except RunFileError as err:
+            log.warning("%s", err)
         raise
     finally:
         bar.finish()
     _write_manifest(out_dir / manifest, state)
-    return results, trained, skipped
+    return results, counts
+
+
+def counts_line(n_points: int, counts: dict[str, int]) -> str:
+    """'12 points, 3 trained, 1 resumed, 8 skipped (complete)' (diverged only when there are some)."""
+    parts = [f"{n_points} points", f"{counts['trained']} trained", f"{counts['resumed']} resumed",
+             f"{counts['skipped']} skipped (complete)"]
+    if counts["diverged"]:
+        parts.append(f"{counts['diverged']} diverged (kept as failed runs)")
+    return ", ".join(parts)

@@ -49,6 +49,9 @@ def _collect(paths: tuple[str, ...], include_incomplete: bool):
                     raise
                 skipped.append((f, str(exc)))
                 continue
+            if rec.pending:  # a --force run beside the run it will replace: counting both would count it twice
+                skipped.append((f, f"unfinished replacement of {rec.replaces}"))
+                continue
             if rec.status != "complete" and not include_incomplete:
                 skipped.append((f, f"status {rec.status}"))
                 continue

@@ -1,4 +1,4 @@
-"""``ffneuro train``: build a config, train FF or BP, record the run in HDF5."""
+"""``ffneuro train``: build a config, train FF or BP, record the run in HDF5 (or resume one)."""
 from __future__ import annotations
 
 import logging
@@ -8,14 +8,15 @@ from pathlib import Path
 
 import click
 
+from ffneuro.data import data_source
 from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.presets import resolve_config
-from ffneuro.store import RunWriter
-from ffneuro.train import Trainer, environment
+from ffneuro.train import StopSignals
+from ffneuro.train.runfile import check_trainable, open_for_resume, resume_run, train_to_file
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
-from .util import echo_json, load_data
+from .util import echo_json, load_data, load_run_data
 
 log = logging.getLogger("ffneuro.cli")
 
@@ -41,78 +42,53 @@ def check_out(out: Path, force: bool) -> None:
         raise RunFileError(f"cannot create run file {out}: directory {ancestor} is not writable")
 
 
-def check_trainable(config) -> None:
-    """Refuse what a valid config can still not train: a BP network has no goodness readout."""
-    if config.algo == "bp" and config.readout == "goodness":
-        raise ConfigError("--readout goodness needs --algo ff: a BP network has only the linear readout")
-
-
-def _finish(writer: RunWriter, status: str, message: str = "") -> None:
-    """Mark the run ended without letting a failure to do so hide the error that ended it."""
-    try:
-        writer.finish(status, message)
-    except Exception as exc:  # noqa: BLE001  (the original exception is re-raised by the caller)
-        log.warning("could not mark %s as %s: %s", writer.path, status, exc)
-
-
-def train_to_file(config, data, out: Path, *, force: bool = False, progress=None):
-    """Train ``config`` on the loaded ``data`` and record it in the run file ``out``: the same steps as
-    ``ffneuro train`` (data group, per-epoch metrics and weights, summary group, status). Returns the
-    trainer's Summary. On any exception the file is marked failed (interrupted for Ctrl-C) and the
-    exception is re-raised. ``out`` must have passed :func:`check_out`.
-    """
-    check_trainable(config)
-    trainer = Trainer(config, data)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunFileError(f"cannot create run file {out}: {exc.strerror or exc}") from exc
-    writer = RunWriter(out, config=config.to_dict(), environment=environment(trainer.device),
-                       unit_names=trainer.unit_names(), accounting=trainer.accounting(), force=force)
-    log.info("training %s (%s, %d units) on %d %s images -> %s", config.algo.upper(), config.preset or "custom",
-             config.layers, len(trainer.train), data.name, out)
-    try:
-        writer.write_group("data", {"name": data.name, "image_shape": list(data.image_shape),
-                                    "num_classes": data.num_classes, "train_images": len(trainer.train),
-                                    "val_images": len(trainer.val), "test_images": len(trainer.test)})
-        summary = trainer.run(writer, progress)
-        writer.write_group("summary", {"best_epoch": summary.best_epoch, "best_val_acc": summary.best_val,
-                                       "wall_time_s": summary.wall_time_s})
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (cli.main.Terminated)
-        _finish(writer, "interrupted", str(exc) or "stopped by the user")
-        log.warning("%s: interrupted; the epochs finished so far are kept", out)
-        raise
-    except BaseException as exc:
-        _finish(writer, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    writer.finish("complete")
-    return summary
-
-
 @click.command()
 @model_options
 @data_dir_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="run file to write (default: runs/<preset>-<algo>-s<seed>-<time>.h5)")
-@click.option("--force", is_flag=True, help="overwrite an existing --out file")
+@click.option("--force", is_flag=True,
+              help="replace an existing --out file, once the new run completes (until then it is NAME.new.h5)")
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="continue an interrupted, crashed or failed run file from its last committed epoch")
 @click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bars (same as ffneuro -q)")
 @json_option
 @click.pass_context
-def train(ctx, overrides, preset, data_dir, out, force, quiet, as_json):
+def train(ctx, overrides, preset, data_dir, out, force, resume, quiet, as_json):
     """Train an FF-CNN (or its BP twin) and store the run in one HDF5 file.
 
+    Every epoch is committed whole (metrics, weights, optimiser and RNG state): Ctrl-C or SIGTERM stops
+    after the current batch, and --resume continues exactly where the last committed epoch left off.
     The goodness readout tries every label: one forward pass per class per image.
     """
     obj = ctx.ensure_object(dict)
     if quiet:
         obj["quiet"] = True
         logging.getLogger().setLevel(logging.WARNING)
-    config = resolve_config(preset, overrides)
-    check_trainable(config)
-    out = out or default_out(config)
-    check_out(out, force)
-    data = load_data(config.dataset, data_dir)
-    summary = train_to_file(config, data, out, force=force, progress=BarProgress(not obj.get("quiet")))
+    bar = BarProgress(not obj.get("quiet"))
+    with StopSignals() as stop:
+        if resume is not None:
+            if out is not None or force:
+                raise ConfigError("--resume continues the run in its own file; drop --out and --force")
+            given_preset = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
+            record, config = open_for_resume(resume, {**overrides, "preset": preset if given_preset else None})
+            data = load_run_data(record, config, data_dir)
+            stop.check()
+            summary = resume_run(record, config, data, progress=bar, check_stop=stop.check,
+                                 data_source=data_source(config.dataset, data_dir) if data_dir else None)
+            out = resume.with_name(record.replaces) if record.pending else resume
+            if summary is None:
+                click.echo(f"{resume} was complete; it now replaces {resume.with_name(record.replaces)}")
+                return
+        else:
+            config = resolve_config(preset, overrides)
+            check_trainable(config)
+            out = out or default_out(config)
+            check_out(out, force)
+            data = load_data(config.dataset, data_dir)
+            stop.check()
+            summary = train_to_file(config, data, out, force=force, progress=bar, check_stop=stop.check,
+                                    data_source=data_source(config.dataset, data_dir))
     if as_json:
         echo_json({
             "run": str(out), "algo": config.algo, "dataset": data.name, "epochs": summary.epochs,

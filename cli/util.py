@@ -9,7 +9,7 @@ import os
 import click
 import numpy as np
 
-from ffneuro.data import load_dataset
+from ffneuro.data import load_dataset, load_from_source
 from ffneuro.errors import DataError, FFNeuroError, UnknownNameError
 
 
@@ -40,12 +40,27 @@ def load_data(name: str, data_dir: str | os.PathLike | None):
     (e.g. an empty or half-written file that the parser rejects with EOFError) so that bad data is
     reported as bad data, not as an internal error.
     """
+    return _loading(name, lambda: load_dataset(name, data_dir))
+
+
+def _loading(name: str, load):
     try:
-        return load_dataset(name, data_dir)
+        return load()
     except (FFNeuroError, UnknownNameError, KeyboardInterrupt):
         raise
     except (OSError, EOFError, ValueError) as exc:
         raise DataError(f"cannot load dataset {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_run_data(record, config, data_dir):
+    """A stored run's dataset: from ``data_dir`` when given, else from where the run recorded it came from
+    (if that still exists), else the usual search ($FFNEURO_DATA, the cache)."""
+    from ffneuro.train.runfile import stored_data_source
+
+    source = stored_data_source(record) if data_dir is None else None
+    if source is not None:
+        return _loading(config.dataset, lambda: load_from_source(config.dataset, source))
+    return load_data(config.dataset, data_dir)
 
 
 def table(rows: list[list[str]]) -> str:
@@ -67,6 +82,28 @@ def one_line_errors(fn):
     return wrapper
 
 
+def store_in_run(run_file, name: str, values: dict, attrs: dict | None, store: bool) -> bool:
+    """Write group ``name`` into ``run_file`` unless ``store`` is off; a run that cannot take it (read-only,
+    being trained, a full disk) gets a warning, not an error: the result was already printed."""
+    import logging
+
+    from ffneuro.errors import RunFileError
+    from ffneuro.store import write_back
+
+    if not store:
+        return False
+    try:
+        write_back(run_file, name, values, attrs)
+    except RunFileError as exc:
+        logging.getLogger("ffneuro.cli").warning("warning: not stored in the run file (%s)", exc)
+        return False
+    return True
+
+
+no_store_option = click.option("--no-store", "store", flag_value=False, default=True,
+                               help="print only; do not write the result into the run file")
+
+
 def stored_config(record, **overrides):
     """The RunConfig a run file was trained with (``overrides`` e.g. device), or a one-line RunFileError."""
     from ffneuro.config import RunConfig
@@ -84,7 +121,7 @@ def restore_trainer(record, config, weights: str, data_dir):
     from ffneuro.train import Trainer
 
     state = record.weights(weights)
-    trainer = Trainer(config, load_data(config.dataset, data_dir))
+    trainer = Trainer(config, load_run_data(record, config, data_dir))
     try:
         trainer.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:

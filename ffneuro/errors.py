@@ -17,7 +17,11 @@ class DataError(FFNeuroError):
 
 
 class RunFileError(FFNeuroError):
-    """An HDF5 file that is not a readable ffneuro run."""
+    """An HDF5 file that is not a readable ffneuro run, or one that cannot be written."""
 
 
-__all__ = ["FFNeuroError", "ConfigError", "DataError", "RunFileError", "UnknownNameError"]
+class Diverged(FFNeuroError):
+    """Training produced a non-finite or exploding loss or weights; the run keeps its last good epoch."""
+
+
+__all__ = ["FFNeuroError", "ConfigError", "DataError", "RunFileError", "Diverged", "UnknownNameError"]

@@ -247,7 +247,7 @@ def test_deterministic_with_seed(tmp_path):
 def test_keyboard_interrupt_marks_run_interrupted(tmp_path, monkeypatch):
     original = Trainer._train_epoch
 
-    def train_epoch(self, epoch, progress):
+    def train_epoch(self, epoch, progress, beat=None):
         if epoch == 1:  # the second epoch
             raise KeyboardInterrupt
         return original(self, epoch, progress)
@@ -266,7 +266,7 @@ def test_keyboard_interrupt_marks_run_interrupted(tmp_path, monkeypatch):
 
 
 def test_failure_during_training_marks_run_failed(tmp_path, monkeypatch):
-    def boom(self, epoch, progress):
+    def boom(self, epoch, progress, beat=None):
         raise RuntimeError("simulated bug")
 
     monkeypatch.setattr(Trainer, "_train_epoch", boom)
@@ -620,5 +620,5 @@ def test_sigterm_closes_the_run_as_interrupted(tmp_path):
     assert proc.returncode == 143, err
     assert "Terminated." in err and "Traceback" not in err
     rec = read_run(out)
-    assert rec.status == "interrupted" and rec.message == "terminated by SIGTERM"
+    assert rec.status == "interrupted" and rec.message == "stopped by SIGTERM"
     assert rec.epochs_done >= 1

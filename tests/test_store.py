@@ -1,6 +1,7 @@
 """Run files: round trip, crash safety, overwrite rules, NaN back-fill, bad-file errors, discovery, xarray view."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,13 +96,27 @@ def test_crash_after_two_epochs_leaves_readable_file(tmp_path: Path):
     np.testing.assert_array_equal(run.metrics["loss"], [1.0, 0.5])
 
 
-def test_existing_path_needs_force(run_path: Path):
+def test_existing_path_needs_force_and_force_replaces_only_on_completion(run_path: Path):
     with pytest.raises(RunFileError, match="exists; pass --force"):
         new_writer(run_path)
-    new_writer(run_path, force=True)
-    run = read_run(run_path)
-    assert (run.status, run.epochs_done, run.groups) == ("running", 0, {})
-    assert not run_path.with_name(run_path.name + ".tmp").exists()
+    old = run_path.read_bytes()
+    w = new_writer(run_path, force=True)
+    pending = run_path.with_name("run.new.h5")
+    assert w.pending and w.path == pending and w.target == run_path
+    w.append_epoch({"loss": 9.0})
+    assert run_path.read_bytes() == old                     # the old run is untouched while the new one runs
+    rec = read_run(pending)
+    assert (rec.status, rec.epochs_done, rec.replaces, rec.pending) == ("running", 1, "run.h5", True)
+    w.finish("interrupted", "stopped")                      # an unfinished replacement never replaces
+    assert run_path.read_bytes() == old and read_run(pending).status == "interrupted"
+    with RunWriter.open(pending) as again:                  # resuming it takes both locks
+        assert again.pending and again.target == run_path
+        again.append_epoch({"loss": 8.0})
+        again.finish("complete")
+    assert not pending.exists()
+    rec = read_run(run_path)
+    assert (rec.status, rec.epochs_done, rec.pending) == ("complete", 2, False)
+    assert list(run_path.parent.glob(".*.tmp")) == [] and list(run_path.parent.glob("*.lock")) == []
 
 
 def test_missing_directory(tmp_path: Path):
@@ -158,16 +173,101 @@ def test_xarray_view(run_path: Path):
         assert ds["goodness"].dims == ("epoch", "unit") and list(ds["unit"].values) == UNITS
 
 
-def test_reopen_adds_a_group_to_a_finished_run_and_refuses_non_runs(tmp_path):
+def test_open_adds_a_group_to_a_finished_run_and_refuses_non_runs(tmp_path):
     path = tmp_path / "r.h5"
     w = RunWriter(path, config={"a": 1}, environment={}, unit_names=["u1"], accounting={"params": [3]})
     w.append_epoch({"loss": 1.0})
     w.finish("complete")
-    RunWriter.reopen(path).write_group("profile", {"energy_j": 2.5}, attrs={"hw": "loihi"})
+    with RunWriter.open(path) as w:
+        w.write_group("profile", {"energy_j": 2.5}, attrs={"hw": "loihi"})
     rec = read_run(path)
     assert rec.groups["profile"]["energy_j"] == 2.5 and rec.status == "complete" and rec.epochs_done == 1
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f["x"] = 1
     with pytest.raises(RunFileError):
-        RunWriter.reopen(other)
+        RunWriter.open(other)
+    assert not other.with_name("other.h5.lock").exists()     # a refused open leaves no lock behind
+
+
+def test_commit_epoch_is_one_transaction_and_round_trips_the_resume_state(tmp_path):
+    path = tmp_path / "c.h5"
+    state = {"optimizers": {"unit2": {"0": {"step": np.float32(3.0), "exp_avg": np.arange(4.0)}}},
+             "rng": {"generator": np.arange(16, dtype=np.uint8)}}
+    with new_writer(path) as w:
+        for epoch in (1, 2):
+            w.commit_epoch(epoch, {"loss": 1.0 / epoch}, {"goodness": [epoch, epoch]},
+                           {"w": np.full(3, float(epoch))}, best=epoch == 1, state=state,
+                           state_meta={"progress": {"epochs_done": epoch, "best_val": float("nan")}})
+        with pytest.raises(ValueError, match="does not follow"):
+            w.commit_epoch(5, {"loss": 0.0}, None, {"w": np.zeros(3)}, best=False)
+        with pytest.raises(RuntimeError):                    # a failing transaction changes nothing
+            with w.transaction() as f:
+                f.attrs["epochs_done"] = 99
+                raise RuntimeError("boom")
+    rec = read_run(path)
+    assert (rec.epochs_done, rec.state_epoch) == (2, 2)
+    assert rec.weights()["w"].tolist() == [2.0] * 3 and rec.weights("best")["w"].tolist() == [1.0] * 3
+    arrays, meta = rec.state()
+    assert meta["progress"]["epochs_done"] == 2 and np.isnan(meta["progress"]["best_val"])
+    step = arrays["optimizers"]["unit2"]["0"]["step"]
+    assert step.dtype == np.float32 and step.shape == () and float(step) == 3.0
+    np.testing.assert_array_equal(arrays["rng"]["generator"], np.arange(16, dtype=np.uint8))
+    assert "state" not in rec.groups
+
+
+def test_a_second_writer_is_refused_with_the_holders_name(tmp_path):
+    path = tmp_path / "locked.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom ffneuro.store import RunWriter\n"
+         "w = RunWriter(sys.argv[1], config={}, environment={}, unit_names=['u'], accounting={})\n"
+         "print('ready', flush=True)\ntime.sleep(60)\n", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        before = path.read_bytes()
+        for attempt in (lambda: RunWriter.open(path), lambda: new_writer(path, force=True)):
+            with pytest.raises(RunFileError, match=rf"being written by pid {holder.pid} on host") as info:
+                attempt()
+            assert "\n" not in str(info.value)
+        assert path.read_bytes() == before and not path.with_name("locked.new.h5").exists()
+        assert read_run(path).writer().pid == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    assert read_run(path).writer() is None                  # the kernel dropped the dead holder's lock
+    with RunWriter.open(path) as w:                         # and the next writer takes over
+        w.append_epoch({"loss": 1.0})
+
+
+def test_a_full_disk_leaves_the_last_commit_and_says_how_much_was_needed(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "full.h5"
+    w = new_writer(path)
+    w.append_epoch({"loss": 1.0})
+    before = path.read_bytes()
+    real_write = os.write
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(RunFileError, match=r"disk full: writing .*full\.h5 needs \d+\.\d KB") as info:
+        w.append_epoch({"loss": 0.5})
+    monkeypatch.setattr(os, "write", real_write)
+    assert "\n" not in str(info.value) and "keeps its last committed state" in str(info.value)
+    assert path.read_bytes() == before and list(tmp_path.glob(".*.tmp")) == []
+    w.append_epoch({"loss": 0.25})                          # space is back: the writer carries on
+    np.testing.assert_array_equal(read_run(path).metrics["loss"], [1.0, 0.25])
+    w.close()
+
+
+def test_read_only_run_cannot_be_opened_for_writing(tmp_path):
+    path = tmp_path / "ro.h5"
+    new_writer(path).finish()
+    path.chmod(0o444)
+    try:
+        with pytest.raises(RunFileError, match="read-only"):
+            RunWriter.open(path)
+    finally:
+        path.chmod(0o644)

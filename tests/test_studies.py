@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from ffneuro.cli.main import main
-from ffneuro.cli.train import check_trainable
+from ffneuro.train.runfile import check_trainable
 
 from ffneuro.errors import ConfigError
 from ffneuro.store import read_run
@@ -121,7 +121,7 @@ def test_run_resumes_shares_points_and_tabulates(tmp_path):
     result = invoke("study", "run", "labelset", "--budget", "smoke", "--seeds", "0", "--out-dir", str(out), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)["studies"]
-    assert report == [{"study": "labelset", "points": 2, "trained": 2, "skipped": 0}]
+    assert report == [{"study": "labelset", "points": 2, "trained": 2, "resumed": 0, "skipped": 0, "diverged": 0}]
     assert sorted(p.name for p in out.glob("*.h5")) == ["labels=fourier2_seed=0.h5", "seed=0.h5"]
     assert read_run(out / "labels=fourier2_seed=0.h5").config["labels"] == "fourier2"
 

@@ -165,7 +165,7 @@ def test_sweep_writes_one_complete_run_per_point_and_a_manifest(swept):
     assert all(p["status"] == "trained" for p in manifest["points"])
 
 
-def test_sweep_resumes_skipping_complete_and_retraining_failed(swept):
+def test_sweep_resumes_skipping_complete_and_resuming_failed(swept):
     out, _ = swept
     mtimes = {n: (out / n).stat().st_mtime_ns for n in NAMES}
     again = CliRunner().invoke(sweep, [*SMOKE, *GRID, "--out-dir", str(out), "--json"])
@@ -179,8 +179,8 @@ def test_sweep_resumes_skipping_complete_and_retraining_failed(swept):
     third = CliRunner().invoke(sweep, [*SMOKE, *GRID, "--out-dir", str(out), "--json"])
     assert third.exit_code == 0, third.output
     res = json.loads(third.stdout)
-    assert res["trained"] == 1 and res["skipped"] == 3
-    assert [p["status"] for p in res["points"]] == ["skipped", "trained", "skipped", "skipped"]
+    assert (res["trained"], res["resumed"], res["skipped"]) == (0, 1, 3)   # its one epoch is committed: it resumes
+    assert [p["status"] for p in res["points"]] == ["skipped", "resumed", "skipped", "skipped"]
     assert read_run(out / NAMES[1]).status == "complete"
     assert [n for n in NAMES if (out / n).stat().st_mtime_ns != mtimes[n]] == [NAMES[1]]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from . import cifar, idx, synthetic  # noqa: F401  (registers the loaders)
 from .dataset import DATASETS, Dataset
@@ -15,6 +16,21 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
         return load_npz(name)
     loader = DATASETS.get(name)
     return loader(resolve_data_dir(data_dir), download)
+
+
+def data_source(name: str, data_dir: str | os.PathLike | None = None) -> str:
+    """Where :func:`load_dataset` reads ``name`` from, as an absolute path: stored with a run so that
+    ``eval`` and ``cam`` find the same data without being told again."""
+    if name.startswith(PREFIX):
+        return str(Path(name.removeprefix(PREFIX)).expanduser().resolve())
+    return str(resolve_data_dir(data_dir).resolve())
+
+
+def load_from_source(name: str, source: str) -> Dataset:
+    """Load ``name`` from a location :func:`data_source` gave (an npz dataset from its stored absolute path)."""
+    if name.startswith(PREFIX):
+        return load_npz(PREFIX + source)
+    return load_dataset(name, source)
 
 
 def dataset_names() -> list[str]:

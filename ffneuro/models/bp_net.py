@@ -49,6 +49,10 @@ class BPNet(nn.Module):
     def readouts(self) -> list[str]:
         return ["linear"]
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The one optimiser of the whole network."""
+        return {"network": self.optimizer}
+
     def costs(self):
         return [conv_unit_cost(f"layer{i + 1}", b.in_shape, b.filters, b.kernel, stride=b.stride, precision=self.precision)
                 for i, b in enumerate(self.blocks)]

@@ -109,5 +109,12 @@ class FFNet(nn.Module):
     def readouts(self) -> list[str]:
         return ["goodness"] + (["linear"] if self.linear is not None else [])
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimiser by name (each trainable unit's, and the linear readout's): what a resume restores."""
+        opts = {u.name: u.optimizer for u in self.units if u.optimizer is not None}
+        if self.linear is not None:
+            opts["linear"] = self.linear.optimizer
+        return opts
+
     def costs(self):
         return [u.cost() for u in self.units]

@@ -13,7 +13,8 @@ import h5py
 import numpy as np
 
 from ..errors import RunFileError
-from .schema import EPOCH, RESERVED_GROUPS, UNIT, UNITS, check_header, unescape
+from .lock import Holder, holder_of
+from .schema import EPOCH, RESERVED_GROUPS, STATE, STATE_META, UNIT, UNITS, check_header, unescape
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,14 @@ def _read_tree(group: h5py.Group) -> dict[str, Any]:
     }
 
 
+def _read_arrays(group: h5py.Group) -> dict[str, Any]:
+    """Every dataset of ``group`` as a numpy array of its stored dtype (0-d for scalars), nested by subgroup."""
+    return {
+        unescape(name): _read_arrays(item) if isinstance(item, h5py.Group) else np.asarray(item[()])
+        for name, item in group.items()
+    }
+
+
 def _variables(group: h5py.Group, *scales: str) -> dict[str, np.ndarray]:
     """The data variables of a group: its datasets other than the dimension scales."""
     return {
@@ -84,6 +93,28 @@ class RunRecord:
     message: str = ""
     finished: str = ""
     ffneuro_version: str = "unknown"
+    replaces: str = ""          # a pending --force run: the file name it replaces when it completes
+    failure: str = ""           # with status "failed": a short kind, e.g. "diverged"
+    committed: str = ""         # time of the last commit
+    state_epoch: int = 0        # the epoch whose resume state is stored (0: none)
+
+    @property
+    def pending(self) -> bool:
+        """A replacement that has not yet been renamed over the run it replaces."""
+        return bool(self.replaces) and self.replaces != self.path.name
+
+    def writer(self) -> Holder | None:
+        """The live process writing this run, if any (a 'running' run without one crashed or was killed)."""
+        return holder_of(self.path)
+
+    def state(self) -> tuple[dict[str, Any], dict]:
+        """The stored resume state: (nested dict of arrays, its JSON metadata)."""
+        with _open(self.path) as f:
+            if STATE not in f:
+                raise RunFileError(f"{self.path}: no resume state in this run (written by an older ffneuro?)")
+            arrays = _read_arrays(f[STATE])
+            meta = arrays.pop(STATE_META, None)
+            return arrays, json.loads(meta.tobytes().decode()) if meta is not None else {}
 
     def weights(self, which: str = "final") -> dict[str, np.ndarray]:
         """Load one parameter set ("final" or "best") from the file."""
@@ -124,6 +155,10 @@ def read_run(path: str | os.PathLike) -> RunRecord:
                 message=attrs.get("message", ""),
                 finished=attrs.get("finished", ""),
                 ffneuro_version=attrs.get("ffneuro_version", "unknown"),
+                replaces=attrs.get("replaces", ""),
+                failure=attrs.get("failure", ""),
+                committed=attrs.get("committed", ""),
+                state_epoch=int(f[STATE].attrs.get("epoch", 0)) if STATE in f else 0,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise RunFileError(f"{path}: malformed run file: {exc}") from exc

@@ -13,12 +13,20 @@ from ..errors import RunFileError
 SCHEMA_NAME = "ffneuro.run"
 SCHEMA_VERSION = 1
 
+#: The group holding what resuming needs (optimiser and RNG states, the trainer's progress).
+STATE = "state"
+STATE_META = "meta.json"  # in /state: its JSON metadata as uint8 text (see writer._json_block)
 #: Root groups with a fixed meaning; everything else at the root was written by ``write_group``.
-RESERVED_GROUPS = frozenset({"config", "environment", "accounting", "metrics", "weights"})
+RESERVED_GROUPS = frozenset({"config", "environment", "accounting", "metrics", "weights", STATE})
 #: Dataset names used as dimension scales (and the per-unit subgroup of /metrics).
 EPOCH, UNIT, UNITS = "epoch", "unit", "units"
 WEIGHT_SETS = ("final", "best")
 FINISH_STATUSES = ("complete", "failed", "interrupted")
+
+
+def pending_path(path: Path) -> Path:
+    """Where a ``--force`` run of ``path`` lives until it completes and replaces ``path``: NAME.new.h5."""
+    return path.with_name(f"{path.stem}.new{path.suffix}")
 
 
 def escape(name: str) -> str:

@@ -1,10 +1,20 @@
-"""RunWriter: creates one HDF5 file per training run and appends to it, epoch by epoch."""
+"""RunWriter: the one writer of a run file, from creation (or reopening) to close.
+
+It holds the run's lock all along (:mod:`.lock`), and every change is a transaction: the file is
+loaded into memory, changed there by h5py, and the new image replaces the file atomically
+(:mod:`.atomic`). So an epoch's metrics, weights and resume state become visible together or not
+at all, a crash or a full disk at any instant leaves the last committed state, and HDF5 never
+writes to the disk itself.
+"""
 from __future__ import annotations
 
 import contextlib
 import importlib
+import io
+import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -12,9 +22,12 @@ import h5py
 import numpy as np
 
 from ..errors import RunFileError
+from .atomic import fsync_dir, remove_stale_temps, replace_file
+from .lock import RunLock
 from .schema import (
-    EPOCH, RESERVED_GROUPS, SCHEMA_NAME, SCHEMA_VERSION, FINISH_STATUSES, UNIT, UNITS, WEIGHT_SETS,
-    escape, utc_now, write_json_attrs,
+    EPOCH, FINISH_STATUSES, RESERVED_GROUPS, SCHEMA_NAME, SCHEMA_VERSION, STATE, STATE_META, UNIT, UNITS,
+    WEIGHT_SETS,
+    escape, pending_path, utc_now, write_json_attrs,
 )
 
 log = logging.getLogger(__name__)
@@ -64,9 +77,62 @@ def _write_values(group: h5py.Group, values: Mapping[str, Any]) -> None:
             group.create_dataset(escape(key), data=_to_numpy(value))
 
 
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dicts of arrays as {"a/b/c": array} with each key escaped (so '/' only separates levels)."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in values.items():
+        name = prefix + escape(key)
+        if isinstance(value, Mapping):
+            out.update(_flat(value, name + "/"))
+        else:
+            out[name] = _to_numpy(value)
+    return out
+
+
+def _json_block(values: dict) -> np.ndarray:
+    """JSON as uint8, padded with spaces to a multiple of 4 KB so that the next epoch's (slightly longer or
+    shorter) text is usually written in place; JSON ignores the padding."""
+    text = json.dumps(values, sort_keys=True).encode()
+    size = -(-max(len(text), 1) // 4096) * 4096
+    return np.frombuffer(text.ljust(size), dtype=np.uint8)
+
+
+def _put_arrays(parent: h5py.Group, name: str, values: Mapping[str, Any]) -> h5py.Group:
+    """Make /parent/name hold exactly ``values`` (nested dicts as subgroups); in place when every name,
+    shape and dtype matches, because HDF5 never reclaims the space of a deleted dataset."""
+    arrays = _flat(values)
+    old = parent.get(name)
+    if old is not None:
+        present: dict[str, h5py.Dataset] = {}
+        old.visititems(lambda k, obj: present.__setitem__(k, obj) if isinstance(obj, h5py.Dataset) else None)
+        if set(present) == set(arrays) and all(
+            present[k].shape == a.shape and present[k].dtype == a.dtype for k, a in arrays.items()
+        ):
+            for k, a in arrays.items():
+                present[k][...] = a
+            return old
+        del parent[name]
+    group = parent.create_group(name)
+    _write_values(group, values)
+    return group
+
+
+def is_read_only(path: Path) -> bool:
+    """No write bit on the file (honoured even for root, who could write it anyway), or not writable here."""
+    try:
+        no_bits = not path.stat().st_mode & 0o222
+    except OSError:
+        return True
+    return no_bits or not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+
+
 class RunWriter:
-    """Creates a run file and appends to it; every call opens, writes, flushes and closes the file so a crash
-    loses at most the running epoch and the file stays readable."""
+    """Creates a run file (or a pending replacement beside an existing one, with ``force``) and owns it.
+
+    With ``force`` and an existing ``path``, the new run is written to ``NAME.new.h5`` and renamed
+    over ``path`` only when it completes, so an unfinished new run never costs the old one.
+    Use as a context manager or call :meth:`close` (``finish`` closes too).
+    """
 
     def __init__(
         self,
@@ -78,45 +144,76 @@ class RunWriter:
         accounting: dict[str, list],
         force: bool = False,
     ):
-        self.path = Path(path)
+        target = Path(path)
         self.unit_names = list(unit_names)
-        if self.path.exists() and not force:
-            raise RunFileError(f"{self.path} exists; pass --force to overwrite")
-        parent = self.path.parent
-        if not parent.is_dir():
-            raise RunFileError(f"cannot create run file {self.path}: directory {parent} does not exist")
-        if not os.access(parent, os.W_OK):
-            raise RunFileError(f"cannot create run file {self.path}: directory {parent} is not writable")
         for field, values in accounting.items():
             if len(values) != len(self.unit_names):
                 raise ValueError(f"accounting field {field!r} has {len(values)} values for {len(unit_names)} units")
-        # Build the new file beside the target and swap it in, so a failed start never destroys an old run.
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        parent = target.parent
+        if not parent.is_dir():
+            raise RunFileError(f"cannot create run file {target}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise RunFileError(f"cannot create run file {target}: directory {parent} is not writable")
+        self._locks = [RunLock(target).acquire()]
         try:
-            with h5py.File(tmp, "w") as f:
+            if target.exists() and not force:  # checked under the lock: another writer may just have made it
+                raise RunFileError(f"{target} exists; pass --force to overwrite")
+            self.target = target
+            self.file = pending_path(target) if target.exists() else target
+            if self.file != target:
+                self._locks.append(RunLock(self.file).acquire())
+                if self.file.exists():
+                    log.warning("discarding the unfinished replacement %s", self.file)
+            remove_stale_temps(self.file)
+            buf = io.BytesIO()
+            with h5py.File(buf, "w") as f:
                 self._initialise(f, config, environment, accounting)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            raise RunFileError(f"cannot create run file {self.path}: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
-        log.info("created run file %s", self.path)
+            replace_file(self.file, buf.getbuffer())
+        except BaseException:
+            self.close()
+            raise
+        log.info("created run file %s%s", self.file, f" (replaces {target} when complete)" if self.pending else "")
 
     @classmethod
-    def reopen(cls, path: str | os.PathLike) -> "RunWriter":
-        """A writer on an existing run (e.g. to add the profiler's results); refuses anything else."""
+    def open(cls, path: str | os.PathLike) -> "RunWriter":
+        """The writer of an existing run (to resume it, or to add the profiler's results); takes its lock,
+        and that of the file a pending replacement will replace."""
         from .reader import read_run  # the reader validates the header and the required groups
 
-        record = read_run(path)
+        path = Path(path)
         writer = cls.__new__(cls)
-        writer.path, writer.unit_names = Path(path), list(record.unit_names)
+        writer._locks = [RunLock(path).acquire()]
+        try:
+            record = read_run(path)
+            if is_read_only(path):
+                raise RunFileError(f"{path} is read-only")
+            writer.file, writer.unit_names = path, list(record.unit_names)
+            writer.target = path.with_name(record.replaces) if record.pending else path
+            if writer.pending:
+                writer._locks.append(RunLock(writer.target).acquire())
+            remove_stale_temps(path)
+        except BaseException:
+            writer.close()
+            raise
         return writer
+
+    @property
+    def path(self) -> Path:
+        """The file this writer writes (a pending replacement until the run completes)."""
+        return self.file
+
+    @property
+    def pending(self) -> bool:
+        """True while this run is a replacement of ``target`` that has not completed."""
+        return self.file != self.target
 
     def _initialise(self, f: h5py.File, config: dict, environment: dict, accounting: dict[str, list]) -> None:
         f.attrs.update(
             schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, ffneuro_version=_ffneuro_version(),
             created=utc_now(), status="running", message="", epochs_done=0,
         )
+        if self.pending:
+            f.attrs["replaces"] = self.target.name
         write_json_attrs(f.create_group("config"), config)
         write_json_attrs(f.create_group("environment"), environment)
         acc = f.create_group("accounting")
@@ -129,18 +226,116 @@ class RunWriter:
         _epoch_scale(units)
         _unit_scale(units, self.unit_names)
 
+    # ------------------------------------------------------------------------------- transactions
+
     @contextlib.contextmanager
-    def _open(self) -> Iterator[h5py.File]:
-        """Open the run for appending; closing on exit flushes everything to disk."""
+    def transaction(self) -> Iterator[h5py.File]:
+        """The run file, open in memory for changes that reach the disk together when the block ends
+        (and not at all if it raises)."""
+        if not self._locks:
+            raise RunFileError(f"{self.file}: this writer is closed")
         try:
-            with h5py.File(self.path, "a") as f:
-                yield f
+            data = self.file.read_bytes()
+            mode = self.file.stat().st_mode & 0o777
         except OSError as exc:
-            raise RunFileError(f"cannot write run file {self.path}: {exc}") from exc
+            raise RunFileError(f"cannot read {self.file}: {exc.strerror or exc}") from exc
+        buf = io.BytesIO(data)
+        del data
+        try:
+            f = h5py.File(buf, "r+")
+        except OSError as exc:
+            raise RunFileError(f"{self.file}: cannot read HDF5 data (truncated or corrupt file?)") from exc
+        with f:
+            yield f
+            # fixed-length strings: rewriting a variable-length attribute leaks a 4 KB heap at every commit
+            f.attrs.update(committed=np.bytes_(utc_now()), writer_pid=os.getpid(),
+                           writer_host=np.bytes_(socket.gethostname()))
+        replace_file(self.file, buf.getbuffer(), mode)
+
+    def heartbeat(self) -> None:
+        """Tell others this writer is alive (cheap; rate-limited)."""
+        if self._locks:
+            self._locks[0].heartbeat()
+
+    def commit_epoch(self, epoch: int, scalars: dict[str, float], per_unit: dict[str, list[float]] | None,
+                     weights: Mapping[str, Any], *, best: bool, state: Mapping[str, Any] | None = None,
+                     state_meta: dict | None = None) -> None:
+        """Epoch ``epoch``'s metrics row, its weights as ``final`` (and ``best``), and the state a resume needs,
+        in one commit."""
+        with self.transaction() as f:
+            done = int(f.attrs["epochs_done"])
+            if epoch != done + 1:
+                raise ValueError(f"epoch {epoch} does not follow the {done} epochs in {self.file}")
+            self._append(f, scalars, per_unit or {})
+            self._weights(f, "final", weights, epoch)
+            if best:
+                self._weights(f, "best", weights, epoch)
+            if state is not None:
+                group = _put_arrays(f, STATE, {**state, STATE_META: _json_block(state_meta or {})})
+                group.attrs["epoch"] = epoch
 
     def append_epoch(self, scalars: dict[str, float], per_unit: dict[str, list[float]] | None = None) -> None:
         """Append one epoch row; keys absent this epoch read NaN, keys new this epoch are NaN for earlier epochs."""
-        per_unit = per_unit or {}
+        with self.transaction() as f:
+            self._append(f, scalars, per_unit or {})
+
+    def save_weights(self, which: str, state: Mapping[str, Any], *, epoch: int) -> None:
+        """Store a parameter set as /weights/<which>, replacing the previous one."""
+        with self.transaction() as f:
+            self._weights(f, which, state, epoch)
+
+    def write_group(self, name: str, values: dict, attrs: dict | None = None) -> None:
+        """Write /<name> (replacing it) with ``values`` as datasets (nested dicts as subgroups) and ``attrs``."""
+        with self.transaction() as f:
+            self._group(f, name, values, attrs)
+
+    def finish(self, status: str = "complete", message: str = "", *, groups: dict[str, tuple[dict, dict]] | None = None,
+               failure: str = "") -> None:
+        """End the run: write ``groups`` (name → (values, attrs)) and root attrs status, message, finished
+        (and ``failure``, a short kind such as "diverged") in one commit; a complete pending run then
+        replaces its target. Closes the writer."""
+        if status not in FINISH_STATUSES:
+            raise ValueError(f"finish status must be one of {FINISH_STATUSES}, not {status!r}")
+        try:
+            with self.transaction() as f:
+                for name, (values, attrs) in (groups or {}).items():
+                    self._group(f, name, values, attrs)
+                f.attrs.update(status=status, message=message, finished=utc_now())
+                if failure:
+                    f.attrs["failure"] = failure
+                elif "failure" in f.attrs:
+                    del f.attrs["failure"]
+            if status == "complete" and self.pending:
+                self.complete_replacement()
+            log.info("run file %s finished: %s", self.target if status == "complete" else self.file, status)
+        finally:
+            self.close()
+
+    def complete_replacement(self) -> None:
+        """Rename a complete pending run over the run it replaces."""
+        try:
+            os.replace(self.file, self.target)
+        except OSError as exc:
+            raise RunFileError(f"cannot replace {self.target} with {self.file}: {exc.strerror or exc}") from exc
+        fsync_dir(self.target.parent)
+        log.info("%s replaced %s", self.file, self.target)
+        self.file = self.target
+
+    def close(self) -> None:
+        """Release the run's lock(s); idempotent."""
+        for lock in reversed(getattr(self, "_locks", [])):
+            lock.release()
+        self._locks = []
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------- changes (in memory)
+
+    def _append(self, f: h5py.File, scalars: Mapping[str, Any], per_unit: Mapping[str, list]) -> None:
         n_units = len(self.unit_names)
         for key, values in per_unit.items():
             if len(values) != n_units:
@@ -148,13 +343,12 @@ class RunWriter:
         for key in [*scalars, *per_unit]:
             if key in (EPOCH, UNIT, UNITS):
                 raise ValueError(f"metric name {key!r} is reserved")
-        with self._open() as f:
-            epochs = int(f.attrs["epochs_done"]) + 1
-            self._append(f["metrics"], scalars, epochs, (EPOCH,))
-            self._append(f["metrics"][UNITS], per_unit, epochs, (EPOCH, UNIT))
-            f.attrs["epochs_done"] = epochs
+        epochs = int(f.attrs["epochs_done"]) + 1
+        self._append_row(f["metrics"], scalars, epochs, (EPOCH,))
+        self._append_row(f["metrics"][UNITS], per_unit, epochs, (EPOCH, UNIT))
+        f.attrs["epochs_done"] = epochs
 
-    def _append(self, group: h5py.Group, row: Mapping[str, Any], epochs: int, dims: tuple[str, ...]) -> None:
+    def _append_row(self, group: h5py.Group, row: Mapping[str, Any], epochs: int, dims: tuple[str, ...]) -> None:
         """Grow every variable of ``group`` to ``epochs`` rows (new rows are NaN fill) and write ``row`` last."""
         tail = (len(self.unit_names),) if len(dims) == 2 else ()
         for key in row:
@@ -171,47 +365,29 @@ class RunWriter:
         for key, value in row.items():
             group[escape(key)][-1] = value
 
-    def save_weights(self, which: str, state: Mapping[str, Any], *, epoch: int) -> None:
-        """Store a parameter set as /weights/<which>, replacing the previous one (in place when shapes match)."""
+    @staticmethod
+    def _weights(f: h5py.File, which: str, state: Mapping[str, Any], epoch: int) -> None:
         if which not in WEIGHT_SETS:
             raise ValueError(f"weights must be one of {WEIGHT_SETS}, not {which!r}")
-        arrays = {escape(k): _to_numpy(v) for k, v in state.items()}
-        with self._open() as f:
-            weights = f.require_group("weights")
-            old = weights.get(which)
-            # In-place writes keep the file from growing at every new best (HDF5 never reclaims deleted space).
-            same = old is not None and set(old) == set(arrays) and all(
-                old[k].shape == a.shape and old[k].dtype == a.dtype for k, a in arrays.items()
-            )
-            if same:
-                for k, a in arrays.items():
-                    old[k][...] = a
-                group = old
-            else:
-                if old is not None:
-                    del weights[which]
-                group = weights.create_group(which)
-                for k, a in arrays.items():
-                    group.create_dataset(k, data=a)
-            group.attrs["epoch"] = epoch
+        weights = f.require_group("weights")
+        # parameter names are flat (dots, not nested dicts): escape them whole so '/' stays in the name
+        group = _put_arrays(weights, which, {k: v for k, v in state.items()})
+        group.attrs["epoch"] = epoch
 
-    def write_group(self, name: str, values: dict, attrs: dict | None = None) -> None:
-        """Write /<name> (replacing it) with ``values`` as datasets (nested dicts as subgroups) and ``attrs``."""
+    @staticmethod
+    def _group(f: h5py.File, name: str, values: dict, attrs: dict | None) -> None:
         if name in RESERVED_GROUPS:
             raise ValueError(f"group name {name!r} is reserved")
         if "attrs" in values:
             raise ValueError("a group value may not be named 'attrs' (readers list the group's attributes there)")
-        with self._open() as f:
-            if escape(name) in f:
-                del f[escape(name)]
-            group = f.create_group(escape(name))
-            _write_values(group, values)
-            group.attrs.update(attrs or {})
+        if escape(name) in f:
+            del f[escape(name)]
+        group = f.create_group(escape(name))
+        _write_values(group, values)
+        group.attrs.update(attrs or {})
 
-    def finish(self, status: str = "complete", message: str = "") -> None:
-        """Mark the run as ended: root attrs status, message and finished (ISO UTC)."""
-        if status not in FINISH_STATUSES:
-            raise ValueError(f"finish status must be one of {FINISH_STATUSES}, not {status!r}")
-        with self._open() as f:
-            f.attrs.update(status=status, message=message, finished=utc_now())
-        log.info("run file %s finished: %s", self.path, status)
+
+def write_back(path: str | os.PathLike, name: str, values: dict, attrs: dict | None = None) -> None:
+    """Add (or replace) group /<name> of an existing run, under its lock, in one commit."""
+    with RunWriter.open(path) as writer:
+        writer.write_group(name, values, attrs)

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
 from ..config import RunConfig
 from ..data import Dataset, split_train_val
+from ..errors import ConfigError
 from ..data.augment import augment_batch
 from ..models import FFNet, build_model
 from .device import pick_device
+from .divergence import DivergenceGuard
+from .stop import never_stop
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +27,9 @@ ACTIVITY_SIZE = 1000    # activation sparsity (for the profiler) is measured on 
 class Recorder(Protocol):
     """Where a run's results go (the HDF5 RunWriter satisfies this)."""
 
-    def append_epoch(self, scalars: dict, per_unit: dict | None = None) -> None: ...
-    def save_weights(self, which: str, state: dict, *, epoch: int) -> None: ...
-    def write_group(self, name: str, values: dict, attrs: dict | None = None) -> None: ...
+    def commit_epoch(self, epoch: int, scalars: dict, per_unit: dict | None, weights: dict, *, best: bool,
+                     state: dict | None = None, state_meta: dict | None = None) -> None: ...
+    def heartbeat(self) -> None: ...
 
 
 class Progress(Protocol):
@@ -73,11 +76,12 @@ class Summary:
 
 
 class Trainer:
-    """Builds the model from a config and trains it, recording every epoch."""
+    """Builds the model from a config and trains it, committing every epoch (and what a resume needs)."""
 
-    def __init__(self, config: RunConfig, data: Dataset):
+    def __init__(self, config: RunConfig, data: Dataset, *, check_stop: Callable[[], None] = never_stop):
         self.config = config
         self.device = pick_device(config.device)
+        self.check_stop = check_stop
         torch.manual_seed(config.seed)
         x_tr, y_tr, x_val, y_val = split_train_val(data.x_train, data.y_train, config.val_size)
         if config.train_limit is not None:
@@ -87,6 +91,7 @@ class Trainer:
         self.test = Split.of(data.x_test, data.y_test, self.device)
         self.model = build_model(config, data.image_shape, data.num_classes).to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.progress = RunProgress()
 
     @property
     def is_ff(self) -> bool:
@@ -117,12 +122,20 @@ class Trainer:
         self.model.eval()
         correct = dict.fromkeys(readouts, 0)
         for start in range(0, n, bs):
+            self.check_stop()
             x, y = split.batch(slice(start, min(start + bs, n)))
             for r in readouts:
                 correct[r] += int((self.model.predict(x, r) == y).sum())
         return {r: c / n for r, c in correct.items()}
 
-    def _train_epoch(self, epoch: int, progress: Progress) -> tuple[dict, dict]:
+    # ----------------------------------------------------------------------------------- training
+
+    def _loss_names(self) -> list[str]:
+        if not self.is_ff:
+            return ["network"]
+        return self.unit_names() + (["linear readout"] if self.model.linear is not None else [])
+
+    def _train_epoch(self, epoch: int, progress: Progress, beat: Callable[[], None] = never_stop) -> tuple[dict, dict]:
         cfg, model = self.config, self.model
         lr = cfg.lr_at(epoch, cfg.lr)
         # per-unit lrs (FF only): the cool-down scales each unit's own base lr
@@ -132,19 +145,30 @@ class Trainer:
         order = torch.randperm(len(self.train), generator=self.generator, device=self.device)
         batches = range(0, len(order), cfg.batch_size)
         progress.start(f"epoch {epoch + 1}/{cfg.epochs}", len(batches))
+        guard = DivergenceGuard(self._loss_names(), epoch + 1, self.progress.loss_reference)
         unit_sums, loss_sum = None, torch.zeros((), device=self.device)
-        for start in batches:
+        for b, start in enumerate(batches):
+            self.check_stop()
+            beat()
             x, y = self.train.batch(order[start: start + cfg.batch_size])
             x = augment_batch(x, cfg.augment, self.generator)  # training batches only, never evaluation
             if self.is_ff:
                 stats, linear_loss = model.train_batch(x, y, self.generator)
                 unit_sums = stats if unit_sums is None else [a + b for a, b in zip(unit_sums, stats)]
+                losses = [s.loss for s in stats]
                 if linear_loss is not None:
                     loss_sum += linear_loss
+                    losses.append(linear_loss)
             else:
-                loss_sum += model.train_batch(x, y)
+                loss = model.train_batch(x, y)
+                loss_sum += loss
+                losses = [loss]
+            guard.add(torch.stack(losses), b)
             progress.advance()
         progress.finish()
+        guard.check(len(batches) - 1)
+        self.progress.loss_reference = guard.reference
+        guard.check_weights(self.model)
         nb = len(batches)
         scalars = {"lr": lr, "train_loss": float(loss_sum) / nb}
         per_unit = {}
@@ -154,13 +178,16 @@ class Trainer:
         return scalars, per_unit
 
     def run(self, recorder: Recorder | None = None, progress: Progress | None = None) -> Summary:
-        """Train for ``config.epochs``, evaluate validation each epoch, test once at the end."""
-        cfg, progress = self.config, progress or _Silent()
-        summary = Summary(epochs=cfg.epochs, wall_time_s=0.0, train_images=len(self.train))
-        t0 = time.perf_counter()
-        for epoch in range(cfg.epochs):
+        """Train from the next epoch (the first, or the one after a restored checkpoint) to ``config.epochs``,
+        evaluating validation every ``eval_every`` epochs and committing each epoch to ``recorder``."""
+        cfg, progress, state = self.config, progress or _Silent(), self.progress
+        beat = getattr(recorder, "heartbeat", None) or (lambda: None)
+        summary = Summary(epochs=cfg.epochs, wall_time_s=state.wall_time_s, train_images=len(self.train),
+                          val=dict(state.val), best_epoch=state.best_epoch, best_val=state.best_val)
+        t0 = time.perf_counter() - state.wall_time_s
+        for epoch in range(state.epochs_done, cfg.epochs):
             t_epoch = time.perf_counter()
-            scalars, per_unit = self._train_epoch(epoch, progress)
+            scalars, per_unit = self._train_epoch(epoch, progress, beat)
             train_time = time.perf_counter() - t_epoch
             improved = False
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
@@ -179,24 +206,29 @@ class Trainer:
             log.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, cfg.epochs,
                      "  ".join(f"val {r} {scalars[f'val_acc_{r}']:.4f}" for r in self.readouts()
                                if f"val_acc_{r}" in scalars) or "(not evaluated)", train_time)
+            state.epochs_done, state.val, state.wall_time_s = epoch + 1, dict(summary.val), summary.wall_time_s
+            state.best_val, state.best_epoch = summary.best_val, summary.best_epoch
             if recorder is not None:
-                recorder.append_epoch(scalars, per_unit or None)
-                state = self.state_dict()
-                recorder.save_weights("final", state, epoch=epoch + 1)
-                if improved:
-                    recorder.save_weights("best", state, epoch=epoch + 1)
+                arrays, meta = self.checkpoint()
+                recorder.commit_epoch(epoch + 1, scalars, per_unit or None, self.state_dict(), best=improved,
+                                      state=arrays, state_meta=meta)
         summary.test = self.evaluate(self.test)
         summary.wall_time_s = time.perf_counter() - t0
         log.info("test  %s", "  ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
-        if recorder is not None:
-            recorder.write_group("test", {f"acc_{r}": a for r, a in summary.test.items()},
-                                 attrs={"weights": "final", "images": len(self.test)})
-            split, name = (self.val, "val") if len(self.val) else (self.test, "test")
-            activity = self.activity(split)
-            recorder.write_group("activity", activity.to_dict(),
-                                 attrs={"split": name, "images": min(ACTIVITY_SIZE, len(split)),
-                                        "embedding": "positive" if self.is_ff else "none"})
         return summary
+
+    def final_groups(self, summary: Summary) -> dict[str, tuple[dict, dict]]:
+        """What a finished run stores besides its epochs: the test result, the measured activity, a summary."""
+        split, name = (self.val, "val") if len(self.val) else (self.test, "test")
+        activity = self.activity(split)
+        return {
+            "test": ({f"acc_{r}": a for r, a in summary.test.items()},
+                     {"weights": "final", "images": len(self.test)}),
+            "activity": (activity.to_dict(), {"split": name, "images": min(ACTIVITY_SIZE, len(split)),
+                                              "embedding": "positive" if self.is_ff else "none"}),
+            "summary": ({"best_epoch": summary.best_epoch, "best_val_acc": summary.best_val,
+                         "wall_time_s": summary.wall_time_s}, {}),
+        }
 
     def activity(self, split: Split):
         """Zero fraction of each unit's input and neurons on held-out images: the sparsity an
@@ -206,8 +238,81 @@ class Trainer:
         x, y = split.batch(slice(0, min(ACTIVITY_SIZE, len(split))))
         return measure_activity(self.model, x, y if self.is_ff else None)
 
+    # ---------------------------------------------------------------------- weights and checkpoints
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+
+    def checkpoint(self) -> tuple[dict, dict]:
+        """What resuming after the last finished epoch needs besides the weights: every optimiser's state,
+        the RNG states, and the run's progress, as (nested arrays, JSON-able metadata)."""
+        arrays: dict = {"optimizers": {}, "rng": {"generator": self.generator.get_state().numpy(),
+                                                  "torch": torch.get_rng_state().numpy()}}
+        meta: dict = {"optimizers": {}, "progress": self.progress.to_dict()}
+        if self.device.type == "cuda":
+            arrays["rng"]["cuda"] = torch.cuda.get_rng_state(self.device).numpy()
+        for name, opt in self.model.optimizers().items():
+            arrays["optimizers"][name], meta["optimizers"][name] = optimizer_to_arrays(opt.state_dict())
+        return arrays, meta
+
+    def restore(self, weights: dict[str, np.ndarray], arrays: dict, meta: dict) -> None:
+        """Continue from a checkpoint: weights, optimisers, RNGs and progress as they were after its epoch."""
+        self.load_state_dict(weights)
+        optimizers = self.model.optimizers()
+        stored = set(meta.get("optimizers", {}))
+        if stored != set(optimizers):
+            raise ConfigError(f"the stored optimiser states ({', '.join(sorted(stored)) or 'none'}) do not match "
+                              f"this network's ({', '.join(sorted(optimizers))})")
+        for name, opt in optimizers.items():
+            opt.load_state_dict(optimizer_from_arrays(arrays["optimizers"].get(name, {}), meta["optimizers"][name]))
+        rng = arrays["rng"]
+        self.generator.set_state(torch.from_numpy(np.asarray(rng["generator"])))
+        torch.set_rng_state(torch.from_numpy(np.asarray(rng["torch"])))
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(torch.from_numpy(np.asarray(rng["cuda"])), self.device)
+        self.progress = RunProgress.from_dict(meta["progress"])
+
+
+@dataclass
+class RunProgress:
+    """Where a run stands after its last finished epoch (saved with each epoch so a resume continues it)."""
+
+    epochs_done: int = 0
+    best_val: float = float("nan")
+    best_epoch: int = 0
+    val: dict[str, float] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    loss_reference: list[float] | None = None  # each loss's first-batch value (DivergenceGuard)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunProgress":
+        return cls(**values)
+
+
+def optimizer_to_arrays(state: dict) -> tuple[dict, dict]:
+    """A torch optimiser ``state_dict`` as (tensors as numpy arrays by parameter index and key, the rest as JSON)."""
+    arrays: dict = {}
+    scalars: dict = {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                arrays.setdefault(str(index), {})[key] = value.detach().cpu().numpy()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return arrays, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_arrays(arrays: dict, meta: dict) -> dict:
+    """Invert :func:`optimizer_to_arrays` (tensors come back on the CPU; ``load_state_dict`` moves them)."""
+    state: dict = {}
+    for index, entries in arrays.items():
+        state.setdefault(int(index), {}).update({k: torch.from_numpy(np.asarray(v).copy()) for k, v in entries.items()})
+    for index, entries in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entries)
+    return {"state": state, "param_groups": meta["param_groups"]}

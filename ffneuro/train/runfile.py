@@ -1,0 +1,155 @@
+"""Training into a run file, and resuming one: the steps ``ffneuro train``, ``sweep`` and ``study`` share.
+
+A run is created (or reopened) under its lock, every epoch is committed with its resume state, and
+the run ends as complete, interrupted (a stop signal), or failed (divergence or an error), keeping
+its last committed epoch whatever happens.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+from ..config import RunConfig
+from ..data import Dataset
+from ..errors import ConfigError, Diverged, RunFileError
+from ..store import RunRecord, RunWriter, read_run
+from .device import environment
+from .stop import never_stop
+from .trainer import Progress, Summary, Trainer
+
+log = logging.getLogger(__name__)
+
+#: Config keys a resume may change: where it computes and how big its evaluation batches are.
+RESUME_MAY_CHANGE = ("device", "eval_batch_size")
+
+
+def check_trainable(config: RunConfig) -> None:
+    """Refuse what a valid config can still not train: a BP network has no goodness readout."""
+    if config.algo == "bp" and config.readout == "goodness":
+        raise ConfigError("--readout goodness needs --algo ff: a BP network has only the linear readout")
+
+
+def data_info(data: Dataset, trainer: Trainer, source: str | None) -> dict:
+    """The /data group: what was trained on, and where it came from (so eval and cam can find it again)."""
+    info = {"name": data.name, "image_shape": list(data.image_shape), "num_classes": data.num_classes,
+            "train_images": len(trainer.train), "val_images": len(trainer.val), "test_images": len(trainer.test)}
+    if source:
+        info["source"] = source
+    return info
+
+
+def train_to_file(config: RunConfig, data: Dataset, out: Path, *, force: bool = False, progress: Progress | None = None,
+                  check_stop: Callable[[], None] = never_stop, data_source: str | None = None) -> Summary:
+    """Train ``config`` on ``data`` into the run file ``out`` (with ``force``, beside an existing one until
+    it completes). Raises what ended the run after recording it in the file."""
+    check_trainable(config)
+    trainer = Trainer(config, data, check_stop=check_stop)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFileError(f"cannot create run file {out}: {exc.strerror or exc}") from exc
+    writer = RunWriter(out, config=config.to_dict(), environment=environment(trainer.device),
+                       unit_names=trainer.unit_names(), accounting=trainer.accounting(), force=force)
+    log.info("training %s (%s, %d units) on %d %s images -> %s", config.algo.upper(), config.preset or "custom",
+             config.layers, len(trainer.train), data.name, writer.path)
+    return _train_and_finish(trainer, writer, progress, data_info(data, trainer, data_source))
+
+
+def resume_conflicts(stored: dict, wanted: dict) -> dict[str, tuple]:
+    """Flags given with ``--resume`` whose value differs from the run's (key → (stored, given))."""
+    return {k: (stored.get(k), v) for k, v in wanted.items()
+            if v is not None and k not in RESUME_MAY_CHANGE and stored.get(k) != v}
+
+
+def open_for_resume(path: Path, overrides: dict | None = None) -> tuple[RunRecord, RunConfig]:
+    """The run at ``path`` and the config to continue it with; a one-line error when it cannot resume."""
+    record = read_run(path)
+    if record.status == "complete" and not record.pending:
+        raise RunFileError(f"{path} is complete ({record.epochs_done} epochs); nothing to resume")
+    try:
+        stored = RunConfig.from_dict(record.config).to_dict()
+    except (ConfigError, TypeError) as exc:
+        raise RunFileError(f"{path}: stored config is not valid for this ffneuro: {exc}") from exc
+    given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in (overrides or {}).items()}
+    conflicts = resume_conflicts(stored, given)
+    if conflicts:
+        shown = ", ".join(f"{k} {b!r} (the run has {a!r})" for k, (a, b) in conflicts.items())
+        raise ConfigError(f"--resume continues {path} with its own config; these flags conflict: {shown}")
+    config = RunConfig.from_dict({**stored, **{k: v for k, v in given.items() if v is not None}})
+    if record.epochs_done and record.state_epoch != record.epochs_done:
+        raise RunFileError(f"{path}: its resume state is for epoch {record.state_epoch or 'none'} but "
+                           f"{record.epochs_done} epochs are committed (written by an older ffneuro?)")
+    return record, config
+
+
+def resume_run(record: RunRecord, config: RunConfig, data: Dataset, *, progress: Progress | None = None,
+               check_stop: Callable[[], None] = never_stop, data_source: str | None = None) -> Summary | None:
+    """Continue the run of ``record`` after its last committed epoch, in its own file. Returns None when
+    the run was already complete and only its replacement of another file was left to do."""
+    writer = RunWriter.open(record.path)
+    if record.status == "complete":  # a complete pending run whose rename was cut short
+        try:
+            writer.complete_replacement()
+        finally:
+            writer.close()
+        return None
+    try:
+        trainer = Trainer(config, data, check_stop=check_stop)
+        if record.epochs_done:
+            arrays, meta = record.state()
+            trainer.restore(record.weights("final"), arrays, meta)
+        writer.write_group("data", data_info(data, trainer, data_source or stored_data_source(record)))
+        with writer.transaction() as f:
+            f.attrs.update(status="running", message="", resumed=int(f.attrs.get("resumed", 0)) + 1)
+    except BaseException:
+        writer.close()
+        raise
+    log.info("resuming %s after epoch %d of %d", record.path, record.epochs_done, config.epochs)
+    return _train_and_finish(trainer, writer, progress)
+
+
+def _train_and_finish(trainer: Trainer, writer: RunWriter, progress: Progress | None,
+                      data: dict | None = None) -> Summary:
+    """Run ``trainer`` into ``writer`` and end the run file with what happened; always closes the writer."""
+    where = writer.path
+    try:
+        if data is not None:
+            writer.write_group("data", data)
+        summary = trainer.run(writer, progress)
+        groups = trainer.final_groups(summary)
+    except KeyboardInterrupt as exc:  # a stop signal (StopRequested), or a second Ctrl-C
+        _finish(writer, "interrupted", str(exc) or "stopped by the user")
+        log.warning("%s: interrupted after %d committed epoch(s); continue with: ffneuro train --resume %s%s",
+                    where, trainer.progress.epochs_done, where,
+                    f" ({writer.target} is unchanged until it completes)" if writer.pending else "")
+        raise
+    except Diverged as exc:
+        kept = trainer.progress.epochs_done
+        message = f"{exc}; {where} keeps {kept} committed epoch(s)"
+        _finish(writer, "failed", message, failure="diverged")
+        raise Diverged(message) from None
+    except BaseException as exc:
+        # a failed write (a full disk) will fail again here: its own error already says everything
+        _finish(writer, "failed", f"{type(exc).__name__}: {exc}", quiet=isinstance(exc, RunFileError))
+        raise
+    writer.finish("complete", groups=groups)
+    return summary
+
+
+def _finish(writer: RunWriter, status: str, message: str, failure: str = "", quiet: bool = False) -> None:
+    """Mark the run ended without letting a failure to do so hide the error that ended it."""
+    try:
+        writer.finish(status, message, failure=failure)
+    except Exception as exc:  # noqa: BLE001  (the original exception is re-raised by the caller)
+        (log.debug if quiet else log.warning)("could not mark %s as %s: %s", writer.path, status, exc)
+        writer.close()
+
+
+def stored_data_source(record: RunRecord) -> str | None:
+    """Where a run's data came from, if it recorded that and the place still exists."""
+    source = record.groups.get("data", {}).get("source")
+    if isinstance(source, str) and source and os.path.exists(source):
+        return source
+    return None

@@ -326,3 +326,60 @@ def test_stale_lock_and_temporaries_of_a_killed_writer_do_not_block(tmp_path):
     with RunWriter.open(path) as w:
         w.write_group("note", {"x": 1})
     assert not (tmp_path / ".r.h5.99999.tmp").exists() and not (tmp_path / "r.h5.lock").exists()
+
+
+# ------------------------------------------------------------------------------------- sweeps, data, write-backs
+
+
+def test_an_interrupted_sweep_resumes_its_point_from_the_last_epoch(tmp_path):
+    out = tmp_path / "grid"
+    args = ["sweep", *TINY, "--epochs", "4", "--filters", "4", "--seeds", "0", "--out-dir", out]
+    proc = start(tmp_path, *args)
+    point = out / "seed=0.h5"
+    wait_for_epochs(point, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    kept = read_run(point).epochs_done
+    assert json.loads((out / "sweep.json").read_text())["points"][0]["status"] == "interrupted"
+    again = subprocess.run([sys.executable, "-m", "ffneuro.cli", *map(str, args), "--json"], cwd=tmp_path,
+                           env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (json.loads(again.stdout)["resumed"], json.loads(again.stdout)["trained"]) == (1, 0)
+    assert f"resuming after epoch {kept}" in again.stderr
+    rec = read_run(point)
+    assert (rec.status, rec.epochs_done) == ("complete", 4) and rec.groups["summary"]["wall_time_s"] > 0
+
+
+def test_eval_and_cam_find_the_runs_data_without_being_told(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "set.npz", x_train=rng.integers(0, 255, (300, 12, 12), np.uint8), y_train=np.arange(300) % 3,
+             x_test=rng.integers(0, 255, (40, 12, 12), np.uint8), y_test=np.arange(40) % 3)
+    trained = ffneuro(data, "train", "--preset", "smoke", "--dataset", "npz:set.npz", "--val-size", "50",
+                      "--epochs", "1", "--out", tmp_path / "run.h5")
+    assert trained.returncode == 0, trained.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    evaluated = ffneuro(elsewhere, "eval", tmp_path / "run.h5", "--json")    # a relative npz path, another cwd
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert set(json.loads(evaluated.stdout)["accuracy"]) == {"goodness", "linear"}
+
+
+def test_profile_and_cam_on_a_read_only_run_print_and_warn(tmp_path):
+    run = tmp_path / "ro.h5"
+    assert ffneuro(tmp_path, "train", *TINY, "--epochs", "1", "--out", run).returncode == 0
+    run.chmod(0o444)
+    before = run.read_bytes()
+    prof = ffneuro(tmp_path, "profile", run, "--hw", "loihi")
+    assert prof.returncode == 0 and "energy" in prof.stdout.lower(), prof.stderr
+    assert "not stored" in prof.stderr and "read-only" in prof.stderr
+    quiet = ffneuro(tmp_path, "profile", run, "--hw", "loihi", "--no-store")
+    assert quiet.returncode == 0 and "not stored" not in quiet.stderr
+    cam = ffneuro(tmp_path, "cam", run, "--samples", "1", "--out", tmp_path / "cam", "--no-store")
+    assert cam.returncode == 0 and "maps not stored" in cam.stdout, cam.stderr
+    assert run.read_bytes() == before
+    run.chmod(0o644)
+    stored = ffneuro(tmp_path, "profile", run, "--hw", "loihi")
+    assert stored.returncode == 0 and "profile-loihi" in read_run(run).groups

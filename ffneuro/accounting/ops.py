@@ -73,16 +73,6 @@ def nbytes(elements: int, precision: str) -> int:
     return math.ceil(elements * element_bits(precision) / 8)
 
 
-def block_shapes(in_shape: tuple[int, int, int], filters: int, pool: str) -> tuple[tuple, tuple]:
-    """(neurons, hand-on) shapes of a 'same'-padded conv block: the conv output, (H - 1) // 2 + 1 per
-    side at stride 2 (``pool="stride"``), and what follows a 2×2 max/avg pool (H // 2) or no pool."""
-    _, h, w = in_shape
-    stride = 2 if pool == "stride" else 1
-    neurons = (filters, (h - 1) // stride + 1, (w - 1) // stride + 1)
-    out = (filters, neurons[1] // 2, neurons[2] // 2) if pool in ("max", "avg") else neurons
-    return neurons, out
-
-
 def pool_fwd_ops(pool: str, pooled: int) -> int:
     """A stride-2 conv downsamples inside the conv (its MACs are in ``conv2d_macs``): no pool ops."""
     return {"none": 0, "stride": 0, "max": MAXPOOL_OPS * pooled, "avg": AVGPOOL_OPS * pooled}[pool]

@@ -21,8 +21,20 @@ CONVS = [  # (in_shape, out_channels, kernel, stride, padding, dilation, groups)
 
 
 def torch_conv(node: Conv2d) -> nn.Conv2d:
-    return nn.Conv2d(node.in_shape[0], node.out_channels, node.kernel, node.stride, node.padding, node.dilation,
-                     node.groups, bias=node.bias)
+    return nn.Conv2d(node.in_shape[0], node.out_channels, node.kernel, node.stride, node.symmetric_padding,
+                     node.dilation, node.groups, bias=node.bias)
+
+
+def test_asymmetric_padding_as_tensorflow_same():
+    """TF 'same' on an even kernel or at stride 2 pads one side more: 5×5 input, 2×2 kernel pads 0 top, 1 bottom."""
+    node = Conv2d((1, 5, 5), 1, 2, 1, (0, 1, 0, 1), bias=False)
+    assert node.out_shape == (1, 5, 5) and node.symmetric_padding is None
+    conv = nn.Conv2d(1, 1, 2, bias=False)
+    nn.init.ones_(conv.weight)
+    with torch.no_grad():
+        total = conv(nn.functional.pad(torch.ones(1, 1, 5, 5), (0, 1, 0, 1))).sum().item()
+    assert node.synops == total == (4 * 2 + 1) ** 2
+    assert node.macs == 25 * 4
 
 
 def test_valid_taps_by_hand():

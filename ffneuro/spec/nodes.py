@@ -47,19 +47,32 @@ def _shape(v, what: str = "in_shape") -> tuple[int, ...]:
     return t
 
 
-def out_size(n: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
-    """Output length of a conv or pool along one axis (floor mode, as torch)."""
-    return (n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def _padding(v) -> tuple[int, int, int, int]:
+    """Padding as (top, bottom, left, right): an int, a (rows, cols) pair, or the four sides."""
+    t = (int(v),) * 4 if isinstance(v, (int, float)) else tuple(int(x) for x in v)
+    if len(t) == 2:
+        t = (t[0], t[0], t[1], t[1])
+    if len(t) != 4 or min(t) < 0:
+        raise ConfigError(f"padding must be an int >= 0, a (rows, cols) pair or (top, bottom, left, right), got {v!r}")
+    return t
 
 
-def valid_taps(n: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+def out_size(n: int, kernel: int, stride: int, padding: int, dilation: int = 1, padding_end: int | None = None) -> int:
+    """Output length of a conv or pool along one axis (floor mode, as torch); ``padding`` before the
+    map and ``padding_end`` after it (default: the same)."""
+    end = padding if padding_end is None else padding_end
+    return (n + padding + end - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def valid_taps(n: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+               padding_end: int | None = None) -> int:
     """Σ over output positions of the kernel taps that land inside the input (not on padding).
 
     Along one axis; a 2-d conv's real synapses per (input channel, output channel) are the product of
     the two axes' counts, because a tap is inside the map iff it is inside along both axes.
     """
     total = 0
-    for o in range(out_size(n, kernel, stride, padding, dilation)):
+    for o in range(out_size(n, kernel, stride, padding, dilation, padding_end)):
         start = o * stride - padding
         total += sum(1 for k in range(kernel) if 0 <= start + k * dilation < n)
     return total
@@ -108,7 +121,8 @@ class Node:
 @dataclass(frozen=True)
 class Conv2d(Node):
     """A 2-d convolution on a (C, H, W) input: ``out_channels`` filters of ``kernel`` (kh, kw),
-    ``stride``, symmetric zero ``padding`` per side, ``dilation`` and ``groups``."""
+    ``stride``, zero ``padding`` (top, bottom, left, right; an int or a (rows, cols) pair is symmetric,
+    as torch; TensorFlow's 'same' may pad one side more), ``dilation`` and ``groups``."""
 
     kind: ClassVar[str] = "conv2d"
     weighted: ClassVar[bool] = True
@@ -116,30 +130,38 @@ class Conv2d(Node):
     out_channels: int = 1
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     bias: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("kernel", "stride", "padding", "dilation"):
+        for name in ("kernel", "stride", "dilation"):
             object.__setattr__(self, name, _pair(getattr(self, name), name))
+        object.__setattr__(self, "padding", _padding(self.padding))
         if len(self.in_shape) != 3:
             raise ConfigError(f"conv2d needs a (C, H, W) input, got {self.in_shape}")
         c = self.in_shape[0]
         if self.out_channels < 1 or self.groups < 1 or c % self.groups or self.out_channels % self.groups:
             raise ConfigError(f"conv2d: {c} input and {self.out_channels} output channels must both divide "
                               f"into {self.groups} groups")
-        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
-            raise ConfigError(f"conv2d: kernel, stride and dilation must be >= 1 and padding >= 0, got "
-                              f"{self.kernel}, {self.stride}, {self.dilation}, {self.padding}")
+        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.dilation) < 1:
+            raise ConfigError(f"conv2d: kernel, stride and dilation must be >= 1, got "
+                              f"{self.kernel}, {self.stride}, {self.dilation}")
         if min(self.out_shape[1:]) < 1:
             raise ConfigError(f"conv2d: a {self.kernel[0]}×{self.kernel[1]} kernel does not fit a "
                               f"{self.in_shape[1]}×{self.in_shape[2]} map padded by {self.padding}")
 
-    def _axis(self, i: int) -> tuple[int, int, int, int, int]:
-        return self.in_shape[1 + i], self.kernel[i], self.stride[i], self.padding[i], self.dilation[i]
+    def _axis(self, i: int) -> tuple[int, int, int, int, int, int]:
+        return (self.in_shape[1 + i], self.kernel[i], self.stride[i], self.padding[2 * i], self.dilation[i],
+                self.padding[2 * i + 1])
+
+    @property
+    def symmetric_padding(self) -> tuple[int, int] | None:
+        """(rows, cols) when both sides of each axis are padded alike (what torch's Conv2d takes)."""
+        t, b, left, r = self.padding
+        return (t, left) if (t == b and left == r) else None
 
     @property
     def out_shape(self) -> tuple[int, int, int]:

@@ -24,7 +24,7 @@ class ConvBlock(nn.Module):
         self.spec = LayerSpec("block", in_shape, filters, kernel, pool)   # validates (ConfigError)
         node = self.spec.conv
         self.conv = nn.Conv2d(node.in_shape[0], node.out_channels, node.kernel, stride=node.stride,
-                              padding=node.padding, bias=node.bias)
+                              padding=node.symmetric_padding, bias=node.bias)
 
     @property
     def in_shape(self) -> tuple[int, int, int]:

@@ -40,7 +40,9 @@ from .phases import (
     UnitPhases,
     bp_training_costs,
     ff_training_costs,
+    graph_inference_costs,
     inference_costs,
+    update_ops,
 )
 from .specs import (
     LayerSpec,
@@ -60,6 +62,6 @@ __all__ = [
     "LayerSpec", "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
     "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs", "conv_stack_specs",
     "conv_unit_cost", "ff_memory", "ff_peak_training_bytes", "ff_training_costs", "flops", "head_spec",
-    "inference_costs", "inference_peak_bytes", "layer_pools", "layer_specs", "linear_macs", "nbytes", "net_spec", "readout_spec",
+    "graph_inference_costs", "inference_costs", "inference_peak_bytes", "update_ops", "layer_pools", "layer_specs", "linear_macs", "nbytes", "net_spec", "readout_spec",
     "specs_from_model", "unit_cost",
 ]

@@ -44,6 +44,10 @@ CE_FWD = (5, 2)            # per class: max, subtract, exp, accumulate, subtract
 CE_BWD = (1, 1)            # per class: exp(log-softmax); per sample: subtract the one-hot
 ARGMAX_OPS = 1             # one compare per candidate class
 LABEL_EMBED_OPS = 6        # per pixel: scale pattern, add, min, max, subtract, divide (min-max to [0,1])
+# one timestep of a stateful neuron (NIR models), per neuron: LIF = decay (multiply), add input,
+# compare with the threshold, reset (select); IF without the decay; Cuba models also decay and add a
+# synaptic current; LI/CubaLI integrate without the compare and reset
+NEURON_OPS = {"if": 3, "lif": 4, "cubalif": 6, "li": 2, "cubali": 4}
 ADAM_OPS = 13              # per parameter: lerp m (3), v = b2 v + (1-b2) g² (4), sqrt/bias-corr/+eps (3),
                            # addcdiv into the parameter (3); per-tensor scalar work not counted
 

@@ -22,7 +22,7 @@ from ..spec import (
     RMSNorm,
     Unit,
 )
-from .ops import POOLS, linear_macs
+from .ops import BIAS_OPS, POOLS, RELU_OPS, linear_macs
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,11 @@ class LayerSpec:
         """Dense synaptic operations of one forward without the padding taps (NeuroBench's count)."""
         return self.conv.synops
 
+    @property
+    def update_ops(self) -> int:
+        """Elementwise ops per neuron per pass that a neuromorphic neuron update replaces (bias, ReLU)."""
+        return (BIAS_OPS if self.bias else 0) + RELU_OPS
+
 
 @dataclass(frozen=True)
 class LinearSpec:
@@ -181,6 +186,10 @@ class LinearSpec:
     @property
     def synops(self) -> int:
         return self.macs
+
+    @property
+    def update_ops(self) -> int:
+        return BIAS_OPS if self.bias else 0
 
 
 def layer_pools(layers: int, pool: str = "none", pool_every: int = 1) -> list[str]:

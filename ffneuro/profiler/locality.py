@@ -176,7 +176,7 @@ def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wpr
         per_neuron += hw.learning.neuron_state_bytes
     elif training and spec.trainable:
         per_synapse += 3 * 4                                    # fp32 gradient and Adam's two moments
-    copies = rule.copies if shared else 1
+    copies = rule.copies if (shared and isinstance(node, Conv2d)) else 1   # a dense layer has one weight per synapse
 
     def needs(g: int, p: int) -> dict:
         syn = copies * g * geo.fan_in if shared else g * p * geo.real_fan_in

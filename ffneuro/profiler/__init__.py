@@ -37,6 +37,7 @@ from .locality import (
     mapping_style,
 )
 from .report import (
+    DEFAULT_ACTIVITY,
     ESTIMATE_PRECISIONS,
     PROFILED,
     ProfileReport,
@@ -55,7 +56,7 @@ __all__ = [
     "MemorySpec", "NeuroSpec", "PowerSpec", "Quantity", "UnknownProfileError",
     "load_profile", "shipped_profiles", "validate_file",
     # estimates
-    "ESTIMATE_PRECISIONS", "FFvsBP", "PROFILED", "Ranked", "ff_vs_bp", "rank", "SCENARIOS", "SPREAD", "overlaps", "ActionCounts", "ActionEnergies", "EnergyBreakdown", "Mapping", "Placement", "ProfileReport",
+    "DEFAULT_ACTIVITY", "ESTIMATE_PRECISIONS", "FFvsBP", "PROFILED", "Ranked", "ff_vs_bp", "rank", "SCENARIOS", "SPREAD", "overlaps", "ActionCounts", "ActionEnergies", "EnergyBreakdown", "Mapping", "Placement", "ProfileReport",
     "UnitEstimate", "UnitMapping", "WorkloadEstimate", "action_energies", "classify", "dynamic_energy",
     "format_report", "format_si", "latency", "map_units", "mapping_style", "profile_config", "profile_graph", "profile_network",
 ]

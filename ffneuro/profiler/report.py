@@ -120,6 +120,7 @@ class WorkloadEstimate:
     latency_range: tuple[float, float] | None = None
     cores_used: int | None = None
     precision: str = ""
+    static_range: tuple[float, float] | None = None   # the static part of energy_range's low and high ends
 
     @property
     def energy_j(self) -> float | None:
@@ -138,7 +139,7 @@ class WorkloadEstimate:
         d["per_unit"] = [u.to_dict() for u in self.per_unit]
         d["energy"] = None if self.energy is None else self.energy.to_dict()
         d["notes"] = list(self.notes)
-        for k in ("energy_range", "latency_range"):
+        for k in ("energy_range", "latency_range", "static_range"):
             d[k] = None if d[k] is None else list(d[k])
         d.update(energy_j=self.energy_j, off_core_share=self.off_core_share)
         return d
@@ -243,18 +244,19 @@ def _ranges(per_scenario: dict[str, float | None]) -> tuple[float, float] | None
 
 def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, ActionEnergies], mapping: Mapping, *,
               sparsity: Sequence[float] | None, peak: int, act_precision: str,
-              spiking: TMapping[str, float] | None = None) -> WorkloadEstimate:
+              spiking: TMapping[str, float] | None = None, concurrent: bool = False) -> WorkloadEstimate:
     """Per-unit and total estimate of one workload (``cost`` per batch) at the nominal values, with
     (low, high) ranges from the ``acts`` of each scenario. ``spiking``: units whose inputs are spike
-    trains, with their activity (events per input per pass; SNN graphs)."""
+    trains, with their activity (events per input per pass; SNN graphs). ``concurrent``: the units run
+    at the same time (a many-core chip stepping every layer each timestep), so the slowest one sets the
+    latency; otherwise they run one after another and their latencies add."""
     batch, style = cost.batch, mapping.style
     nominal = acts["nominal"]
     cap = mapping.on_chip_bytes
     fits = None if (style != "monolithic" or cap is None) else peak <= cap
     notes = list(mapping.notes)
     units, conv_i = [], 0
-    energy_by = {sc: 0.0 for sc in acts}
-    latency_by: dict[str, float | None] = {sc: 0.0 for sc in acts}
+    rows_out = []   # per unit: (spec-derived fields, {scenario: dynamic energy}, {scenario: latency per sample})
     for u in cost.units:
         spec, m = u.spec, mapping.unit(u.unit)
         linear = _is_linear(spec)
@@ -296,13 +298,25 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
         energies, lats = {}, {}
         for sc, a in acts.items():
             t = latency(counts, a, cores=m.cores, style=style, inputs=inputs, linear=linear)
-            e = dynamic_energy(per, a, linear=linear)
-            if t is not None and a.static_w is not None and not a.all_in:
-                e = e + EnergyBreakdown(static_j=a.static_w * t / batch * mapping.chips_needed)
-            energies[sc], lats[sc] = e, (None if t is None else t / batch)
-            energy_by[sc] += e.total_j
-            latency_by[sc] = None if (latency_by[sc] is None or lats[sc] is None) else latency_by[sc] + lats[sc]
+            energies[sc], lats[sc] = dynamic_energy(per, a, linear=linear), (None if t is None else t / batch)
         precision = nominal.linear_precision if linear else nominal.conv_precision
+        rows_out.append((u, spec, m, per, s, first, synops, eff_synops, precision, energies, lats))
+    # latency: units one after another, or (concurrent) all at once, the slowest setting the pace; static
+    # power of every chip in use runs for that whole time and is shared among the units by their busy time
+    latency_by: dict[str, float | None] = {}
+    static_by: dict[str, float] = {}
+    for sc, a in acts.items():
+        ts = [r[10][sc] for r in rows_out]
+        latency_by[sc] = None if any(t is None for t in ts) else (max(ts, default=0.0) if concurrent else sum(ts))
+        static_by[sc] = 0.0 if (latency_by[sc] is None or a.static_w is None or a.all_in) else \
+            a.static_w * latency_by[sc] * mapping.chips_needed
+    energy_by = {sc: static_by[sc] for sc in acts}
+    for (u, spec, m, per, s, first, synops, eff_synops, precision, energies, lats) in rows_out:
+        for sc in acts:
+            busy = sum(r[10][sc] for r in rows_out) if static_by[sc] else 0.0
+            if busy:
+                energies[sc] = energies[sc] + EnergyBreakdown(static_j=static_by[sc] * lats[sc] / busy)
+            energy_by[sc] += energies[sc].total_j - energies[sc].static_j
         units.append(UnitEstimate(
             u.unit, energies["nominal"], lats["nominal"], per.dense_macs, per.macs, per.elementwise_ops,
             per.neuron_updates, per.synaptic_updates, per.read_on + per.write_on, per.read_off + per.write_off,
@@ -315,7 +329,7 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
     energy = EnergyBreakdown()
     for ue in units:
         energy = energy + ue.energy
-    lat = None if any(ue.latency_s is None for ue in units) else sum(ue.latency_s for ue in units)
+    lat = latency_by["nominal"]
     kinds = {("linear" if _is_linear(u.spec) else "conv"): ue.precision for u, ue in zip(cost.units, units, strict=True)}
     executed = next(iter(kinds.values())) if len(set(kinds.values())) == 1 else \
         ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
@@ -325,7 +339,7 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
         sum(ue.bytes_on_core for ue in units), sum(ue.bytes_off_core for ue in units),
         sum(ue.bytes_interconnect for ue in units), tuple(notes), sum(ue.synops for ue in units),
         sum(ue.effective_synops for ue in units), (energy_by["low"], energy_by["high"]), _ranges(latency_by),
-        mapping.cores_used or mapping.cores_needed, executed)
+        mapping.cores_used or mapping.cores_needed, executed, (static_by["low"], static_by["high"]))
 
 
 def _learning_notes(hw: HardwareProfile, workload: str, style: str) -> list[str]:
@@ -455,16 +469,23 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     # a unit's input spikes if the unit before it ends in a spiking neuron; the network input is taken
     # as spikes when the first unit's own neuron spikes (an SNN fed events, as NIR benchmarks are)
     spiking = {}
-    for i, u in enumerate(spec.units):
-        feeder = spec.units[i - 1] if i else u
+    for u in spec.units:
+        feeder = spec.feeder(u) or u
         if feeder.spiking:
             spiking[u.name] = activity
     mapping = map_units(list(spec.units), hw, training=False, precision=act_prec, weight_precision=act_prec,
                         work={u.unit: u.total.macs for u in cost.units})
     work = max(nbytes(batch * (u.in_elems + u.out_elems), act_prec) for u in spec.units)
     peak = sum(nbytes(u.params, act_prec) for u in spec.units) + work
-    est = _estimate(cost, hw, acts, mapping, sparsity=None, peak=peak, act_precision=act_prec, spiking=spiking)
+    # a many-core chip steps every layer in each timestep (Loihi's barrier-synchronised timesteps, TrueNorth's
+    # tick): the layers run concurrently and the slowest sets the pace; one device runs them in turn
+    concurrent = mapping.style != "monolithic"
+    est = _estimate(cost, hw, acts, mapping, sparsity=None, peak=peak, act_precision=act_prec, spiking=spiking,
+                    concurrent=concurrent)
     notes = _precision_notes(hw, precision, nominal)
+    if concurrent:
+        notes.append("layers run concurrently, every layer once per timestep: the slowest layer sets the latency "
+                     "(time per sample at full throughput)")
     notes.append(f"{timesteps} timestep(s) per sample; "
                  + (f"inputs of units after a spiking neuron carry {activity:g} spikes per element per timestep "
                     f"({'given' if activity != DEFAULT_ACTIVITY else 'the default'}), other inputs are dense"

@@ -28,6 +28,7 @@ class Unit:
     name: str
     nodes: tuple[Node, ...]
     trainable: bool = True
+    source: str = ""     # the unit whose output this one takes ("" the previous unit, "input" the network's input)
 
     def __post_init__(self) -> None:
         nodes = tuple(self.nodes)
@@ -107,12 +108,16 @@ class Unit:
         return tuple(n for n in self.nodes if isinstance(n, Pool2d))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "trainable": self.trainable, "nodes": [n.to_dict() for n in self.nodes]}
+        d = {"name": self.name, "trainable": self.trainable, "nodes": [n.to_dict() for n in self.nodes]}
+        if self.source:
+            d["source"] = self.source
+        return d
 
 
 @dataclass(frozen=True)
 class NetSpec:
-    """A sequential network: ``units`` in order, each feeding the next."""
+    """A network: ``units`` in order, each fed by the one before it or, where a unit names its
+    ``source``, by that earlier unit (branches and skip connections; their merge is not costed)."""
 
     input_shape: tuple[int, ...]
     units: tuple[Unit, ...]
@@ -123,10 +128,14 @@ class NetSpec:
         if not units:
             raise ConfigError("a network spec needs at least one conv2d or linear node")
         shape = tuple(int(s) for s in self.input_shape)
+        outputs = {"input": shape}
         for u in units:
-            if u.in_shape != shape:
-                raise ConfigError(f"unit {u.name} takes {u.in_shape} but receives {shape}")
-            shape = u.out_shape
+            if u.source and u.source not in outputs:
+                raise ConfigError(f"unit {u.name}: source {u.source!r} is not an earlier unit")
+            got = outputs[u.source] if u.source else shape
+            if u.in_shape != got:
+                raise ConfigError(f"unit {u.name} takes {u.in_shape} but receives {got}")
+            shape = outputs[u.name] = u.out_shape
         names = [u.name for u in units]
         if len(set(names)) != len(names):
             raise ConfigError(f"unit names must be unique, got {names}")
@@ -140,6 +149,15 @@ class NetSpec:
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.units[-1].out_shape
+
+    def feeder(self, unit: Unit) -> Unit | None:
+        """The unit whose output ``unit`` takes (None: the network's input)."""
+        if unit.source == "input":
+            return None
+        if unit.source:
+            return self.unit(unit.source)
+        i = self.units.index(unit)
+        return self.units[i - 1] if i else None
 
     def unit(self, name: str) -> Unit:
         for u in self.units:
@@ -166,8 +184,8 @@ class NetSpec:
     def from_dict(cls, d: dict[str, Any]) -> NetSpec:
         if d.get("schema") != "ffneuro.spec" or d.get("schema_version") != 1:
             raise ConfigError("not an ffneuro.spec (version 1) document")
-        units = tuple(Unit(u["name"], tuple(node_from_dict(n) for n in u["nodes"]), bool(u.get("trainable", True)))
-                      for u in d["units"])
+        units = tuple(Unit(u["name"], tuple(node_from_dict(n) for n in u["nodes"]), bool(u.get("trainable", True)),
+                           u.get("source", "")) for u in d["units"])
         return cls(tuple(d["input_shape"]), units, d.get("name", ""))
 
     @classmethod

@@ -21,8 +21,22 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ffneuro.profiler import DEFAULT_ACTIVITY, HardwareProfile, load_profile, profile_graph
-from ffneuro.spec import Activation, Conv2d, Flatten, Linear, NetSpec, Neuron, Pool2d, Unit
+from ffneuro.profiler import (
+    DEFAULT_ACTIVITY,
+    HardwareProfile,
+    load_profile,
+    profile_graph,
+)
+from ffneuro.spec import (
+    Activation,
+    Conv2d,
+    Flatten,
+    Linear,
+    NetSpec,
+    Neuron,
+    Pool2d,
+    Unit,
+)
 
 DATA = Path(__file__).with_name("data") / "silicon_measurements.toml"
 ACTIVATIONS = {"relu": lambda s: Activation(s, "relu"), "lif": lambda s: Neuron(s, "lif"),
@@ -37,9 +51,6 @@ def spec_from_layers(net: dict) -> NetSpec:
     owner: dict[str, str] = {"input": "input"}   # layer name -> the unit whose output it is
     sources: dict[str, str] = {}
     order: list[str] = []
-
-    def shape_after(name: str, shape):
-        return shape
 
     for layer in net["layers"]:
         op = layer["op"]
@@ -93,7 +104,7 @@ def at_clock(hw: HardwareProfile, mhz: float) -> HardwareProfile:
     scale = mhz / old
     d["clock"]["core"].update(value=mhz, unit="MHz", note=f"the measured part's clock (profile: {old:g} MHz)")
     power = hw.power.typical.value_si if hw.power and hw.power.typical else None
-    for p, c in d["compute"].items():
+    for c in d["compute"].values():
         if "peak_rate" in c:
             c["peak_rate"]["value"] = c["peak_rate"]["value"] * scale
         if power is not None and c["scope"] == "all_in" and "peak_rate" in c:

@@ -12,6 +12,7 @@ from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS
 from ffneuro.units import POOLS
 
+
 class FloatList(click.ParamType):
     """A comma-separated list of positive floats (``1e-3,5e-4``) → a tuple."""
 

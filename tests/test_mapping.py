@@ -2,6 +2,7 @@
 static power, on-chip learning state and uncertainty ranges."""
 from __future__ import annotations
 
+import itertools
 import textwrap
 
 import pytest
@@ -218,7 +219,7 @@ def test_rankings_are_resolved_only_where_ranges_do_not_overlap():
     reports = [profile_config(cfg, (1, 28, 28), 10, n) for n in ("h100", "horowitz45", "cortex-m7")]
     ranked = rank(reports, "infer_linear")
     assert [r.target for r in ranked] == ["h100", "horowitz45", "cortex-m7"]
-    for a, b in zip(ranked, ranked[1:]):
+    for a, b in itertools.pairwise(ranked):
         assert a.resolved_from_next == (a.high < b.low)
     assert ranked[-1].resolved_from_next is None
     pair = ff_vs_bp(reports[0])

@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from ffneuro.cli.main import main
+
 from ffneuro.errors import ConfigError
 from ffneuro.spec import sequential
 
 nir = pytest.importorskip("nir")
 
-from ffneuro.spec.nir_io import read_nir, write_nir  # noqa: E402
+from ffneuro.spec.nir_io import read_nir, write_nir
 
 
 def run(*args):

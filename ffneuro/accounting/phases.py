@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from ..spec import Activation, NetSpec, Neuron, Pool2d, RMSNorm, Unit
 from . import ops
 from .ops import MASTER_PRECISION, nbytes
-from ..spec import Activation, NetSpec, Neuron, Pool2d, RMSNorm, Unit
 from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
 
 CATEGORIES = ("weights", "activations", "errors", "gradients", "optimizer")

@@ -27,7 +27,8 @@ interconnect on a many-core target); the rest stays on the core when it fits the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping as TMapping, Sequence
+from collections.abc import Callable, Sequence
+from collections.abc import Mapping as TMapping
 from dataclasses import asdict, dataclass, field
 
 from ..accounting import PhaseCost, nbytes
@@ -185,8 +186,8 @@ def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wpr
 
     given = {k: v for k, v in limits.items() if k in LIMITS}
     cores_by = {}
-    for limit in given:
-        t = _tile(geo, needs, {limit: given[limit]})
+    for limit, cap in given.items():
+        t = _tile(geo, needs, {limit: cap})
         cores_by[limit] = t[0] if t else math.inf
     best = _tile(geo, needs, given)
     notes = []

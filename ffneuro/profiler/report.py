@@ -19,12 +19,12 @@ from ..accounting import (
     bp_training_costs,
     ff_memory,
     ff_training_costs,
-    inference_costs,
     graph_inference_costs,
+    inference_costs,
     inference_peak_bytes,
     layer_specs,
-    update_ops,
     nbytes,
+    update_ops,
 )
 from ..spec import Conv2d, NetSpec
 from .energy import (
@@ -347,10 +347,10 @@ def _learning_notes(hw: HardwareProfile, workload: str, style: str) -> list[str]
     if not hw.on_chip_learning or hw.learning is None:
         return []
     rule = hw.learning
-    out = [f"{workload}: the configured optimiser (Adam) keeps two moments per parameter; {hw.name}'s learning "
-           f"engine holds none, so training is costed as its nearest supported rule: a {rule.rule.value} rule "
-           f"({rule.rule.source}) that updates every stored synapse once per batch, storing the weight plus "
-           f"{rule.synapse_state_bytes:g} B per synapse and {rule.neuron_state_bytes:g} B of traces per neuron"]
+    out = [(f"{workload}: the configured optimiser (Adam) keeps two moments per parameter; {hw.name}'s learning "
+            f"engine holds none, so training is costed as its nearest supported rule: a {rule.rule.value} rule "
+            f"({rule.rule.source}) that updates every stored synapse once per batch, storing the weight plus "
+            f"{rule.synapse_state_bytes:g} B per synapse and {rule.neuron_state_bytes:g} B of traces per neuron")]
     if style == "shared":
         out.append(f"{workload}: conv kernels are shared per core, and each core's copy learns from its own outputs "
                    "only: the chip has no step that sums the copies' updates, so they drift apart (counted: one "
@@ -552,8 +552,8 @@ def _range(r, unit: str) -> str:
 
 def format_report(report: ProfileReport) -> str:
     """A plain-text table per workload: energy by term, latency, cores and on/off-core bytes per unit."""
-    lines = [f"{report.target} ({report.kind}), {report.precision} → {report.native_precision} (MACs execute as "
-             f"{report.executed_precision}), batch {report.batch}; per sample"]
+    lines = [(f"{report.target} ({report.kind}), {report.precision} → {report.native_precision} (MACs execute as "
+              f"{report.executed_precision}), batch {report.batch}; per sample")]
     for note in report.notes:
         lines.append(f"  note: {note}")
     if report.unknown:

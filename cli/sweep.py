@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ffneuro.config import RunConfig
+from ffneuro.data import same_split
 from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.store import read_run
@@ -87,14 +88,18 @@ def config_diff(stored: dict, wanted: dict) -> dict[str, tuple]:
     """Keys whose value differs between a stored run's config and a wanted one: key -> (stored, wanted).
 
     The stored config is read as this version's RunConfig first, so a run from before a key existed
-    holds that key's default; keys in ``_IGNORED_ON_RESUME`` (the device) never count.
+    holds that key's default; keys in ``_IGNORED_ON_RESUME`` (the device) never count, nor does a
+    ``val_size`` that resolves to the same split (:func:`ffneuro.data.same_split`).
     """
     try:
         stored = RunConfig.from_dict(dict(stored)).to_dict()
     except ConfigError:
         stored = dict(stored)
     keys = sorted((set(stored) | set(wanted)) - set(_IGNORED_ON_RESUME))
-    return {k: (stored.get(k), wanted.get(k)) for k in keys if stored.get(k) != wanted.get(k)}
+    diff = {k: (stored.get(k), wanted.get(k)) for k in keys if stored.get(k) != wanted.get(k)}
+    if "val_size" in diff and same_split(stored, wanted):  # e.g. the old default 10000 vs automatic (None)
+        del diff["val_size"]
+    return diff
 
 
 def _stored_status(path: Path, config: dict) -> str:

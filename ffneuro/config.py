@@ -42,7 +42,8 @@ class RunConfig:
     device: str = "auto"
     precision: str = "fp32"
     train_limit: int | None = None     # use only the first N training images
-    val_size: int = 10000              # the last N training images are the validation split
+    val_size: int | None = None        # the last N training images are the validation split (None:
+                                       # automatic, from the dataset and train_limit: data.split_sizes)
     eval_batch_size: int = 1000
     preset: str | None = None
     augment: str = "none"              # training batches only: none | crop | flip | crop+flip
@@ -84,7 +85,7 @@ class RunConfig:
         need(self.lr > 0 and self.linear_lr > 0, "learning rates must be > 0")
         need(0.0 <= self.cooldown_start <= 1.0, f"cooldown start must lie in [0, 1], got {self.cooldown_start}")
         need(self.train_limit is None or self.train_limit >= 1, f"train limit must be >= 1, got {self.train_limit}")
-        need(self.val_size >= 0, f"validation size must be >= 0, got {self.val_size}")
+        need(self.val_size is None or self.val_size >= 0, f"validation size must be >= 0, got {self.val_size}")
         need(1 <= self.readout_from <= self.layers,
              f"readout_from must lie in 1..{self.layers} (the number of layers), got {self.readout_from}")
         need(self.algo == "bp" or self.train_first_layer or self.layers >= 2,

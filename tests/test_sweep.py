@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ffneuro.cli.sweep import sweep
+from ffneuro.cli.sweep import config_diff, sweep
+from ffneuro.config import RunConfig
 from ffneuro.cli.table import table
 
 from ffneuro.store import read_run
@@ -190,6 +191,14 @@ def test_sweep_refuses_a_complete_run_with_another_config(swept):
     args = ["--preset", "smoke", "--epochs", "2", "--train-limit", "200", "--val-size", "100", *GRID]
     result = CliRunner().invoke(sweep, [*args, "--out-dir", str(out)])
     one_error(result, "another config", "epochs")
+
+
+def test_config_diff_counts_a_validation_size_only_where_the_split_differs():
+    stored = RunConfig(dataset="mnist", val_size=10000, filters=32, device="cpu").to_dict()
+    assert config_diff(stored, {**stored, "val_size": None, "device": "cuda"}) == {}  # the old default, now automatic
+    assert config_diff(stored, {**stored, "val_size": 5000}) == {"val_size": (10000, 5000)}
+    limited = {**stored, "train_limit": 500}
+    assert config_diff(limited, {**limited, "val_size": None}) == {"val_size": (10000, None)}  # now 125 images
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -117,7 +117,8 @@ def test_resolve_config_applies_preset_then_non_none_overrides():
     assert cfg.epochs == 5 and cfg.filters == 4          # overridden
     assert cfg.lr == smoke["lr"]                          # None does not override
     assert cfg.dataset == "synthetic" and cfg.kernel == smoke["kernel"]
-    assert cfg.val_size == smoke["val_size"]
+    assert cfg.eval_batch_size == smoke["eval_batch_size"]
+    assert cfg.val_size is None                          # automatic: from the dataset (data.split_sizes)
 
 
 def test_resolve_config_does_not_mutate_the_preset():

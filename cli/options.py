@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import click
 
@@ -11,6 +12,17 @@ from ffneuro.labels import LABELS
 from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS
 from ffneuro.units import POOLS
+
+class FiniteFloat(click.FloatRange):
+    """A float in range that is also finite: click's FloatRange lets ``inf`` (and ``nan``, whose comparisons
+    are all false) through, and an infinite lr or a NaN θ would train NaN weights."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
 
 class FloatList(click.ParamType):
     """A comma-separated list of positive floats (``1e-3,5e-4``) → a tuple."""
@@ -24,6 +36,8 @@ class FloatList(click.ParamType):
             values = tuple(float(v) for v in str(value).split(","))
         except ValueError:
             self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+        if not all(math.isfinite(v) for v in values):
+            self.fail(f"{value!r}: every learning rate must be a finite number", param, ctx)
         if not all(v > 0 for v in values):
             self.fail(f"{value!r}: every learning rate must be > 0", param, ctx)
         return values
@@ -39,19 +53,19 @@ MODEL_OPTIONS = [
     ("--pool", "pool", click.Choice(POOLS), "2× downsampling: 2×2 max/avg pooling, or a stride-2 conv"),
     ("--pool-every", "pool_every", click.IntRange(min=1), "downsample after every k-th unit (k=1: every unit)"),
     ("--labels", "labels", click.Choice(LABELS.names()), "how the label is written into the image"),
-    ("--label-strength", "label_strength", click.FloatRange(0.0, 1.0), "K, the weight of the label pattern"),
+    ("--label-strength", "label_strength", FiniteFloat(0.0, 1.0), "K, the weight of the label pattern"),
     ("--goodness", "goodness", click.Choice(GOODNESS.names()), "sumsq: Σy² − #neurons (paper); meansq: mean y² − 1"),
     ("--loss", "loss", click.Choice(LOSSES.names()), "bce: the paper's; symba: each image's positive vs its negative"),
-    ("--theta", "theta", float, "goodness threshold θ (default: the goodness function's)"),
+    ("--theta", "theta", FiniteFloat(), "goodness threshold θ (default: the goodness function's)"),
     ("--train-first-layer/--freeze-first-layer", "train_first_layer", None, "the paper leaves layer 1 untrained"),
     ("--readout-from", "readout_from", click.IntRange(min=1), "first layer (1-based) feeding the readouts"),
     ("--readout", "readout", click.Choice(READOUTS),
      "goodness: one forward per class (C× inference cost); linear: one forward + a linear layer"),
     ("--epochs", "epochs", click.IntRange(min=0), "training epochs"),
     ("--batch-size", "batch_size", click.IntRange(min=1), "training batch size"),
-    ("--lr", "lr", click.FloatRange(min=0.0, min_open=True), "Adam learning rate of every unit (BP: of the network)"),
-    ("--linear-lr", "linear_lr", click.FloatRange(min=0.0, min_open=True), "Adam learning rate of the linear readout"),
-    ("--cooldown-start", "cooldown_start", click.FloatRange(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
+    ("--lr", "lr", FiniteFloat(min=0.0, min_open=True), "Adam learning rate of every unit (BP: of the network)"),
+    ("--linear-lr", "linear_lr", FiniteFloat(min=0.0, min_open=True), "Adam learning rate of the linear readout"),
+    ("--cooldown-start", "cooldown_start", FiniteFloat(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
     ("--seed", "seed", click.IntRange(0, 2**63 - 1), "random seed (runs are deterministic on CPU)"),
     ("--device", "device", click.Choice(DEVICES), "where to compute"),
     ("--precision", "precision", click.Choice(PRECISIONS), "bf16 autocast for conv/linear; fp32 weights"),

@@ -1,6 +1,7 @@
 """The resolved configuration of a run: one validated dataclass, saved whole in every run file."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
@@ -13,6 +14,13 @@ ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation (ffneuro.data.augment)
+# the real-valued fields: each must be a finite number (theta may also be None: the goodness's default)
+FLOAT_FIELDS = ("label_strength", "theta", "lr", "cooldown_start", "linear_lr")
+
+
+def _is_finite(value) -> bool:
+    """A real number (not a bool or a string) that is neither infinite nor NaN."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -65,11 +73,16 @@ class RunConfig:
         for registry, name in ((LABELS, self.labels), (GOODNESS, self.goodness), (LOSSES, self.loss)):
             need(name in registry, f"unknown {registry.kind} {name!r}; valid: {', '.join(registry.names())}")
         need(self.augment in AUGMENTS, f"unknown augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
+        for name in FLOAT_FIELDS:  # first: NaN slips through every range check below (comparisons are false)
+            value = getattr(self, name)
+            need(value is None and name == "theta" or _is_finite(value),
+                 f"{name} must be a finite number, got {value!r}")
         if self.unit_lrs is not None:
             try:  # stored runs hold a JSON list; keep a tuple so configs stay hashable and comparable
                 self.unit_lrs = tuple(float(v) for v in self.unit_lrs)
             except (TypeError, ValueError):
                 raise ConfigError(f"unit_lrs must be a list of numbers, got {self.unit_lrs!r}") from None
+            need(all(math.isfinite(v) for v in self.unit_lrs), f"unit_lrs must be finite numbers, got {self.unit_lrs}")
             need(len(self.unit_lrs) == self.layers,
                  f"unit_lrs needs one lr per layer ({self.layers}), got {len(self.unit_lrs)}")
             need(all(v > 0 for v in self.unit_lrs), "learning rates must be > 0 (unit_lrs)")

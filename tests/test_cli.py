@@ -432,6 +432,15 @@ def test_runs_export_never_clobbers(ff_run, tmp_path, existing):
     (["--val-size", "5000"], ["validation size"]),
     (["--pool", "max", "--layers", "6"], ["pool"]),
     (["--seed", str(2**70)], ["--seed"]),
+    (["--lr", "inf"], ["--lr", "'inf' is not a finite number"]),        # click's FloatRange lets inf and nan pass
+    (["--lr", "nan"], ["--lr", "'nan' is not a finite number"]),
+    (["--linear-lr", "inf"], ["--linear-lr", "finite"]),
+    (["--theta", "nan"], ["--theta", "finite"]),
+    (["--theta", "-inf"], ["--theta", "finite"]),
+    (["--label-strength", "nan"], ["--label-strength", "finite"]),
+    (["--cooldown-start", "nan"], ["--cooldown-start", "finite"]),
+    (["--unit-lrs", "1e-3,inf"], ["--unit-lrs", "finite"]),
+    (["--unit-lrs", "nan,1e-3"], ["--unit-lrs", "finite"]),
 ])
 def test_bad_train_options(tmp_path, args, fragments):
     out = tmp_path / "bad.h5"

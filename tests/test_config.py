@@ -44,6 +44,16 @@ def test_defaults_are_the_paper_setting_and_valid():
     (dict(train_limit=0), "train limit"),
     (dict(val_size=-1), "validation"),
     (dict(layers=1, readout_from=1, train_first_layer=False), "train-first-layer"),
+    (dict(lr=float("inf")), "lr must be a finite number, got inf"),
+    (dict(linear_lr=float("inf")), "linear_lr must be a finite number"),
+    (dict(lr=float("nan")), "lr must be a finite number, got nan"),
+    (dict(theta=float("nan")), "theta must be a finite number"),
+    (dict(theta=float("-inf")), "theta must be a finite number"),
+    (dict(label_strength=float("nan")), "label_strength must be a finite number"),
+    (dict(cooldown_start=float("nan")), "cooldown_start must be a finite number"),
+    (dict(lr="0.1"), "lr must be a finite number"),
+    (dict(unit_lrs=(1e-3, float("inf"), 1e-3)), "unit_lrs must be finite"),
+    (dict(unit_lrs=(1e-3, float("nan"), 1e-3)), "unit_lrs must be finite"),
 ])
 def test_invalid_values_raise_config_error_with_useful_message(overrides, message):
     with pytest.raises(ConfigError, match=message) as err:

@@ -210,6 +210,8 @@ def test_config_diff_counts_a_validation_size_only_where_the_split_differs():
     (["--seeds", "0,-1"], ["--seeds"]),
     (["--kernel", "3,4"], ["kernel must be a positive odd number, got 4"]),   # checked before any training
     (["--dataset", "synthetic,nope"], ["unknown dataset 'nope'"]),           # data is loaded before any write
+    (["--lr", "1e-3,inf"], ["--lr", "'inf' is not a finite number"]),
+    (["--theta", "nan"], ["--theta", "finite"]),
 ])
 def test_sweep_bad_values_give_one_error_line(tmp_path, args, fragments):
     result = CliRunner().invoke(sweep, [*SMOKE, *args, "--out-dir", str(tmp_path / "o")])

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
+from .accounting.ops import block_shapes
+from .accounting.specs import layer_pools
 from .errors import ConfigError
 from .goodness import GOODNESS, LOSSES
 from .labels import LABELS
@@ -103,6 +106,26 @@ class RunConfig:
              f"readout_from must lie in 1..{self.layers} (the number of layers), got {self.readout_from}")
         need(self.algo == "bp" or self.train_first_layer or self.layers >= 2,
              "a 1-layer FF network with an untrained first layer learns nothing; add --train-first-layer")
+
+    def check_shapes(self, image_shape: Sequence[int]) -> None:
+        """Refuse a conv stack that cannot work on (C, H, W) images: a unit whose kernel reaches past its
+        input map from every position (its outer weights would only ever multiply zero padding), or a
+        downsampling unit whose input map is smaller than 2×2. The one check for training and profiling;
+        the ConfigError names the unit, its input map and a fix."""
+        prefix = "unit" if self.algo == "ff" else "layer"
+        shape, pooled = tuple(int(s) for s in image_shape), False
+        for i, pool in enumerate(layer_pools(self.layers, self.pool, self.pool_every), 1):
+            _, h, w = shape
+            fewer = f"use at most {i - 1} layers, a larger --pool-every, or --pool none"
+            if self.kernel > 2 * min(h, w) - 1:
+                raise ConfigError(f"{prefix}{i}: its {h}×{w} input map is too small for a {self.kernel}×{self.kernel} "
+                                  "kernel (the outer weights would only ever see zero padding); use --kernel "
+                                  f"{2 * min(h, w) - 1} or less" + (f", or {fewer}" if pooled else ""))
+            if pool != "none" and min(h, w) < 2:
+                raise ConfigError(f"{prefix}{i} cannot {'downsample' if pool == 'stride' else 'pool'} its {h}×{w} "
+                                  f"input map; {fewer}")
+            pooled = pooled or pool != "none"
+            shape = block_shapes(shape, self.filters, pool)[1]
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -441,6 +441,7 @@ def test_runs_export_never_clobbers(ff_run, tmp_path, existing):
     (["--cooldown-start", "nan"], ["--cooldown-start", "finite"]),
     (["--unit-lrs", "1e-3,inf"], ["--unit-lrs", "finite"]),
     (["--unit-lrs", "nan,1e-3"], ["--unit-lrs", "finite"]),
+    (["--kernel", "99"], ["unit1:", "16×16 input map", "--kernel 31 or less"]),
 ])
 def test_bad_train_options(tmp_path, args, fragments):
     out = tmp_path / "bad.h5"

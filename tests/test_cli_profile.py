@@ -87,6 +87,14 @@ def test_compare_plot_writes_a_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("command", ["profile", "compare"])
+def test_impossible_network_is_one_line_error_not_internal(command):
+    result = run(command, "--layers", "50", "--pool", "max", "--hw", "loihi")
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    assert "unit5" in errors[0] and "1×1 input map" in errors[0] and "internal error" not in errors[0]
+
+
 def test_compare_unknown_target_lists_the_shipped_ones():
     result = run("compare", "--preset", "smoke", "--hw", "loihi,nope")
     assert result.exit_code == 1 and "truenorth" in result.stderr and "Traceback" not in result.output

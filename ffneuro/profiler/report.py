@@ -344,6 +344,7 @@ def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: Har
                    sparsity: Sequence[float] | None = None, bp_sparsity: Sequence[float] | None = None,
                    batch: int | None = None, workloads: Sequence[str] = PROFILED) -> ProfileReport:
     """:func:`profile_network` for the network a :class:`~ffneuro.config.RunConfig` builds (no model needed)."""
+    config.check_shapes(image_shape)  # the same refusal as for training: a one-line ConfigError naming the unit
     return profile_network(layer_specs(config, image_shape, algo="ff"), hw, num_classes=num_classes,
                            batch=batch or config.batch_size, precision=config.precision, sparsity=sparsity,
                            bp_sparsity=bp_sparsity,

@@ -16,7 +16,7 @@ from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.store import read_run
 from ffneuro.study import grid_points, point_name
 
-from .options import MODEL_OPTIONS, data_dir_option, json_option
+from .options import MODEL_OPTIONS, data_dir_option, default_note, json_option
 from .progress import BarProgress
 from .train import check_out, check_trainable, train_to_file
 from .util import echo_json, jsonable, load_data, one_line_errors
@@ -76,7 +76,7 @@ def grid_options(fn):
 
     for name, field, kind, help_text in reversed(GRID_OPTIONS):
         wrapper = click.option(f"--{name}", field, type=ListOf(kind), default=None,
-                               help=f"{help_text} (comma-separated values)")(wrapper)
+                               help=f"{help_text} (comma-separated values){default_note(field)}")(wrapper)
     return click.option("--preset", type=click.Choice(PRESETS.names()), default="mnist-small", show_default=True,
                         help="named setting; grid values override it")(wrapper)
 

@@ -102,6 +102,8 @@ def train(ctx, overrides, preset, data_dir, out, force, quiet, as_json):
     """Train an FF-CNN (or its BP twin) and store the run in one HDF5 file.
 
     The goodness readout tries every label: one forward pass per class per image.
+    Every model flag defaults to the --preset's value (shown below for mnist-small); another --preset
+    changes those defaults, and a flag given overrides them.
     """
     obj = ctx.ensure_object(dict)
     if quiet:

@@ -29,6 +29,7 @@ import ffneuro.data.download as download
 from ffneuro.cli.main import main
 from ffneuro.cli.progress import BarProgress
 from ffneuro.errors import RunFileError
+from ffneuro.presets import resolve_config
 from ffneuro.store import RunWriter, read_run
 from ffneuro.train import Trainer
 
@@ -603,6 +604,26 @@ def test_help_and_version():
     assert "one forward pass per class" in cli("eval", "--help").stdout
     for sub in ("list", "show", "export"):
         assert cli("runs", sub, "--help").exit_code == 0
+
+
+def test_help_shows_each_flags_effective_default():
+    """Every model flag's default is None (the preset's value stands); --help says what that value is."""
+    small = resolve_config("mnist-small", {})
+
+    def help_of(*command):
+        result = CliRunner().invoke(main, [*command, "--help"], terminal_width=300)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.stdout.split())
+
+    text = help_of("train")
+    for fragment in (f"training epochs [default: {small.epochs} (mnist-small)]",
+                     f"[default: {small.lr:g} (mnist-small)]", f"[default: {small.kernel} (mnist-small)]",
+                     "[default: --freeze-first-layer (mnist-small)]", "[default: automatic, a fifth",
+                     "another --preset changes those defaults", "--theta FLOAT goodness threshold θ [default: the"):
+        assert fragment in text, fragment
+    assert "None" not in text
+    assert f"training epochs (comma-separated values) [default: {small.epochs} (mnist-small)]" in help_of("sweep")
+    assert f"[default: {small.filters} (mnist-small)]" in help_of("profile")
 
 
 # ---------------------------------------------------------------------------------------------- the real executable

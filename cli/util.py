@@ -81,14 +81,17 @@ def stored_config(record, **overrides):
 def restore_trainer(record, config, weights: str, data_dir):
     """A Trainer for ``config`` on its dataset with the run's ``weights`` (final|best) loaded."""
     from ffneuro.errors import RunFileError
+    from ffneuro.models.weights import weights_mismatch
     from ffneuro.train import Trainer
 
     state = record.weights(weights)
     trainer = Trainer(config, load_data(config.dataset, data_dir))
+    unfit = f"{record.path}: the stored {weights} weights do not fit the network of its config"
+    mismatch = weights_mismatch({k: tuple(v.shape) for k, v in trainer.model.state_dict().items()}, state)
+    if mismatch:
+        raise RunFileError(f"{unfit}: {mismatch}")
     try:
         trainer.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RunFileError(f"{record.path}: the stored {weights} weights do not fit the network of its config: "
-                           f"{reason}") from exc
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # names and shapes fit: e.g. a bad dtype
+        raise RunFileError(f"{unfit}: {' '.join(str(exc).split()) or type(exc).__name__}") from exc
     return trainer

@@ -330,6 +330,23 @@ def test_eval_run_without_weights(tmp_path):
     assert_clean_error(cli("eval", out, ok=False), str(out), "no 'final' weights")
 
 
+def test_eval_and_cam_on_weights_that_do_not_fit_say_why_in_one_line(ff_run, tmp_path):
+    """torch's own message spans lines and was cut to 'Error(s) in loading state_dict for FFNet:'."""
+    path = tmp_path / "altered.h5"
+    shutil.copy(ff_run[0], path)
+    with h5py.File(path, "a") as f:
+        final = f["weights"]["final"]
+        del final["units.0.block.conv.bias"]
+        final["extra.weight"] = np.zeros(3, np.float32)
+        weight = final["units.1.block.conv.weight"][()]
+        del final["units.1.block.conv.weight"]
+        final["units.1.block.conv.weight"] = weight[:, :, :3, :3]
+    for command in (["eval", path], ["cam", path, "--samples", "1", "--out", tmp_path / "cam"]):
+        assert_clean_error(cli(*command, ok=False), str(path), "do not fit", "1 missing: units.0.block.conv.bias",
+                           "1 unexpected: extra.weight",
+                           "1 of another shape: units.1.block.conv.weight (file 8×8×3×3, network 8×8×7×7)")
+
+
 # ---------------------------------------------------------------------------------------------- runs
 
 

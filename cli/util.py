@@ -1,16 +1,19 @@
 """Helpers shared by the commands: strict JSON output and dataset loading with one-line errors."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
+import secrets
+from pathlib import Path
 
 import click
 import numpy as np
 
 from ffneuro.data import load_dataset
-from ffneuro.errors import DataError, FFNeuroError, UnknownNameError
+from ffneuro.errors import DataError, FFNeuroError, RunFileError, UnknownNameError
 
 
 def jsonable(value):
@@ -48,6 +51,25 @@ def load_data(name: str, data_dir: str | os.PathLike | None):
         raise DataError(f"cannot load dataset {name}: {type(exc).__name__}: {exc}") from exc
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it, moved into place only once complete:
+    a failed write (a full disk) leaves neither an empty or partial ``path`` nor a stray temporary file, and
+    an existing ``path`` unchanged. Any OSError becomes a one-line RunFileError naming ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:  # "x": the user's umask applies, as for a plain write
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # a full disk may only say so here
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise RunFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+
+
 def table(rows: list[list[str]]) -> str:
     """Left-aligned plain-text columns; the first row is the header."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -70,7 +92,7 @@ def one_line_errors(fn):
 def stored_config(record, **overrides):
     """The RunConfig a run file was trained with (``overrides`` e.g. device), or a one-line RunFileError."""
     from ffneuro.config import RunConfig
-    from ffneuro.errors import ConfigError, RunFileError
+    from ffneuro.errors import ConfigError
 
     try:
         return RunConfig.from_dict({**record.config, **overrides})
@@ -80,7 +102,6 @@ def stored_config(record, **overrides):
 
 def restore_trainer(record, config, weights: str, data_dir):
     """A Trainer for ``config`` on its dataset with the run's ``weights`` (final|best) loaded."""
-    from ffneuro.errors import RunFileError
     from ffneuro.models.weights import weights_mismatch
     from ffneuro.train import Trainer
 

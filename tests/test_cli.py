@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import logging
@@ -428,6 +429,45 @@ def test_runs_export_never_clobbers(ff_run, tmp_path, existing):
     assert path.read_bytes() == content
     cli("runs", "export", run, "--out", path, "--force")
     assert path.read_text().startswith("epoch,")
+
+
+def test_runs_export_write_failure_leaves_no_file_and_keeps_the_old_one(ff_run, tmp_path, existing, monkeypatch):
+    """A full disk (here: fsync fails with ENOSPC, as it may after a buffered write) leaves neither an empty
+    --out nor a temporary file, and an existing --out unchanged."""
+    import ffneuro.cli.util as util
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(util.os, "fsync", no_space)
+    new = tmp_path / "new.csv"
+    assert_clean_error(cli("runs", "export", ff_run[0], "--out", new, ok=False),
+                       f"cannot write {new}: No space left on device")
+    path, content = existing
+    assert_clean_error(cli("runs", "export", ff_run[0], "--out", path, "--force", ok=False), str(path))
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no new.csv, no temporary file
+
+
+def test_runs_export_on_a_real_full_disk(ff_run, tmp_path):
+    """The same on a full 16 kB tmpfs, mounted in a private mount namespace (skipped where that is impossible)."""
+    exe, unshare = shutil.which("ffneuro"), shutil.which("unshare")
+    if exe is None or unshare is None:
+        pytest.skip("needs the ffneuro executable and unshare")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = ('mount -t tmpfs -o size=16k tmpfs "$1" || exit 77; printf old > "$1/old.csv"; '
+              'head -c 1000000 /dev/zero > "$1/filler" 2>/dev/null; '
+              '"$2" runs export "$3" --out "$1/new.csv"; echo "rc=$?"; '
+              '"$2" runs export "$3" --out "$1/old.csv" --force; echo "rc=$?"; ls -A "$1"; cat "$1/old.csv"')
+    proc = subprocess.run([unshare, "-rm", "sh", "-c", script, "sh", disk, exe, ff_run[0]],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode == 77 or "unshare:" in proc.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    assert proc.stdout.split() == ["rc=1", "rc=1", "filler", "old.csv", "old"], proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: cannot write {disk}/new.csv: No space left on device",
+                      f"Error: cannot write {disk}/old.csv: No space left on device"], proc.stderr
 
 
 # ---------------------------------------------------------------------------------------------- bad input

@@ -29,7 +29,7 @@ PRESETS.register("mnist-small")(dict(
 # Seconds-long smoke runs on the built-in synthetic dataset (tests, demos) that do learn FF: 2 units of 8
 # filters 7×7 (a 3×3 kernel stays at chance: too small a view of the 16×16 label pattern), K = 0.1 and SymBa
 # as in mnist-small, batch 10 for enough steps (160 in 2 epochs). Goodness readout on the 200 test images:
-# 76–95% over seeds 0–4 (chance 10%); the split is automatic: 800 training / 200 validation images.
+# 75–95% over seeds 0–4 (chance 10%); the split is automatic: 800 training / 200 validation images.
 PRESETS.register("smoke")(dict(
     dataset="synthetic", algo="ff", layers=2, filters=8, kernel=7, pool="none", labels="fourier1",
     label_strength=0.1, goodness="meansq", loss="symba", train_first_layer=True, readout_from=1, readout="both",

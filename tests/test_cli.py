@@ -434,7 +434,7 @@ def test_runs_export_never_clobbers(ff_run, tmp_path, existing):
 def test_runs_export_write_failure_leaves_no_file_and_keeps_the_old_one(ff_run, tmp_path, existing, monkeypatch):
     """A full disk (here: fsync fails with ENOSPC, as it may after a buffered write) leaves neither an empty
     --out nor a temporary file, and an existing --out unchanged."""
-    import ffneuro.cli.util as util
+    from ffneuro.cli import util
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -461,7 +461,7 @@ def test_runs_export_on_a_real_full_disk(ff_run, tmp_path):
               '"$2" runs export "$3" --out "$1/new.csv"; echo "rc=$?"; '
               '"$2" runs export "$3" --out "$1/old.csv" --force; echo "rc=$?"; ls -A "$1"; cat "$1/old.csv"')
     proc = subprocess.run([unshare, "-rm", "sh", "-c", script, "sh", disk, exe, ff_run[0]],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     if proc.returncode == 77 or "unshare:" in proc.stderr:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     assert proc.stdout.split() == ["rc=1", "rc=1", "filler", "old.csv", "old"], proc.stdout + proc.stderr

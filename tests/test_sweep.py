@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from ffneuro.cli.sweep import config_diff, sweep
-from ffneuro.config import RunConfig
 from ffneuro.cli.table import table
 
+from ffneuro.config import RunConfig
 from ffneuro.store import read_run
 from ffneuro.study import (
     Group,

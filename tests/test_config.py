@@ -45,16 +45,16 @@ def test_defaults_are_the_paper_setting_and_valid():
     (dict(train_limit=0), "train limit"),
     (dict(val_size=-1), "validation"),
     (dict(layers=1, readout_from=1, train_first_layer=False), "train-first-layer"),
-    (dict(lr=float("inf")), "lr must be a finite number, got inf"),
-    (dict(linear_lr=float("inf")), "linear_lr must be a finite number"),
-    (dict(lr=float("nan")), "lr must be a finite number, got nan"),
-    (dict(theta=float("nan")), "theta must be a finite number"),
-    (dict(theta=float("-inf")), "theta must be a finite number"),
-    (dict(label_strength=float("nan")), "label_strength must be a finite number"),
-    (dict(cooldown_start=float("nan")), "cooldown_start must be a finite number"),
-    (dict(lr="0.1"), "lr must be a finite number"),
-    (dict(unit_lrs=(1e-3, float("inf"), 1e-3)), "unit_lrs must be finite"),
-    (dict(unit_lrs=(1e-3, float("nan"), 1e-3)), "unit_lrs must be finite"),
+    ({"lr": float("inf")}, "lr must be a finite number, got inf"),
+    ({"linear_lr": float("inf")}, "linear_lr must be a finite number"),
+    ({"lr": float("nan")}, "lr must be a finite number, got nan"),
+    ({"theta": float("nan")}, "theta must be a finite number"),
+    ({"theta": float("-inf")}, "theta must be a finite number"),
+    ({"label_strength": float("nan")}, "label_strength must be a finite number"),
+    ({"cooldown_start": float("nan")}, "cooldown_start must be a finite number"),
+    ({"lr": "0.1"}, "lr must be a finite number"),
+    ({"unit_lrs": (1e-3, float("inf"), 1e-3)}, "unit_lrs must be finite"),
+    ({"unit_lrs": (1e-3, float("nan"), 1e-3)}, "unit_lrs must be finite"),
 ])
 def test_invalid_values_raise_config_error_with_useful_message(overrides, message):
     with pytest.raises(ConfigError, match=message) as err:
@@ -168,12 +168,12 @@ def test_every_preset_fits_its_dataset(name):
 
 
 @pytest.mark.parametrize("overrides,shape,fragments", [
-    (dict(kernel=99), (1, 28, 28), ["unit1:", "28×28 input map", "99×99 kernel", "--kernel 55 or less"]),
-    (dict(layers=50, pool="max", kernel=5), (1, 28, 28),  # 28 → 14 → 7 → 3 → 1
+    ({"kernel": 99}, (1, 28, 28), ["unit1:", "28×28 input map", "99×99 kernel", "--kernel 55 or less"]),
+    ({"layers": 50, "pool": "max", "kernel": 5}, (1, 28, 28),  # 28 → 14 → 7 → 3 → 1
      ["unit5:", "1×1 input map", "--kernel 1 or less", "at most 4 layers", "--pool-every"]),
-    (dict(layers=50, pool="max", kernel=1), (1, 28, 28), ["unit5 cannot pool its 1×1 input map", "at most 4 layers"]),
-    (dict(layers=6, pool="stride", kernel=1, algo="bp"), (3, 32, 32), ["layer6 cannot downsample its 1×1"]),
-    (dict(layers=4, pool="max", kernel=9), (3, 32, 32), ["unit4: its 4×4 input map", "--kernel 7 or less"]),
+    ({"layers": 50, "pool": "max", "kernel": 1}, (1, 28, 28), ["unit5 cannot pool its 1×1 input map", "at most 4 layers"]),
+    ({"layers": 6, "pool": "stride", "kernel": 1, "algo": "bp"}, (3, 32, 32), ["layer6 cannot downsample its 1×1"]),
+    ({"layers": 4, "pool": "max", "kernel": 9}, (3, 32, 32), ["unit4: its 4×4 input map", "--kernel 7 or less"]),
 ])
 def test_check_shapes_refuses_what_cannot_work(overrides, shape, fragments):
     with pytest.raises(ConfigError) as err:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import click
 
@@ -9,8 +10,26 @@ from ffneuro.config import ALGOS, AUGMENTS, DEVICES, READOUTS
 from ffneuro.goodness import GOODNESS, LOSSES
 from ffneuro.labels import LABELS
 from ffneuro.precision import PRECISIONS
-from ffneuro.presets import PRESETS
+from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.units import POOLS
+
+class FiniteFloat(click.FloatRange):
+    """A float in range that is also finite: click's FloatRange lets ``inf`` (and ``nan``, whose comparisons
+    are all false) through, and an infinite lr or a NaN θ would train NaN weights."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.min is None and self.max is None:
+            self.name = "float"  # no range to show in --help
+
+    def _describe_range(self) -> str:
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 class FloatList(click.ParamType):
@@ -25,6 +44,8 @@ class FloatList(click.ParamType):
             values = tuple(float(v) for v in str(value).split(","))
         except ValueError:
             self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+        if not all(math.isfinite(v) for v in values):
+            self.fail(f"{value!r}: every learning rate must be a finite number", param, ctx)
         if not all(v > 0 for v in values):
             self.fail(f"{value!r}: every learning rate must be > 0", param, ctx)
         return values
@@ -40,19 +61,19 @@ MODEL_OPTIONS = [
     ("--pool", "pool", click.Choice(POOLS), "2× downsampling: 2×2 max/avg pooling, or a stride-2 conv"),
     ("--pool-every", "pool_every", click.IntRange(min=1), "downsample after every k-th unit (k=1: every unit)"),
     ("--labels", "labels", click.Choice(LABELS.names()), "how the label is written into the image"),
-    ("--label-strength", "label_strength", click.FloatRange(0.0, 1.0), "K, the weight of the label pattern"),
+    ("--label-strength", "label_strength", FiniteFloat(0.0, 1.0), "K, the weight of the label pattern"),
     ("--goodness", "goodness", click.Choice(GOODNESS.names()), "sumsq: Σy² − #neurons (paper); meansq: mean y² − 1"),
     ("--loss", "loss", click.Choice(LOSSES.names()), "bce: the paper's; symba: each image's positive vs its negative"),
-    ("--theta", "theta", float, "goodness threshold θ (default: the goodness function's)"),
+    ("--theta", "theta", FiniteFloat(), "goodness threshold θ"),
     ("--train-first-layer/--freeze-first-layer", "train_first_layer", None, "the paper leaves layer 1 untrained"),
     ("--readout-from", "readout_from", click.IntRange(min=1), "first layer (1-based) feeding the readouts"),
     ("--readout", "readout", click.Choice(READOUTS),
      "goodness: one forward per class (C× inference cost); linear: one forward + a linear layer"),
     ("--epochs", "epochs", click.IntRange(min=0), "training epochs"),
     ("--batch-size", "batch_size", click.IntRange(min=1), "training batch size"),
-    ("--lr", "lr", click.FloatRange(min=0.0, min_open=True), "Adam learning rate of every unit (BP: of the network)"),
-    ("--linear-lr", "linear_lr", click.FloatRange(min=0.0, min_open=True), "Adam learning rate of the linear readout"),
-    ("--cooldown-start", "cooldown_start", click.FloatRange(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
+    ("--lr", "lr", FiniteFloat(min=0.0, min_open=True), "Adam learning rate of every unit (BP: of the network)"),
+    ("--linear-lr", "linear_lr", FiniteFloat(min=0.0, min_open=True), "Adam learning rate of the linear readout"),
+    ("--cooldown-start", "cooldown_start", FiniteFloat(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
     ("--seed", "seed", click.IntRange(0, 2**63 - 1), "random seed (runs are deterministic on CPU)"),
     ("--device", "device", click.Choice(DEVICES), "where to compute"),
     ("--precision", "precision", click.Choice(PRECISIONS), "bf16 autocast for conv/linear; fp32 weights"),
@@ -65,6 +86,27 @@ MODEL_OPTIONS = [
      "training-batch augmentation: crop (pad 4, random crop), flip (horizontal), or both"),
     ("--unit-lrs", "unit_lrs", FloatList(), "FF: Adam lr of each unit, comma-separated, one per layer (e.g. 1e-3,5e-4)"),
 ]
+
+
+DEFAULT_PRESET = "mnist-small"
+# how a flag whose preset value is None reads in --help
+_NONE_SHOWN = {"theta": "the goodness function's: #neurons for sumsq, 1 for meansq", "train_limit": "all images", "unit_lrs": "--lr for every unit",
+               "val_size": "automatic, a fifth of the images in use, at most 10000"}
+
+
+def default_note(field: str, preset: str = DEFAULT_PRESET) -> str:
+    """`` [default: VALUE (PRESET)]``: what a model flag is when not given (the preset's value), for its help."""
+    value = getattr(resolve_config(preset, {}), field)
+    if value is None:
+        shown = _NONE_SHOWN.get(field, "none")
+    elif isinstance(value, bool):  # an on/off pair: name the flag that is in effect
+        flag = next(f for f, name, _, _ in MODEL_OPTIONS if name == field)
+        shown = flag.split("/")[0 if value else 1]
+    elif isinstance(value, tuple):
+        shown = ",".join(f"{v:g}" for v in value)
+    else:
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f" [default: {shown} ({preset})]"
 
 
 def model_options(fn=None, *, skip: tuple[str, ...] = ()):
@@ -80,12 +122,14 @@ def model_options(fn=None, *, skip: tuple[str, ...] = ()):
         return fn(*args, overrides=overrides, **kwargs)
 
     for flag, field, kind, help_text in reversed(options):
+        help_text += default_note(field)  # the default is None (the preset's value stands): show what that is
         if kind is None:  # a boolean on/off pair
             wrapper = click.option(flag, field, default=None, help=help_text)(wrapper)
         else:
             wrapper = click.option(flag, field, type=kind, default=None, help=help_text)(wrapper)
-    return click.option("--preset", type=click.Choice(PRESETS.names()), default="mnist-small", show_default=True,
-                        help="named setting; flags override it")(wrapper)
+    return click.option("--preset", type=click.Choice(PRESETS.names()), default=DEFAULT_PRESET, show_default=True,
+                        help=f"named setting: it gives every flag below its default (shown for {DEFAULT_PRESET}); "
+                             "flags override it")(wrapper)
 
 
 data_dir_option = click.option(

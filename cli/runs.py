@@ -16,7 +16,7 @@ from ffneuro.store import RunRecord, find_runs, read_run
 from ffneuro.study import run_numbers
 
 from .options import json_option
-from .util import jsonable, table
+from .util import jsonable, table, write_text_atomic
 
 log = logging.getLogger("ffneuro.cli")
 
@@ -163,7 +163,4 @@ def export_cmd(run_file, fmt, out, force):
         raise RunFileError(f"--out {out} is the run file itself; refusing to overwrite it")
     if out.exists() and not force:
         raise RunFileError(f"{out} exists; pass --force to overwrite")
-    try:
-        out.write_text(text)
-    except OSError as exc:
-        raise RunFileError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    write_text_atomic(out, text)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ffneuro.config import RunConfig
-from ffneuro.data import data_source
+from ffneuro.data import data_source, same_split
 from ffneuro.errors import ConfigError, Diverged, RunFileError
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.store import read_run
@@ -18,7 +18,7 @@ from ffneuro.study import grid_points, point_name
 from ffneuro.train import StopSignals
 from ffneuro.train.runfile import check_trainable, open_for_resume, resume_run, train_to_file
 
-from .options import MODEL_OPTIONS, data_dir_option, json_option
+from .options import MODEL_OPTIONS, data_dir_option, default_note, json_option
 from .progress import BarProgress
 from .train import check_out
 from .util import echo_json, jsonable, load_data, one_line_errors
@@ -78,7 +78,7 @@ def grid_options(fn):
 
     for name, field, kind, help_text in reversed(GRID_OPTIONS):
         wrapper = click.option(f"--{name}", field, type=ListOf(kind), default=None,
-                               help=f"{help_text} (comma-separated values)")(wrapper)
+                               help=f"{help_text} (comma-separated values){default_note(field)}")(wrapper)
     return click.option("--preset", type=click.Choice(PRESETS.names()), default="mnist-small", show_default=True,
                         help="named setting; grid values override it")(wrapper)
 
@@ -90,14 +90,18 @@ def config_diff(stored: dict, wanted: dict) -> dict[str, tuple]:
     """Keys whose value differs between a stored run's config and a wanted one: key -> (stored, wanted).
 
     The stored config is read as this version's RunConfig first, so a run from before a key existed
-    holds that key's default; keys in ``_IGNORED_ON_RESUME`` (the device) never count.
+    holds that key's default; keys in ``_IGNORED_ON_RESUME`` (the device) never count, nor does a
+    ``val_size`` that resolves to the same split (:func:`ffneuro.data.same_split`).
     """
     try:
         stored = RunConfig.from_dict(dict(stored)).to_dict()
     except ConfigError:
         stored = dict(stored)
     keys = sorted((set(stored) | set(wanted)) - set(_IGNORED_ON_RESUME))
-    return {k: (stored.get(k), wanted.get(k)) for k in keys if stored.get(k) != wanted.get(k)}
+    diff = {k: (stored.get(k), wanted.get(k)) for k in keys if stored.get(k) != wanted.get(k)}
+    if "val_size" in diff and same_split(stored, wanted):  # e.g. the old default 10000 vs automatic (None)
+        del diff["val_size"]
+    return diff
 
 
 def _stored_plan(path: Path, config: dict) -> tuple[str, object]:

@@ -60,6 +60,8 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, quiet, as_json):
     Every epoch is committed whole (metrics, weights, optimiser and RNG state): Ctrl-C or SIGTERM stops
     after the current batch, and --resume continues exactly where the last committed epoch left off.
     The goodness readout tries every label: one forward pass per class per image.
+    Every model flag defaults to the --preset's value (shown below for mnist-small); another --preset
+    changes those defaults, and a flag given overrides them.
     """
     obj = ctx.ensure_object(dict)
     if quiet:

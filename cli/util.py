@@ -1,16 +1,19 @@
 """Helpers shared by the commands: strict JSON output and dataset loading with one-line errors."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
+import secrets
+from pathlib import Path
 
 import click
 import numpy as np
 
 from ffneuro.data import load_dataset, load_from_source
-from ffneuro.errors import DataError, FFNeuroError, UnknownNameError
+from ffneuro.errors import DataError, FFNeuroError, RunFileError, UnknownNameError
 
 
 def jsonable(value):
@@ -63,6 +66,25 @@ def load_run_data(record, config, data_dir):
     return load_data(config.dataset, data_dir)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it, moved into place only once complete:
+    a failed write (a full disk) leaves neither an empty or partial ``path`` nor a stray temporary file, and
+    an existing ``path`` unchanged. Any OSError becomes a one-line RunFileError naming ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:  # "x": the user's umask applies, as for a plain write
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # a full disk may only say so here
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise RunFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+
+
 def table(rows: list[list[str]]) -> str:
     """Left-aligned plain-text columns; the first row is the header."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -107,7 +129,7 @@ no_store_option = click.option("--no-store", "store", flag_value=False, default=
 def stored_config(record, **overrides):
     """The RunConfig a run file was trained with (``overrides`` e.g. device), or a one-line RunFileError."""
     from ffneuro.config import RunConfig
-    from ffneuro.errors import ConfigError, RunFileError
+    from ffneuro.errors import ConfigError
 
     try:
         return RunConfig.from_dict({**record.config, **overrides})
@@ -117,15 +139,17 @@ def stored_config(record, **overrides):
 
 def restore_trainer(record, config, weights: str, data_dir):
     """A Trainer for ``config`` on its dataset with the run's ``weights`` (final|best) loaded."""
-    from ffneuro.errors import RunFileError
+    from ffneuro.models.weights import weights_mismatch
     from ffneuro.train import Trainer
 
     state = record.weights(weights)
     trainer = Trainer(config, load_run_data(record, config, data_dir))
+    unfit = f"{record.path}: the stored {weights} weights do not fit the network of its config"
+    mismatch = weights_mismatch({k: tuple(v.shape) for k, v in trainer.model.state_dict().items()}, state)
+    if mismatch:
+        raise RunFileError(f"{unfit}: {mismatch}")
     try:
         trainer.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RunFileError(f"{record.path}: the stored {weights} weights do not fit the network of its config: "
-                           f"{reason}") from exc
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # names and shapes fit: e.g. a bad dtype
+        raise RunFileError(f"{unfit}: {' '.join(str(exc).split()) or type(exc).__name__}") from exc
     return trainer

@@ -1,8 +1,11 @@
 """The resolved configuration of a run: one validated dataclass, saved whole in every run file."""
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
+from .accounting.specs import LayerSpec, layer_pools
 from .errors import ConfigError
 from .goodness import GOODNESS, LOSSES
 from .labels import LABELS
@@ -13,6 +16,13 @@ ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation (ffneuro.data.augment)
+# the real-valued fields: each must be a finite number (theta may also be None: the goodness's default)
+FLOAT_FIELDS = ("label_strength", "theta", "lr", "cooldown_start", "linear_lr")
+
+
+def _is_finite(value) -> bool:
+    """A real number (not a bool or a string) that is neither infinite nor NaN."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -42,7 +52,8 @@ class RunConfig:
     device: str = "auto"
     precision: str = "fp32"
     train_limit: int | None = None     # use only the first N training images
-    val_size: int = 10000              # the last N training images are the validation split
+    val_size: int | None = None        # the last N training images are the validation split (None:
+                                       # automatic, from the dataset and train_limit: data.split_sizes)
     eval_batch_size: int = 1000
     preset: str | None = None
     augment: str = "none"              # training batches only: none | crop | flip | crop+flip
@@ -64,11 +75,16 @@ class RunConfig:
         for registry, name in ((LABELS, self.labels), (GOODNESS, self.goodness), (LOSSES, self.loss)):
             need(name in registry, f"unknown {registry.kind} {name!r}; valid: {', '.join(registry.names())}")
         need(self.augment in AUGMENTS, f"unknown augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
+        for name in FLOAT_FIELDS:  # first: NaN slips through every range check below (comparisons are false)
+            value = getattr(self, name)
+            need(value is None and name == "theta" or _is_finite(value),
+                 f"{name} must be a finite number, got {value!r}")
         if self.unit_lrs is not None:
             try:  # stored runs hold a JSON list; keep a tuple so configs stay hashable and comparable
                 self.unit_lrs = tuple(float(v) for v in self.unit_lrs)
             except (TypeError, ValueError):
                 raise ConfigError(f"unit_lrs must be a list of numbers, got {self.unit_lrs!r}") from None
+            need(all(math.isfinite(v) for v in self.unit_lrs), f"unit_lrs must be finite numbers, got {self.unit_lrs}")
             need(len(self.unit_lrs) == self.layers,
                  f"unit_lrs needs one lr per layer ({self.layers}), got {len(self.unit_lrs)}")
             need(all(v > 0 for v in self.unit_lrs), "learning rates must be > 0 (unit_lrs)")
@@ -84,11 +100,31 @@ class RunConfig:
         need(self.lr > 0 and self.linear_lr > 0, "learning rates must be > 0")
         need(0.0 <= self.cooldown_start <= 1.0, f"cooldown start must lie in [0, 1], got {self.cooldown_start}")
         need(self.train_limit is None or self.train_limit >= 1, f"train limit must be >= 1, got {self.train_limit}")
-        need(self.val_size >= 0, f"validation size must be >= 0, got {self.val_size}")
+        need(self.val_size is None or self.val_size >= 0, f"validation size must be >= 0, got {self.val_size}")
         need(1 <= self.readout_from <= self.layers,
              f"readout_from must lie in 1..{self.layers} (the number of layers), got {self.readout_from}")
         need(self.algo == "bp" or self.train_first_layer or self.layers >= 2,
              "a 1-layer FF network with an untrained first layer learns nothing; add --train-first-layer")
+
+    def check_shapes(self, image_shape: Sequence[int]) -> None:
+        """Refuse a conv stack that cannot work on (C, H, W) images: a unit whose kernel reaches past its
+        input map from every position (its outer weights would only ever multiply zero padding), or a
+        downsampling unit whose input map is smaller than 2×2. The one check for training and profiling;
+        the ConfigError names the unit, its input map and a fix."""
+        prefix = "unit" if self.algo == "ff" else "layer"
+        shape, pooled = tuple(int(s) for s in image_shape), False
+        for i, pool in enumerate(layer_pools(self.layers, self.pool, self.pool_every), 1):
+            _, h, w = shape
+            fewer = f"use at most {i - 1} layers, a larger --pool-every, or --pool none"
+            if self.kernel > 2 * min(h, w) - 1:
+                raise ConfigError(f"{prefix}{i}: its {h}×{w} input map is too small for a {self.kernel}×{self.kernel} "
+                                  "kernel (the outer weights would only ever see zero padding); use --kernel "
+                                  f"{2 * min(h, w) - 1} or less" + (f", or {fewer}" if pooled else ""))
+            if pool != "none" and min(h, w) < 2:
+                raise ConfigError(f"{prefix}{i} cannot {'downsample' if pool == 'stride' else 'pool'} its {h}×{w} "
+                                  f"input map; {fewer}")
+            pooled = pooled or pool != "none"
+            shape = LayerSpec(f"{prefix}{i}", shape, self.filters, self.kernel, pool).out_shape
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -26,11 +26,14 @@ PRESETS.register("mnist-small")(dict(
     readout="both", epochs=5, batch_size=100, lr=6e-3, linear_lr=3e-3, cooldown_start=0.5,
 ))
 
-# Seconds-long smoke runs on the built-in synthetic dataset (tests, demos).
+# Seconds-long smoke runs on the built-in synthetic dataset (tests, demos) that do learn FF: 2 units of 8
+# filters 7×7 (a 3×3 kernel stays at chance: too small a view of the 16×16 label pattern), K = 0.1 and SymBa
+# as in mnist-small, batch 10 for enough steps (160 in 2 epochs). Goodness readout on the 200 test images:
+# 75–95% over seeds 0–4 (chance 10%); the split is automatic: 800 training / 200 validation images.
 PRESETS.register("smoke")(dict(
-    dataset="synthetic", algo="ff", layers=2, filters=8, kernel=3, pool="none", labels="fourier1",
-    label_strength=0.35, goodness="meansq", train_first_layer=True, readout_from=1, readout="both",
-    epochs=2, batch_size=50, lr=3e-3, cooldown_start=0.5, val_size=200, eval_batch_size=200,
+    dataset="synthetic", algo="ff", layers=2, filters=8, kernel=7, pool="none", labels="fourier1",
+    label_strength=0.1, goodness="meansq", loss="symba", train_first_layer=True, readout_from=1, readout="both",
+    epochs=2, batch_size=10, lr=6e-3, cooldown_start=0.5, eval_batch_size=200,
 ))
 
 # The paper's CIFAR-10 setting, deeper. Where the paper is silent or its MNIST setting does not carry over,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import logging
@@ -29,6 +30,7 @@ import ffneuro.data.download as download
 from ffneuro.cli.main import main
 from ffneuro.cli.progress import BarProgress
 from ffneuro.errors import RunFileError
+from ffneuro.presets import resolve_config
 from ffneuro.store import RunWriter, read_run
 from ffneuro.train import Trainer
 
@@ -140,6 +142,19 @@ def test_train_ff_json_on_stdout_only(ff_run):
     assert result.stdout.lstrip().startswith("{") and result.stdout.rstrip().endswith("}")
     assert "training FF" in result.stderr and "training FF" not in result.stdout
     assert "epoch 1/1" in result.stderr
+
+
+def test_smoke_preset_learns_ff(tmp_path):
+    """The whole smoke preset (2 epochs on 800 synthetic images, seconds) learns both readouts far above chance
+    (10%): measured 75–95% goodness over seeds 0–4. Its stored weights reproduce the result."""
+    out = tmp_path / "smoke.h5"
+    summary = json.loads(cli("train", "--preset", "smoke", "--out", out, "--json").stdout)
+    assert summary["train_images"] == 800 and summary["epochs"] == 2
+    for split in ("val_acc", "test_acc"):
+        assert summary[split]["goodness"] >= 0.5 and summary[split]["linear"] >= 0.5, summary
+    unit_loss = read_run(out).unit_metrics["loss"]
+    assert unit_loss[-1, -1] < 0.5, unit_loss  # the last unit moved far off log 2 = 0.693 (no label signal)
+    assert json.loads(cli("eval", out, "--json").stdout)["accuracy"] == summary["test_acc"]
 
 
 def test_train_bp_json(bp_run):
@@ -316,6 +331,23 @@ def test_eval_run_without_weights(tmp_path):
     assert_clean_error(cli("eval", out, ok=False), str(out), "no 'final' weights")
 
 
+def test_eval_and_cam_on_weights_that_do_not_fit_say_why_in_one_line(ff_run, tmp_path):
+    """torch's own message spans lines and was cut to 'Error(s) in loading state_dict for FFNet:'."""
+    path = tmp_path / "altered.h5"
+    shutil.copy(ff_run[0], path)
+    with h5py.File(path, "a") as f:
+        final = f["weights"]["final"]
+        del final["units.0.block.conv.bias"]
+        final["extra.weight"] = np.zeros(3, np.float32)
+        weight = final["units.1.block.conv.weight"][()]
+        del final["units.1.block.conv.weight"]
+        final["units.1.block.conv.weight"] = weight[:, :, :3, :3]
+    for command in (["eval", path], ["cam", path, "--samples", "1", "--out", tmp_path / "cam"]):
+        assert_clean_error(cli(*command, ok=False), str(path), "do not fit", "1 missing: units.0.block.conv.bias",
+                           "1 unexpected: extra.weight",
+                           "1 of another shape: units.1.block.conv.weight (file 8×8×3×3, network 8×8×7×7)")
+
+
 # ---------------------------------------------------------------------------------------------- runs
 
 
@@ -365,7 +397,7 @@ def test_runs_show(ff_run):
     shown = json.loads(cli("runs", "show", path, "--json").stdout)
     assert shown["status"] == "complete" and shown["config"] == summary["config"]
     assert shown["test_acc"] == summary["test_acc"] and shown["units"] == ["unit1", "unit2"]
-    assert shown["accounting"]["params"] == [80, 584]  # 8 filters: 8·9+8 and 8·8·9+8
+    assert shown["accounting"]["params"] == [400, 3144]  # 8 filters 7×7: 8·49+8 and 8·8·49+8
     assert shown["last_epoch"]["val_acc_linear"] == summary["val_acc"]["linear"]
 
 
@@ -399,6 +431,44 @@ def test_runs_export_never_clobbers(ff_run, tmp_path, existing):
     assert path.read_text().startswith("epoch,")
 
 
+def test_runs_export_write_failure_leaves_no_file_and_keeps_the_old_one(ff_run, tmp_path, existing, monkeypatch):
+    """A full disk (here: fsync fails with ENOSPC, as it may after a buffered write) leaves neither an empty
+    --out nor a temporary file, and an existing --out unchanged."""
+    from ffneuro.cli import util
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(util.os, "fsync", no_space)
+    new = tmp_path / "new.csv"
+    assert_clean_error(cli("runs", "export", ff_run[0], "--out", new, ok=False),
+                       f"cannot write {new}: No space left on device")
+    path, content = existing
+    assert_clean_error(cli("runs", "export", ff_run[0], "--out", path, "--force", ok=False), str(path))
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no new.csv, no temporary file
+
+
+def test_runs_export_on_a_real_full_disk(ff_run, tmp_path):
+    """The same on a full 16 kB tmpfs, mounted in a private mount namespace (skipped where that is impossible)."""
+    exe, unshare = shutil.which("ffneuro"), shutil.which("unshare")
+    if exe is None or unshare is None:
+        pytest.skip("needs the ffneuro executable and unshare")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = ('mount -t tmpfs -o size=16k tmpfs "$1" || exit 77; printf old > "$1/old.csv"; '
+              'head -c 1000000 /dev/zero > "$1/filler" 2>/dev/null; '
+              '"$2" runs export "$3" --out "$1/old.csv" --force; echo "rc=$?"; ls -A "$1"; cat "$1/old.csv"')
+    proc = subprocess.run([unshare, "-rm", "sh", "-c", script, "sh", disk, exe, ff_run[0]],
+                          check=False, capture_output=True, text=True, timeout=120)
+    if proc.returncode == 77 or "unshare:" in proc.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    # the old file is intact and nothing else is left (before: an empty or cut-off old.csv)
+    assert proc.stdout.split() == ["rc=1", "filler", "old.csv", "old"], proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: cannot write {disk}/old.csv: No space left on device"], proc.stderr
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 
 
@@ -419,6 +489,16 @@ def test_runs_export_never_clobbers(ff_run, tmp_path, existing):
     (["--val-size", "5000"], ["validation size"]),
     (["--pool", "max", "--layers", "6"], ["pool"]),
     (["--seed", str(2**70)], ["--seed"]),
+    (["--lr", "inf"], ["--lr", "'inf' is not a finite number"]),        # click's FloatRange lets inf and nan pass
+    (["--lr", "nan"], ["--lr", "'nan' is not a finite number"]),
+    (["--linear-lr", "inf"], ["--linear-lr", "finite"]),
+    (["--theta", "nan"], ["--theta", "finite"]),
+    (["--theta", "-inf"], ["--theta", "finite"]),
+    (["--label-strength", "nan"], ["--label-strength", "finite"]),
+    (["--cooldown-start", "nan"], ["--cooldown-start", "finite"]),
+    (["--unit-lrs", "1e-3,inf"], ["--unit-lrs", "finite"]),
+    (["--unit-lrs", "nan,1e-3"], ["--unit-lrs", "finite"]),
+    (["--kernel", "99"], ["unit1:", "16×16 input map", "--kernel 31 or less"]),
 ])
 def test_bad_train_options(tmp_path, args, fragments):
     out = tmp_path / "bad.h5"
@@ -426,6 +506,33 @@ def test_bad_train_options(tmp_path, args, fragments):
     assert_clean_error(result, *fragments)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # no half-made files or folders either
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--train-limit", "1001"], ["train limit 1001", "1000 training images of synthetic"]),
+    (["--train-limit", "900", "--val-size", "200"], ["train limit 900", "800 images of synthetic", "--val-size"]),
+])
+def test_train_limit_beyond_the_data_is_refused(tmp_path, args, fragments):
+    out = tmp_path / "bad.h5"
+    assert_clean_error(cli("train", "--preset", "smoke", *args, "--out", out, ok=False), *fragments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_preset_on_synthetic_splits_validation_by_the_dataset(tmp_path):
+    """mnist-small's flags (the default preset) on the 1000-image synthetic set: validation is a fifth, not 10,000
+    (``--epochs 1`` failed on that; 0 epochs split the data the same way without the training time)."""
+    out = tmp_path / "syn.h5"
+    cli("-q", "train", "--dataset", "synthetic", "--epochs", "0", "--out", out)
+    rec = read_run(out)
+    assert rec.config["val_size"] is None  # automatic, stored as such (like theta)
+    assert (rec.groups["data"]["train_images"], rec.groups["data"]["val_images"]) == (800, 200)
+
+
+def test_train_limit_shrinks_the_automatic_validation_split_and_says_so(tmp_path):
+    out = tmp_path / "limited.h5"
+    result = cli("train", "--preset", "smoke", "--epochs", "1", "--train-limit", "300", "--out", out)
+    assert "using 300 training / 75 validation images" in result.stderr
+    assert (read_run(out).groups["data"]["train_images"], read_run(out).groups["data"]["val_images"]) == (300, 75)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -554,6 +661,26 @@ def test_help_and_version():
     assert "one forward pass per class" in cli("eval", "--help").stdout
     for sub in ("list", "show", "export"):
         assert cli("runs", sub, "--help").exit_code == 0
+
+
+def test_help_shows_each_flags_effective_default():
+    """Every model flag's default is None (the preset's value stands); --help says what that value is."""
+    small = resolve_config("mnist-small", {})
+
+    def help_of(*command):
+        result = CliRunner().invoke(main, [*command, "--help"], terminal_width=300)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.stdout.split())
+
+    text = help_of("train")
+    for fragment in (f"training epochs [default: {small.epochs} (mnist-small)]",
+                     f"[default: {small.lr:g} (mnist-small)]", f"[default: {small.kernel} (mnist-small)]",
+                     "[default: --freeze-first-layer (mnist-small)]", "[default: automatic, a fifth",
+                     "another --preset changes those defaults", "--theta FLOAT goodness threshold θ [default: the"):
+        assert fragment in text, fragment
+    assert "None" not in text
+    assert f"training epochs (comma-separated values) [default: {small.epochs} (mnist-small)]" in help_of("sweep")
+    assert f"[default: {small.filters} (mnist-small)]" in help_of("profile")
 
 
 # ---------------------------------------------------------------------------------------------- the real executable

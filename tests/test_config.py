@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ffneuro.config import RunConfig
+from ffneuro.data import dataset_shape
 from ffneuro.errors import ConfigError, FFNeuroError
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.registry import UnknownNameError
@@ -44,6 +45,16 @@ def test_defaults_are_the_paper_setting_and_valid():
     (dict(train_limit=0), "train limit"),
     (dict(val_size=-1), "validation"),
     (dict(layers=1, readout_from=1, train_first_layer=False), "train-first-layer"),
+    ({"lr": float("inf")}, "lr must be a finite number, got inf"),
+    ({"linear_lr": float("inf")}, "linear_lr must be a finite number"),
+    ({"lr": float("nan")}, "lr must be a finite number, got nan"),
+    ({"theta": float("nan")}, "theta must be a finite number"),
+    ({"theta": float("-inf")}, "theta must be a finite number"),
+    ({"label_strength": float("nan")}, "label_strength must be a finite number"),
+    ({"cooldown_start": float("nan")}, "cooldown_start must be a finite number"),
+    ({"lr": "0.1"}, "lr must be a finite number"),
+    ({"unit_lrs": (1e-3, float("inf"), 1e-3)}, "unit_lrs must be finite"),
+    ({"unit_lrs": (1e-3, float("nan"), 1e-3)}, "unit_lrs must be finite"),
 ])
 def test_invalid_values_raise_config_error_with_useful_message(overrides, message):
     with pytest.raises(ConfigError, match=message) as err:
@@ -117,7 +128,8 @@ def test_resolve_config_applies_preset_then_non_none_overrides():
     assert cfg.epochs == 5 and cfg.filters == 4          # overridden
     assert cfg.lr == smoke["lr"]                          # None does not override
     assert cfg.dataset == "synthetic" and cfg.kernel == smoke["kernel"]
-    assert cfg.val_size == smoke["val_size"]
+    assert cfg.eval_batch_size == smoke["eval_batch_size"]
+    assert cfg.val_size is None                          # automatic: from the dataset (data.split_sizes)
 
 
 def test_resolve_config_does_not_mutate_the_preset():
@@ -147,6 +159,34 @@ def test_every_preset_yields_a_valid_config(name):
     assert isinstance(cfg, RunConfig) and cfg.preset == name
     for key, value in PRESETS.get(name).items():
         assert getattr(cfg, key) == value
+
+
+@pytest.mark.parametrize("name", PRESETS.names())
+def test_every_preset_fits_its_dataset(name):
+    cfg = resolve_config(name, {})
+    cfg.check_shapes(dataset_shape(cfg.dataset)[0])  # e.g. paper-cifar10's 5×5 kernel on unit 4's 4×4 map is fine
+
+
+@pytest.mark.parametrize("overrides,shape,fragments", [
+    ({"kernel": 99}, (1, 28, 28), ["unit1:", "28×28 input map", "99×99 kernel", "--kernel 55 or less"]),
+    ({"layers": 50, "pool": "max", "kernel": 5}, (1, 28, 28),  # 28 → 14 → 7 → 3 → 1
+     ["unit5:", "1×1 input map", "--kernel 1 or less", "at most 4 layers", "--pool-every"]),
+    ({"layers": 50, "pool": "max", "kernel": 1}, (1, 28, 28), ["unit5 cannot pool its 1×1 input map", "at most 4 layers"]),
+    ({"layers": 6, "pool": "stride", "kernel": 1, "algo": "bp"}, (3, 32, 32), ["layer6 cannot downsample its 1×1"]),
+    ({"layers": 4, "pool": "max", "kernel": 9}, (3, 32, 32), ["unit4: its 4×4 input map", "--kernel 7 or less"]),
+])
+def test_check_shapes_refuses_what_cannot_work(overrides, shape, fragments):
+    with pytest.raises(ConfigError) as err:
+        RunConfig(**overrides).check_shapes(shape)
+    assert "\n" not in str(err.value)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_check_shapes_accepts_the_limits():
+    RunConfig(kernel=55).check_shapes((1, 28, 28))                 # every weight still meets the image somewhere
+    RunConfig(layers=4, pool="max", kernel=1).check_shapes((1, 28, 28))  # the last unit sees 1×1 and keeps it
+    RunConfig(layers=8, pool="max", pool_every=2, kernel=3).check_shapes((3, 32, 32))  # 32,32,16,16,8,8,4,4
 
 
 def test_expected_presets_exist():

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from ffneuro.data import (
-    DATASETS, SOURCES, Dataset, dataset_names, load_dataset, resolve_data_dir, split_train_val, verify_dataset,
+    DATASETS, SOURCES, Dataset, dataset_names, load_dataset, resolve_data_dir, same_split, split_sizes,
+    split_train_val, train_images, verify_dataset,
 )
 from ffneuro.errors import ConfigError, DataError
 from ffneuro.registry import UnknownNameError
@@ -97,6 +98,66 @@ def test_split_train_val_takes_the_last_images():
     for bad in (10, 11, -1):
         with pytest.raises(ConfigError):
             split_train_val(x, y, bad)
+
+
+def test_split_train_val_with_a_limit_takes_the_first_images_and_the_last_for_validation():
+    x, y = np.arange(10)[:, None], np.arange(10)
+    xt, _, xv, _ = split_train_val(x, y, 3, train_limit=4)
+    assert xt.ravel().tolist() == [0, 1, 2, 3] and xv.ravel().tolist() == [7, 8, 9]
+    xt, _, xv, _ = split_train_val(x, y, None, train_limit=8)  # automatic: 8 // 4 = 2, and 2 images are left
+    assert xt.ravel().tolist() == list(range(8)) and xv.ravel().tolist() == [8, 9]
+
+
+@pytest.mark.parametrize("n,val_size,limit,expected", [
+    (60000, None, None, (50000, 10000)),   # MNIST: as with the old fixed default
+    (50000, None, None, (40000, 10000)),   # CIFAR: likewise
+    (1000, None, None, (800, 200)),        # synthetic: a fifth
+    (60000, None, 500, (500, 125)),        # a small limit shrinks the automatic split with it
+    (60000, None, 50000, (50000, 10000)),
+    (60000, None, 55000, (55000, 5000)),   # ... and to what the limit leaves
+    (60000, None, 60000, (60000, 0)),
+    (60000, 5000, 15000, (15000, 5000)),   # an explicit size stays as given (the cpu study budget)
+    (60000, 10000, None, (50000, 10000)),
+    (60000, 0, None, (60000, 0)),
+    (4, None, None, (4, 0)),
+])
+def test_split_sizes(n, val_size, limit, expected):
+    assert split_sizes(n, val_size, limit) == expected
+
+
+def test_automatic_split_with_the_default_training_count_as_limit_is_the_same_split():
+    for n in (1, 2, 5, 9, 999, 1000, 1001, 12345, 49999, 50000, 60000, 60001, 10**6):
+        assert split_sizes(n, None, split_sizes(n)[0]) == split_sizes(n), n
+
+
+@pytest.mark.parametrize("val_size,limit,fragments", [
+    (None, 70000, ("70000", "60000 training images of mnist")),
+    (10000, 55000, ("55000", "50000 images of mnist left for training", "--val-size")),
+    (60000, None, ("validation size", "[0, 60000)")),
+])
+def test_split_sizes_refuses_what_the_data_cannot_hold(val_size, limit, fragments):
+    with pytest.raises(ConfigError) as err:
+        split_sizes(60000, val_size, limit, name="mnist")
+    assert "\n" not in str(err.value)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_train_images_table_matches_the_loaded_data():
+    assert train_images("synthetic") == len(load_dataset("synthetic").y_train)
+    if (REAL_DATA / "mnist").is_dir():
+        assert train_images("mnist") == len(load_dataset("mnist", REAL_DATA, download=False).y_train)
+    with pytest.raises(UnknownNameError, match="mnist"):
+        train_images("nope")
+
+
+def test_same_split_compares_resolved_counts():
+    old = {"dataset": "mnist", "val_size": 10000, "train_limit": None}  # stored under the old fixed default
+    assert same_split(old, {**old, "val_size": None})
+    assert not same_split({**old, "train_limit": 500}, {**old, "train_limit": 500, "val_size": None})  # 125 now
+    assert not same_split(old, {**old, "val_size": 5000})
+    assert same_split({"dataset": "synthetic", "val_size": 200}, {"dataset": "synthetic", "val_size": None})
+    assert not same_split(old, {**old, "dataset": "synthetic", "val_size": None})
 
 
 # --- data directory ----------------------------------------------------------------------------

@@ -153,8 +153,8 @@ def test_cli_train_with_stride_and_pool_every(tmp_path):
     assert result.exit_code == 0, result.output
     rec = read_run(out)
     assert rec.config["pool"] == "stride" and rec.config["pool_every"] == 2
-    # smoke: 2 units of 8 filters 3×3 on 16×16; only unit 2 is strided (8 × 8×8 outputs)
-    assert list(rec.accounting["macs_forward"]) == [8 * 16 * 16 * 9, 8 * 8 * 8 * 8 * 9]
+    # smoke: 2 units of 8 filters 7×7 on 16×16; only unit 2 is strided (8 × 8×8 outputs)
+    assert list(rec.accounting["macs_forward"]) == [8 * 16 * 16 * 49, 8 * 8 * 8 * 8 * 49]
 
 
 def test_cli_pool_every_rejects_zero():

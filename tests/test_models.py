@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from ffneuro.config import RunConfig
 from ffneuro.models import BPNet, FFNet, build_model, conv_stack
+from ffneuro.models.weights import weights_mismatch
 
 
 
@@ -227,3 +229,13 @@ def test_bp_costs_cover_every_block():
     costs = bp_net(pool="max").costs()
     assert [c.name for c in costs] == ["layer1", "layer2", "layer3"]
     assert [c.macs_forward for c in costs] == [3 * 8 * 8 * 1 * 9, 3 * 4 * 4 * 3 * 9, 3 * 2 * 2 * 3 * 9]
+
+
+def test_weights_mismatch_names_the_first_few_and_counts_the_rest():
+    network = {f"w{i}": (2, 3) for i in range(6)}
+    assert weights_mismatch(network, {k: np.zeros(s) for k, s in network.items()}) == ""
+    stored = {"w0": np.zeros((2, 3)), "w1": np.zeros((3, 2)), "x": np.zeros(1), "y": np.float32(1.0)}
+    text = weights_mismatch(network, stored)
+    assert text == ("4 missing: w2, w3, w4 and 1 more; 2 unexpected: x, y; "
+                    "1 of another shape: w1 (file 3×2, network 2×3)")
+    assert "\n" not in text

@@ -273,7 +273,8 @@ def test_resume_after_kill_9_is_bit_identical_to_one_go(tmp_path, algo):
     assert {Path(r["run"]).name: r["status"] for r in listing}["two.h5"] == "crashed"
 
     conflict = ffneuro(tmp_path, "train", "--resume", "two.h5", "--lr", "0.5")
-    assert conflict.returncode == 1 and "lr 0.5 (the run has 0.003)" in error_line(conflict.stderr)
+    stored_lr = killed.config["lr"]
+    assert conflict.returncode == 1 and f"lr 0.5 (the run has {stored_lr!r})" in error_line(conflict.stderr)
     done = ffneuro(tmp_path, "train", "--resume", "two.h5")
     assert done.returncode == 0, done.stderr
     again = ffneuro(tmp_path, "train", "--resume", "two.h5")

@@ -8,7 +8,9 @@ from click.testing import CliRunner
 from ffneuro.cli.main import main
 from ffneuro.train.runfile import check_trainable
 
+from ffneuro.data import split_sizes, train_images
 from ffneuro.errors import ConfigError
+from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.store import read_run
 from ffneuro.studies import BUDGETS, STUDIES, Budget, PaperValue, Study, run_stem
 
@@ -60,6 +62,21 @@ def test_cpu_budget_is_the_stated_one():
     assert (base.preset, base.train_limit, base.val_size, base.epochs, base.eval_every) == ("mnist-small", 15000, 5000, 2, 2)
     assert base.label_strength == 0.35     # pinned: the measured study runs used the paper's K
     assert BUDGETS.get("paper").base().epochs == 200
+
+
+def test_presets_and_studies_keep_the_split_of_the_old_fixed_default():
+    """val_size used to default to 10000 (smoke: 200) and a train limit was silently capped; the automatic
+    split must give every preset and every study point the same training and validation images as then."""
+    def old_split(n, config):
+        val = config.val_size if config.val_size is not None else 200 if config.preset == "smoke" else 10000
+        return (n - val if config.train_limit is None else min(config.train_limit, n - val)), val
+
+    configs = [resolve_config(name, {}) for name in PRESETS.names()]
+    configs += [config for name in STUDIES.names() for budget in STUDIES.get(name).budgets()
+                for _, config in STUDIES.get(name).points(budget)]
+    for config in configs:
+        n = train_images(config.dataset)
+        assert split_sizes(n, config.val_size, config.train_limit) == old_split(n, config), config
 
 
 def test_run_stem_names_what_differs_from_base():

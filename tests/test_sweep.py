@@ -12,9 +12,10 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ffneuro.cli.sweep import sweep
+from ffneuro.cli.sweep import config_diff, sweep
 from ffneuro.cli.table import table
 
+from ffneuro.config import RunConfig
 from ffneuro.store import read_run
 from ffneuro.study import (
     Group,
@@ -192,6 +193,14 @@ def test_sweep_refuses_a_complete_run_with_another_config(swept):
     one_error(result, "another config", "epochs")
 
 
+def test_config_diff_counts_a_validation_size_only_where_the_split_differs():
+    stored = RunConfig(dataset="mnist", val_size=10000, filters=32, device="cpu").to_dict()
+    assert config_diff(stored, {**stored, "val_size": None, "device": "cuda"}) == {}  # the old default, now automatic
+    assert config_diff(stored, {**stored, "val_size": 5000}) == {"val_size": (10000, 5000)}
+    limited = {**stored, "train_limit": 500}
+    assert config_diff(limited, {**limited, "val_size": None}) == {"val_size": (10000, None)}  # now 125 images
+
+
 @pytest.mark.parametrize("args, fragments", [
     (["--kernel", "3,x"], ["--kernel", "'x' is not a valid integer"]),
     (["--filters", "4,,8"], ["--filters", "empty value"]),
@@ -201,6 +210,8 @@ def test_sweep_refuses_a_complete_run_with_another_config(swept):
     (["--seeds", "0,-1"], ["--seeds"]),
     (["--kernel", "3,4"], ["kernel must be a positive odd number, got 4"]),   # checked before any training
     (["--dataset", "synthetic,nope"], ["unknown dataset 'nope'"]),           # data is loaded before any write
+    (["--lr", "1e-3,inf"], ["--lr", "'inf' is not a finite number"]),
+    (["--theta", "nan"], ["--theta", "finite"]),
 ])
 def test_sweep_bad_values_give_one_error_line(tmp_path, args, fragments):
     result = CliRunner().invoke(sweep, [*SMOKE, *args, "--out-dir", str(tmp_path / "o")])

@@ -51,17 +51,51 @@ class Dataset:
         return int(c), int(h), int(w)
 
 
-def split_train_val(x: np.ndarray, y: np.ndarray, val_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split off the LAST ``val_size`` training images as validation (deterministic, no shuffling).
+# The automatic validation split (``val_size=None``): one image in AUTO_VAL_SHARE of those in use,
+# at most AUTO_VAL_MAX. That is MNIST's 50,000 / 10,000 and CIFAR's 40,000 / 10,000 as before.
+AUTO_VAL_MAX = 10_000
+AUTO_VAL_SHARE = 5
 
-    Returns ``(x_train, y_train, x_val, y_val)`` as views; ``val_size == 0`` gives empty validation arrays.
+
+def split_sizes(n: int, val_size: int | None = None, train_limit: int | None = None, *,
+                name: str = "the dataset") -> tuple[int, int]:
+    """(training, validation) image counts taken from the ``n`` images of a training file.
+
+    An explicit ``val_size`` is kept as given. ``None`` means automatic: a fifth of the images in use,
+    at most 10,000 (MNIST 50,000 / 10,000, CIFAR 40,000 / 10,000, synthetic 800 / 200). With a
+    ``train_limit`` L it is L // 4 (still a fifth of the images in use), at most 10,000 and at most
+    the n - L images the limit leaves. A limit beyond what the data holds is a ConfigError.
+    """
+    if n < 1:
+        raise ConfigError(f"{name} has no training images")
+    if val_size is not None:
+        if not 0 <= val_size < n:
+            raise ConfigError(f"validation size must be in [0, {n}) for {n} training images, got {val_size}")
+        left = n - val_size
+        if train_limit is not None and train_limit > left:
+            raise ConfigError(f"train limit {train_limit} exceeds the {left} images of {name} left for training "
+                              f"({n} minus {val_size} for validation); lower --train-limit or --val-size")
+        return (left if train_limit is None else train_limit), val_size
+    if train_limit is None:
+        val = min(AUTO_VAL_MAX, n // AUTO_VAL_SHARE)
+        return n - val, val
+    if train_limit > n:
+        raise ConfigError(f"train limit {train_limit} exceeds the {n} training images of {name}")
+    return train_limit, min(AUTO_VAL_MAX, train_limit // (AUTO_VAL_SHARE - 1), n - train_limit)
+
+
+def split_train_val(x: np.ndarray, y: np.ndarray, val_size: int | None, train_limit: int | None = None, *,
+                    name: str = "the dataset") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The FIRST training images (all but the validation split, or ``train_limit`` of them) and the LAST
+    ones as validation, sized by :func:`split_sizes` (deterministic, no shuffling).
+
+    Returns ``(x_train, y_train, x_val, y_val)`` as views; a validation size of 0 gives empty arrays.
     """
     if len(x) != len(y):
         raise DataError(f"{len(x)} images but {len(y)} labels")
-    if not 0 <= val_size < len(x):
-        raise ConfigError(f"validation size must be in [0, {len(x)}) for {len(x)} training images, got {val_size}")
-    cut = len(x) - val_size
-    return x[:cut], y[:cut], x[cut:], y[cut:]
+    n_train, n_val = split_sizes(len(x), val_size, train_limit, name=name)
+    cut = len(x) - n_val
+    return x[:n_train], y[:n_train], x[cut:], y[cut:]
 
 
 def as_labels(y: np.ndarray | list, origin: str | os.PathLike) -> np.ndarray:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
+from ..errors import FFNeuroError
 from . import cifar, idx, synthetic  # noqa: F401  (registers the loaders)
-from .dataset import DATASETS, Dataset
+from .dataset import DATASETS, Dataset, split_sizes
 from .npz import PREFIX, load_npz
 from .paths import resolve_data_dir
 
@@ -56,3 +58,30 @@ def dataset_shape(name: str) -> tuple[tuple[int, int, int], int]:
         return data.image_shape, data.num_classes
     DATASETS.get(name)  # an unknown name lists the valid ones
     return SHAPES[name]
+
+
+# Images in the training file of each registered dataset (validation is split off them), so that a
+# config's split can be resolved without reading the files.
+TRAIN_IMAGES: dict[str, int] = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000,
+                                "synthetic": 1000}
+
+
+def train_images(name: str) -> int:
+    """Number of images in the training file of dataset ``name``; ``npz:PATH`` reads the file."""
+    if name.startswith(PREFIX):
+        return len(load_npz(name).y_train)
+    DATASETS.get(name)  # an unknown name lists the valid ones
+    return TRAIN_IMAGES[name]
+
+
+def same_split(a: Mapping, b: Mapping) -> bool:
+    """Whether two configs (as dicts) train and validate on the same images: same dataset and train
+    limit, and validation sizes (None: automatic) that resolve to the same counts, so a run stored
+    with the old default ``val_size=10000`` matches an automatic split of the same 10,000 images."""
+    if a.get("dataset") != b.get("dataset") or a.get("train_limit") != b.get("train_limit"):
+        return False
+    try:
+        n, limit = train_images(a["dataset"]), a.get("train_limit")
+        return split_sizes(n, a.get("val_size"), limit) == split_sizes(n, b.get("val_size"), limit)
+    except (FFNeuroError, KeyError, OSError):
+        return False

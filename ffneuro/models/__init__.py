@@ -8,6 +8,7 @@ from .readouts import LinearReadout
 
 
 def build_model(config: RunConfig, image_shape, num_classes: int) -> FFNet | BPNet:
+    config.check_shapes(image_shape)  # a one-line ConfigError naming the unit, not a torch error or a hang
     cls = FFNet if config.algo == "ff" else BPNet
     return cls(config, tuple(image_shape), num_classes)
 

@@ -519,6 +519,7 @@ def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: Har
                    precision: str | None = None) -> ProfileReport:
     """:func:`profile_network` for the network a :class:`~ffneuro.config.RunConfig` builds (no model
     needed); ``precision`` overrides the run's (e.g. int8 to estimate a quantised deployment)."""
+    config.check_shapes(image_shape)  # the same refusal as for training: a one-line ConfigError naming the unit
     return profile_network(layer_specs(config, image_shape, algo="ff"), hw, num_classes=num_classes,
                            batch=batch or config.batch_size, precision=precision or config.precision,
                            sparsity=sparsity, bp_sparsity=bp_sparsity,

@@ -83,9 +83,11 @@ class Trainer:
         self.device = pick_device(config.device)
         self.check_stop = check_stop
         torch.manual_seed(config.seed)
-        x_tr, y_tr, x_val, y_val = split_train_val(data.x_train, data.y_train, config.val_size)
-        if config.train_limit is not None:
-            x_tr, y_tr = x_tr[: config.train_limit], y_tr[: config.train_limit]
+        x_tr, y_tr, x_val, y_val = split_train_val(data.x_train, data.y_train, config.val_size, config.train_limit,
+                                                   name=data.name)
+        if config.val_size is None and config.train_limit is not None:  # the automatic split followed the limit
+            log.log(logging.WARNING if len(x_val) == 0 else logging.INFO, "using %d training / %d validation images%s",
+                    len(x_tr), len(x_val), " (none left for validation)" if len(x_val) == 0 else "")
         self.train = Split.of(x_tr, y_tr, self.device)
         self.val = Split.of(x_val, y_val, self.device)
         self.test = Split.of(data.x_test, data.y_test, self.device)

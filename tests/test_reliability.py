@@ -384,3 +384,10 @@ def test_profile_and_cam_on_a_read_only_run_print_and_warn(tmp_path):
     run.chmod(0o644)
     stored = ffneuro(tmp_path, "profile", run, "--hw", "loihi")
     assert stored.returncode == 0 and "profile-loihi" in read_run(run).groups
+
+
+def test_non_finite_flags_are_refused_before_anything_runs(tmp_path):
+    for flag, value in (("--lr", "inf"), ("--theta", "nan"), ("--linear-lr", "-inf")):
+        proc = ffneuro(tmp_path, "train", *TINY, flag, value, "--out", tmp_path / "x.h5")
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "x.h5").exists()

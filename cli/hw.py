@@ -45,6 +45,7 @@ def show_cmd(name_or_path, as_json):
                + (f" — {p.training_note}" if p.training_note else ""))
     rows = [["key", "value", "basis", "source"]]
     rows += [[key, str(q), q.basis, q.source] for key, q in p.quantities()]
+    rows += [[key, str(f), f.basis, f.source] for key, f in p.facts()]
     click.echo("\n".join("  " + line for line in table(rows).splitlines()))
     for note in p.notes:
         click.echo(f"  note: {note}")
@@ -58,4 +59,7 @@ def show_cmd(name_or_path, as_json):
 def validate_cmd(path):
     """Check a profile TOML against the schema; exit 1 with the file and key on the first problem."""
     p = validate_file(path)
-    click.echo(f"{path}: ok ({p.name}, {p.kind}, {sum(1 for _ in p.quantities())} numbers)")
+    missing = p.unknown_fields()
+    click.echo(f"{path}: ok ({p.name}, {p.kind}, {sum(1 for _ in p.quantities())} numbers, "
+               f"{sum(1 for _ in p.facts())} stated choices)"
+               + (f"; not given, so left out of estimates: {', '.join(missing)}" if missing else ""))

@@ -66,15 +66,19 @@ MODEL_OPTIONS = [
 ]
 
 
-def model_options(fn):
-    """Add ``--preset`` and every model/training flag; the command receives them as ``overrides``."""
+def model_options(fn=None, *, skip: tuple[str, ...] = ()):
+    """Add ``--preset`` and every model/training flag; the command receives them as ``overrides``.
+    ``skip``: fields a command defines itself (profile/compare take their own ``--precision``)."""
+    if fn is None:
+        return functools.partial(model_options, skip=skip)
+    options = [o for o in MODEL_OPTIONS if o[1] not in skip]
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        overrides = {field: kwargs.pop(field) for _, field, _, _ in MODEL_OPTIONS}
+        overrides = {field: kwargs.pop(field) for _, field, _, _ in options}
         return fn(*args, overrides=overrides, **kwargs)
 
-    for flag, field, kind, help_text in reversed(MODEL_OPTIONS):
+    for flag, field, kind, help_text in reversed(options):
         if kind is None:  # a boolean on/off pair
             wrapper = click.option(flag, field, default=None, help=help_text)(wrapper)
         else:
@@ -87,3 +91,15 @@ data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=str), default=None,
     help="root holding mnist/, fashion-mnist/, cifar-10-batches-py/, ... (default: $FFNEURO_DATA, then the user cache)")
 json_option = click.option("--json", "as_json", is_flag=True, help="print a JSON result on stdout")
+
+
+def estimate_options(fn):
+    """``--precision`` (the estimate's), ``--timesteps`` and ``--activity`` (NIR graphs) of profile and compare."""
+    from ffneuro.profiler import ESTIMATE_PRECISIONS
+
+    fn = click.option("--activity", type=float, default=None,
+                      help="NIR SNN graphs: spikes per neuron per timestep (default 0.1 for a spiking graph)")(fn)
+    fn = click.option("--timesteps", type=int, default=None, help="NIR graphs: timesteps per sample (default 1)")(fn)
+    return click.option("--precision", "est_precision", type=click.Choice(ESTIMATE_PRECISIONS), default=None,
+                        help="estimate every target at this precision (default: the run's or preset's; "
+                             "fp32 for a NIR graph)")(fn)

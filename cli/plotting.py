@@ -26,7 +26,7 @@ def plot_comparison(reports, path: Path, title: str = "") -> None:
     Right: energy per sample of FF/BP training and both inference readouts on every target (log scale)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
-    first = next((r for r in reports if r["ff_train"].supported), None)
+    first = next((r for r in reports if "ff_train" in r.workloads and r["ff_train"].supported), None)
     if first is not None:
         bars, labels = [], []
         for workload, tag in (("ff_train", "FF"), ("bp_train", "BP")):
@@ -43,17 +43,26 @@ def plot_comparison(reports, path: Path, title: str = "") -> None:
         left.set_title(f"per-unit training energy on {first.target}")
         left.tick_params(axis="x", rotation=45)
         left.legend(fontsize=8)
-    workloads = (("ff_train", "FF train"), ("bp_train", "BP train"), ("infer_linear", "infer linear"),
-                 ("infer_goodness", "infer goodness"))
+    names = {"ff_train": "FF train", "bp_train": "BP train", "infer_linear": "infer linear",
+             "infer_goodness": "infer goodness", "bp_infer": "BP infer", "infer": "infer"}
+    workloads = [(w, label) for w, label in names.items() if any(w in r.workloads for r in reports)]
     x = np.arange(len(reports))
     width = 0.8 / len(workloads)
     for i, (w, label) in enumerate(workloads):
-        values = [r[w].energy_j * 1e6 if r[w].supported and r[w].energy_j else np.nan for r in reports]
-        right.bar(x + (i - 1.5) * width, values, width, label=label)
-    right.set_xticks(x, [r.target for r in reports])
+        values, lows, highs = [], [], []
+        for r in reports:
+            est = r.workloads.get(w)
+            ok = est is not None and est.supported and est.energy_j
+            values.append(est.energy_j * 1e6 if ok else np.nan)
+            lows.append((est.energy_j - est.energy_range[0]) * 1e6 if ok else 0.0)
+            highs.append((est.energy_range[1] - est.energy_j) * 1e6 if ok else 0.0)
+        right.bar(x + (i - (len(workloads) - 1) / 2) * width, values, width, label=label,
+                  yerr=[lows, highs], capsize=2, error_kw={"elinewidth": 0.8})
+    right.set_xticks(x, [f"{r.target}\n{r.executed_precision}" for r in reports], fontsize=8)
     right.set_yscale("log")
     right.set_ylabel("energy per sample (µJ, log)")
-    right.set_title("FF vs BP across targets (missing bar: not supported)")
+    right.set_title("FF vs BP across targets (error bars: range from each number's basis;\nmissing bar: not supported)",
+                    fontsize=9)
     right.legend(fontsize=8)
     if title:
         fig.suptitle(title)

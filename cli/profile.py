@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from ffneuro.profiler import format_report, load_profile, profile_config
+from ffneuro.profiler import format_report, load_profile
 
 from .network import resolve_network, with_bp_run
-from .options import json_option, model_options
+from .options import estimate_options, json_option, model_options
 from .util import echo_json, no_store_option, store_in_run
 
 
@@ -17,29 +17,29 @@ from .util import echo_json, no_store_option, store_in_run
               help="a BP run of the same network: its measured activity feeds the BP training estimate")
 @click.option("--profile-batch", type=click.IntRange(min=1), default=None,
               help="batch size to cost (default: the run's or preset's)")
-@model_options
+@estimate_options
+@model_options(skip=("precision",))
 @no_store_option
 @json_option
 @click.pass_context
-def profile(ctx, run_file, hw_name, bp_run, profile_batch, overrides, preset, store, as_json):
+def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timesteps, activity, overrides, preset,
+            store, as_json):
     """Estimate FF training, BP training and both inference readouts on a hardware target.
 
     With RUN_FILE, the stored network and its measured activation sparsity are used and the estimate
     is also written into the run file (group profile-<target>; not with --no-store, nor when the file is
     read-only or being trained: then a warning says so). Without it, --preset and the model
     flags describe the network (dense activity assumed). A BP RUN_FILE, or --bp-run beside an FF one,
-    gives the BP estimate its measured activity.
+    gives the BP estimate its measured activity. A NIR file (NET.nir, needs ffneuro[nir]) is profiled
+    for inference at --timesteps and --activity.
     """
-    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides), bp_run)
+    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity), bp_run)
     hw = load_profile(hw_name)
-    report = profile_config(net.config, net.image_shape, net.num_classes, hw, sparsity=net.sparsity,
-                            bp_sparsity=net.bp_sparsity, batch=profile_batch)
+    report = net.profile(hw, precision=est_precision, batch=profile_batch)
     if as_json:
         echo_json({"network": net.label, **report.to_dict()})
     else:
-        click.echo(f"{net.label}: {net.config.layers} units × {net.config.filters} filters {net.config.kernel}×"
-                   f"{net.config.kernel}, input {'×'.join(map(str, net.image_shape))}, "
-                   f"{net.sparsity_note()}")
+        click.echo(net.describe())
         click.echo(format_report(report))
     if net.run is not None:  # after printing: a run that cannot take the result still shows it
         store_in_run(net.run, f"profile-{hw.name}", report.to_columns(), {"hw_origin": hw.origin}, store)

@@ -35,7 +35,7 @@ def test_profile_preset_on_every_shipped_target(hw):
     result = run("profile", "--preset", "smoke", "--hw", hw, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report["workloads"]) == {"ff_train", "bp_train", "infer_linear", "infer_goodness"}
+    assert set(report["workloads"]) == {"ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer"}
     goodness, linear = report["workloads"]["infer_goodness"], report["workloads"]["infer_linear"]
     assert goodness["supported"] and goodness["energy_j"] > linear["energy_j"] > 0
 
@@ -69,7 +69,7 @@ def test_compare_table_csv_and_json_agree(smoke_run):
     assert table.exit_code == 0 and "not supported" in table.stdout
     rows = list(csv.DictReader(io.StringIO(run("compare", smoke_run, "--hw", targets, "--format", "csv").stdout)))
     assert [(r["target"], r["workload"]) for r in rows][:2] == [("horowitz45", "ff_train"), ("horowitz45", "bp_train")]
-    assert len(rows) == 12
+    assert len(rows) == 15   # 5 workloads (bp_infer too) × 3 targets
     data = json.loads(run("compare", smoke_run, "--hw", targets, "--format", "json").stdout)
     by_key = {(r["target"], r["workload"]): r for r in data["rows"]}
     assert float(rows[0]["energy_j"]) == pytest.approx(by_key[("horowitz45", "ff_train")]["energy_j"])

@@ -173,7 +173,9 @@ def test_nearest_precision_prefers_family_then_width():
 
 
 def test_unknown_fields_name_what_an_estimate_leaves_out():
-    assert load_profile("loihi2").unknown_fields() == ["memory.on_core.read", "power.static"]
+    assert load_profile("loihi2").unknown_fields() == ["memory.on_core.read"]
+    assert load_profile("spinnaker2").unknown_fields() == ["interconnect.packet", "neuro.neuron_update",
+                                                           "neuro.synaptic_op_time"]
     assert load_profile("h100").unknown_fields() == []
 
 
@@ -203,6 +205,12 @@ peak_rate = { value = 1, unit = "GMAC/s", source = "made up, 2024", basis = "mod
 [memory.on_core]
 read = { value = 1, unit = "pJ", source = "made up, 2024", basis = "measured" }
 word = { value = 32, unit = "bit", source = "made up, 2024", basis = "specified" }
+
+[neuro]
+neuron_update = { value = 50, unit = "pJ", source = "made up, 2024", basis = "measured" }
+
+[mapping]
+conv_weights = { value = "shared", source = "made up, 2024", basis = "specified" }
 
 [power]
 static = { value = 5, unit = "mW", source = "made up, 2024", basis = "measured" }
@@ -299,8 +307,25 @@ BAD_CASES = [
      "memory.on_core.word", "per word"),
     ("neuromorphic without cores", edit("[cores]\ncount", "[nocores]\ncount"), "nocores", "unknown key"),
     ("bad name", edit('name = "toy"', 'name = "Toy Chip"'), "name", "lower-case"),
-    ("empty section", GOOD + "[neuro]\n", "neuro", "empty"),
+    ("empty section", GOOD + "[interconnect]\n", "interconnect", "empty"),
+    ("unknown mapping rule", edit('conv_weights = { value = "shared"', 'conv_weights = { value = "folded"'),
+     "mapping.conv_weights.value", "shared, unrolled"),
+    ("mapping choice without source", edit('conv_weights = { value = "shared", source = "made up, 2024", ',
+                                           'conv_weights = { value = "shared", '), "mapping.conv_weights.source", "missing"),
+    ("learning chip without [learning]", edit("on_chip_learning = false", "on_chip_learning = true"), "learning",
+     "on_chip_learning"),
+    ("executed_as outside precisions", GOOD + '[executed_as.int8]\nconv = { value = "fp8", source = "x", basis = "specified" }\n',
+     "executed_as.int8.conv.value", "int8"),
 ]
+
+
+@pytest.mark.parametrize("section", ["neuro", "mapping"])
+def test_a_neuromorphic_profile_must_give_neuro_and_mapping(tmp_path, section):
+    """A profile without them used to validate and silently change energies (issue 8)."""
+    start = GOOD.index(f"[{section}]")
+    end = GOOD.index("\n\n", start) + 2
+    with pytest.raises(HardwareProfileError, match=rf"toy\.toml: {section}: missing required table"):
+        load_profile(write(tmp_path, GOOD[:start] + GOOD[end:]))
 
 
 @pytest.mark.parametrize("text,key,fragment", [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES])

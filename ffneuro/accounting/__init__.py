@@ -40,7 +40,9 @@ from .phases import (
     UnitPhases,
     bp_training_costs,
     ff_training_costs,
+    graph_inference_costs,
     inference_costs,
+    update_ops,
 )
 from .specs import (
     LayerSpec,
@@ -49,15 +51,17 @@ from .specs import (
     head_spec,
     layer_pools,
     layer_specs,
+    net_spec,
     readout_spec,
     specs_from_model,
 )
-from .unit_cost import UnitCost, conv_unit_cost
+from .unit_cost import UnitCost, conv_unit_cost, unit_cost
 
 __all__ = [
     "BYTES_PER_ELEMENT", "CATEGORIES", "ELEMENT_BITS", "MASTER_PRECISION", "SCHEMES", "WORKLOADS",
     "LayerSpec", "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
     "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs", "conv_stack_specs",
     "conv_unit_cost", "ff_memory", "ff_peak_training_bytes", "ff_training_costs", "flops", "head_spec",
-    "inference_costs", "inference_peak_bytes", "layer_pools", "layer_specs", "linear_macs", "nbytes", "readout_spec", "specs_from_model",
+    "graph_inference_costs", "inference_costs", "inference_peak_bytes", "update_ops", "layer_pools", "layer_specs", "linear_macs", "nbytes", "net_spec", "readout_spec",
+    "specs_from_model", "unit_cost",
 ]

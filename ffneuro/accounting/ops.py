@@ -44,6 +44,10 @@ CE_FWD = (5, 2)            # per class: max, subtract, exp, accumulate, subtract
 CE_BWD = (1, 1)            # per class: exp(log-softmax); per sample: subtract the one-hot
 ARGMAX_OPS = 1             # one compare per candidate class
 LABEL_EMBED_OPS = 6        # per pixel: scale pattern, add, min, max, subtract, divide (min-max to [0,1])
+# one timestep of a stateful neuron (NIR models), per neuron: LIF = decay (multiply), add input,
+# compare with the threshold, reset (select); IF without the decay; Cuba models also decay and add a
+# synaptic current; LI/CubaLI integrate without the compare and reset
+NEURON_OPS = {"if": 3, "lif": 4, "cubalif": 6, "li": 2, "cubali": 4}
 ADAM_OPS = 13              # per parameter: lerp m (3), v = b2 v + (1-b2) g² (4), sqrt/bias-corr/+eps (3),
                            # addcdiv into the parameter (3); per-tensor scalar work not counted
 
@@ -71,16 +75,6 @@ def element_bits(precision: str) -> int:
 def nbytes(elements: int, precision: str) -> int:
     """Bytes to hold ``elements`` values in ``precision`` (sub-byte formats packed, rounded up)."""
     return math.ceil(elements * element_bits(precision) / 8)
-
-
-def block_shapes(in_shape: tuple[int, int, int], filters: int, pool: str) -> tuple[tuple, tuple]:
-    """(neurons, hand-on) shapes of a 'same'-padded conv block: the conv output, (H - 1) // 2 + 1 per
-    side at stride 2 (``pool="stride"``), and what follows a 2×2 max/avg pool (H // 2) or no pool."""
-    _, h, w = in_shape
-    stride = 2 if pool == "stride" else 1
-    neurons = (filters, (h - 1) // stride + 1, (w - 1) // stride + 1)
-    out = (filters, neurons[1] // 2, neurons[2] // 2) if pool in ("max", "avg") else neurons
-    return neurons, out
 
 
 def pool_fwd_ops(pool: str, pooled: int) -> int:

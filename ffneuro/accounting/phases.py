@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from . import ops
 from .ops import MASTER_PRECISION, nbytes
+from ..spec import Activation, NetSpec, Neuron, Pool2d, RMSNorm, Unit
 from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
 
 CATEGORIES = ("weights", "activations", "errors", "gradients", "optimizer")
-WORKLOADS = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer")
+WORKLOADS = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer", "infer")
 
 
 @dataclass(frozen=True)
@@ -352,3 +353,58 @@ def inference_costs(layers: Sequence[LayerSpec], *, readout: str, num_classes: i
                                                                 rows * num_classes * ops.ARGMAX_OPS),)))
     workload = "bp_infer" if algo == "bp" else f"infer_{readout}"
     return NetworkCost(workload, batch, precision, tuple(units))
+
+
+# --------------------------------------------------------------------------------------------------
+# layer-spec graphs (SNN or ANN inference, e.g. read from a NIR file)
+
+
+def update_ops(spec) -> int:
+    """Elementwise ops per neuron per pass that belong to the neuron itself (bias, ReLU, or one timestep
+    of its neuron model, ``ops.NEURON_OPS``): what a neuromorphic core's neuron update replaces."""
+    if not isinstance(spec, Unit):
+        return spec.update_ops
+    n = spec.neuron
+    act = ops.NEURON_OPS[n.model] if n is not None else \
+        ops.RELU_OPS if any(isinstance(x, Activation) for x in spec.nodes) else 0
+    return (ops.BIAS_OPS if spec.bias else 0) + act
+
+
+def _node_ops(node, rows: int) -> int:
+    """Elementwise ops of a non-weighted node for ``rows`` passes."""
+    if isinstance(node, Activation):
+        return rows * ops.RELU_OPS * node.in_elems
+    if isinstance(node, Neuron):
+        return rows * ops.NEURON_OPS[node.model] * node.in_elems
+    if isinstance(node, Pool2d):
+        window = node.kernel[0] * node.kernel[1]
+        per = {"max": window - 1, "sum": window - 1, "avg": window}[node.pool]
+        return rows * per * node.out_elems
+    if isinstance(node, RMSNorm):
+        return rows * ops.rms_norm_fwd_ops(node.in_elems)
+    return 0
+
+
+def graph_inference_costs(spec: NetSpec, *, timesteps: int = 1, batch: int = 1, precision: str = "fp32",
+                          master: str = MASTER_PRECISION) -> NetworkCost:
+    """Inference of a layer-spec graph on ``batch`` samples, ``timesteps`` passes each (an SNN runs every
+    layer once per timestep; an ANN has one): per unit one ``forward`` phase with the weighted node's
+    MACs, the bias and every following node's elementwise ops, weights read once per timestep and batch,
+    and neuron state (one value per state variable) read and written every timestep."""
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    rows, units = batch * timesteps, []
+    for u in spec.units:
+        node = u.synapse
+        ew = (rows * u.neurons if u.bias else 0) + sum(_node_ops(n, rows) for n in u.nodes if not n.weighted)
+        state = sum(n.state_vars * n.in_elems for n in u.nodes if isinstance(n, Neuron))
+        acts_in, acts_out = rows * u.in_elems, rows * (u.out_elems + state)
+        phase = PhaseCost(
+            "forward", macs=rows * node.macs, elementwise_ops=ew,
+            bytes_read=Traffic(weights=timesteps * nbytes(u.params, master),
+                               activations=_act(acts_in + rows * state, precision)),
+            bytes_written=Traffic(activations=_act(acts_out, precision)),
+            crossing_read=_act(acts_in, precision), crossing_written=_act(rows * u.out_elems, precision),
+            sparse_macs=rows * node.macs)
+        units.append(UnitPhases(u.name, u, (phase,)))
+    return NetworkCost("infer", batch, precision, tuple(units))

@@ -10,16 +10,31 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .ops import POOLS, block_shapes, conv2d_macs, linear_macs
+from ..errors import ConfigError
+from ..spec import (
+    Activation,
+    Conv2d,
+    Flatten,
+    Linear,
+    NetSpec,
+    Node,
+    Pool2d,
+    RMSNorm,
+    Unit,
+)
+from .ops import BIAS_OPS, POOLS, RELU_OPS, linear_macs
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One conv block ('same'-padded conv → ReLU → optional 2×2 pool), as ConvBlock builds it.
+    """One conv block ('same'-padded conv → ReLU → optional 2×2 pool → RMS norm), the unit FF units and
+    the BP twin are made of: the one description of it (``ConvBlock`` builds its torch layer from this,
+    the run file's per-unit summary and every count are computed from it).
 
     ``in_shape`` is (C, H, W). ``pool`` is none, max or avg (a 2×2 pool after the ReLU) or stride (the
     conv itself has stride 2, so no pooled tensor exists). The layer's neurons are its conv outputs
     (``neuron_shape``, before any pooling: what goodness is measured on); ``out_shape`` is what it hands on.
+    :meth:`nodes` is the block as layer-spec graph nodes.
     """
 
     name: str
@@ -33,14 +48,17 @@ class LayerSpec:
     def __post_init__(self) -> None:
         shape = tuple(int(s) for s in self.in_shape)
         if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"{self.name}: in_shape must be three positive ints (C, H, W), got {self.in_shape}")
-        if self.filters < 1 or self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"{self.name}: need filters >= 1 and an odd kernel, got {self.filters}, {self.kernel}")
+            raise ConfigError(f"{self.name}: in_shape must be three positive ints (C, H, W), got {self.in_shape}")
+        if self.filters < 1:
+            raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {self.kernel}")
         if self.pool not in POOLS:
-            raise ValueError(f"{self.name}: unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
+            raise ConfigError(f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
         if self.pool != "none" and min(shape[1:]) < 2:
             verb = "downsample" if self.pool == "stride" else "pool"
-            raise ValueError(f"{self.name}: cannot {verb} a {shape[1]}×{shape[2]} map")
+            raise ConfigError(f"cannot {verb} a {shape[1]}×{shape[2]} map; "
+                              "use fewer downsampling layers (or a larger --pool-every)")
         object.__setattr__(self, "in_shape", shape)
 
     @property
@@ -54,13 +72,32 @@ class LayerSpec:
         return self.pool in ("max", "avg")
 
     @property
+    def conv(self) -> Conv2d:
+        """The block's convolution as a spec node: 'same' padding k // 2, stride 1 or 2."""
+        return Conv2d(self.in_shape, self.filters, self.kernel, self.stride, self.kernel // 2, bias=self.bias)
+
+    synapse = conv   # the weighted node, as every unit spec names it
+
+    def nodes(self) -> tuple[Node, ...]:
+        """conv2d → ReLU → (2×2 pool) → RMS norm, as layer-spec graph nodes."""
+        conv = self.conv
+        out = [conv, Activation(conv.out_shape, "relu")]
+        if self.pooled:
+            out.append(Pool2d(conv.out_shape, self.pool, 2, 2))
+        out.append(RMSNorm(out[-1].out_shape))
+        return tuple(out)
+
+    def unit(self) -> Unit:
+        return Unit(self.name, self.nodes(), self.trainable)
+
+    @property
     def neuron_shape(self) -> tuple[int, int, int]:
         """Conv output shape: 'same' size at stride 1, (H - 1) // 2 + 1 at stride 2 (padding k // 2)."""
-        return block_shapes(self.in_shape, self.filters, self.pool)[0]
+        return self.conv.out_shape
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
-        return block_shapes(self.in_shape, self.filters, self.pool)[1]
+        return self.nodes()[-1].out_shape
 
     @property
     def in_elems(self) -> int:
@@ -78,27 +115,30 @@ class LayerSpec:
 
     @property
     def fan_in(self) -> int:
-        return self.in_shape[0] * self.kernel * self.kernel
+        return self.conv.fan_in
 
     @property
     def weights(self) -> int:
-        return self.filters * self.fan_in
+        return self.conv.weights
 
     @property
     def params(self) -> int:
-        return self.weights + (self.filters if self.bias else 0)
+        return self.conv.params
 
     @property
     def macs(self) -> int:
         """Dense MACs of one forward for one sample (zero padding counted; one per output position)."""
-        _, h, w = self.neuron_shape
-        return conv2d_macs(self.in_shape[0], self.filters, self.kernel, h, w)
+        return self.conv.macs
 
     @property
-    def connections(self) -> int:
-        """Synapses if the conv is unrolled (every neuron stores its own fan-in, padding included):
-        what a neuromorphic core without weight sharing has to hold. Equals :attr:`macs`."""
-        return self.macs
+    def synops(self) -> int:
+        """Dense synaptic operations of one forward without the padding taps (NeuroBench's count)."""
+        return self.conv.synops
+
+    @property
+    def update_ops(self) -> int:
+        """Elementwise ops per neuron per pass that a neuromorphic neuron update replaces (bias, ReLU)."""
+        return (BIAS_OPS if self.bias else 0) + RELU_OPS
 
 
 @dataclass(frozen=True)
@@ -112,8 +152,24 @@ class LinearSpec:
     trainable: bool = True
 
     @property
+    def linear(self) -> Linear:
+        return Linear((self.in_features,), self.out_features, self.bias)
+
+    synapse = linear
+
+    def nodes(self) -> tuple[Node, ...]:
+        return (self.linear,)
+
+    def unit(self) -> Unit:
+        return Unit(self.name, self.nodes(), self.trainable)
+
+    @property
     def neurons(self) -> int:
         return self.out_features
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_features
 
     @property
     def weights(self) -> int:
@@ -128,8 +184,12 @@ class LinearSpec:
         return linear_macs(self.in_features, self.out_features)
 
     @property
-    def connections(self) -> int:
+    def synops(self) -> int:
         return self.macs
+
+    @property
+    def update_ops(self) -> int:
+        return BIAS_OPS if self.bias else 0
 
 
 def layer_pools(layers: int, pool: str = "none", pool_every: int = 1) -> list[str]:
@@ -183,10 +243,15 @@ def head_spec(layers: Sequence[LayerSpec], num_classes: int) -> LinearSpec:
 
 def specs_from_model(model) -> list[LayerSpec]:
     """The LayerSpecs of a built FFNet (its units) or BPNet (its blocks)."""
-    if hasattr(model, "units"):
-        return [LayerSpec(u.name, u.block.in_shape, u.block.filters, u.block.kernel, u.block.pool,
-                          trainable=u.trainable, bias=u.block.conv.bias is not None) for u in model.units]
-    if hasattr(model, "blocks"):
-        return [LayerSpec(f"layer{i + 1}", b.in_shape, b.filters, b.kernel, b.pool, trainable=True,
-                          bias=b.conv.bias is not None) for i, b in enumerate(model.blocks)]
+    if hasattr(model, "layer_specs"):
+        return list(model.layer_specs())
     raise TypeError(f"expected an FFNet or BPNet, got {type(model).__name__}")
+
+
+def net_spec(layers: Sequence[LayerSpec], head: LinearSpec | None = None, *, name: str = "") -> NetSpec:
+    """The layer-spec graph of a conv stack and an optional linear head (flattened input)."""
+    units = [s.unit() for s in layers]
+    if head is not None:
+        flat = Flatten(layers[-1].out_shape)
+        units.append(Unit(head.name, (flat, head.linear), head.trainable))
+    return NetSpec(layers[0].in_shape, tuple(units), name)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .ops import BYTES_PER_ELEMENT, conv2d_macs
+from .ops import BYTES_PER_ELEMENT
+from .specs import LayerSpec
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,11 @@ class UnitCost:
     param_bytes: int
     activation_elems: int       # output neurons (conv outputs, pre-pool) the unit produces per sample
     activation_bytes: int       # bytes to hold them at the run's precision
-    macs_forward: int           # one forward pass
+    macs_forward: int           # one forward pass (padding taps counted, as dense kernels run them)
     macs_weight_grad: int       # dL/dW of one pass (FF needs no input gradient)
     macs_input_grad: int        # dL/dx of one pass (only backprop needs it)
     trainable: bool
+    synops_forward: int = 0     # one forward pass without padding taps (NeuroBench's synaptic operations)
 
     @property
     def macs_ff_train(self) -> int:
@@ -36,16 +38,21 @@ class UnitCost:
         return {**asdict(self), "macs_ff_train": self.macs_ff_train}
 
 
+def unit_cost(spec: LayerSpec, precision: str = "fp32") -> UnitCost:
+    """The summary of one conv block, from its spec (the one description of the layer)."""
+    macs = spec.macs
+    return UnitCost(name=spec.name, params=spec.params, param_bytes=spec.params * 4, activation_elems=spec.neurons,
+                    activation_bytes=spec.neurons * BYTES_PER_ELEMENT[precision], macs_forward=macs,
+                    macs_weight_grad=macs, macs_input_grad=macs, trainable=spec.trainable,
+                    synops_forward=spec.synops)
+
+
 def conv_unit_cost(name: str, in_shape: tuple[int, int, int], filters: int, kernel: int,
                    *, bias: bool = True, trainable: bool = True, precision: str = "fp32",
                    stride: int = 1) -> UnitCost:
-    """Costs of a 'same'-padded (padding kernel // 2) conv with ``filters`` outputs on an input of
-    ``in_shape`` (C, H, W); at ``stride`` 2 its output is (H - 1) // 2 + 1 by (W - 1) // 2 + 1."""
-    c_in, h, w = in_shape
-    h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
-    nbytes = BYTES_PER_ELEMENT[precision]
-    params = filters * c_in * kernel * kernel + (filters if bias else 0)
-    macs = conv2d_macs(c_in, filters, kernel, h, w)
-    return UnitCost(name=name, params=params, param_bytes=params * 4, activation_elems=filters * h * w,
-                    activation_bytes=filters * h * w * nbytes, macs_forward=macs, macs_weight_grad=macs,
-                    macs_input_grad=macs, trainable=trainable)
+    """:func:`unit_cost` of a 'same'-padded (padding kernel // 2) conv with ``filters`` outputs on an
+    input of ``in_shape`` (C, H, W); ``stride`` 2 is the block's ``pool="stride"``."""
+    if stride not in (1, 2):
+        raise ValueError(f"a conv block has stride 1 or 2, got {stride}")
+    spec = LayerSpec(name, in_shape, filters, kernel, "stride" if stride == 2 else "none", trainable, bias)
+    return unit_cost(spec, precision)

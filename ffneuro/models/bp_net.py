@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from ..accounting import conv_unit_cost
+from ..accounting import LinearSpec, net_spec, unit_cost
 from ..config import RunConfig
 from ..precision import autocast
+from ..spec import NetSpec
 from ..units import rms_normalize
 from .ff_net import conv_stack
 
@@ -54,5 +56,12 @@ class BPNet(nn.Module):
         return {"network": self.optimizer}
 
     def costs(self):
-        return [conv_unit_cost(f"layer{i + 1}", b.in_shape, b.filters, b.kernel, stride=b.stride, precision=self.precision)
-                for i, b in enumerate(self.blocks)]
+        return [unit_cost(s, self.precision) for s in self.layer_specs()]
+
+    def layer_specs(self):
+        """The conv blocks' specs, named ``layer1..`` and all trained."""
+        return [replace(b.spec, name=f"layer{i + 1}") for i, b in enumerate(self.blocks)]
+
+    def spec(self) -> NetSpec:
+        """The network as a layer-spec graph: the conv stack and the head."""
+        return net_spec(self.layer_specs(), LinearSpec("head", self.head.in_features, self.head.out_features))

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from ..accounting import layer_pools
+from ..accounting import layer_pools, net_spec
 from ..config import RunConfig
 from ..goodness import GOODNESS
 from ..labels import LabelScheme, build_labels, random_wrong_labels
+from ..spec import NetSpec
 from ..units import ConvBlock, FFUnit, UnitStats
 from .readouts import LinearReadout
 
@@ -118,3 +120,12 @@ class FFNet(nn.Module):
 
     def costs(self):
         return [u.cost() for u in self.units]
+
+    def layer_specs(self):
+        """Each unit's conv block spec, named and flagged as the unit."""
+        return [replace(u.block.spec, name=u.name, trainable=u.trainable) for u in self.units]
+
+    def spec(self) -> NetSpec:
+        """The FF units as a layer-spec graph (the linear readout reads several units, so it is not part of
+        this sequential chain; the accounting adds it as ``readout_spec``)."""
+        return net_spec(self.layer_specs())

@@ -37,6 +37,7 @@ from .locality import (
     mapping_style,
 )
 from .report import (
+    ESTIMATE_PRECISIONS,
     PROFILED,
     ProfileReport,
     UnitEstimate,
@@ -44,6 +45,7 @@ from .report import (
     format_report,
     format_si,
     profile_config,
+    profile_graph,
     profile_network,
 )
 
@@ -53,8 +55,11 @@ __all__ = [
     "MemorySpec", "NeuroSpec", "PowerSpec", "Quantity", "UnknownProfileError",
     "load_profile", "shipped_profiles", "validate_file",
     # estimates
-    "PROFILED", "ActionCounts", "ActionEnergies", "EnergyBreakdown", "Mapping", "Placement", "ProfileReport",
+    "ESTIMATE_PRECISIONS", "FFvsBP", "PROFILED", "Ranked", "ff_vs_bp", "rank", "SCENARIOS", "SPREAD", "overlaps", "ActionCounts", "ActionEnergies", "EnergyBreakdown", "Mapping", "Placement", "ProfileReport",
     "UnitEstimate", "UnitMapping", "WorkloadEstimate", "action_energies", "classify", "dynamic_energy",
-    "format_report", "format_si", "latency", "map_units", "mapping_style", "profile_config", "profile_network",
+    "format_report", "format_si", "latency", "map_units", "mapping_style", "profile_config", "profile_graph", "profile_network",
 ]
+from .ranking import FFvsBP, Ranked, ff_vs_bp, rank
+from .uncertainty import SCENARIOS, SPREAD, overlaps
+
 # sparsity needs torch; import it as ffneuro.profiler.sparsity (measure_sparsity, effective_macs)

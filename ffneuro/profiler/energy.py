@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .hardware import HardwareProfile
+from .uncertainty import value
 
 ENERGY_TERMS = ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "static_j")
 
@@ -63,7 +64,13 @@ class EnergyBreakdown:
 
 @dataclass(frozen=True)
 class ActionEnergies:
-    """Per-action energies (J, J per byte) and rates of one target in one precision; None = not given."""
+    """Per-action energies (J, J per byte) and rates of one target for a run in one precision, at one
+    end of the uncertainty range (``scenario``: nominal, low or high); None = not given.
+
+    ``mac_j``/``peak_ops_per_s`` are a conv's, ``linear_mac_j``/``linear_peak_ops_per_s`` a linear
+    layer's: the two can execute in different formats (PyTorch runs fp32 convs as TF32 on recent GPUs,
+    fp32 matmuls as fp32). ``precision`` is the format the run asked for; ``native_precision`` the one
+    it maps to; ``conv_precision``/``linear_precision`` what each op kind executes in."""
 
     target: str
     native_precision: str
@@ -86,10 +93,21 @@ class ActionEnergies:
     neuron_update_time_s: float | None
     tick_hz: float | None
     off_core_bandwidth: float | None
+    linear_mac_j: float = 0.0
+    linear_peak_ops_per_s: float | None = None
+    conv_precision: str = ""
+    linear_precision: str = ""
+    precision: str = ""
+    scenario: str = "nominal"
+    executed_notes: tuple[str, ...] = ()
 
     @property
     def all_in(self) -> bool:
         return self.scope == "all_in"
+
+    def for_op(self, linear: bool) -> tuple[float, float | None]:
+        """(J per MAC, peak op/s) of a conv (``linear=False``) or a linear layer."""
+        return (self.linear_mac_j, self.linear_peak_ops_per_s) if linear else (self.mac_j, self.peak_ops_per_s)
 
     def unknown(self) -> tuple[str, ...]:
         """Entries an estimate needs that the profile does not give (so they count as 0)."""
@@ -101,46 +119,70 @@ class ActionEnergies:
                                         ("power.static", self.static_w)) if v is None]
             if self.n_cores > 1 and self.interconnect_j is None:
                 out.append("interconnect.packet")
+            if self.event_driven and self.neuron_update_j is None:
+                out.append("neuro.neuron_update")
         if self.peak_ops_per_s is None and self.synaptic_op_time_s is None and self.tick_hz is None:
             out.append(f"compute.{self.native_precision}.peak_rate (latency)")
         return tuple(out)
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["executed_notes"] = list(self.executed_notes)
+        return d
 
 
-def action_energies(hw: HardwareProfile, precision: str) -> ActionEnergies:
-    """What each action costs on ``hw`` for a run in ``precision``."""
-    comp = hw.compute_for(precision)
-    mac = comp.mac.value_si
-    elementwise = comp.add.value_si if comp.add is not None else mac / 2
+def _compute(hw: HardwareProfile, native: str, scenario: str):
+    comp = next(c for c in hw.compute if c.precision == native)
+    mac = value(comp.mac, scenario)
+    return comp, mac, value(comp.peak_rate, scenario, rate=True)
+
+
+def action_energies(hw: HardwareProfile, precision: str, scenario: str = "nominal") -> ActionEnergies:
+    """What each action costs on ``hw`` for a run in ``precision``, at ``scenario`` (see
+    :mod:`.uncertainty`)."""
+    native = hw.nearest_precision(precision)
+    conv_p, conv_fact = hw.executed_precision(precision, "conv")
+    lin_p, lin_fact = hw.executed_precision(precision, "linear")
+    comp, mac, peak = _compute(hw, conv_p, scenario)
+    _, lin_mac, lin_peak = _compute(hw, lin_p, scenario)
+    base = next(c for c in hw.compute if c.precision == native)
+    elementwise = value(base.add, scenario) if base.add is not None else value(base.mac, scenario) / 2
+    notes = tuple(f"{native} {op} layers execute as {fact.value} on {hw.name} ({fact.note or fact.source})"
+                  for op, fact in (("conv", conv_fact), ("linear", lin_fact)) if fact is not None and fact.value != native)
     neuro = hw.neuro
-    neuron_update = neuro.neuron_update.value_si if (neuro and neuro.neuron_update and hw.kind == "neuromorphic") else None
-    synaptic_update = (neuro.synaptic_update.value_si
+    event_driven = hw.kind == "neuromorphic"
+    neuron_update = value(neuro.neuron_update, scenario) if (neuro and neuro.neuron_update and event_driven) else None
+    synaptic_update = (value(neuro.synaptic_update, scenario)
                        if (neuro and neuro.synaptic_update and hw.on_chip_learning) else None)
     on_core = hw.memory_level("on_core")
-    on_r = on_core.read_per_byte if on_core else None
-    on_w = on_core.write_per_byte if on_core else None
+    on_r = value(on_core.read, scenario) / on_core.word.value_si if (on_core and on_core.read) else None
+    on_w = value(on_core.write or on_core.read, scenario) / on_core.word.value_si \
+        if (on_core and (on_core.write or on_core.read)) else None
     off_level, off_r, off_w, off_bw = None, None, None, None
     for level in ("off_chip", "on_chip", "on_core"):
         m = hw.memory_level(level)
         if m is not None and m.read is not None:
-            off_level, off_r, off_w = level, m.read_per_byte, m.write_per_byte
+            off_level = level
+            off_r = value(m.read, scenario) / m.word.value_si
+            off_w = value(m.write or m.read, scenario) / m.word.value_si
             break
     off_chip = hw.memory_level("off_chip")
     if off_chip is not None and off_chip.bandwidth is not None:
-        off_bw = off_chip.bandwidth.value_si
-    ic = hw.interconnect.per_byte if hw.interconnect is not None else None
-    static = hw.power.static.value_si if (hw.power and hw.power.static) else None
+        off_bw = value(off_chip.bandwidth, scenario, rate=True)
+    ic = hw.interconnect
+    ic_j = value(ic.packet, scenario) / ic.packet_size.value_si if (ic is not None and ic.packet is not None) else None
+    static = value(hw.power.static, scenario) if (hw.power and hw.power.static) else None
     return ActionEnergies(
-        target=hw.name, native_precision=comp.precision, scope=comp.scope, event_driven=hw.kind == "neuromorphic",
+        target=hw.name, native_precision=native, scope=comp.scope, event_driven=event_driven,
         mac_j=mac, elementwise_j=elementwise, neuron_update_j=neuron_update, synaptic_update_j=synaptic_update,
         on_core_read_j=on_r, on_core_write_j=on_w, off_core_read_j=off_r, off_core_write_j=off_w,
-        off_core_level=off_level, interconnect_j=ic if hw.n_cores > 1 else None, static_w=static,
-        peak_ops_per_s=comp.peak_rate.value_si if comp.peak_rate is not None else None, n_cores=hw.n_cores,
-        synaptic_op_time_s=neuro.synaptic_op_time.value_si if (neuro and neuro.synaptic_op_time) else None,
-        neuron_update_time_s=neuro.neuron_update_time.value_si if (neuro and neuro.neuron_update_time) else None,
-        tick_hz=hw.clock.tick.value_si if (hw.clock and hw.clock.tick) else None, off_core_bandwidth=off_bw)
+        off_core_level=off_level, interconnect_j=ic_j if hw.n_cores > 1 else None, static_w=static,
+        peak_ops_per_s=peak, n_cores=hw.n_cores,
+        synaptic_op_time_s=value(neuro.synaptic_op_time, scenario) if (neuro and neuro.synaptic_op_time) else None,
+        neuron_update_time_s=value(neuro.neuron_update_time, scenario) if (neuro and neuro.neuron_update_time) else None,
+        tick_hz=value(hw.clock.tick, scenario, rate=True) if (hw.clock and hw.clock.tick) else None,
+        off_core_bandwidth=off_bw, linear_mac_j=lin_mac, linear_peak_ops_per_s=lin_peak, conv_precision=conv_p,
+        linear_precision=lin_p, precision=precision, scenario=scenario, executed_notes=notes)
 
 
 @dataclass(frozen=True)
@@ -169,9 +211,9 @@ def _j(count: float, per: float | None) -> float:
     return 0.0 if per is None else count * per
 
 
-def dynamic_energy(c: ActionCounts, a: ActionEnergies) -> EnergyBreakdown:
-    """Energy of the counted actions, without static power."""
-    compute = c.macs * a.mac_j + c.elementwise_ops * a.elementwise_j \
+def dynamic_energy(c: ActionCounts, a: ActionEnergies, *, linear: bool = False) -> EnergyBreakdown:
+    """Energy of the counted actions, without static power (``linear``: the MACs are a linear layer's)."""
+    compute = c.macs * a.for_op(linear)[0] + c.elementwise_ops * a.elementwise_j \
         + _j(c.neuron_updates, a.neuron_update_j) + _j(c.synaptic_updates, a.synaptic_update_j)
     if a.all_in:
         return EnergyBreakdown(compute_j=compute)
@@ -182,16 +224,18 @@ def dynamic_energy(c: ActionCounts, a: ActionEnergies) -> EnergyBreakdown:
         interconnect_j=_j(c.interconnect_bytes, a.interconnect_j))
 
 
-def latency(c: ActionCounts, a: ActionEnergies, *, cores: int, style: str, inputs: float) -> float | None:
+def latency(c: ActionCounts, a: ActionEnergies, *, cores: int, style: str, inputs: float,
+            linear: bool = False) -> float | None:
     """Seconds for the counted actions on ``cores`` cores, ``inputs`` being how many inputs pass
     through the unit (for time-stepped chips: one tick each); None if the profile gives no rate."""
     share = 1.0 if style == "monolithic" else cores / a.n_cores   # fraction of one chip's cores (may exceed 1)
     ops = 2 * c.macs + c.elementwise_ops + c.synaptic_updates
+    peak = a.for_op(linear)[1]
     if a.synaptic_op_time_s is not None:
         t = (c.macs * a.synaptic_op_time_s + c.neuron_updates * (a.neuron_update_time_s or 0.0)) / max(cores, 1)
         t += c.elementwise_ops * (a.synaptic_op_time_s / 2) / max(cores, 1)
-    elif a.peak_ops_per_s is not None:
-        t = (ops + c.neuron_updates) / (a.peak_ops_per_s * share)
+    elif peak is not None:
+        t = (ops + c.neuron_updates) / (peak * share)
     elif a.tick_hz is not None:
         t = inputs / a.tick_hz
     else:

@@ -1,42 +1,47 @@
 """Mapping units onto a target's cores, and where each byte of a workload's traffic lives.
 
-Three mapping styles, chosen from the profile:
+The rule comes from the profile's ``[mapping]`` (docs/hw-profiles.md says which chip does what, and why):
 
-* ``"neurons"``: a neuromorphic target with per-core neuron/synapse limits (Loihi, Loihi 2,
-  TrueNorth). A unit is unrolled: each of its neurons is placed on a core and stores its own fan-in
-  (conv weights are not shared across cores), so a unit needs
-  ``max(ceil(neurons / neurons_per_core), ceil(synapses / synapses_per_core),
-  ceil(synapse bytes / synapse_bytes_per_core), ceil(all bytes / sram_bytes_per_core))`` cores.
-* ``"sram"``: a many-core target with only a per-core memory size (SpiNNaker 2): neurons are software,
-  weights are shared, and a unit needs ``ceil(its state / sram_bytes_per_core)`` cores.
-* ``"monolithic"``: GPU, CPU, MCU or a reference table: the device is one unit of compute; locality
-  is whether the working set fits the on-chip SRAM/cache.
+* ``"shared"`` (Loihi, Loihi 2, SpiNNaker 2): a conv kernel is stored once per core (times
+  ``kernel_copies``) for the output channels the core hosts; input axons point at it.
+* ``"unrolled"`` (TrueNorth): every neuron stores its own real synapses (padding taps are not synapses).
+* ``"monolithic"`` (GPU, CPU, MCU, reference: no ``[mapping]``): the device is one unit of compute;
+  locality is whether the working set fits on-chip SRAM/cache.
+
+On a many-core target a unit's outputs are cut into tiles of ``g`` output channels × ``P`` output
+positions, one tile per core, and a tile must fit every per-core limit: neurons (g·P), synapse
+memory (the kernel slice: g · fan-in · bytes per synapse · copies when shared, g · P · real fan-in
+when unrolled), all of a core's SRAM (synapses plus neuron state), and input axons (the tile's
+receptive field: one axon per input position with population axons, one per input element
+otherwise). The unit takes the fewest cores over all tilings. For each limit alone the same search
+gives a lower bound; the largest bound is reported as the *binding* limit (``limited_by``), and all
+bounds are kept (``cores_by``). With ``spread = "idle_cores"`` the cores of the chips in use that no
+unit needs are shared out among the units in proportion to their MACs (SpiNNaker 2's PEs).
 
 Traffic of each phase (from :mod:`ffneuro.accounting`) is split three ways: the tensors that cross a
 unit's boundary (FF: only its input and its handed-on output; BP: also every stored activation and
-every error signal); the parameter state (weights, weight gradients, Adam moments); and the unit's
-own activations. Crossing tensors leave the core (off-core memory, plus the interconnect on a many-core
-target); the rest stays on the core when it fits there (see :func:`classify`).
+every error signal); the parameter state (weights, weight gradients, optimiser or learning state);
+and the unit's own activations. Crossing tensors leave the core (off-core memory, plus the
+interconnect on a many-core target); the rest stays on the core when it fits there (see :func:`classify`).
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping as TMapping, Sequence
+from dataclasses import asdict, dataclass, field
 
-from ..accounting import LayerSpec, LinearSpec, PhaseCost, nbytes
+from ..accounting import PhaseCost, nbytes
+from ..accounting.ops import element_bits
+from ..spec import Conv2d
 from .hardware import HardwareProfile
 
-STYLES = ("neurons", "sram", "monolithic")
+STYLES = ("shared", "unrolled", "monolithic")
+LIMITS = ("neurons", "synapse_bytes", "synapses", "sram_bytes", "axons")
 
 
 def mapping_style(hw: HardwareProfile) -> str:
-    limits = hw.cores.limits() if hw.cores is not None else {}
-    if hw.kind == "neuromorphic" and any(k in limits for k in ("neurons", "synapses", "synapse_bytes")):
-        return "neurons"
-    if hw.kind == "neuromorphic":
-        return "sram"
-    return "monolithic"
+    """The profile's ``mapping.conv_weights`` rule, or ``"monolithic"`` for a device without ``[mapping]``."""
+    return "monolithic" if hw.mapping is None else hw.mapping.conv_weights.value
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,16 @@ class UnitMapping:
 
     unit: str
     neurons: int
-    synapses: int            # weights the cores store: unrolled connections ("neurons" style), shared weights otherwise
-    state_bytes: int         # weights (+ gradients and Adam moments when training) and per-sample neuron state
-    cores: int
-    limited_by: str          # the per-core limit that set ``cores`` ("monolithic" on a monolithic device)
+    synapses: int              # synapses the cores store, every copy counted (what on-chip learning updates)
+    state_bytes: int           # everything the unit's cores hold (synapses, learning state, neuron state)
+    cores: int                 # cores the unit computes on (after spreading onto idle cores)
+    limited_by: str            # the binding per-core limit ("monolithic" on a monolithic device)
     fan_in: int
-    fan_in_fits: bool | None  # a neuron's fan-in within one core's input axons (None: no axon limit given)
+    fan_in_fits: bool | None   # one neuron's inputs fit one core's axons and memory (None: no limit given)
+    cores_by: dict = field(default_factory=dict)   # lower bound on cores from each limit alone
+    channels_per_core: int = 0
+    positions_per_core: int = 0
+    cores_needed: int = 0      # what the limits need, before spreading (``cores`` when nothing is spread)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,70 +73,200 @@ class Mapping:
     units: tuple[UnitMapping, ...]
     cores_needed: int
     chips_needed: int
-    weights_on_chip: bool | None   # every unit's parameter state fits one chip (None: capacity unknown)
+    weights_on_chip: bool | None   # every unit's state fits the chips in use (None: capacity unknown)
     on_chip_bytes: float | None    # on-chip SRAM/cache of one chip, if known
+    cores_used: int = 0            # cores computing, with idle cores spread over the units
+    notes: tuple[str, ...] = ()
 
     def unit(self, name: str) -> UnitMapping:
         return next(u for u in self.units if u.unit == name)
 
     def to_dict(self) -> dict:
         return {"style": self.style, "units": [u.to_dict() for u in self.units], "cores_needed": self.cores_needed,
-                "chips_needed": self.chips_needed, "weights_on_chip": self.weights_on_chip,
-                "on_chip_bytes": self.on_chip_bytes}
+                "cores_used": self.cores_used, "chips_needed": self.chips_needed,
+                "weights_on_chip": self.weights_on_chip, "on_chip_bytes": self.on_chip_bytes, "notes": list(self.notes)}
 
 
-def _fan_in(spec) -> int:
-    return spec.fan_in if isinstance(spec, LayerSpec) else spec.in_features
+# --------------------------------------------------------------------------------------------------
+# per-unit geometry
 
 
-def parameter_state_bytes(spec, *, training: bool, weight_precision: str, master: str = "fp32") -> int:
-    """Weights at ``weight_precision``; when training also the master copy's gradient and Adam's two
-    moments (fp32) for a trainable unit."""
+@dataclass(frozen=True)
+class _Geometry:
+    """What the tiling needs to know of a unit's weighted node."""
+
+    channels: int                 # output channels (conv) or output neurons (linear)
+    positions: int                # output positions per channel (1 for linear)
+    fan_in: int                   # weights per output neuron
+    real_fan_in: float            # synapses per output neuron without padding taps (average)
+    axons: Callable[[int, int], int]   # input axons a tile of (g channels, P positions) needs
+
+
+def _geometry(node, population: bool) -> _Geometry:
+    if isinstance(node, Conv2d):
+        c_in, h_in, w_in = node.in_shape
+        c_out, h_out, w_out = node.out_shape
+        (kh, kw), (sh, sw), (dh, dw) = node.kernel, node.stride, node.dilation
+        per_group_out = c_out // node.groups
+
+        def axons(g: int, p: int) -> int:
+            rows, cols = (math.ceil(p / w_out), w_out) if p >= w_out else (1, p)
+            inputs = min(h_in, (rows - 1) * sh + (kh - 1) * dh + 1) * min(w_in, (cols - 1) * sw + (kw - 1) * dw + 1)
+            if population:
+                return inputs
+            return inputs * min(c_in, math.ceil(g / per_group_out) * (c_in // node.groups))
+
+        return _Geometry(c_out, h_out * w_out, node.fan_in, node.synops / node.neurons, axons)
+    return _Geometry(node.out_features, 1, node.in_features, node.in_features,
+                     lambda g, p: node.in_features)   # a dense input: every neuron sees every input
+
+
+def _max_positions(ok: Callable[[int], bool], positions: int) -> int:
+    """The largest P in 1..positions with ok(P) (ok is monotone: true up to some P); 0 if none."""
+    if not ok(1):
+        return 0
+    lo, hi = 1, positions
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+    return lo
+
+
+def _tile(geo: _Geometry, needs: Callable[[int, int], dict], limits: TMapping[str, float]) -> tuple[int, int, int] | None:
+    """Fewest cores (and the tile g × P) such that every tile fits ``limits``; None if no tile does."""
+    checked = dict(limits)
+
+    def fits(g: int, p: int) -> bool:
+        need = needs(g, p)
+        return all(need[k] <= v for k, v in checked.items() if k in need)
+
+    best = None
+    for g in sorted({math.ceil(geo.channels / k) for k in range(1, geo.channels + 1)}):
+        p = _max_positions(lambda p, g=g: fits(g, p), geo.positions)
+        if p == 0:
+            continue
+        cores = math.ceil(geo.channels / g) * math.ceil(geo.positions / p)
+        if best is None or cores < best[0] or (cores == best[0] and g > best[1]):
+            best = (cores, g, p)
+    return best
+
+
+def parameter_state_bytes(spec, *, training: bool, weight_precision: str, master: str = "fp32",
+                          learning_synapse_bytes: float | None = None) -> int:
+    """Weights at ``weight_precision``; when training also what the learning keeps per parameter: the
+    chip rule's ``learning_synapse_bytes``, or (software training) the fp32 gradient and Adam's two moments."""
     w = nbytes(spec.params, weight_precision)
     if training and spec.trainable:
-        w += 3 * nbytes(spec.params, master)
+        w += math.ceil(spec.params * learning_synapse_bytes) if learning_synapse_bytes is not None \
+            else 3 * nbytes(spec.params, master)
     return w
 
 
-def map_units(specs: Sequence[LayerSpec | LinearSpec], hw: HardwareProfile, *, training: bool,
-              precision: str, weight_precision: str | None = None) -> Mapping:
-    """Map ``specs`` onto ``hw``. ``precision`` is the activation format on the device (the native
-    format the run maps to); weights are stored at ``weight_precision`` (default: ``precision``)."""
+def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wprec: str) -> tuple[UnitMapping, list[str]]:
+    """One unit on a ``shared`` or ``unrolled`` target (see the module doc)."""
+    rule, limits = hw.mapping, (hw.cores.limits() if hw.cores is not None else {})
+    shared = rule.shared
+    node = spec.synapse
+    geo = _geometry(node, rule.population_axons)
+    on_chip_rule = training and spec.trainable and hw.on_chip_learning and hw.learning is not None
+    per_synapse = element_bits(wprec) / 8
+    per_neuron = nbytes(2 if training else 1, precision)       # positive and negative pass when training
+    if on_chip_rule:
+        per_synapse += hw.learning.synapse_state_bytes
+        per_neuron += hw.learning.neuron_state_bytes
+    elif training and spec.trainable:
+        per_synapse += 3 * 4                                    # fp32 gradient and Adam's two moments
+    copies = rule.copies if shared else 1
+
+    def needs(g: int, p: int) -> dict:
+        syn = copies * g * geo.fan_in if shared else g * p * geo.real_fan_in
+        return {"neurons": g * p, "synapses": syn, "synapse_bytes": syn * per_synapse,
+                "sram_bytes": syn * per_synapse + g * p * per_neuron, "axons": geo.axons(g, p)}
+
+    given = {k: v for k, v in limits.items() if k in LIMITS}
+    cores_by = {}
+    for limit in given:
+        t = _tile(geo, needs, {limit: given[limit]})
+        cores_by[limit] = t[0] if t else math.inf
+    best = _tile(geo, needs, given)
+    notes = []
+    one = needs(1, 1)
+    fan_in_fits = None if not given else all(one[k] <= v for k, v in given.items())
+    if best is None:   # one neuron's inputs exceed a core: the chip would have to split its fan-in
+        whole = needs(geo.channels, geo.positions)
+        best = (max(1, *(math.ceil(whole[k] / v) for k, v in given.items())), 1, 1)
+        notes.append(f"{spec.name}: one neuron's inputs ({geo.fan_in}) exceed a core's "
+                     f"{', '.join(k for k in given if one[k] > given[k])}: the fan-in must be split over several "
+                     "cores, so the core count is a lower bound")
+        cores_by = {k: (v if math.isfinite(v) else best[0]) for k, v in cores_by.items()}
+    cores, g, p = best
+    # binding: the limits without which fewer cores would do (two limits can bind together, e.g. synapse
+    # memory caps the channels per core and the neuron count then caps the positions); if none does alone,
+    # the one with the largest bound
+    binding = []
+    for limit in given:
+        t = _tile(geo, needs, {k: v for k, v in given.items() if k != limit})
+        if t is not None and t[0] < cores:
+            binding.append(limit)
+    if not binding and cores_by:
+        binding = [max(cores_by, key=lambda k: (cores_by[k], -LIMITS.index(k)))]
+    limited_by = "+".join(binding) or "none"
+    tiles_per_channel_group = math.ceil(geo.positions / p)
+    synapses = (copies * geo.fan_in * geo.channels * tiles_per_channel_group) if shared \
+        else round(geo.real_fan_in * geo.channels * geo.positions)
+    state = math.ceil(synapses * per_synapse + geo.channels * geo.positions * per_neuron)
+    return UnitMapping(spec.name, spec.neurons, synapses, state, cores, limited_by, geo.fan_in, fan_in_fits,
+                       {k: int(v) for k, v in cores_by.items()}, g, p, cores), notes
+
+
+def _spread(units: list[UnitMapping], work: TMapping[str, float], idle: int) -> list[UnitMapping]:
+    """Share ``idle`` cores among the units in proportion to their ``work`` (largest remainder), each
+    unit at most one core per neuron."""
+    total = sum(work.get(u.unit, 0.0) for u in units)
+    if idle <= 0 or total <= 0:
+        return units
+    share = {u.unit: idle * work.get(u.unit, 0.0) / total for u in units}
+    extra = {n: math.floor(v) for n, v in share.items()}
+    for n in sorted(share, key=lambda n: share[n] - extra[n], reverse=True)[: idle - sum(extra.values())]:
+        extra[n] += 1
+    out = []
+    for u in units:
+        cores = min(u.neurons, u.cores + extra[u.unit])
+        out.append(UnitMapping(**{**asdict(u), "cores": max(u.cores, cores)}))
+    return out
+
+
+def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision: str,
+              weight_precision: str | None = None, work: TMapping[str, float] | None = None) -> Mapping:
+    """Map unit specs (anything with ``name``, ``synapse``, ``neurons``, ``params``, ``trainable``) onto
+    ``hw``. ``precision`` is the activation format on the device; weights are stored at
+    ``weight_precision`` (default: ``precision``). ``work`` (MACs per unit) shares idle cores out where
+    the profile spreads layers."""
     style = mapping_style(hw)
     wprec = weight_precision or precision
-    limits = hw.cores.limits() if hw.cores is not None else {}
-    units = []
-    for s in specs:
-        neurons, fan_in = s.neurons, _fan_in(s)
-        # neuron state: positive and negative pass of one sample (training), one sample (inference)
-        neuron_state = nbytes(neurons * (2 if training else 1), precision)
-        axons = limits.get("axons")
-        fits = None if axons is None else fan_in <= axons
-        if style == "neurons":
-            synapses = s.connections
-            syn_bytes = nbytes(synapses, wprec)
-            if training and s.trainable:
-                syn_bytes += 3 * nbytes(synapses, "fp32")   # per-synapse gradient and optimiser state
-            need = {"neurons": neurons, "synapses": synapses, "synapse_bytes": syn_bytes,
-                    "sram_bytes": syn_bytes + neuron_state}
-            cores_by = {k: math.ceil(need[k] / limits[k]) for k in need if k in limits}
-            limited_by = max(cores_by, key=cores_by.get)
-            units.append(UnitMapping(s.name, neurons, synapses, syn_bytes + neuron_state, max(1, cores_by[limited_by]),
-                                     limited_by, fan_in, fits))
-        else:
-            state = parameter_state_bytes(s, training=training, weight_precision=wprec) + neuron_state
-            if style == "sram":
-                cores = max(1, math.ceil(state / limits["sram_bytes"])) if "sram_bytes" in limits else 1
-                units.append(UnitMapping(s.name, neurons, s.weights, state, cores, "sram_bytes", fan_in, fits))
-            else:
-                units.append(UnitMapping(s.name, neurons, s.weights, state, 1, "monolithic", fan_in, None))
     on_chip = hw.on_chip_sram_bytes
+    learning = hw.learning.synapse_state_bytes \
+        if (training and hw.on_chip_learning and hw.learning is not None) else None
     if style == "monolithic":
+        units = []
+        for s in specs:
+            state = parameter_state_bytes(s, training=training, weight_precision=wprec,
+                                          learning_synapse_bytes=learning) + nbytes(s.neurons * (2 if training else 1), precision)
+            units.append(UnitMapping(s.name, s.neurons, s.weights, state, 1, "monolithic", s.synapse.fan_in, None,
+                                     {}, 0, 0, 1))
         resident = sum(parameter_state_bytes(s, training=training, weight_precision=wprec) for s in specs)
-        return Mapping(style, tuple(units), 1, 1, None if on_chip is None else resident <= on_chip, on_chip)
+        return Mapping(style, tuple(units), 1, 1, None if on_chip is None else resident <= on_chip, on_chip, 1)
+    units, notes = [], []
+    for s in specs:
+        m, n = _many_core(s, hw, training=training, precision=precision, wprec=wprec)
+        units.append(m)
+        notes += n
     cores_needed = sum(u.cores for u in units)
-    return Mapping(style, tuple(units), cores_needed, math.ceil(cores_needed / hw.n_cores),
-                   cores_needed <= hw.n_cores, on_chip)
+    chips = math.ceil(cores_needed / hw.n_cores)
+    if hw.mapping.spreads and work:
+        units = _spread(units, work, chips * hw.n_cores - cores_needed)
+    return Mapping(style, tuple(units), cores_needed, chips, cores_needed <= hw.n_cores, on_chip,
+                   sum(u.cores for u in units), tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -150,7 +289,7 @@ class Placement:
         return self.read_off + self.write_off
 
     def __add__(self, other: Placement) -> Placement:
-        return Placement(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values())))
+        return Placement(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values(), strict=True)))
 
 
 def classify(phase: PhaseCost, *, style: str, params_local: bool, activations_local: bool,
@@ -174,12 +313,12 @@ def classify(phase: PhaseCost, *, style: str, params_local: bool, activations_lo
 
 def crossing_tensors(workload: str, spec, *, first: bool) -> tuple[str, ...]:
     """Names of the tensors that leave or enter a unit's core during one step of ``workload``."""
-    if isinstance(spec, LinearSpec):
+    if not isinstance(spec.synapse, Conv2d):
         out = ("features in", "class scores out")
         return out + (("error signal to the layer below", "features stored for the weight gradient")
                       if workload == "bp_train" else ())
     if workload == "bp_train":
-        stored = "stored activations (ReLU output" + (", pooled map" if spec.pooled else "") + ")"
+        stored = "stored activations (ReLU output" + (", pooled map" if getattr(spec, "pooled", False) else "") + ")"
         return ("input", "output", stored, "stored input", "error signal from above") + \
             (() if first else ("error signal to the layer below",))
     return ("input", "output")

@@ -9,23 +9,24 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping as TMapping
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from ..accounting import (
     ELEMENT_BITS,
     LayerSpec,
-    LinearSpec,
     NetworkCost,
     bp_memory,
     bp_training_costs,
     ff_memory,
     ff_training_costs,
     inference_costs,
+    graph_inference_costs,
     inference_peak_bytes,
     layer_specs,
+    update_ops,
     nbytes,
 )
-from ..accounting import ops as acc_ops
+from ..spec import Conv2d, NetSpec
 from .energy import (
     ActionCounts,
     ActionEnergies,
@@ -35,21 +36,29 @@ from .energy import (
     latency,
 )
 from .hardware import HardwareProfile, load_profile
-from .locality import Mapping, classify, crossing_tensors, map_units
+from .locality import Mapping, classify, crossing_tensors, map_units, mapping_style
+from .uncertainty import SCENARIOS
 
-PROFILED = ("ff_train", "bp_train", "infer_linear", "infer_goodness")
+PROFILED = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer")
+ESTIMATE_PRECISIONS = ("fp32", "bf16", "int8")   # what --precision takes on profile and compare
 TRAINING = ("ff_train", "bp_train")
 
 
 @dataclass(frozen=True)
 class UnitEstimate:
-    """One unit in one workload; energies, latency, ops and bytes are per sample."""
+    """One unit in one workload; energies, latency, ops and bytes are per sample.
+
+    ``macs`` are dense with padding counted (what a GPU runs); ``synops`` dense without padding (the
+    real synapses); ``effective_synops`` those left when inputs that are zero are skipped (NeuroBench's
+    effective count); ``effective_macs`` what the energy charged: ``effective_synops`` on an event-driven
+    target, ``macs`` elsewhere. ``energy_range``/``latency_range`` are (low, high) from each input
+    number's basis (:mod:`.uncertainty`)."""
 
     unit: str
     energy: EnergyBreakdown
     latency_s: float | None
-    macs: float                    # dense
-    effective_macs: float          # what was charged: input-gated MACs skipped on event-driven targets
+    macs: float                    # dense, padding counted
+    effective_macs: float          # what was charged
     elementwise_ops: float
     neuron_updates: float
     synaptic_updates: float
@@ -62,6 +71,12 @@ class UnitEstimate:
     fan_in_fits: bool | None
     input_zero_fraction: float
     crossing: tuple[str, ...]      # tensors that leave or enter the unit's core(s)
+    synops: float = 0.0            # dense, padding taps left out
+    effective_synops: float = 0.0  # without padding, zero inputs skipped
+    energy_range: tuple[float, float] = (0.0, 0.0)
+    latency_range: tuple[float, float] | None = None
+    precision: str = ""            # the format its MACs execute in
+    cores_by: TMapping[str, int] = field(default_factory=dict)
 
     @property
     def energy_j(self) -> float:
@@ -70,13 +85,17 @@ class UnitEstimate:
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["energy"], d["crossing"] = self.energy.to_dict(), list(self.crossing)
+        d["energy_range"] = list(self.energy_range)
+        d["latency_range"] = None if self.latency_range is None else list(self.latency_range)
+        d["cores_by"] = dict(self.cores_by)
         return d
 
 
 @dataclass(frozen=True)
 class WorkloadEstimate:
     """One workload on one target. Totals are per sample; ``supported=False`` carries a ``reason``
-    and no numbers."""
+    and no numbers. ``cores_needed`` is what the per-core limits need; ``cores_used`` what computes
+    (more when idle cores are spread over the units)."""
 
     workload: str
     supported: bool
@@ -95,6 +114,12 @@ class WorkloadEstimate:
     bytes_off_core: float = 0.0
     bytes_interconnect: float = 0.0
     notes: tuple[str, ...] = ()
+    synops: float = 0.0
+    effective_synops: float = 0.0
+    energy_range: tuple[float, float] | None = None
+    latency_range: tuple[float, float] | None = None
+    cores_used: int | None = None
+    precision: str = ""
 
     @property
     def energy_j(self) -> float | None:
@@ -113,6 +138,8 @@ class WorkloadEstimate:
         d["per_unit"] = [u.to_dict() for u in self.per_unit]
         d["energy"] = None if self.energy is None else self.energy.to_dict()
         d["notes"] = list(self.notes)
+        for k in ("energy_range", "latency_range"):
+            d[k] = None if d[k] is None else list(d[k])
         d.update(energy_j=self.energy_j, off_core_share=self.off_core_share)
         return d
 
@@ -136,6 +163,14 @@ class ProfileReport:
     def __getitem__(self, workload: str) -> WorkloadEstimate:
         return self.workloads[workload]
 
+    @property
+    def executed_precision(self) -> str:
+        """What the MACs run in: one format, or 'conv tf32, linear fp32' when the op kinds differ."""
+        a = self.actions
+        if a.conv_precision == a.linear_precision:
+            return a.conv_precision
+        return f"conv {a.conv_precision}, linear {a.linear_precision}"
+
     def to_columns(self) -> dict:
         """A flat form for ``RunWriter.write_group`` (netCDF-style, like ``/accounting``): per workload a
         subgroup with a ``unit`` coordinate, one array per per-unit field and ``total_*`` scalars.
@@ -145,8 +180,8 @@ class ProfileReport:
             return float("nan") if v is None else float(v)
 
         out: dict = {"target": self.target, "kind": self.kind, "precision": self.precision,
-                     "native_precision": self.native_precision, "batch": self.batch,
-                     "num_classes": self.num_classes, "mapping_style": self.mapping_style,
+                     "native_precision": self.native_precision, "executed_precision": self.executed_precision,
+                     "batch": self.batch, "num_classes": self.num_classes, "mapping_style": self.mapping_style,
                      "sparsity": [num(v) for v in self.sparsity] if self.sparsity else [],
                      "bp_sparsity": [num(v) for v in self.bp_sparsity] if self.bp_sparsity else [],
                      "unknown": list(self.unknown) or "", "notes": list(self.notes) or ""}
@@ -158,21 +193,25 @@ class ProfileReport:
                     g[term] = [getattr(u.energy, term) for u in w.per_unit]
                     g[f"total_{term}"] = getattr(w.energy, term)
                 g["energy_j"] = [u.energy_j for u in w.per_unit]
-                for f in ("latency_s", "macs", "effective_macs", "elementwise_ops", "neuron_updates",
-                          "synaptic_updates", "bytes_on_core", "bytes_off_core", "bytes_interconnect", "cores",
-                          "weights_on_chip", "fan_in_fits", "input_zero_fraction"):
+                for f in ("latency_s", "macs", "effective_macs", "synops", "effective_synops", "elementwise_ops",
+                          "neuron_updates", "synaptic_updates", "bytes_on_core", "bytes_off_core",
+                          "bytes_interconnect", "cores", "weights_on_chip", "fan_in_fits", "input_zero_fraction"):
                     g[f] = [num(getattr(u, f)) for u in w.per_unit]
-                for f in ("energy_j", "latency_s", "peak_memory_bytes", "fits_on_chip", "cores_needed",
-                          "chips_needed", "weights_on_chip", "macs", "effective_macs", "bytes_on_core",
-                          "bytes_off_core", "bytes_interconnect", "off_core_share"):
+                for f in ("energy_j", "latency_s", "peak_memory_bytes", "fits_on_chip", "cores_needed", "cores_used",
+                          "chips_needed", "weights_on_chip", "macs", "effective_macs", "synops", "effective_synops",
+                          "bytes_on_core", "bytes_off_core", "bytes_interconnect", "off_core_share"):
                     g[f"total_{f}"] = num(getattr(w, f))
+                g["total_energy_low_j"], g["total_energy_high_j"] = w.energy_range
+                lr = w.latency_range or (None, None)
+                g["total_latency_low_s"], g["total_latency_high_s"] = num(lr[0]), num(lr[1])
                 g["notes"] = list(w.notes) or ""
             out[name] = g
         return out
 
     def to_dict(self) -> dict:
         return {"target": self.target, "kind": self.kind, "precision": self.precision,
-                "native_precision": self.native_precision, "batch": self.batch, "num_classes": self.num_classes,
+                "native_precision": self.native_precision, "executed_precision": self.executed_precision,
+                "batch": self.batch, "num_classes": self.num_classes,
                 "mapping_style": self.mapping_style,
                 "sparsity": None if self.sparsity is None else list(self.sparsity),
                 "bp_sparsity": None if self.bp_sparsity is None else list(self.bp_sparsity),
@@ -187,26 +226,45 @@ def _rows(phase, spec) -> float:
     return phase.macs / spec.macs if spec.macs else 0.0
 
 
+def _is_linear(spec) -> bool:
+    return not isinstance(spec.synapse, Conv2d)
+
+
 def _unit_working_bytes(spec, rows: float, precision: str) -> int:
-    if isinstance(spec, LinearSpec):
-        return nbytes(int(rows) * (spec.in_features + spec.out_features), precision)
+    if _is_linear(spec):
+        return nbytes(int(rows) * (spec.synapse.in_features + spec.neurons), precision)
     return nbytes(int(rows) * (spec.in_elems + spec.neurons + spec.out_elems), precision)
 
 
-def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: ActionEnergies, mapping: Mapping, *,
-              sparsity: Sequence[float] | None, peak: int, act_precision: str) -> WorkloadEstimate:
-    """Per-unit and total estimate of one workload (``cost`` per batch)."""
+def _ranges(per_scenario: dict[str, float | None]) -> tuple[float, float] | None:
+    lo, hi = per_scenario.get("low"), per_scenario.get("high")
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, ActionEnergies], mapping: Mapping, *,
+              sparsity: Sequence[float] | None, peak: int, act_precision: str,
+              spiking: TMapping[str, float] | None = None) -> WorkloadEstimate:
+    """Per-unit and total estimate of one workload (``cost`` per batch) at the nominal values, with
+    (low, high) ranges from the ``acts`` of each scenario. ``spiking``: units whose inputs are spike
+    trains, with their activity (events per input per pass; SNN graphs)."""
     batch, style = cost.batch, mapping.style
+    nominal = acts["nominal"]
     cap = mapping.on_chip_bytes
     fits = None if (style != "monolithic" or cap is None) else peak <= cap
-    notes = []
+    notes = list(mapping.notes)
     units, conv_i = [], 0
+    energy_by = {sc: 0.0 for sc in acts}
+    latency_by: dict[str, float | None] = {sc: 0.0 for sc in acts}
     for u in cost.units:
         spec, m = u.spec, mapping.unit(u.unit)
-        is_conv = isinstance(spec, LayerSpec)
-        s = (sparsity[conv_i] if (sparsity is not None and is_conv) else 0.0)
+        linear = _is_linear(spec)
+        is_conv = not linear
+        s = (sparsity[conv_i] if (sparsity is not None and is_conv and conv_i < len(sparsity)) else 0.0)
+        if spiking is not None and u.unit in spiking:
+            s = 1.0 - spiking[u.unit]
         first = is_conv and conv_i == 0
         conv_i += is_conv
+        ratio = spec.synops / spec.macs if spec.macs else 1.0     # real synapses per padded MAC
         rows = max((_rows(p, spec) for p in u.phases if p.phase.startswith("forward")), default=0.0)
         if style == "monolithic":
             params_local = mapping.weights_on_chip is not False
@@ -216,51 +274,74 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: ActionEnergies, mapp
             params_local = acts_local = True
             crossing_local = False
         counts = ActionCounts()
-        inputs = 0.0
+        inputs = synops = eff_synops = 0.0
         for p in u.phases:
             place = classify(p, style=style, params_local=params_local, activations_local=acts_local,
                              crossing_local=crossing_local)
-            macs = p.effective_macs(s) if acts.event_driven else p.macs
+            p_syn, p_eff = p.macs * ratio, p.effective_macs(s) * ratio
+            synops, eff_synops = synops + p_syn, eff_synops + p_eff
+            macs = p_eff if nominal.event_driven else p.macs
             ew, nu, su = p.elementwise_ops, 0.0, 0.0
             if p.phase.startswith("forward"):
                 r = _rows(p, spec)
                 inputs += r
-                if acts.neuron_update_j is not None:
+                if nominal.neuron_update_j is not None:
                     nu = r * spec.neurons
-                    per_neuron = (acc_ops.BIAS_OPS if spec.bias else 0) + (acc_ops.RELU_OPS if is_conv else 0)
-                    ew -= r * spec.neurons * per_neuron
-            if p.phase == "update" and spec.trainable and acts.synaptic_update_j is not None:
+                    ew = max(0.0, ew - r * spec.neurons * update_ops(spec))
+            if p.phase == "update" and spec.trainable and nominal.synaptic_update_j is not None:
                 su, ew = m.synapses, 0.0
             counts = counts + ActionCounts(macs, p.macs, ew, nu, su, place.read_on, place.write_on,
                                            place.read_off, place.write_off, place.interconnect)
-        t = latency(counts, acts, cores=m.cores, style=style, inputs=inputs)
         per = counts.scaled(1 / batch)
-        energy = dynamic_energy(per, acts)
-        if t is not None and acts.static_w is not None and not acts.all_in:
-            energy = energy + EnergyBreakdown(static_j=acts.static_w * t / batch * mapping.chips_needed)
+        energies, lats = {}, {}
+        for sc, a in acts.items():
+            t = latency(counts, a, cores=m.cores, style=style, inputs=inputs, linear=linear)
+            e = dynamic_energy(per, a, linear=linear)
+            if t is not None and a.static_w is not None and not a.all_in:
+                e = e + EnergyBreakdown(static_j=a.static_w * t / batch * mapping.chips_needed)
+            energies[sc], lats[sc] = e, (None if t is None else t / batch)
+            energy_by[sc] += e.total_j
+            latency_by[sc] = None if (latency_by[sc] is None or lats[sc] is None) else latency_by[sc] + lats[sc]
+        precision = nominal.linear_precision if linear else nominal.conv_precision
         units.append(UnitEstimate(
-            u.unit, energy, None if t is None else t / batch, per.dense_macs, per.macs, per.elementwise_ops,
+            u.unit, energies["nominal"], lats["nominal"], per.dense_macs, per.macs, per.elementwise_ops,
             per.neuron_updates, per.synaptic_updates, per.read_on + per.write_on, per.read_off + per.write_off,
             per.interconnect_bytes, m.cores, m.limited_by, mapping.weights_on_chip, m.fan_in_fits, s,
-            crossing_tensors(cost.workload, spec, first=first)))
-        if m.fan_in_fits is False:
-            notes.append(f"{u.unit}: a neuron's fan-in ({m.fan_in}) exceeds a core's input axons; it must be "
-                         "split over several neurons/cores, so its core count is a lower bound")
-    if style == "monolithic" and fits is False and acts.off_core_level not in ("off_chip", "on_chip"):
+            crossing_tensors(cost.workload, spec, first=first), synops / batch, eff_synops / batch,
+            (energies["low"].total_j, energies["high"].total_j), _ranges(lats), precision, dict(m.cores_by)))
+    if style == "monolithic" and fits is False and nominal.off_core_level not in ("off_chip", "on_chip"):
         notes.append(f"the working set ({peak / 2**20:.1f} MiB) exceeds on-chip memory ({cap / 2**20:.1f} MiB) and "
                      f"{hw.name} has no off-chip memory level: the workload does not fit the device")
-    if style == "neurons" and cost.workload in TRAINING:
-        notes.append("conv weights are unrolled per neuron: training on chip updates each copy separately "
-                     "(weight sharing is not native), which the estimate does not correct for")
     energy = EnergyBreakdown()
     for ue in units:
         energy = energy + ue.energy
     lat = None if any(ue.latency_s is None for ue in units) else sum(ue.latency_s for ue in units)
+    kinds = {("linear" if _is_linear(u.spec) else "conv"): ue.precision for u, ue in zip(cost.units, units, strict=True)}
+    executed = next(iter(kinds.values())) if len(set(kinds.values())) == 1 else \
+        ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
     return WorkloadEstimate(
         cost.workload, True, "", tuple(units), energy, lat, peak, fits, mapping.cores_needed, mapping.chips_needed,
         mapping.weights_on_chip, sum(ue.macs for ue in units), sum(ue.effective_macs for ue in units),
         sum(ue.bytes_on_core for ue in units), sum(ue.bytes_off_core for ue in units),
-        sum(ue.bytes_interconnect for ue in units), tuple(notes))
+        sum(ue.bytes_interconnect for ue in units), tuple(notes), sum(ue.synops for ue in units),
+        sum(ue.effective_synops for ue in units), (energy_by["low"], energy_by["high"]), _ranges(latency_by),
+        mapping.cores_used or mapping.cores_needed, executed)
+
+
+def _learning_notes(hw: HardwareProfile, workload: str, style: str) -> list[str]:
+    """What an on-chip learning estimate stands for when the chip cannot run the configured optimiser."""
+    if not hw.on_chip_learning or hw.learning is None:
+        return []
+    rule = hw.learning
+    out = [f"{workload}: the configured optimiser (Adam) keeps two moments per parameter; {hw.name}'s learning "
+           f"engine holds none, so training is costed as its nearest supported rule: a {rule.rule.value} rule "
+           f"({rule.rule.source}) that updates every stored synapse once per batch, storing the weight plus "
+           f"{rule.synapse_state_bytes:g} B per synapse and {rule.neuron_state_bytes:g} B of traces per neuron"]
+    if style == "shared":
+        out.append(f"{workload}: conv kernels are shared per core, and each core's copy learns from its own outputs "
+                   "only: the chip has no step that sums the copies' updates, so they drift apart (counted: one "
+                   "update per stored copy)")
+    return out
 
 
 def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, num_classes: int, batch: int,
@@ -271,6 +352,8 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
     """Estimate ``workloads`` of the FF network ``layers`` (and of its BP twin: the same shapes, every
     layer trained, a linear head) on ``hw``, per unit and in total, per sample.
 
+    ``precision``: the format to estimate in (fp32, bf16 or int8; the run's by default in
+    :func:`profile_config`), mapped to the target's native formats and to what each op executes in.
     ``sparsity``: each FF unit's input zero fraction (:func:`~ffneuro.profiler.sparsity.measure_sparsity`),
     used on event-driven targets for FF training and inference; ``bp_sparsity`` likewise for BP.
     ``linear_readout``: whether FF training also trains the linear readout (config ``readout`` linear/both).
@@ -283,16 +366,19 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
     unknown_workloads = set(workloads) - set(PROFILED)
     if unknown_workloads:
         raise ValueError(f"unknown workloads {sorted(unknown_workloads)}; valid: {', '.join(PROFILED)}")
-    acts = action_energies(hw, precision)
-    native = acts.native_precision
+    if precision not in ESTIMATE_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(ESTIMATE_PRECISIONS)}")
+    acts = {sc: action_energies(hw, precision, sc) for sc in SCENARIOS}
+    nominal = acts["nominal"]
+    native = nominal.native_precision
     act_prec = native if native in ELEMENT_BITS else precision
     native_w = native if native in ELEMENT_BITS else precision
-    bp_layers = [LayerSpec(f"layer{i + 1}", s.in_shape, s.filters, s.kernel, s.pool, trainable=True, bias=s.bias)
-                 for i, s in enumerate(layers)]
+    bp_layers = [replace(s, name=f"layer{i + 1}", trainable=True) for i, s in enumerate(layers)]
     # a GPU/CPU runs this package's PyTorch code; anything else is assumed to run fused kernels
     scheme = "pytorch" if (hw.kind in ("gpu", "cpu") and act_prec in ("fp32", "bf16")) else "minimal"
     out: dict[str, WorkloadEstimate] = {}
-    style = None
+    style = mapping_style(hw)
+    notes = []
     for w in workloads:
         training = w in TRAINING
         if training and not hw.supports_training:
@@ -310,6 +396,12 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
             cost = bp_training_costs(bp_layers, num_classes=num_classes, batch=batch, precision=act_prec, master=master)
             peak = bp_memory(bp_layers, batch, act_prec, num_classes=num_classes, scheme=scheme).peak_bytes
             sp = bp_sparsity
+        elif w == "bp_infer":
+            cost = inference_costs(bp_layers, readout="linear", num_classes=num_classes, batch=batch,
+                                   precision=act_prec, algo="bp", master=master)
+            peak = inference_peak_bytes(bp_layers, batch, act_prec, readout="linear", num_classes=num_classes,
+                                        weight_precision=master, algo="bp")
+            sp = bp_sparsity
         else:
             readout = w.removeprefix("infer_")
             cost = inference_costs(layers, readout=readout, num_classes=num_classes, batch=batch, precision=act_prec,
@@ -318,35 +410,97 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
                                         readout_from=readout_from, weight_precision=master)
             sp = sparsity
         mapping = map_units([u.spec for u in cost.units], hw, training=training, precision=act_prec,
-                            weight_precision=native_w)
-        style = mapping.style
-        out[w] = _estimate(cost, hw, acts, mapping, sparsity=sp, peak=peak, act_precision=act_prec)
-    notes = []
-    if acts.all_in:
-        notes.append(f"compute.{native} is all-in: memory, interconnect and static energy are inside the MAC "
-                     "energy and are not added (their byte counts are still reported)")
-    if native != precision:
-        notes.append(f"the run's {precision} maps to {hw.name}'s native {native}: activations are counted at {native}")
-    if acts.event_driven:
+                            weight_precision=native_w, work={u.unit: u.total.macs for u in cost.units})
+        est = _estimate(cost, hw, acts, mapping, sparsity=sp, peak=peak, act_precision=act_prec)
+        if training:
+            est = replace(est, notes=est.notes + tuple(_learning_notes(hw, w, style)))
+        out[w] = est
+    notes += _precision_notes(hw, precision, nominal)
+    if nominal.event_driven:
         given = {"FF": sparsity is not None, "BP": bp_sparsity is not None}
-        notes.append("event-driven target: forward and weight-gradient MACs with a zero input are skipped ("
+        notes.append("event-driven target: synaptic events are charged for real synapses only (no padding taps), "
+                     "and forward and weight-gradient events with a zero input are skipped ("
                      + "; ".join(f"{k}: {'measured input sparsity' if v else 'none given, dense'}"
                                  for k, v in given.items()) + ")")
+    return ProfileReport(hw.name, hw.kind, precision, native, batch, num_classes, style, _frozen(sparsity),
+                         nominal, out, nominal.unknown(), tuple(notes), _frozen(bp_sparsity))
 
-    def frozen(sp):
-        return None if sp is None else tuple(float(v) for v in sp)
 
-    return ProfileReport(hw.name, hw.kind, precision, native, batch, num_classes, style or "", frozen(sparsity),
-                         acts, out, acts.unknown(), tuple(notes), frozen(bp_sparsity))
+DEFAULT_ACTIVITY = 0.1   # spikes per neuron per timestep when an SNN graph is profiled without --activity
+
+
+def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 1, activity: float | None = None,
+                  precision: str = "fp32", batch: int = 1) -> ProfileReport:
+    """Inference of a layer-spec graph (e.g. read from a NIR file) on ``hw``, per sample: one workload,
+    ``infer``, with the same fields as :func:`profile_network`'s.
+
+    Every layer runs once per timestep. The input of a unit that follows a spiking neuron (and the
+    network's input, when the first unit's neuron spikes) carries ``activity`` events per element per
+    timestep (default :data:`DEFAULT_ACTIVITY` for a spiking graph); other inputs are dense. Event-driven
+    targets charge real synapses × events; dense targets charge every MAC of every timestep.
+    """
+    hw = load_profile(hw) if isinstance(hw, str) else hw
+    if precision not in ESTIMATE_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(ESTIMATE_PRECISIONS)}")
+    any_spiking = any(u.spiking for u in spec.units)
+    if activity is None:
+        activity = DEFAULT_ACTIVITY if any_spiking else 1.0
+    if not 0.0 <= activity <= 1.0:
+        raise ValueError(f"activity must lie in [0, 1] (spikes per neuron per timestep), got {activity}")
+    acts = {sc: action_energies(hw, precision, sc) for sc in SCENARIOS}
+    nominal = acts["nominal"]
+    native = nominal.native_precision
+    act_prec = native if native in ELEMENT_BITS else precision
+    cost = graph_inference_costs(spec, timesteps=timesteps, batch=batch, precision=act_prec, master=act_prec)
+    # a unit's input spikes if the unit before it ends in a spiking neuron; the network input is taken
+    # as spikes when the first unit's own neuron spikes (an SNN fed events, as NIR benchmarks are)
+    spiking = {}
+    for i, u in enumerate(spec.units):
+        feeder = spec.units[i - 1] if i else u
+        if feeder.spiking:
+            spiking[u.name] = activity
+    mapping = map_units(list(spec.units), hw, training=False, precision=act_prec, weight_precision=act_prec,
+                        work={u.unit: u.total.macs for u in cost.units})
+    work = max(nbytes(batch * (u.in_elems + u.out_elems), act_prec) for u in spec.units)
+    peak = sum(nbytes(u.params, act_prec) for u in spec.units) + work
+    est = _estimate(cost, hw, acts, mapping, sparsity=None, peak=peak, act_precision=act_prec, spiking=spiking)
+    notes = _precision_notes(hw, precision, nominal)
+    notes.append(f"{timesteps} timestep(s) per sample; "
+                 + (f"inputs of units after a spiking neuron carry {activity:g} spikes per element per timestep "
+                    f"({'given' if activity != DEFAULT_ACTIVITY else 'the default'}), other inputs are dense"
+                    if any_spiking else "no spiking neurons: every input dense"))
+    if nominal.event_driven:
+        notes.append("event-driven target: synaptic events are charged for real synapses only (no padding taps), "
+                     "one per input spike and synapse")
+    return ProfileReport(hw.name, hw.kind, precision, native, batch, 0, mapping.style, None, nominal, {"infer": est},
+                         nominal.unknown(), tuple(notes))
+
+
+def _frozen(sp):
+    return None if sp is None else tuple(float(v) for v in sp)
+
+
+def _precision_notes(hw: HardwareProfile, precision: str, a: ActionEnergies) -> list[str]:
+    notes = []
+    if a.all_in:
+        notes.append(f"compute.{a.conv_precision} is all-in: memory, interconnect and static energy are inside the MAC "
+                     "energy and are not added (their byte counts are still reported)")
+    if a.native_precision != precision:
+        notes.append(f"{precision} maps to {hw.name}'s native {a.native_precision}: activations are counted at "
+                     f"{a.native_precision}")
+    notes += list(a.executed_notes)
+    return notes
 
 
 def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: HardwareProfile | str, *,
                    sparsity: Sequence[float] | None = None, bp_sparsity: Sequence[float] | None = None,
-                   batch: int | None = None, workloads: Sequence[str] = PROFILED) -> ProfileReport:
-    """:func:`profile_network` for the network a :class:`~ffneuro.config.RunConfig` builds (no model needed)."""
+                   batch: int | None = None, workloads: Sequence[str] = PROFILED,
+                   precision: str | None = None) -> ProfileReport:
+    """:func:`profile_network` for the network a :class:`~ffneuro.config.RunConfig` builds (no model
+    needed); ``precision`` overrides the run's (e.g. int8 to estimate a quantised deployment)."""
     return profile_network(layer_specs(config, image_shape, algo="ff"), hw, num_classes=num_classes,
-                           batch=batch or config.batch_size, precision=config.precision, sparsity=sparsity,
-                           bp_sparsity=bp_sparsity,
+                           batch=batch or config.batch_size, precision=precision or config.precision,
+                           sparsity=sparsity, bp_sparsity=bp_sparsity,
                            readout_from=config.readout_from, linear_readout=config.readout in ("linear", "both"),
                            goodness=config.goodness, workloads=workloads)
 
@@ -359,7 +513,7 @@ def format_si(x: float | None, unit: str = "") -> str:
     if x is None:
         return "?"
     if x == 0:
-        return f"0{unit}"
+        return f"0 {unit}".rstrip()
     x = float(f"{x:.3g}")  # round first, so 999.7 µs prints as 1 ms, not "1e+03 µs"
     exp = int(math.floor(math.log10(abs(x)) / 3)) * 3
     prefixes = {-15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
@@ -367,16 +521,24 @@ def format_si(x: float | None, unit: str = "") -> str:
     return f"{x / 10 ** exp:.3g} {prefixes[exp]}{unit}"
 
 
+def _yes_no(v: bool | None, unknown: str = "unknown (capacity not in the profile)") -> str:
+    return unknown if v is None else ("yes" if v else "no")
+
+
+def _range(r, unit: str) -> str:
+    return "" if r is None else f" [{format_si(r[0], unit)} – {format_si(r[1], unit)}]"
+
+
 def format_report(report: ProfileReport) -> str:
     """A plain-text table per workload: energy by term, latency, cores and on/off-core bytes per unit."""
-    lines = [f"{report.target} ({report.kind}), {report.precision} → {report.native_precision}, batch {report.batch}; "
-             "per sample"]
+    lines = [f"{report.target} ({report.kind}), {report.precision} → {report.native_precision} (MACs execute as "
+             f"{report.executed_precision}), batch {report.batch}; per sample"]
     for note in report.notes:
         lines.append(f"  note: {note}")
     if report.unknown:
         lines.append(f"  not in the profile (counted as 0): {', '.join(report.unknown)}")
     head = f"    {'unit':10s} {'energy':>10s} {'compute':>10s} {'on-core':>10s} {'off-core':>10s} {'intercon.':>10s} " \
-           f"{'static':>10s} {'latency':>10s} {'cores':>6s} {'off-core B':>11s}"
+           f"{'static':>10s} {'latency':>10s} {'cores':>6s} {'binding limit':>22s} {'off-core B':>11s}"
     for w, est in report.workloads.items():
         lines.append(f"  {w}:")
         if not est.supported:
@@ -384,15 +546,27 @@ def format_report(report: ProfileReport) -> str:
             continue
         lines.append(head)
         for u in [*est.per_unit, None]:
-            name, e, lat, cores, off = ("total", est.energy, est.latency_s, est.cores_needed, est.bytes_off_core) if u is None \
-                else (u.unit, u.energy, u.latency_s, u.cores, u.bytes_off_core)
+            name, e, lat, cores, lim, off = ("total", est.energy, est.latency_s, est.cores_used or est.cores_needed, "",
+                                             est.bytes_off_core) if u is None \
+                else (u.unit, u.energy, u.latency_s, u.cores, u.limited_by, u.bytes_off_core)
             lines.append(f"    {name:10s} {format_si(e.total_j, 'J'):>10s} {format_si(e.compute_j, 'J'):>10s} {format_si(e.on_core_j, 'J'):>10s} "
                          f"{format_si(e.off_core_j, 'J'):>10s} {format_si(e.interconnect_j, 'J'):>10s} {format_si(e.static_j, 'J'):>10s} "
-                         f"{format_si(lat, 's'):>10s} {cores:>6d} {format_si(off, 'B'):>11s}")
+                         f"{format_si(lat, 's'):>10s} {cores:>6d} {lim:>22s} {format_si(off, 'B'):>11s}")
         share = est.off_core_share
-        lines.append(f"    peak memory {format_si(est.peak_memory_bytes, 'B')}, fits on chip: {est.fits_on_chip}, "
-                     f"weights on chip: {est.weights_on_chip}, off-core share of bytes: "
-                     f"{'?' if share is None else f'{share:.1%}'}, chips: {est.chips_needed}")
+        lines.append(f"    energy {format_si(est.energy_j, 'J')}{_range(est.energy_range, 'J')}, latency "
+                     f"{format_si(est.latency_s, 's') if est.latency_s is not None else 'not estimated (no rate in the profile)'}"
+                     f"{_range(est.latency_range, 's')} (ranges from each number's basis)")
+        lines.append(f"    MACs {est.macs:,.0f} (dense, padding counted); synaptic ops {est.synops:,.0f} (dense, no padding), "
+                     f"{est.effective_synops:,.0f} effective (zero inputs skipped); charged: "
+                     f"{'effective synaptic ops' if report.actions.event_driven else 'dense MACs'}; MACs execute as {est.precision}")
+        cores = "" if est.cores_needed is None else (
+            f"cores needed {est.cores_needed}" + (f", used {est.cores_used} (idle cores spread over the units)"
+                                                  if est.cores_used and est.cores_used != est.cores_needed else "")
+            + f", chips {est.chips_needed}; ")
+        lines.append(f"    {cores}peak memory {format_si(est.peak_memory_bytes, 'B')}, fits on chip: "
+                     f"{_yes_no(est.fits_on_chip, 'not applicable (many-core mapping)' if report.mapping_style != 'monolithic' else 'unknown (no on-chip capacity in the profile)')}, "
+                     f"weights on chip: {_yes_no(est.weights_on_chip)}, off-core share of bytes: "
+                     f"{'not applicable (no bytes moved)' if share is None else f'{share:.1%}'}")
         for note in est.notes:
             lines.append(f"    note: {note}")
     return "\n".join(lines)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..accounting.ops import POOLS, block_shapes
-from ..errors import ConfigError
+from ..accounting.specs import LayerSpec
 
 
 def rms_normalize(y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -15,33 +14,47 @@ def rms_normalize(y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class ConvBlock(nn.Module):
-    """'Same'-padded conv and ReLU. ``pool`` max/avg: a 2×2 pool applied by :meth:`pool_out` after
-    goodness; ``stride``: the conv itself has stride 2, so its neurons are the downsampled map."""
+    """'Same'-padded conv and ReLU, built from its :class:`~ffneuro.accounting.LayerSpec` (the one
+    description of the layer: shapes, stride and padding come from ``spec.conv``). ``pool`` max/avg: a
+    2×2 pool applied by :meth:`pool_out` after goodness; ``stride``: the conv itself has stride 2, so
+    its neurons are the downsampled map."""
 
     def __init__(self, in_shape: tuple[int, int, int], filters: int, kernel: int, pool: str = "none"):
         super().__init__()
-        if pool not in POOLS:
-            raise ConfigError(f"unknown pool {pool!r}; valid: {', '.join(POOLS)}")
-        if kernel < 1 or kernel % 2 == 0:
-            raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {kernel}")
-        c, h, w = in_shape
-        if pool != "none" and (h < 2 or w < 2):
-            raise ConfigError(f"cannot {'downsample' if pool == 'stride' else 'pool'} a {h}×{w} map; "
-                              "use fewer downsampling layers (or a larger --pool-every)")
-        self.in_shape = (c, h, w)
-        self.filters, self.kernel, self.pool = filters, kernel, pool
-        self.stride = 2 if pool == "stride" else 1
-        self.conv = nn.Conv2d(c, filters, kernel, stride=self.stride, padding=kernel // 2)
+        self.spec = LayerSpec("block", in_shape, filters, kernel, pool)   # validates (ConfigError)
+        node = self.spec.conv
+        self.conv = nn.Conv2d(node.in_shape[0], node.out_channels, node.kernel, stride=node.stride,
+                              padding=node.symmetric_padding, bias=node.bias)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return self.spec.in_shape
+
+    @property
+    def filters(self) -> int:
+        return self.spec.filters
+
+    @property
+    def kernel(self) -> int:
+        return self.spec.kernel
+
+    @property
+    def pool(self) -> str:
+        return self.spec.pool
+
+    @property
+    def stride(self) -> int:
+        return self.spec.stride
 
     @property
     def neuron_shape(self) -> tuple[int, int, int]:
         """Shape of the conv output (what goodness is measured on): (H - 1) // stride + 1 per side."""
-        return block_shapes(self.in_shape, self.filters, self.pool)[0]
+        return self.spec.neuron_shape
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
         """Shape handed to the next layer (after pooling)."""
-        return block_shapes(self.in_shape, self.filters, self.pool)[1]
+        return self.spec.out_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Activations of this layer's neurons (before pooling): what goodness is measured on."""

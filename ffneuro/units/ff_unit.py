@@ -6,13 +6,19 @@ only one unit's activations are alive during its update.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from ..accounting import UnitCost, conv_unit_cost
-from ..goodness import LOSSES, Goodness, discrimination_accuracy, ff_logits, pair_accuracy
+from ..accounting import UnitCost, unit_cost
+from ..goodness import (
+    LOSSES,
+    Goodness,
+    discrimination_accuracy,
+    ff_logits,
+    pair_accuracy,
+)
 from ..precision import autocast
 from .block import ConvBlock, rms_normalize
 
@@ -91,5 +97,4 @@ class FFUnit(nn.Module):
         return out, stats
 
     def cost(self) -> UnitCost:
-        return conv_unit_cost(self.name, self.block.in_shape, self.block.filters, self.block.kernel,
-                              stride=self.block.stride, trainable=self.trainable, precision=self.precision)
+        return unit_cost(replace(self.block.spec, name=self.name, trainable=self.trainable), self.precision)

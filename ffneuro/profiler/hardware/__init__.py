@@ -14,6 +14,7 @@ from .parse import (
 )
 from .profile import (
     CLOCK_FIELDS,
+    CONV_WEIGHTS,
     COMPUTE_FIELDS,
     CORE_FIELDS,
     FLOAT_PRECISIONS,
@@ -30,19 +31,22 @@ from .profile import (
     ClockSpec,
     ComputeSpec,
     CoreSpec,
+    ExecutedAs,
     HardwareProfile,
     InterconnectSpec,
+    LearningSpec,
+    MappingSpec,
     MemorySpec,
     NeuroSpec,
     PowerSpec,
 )
-from .quantities import BASES, BASES_NEEDING_NOTE, SI_UNITS, UNITS, Quantity
+from .quantities import BASES, BASES_NEEDING_NOTE, SI_UNITS, UNITS, Fact, Quantity
 
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "KINDS", "BASES", "SCOPES", "MEMORY_LEVELS", "PRECISION_BITS", "UNITS",
     "HardwareProfileError", "UnknownProfileError",
     "Quantity", "CoreSpec", "ComputeSpec", "MemorySpec", "InterconnectSpec", "NeuroSpec", "PowerSpec",
-    "ClockSpec", "HardwareProfile",
+    "ClockSpec", "HardwareProfile", "MappingSpec", "LearningSpec", "ExecutedAs", "Fact", "CONV_WEIGHTS",
     "load_profile", "validate_file", "shipped_profiles", "parse_profile", "parse_toml",
     # the rest of the schema's tables, importable from here as they were from the single module
     "PACKAGE", "BASES_NEEDING_NOTE", "FLOAT_PRECISIONS", "SI_UNITS",

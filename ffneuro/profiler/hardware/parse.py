@@ -14,8 +14,13 @@ from .profile import (
     CLOCK_FIELDS,
     COMPUTE_FIELDS,
     CORE_FIELDS,
+    EXECUTED_OPS,
     INTERCONNECT_FIELDS,
     KINDS,
+    LEARNING_FACTS,
+    LEARNING_FIELDS,
+    MAPPING_FACTS,
+    MAPPING_FIELDS,
     MEMORY_FIELDS,
     MEMORY_LEVELS,
     NEURO_FIELDS,
@@ -27,8 +32,11 @@ from .profile import (
     ClockSpec,
     ComputeSpec,
     CoreSpec,
+    ExecutedAs,
     HardwareProfile,
     InterconnectSpec,
+    LearningSpec,
+    MappingSpec,
     MemorySpec,
     NeuroSpec,
     PowerSpec,
@@ -38,6 +46,7 @@ from .quantities import (
     BASES,
     BASES_NEEDING_NOTE,
     UNITS,
+    Fact,
     Quantity,
     _to_si,
 )
@@ -45,7 +54,8 @@ from .quantities import (
 TOP_KEYS_REQUIRED = ("schema", "schema_version", "name", "description", "kind", "on_chip_learning",
                      "supports_training", "precisions", "compute")
 TOP_KEYS_OPTIONAL = ("process", "training_note", "notes", "cores", "memory", "interconnect", "neuro",
-                     "power", "clock")
+                     "power", "clock", "mapping", "learning", "executed_as")
+FACT_KEYS_REQUIRED = ("value", "source", "basis")
 QUANTITY_KEYS_REQUIRED = ("value", "unit", "source", "basis")
 QUANTITY_KEYS_OPTIONAL = ("note",)
 
@@ -120,6 +130,32 @@ class _Ctx:
             raise self.fail(f"{key}.note", f"basis {basis!r} needs a note saying how the number was derived "
                                            "or why it was assumed")
         return Quantity(_to_si(number, table[unit]), si, source, basis, note, given_value=number, given_unit=unit)
+
+    def fact(self, key: str, value: Any, choices: tuple[str, ...]) -> Fact:
+        """A stated choice: ``{ value = "<one of choices>", source, basis[, note] }``."""
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected an inline table {{ value, source, basis }} with value one of "
+                                 f"{', '.join(choices)}, got {_type_name(value)}")
+        self.check_keys(key, value, FACT_KEYS_REQUIRED, QUANTITY_KEYS_OPTIONAL)
+        choice = self.choice(f"{key}.value", value["value"], choices)
+        source = self.string(f"{key}.source", value["source"])
+        basis = self.choice(f"{key}.basis", value["basis"], BASES)
+        note = self.string(f"{key}.note", value.get("note", ""), empty_ok=True)
+        if basis in BASES_NEEDING_NOTE and not note.strip():
+            raise self.fail(f"{key}.note", f"basis {basis!r} needs a note saying how the choice was derived "
+                                           "or why it was assumed")
+        return Fact(choice, source, basis, note)
+
+    def mixed_section(self, key: str, value: Any, numbers: dict[str, tuple[str, bool]],
+                      facts: dict[str, tuple[tuple[str, ...], bool]]) -> dict[str, Any]:
+        """A table of numbers and facts (``[mapping]``, ``[learning]``)."""
+        tbl = self.table(key, value)
+        required = tuple(n for n, (_, req) in {**numbers, **facts}.items() if req)
+        optional = tuple(n for n, (_, req) in {**numbers, **facts}.items() if not req)
+        self.check_keys(key, tbl, required, optional)
+        out: dict[str, Any] = {n: self.quantity(f"{key}.{n}", tbl[n], dim) for n, (dim, _) in numbers.items() if n in tbl}
+        out.update({n: self.fact(f"{key}.{n}", tbl[n], ch) for n, (ch, _) in facts.items() if n in tbl})
+        return out
 
     def section(self, key: str, value: Any, spec: dict[str, tuple[str, bool]],
                 extra: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -238,13 +274,35 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
     neuro = NeuroSpec(**ctx.section("neuro", data["neuro"], NEURO_FIELDS)) if "neuro" in data else None
     power = PowerSpec(**ctx.section("power", data["power"], POWER_FIELDS)) if "power" in data else None
     clock = ClockSpec(**ctx.section("clock", data["clock"], CLOCK_FIELDS)) if "clock" in data else None
+    mapping = MappingSpec(**ctx.mixed_section("mapping", data["mapping"], MAPPING_FIELDS, MAPPING_FACTS)) \
+        if "mapping" in data else None
+    learning = LearningSpec(**ctx.mixed_section("learning", data["learning"], LEARNING_FIELDS, LEARNING_FACTS)) \
+        if "learning" in data else None
+    executed = []
+    if "executed_as" in data:
+        for p, tbl in ctx.table("executed_as", data["executed_as"]).items():
+            key = f"executed_as.{p}"
+            if p not in precisions:
+                raise ctx.fail(key, f"precision {p!r} is not listed in precisions")
+            tbl = ctx.table(key, tbl)
+            ctx.check_keys(key, tbl, (), EXECUTED_OPS)
+            executed.append(ExecutedAs(p, tuple((op, ctx.fact(f"{key}.{op}", f, tuple(precisions)))
+                                                for op, f in tbl.items())))
+    if kind == "neuromorphic":
+        for section in ("neuro", "mapping"):
+            if section not in data:
+                raise ctx.fail(section, f"missing required table for a neuromorphic target (docs/hw-profiles.md: "
+                                        f"{'its event costs' if section == 'neuro' else 'how conv weights are laid out'})")
+    if on_chip_learning and "learning" not in data:
+        raise ctx.fail("learning", "missing required table when on_chip_learning = true (what the learning rule stores)")
 
     try:
         return HardwareProfile(
             name=name, description=description, kind=kind, supports_training=supports_training,
             on_chip_learning=on_chip_learning, precisions=tuple(precisions), compute=tuple(compute),
             cores=cores, memory=tuple(memory), interconnect=interconnect, neuro=neuro, power=power,
-            clock=clock, process=process, training_note=training_note, notes=notes, origin=origin,
+            clock=clock, mapping=mapping, learning=learning, executed_as=tuple(executed), process=process,
+            training_note=training_note, notes=notes, origin=origin,
         )
     except HardwareProfileError as e:  # cross-field checks not caught above
         raise ctx.fail("", str(e)) from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .errors import _a, _need
-from .quantities import UNITS, Quantity
+from .quantities import UNITS, Fact, Quantity
 
 SCHEMA = "ffneuro.hw"
 SCHEMA_VERSION = 1
@@ -244,6 +244,122 @@ class ClockSpec:
         return _quantities_dict(self, CLOCK_FIELDS)
 
 
+# choices a profile states as facts: key -> allowed values
+CONV_WEIGHTS = ("shared", "unrolled")        # a conv kernel stored once per core, or once per neuron
+AXON_MODES = ("population", "per_input")    # one input axon per input position (channels as atoms), or per element
+SPREAD_MODES = ("none", "idle_cores")       # may a layer use cores its memory does not need?
+LEARNING_RULES = ("trace",)                 # on-chip rules a learning engine runs
+EXECUTED_OPS = ("conv", "linear")
+MAPPING_FIELDS = {"kernel_copies": ("count", False)}
+MAPPING_FACTS = {"conv_weights": (CONV_WEIGHTS, True), "axons": (AXON_MODES, False), "spread": (SPREAD_MODES, False)}
+LEARNING_FIELDS = {"synapse_state": ("bytes", False), "neuron_state": ("bytes", False)}
+LEARNING_FACTS = {"rule": (LEARNING_RULES, True)}
+
+
+def _check_facts(owner: str, obj: Any, spec: dict[str, tuple[tuple[str, ...], bool]]) -> None:
+    for name, (choices, required) in spec.items():
+        f = getattr(obj, name)
+        if f is None:
+            _need(not required, f"{owner}.{name} is required")
+            continue
+        _need(isinstance(f, Fact), f"{owner}.{name} must be a Fact, got {type(f).__name__}")
+        _need(f.value in choices, f"{owner}.{name}: unknown value {f.value!r}; valid: {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    """How a network is laid out on the cores (neuromorphic targets; docs/hw-profiles.md).
+
+    ``conv_weights``: ``shared`` (a conv kernel is stored once per core that holds neurons of the layer,
+    and input axons point at it) or ``unrolled`` (every neuron stores its own fan-in). ``kernel_copies``:
+    copies of a shared kernel slice one core needs (default 1). ``axons``: ``population`` (one input
+    axon per input position, the channel carried with the spike) or ``per_input`` (one per input element).
+    ``spread``: ``idle_cores`` lets a layer use cores of the chips in use that its memory does not need.
+    """
+
+    conv_weights: Fact
+    kernel_copies: Quantity | None = None
+    axons: Fact | None = None
+    spread: Fact | None = None
+
+    def __post_init__(self) -> None:
+        _check_facts("mapping", self, MAPPING_FACTS)
+        _check_dims("mapping", self, MAPPING_FIELDS)
+
+    @property
+    def shared(self) -> bool:
+        return self.conv_weights.value == "shared"
+
+    @property
+    def copies(self) -> int:
+        return 1 if self.kernel_copies is None else int(self.kernel_copies.value_si)
+
+    @property
+    def population_axons(self) -> bool:
+        return self.axons is not None and self.axons.value == "population"
+
+    @property
+    def spreads(self) -> bool:
+        return self.spread is not None and self.spread.value == "idle_cores"
+
+    def to_dict(self) -> dict:
+        d = {n: getattr(self, n).to_dict() for n in MAPPING_FACTS if getattr(self, n) is not None}
+        return {**d, **_quantities_dict(self, MAPPING_FIELDS)}
+
+
+@dataclass(frozen=True)
+class LearningSpec:
+    """What a chip's on-chip learning rule stores and does (targets with ``on_chip_learning``).
+
+    ``rule``: ``trace`` (a local rule computed from spike traces: per synapse the weight and
+    ``synapse_state`` bytes; per neuron ``neuron_state`` bytes of traces; no optimiser moments).
+    """
+
+    rule: Fact
+    synapse_state: Quantity | None = None
+    neuron_state: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        _check_facts("learning", self, LEARNING_FACTS)
+        _check_dims("learning", self, LEARNING_FIELDS)
+
+    @property
+    def synapse_state_bytes(self) -> float:
+        return 0.0 if self.synapse_state is None else self.synapse_state.value_si
+
+    @property
+    def neuron_state_bytes(self) -> float:
+        return 0.0 if self.neuron_state is None else self.neuron_state.value_si
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule.to_dict(), **_quantities_dict(self, LEARNING_FIELDS)}
+
+
+@dataclass(frozen=True)
+class ExecutedAs:
+    """How a run in ``precision`` actually executes each op kind on this target (``conv``, ``linear``),
+    e.g. PyTorch runs fp32 convolutions on TF32 tensor cores by default on Ampere and later GPUs."""
+
+    precision: str
+    ops: tuple[tuple[str, Fact], ...]
+
+    def __post_init__(self) -> None:
+        _need(self.precision in PRECISION_BITS,
+              f"executed_as: unknown precision {self.precision!r}; valid: {', '.join(PRECISION_BITS)}")
+        ops = tuple(self.ops)
+        for op, fact in ops:
+            _need(op in EXECUTED_OPS, f"executed_as.{self.precision}: unknown op {op!r}; valid: {', '.join(EXECUTED_OPS)}")
+            _need(isinstance(fact, Fact) and fact.value in PRECISION_BITS,
+                  f"executed_as.{self.precision}.{op}: unknown precision {getattr(fact, 'value', fact)!r}")
+        object.__setattr__(self, "ops", ops)
+
+    def get(self, op: str) -> Fact | None:
+        return next((f for o, f in self.ops if o == op), None)
+
+    def to_dict(self) -> dict:
+        return {op: f.to_dict() for op, f in self.ops}
+
+
 @dataclass(frozen=True)
 class HardwareProfile:
     """A validated hardware target. Build with :func:`load_profile`; ``origin`` is where it came from."""
@@ -261,6 +377,9 @@ class HardwareProfile:
     neuro: NeuroSpec | None = None
     power: PowerSpec | None = None
     clock: ClockSpec | None = None
+    mapping: MappingSpec | None = None
+    learning: LearningSpec | None = None
+    executed_as: tuple[ExecutedAs, ...] = ()
     process: str = ""
     training_note: str = ""
     notes: tuple[str, ...] = ()
@@ -291,6 +410,19 @@ class HardwareProfile:
         _need(len(set(levels)) == len(levels), "a memory level is given twice")
         _need(self.kind != "neuromorphic" or self.cores is not None, "a neuromorphic target needs [cores]")
         _need(self.kind != "reference" or self.cores is None, "a reference target has no [cores]")
+        # what the estimate of an event-driven chip rests on may not be left out silently
+        _need(self.kind != "neuromorphic" or self.neuro is not None,
+              "a neuromorphic target needs [neuro] (its synaptic-op and neuron-update costs)")
+        _need(self.kind != "neuromorphic" or self.mapping is not None,
+              "a neuromorphic target needs [mapping] (how conv weights are laid out on its cores)")
+        _need(not self.on_chip_learning or self.learning is not None,
+              "on_chip_learning = true needs [learning] (what the chip's learning rule stores)")
+        executed = tuple(self.executed_as)
+        for e in executed:
+            _need(e.precision in self.precisions, f"executed_as.{e.precision}: not one of precisions")
+            for op, f in e.ops:
+                _need(f.value in self.precisions, f"executed_as.{e.precision}.{op}: {f.value} is not one of precisions")
+        object.__setattr__(self, "executed_as", executed)
         object.__setattr__(self, "precisions", precisions)
         object.__setattr__(self, "compute", compute)
         object.__setattr__(self, "memory", tuple(sorted(memory, key=lambda m: MEMORY_LEVELS.index(m.level))))
@@ -320,6 +452,17 @@ class HardwareProfile:
         """The compute table for ``precision`` (mapped with :meth:`nearest_precision`)."""
         native = self.nearest_precision(precision)
         return next(c for c in self.compute if c.precision == native)
+
+    def executed_precision(self, precision: str, op: str) -> tuple[str, Fact | None]:
+        """The native format ``op`` (conv or linear) of a run in ``precision`` executes in, and the fact
+        saying so when it differs from :meth:`nearest_precision` (e.g. fp32 convs as tf32)."""
+        native = self.nearest_precision(precision)
+        for e in self.executed_as:
+            if e.precision == native:
+                fact = e.get(op)
+                if fact is not None:
+                    return fact.value, fact
+        return native, None
 
     def mac_energy(self, precision: str) -> float:
         """J per MAC in ``precision`` (mapped to the nearest native format)."""
@@ -355,10 +498,22 @@ class HardwareProfile:
             yield from walk(f"compute.{c.precision}.", vars(c))
         for m in self.memory:
             yield from walk(f"memory.{m.level}.", vars(m))
-        for section in ("interconnect", "neuro", "power", "clock"):
+        for section in ("interconnect", "neuro", "power", "clock", "mapping", "learning"):
             spec = getattr(self, section)
             if spec is not None:
                 yield from walk(f"{section}.", vars(spec))
+
+    def facts(self) -> Iterator[tuple[str, Fact]]:
+        """Every stated choice with its dotted key, e.g. ``("mapping.conv_weights", Fact("shared", ...))``."""
+        for section in ("mapping", "learning"):
+            spec = getattr(self, section)
+            if spec is not None:
+                for key, value in vars(spec).items():
+                    if isinstance(value, Fact):
+                        yield f"{section}.{key}", value
+        for e in self.executed_as:
+            for op, f in e.ops:
+                yield f"executed_as.{e.precision}.{op}", f
 
     def unknown_fields(self) -> list[str]:
         """Keys the profiler would use that this profile does not give (so the estimate leaves them out).
@@ -381,6 +536,11 @@ class HardwareProfile:
                 missing.append("power.static")
         if self.kind not in ("neuromorphic", "reference") and (self.clock is None or self.clock.core is None):
             missing.append("clock.core")
+        if self.kind == "neuromorphic" and not all_in:
+            missing += [f"neuro.{n}" for n in ("neuron_update", "synaptic_op_time")
+                        if self.neuro is None or getattr(self.neuro, n) is None]
+        if self.on_chip_learning and (self.neuro is None or self.neuro.synaptic_update is None):
+            missing.append("neuro.synaptic_update")
         return missing
 
     # ---- serialisation
@@ -405,10 +565,12 @@ class HardwareProfile:
         d["compute"] = {c.precision: c.to_dict() for c in self.compute}
         if self.memory:
             d["memory"] = {m.level: m.to_dict() for m in self.memory}
-        for section in ("interconnect", "neuro", "power", "clock"):
+        for section in ("interconnect", "neuro", "power", "clock", "mapping", "learning"):
             spec = getattr(self, section)
             if spec is not None:
                 d[section] = spec.to_dict()
+        if self.executed_as:
+            d["executed_as"] = {e.precision: e.to_dict() for e in self.executed_as}
         return d
 
     @classmethod

@@ -114,3 +114,30 @@ class Quantity:
 def _to_si(value: float, factor: float) -> float:
     """``value × factor`` rounded to 15 significant digits, so 0.23 pJ is 2.3e-13 J, not 2.3000000000000003e-13."""
     return float(f"{value * factor:.15g}")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A named choice of a profile (e.g. how conv weights are stored), with where it comes from: the
+    same ``{ value, source, basis[, note] }`` form as a number, with a string value from a fixed set."""
+
+    value: str
+    source: str
+    basis: str
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.value, str) and bool(self.value.strip()), "a fact's value must be a non-empty string")
+        _need(isinstance(self.source, str) and bool(self.source.strip()), "source must be a non-empty string")
+        _need(self.basis in BASES, f"unknown basis {self.basis!r}; valid: {', '.join(BASES)}")
+        _need(self.basis not in BASES_NEEDING_NOTE or bool(self.note.strip()),
+              f"basis {self.basis!r} needs a note saying how the choice was derived or why it was assumed")
+
+    def to_dict(self) -> dict:
+        d = {"value": self.value, "source": self.source, "basis": self.basis}
+        if self.note:
+            d["note"] = self.note
+        return d
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,0 +1,234 @@
+"""NIR files (the Neuromorphic Intermediate Representation) in and out of a layer-spec graph.
+
+Needs the optional ``nir`` package (``pip install "ffneuro[nir]"``). Reading keeps shapes and layer
+parameters, not weight values: the profiler costs from shapes. Sequential graphs are supported:
+Input, Conv2d, Linear, Affine, Flatten, AvgPool2d, SumPool2d, IF, LIF, CubaLIF, LI, CubaLI,
+Identity and Output, each node feeding the next. Writing turns a :class:`NetSpec` plus weights (e.g.
+a trained FFNet's) into a NIR graph.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, FFNeuroError
+from .graph import NetSpec, Unit, group_units
+from .nodes import Activation, Conv2d, Flatten, Linear, Neuron, Node, Pool2d
+
+SUPPORTED = ("Input", "Conv2d", "Linear", "Affine", "Flatten", "AvgPool2d", "SumPool2d", "IF", "LIF", "CubaLIF",
+             "LI", "CubaLI", "Identity", "Output")
+NEURONS = {"IF": ("if", 1), "LIF": ("lif", 1), "CubaLIF": ("cubalif", 2), "LI": ("li", 1), "CubaLI": ("cubali", 2)}
+
+
+def _nir():
+    try:
+        import nir
+    except ImportError:
+        raise FFNeuroError('NIR files need the nir package: pip install "ffneuro[nir]" (or pip install nir)') from None
+    return nir
+
+
+def _ints(v) -> tuple[int, ...]:
+    a = np.atleast_1d(np.asarray(v)).astype(int)
+    return tuple(int(x) for x in a.reshape(-1))
+
+
+def _shape_of(types: Mapping[str, Any], key: str) -> tuple[int, ...] | None:
+    v = types.get(key) if types else None
+    return None if v is None else _ints(v)
+
+
+def _same_padding(n: int, k: int, d: int) -> tuple[int, int]:
+    """torch's padding='same' (stride 1): total d·(k−1), the extra one at the end."""
+    total = d * (k - 1)
+    return total // 2, total - total // 2
+
+
+def _conv(node, shape: tuple[int, ...], name: str) -> Conv2d:
+    w = np.asarray(node.weight)
+    if w.ndim != 4:
+        raise ConfigError(f"NIR node {name}: Conv2d weight must be (C_out, C_in/groups, kH, kW), got {w.shape}")
+    stride, dilation = _ints(node.stride), _ints(node.dilation)
+    stride = stride * 2 if len(stride) == 1 else stride
+    dilation = dilation * 2 if len(dilation) == 1 else dilation
+    kh, kw = w.shape[2], w.shape[3]
+    if isinstance(node.padding, str):
+        if node.padding == "valid":
+            pad = (0, 0, 0, 0)
+        else:
+            if stride != (1, 1):
+                raise ConfigError(f"NIR node {name}: padding 'same' needs stride 1, got {stride}")
+            pad = (*_same_padding(shape[1], kh, dilation[0]), *_same_padding(shape[2], kw, dilation[1]))
+    else:
+        p = _ints(node.padding)
+        pad = p * 4 if len(p) == 1 else p
+    bias = node.bias is not None and np.any(np.asarray(node.bias) != 0)
+    if len(shape) != 3 or shape[0] != w.shape[1] * int(node.groups):
+        raise ConfigError(f"NIR node {name}: Conv2d takes {w.shape[1] * int(node.groups)} channels but receives {shape}")
+    return Conv2d(shape, int(w.shape[0]), (kh, kw), stride, pad, dilation, int(node.groups), bool(bias))
+
+
+def _pool(node, shape: tuple[int, ...], name: str, kind: str) -> Pool2d:
+    k, s, p = (_ints(node.kernel_size), _ints(node.stride), _ints(node.padding))
+    k, s, p = (k * 2 if len(k) == 1 else k), (s * 2 if len(s) == 1 else s), (p * 2 if len(p) == 1 else p)
+    if len(shape) != 3:
+        raise ConfigError(f"NIR node {name}: {kind} pooling needs a (C, H, W) input, got {shape}")
+    return Pool2d(shape, kind, k, s, p)
+
+
+def _successors(graph) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {name: [] for name in graph.nodes}
+    for src, dst in graph.edges:
+        out.setdefault(src, []).append(dst)
+    return out
+
+
+def graph_to_spec(graph, *, name: str = "") -> NetSpec:
+    """A sequential NIR graph as a :class:`NetSpec` (shapes and layer parameters; weights are not kept)."""
+    nir = _nir()
+    nodes = graph.nodes
+    for key, node in nodes.items():
+        kind = type(node).__name__
+        if kind not in SUPPORTED:
+            raise ConfigError(f"NIR node {key}: {kind} is not supported; supported: {', '.join(SUPPORTED)}")
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise ConfigError(f"the NIR graph needs exactly one Input node, found {len(inputs)}")
+    succ = _successors(graph)
+    order, key = [], inputs[0]
+    while True:
+        order.append(key)
+        nxt = succ.get(key, [])
+        if isinstance(nodes[key], nir.Output) and not nxt:
+            break
+        if len(nxt) != 1:
+            raise ConfigError(f"only sequential NIR graphs are supported: node {key} feeds {len(nxt)} nodes "
+                              f"({', '.join(nxt) or 'none'})")
+        key = nxt[0]
+        if key in order:
+            raise ConfigError(f"the NIR graph has a cycle through {key}: recurrent graphs are not supported")
+    shape = _shape_of(nodes[inputs[0]].input_type, "input")
+    if shape is None:
+        raise ConfigError(f"NIR Input node {inputs[0]} has no shape")
+    input_shape = shape
+    spec_nodes: list[Node] = []
+    names: list[str] = []
+    for key in order[1:]:
+        node, kind = nodes[key], type(nodes[key]).__name__
+        if kind in ("Output", "Identity"):
+            continue
+        if kind == "Conv2d":
+            out: Node = _conv(node, shape, key)
+            names.append(key)
+        elif kind in ("Linear", "Affine"):
+            w = np.asarray(node.weight)
+            if len(shape) != 1:
+                raise ConfigError(f"NIR node {key}: {kind} needs a flat input, got {shape} (add a Flatten node)")
+            if w.ndim != 2 or w.shape[1] != shape[0]:
+                raise ConfigError(f"NIR node {key}: {kind} weight {w.shape} does not take {shape[0]} inputs")
+            bias = kind == "Affine" and np.any(np.asarray(node.bias) != 0)
+            out = Linear(shape, int(w.shape[0]), bool(bias))
+            names.append(key)
+        elif kind == "Flatten":
+            out = Flatten(shape)
+        elif kind in ("AvgPool2d", "SumPool2d"):
+            out = _pool(node, shape, key, "avg" if kind == "AvgPool2d" else "sum")
+        else:
+            model, state = NEURONS[kind]
+            out = Neuron(shape, model, state)
+        spec_nodes.append(out)
+        shape = out.out_shape
+    return NetSpec(input_shape, group_units(spec_nodes, names=names), name)
+
+
+def read_nir(path: str | os.PathLike) -> NetSpec:
+    """Read a ``.nir`` file (HDF5) into a :class:`NetSpec`; a bad or unsupported file is one ConfigError."""
+    nir = _nir()
+    try:
+        graph = nir.read(str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such NIR file") from None
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ConfigError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from None
+    return graph_to_spec(graph, name=os.path.basename(str(path)))
+
+
+# --------------------------------------------------------------------------------------------------
+# export
+
+
+def _node_to_nir(nir, node: Node, weights: Mapping[str, np.ndarray]):
+    if isinstance(node, Conv2d):
+        t, b, left, r = node.padding
+        if (t, left) != (b, r):
+            raise ConfigError("NIR Conv2d takes symmetric padding only")
+        w = weights.get("weight", np.zeros((node.out_channels, node.in_shape[0] // node.groups, *node.kernel)))
+        # no weights given: a bias of ones marks that the layer has one (reading keeps a nonzero bias)
+        bias = weights.get("bias", np.full(node.out_channels, 1.0 if node.bias else 0.0))
+        return nir.Conv2d(input_shape=node.in_shape[1:], weight=np.asarray(w, dtype=np.float32), stride=node.stride,
+                          padding=(t, left), dilation=node.dilation, groups=node.groups,
+                          bias=np.asarray(bias, dtype=np.float32))
+    if isinstance(node, Linear):
+        w = np.asarray(weights.get("weight", np.zeros((node.out_features, node.in_features))), dtype=np.float32)
+        if node.bias:
+            return nir.Affine(weight=w, bias=np.asarray(weights.get("bias", np.ones(node.out_features)), dtype=np.float32))
+        return nir.Linear(weight=w)
+    if isinstance(node, Flatten):
+        return nir.Flatten(input_type={"input": np.array(node.in_shape)}, start_dim=0)
+    if isinstance(node, Pool2d):
+        cls = {"avg": nir.AvgPool2d, "sum": nir.SumPool2d}.get(node.pool)
+        if cls is None:
+            raise ConfigError("NIR has no max pooling node")
+        return cls(kernel_size=np.array(node.kernel), stride=np.array(node.stride), padding=np.array(node.padding))
+    if isinstance(node, Neuron):   # shapes only: unit time constants and thresholds (the spec keeps no dynamics)
+        one, zero = np.ones(node.in_shape, dtype=np.float32), np.zeros(node.in_shape, dtype=np.float32)
+        return {"if": lambda: nir.IF(r=one, v_threshold=one),
+                "lif": lambda: nir.LIF(tau=one, r=one, v_leak=zero, v_threshold=one),
+                "cubalif": lambda: nir.CubaLIF(tau_syn=one, tau_mem=one, r=one, v_leak=zero, v_threshold=one),
+                "li": lambda: nir.LI(tau=one, r=one, v_leak=zero),
+                "cubali": lambda: nir.CubaLI(tau_syn=one, tau_mem=one, r=one, v_leak=zero)}[node.model]()
+    raise ConfigError(f"cannot export a {node.kind} node to NIR")
+
+
+def spec_to_graph(spec: NetSpec, weights: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                  neuron: Mapping[str, Any] | None = None):
+    """A sequential NIR graph from ``spec``; ``weights[unit]`` holds ``weight``/``bias`` arrays.
+
+    ReLU activations become IF neurons (``neuron`` gives their threshold, default 1: rate-coded
+    conversion of a ReLU network) and RMS normalisation is left out (NIR has no such node; with IF
+    neurons a per-layer scale goes into the threshold)."""
+    nir = _nir()
+    weights = weights or {}
+    th = float((neuron or {}).get("v_threshold", 1.0))
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(spec.input_shape)})}
+    edges, last = [], "input"
+
+    def add(key: str, n) -> None:
+        nonlocal last
+        nodes[key] = n
+        edges.append((last, key))
+        last = key
+
+    for u in spec.units:
+        for i, node in enumerate(u.nodes):
+            key = u.name if node.weighted else f"{u.name}.{i}.{node.kind}"
+            if isinstance(node, Activation):
+                add(key, nir.IF(r=np.ones(node.in_shape, dtype=np.float32),
+                                v_threshold=np.full(node.in_shape, th, dtype=np.float32)))
+            elif node.kind == "rms_norm":
+                continue
+            else:
+                add(key, _node_to_nir(nir, node, weights.get(u.name, {}) if node.weighted else {}))
+    add("output", nir.Output(output_type={"output": np.array(spec.output_shape)}))
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def write_nir(spec: NetSpec, path: str | os.PathLike, weights: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
+    """Write ``spec`` (and ``weights``) as a NIR file."""
+    _nir().write(str(path), spec_to_graph(spec, weights))
+
+
+__all__ = ["SUPPORTED", "Unit", "graph_to_spec", "read_nir", "spec_to_graph", "write_nir"]

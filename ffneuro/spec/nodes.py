@@ -1,0 +1,351 @@
+"""The nodes of a layer-spec graph: plain, frozen, serialisable descriptions of what a layer computes.
+
+In the spirit of NIR's node dataclasses: each node knows its input shape (per sample, no batch
+dimension), infers its output shape, and counts what it costs from shapes alone. A node is a fact
+about the network, not a torch module: accounting, memory and the hardware profiler compute from
+nodes, the torch blocks are built from them (``ConvBlock``), and a NIR file is read into them.
+
+Counting conventions (docs/accounting.md):
+
+* ``macs``: dense multiply-accumulates with zero padding counted, as a dense (GPU/CPU) kernel runs
+  them; equal to what ``torch.utils.flop_counter.FlopCounterMode`` counts (2 FLOPs per MAC).
+* ``synops``: dense synaptic operations *without* padding: one per (output, weight) pair whose input
+  lies inside the map. Padding never spikes, so an event-driven core never does these; NeuroBench's
+  dense synaptic-operation count is this number.
+
+A new node kind is a frozen dataclass registered with ``@NODES.register("kind")``; ``node_from_dict``
+reads any registered kind back from ``to_dict``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+NODES: Registry[type] = Registry("spec node")
+
+ACTIVATIONS = ("relu",)
+NEURON_MODELS = ("if", "lif", "cubalif", "li", "cubali")   # NIR's neuron nodes (LI/CubaLI do not spike)
+SPIKING = ("if", "lif", "cubalif")
+POOL_KINDS = ("max", "avg", "sum")
+
+
+def _pair(v, what: str) -> tuple[int, int]:
+    t = (int(v), int(v)) if isinstance(v, (int, float)) else tuple(int(x) for x in v)
+    if len(t) != 2:
+        raise ConfigError(f"{what} must be an int or a pair of ints, got {v!r}")
+    return t
+
+
+def _shape(v, what: str = "in_shape") -> tuple[int, ...]:
+    t = tuple(int(x) for x in v)
+    if not t or min(t) < 1:
+        raise ConfigError(f"{what} must be positive ints, got {v!r}")
+    return t
+
+
+def _padding(v) -> tuple[int, int, int, int]:
+    """Padding as (top, bottom, left, right): an int, a (rows, cols) pair, or the four sides."""
+    t = (int(v),) * 4 if isinstance(v, (int, float)) else tuple(int(x) for x in v)
+    if len(t) == 2:
+        t = (t[0], t[0], t[1], t[1])
+    if len(t) != 4 or min(t) < 0:
+        raise ConfigError(f"padding must be an int >= 0, a (rows, cols) pair or (top, bottom, left, right), got {v!r}")
+    return t
+
+
+def out_size(n: int, kernel: int, stride: int, padding: int, dilation: int = 1, padding_end: int | None = None) -> int:
+    """Output length of a conv or pool along one axis (floor mode, as torch); ``padding`` before the
+    map and ``padding_end`` after it (default: the same)."""
+    end = padding if padding_end is None else padding_end
+    return (n + padding + end - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def valid_taps(n: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+               padding_end: int | None = None) -> int:
+    """Σ over output positions of the kernel taps that land inside the input (not on padding).
+
+    Along one axis; a 2-d conv's real synapses per (input channel, output channel) are the product of
+    the two axes' counts, because a tap is inside the map iff it is inside along both axes.
+    """
+    total = 0
+    for o in range(out_size(n, kernel, stride, padding, dilation, padding_end)):
+        start = o * stride - padding
+        total += sum(1 for k in range(kernel) if 0 <= start + k * dilation < n)
+    return total
+
+
+@dataclass(frozen=True)
+class Node:
+    """Base of every node: a per-sample input shape, an inferred output shape, and its costs."""
+
+    kind: ClassVar[str] = ""
+    weighted: ClassVar[bool] = False   # holds synapses (conv, linear): a unit of the profiler starts at one
+
+    in_shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_shape", _shape(self.in_shape))
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.in_shape
+
+    @property
+    def in_elems(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def out_elems(self) -> int:
+        return math.prod(self.out_shape)
+
+    # costs: zero unless the node has weights
+    weights: ClassVar[int] = 0
+    params: ClassVar[int] = 0
+    macs: ClassVar[int] = 0
+    synops: ClassVar[int] = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = list(v) if isinstance(v, tuple) else (dict(v) if isinstance(v, dict) else v)
+        d["out_shape"] = list(self.out_shape)
+        return d
+
+
+@NODES.register("conv2d")
+@dataclass(frozen=True)
+class Conv2d(Node):
+    """A 2-d convolution on a (C, H, W) input: ``out_channels`` filters of ``kernel`` (kh, kw),
+    ``stride``, zero ``padding`` (top, bottom, left, right; an int or a (rows, cols) pair is symmetric,
+    as torch; TensorFlow's 'same' may pad one side more), ``dilation`` and ``groups``."""
+
+    kind: ClassVar[str] = "conv2d"
+    weighted: ClassVar[bool] = True
+
+    out_channels: int = 1
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("kernel", "stride", "dilation"):
+            object.__setattr__(self, name, _pair(getattr(self, name), name))
+        object.__setattr__(self, "padding", _padding(self.padding))
+        if len(self.in_shape) != 3:
+            raise ConfigError(f"conv2d needs a (C, H, W) input, got {self.in_shape}")
+        c = self.in_shape[0]
+        if self.out_channels < 1 or self.groups < 1 or c % self.groups or self.out_channels % self.groups:
+            raise ConfigError(f"conv2d: {c} input and {self.out_channels} output channels must both divide "
+                              f"into {self.groups} groups")
+        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.dilation) < 1:
+            raise ConfigError(f"conv2d: kernel, stride and dilation must be >= 1, got "
+                              f"{self.kernel}, {self.stride}, {self.dilation}")
+        if min(self.out_shape[1:]) < 1:
+            raise ConfigError(f"conv2d: a {self.kernel[0]}×{self.kernel[1]} kernel does not fit a "
+                              f"{self.in_shape[1]}×{self.in_shape[2]} map padded by {self.padding}")
+
+    def _axis(self, i: int) -> tuple[int, int, int, int, int, int]:
+        return (self.in_shape[1 + i], self.kernel[i], self.stride[i], self.padding[2 * i], self.dilation[i],
+                self.padding[2 * i + 1])
+
+    @property
+    def symmetric_padding(self) -> tuple[int, int] | None:
+        """(rows, cols) when both sides of each axis are padded alike (what torch's Conv2d takes)."""
+        t, b, left, r = self.padding
+        return (t, left) if (t == b and left == r) else None
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return (self.out_channels, out_size(*self._axis(0)), out_size(*self._axis(1)))
+
+    @property
+    def fan_in(self) -> int:
+        """Weights per output neuron (input channels of its group × kernel taps)."""
+        return self.in_shape[0] // self.groups * self.kernel[0] * self.kernel[1]
+
+    @property
+    def weights(self) -> int:
+        return self.out_channels * self.fan_in
+
+    @property
+    def params(self) -> int:
+        return self.weights + (self.out_channels if self.bias else 0)
+
+    @property
+    def neurons(self) -> int:
+        return self.out_elems
+
+    @property
+    def macs(self) -> int:
+        """Dense MACs of one forward on one sample, padding taps counted (one dot product per output)."""
+        return self.out_elems * self.fan_in
+
+    @property
+    def synops(self) -> int:
+        """Dense synaptic operations without padding: (output, weight) pairs whose input is in the map."""
+        per_channel_pair = valid_taps(*self._axis(0)) * valid_taps(*self._axis(1))
+        return self.out_channels * (self.in_shape[0] // self.groups) * per_channel_pair
+
+
+@NODES.register("linear")
+@dataclass(frozen=True)
+class Linear(Node):
+    """A fully connected layer on a flat input (NIR's Linear and Affine)."""
+
+    kind: ClassVar[str] = "linear"
+    weighted: ClassVar[bool] = True
+
+    out_features: int = 1
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.in_shape) != 1:
+            raise ConfigError(f"linear needs a flat input, got {self.in_shape} (put a flatten node before it)")
+        if self.out_features < 1:
+            raise ConfigError(f"linear: out_features must be >= 1, got {self.out_features}")
+
+    @property
+    def in_features(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def out_shape(self) -> tuple[int]:
+        return (self.out_features,)
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_features
+
+    @property
+    def weights(self) -> int:
+        return self.in_features * self.out_features
+
+    @property
+    def params(self) -> int:
+        return self.weights + (self.out_features if self.bias else 0)
+
+    @property
+    def neurons(self) -> int:
+        return self.out_features
+
+    @property
+    def macs(self) -> int:
+        return self.weights
+
+    @property
+    def synops(self) -> int:
+        return self.weights
+
+
+@NODES.register("pool2d")
+@dataclass(frozen=True)
+class Pool2d(Node):
+    """Max, average or sum pooling (NIR's AvgPool2d/SumPool2d) over ``kernel`` windows."""
+
+    kind: ClassVar[str] = "pool2d"
+
+    pool: str = "max"
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    padding: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("kernel", "stride", "padding"):
+            object.__setattr__(self, name, _pair(getattr(self, name), name))
+        if self.pool not in POOL_KINDS:
+            raise ConfigError(f"unknown pool {self.pool!r}; valid: {', '.join(POOL_KINDS)}")
+        if len(self.in_shape) != 3:
+            raise ConfigError(f"pool2d needs a (C, H, W) input, got {self.in_shape}")
+        if min(self.out_shape[1:]) < 1:
+            raise ConfigError(f"cannot pool a {self.in_shape[1]}×{self.in_shape[2]} map with a "
+                              f"{self.kernel[0]}×{self.kernel[1]} window")
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.in_shape
+        return (c, out_size(h, self.kernel[0], self.stride[0], self.padding[0]),
+                out_size(w, self.kernel[1], self.stride[1], self.padding[1]))
+
+
+@NODES.register("flatten")
+@dataclass(frozen=True)
+class Flatten(Node):
+    kind: ClassVar[str] = "flatten"
+
+    @property
+    def out_shape(self) -> tuple[int]:
+        return (self.in_elems,)
+
+
+@NODES.register("activation")
+@dataclass(frozen=True)
+class Activation(Node):
+    """A stateless nonlinearity applied elementwise (ReLU)."""
+
+    kind: ClassVar[str] = "activation"
+
+    fn: str = "relu"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.fn not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.fn!r}; valid: {', '.join(ACTIVATIONS)}")
+
+
+@NODES.register("neuron")
+@dataclass(frozen=True)
+class Neuron(Node):
+    """A stateful neuron per element (NIR's IF, LIF, CubaLIF, LI, CubaLI): updated every timestep;
+    the spiking ones emit events, LI/CubaLI integrate without spiking (read-out layers)."""
+
+    kind: ClassVar[str] = "neuron"
+
+    model: str = "lif"
+    state_vars: int = 1        # membrane voltage; +1 synaptic current for the Cuba models
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model not in NEURON_MODELS:
+            raise ConfigError(f"unknown neuron model {self.model!r}; valid: {', '.join(NEURON_MODELS)}")
+
+    @property
+    def spiking(self) -> bool:
+        return self.model in SPIKING
+
+
+@NODES.register("rms_norm")
+@dataclass(frozen=True)
+class RMSNorm(Node):
+    """y / sqrt(mean(y²)) per sample (ffneuro's hand-on normalisation between units)."""
+
+    kind: ClassVar[str] = "rms_norm"
+
+
+def node_from_dict(d: dict[str, Any]) -> Node:
+    """A node from :meth:`Node.to_dict` output (``out_shape`` is recomputed and checked)."""
+    d = dict(d)
+    cls = NODES.get(d.pop("kind", ""))
+    stored_out = d.pop("out_shape", None)
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"{cls.kind}: unknown fields {sorted(unknown)}; valid: {', '.join(sorted(names))}")
+    node = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    if stored_out is not None and tuple(stored_out) != node.out_shape:
+        raise ConfigError(f"{cls.kind}: stored out_shape {tuple(stored_out)} differs from the inferred {node.out_shape}")
+    return node
+
+
+__all__ = ["ACTIVATIONS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "Conv2d", "Flatten",
+           "Linear", "Neuron", "Node", "Pool2d", "RMSNorm", "node_from_dict", "out_size", "valid_taps"]

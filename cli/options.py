@@ -6,12 +6,13 @@ import math
 
 import click
 
-from ffneuro.config import ALGOS, AUGMENTS, DEVICES, READOUTS
+from ffneuro.accounting import BLOCK_SPECS
+from ffneuro.config import ALGOS, AUGMENTS, DEVICES, NO_LABELS, READOUTS
 from ffneuro.goodness import GOODNESS, LOSSES
 from ffneuro.labels import LABELS
 from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS, resolve_config
-from ffneuro.units import POOLS
+from ffneuro.units import OPTIMIZERS, POOLS
 
 class FiniteFloat(click.FloatRange):
     """A float in range that is also finite: click's FloatRange lets ``inf`` (and ``nan``, whose comparisons
@@ -51,6 +52,43 @@ class FloatList(click.ParamType):
         return values
 
 
+class IntList(click.ParamType):
+    """A comma-separated list of positive integers (``20,80,240``) → a tuple."""
+
+    name = "ints"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        try:
+            values = tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
+        if not all(v >= 1 for v in values):
+            self.fail(f"{value!r}: every value must be >= 1", param, ctx)
+        return values
+
+
+class LossParams(click.ParamType):
+    """``name=value`` pairs separated by ``;`` (``alpha=8`` or ``weight=0.3;threshold=2``) → a dict."""
+
+    name = "name=value[;...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dict):
+            return value
+        out = {}
+        for item in str(value).split(";"):
+            key, sep, number = item.partition("=")
+            try:
+                if not sep or not key.strip():
+                    raise ValueError
+                out[key.strip()] = float(number)
+            except ValueError:
+                self.fail(f"{item!r} is not name=number (e.g. alpha=8; several: weight=0.3;threshold=2)", param, ctx)
+        return out
+
+
 # (flag, RunConfig field, click type, help). Every default is None so the preset's value stands.
 MODEL_OPTIONS = [
     ("--dataset", "dataset", str, "mnist | fashion-mnist | cifar10 | cifar100 | synthetic | npz:PATH"),
@@ -60,10 +98,21 @@ MODEL_OPTIONS = [
     ("--kernel", "kernel", click.IntRange(min=1), "conv kernel size (odd; 'same' padding)"),
     ("--pool", "pool", click.Choice(POOLS), "2× downsampling: 2×2 max/avg pooling, or a stride-2 conv"),
     ("--pool-every", "pool_every", click.IntRange(min=1), "downsample after every k-th unit (k=1: every unit)"),
-    ("--labels", "labels", click.Choice(LABELS.names()), "how the label is written into the image"),
+    ("--arch", "arch", click.Choice(BLOCK_SPECS.names()),
+     "block type of every unit: conv (the paper's), fc (Hinton's fully connected), cfse (CwComp), trifecta"),
+    ("--widths", "widths", IntList(), "filters (conv) or neurons (fc) of each layer, comma-separated (default: --filters)"),
+    ("--labels", "labels", click.Choice([*LABELS.names(), NO_LABELS]),
+     "how the label is written into the image (none: class-wise losses, no label in the image)"),
     ("--label-strength", "label_strength", FiniteFloat(0.0, 1.0), "K, the weight of the label pattern"),
-    ("--goodness", "goodness", click.Choice(GOODNESS.names()), "sumsq: Σy² − #neurons (paper); meansq: mean y² − 1"),
-    ("--loss", "loss", click.Choice(LOSSES.names()), "bce: the paper's; symba: each image's positive vs its negative"),
+    ("--goodness", "goodness", click.Choice(GOODNESS.names()),
+     "sumsq: Σy² − #neurons (paper); meansq: mean y² − 1; classwise: mean y² of each class's channel group (CwComp)"),
+    ("--loss", "loss", click.Choice(LOSSES.names()),
+     "bce: the paper's; symba: each image's positive vs its negative; cwc, pvn, cwg: CwComp's, on class-wise goodness"),
+    ("--loss-params", "loss_params", LossParams(),
+     "the loss's hyperparameters, e.g. alpha=8 (symba), weight=0.28;threshold=2 (cwg); see docs/variants"),
+    ("--peer-norm", "peer_norm", FiniteFloat(min=0.0), "weight of Hinton's peer-normalisation penalty (0: off)"),
+    ("--peer-momentum", "peer_momentum", FiniteFloat(0.0, 1.0, max_open=True),
+     "momentum of the running mean activity that peer normalisation compares"),
     ("--theta", "theta", FiniteFloat(), "goodness threshold θ"),
     ("--train-first-layer/--freeze-first-layer", "train_first_layer", None, "the paper leaves layer 1 untrained"),
     ("--readout-from", "readout_from", click.IntRange(min=1), "first layer (1-based) feeding the readouts"),
@@ -71,7 +120,12 @@ MODEL_OPTIONS = [
      "goodness: one forward per class (C× inference cost); linear: one forward + a linear layer"),
     ("--epochs", "epochs", click.IntRange(min=0), "training epochs"),
     ("--batch-size", "batch_size", click.IntRange(min=1), "training batch size"),
-    ("--lr", "lr", FiniteFloat(min=0.0, min_open=True), "Adam learning rate of every unit (BP: of the network)"),
+    ("--lr", "lr", FiniteFloat(min=0.0, min_open=True), "learning rate of every unit (BP: of the network)"),
+    ("--optimizer", "optimizer", click.Choice(OPTIMIZERS.names()), "the units' optimiser (the linear readout keeps Adam)"),
+    ("--momentum", "momentum", FiniteFloat(0.0, 1.0, max_open=True), "sgd momentum"),
+    ("--weight-decay", "weight_decay", FiniteFloat(min=0.0), "the units' weight decay"),
+    ("--unit-epochs", "unit_epochs", IntList(),
+     "unit i learns only in its first k_i epochs, comma-separated, one per layer (CwComp's layer schedule)"),
     ("--linear-lr", "linear_lr", FiniteFloat(min=0.0, min_open=True), "Adam learning rate of the linear readout"),
     ("--cooldown-start", "cooldown_start", FiniteFloat(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
     ("--seed", "seed", click.IntRange(0, 2**63 - 1), "random seed (runs are deterministic on CPU)"),

@@ -11,7 +11,10 @@ from ffneuro.studies import BUDGETS, STUDIES, Study, base_diff
 from ffneuro.study import group_runs
 from ffneuro.train.runfile import check_trainable
 
-from .sweep import ListOf, config_diff, counts_line, folder_options, start_folder_run, train_points
+from ffneuro.train.sweep import config_diff, train_points
+
+from .progress import BarProgress
+from .sweep import ListOf, counts_line, folder_options, start_folder_run
 from .table import format_groups
 from .util import echo_json, one_line_errors
 from .util import table as text_table
@@ -104,7 +107,7 @@ def run(ctx, names, budget, out_dir, seeds, data_dir, force, quiet, as_json):
     report = []
     for s, plan in plans:
         head = {"study": s.name, "title": s.title, "budget": budget, "data_dir": data_dir}
-        _, counts = train_points(plan, out_dir, data_dir, force=force, show_bar=show_bar,
+        _, counts = train_points(plan, out_dir, data_dir, force=force, progress=BarProgress(show_bar),
                                  manifest=f"study-{s.name}.json", head=head)
         report.append({"study": s.name, "points": len(plan), **counts})
     if as_json:

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 import click
 
 from ffneuro.data import data_source
-from ffneuro.errors import ConfigError, RunFileError
+from ffneuro.errors import ConfigError
 from ffneuro.presets import resolve_config
 from ffneuro.train import StopSignals
-from ffneuro.train.runfile import check_trainable, open_for_resume, resume_run, train_to_file
+from ffneuro.train.runfile import check_out_path, check_trainable, open_for_resume, resume_run, train_to_file
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
@@ -26,20 +25,7 @@ def default_out(config) -> Path:
     return Path("runs") / f"{config.preset or config.dataset}-{config.algo}-s{config.seed}-{stamp}.h5"
 
 
-def check_out(out: Path, force: bool) -> None:
-    """Refuse an --out that cannot be written, before any data is loaded (so bad paths fail fast)."""
-    if out.is_dir():
-        raise RunFileError(f"{out} is a directory; give a file name for --out")
-    if out.exists() and not force:
-        raise RunFileError(f"{out} exists; pass --force to overwrite")
-    # the nearest existing ancestor must be a writable directory (missing folders are created later)
-    ancestor = out.parent
-    while not ancestor.exists() and ancestor.parent != ancestor:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise RunFileError(f"cannot create run file {out}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise RunFileError(f"cannot create run file {out}: directory {ancestor} is not writable")
+check_out = check_out_path   # refuse an --out that cannot be written, before any data is loaded
 
 
 @click.command()

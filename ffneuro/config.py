@@ -5,19 +5,21 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
-from .accounting.specs import LayerSpec, layer_pools
+from .accounting.specs import BLOCK_SPECS, LayerSpec, layer_pools
 from .errors import ConfigError
 from .goodness import GOODNESS, LOSSES
 from .labels import LABELS
 from .precision import PRECISIONS
-from .units import POOLS
+from .units import OPTIMIZERS, POOLS
 
 ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation (ffneuro.data.augment)
+NO_LABELS = "none"  # --labels none: the image carries no label (class-wise losses: each unit classifies itself)
 # the real-valued fields: each must be a finite number (theta may also be None: the goodness's default)
-FLOAT_FIELDS = ("label_strength", "theta", "lr", "cooldown_start", "linear_lr")
+FLOAT_FIELDS = ("label_strength", "theta", "lr", "cooldown_start", "linear_lr", "peer_norm", "peer_momentum",
+                "momentum", "weight_decay")
 
 
 def _is_finite(value) -> bool:
@@ -60,6 +62,15 @@ class RunConfig:
     unit_lrs: tuple[float, ...] | None = None  # FF: Adam lr of each unit (None: lr for all); BP ignores it
     eval_every: int = 1                # evaluate validation every k epochs (and always after the last)
     pool_every: int = 1                # unit i (1-based) downsamples iff i % pool_every == 0 (and pool != none)
+    arch: str = "conv"                 # block type of every unit: conv | fc | cfse | trifecta (ffneuro.units)
+    widths: tuple[int, ...] | None = None   # filters (conv) or neurons (fc) of each layer (None: filters for all)
+    loss_params: dict[str, float] | None = None  # the loss's hyperparameters (None: its defaults), e.g. {"alpha": 4}
+    peer_norm: float = 0.0             # weight of Hinton's peer-normalisation penalty in every unit's loss (0: off)
+    peer_momentum: float = 0.9         # momentum of the running mean activity peer normalisation compares
+    optimizer: str = "adam"            # every unit's optimiser: adam | sgd (the linear readout keeps Adam)
+    momentum: float = 0.9              # sgd momentum
+    weight_decay: float = 0.0          # the units' optimisers' weight decay
+    unit_epochs: tuple[int, ...] | None = None   # unit i learns only in its first unit_epochs[i] epochs (None: all)
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -72,8 +83,12 @@ class RunConfig:
         need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         need(self.pool in POOLS, f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
         # a ConfigError like every other bad value (the registry itself raises UnknownNameError)
-        for registry, name in ((LABELS, self.labels), (GOODNESS, self.goodness), (LOSSES, self.loss)):
+        for registry, name in ((GOODNESS, self.goodness), (LOSSES, self.loss), (BLOCK_SPECS, self.arch),
+                               (OPTIMIZERS, self.optimizer)):
             need(name in registry, f"unknown {registry.kind} {name!r}; valid: {', '.join(registry.names())}")
+        need(self.labels == NO_LABELS or self.labels in LABELS,
+             f"unknown label scheme {self.labels!r}; valid: {', '.join([*LABELS.names(), NO_LABELS])}")
+        self._check_objective()
         need(self.augment in AUGMENTS, f"unknown augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
         for name in FLOAT_FIELDS:  # first: NaN slips through every range check below (comparisons are false)
             value = getattr(self, name)
@@ -88,6 +103,12 @@ class RunConfig:
             need(len(self.unit_lrs) == self.layers,
                  f"unit_lrs needs one lr per layer ({self.layers}), got {len(self.unit_lrs)}")
             need(all(v > 0 for v in self.unit_lrs), "learning rates must be > 0 (unit_lrs)")
+        self.widths = self._int_tuple("widths", self.widths, 1)
+        self.unit_epochs = self._int_tuple("unit_epochs", self.unit_epochs, 1)
+        need(self.peer_norm >= 0, f"peer-norm must be >= 0, got {self.peer_norm}")
+        need(0.0 <= self.peer_momentum < 1.0, f"peer-momentum must lie in [0, 1), got {self.peer_momentum}")
+        need(0.0 <= self.momentum < 1.0, f"momentum must lie in [0, 1), got {self.momentum}")
+        need(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
         need(self.layers >= 1, f"layers must be >= 1, got {self.layers}")
         need(self.filters >= 1, f"filters must be >= 1, got {self.filters}")
         need(self.kernel >= 1 and self.kernel % 2 == 1, f"kernel must be a positive odd number, got {self.kernel}")
@@ -111,9 +132,12 @@ class RunConfig:
         input map from every position (its outer weights would only ever multiply zero padding), or a
         downsampling unit whose input map is smaller than 2×2. The one check for training and profiling;
         the ConfigError names the unit, its input map and a fix."""
+        if self.arch == "fc":  # dense blocks flatten whatever image they get: no kernel, no downsampling
+            return
         prefix = "unit" if self.algo == "ff" else "layer"
         shape, pooled = tuple(int(s) for s in image_shape), False
-        for i, pool in enumerate(layer_pools(self.layers, self.pool, self.pool_every), 1):
+        widths = self.widths or (self.filters,) * self.layers
+        for i, (pool, width) in enumerate(zip(layer_pools(self.layers, self.pool, self.pool_every), widths), 1):
             _, h, w = shape
             fewer = f"use at most {i - 1} layers, a larger --pool-every, or --pool none"
             if self.kernel > 2 * min(h, w) - 1:
@@ -124,12 +148,55 @@ class RunConfig:
                 raise ConfigError(f"{prefix}{i} cannot {'downsample' if pool == 'stride' else 'pool'} its {h}×{w} "
                                   f"input map; {fewer}")
             pooled = pooled or pool != "none"
-            shape = LayerSpec(f"{prefix}{i}", shape, self.filters, self.kernel, pool).out_shape
+            # every conv-like block type (conv, cfse, trifecta) keeps the conv's map size
+            shape = LayerSpec(f"{prefix}{i}", shape, width, self.kernel, pool).out_shape
+
+    def _int_tuple(self, name: str, values, minimum: int) -> tuple[int, ...] | None:
+        """A per-layer list of ints as a tuple (stored runs hold a JSON list): one per layer, each >= ``minimum``."""
+        if values is None:
+            return None
+        try:
+            out = tuple(int(v) for v in values)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a list of integers, got {values!r}") from None
+        if len(out) != self.layers:
+            raise ConfigError(f"{name} needs one value per layer ({self.layers}), got {len(out)}")
+        if min(out) < minimum:
+            raise ConfigError(f"every value of {name} must be >= {minimum}, got {list(out)}")
+        return out
+
+    def _check_objective(self) -> None:
+        """The goodness, the loss, its parameters and the labels must fit together: pair losses (bce,
+        symba) take per-sample goodness and an image with a label in it; class losses (cwc, pvn, cwg)
+        take class-wise goodness and an image without one."""
+        loss, goodness = LOSSES.get(self.loss), GOODNESS.get(self.goodness)
+        if self.loss_params is not None:
+            try:
+                self.loss_params = {str(k): float(v) for k, v in dict(self.loss_params).items()}
+            except (TypeError, ValueError):
+                raise ConfigError(f"loss_params must map names to numbers, got {self.loss_params!r}") from None
+            if not all(math.isfinite(v) for v in self.loss_params.values()):
+                raise ConfigError(f"loss_params must be finite numbers, got {self.loss_params}")
+        loss.resolve(self.loss_params)   # an unknown name lists the loss's parameters
+        if loss.kind == "class":
+            if not goodness.per_class:
+                raise ConfigError(f"loss {self.loss!r} takes class-wise goodness; use --goodness classwise")
+            if self.labels != NO_LABELS and self.algo == "ff":
+                raise ConfigError(f"loss {self.loss!r} needs no label in the image (each unit classifies by itself); "
+                                  "use --labels none")
+        else:
+            if goodness.per_class:
+                raise ConfigError(f"goodness {self.goodness!r} is class-wise; use a class loss (cwc, pvn, cwg) "
+                                  f"instead of {self.loss!r}")
+            if self.labels == NO_LABELS and self.algo == "ff":
+                raise ConfigError(f"loss {self.loss!r} compares an image with its true and a wrong label; "
+                                  "--labels none leaves no label to compare")
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["unit_lrs"] is not None:
-            d["unit_lrs"] = list(d["unit_lrs"])  # JSON-safe: equal to its own json round trip
+        for key in ("unit_lrs", "widths", "unit_epochs"):
+            if d[key] is not None:
+                d[key] = list(d[key])  # JSON-safe: equal to its own json round trip
         return d
 
     def unit_lr(self, i: int) -> float:

@@ -174,8 +174,8 @@ def test_trainer_schedules_each_units_lr(monkeypatch):
                                    "cooldown_start": 0.0})
     tr = Trainer(cfg, load_dataset("synthetic"))
     seen = []
-    set_lr = tr.model.set_lr
-    monkeypatch.setattr(tr.model, "set_lr", lambda u, l: (set_lr(u, l), seen.append(lrs(tr.model)))[0])
+    start_epoch = tr.model.start_epoch
+    monkeypatch.setattr(tr.model, "start_epoch", lambda e, sched: (start_epoch(e, sched), seen.append(lrs(tr.model)))[0])
     for epoch in range(4):
         tr._train_epoch(epoch, trainer_mod._Silent())
     assert seen == [pytest.approx([2e-3 * f, 1e-3 * f]) for f in (1.0, 0.75, 0.5, 0.25)]

@@ -434,15 +434,12 @@ def test_runs_export_never_clobbers(ff_run, tmp_path, existing):
 def test_runs_export_write_failure_leaves_no_file_and_keeps_the_old_one(ff_run, tmp_path, existing, monkeypatch):
     """A full disk (here: fsync fails with ENOSPC, as it may after a buffered write) leaves neither an empty
     --out nor a temporary file, and an existing --out unchanged."""
-    from ffneuro.cli import util
-
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(util.os, "fsync", no_space)
+    monkeypatch.setattr(os, "fsync", no_space)
     new = tmp_path / "new.csv"
-    assert_clean_error(cli("runs", "export", ff_run[0], "--out", new, ok=False),
-                       f"cannot write {new}: No space left on device")
+    assert_clean_error(cli("runs", "export", ff_run[0], "--out", new, ok=False), f"disk full: writing {new} needs")
     path, content = existing
     assert_clean_error(cli("runs", "export", ff_run[0], "--out", path, "--force", ok=False), str(path))
     assert path.read_bytes() == content
@@ -466,7 +463,7 @@ def test_runs_export_on_a_real_full_disk(ff_run, tmp_path):
     # the old file is intact and nothing else is left (before: an empty or cut-off old.csv)
     assert proc.stdout.split() == ["rc=1", "filler", "old.csv", "old"], proc.stdout + proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
-    assert errors == [f"Error: cannot write {disk}/old.csv: No space left on device"], proc.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"Error: disk full: writing {disk}/old.csv needs "), proc.stderr
 
 
 # ---------------------------------------------------------------------------------------------- bad input

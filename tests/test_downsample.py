@@ -132,8 +132,7 @@ def test_smoke_train_step_with_stride_every_second_unit(algo):
     net = (FFNet if algo == "ff" else BPNet)(cfg, (1, 16, 16), 10)
     x, y = torch.rand(8, 1, 16, 16), torch.arange(8)
     before = [p.detach().clone() for p in net.parameters()]
-    out = net.train_batch(x, y)
-    loss = out[1] if algo == "ff" else out
+    loss = net.train_batch(x, y).train_loss
     assert torch.isfinite(loss)
     assert any(not torch.equal(p, q) for p, q in zip(before, net.parameters()))
     readout = "goodness" if algo == "ff" else "linear"

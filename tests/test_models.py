@@ -145,8 +145,8 @@ def test_readouts_and_missing_linear_readout():
     assert net.readouts() == ["goodness"] and net.linear is None
     with pytest.raises(ValueError, match="linear"):
         net.predict(images(), "linear")
-    stats, linear_loss = net.train_batch(images(4), torch.arange(4))
-    assert linear_loss is None and len(stats) == 3
+    step = net.train_batch(images(4), torch.arange(4))
+    assert step.train_loss is None and len(step.unit_stats) == 3 and list(step.losses) == net.loss_names()
 
 
 def test_ff_costs_one_per_unit_with_trainability():
@@ -159,9 +159,10 @@ def test_ff_train_batch_learns_a_tiny_fixed_batch():
     net = ff_net(lr=3e-2, linear_lr=3e-2, layers=2, readout_from=1)
     x, y = images(4), torch.arange(4)
     g = torch.Generator().manual_seed(0)
-    first, _ = net.train_batch(x, y, g)
+    first = net.train_batch(x, y, g).unit_stats
     for _ in range(25):
-        last, lin = net.train_batch(x, y, g)
+        step = net.train_batch(x, y, g)
+        last, lin = step.unit_stats, step.train_loss
     assert last[0].loss < first[0].loss and last[1].loss < first[1].loss
     assert lin.item() < math.log(CLASSES)
 
@@ -172,7 +173,7 @@ def test_ff_train_batch_runs_each_unit_on_one_2n_tensor_of_positives_then_negati
     from ffneuro.labels import random_wrong_labels
     net, ref = ff_net(readout="goodness"), ff_net(readout="goodness")
     x, y = images(4), torch.arange(4)
-    stats, _ = net.train_batch(x, y, torch.Generator().manual_seed(7))
+    stats = net.train_batch(x, y, torch.Generator().manual_seed(7)).unit_stats
     wrong = random_wrong_labels(y, CLASSES, torch.Generator().manual_seed(7))
     h = torch.cat([ref.labels.embed(x, y), ref.labels.embed(x, wrong)])
     for unit, unit_stats in zip(ref.units, stats):
@@ -207,13 +208,13 @@ def test_bp_forward_shape(pool, flat):
 def test_bp_train_batch_reduces_loss_and_populates_grads_everywhere():
     net = bp_net()
     x, y = images(8), torch.arange(8) % CLASSES
-    first = net.train_batch(x, y)
+    first = net.train_batch(x, y).train_loss
     assert not first.requires_grad
     for block in net.blocks:  # unlike FF, one backward reaches every block
         assert block.conv.weight.grad is not None and block.conv.weight.grad.abs().sum() > 0
     assert net.head.weight.grad is not None
     for _ in range(20):
-        last = net.train_batch(x, y)
+        last = net.train_batch(x, y).train_loss
     assert last.item() < 0.5 * first.item()
 
 

@@ -212,7 +212,8 @@ def test_train_batch_updates_trainable_units_and_never_the_frozen_one():
     net = tiny_net(train_first_layer=False)
     assert [u.trainable for u in net.units] == [False, True, True]
     before = [snapshot(u) for u in net.units]
-    stats, linear_loss = net.train_batch(batch(4), torch.tensor([0, 1, 2, 3]), torch.Generator().manual_seed(0))
+    step = net.train_batch(batch(4), torch.tensor([0, 1, 2, 3]), torch.Generator().manual_seed(0))
+    stats, linear_loss = step.unit_stats, step.train_loss
     assert len(stats) == 3 and linear_loss is not None and not linear_loss.requires_grad
     assert unchanged(net.units[0], before[0])
     assert all(p.grad is None for p in net.units[0].parameters())

@@ -56,8 +56,11 @@ from .specs import (
     specs_from_model,
 )
 from .unit_cost import UnitCost, conv_unit_cost, unit_cost
+from . import rules  # noqa: E402,F401  (registers the fc, cfse and trifecta block types)
+from .specs import BLOCK_SPECS, layer_widths  # noqa: E402
 
 __all__ = [
+    "BLOCK_SPECS", "layer_widths",
     "BYTES_PER_ELEMENT", "CATEGORIES", "ELEMENT_BITS", "MASTER_PRECISION", "SCHEMES", "WORKLOADS",
     "LayerSpec", "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
     "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs", "conv_stack_specs",

@@ -36,6 +36,9 @@ MAXPOOL_OPS = 3            # 3 compares per 2x2 window (per pooled output)
 AVGPOOL_OPS = 4            # 3 adds + 1 scale per 2x2 window (per pooled output)
 RMS_NORM_FWD = (3, 3)      # per element: square, accumulate, divide; per sample: mean, +eps, sqrt
 RMS_NORM_BWD = (5, 4)      # g/r, g*p, accumulate, p*c, subtract per element; 4 scalar ops per sample
+BATCH_NORM_FWD = 6         # per element in training: accumulate x and x² for the statistics, then subtract the
+                           # mean, multiply by 1/σ, scale by γ and shift by β (per-channel work not counted)
+BATCH_NORM_BWD = 7         # per element: γ's and β's gradient sums (3), then dx = γ/σ·(g − mean g − x̂·mean(g·x̂)) (4)
 GOODNESS_FWD = (2, 2)      # square and accumulate per neuron; per sample: mean scale, -theta
 GOODNESS_BWD = (1, 2)      # dL/dy = (2 dL/dg) * y: one multiply per neuron; 2 scalar ops per sample
 FF_LOSS_FWD = 4            # per logit: softplus (exp, log1p, add) and its share of the mean
@@ -93,3 +96,11 @@ def rms_norm_fwd_ops(elements: int) -> int:
 
 def rms_norm_bwd_ops(elements: int) -> int:
     return RMS_NORM_BWD[0] * elements + RMS_NORM_BWD[1]
+
+
+def batch_norm_fwd_ops(elements: int) -> int:
+    return BATCH_NORM_FWD * elements
+
+
+def batch_norm_bwd_ops(elements: int) -> int:
+    return BATCH_NORM_BWD * elements

@@ -3,12 +3,30 @@
 :func:`layer_specs` builds them from a :class:`~ffneuro.config.RunConfig` (so a preset can be
 profiled without building or training a model); :func:`specs_from_model` reads them off a built
 FFNet or BPNet.
+
+A *block spec* describes one unit's layer: its shapes, its nodes in the layer-spec graph, and its
+**cost rule**, the elementwise op counts of its forward and backward passes (MACs come from its
+weighted node). Every block type registers its spec class in :data:`BLOCK_SPECS` under the name
+``--arch`` takes; the class's :meth:`stack` builds a network's specs from per-layer widths. The conv
+block (:class:`LayerSpec`) is defined here; the others live in :mod:`ffneuro.accounting.rules`, one
+file each. What a block spec provides:
+
+* ``name``, ``in_shape``, ``trainable``; ``nodes()``/``unit()``; ``synapse`` (the weighted node);
+* ``neuron_shape`` (the weighted node's outputs), ``goodness_shape`` (what goodness is measured on),
+  ``out_shape`` (what it hands on), and their element counts ``neurons``, ``goodness_elems``,
+  ``out_elems``, ``in_elems``; ``params``, ``weights``, ``macs``, ``synops``, ``fan_in``, ``bias``;
+* per sample: ``forward_ops`` (everything but the MACs of one forward, hand-on included),
+  ``neuron_grad_ops`` (dL/d goodness input → dL/d synapse output), ``bias_grad_ops``,
+  ``bp_input_grad_ops(first)`` (BP: dL/d hand-on output → dL/d synapse output, and for a non-first
+  block on to dL/d its input, elementwise part) and ``bp_stored`` (elements BP keeps for the backward);
+  ``update_ops`` (elementwise ops per neuron per pass that a neuromorphic neuron update replaces).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..errors import ConfigError
 from ..spec import (
@@ -22,7 +40,12 @@ from ..spec import (
     RMSNorm,
     Unit,
 )
+from ..registry import Registry
+from . import ops
 from .ops import BIAS_OPS, POOLS, RELU_OPS, linear_macs
+
+#: block type name (``--arch``) -> block spec class (with a ``stack`` classmethod)
+BLOCK_SPECS: Registry[type] = Registry("block type (--arch)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +59,8 @@ class LayerSpec:
     (``neuron_shape``, before any pooling: what goodness is measured on); ``out_shape`` is what it hands on.
     :meth:`nodes` is the block as layer-spec graph nodes.
     """
+
+    kind: ClassVar[str] = "conv"
 
     name: str
     in_shape: tuple[int, int, int]
@@ -140,6 +165,55 @@ class LayerSpec:
         """Elementwise ops per neuron per pass that a neuromorphic neuron update replaces (bias, ReLU)."""
         return (BIAS_OPS if self.bias else 0) + RELU_OPS
 
+    # ---- the cost rule (elementwise ops per sample; the MACs are the conv node's)
+
+    @property
+    def goodness_shape(self) -> tuple[int, int, int]:
+        """Goodness is measured on the ReLU output, before pooling."""
+        return self.neuron_shape
+
+    @property
+    def goodness_elems(self) -> int:
+        return self.neurons
+
+    @property
+    def forward_ops(self) -> int:
+        """Bias and ReLU per neuron, the pool, and the RMS norm of the hand-on output."""
+        return ((BIAS_OPS if self.bias else 0) + RELU_OPS) * self.neurons \
+            + ops.pool_fwd_ops(self.pool, self.out_elems) + ops.rms_norm_fwd_ops(self.out_elems)
+
+    @property
+    def neuron_grad_ops(self) -> int:
+        """ReLU backward: goodness is measured on the ReLU output itself."""
+        return RELU_OPS * self.neurons
+
+    @property
+    def bias_grad_ops(self) -> int:
+        return self.neurons if self.bias else 0
+
+    def bp_input_grad_ops(self, first: bool) -> int:
+        """RMS norm, pool and ReLU backward (the conv's dL/dx is MACs only)."""
+        return ops.rms_norm_bwd_ops(self.out_elems) + ops.pool_bwd_ops(self.pool, self.neurons, self.out_elems) \
+            + RELU_OPS * self.neurons
+
+    @property
+    def bp_stored(self) -> int:
+        """BP keeps the ReLU output, the pooled map when pooled (the norm's backward needs it) and the output."""
+        return self.neurons + (self.out_elems if self.pooled else 0) + self.out_elems
+
+    @classmethod
+    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["LayerSpec"]:
+        """Blocks fed one by another: block i has ``widths[i]`` filters and downsamples with ``pools[i]``."""
+        specs, shape = [], tuple(image_shape)
+        for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
+            specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, trainable=trainable[i]))
+            shape = specs[-1].out_shape
+        return specs
+
+
+BLOCK_SPECS.register("conv")(LayerSpec)
+
 
 @dataclass(frozen=True)
 class LinearSpec:
@@ -207,51 +281,56 @@ def conv_stack_specs(image_shape: Sequence[int], layers: int, filters: int, kern
     flags = [trainable] * layers if isinstance(trainable, bool) else list(trainable)
     if len(flags) != layers:
         raise ValueError(f"trainable has {len(flags)} flags for {layers} layers")
-    specs, shape = [], tuple(image_shape)
-    for i, p in enumerate(layer_pools(layers, pool, pool_every)):
-        specs.append(LayerSpec(f"{prefix}{i + 1}", shape, filters, kernel, p, trainable=flags[i]))
-        shape = specs[-1].out_shape
-    return specs
+    return LayerSpec.stack(image_shape, [filters] * layers, kernel=kernel, pools=layer_pools(layers, pool, pool_every),
+                           prefix=prefix, trainable=flags)
 
 
-def layer_specs(config, image_shape: Sequence[int], *, algo: str | None = None) -> list[LayerSpec]:
-    """The conv stack a :class:`~ffneuro.config.RunConfig` builds, named and flagged as the model does:
-    FF units ``unit1..`` (unit 1 frozen unless ``train_first_layer``), BP layers ``layer1..`` (all trained)."""
+def layer_widths(config) -> tuple[int, ...]:
+    """Each layer's width (filters or neurons): ``config.widths`` when given, else ``filters`` for all."""
+    widths = getattr(config, "widths", None)
+    return tuple(widths) if widths else (config.filters,) * config.layers
+
+
+def layer_specs(config, image_shape: Sequence[int], *, algo: str | None = None,
+                num_classes: int | None = None) -> list:
+    """The block stack a :class:`~ffneuro.config.RunConfig` builds, named and flagged as the model does:
+    FF units ``unit1..`` (unit 1 frozen unless ``train_first_layer``), BP layers ``layer1..`` (all trained).
+    The block type is ``config.arch`` (default conv); ``num_classes`` is needed by block types whose shape
+    depends on it (cfse's class-owned channel groups)."""
     algo = algo or config.algo
+    if algo not in ("ff", "bp"):
+        raise ValueError(f"unknown algo {algo!r}; valid: ff, bp")
     pool_every = getattr(config, "pool_every", 1)  # configs from before pool_every downsampled every unit
-    if algo == "ff":
-        flags = [config.train_first_layer or i > 0 for i in range(config.layers)]
-        return conv_stack_specs(image_shape, config.layers, config.filters, config.kernel, config.pool,
-                                prefix="unit", trainable=flags, pool_every=pool_every)
-    if algo == "bp":
-        return conv_stack_specs(image_shape, config.layers, config.filters, config.kernel, config.pool,
-                                prefix="layer", trainable=True, pool_every=pool_every)
-    raise ValueError(f"unknown algo {algo!r}; valid: ff, bp")
+    rule = BLOCK_SPECS.get(getattr(config, "arch", "conv"))
+    flags = [algo == "bp" or config.train_first_layer or i > 0 for i in range(config.layers)]
+    return rule.stack(image_shape, layer_widths(config), kernel=config.kernel,
+                      pools=layer_pools(config.layers, config.pool, pool_every),
+                      prefix="unit" if algo == "ff" else "layer", trainable=flags, num_classes=num_classes)
 
 
-def readout_spec(layers: Sequence[LayerSpec], num_classes: int, readout_from: int = 1) -> LinearSpec:
+def readout_spec(layers: Sequence, num_classes: int, readout_from: int = 1) -> LinearSpec:
     """The FF linear readout: a classifier on the hand-on outputs of layers ``readout_from``..L (1-based)."""
     if not 1 <= readout_from <= len(layers):
         raise ValueError(f"readout_from must lie in 1..{len(layers)}, got {readout_from}")
     return LinearSpec("readout", sum(s.out_elems for s in layers[readout_from - 1:]), num_classes)
 
 
-def head_spec(layers: Sequence[LayerSpec], num_classes: int) -> LinearSpec:
+def head_spec(layers: Sequence, num_classes: int) -> LinearSpec:
     """The BP head: a linear layer on the last block's hand-on output."""
     return LinearSpec("head", layers[-1].out_elems, num_classes)
 
 
-def specs_from_model(model) -> list[LayerSpec]:
+def specs_from_model(model) -> list:
     """The LayerSpecs of a built FFNet (its units) or BPNet (its blocks)."""
     if hasattr(model, "layer_specs"):
         return list(model.layer_specs())
     raise TypeError(f"expected an FFNet or BPNet, got {type(model).__name__}")
 
 
-def net_spec(layers: Sequence[LayerSpec], head: LinearSpec | None = None, *, name: str = "") -> NetSpec:
-    """The layer-spec graph of a conv stack and an optional linear head (flattened input)."""
+def net_spec(layers: Sequence, head: LinearSpec | None = None, *, name: str = "") -> NetSpec:
+    """The layer-spec graph of a block stack and an optional linear head (flattened input)."""
     units = [s.unit() for s in layers]
     if head is not None:
-        flat = Flatten(layers[-1].out_shape)
-        units.append(Unit(head.name, (flat, head.linear), head.trainable))
+        pre = (Flatten(layers[-1].out_shape),) if len(layers[-1].out_shape) > 1 else ()
+        units.append(Unit(head.name, (*pre, head.linear), head.trainable))
     return NetSpec(layers[0].in_shape, tuple(units), name)

@@ -5,7 +5,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import FFNeuroError
+from ..errors import DataError, FFNeuroError, UnknownNameError
 from . import cifar, idx, synthetic  # noqa: F401  (registers the loaders)
 from .dataset import DATASETS, Dataset, split_sizes
 from .npz import PREFIX, load_npz
@@ -18,6 +18,26 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
         return load_npz(name)
     loader = DATASETS.get(name)
     return loader(resolve_data_dir(data_dir), download)
+
+
+def load_data(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """:func:`load_dataset`, with any unexpected reading failure reported as a DataError.
+
+    The loaders turn the usual problems into DataError themselves; this catches what slips through
+    (e.g. an empty or half-written file that the parser rejects with EOFError) so that bad data is
+    reported as bad data, not as an internal error.
+    """
+    return checked_load(name, lambda: load_dataset(name, data_dir))
+
+
+def checked_load(name: str, load) -> Dataset:
+    """``load()``, with OSError, EOFError and ValueError turned into a DataError naming the dataset."""
+    try:
+        return load()
+    except (FFNeuroError, UnknownNameError, KeyboardInterrupt):
+        raise
+    except (OSError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot load dataset {name}: {type(exc).__name__}: {exc}") from exc
 
 
 def data_source(name: str, data_dir: str | os.PathLike | None = None) -> str:

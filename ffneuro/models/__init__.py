@@ -1,9 +1,9 @@
-"""Networks built from units: the FF-CNN and its backprop twin."""
+"""Networks built from units: the FF network of any variant and its backprop twin."""
 from __future__ import annotations
 
 from ..config import RunConfig
 from .bp_net import BPNet
-from .ff_net import FFNet, conv_stack
+from .ff_net import FFNet, StepResult, WalkStep, block_stack, conv_stack
 from .readouts import LinearReadout
 
 
@@ -13,4 +13,4 @@ def build_model(config: RunConfig, image_shape, num_classes: int) -> FFNet | BPN
     return cls(config, tuple(image_shape), num_classes)
 
 
-__all__ = ["BPNet", "FFNet", "LinearReadout", "build_model", "conv_stack"]
+__all__ = ["BPNet", "FFNet", "LinearReadout", "StepResult", "WalkStep", "block_stack", "build_model", "conv_stack"]

@@ -11,10 +11,15 @@ Two maps per readout unit, both as pure functions on tensors plus thin wrappers 
 
   the contribution of position (h, w) of unit u to class k's logit, so
   ``Σ_u Σ_hw CAM_u[n, k] + bias[k] == logits[n, k]``.
-- **Goodness map** (FF-native): with label k embedded, the goodness each neuron position of unit u adds,
-  ``G_u[n, k, h, w] = s_u · Σ_c y_u[n, c, h, w]²`` at neuron resolution (before pooling), where s_u is the
-  scale of the unit's goodness (1 for ``sumsq``, 1/#neurons for ``meansq``); Σ_hw over the readout units
-  is :meth:`FFNet.goodness_scores`.
+- **Goodness map** (FF-native): the goodness each position of unit u adds for class k, at the resolution
+  goodness is measured on (the conv block: before pooling), as the unit's goodness splits it
+  (:meth:`~ffneuro.goodness.Goodness.position_map`). Pair objective: with label k embedded,
+  ``G_u[n, k, h, w] = s_u · Σ_c y_u[n, c, h, w]²`` (s_u 1 for ``sumsq``, 1/#neurons for ``meansq``);
+  class-wise goodness (CwComp): one forward, ``G_u[n, k, h, w]`` the mean square of class k's channels
+  there. Σ_hw over the readout units is :meth:`FFNet.goodness_scores` either way.
+
+Both need a spatial map: a fully connected unit (``--arch fc``) has none, so its maps are refused with
+that reason rather than drawn as something they are not.
 """
 from __future__ import annotations
 
@@ -65,7 +70,7 @@ def goodness_map(y: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 
 
 def goodness_scale(goodness, neuron_shape: Sequence[int]) -> float:
-    """s with goodness.fn(y) == s · Σ y² for a unit whose neurons have shape (C, H, W).
+    """s with goodness.fn(y) == s · Σ y² for a unit whose neurons have shape (C, H, W) (per-sample goodness).
 
     Probed on an all-ones activation: Σ 1² is the neuron count, so sumsq gives 1 and meansq 1/#neurons.
     """
@@ -73,50 +78,54 @@ def goodness_scale(goodness, neuron_shape: Sequence[int]) -> float:
     return float(goodness.fn(ones)) / ones.numel()
 
 
+def _check_spatial(model) -> None:
+    flat = [u.name for u in model.units if len(u.block.out_shape) != 3]
+    if flat:
+        raise ValueError(f"{', '.join(flat)} {'is a' if len(flat) == 1 else 'are'} fully connected unit(s) with no "
+                         "spatial layout: class activation and goodness maps need (C, H, W) feature maps")
+
+
 # ----------------------------------------------------------------------------------------- FFNet wrappers
 
 
 @torch.no_grad()
 def hand_on_maps(model: FFNet, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Hand-on maps (N, C_u, H_u, W_u) of every readout unit for already-embedded images ``x``."""
-    out, h = {}, x
-    for i, unit in enumerate(model.units[: model.readout_units[-1] + 1]):
-        h = unit.hand_on(unit(h))
-        if i in model.readout_units:
-            out[unit.name] = h
-    return out
+    """Hand-on maps (N, C_u, H_u, W_u) of every readout unit for already-prepared input ``x``."""
+    return {step.unit.name: step.out for step in model.walk(x, model.readout_units[-1] + 1)
+            if step.index in model.readout_units}
 
 
 @torch.no_grad()
 def linear_cams(model: FFNet, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Linear-readout CAM per readout unit, (N, classes, H_u, W_u), for raw images ``x`` in [0, 1].
 
-    The images get the neutral label, as the linear readout sees them. Raises ValueError if the
-    network has no linear readout.
+    The images enter as the linear readout sees them (neutral label, or no label). Raises ValueError if
+    the network has no linear readout or no spatial maps.
     """
     if model.linear is None:
         raise ValueError("this network has no linear readout")
-    maps = hand_on_maps(model, model.labels.embed_neutral(x))
+    _check_spatial(model)
+    maps = hand_on_maps(model, model.readout_input(x))
     weights = split_linear_weight(model.linear.linear.weight, [m.shape[1:] for m in maps.values()])
     return {name: linear_cam(a, w) for (name, a), w in zip(maps.items(), weights)}
 
 
 @torch.no_grad()
 def goodness_maps(model: FFNet, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Goodness map per readout unit, (N, classes, H, W) at neuron resolution, for raw images ``x``.
+    """Goodness map per readout unit, (N, classes, H, W) where goodness is measured, for raw images ``x``.
 
-    Entry [n, k] is computed with label k embedded in image n; summed over (h, w) and the readout
-    units it equals ``model.goodness_scores(x)``. Costs one forward per class per image.
+    Pair objective: entry [n, k] is computed with label k embedded in image n (one forward per class);
+    class-wise goodness: entry [n, k] is class k's share of one forward. Summed over (h, w) and the
+    readout units it equals ``model.goodness_scores(x)``. Raises ValueError without spatial maps.
     """
+    _check_spatial(model)
     n, k = x.shape[0], model.num_classes
-    h = model.labels.embed_all(x)
+    h = model.labels.embed_all(x) if model.pairs else x
     out = {}
-    for i, unit in enumerate(model.units[: model.readout_units[-1] + 1]):
-        y = unit(h)
-        if i in model.readout_units:
-            g = goodness_map(y, goodness_scale(unit.goodness, y.shape[1:]))
-            out[unit.name] = g.view(n, k, *g.shape[1:])
-        h = unit.hand_on(y)
+    for step in model.walk(h, model.readout_units[-1] + 1):
+        if step.index in model.readout_units:
+            g = step.unit.goodness.position_map(step.y, step.unit.classes)   # (rows, 1 or classes, H, W)
+            out[step.unit.name] = g.reshape(n, k, *g.shape[2:])
     return out
 
 

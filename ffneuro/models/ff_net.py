@@ -1,103 +1,228 @@
-"""An FF-CNN: a chain of independent FF units, a label scheme, and two readouts."""
+"""A network of local-learning units: how labels enter, a chain of units, and the readouts.
+
+Two kinds of objective, set by the loss (``ffneuro.goodness.LOSSES``):
+
+* **pair** (bce, symba): every image is embedded with its true label (positive) and a uniformly random
+  wrong one (negative); the units compare the two. The goodness readout embeds every candidate label
+  and sums the readout units' goodness: one forward per class.
+* **class** (cwc, pvn, cwg; CwComp): the image carries no label and no negative image is made; each unit
+  scores every class with its class-wise goodness. The goodness readout is one forward.
+
+Every pass through the units (features, goodness scores, maps, activity) is :meth:`FFNet.walk`.
+"""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from ..accounting import layer_pools, net_spec
+from ..accounting import layer_specs, net_spec
 from ..config import RunConfig
-from ..goodness import GOODNESS
+from ..errors import ConfigError
+from ..goodness import GOODNESS, LOSSES
 from ..labels import LabelScheme, build_labels, random_wrong_labels
 from ..spec import NetSpec
-from ..units import ConvBlock, FFUnit, UnitStats
+from ..units import Block, FFUnit, UnitStats, build_block
 from .readouts import LinearReadout
 
 
-def conv_stack(config: RunConfig, image_shape: tuple[int, int, int]) -> list[ConvBlock]:
-    """The layers shared by FF and BP: ``layers`` conv blocks, each fed the previous one's output;
-    every ``pool_every``-th one downsamples with ``pool``, the others keep the map size."""
-    blocks, shape = [], tuple(image_shape)
-    for pool in layer_pools(config.layers, config.pool, config.pool_every):
-        blocks.append(ConvBlock(shape, config.filters, config.kernel, pool))
-        shape = blocks[-1].out_shape
-    return blocks
+def block_stack(config: RunConfig, image_shape: tuple[int, ...], num_classes: int | None = None,
+                algo: str | None = None) -> list[Block]:
+    """The layers shared by FF and BP, built from the config's block specs (``config.arch``): each fed
+    the previous one's hand-on output."""
+    return [build_block(s) for s in layer_specs(config, image_shape, algo=algo, num_classes=num_classes)]
+
+
+conv_stack = block_stack   # the name from when every block was a conv block
+
+
+@dataclass
+class StepResult:
+    """What one training step reports: every loss by name (what the divergence guard watches, in
+    :meth:`loss_names` order), the classifier's loss (FF: the linear readout's, BP: the network's; None
+    without one) and, for FF, each unit's statistics."""
+
+    losses: dict[str, torch.Tensor]
+    train_loss: torch.Tensor | None
+    unit_stats: list[UnitStats] | None = None
+
+
+@dataclass
+class WalkStep:
+    """One unit of a pass: its index, the unit, its input, what goodness is measured on, its hand-on output."""
+
+    index: int
+    unit: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    out: torch.Tensor
+
+
+@contextmanager
+def evaluating(module: nn.Module):
+    """``module`` in eval mode inside the block (batch norm on its running statistics), as it was after."""
+    was = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was)
 
 
 class FFNet(nn.Module):
     """Units trained one after another on each batch; readouts see layers ``readout_from``..L."""
 
-    def __init__(self, config: RunConfig, image_shape: tuple[int, int, int], num_classes: int):
+    def __init__(self, config: RunConfig, image_shape: tuple[int, ...], num_classes: int):
         super().__init__()
         self.num_classes = num_classes
-        self.labels: LabelScheme = build_labels(config.labels, num_classes, image_shape, config.label_strength)
-        goodness = GOODNESS.get(config.goodness)
+        goodness, loss = GOODNESS.get(config.goodness), LOSSES.get(config.loss)
+        self.pairs = loss.kind == "pair"
+        self.labels: LabelScheme | None = (build_labels(config.labels, num_classes, image_shape, config.label_strength)
+                                           if self.pairs else None)
+        specs = layer_specs(config, image_shape, algo="ff", num_classes=num_classes)
+        if goodness.per_class:
+            for s in specs:
+                if s.goodness_shape[0] % num_classes:
+                    raise ConfigError(f"{s.name}: class-wise goodness splits its {s.goodness_shape[0]} channels into "
+                                      f"{num_classes} class groups; make every width a multiple of {num_classes}")
         self.units = nn.ModuleList(
-            FFUnit(f"unit{i + 1}", block, goodness, config.theta, lr=config.unit_lr(i), precision=config.precision, loss=config.loss,
-                   trainable=config.train_first_layer or i > 0)
-            for i, block in enumerate(conv_stack(config, image_shape))
+            FFUnit(s.name, build_block(s), goodness, config.theta, lr=config.unit_lr(i), precision=config.precision,
+                   loss=config.loss, loss_params=config.loss_params, trainable=s.trainable,
+                   classes=num_classes if goodness.per_class else None, peer_norm=config.peer_norm,
+                   peer_momentum=config.peer_momentum, optimizer=config.optimizer, momentum=config.momentum,
+                   weight_decay=config.weight_decay)
+            for i, s in enumerate(specs)
         )
+        self.base_lrs = [config.unit_lr(i) for i in range(config.layers)]
+        self.linear_lr = config.linear_lr
+        self.unit_epochs = config.unit_epochs
         self.readout_units = list(range(config.readout_from - 1, config.layers))
         self.linear = None
         if config.readout in ("linear", "both"):
             n_features = sum(math.prod(self.units[i].block.out_shape) for i in self.readout_units)
             self.linear = LinearReadout(n_features, num_classes, config.linear_lr)
 
+    # ------------------------------------------------------------------------------------ inputs
+
+    def input_rows(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+        """The rows one training step runs through the units: (rows, positives, row labels).
+
+        Pair objective: the true-label embeddings, then the wrong-label ones (2N rows, N positives, no
+        labels needed by the units). Class objective: the images themselves, all positive, with labels."""
+        if self.pairs:
+            return torch.cat([self.labels.embed(x, y),
+                              self.labels.embed(x, random_wrong_labels(y, self.num_classes, generator))]), x.shape[0], None
+        return x, x.shape[0], y
+
+    def readout_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the linear readout (and its CAM) sees: the neutral embedding, or the image itself."""
+        return self.labels.embed_neutral(x) if self.pairs else x
+
+    def activity_input(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """What the units see in training, for measuring activity: the true-label embedding (the neutral
+        one without ``labels``), or the image itself when no label enters the image."""
+        if not self.pairs:
+            return x
+        return self.labels.embed(x, labels) if labels is not None else self.labels.embed_neutral(x)
+
+    @property
+    def activity_embedding(self) -> str:
+        """How :meth:`activity_input` embeds labels (recorded with the measured activity)."""
+        return "positive" if self.pairs else "none"
+
+    # --------------------------------------------------------------------------------- the walk
+
+    def walk(self, h: torch.Tensor, stop: int | None = None) -> Iterator[WalkStep]:
+        """The one pass through the units ``0..stop-1`` (default all) for already-prepared input ``h``:
+        each unit's input, goodness input and hand-on output, in order. Call under ``no_grad``."""
+        for i, unit in enumerate(self.units[:stop]):
+            y = unit(h)
+            out = unit.hand_on(y)
+            yield WalkStep(i, unit, h, y, out)
+            del y
+            h = out
+
+    # --------------------------------------------------------------------------------- training
+
+    def start_epoch(self, epoch: int, schedule: Callable[[float], float]) -> None:
+        """Set every optimiser's lr to ``schedule(base lr)`` and stop the units whose --unit-epochs are over."""
+        for i, unit in enumerate(self.units):
+            unit.set_lr(schedule(self.base_lrs[i]))
+            unit.active = self.unit_epochs is None or epoch < self.unit_epochs[i]
+        if self.linear is not None:
+            self.linear.set_lr(schedule(self.linear_lr))
+
     def set_lr(self, unit_lr: float | list[float], linear_lr: float) -> None:
-        """``unit_lr``: one lr for every unit, or one per unit (``config.unit_lrs``, each scheduled)."""
+        """``unit_lr``: one lr for every unit, or one per unit."""
         lrs = list(unit_lr) if isinstance(unit_lr, (list, tuple)) else [unit_lr] * len(self.units)
         for unit, lr in zip(self.units, lrs, strict=True):
             unit.set_lr(lr)
         if self.linear is not None:
             self.linear.set_lr(linear_lr)
 
-    def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[list[UnitStats], torch.Tensor | None]:
-        """One FF step: every unit updates on its own loss, then the linear readout on neutral features."""
-        # positives and negatives stay one tensor of 2N rows (positives first) through every unit
-        h = torch.cat([self.labels.embed(x, y),
-                       self.labels.embed(x, random_wrong_labels(y, self.num_classes, generator))])
-        stats = []
-        for unit in self.units:
-            h, s = unit.train_step(h, x.shape[0])
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> StepResult:
+        """One step: every unit updates on its own loss, then the linear readout on detached features."""
+        # pair objective: positives and negatives stay one tensor of 2N rows (positives first) through every unit
+        h, n, labels = self.input_rows(x, y, generator)
+        collect = self.linear is not None and not self.pairs   # unlabelled rows: the readout reuses them
+        stats, kept = [], []
+        for i, unit in enumerate(self.units):
+            h, s = unit.train_step(h, n, labels)
             stats.append(s)
-        del h  # the last unit's output: nothing reads it, so free it before the readout runs
+            if collect and i in self.readout_units:
+                kept.append(h)
+        del h  # the last unit's output: nothing reads it (unless kept), so free it before the readout runs
+        losses = {unit.name: s.loss for unit, s in zip(self.units, stats)}
         linear_loss = None
         if self.linear is not None:
-            with torch.no_grad():
-                feats = self.features(self.labels.embed_neutral(x))
+            if collect:
+                feats = kept[0].flatten(1) if len(kept) == 1 else torch.cat([k.flatten(1) for k in kept], 1)
+                del kept
+            else:
+                with torch.no_grad(), evaluating(self):
+                    feats = self.features(self.readout_input(x))
             linear_loss = self.linear.train_step(feats, y)
-        return stats, linear_loss
+            losses["linear readout"] = linear_loss
+        return StepResult(losses, linear_loss, stats)
+
+    def loss_names(self) -> list[str]:
+        return [u.name for u in self.units] + (["linear readout"] if self.linear is not None else [])
+
+    # ------------------------------------------------------------------------------- readouts
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Flattened hand-on activations of the readout layers for already-embedded images."""
+        """Flattened hand-on activations of the readout layers for prepared input (:meth:`readout_input`)."""
         # Write each readout unit's flattened output straight into one preallocated (N, features) tensor
         # (allocated with the hand-on output's dtype and device when the first readout unit is done),
         # so only the result and the current unit's tensors are alive, not a list plus its torch.cat.
         sizes = [math.prod(self.units[i].block.out_shape) for i in self.readout_units]
-        out, col, h = None, 0, x
-        for i, unit in enumerate(self.units[: self.readout_units[-1] + 1]):
-            h = unit.hand_on(unit(h))
-            if i in self.readout_units:
+        out, col = None, 0
+        for step in self.walk(x, self.readout_units[-1] + 1):
+            if step.index in self.readout_units:
                 if out is None:
-                    out = h.new_empty((h.shape[0], sum(sizes)))
-                n = sizes[i - self.readout_units[0]]
-                out[:, col: col + n].copy_(h.flatten(1))
-                col += n
+                    out = step.out.new_empty((step.out.shape[0], sum(sizes)))
+                k = sizes[step.index - self.readout_units[0]]
+                out[:, col: col + k].copy_(step.out.flatten(1))
+                col += k
         return out
 
     @torch.no_grad()
     def goodness_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, classes): summed goodness of the readout layers with each candidate label embedded."""
-        h = self.labels.embed_all(x)
-        total = torch.zeros(h.shape[0], device=x.device)
-        for i, unit in enumerate(self.units[: self.readout_units[-1] + 1]):
-            y = unit(h)
-            if i in self.readout_units:
-                total += unit.goodness.fn(y.float())
-            h = unit.hand_on(y)
+        """(N, classes): summed goodness of the readout layers for each class. Pair objective: with each
+        candidate label embedded (one forward per class); class objective: the class-wise goodness of one
+        forward of the image."""
+        h = self.labels.embed_all(x) if self.pairs else x
+        total = None
+        for step in self.walk(h, self.readout_units[-1] + 1):
+            if step.index in self.readout_units:
+                g = step.unit.scores(step.y)
+                total = g if total is None else total + g
         return total.view(x.shape[0], self.num_classes)
 
     @torch.no_grad()
@@ -105,11 +230,15 @@ class FFNet(nn.Module):
         if readout == "goodness":
             return self.goodness_scores(x).argmax(1)
         if readout == "linear" and self.linear is not None:
-            return self.linear(self.features(self.labels.embed_neutral(x))).argmax(1)
+            return self.linear(self.features(self.readout_input(x))).argmax(1)
         raise ValueError(f"this network has no {readout!r} readout")
 
     def readouts(self) -> list[str]:
         return ["goodness"] + (["linear"] if self.linear is not None else [])
+
+    def eval_rows_per_image(self, readouts: list[str]) -> int:
+        """Rows one evaluated image costs at once: the pair objective's goodness readout runs every class."""
+        return self.num_classes if self.pairs and "goodness" in readouts else 1
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimiser by name (each trainable unit's, and the linear readout's): what a resume restores."""
@@ -118,11 +247,13 @@ class FFNet(nn.Module):
             opts["linear"] = self.linear.optimizer
         return opts
 
+    # ----------------------------------------------------------------------------- accounting
+
     def costs(self):
         return [u.cost() for u in self.units]
 
     def layer_specs(self):
-        """Each unit's conv block spec, named and flagged as the unit."""
+        """Each unit's block spec, named and flagged as the unit."""
         return [replace(u.block.spec, name=u.name, trainable=u.trainable) for u in self.units]
 
     def spec(self) -> NetSpec:

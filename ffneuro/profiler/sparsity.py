@@ -41,37 +41,25 @@ class Activity:
 
 @torch.no_grad()
 def measure_activity(model, x_batch: torch.Tensor, labels: torch.Tensor | None = None) -> Activity:
-    """Run ``x_batch`` (images in [0, 1]) through an FFNet or BPNet and record, per unit, the zero
-    fraction of its input and of its neurons.
+    """Run ``x_batch`` (images in [0, 1]) through an FFNet or BPNet (its ``walk``) and record, per unit,
+    the zero fraction of its input and of its neurons (the block's output, what goodness is measured on).
 
-    FFNet: unit 1 receives the label-embedded image: with ``labels``, the positive embedding
-    (training); without, the neutral one (what the linear readout sees). Each later unit receives the
-    previous one's hand-on output (pooled if max/avg, RMS-normalised), which keeps the ReLU zeros. BPNet: layer 1
-    receives the raw image.
+    Unit 1 receives what the model feeds it in training (``model.activity_input``): an FF network with a
+    label in the image, the positive embedding with ``labels`` (the neutral one without); an image
+    without a label, or a BP network, the raw image. Each later unit receives the previous one's hand-on
+    output (for the conv block pooled and RMS-normalised, which keeps the ReLU zeros).
     """
+    if not hasattr(model, "walk"):
+        raise TypeError(f"expected an FFNet or BPNet, got {type(model).__name__}")
     was_training = model.training
     model.eval()
     try:
         names, inputs, neurons = [], [], []
-        if hasattr(model, "units"):
-            h = model.labels.embed(x_batch, labels) if labels is not None else model.labels.embed_neutral(x_batch)
-            for unit in model.units:
-                names.append(unit.name)
-                inputs.append(zero_fraction(h))
-                y = unit(h)
-                neurons.append(zero_fraction(y))
-                h = unit.hand_on(y)
-        elif hasattr(model, "blocks"):
-            from ..units import rms_normalize
-            h = x_batch
-            for i, block in enumerate(model.blocks):
-                names.append(f"layer{i + 1}")
-                inputs.append(zero_fraction(h))
-                y = block(h)
-                neurons.append(zero_fraction(y))
-                h = rms_normalize(block.pool_out(y))
-        else:
-            raise TypeError(f"expected an FFNet or BPNet, got {type(model).__name__}")
+        unit_names = [c.name for c in model.costs()]
+        for step in model.walk(model.activity_input(x_batch, labels)):
+            names.append(unit_names[step.index])
+            inputs.append(zero_fraction(step.x))
+            neurons.append(zero_fraction(step.y))
     finally:
         model.train(was_training)
     return Activity(tuple(names), tuple(inputs), tuple(neurons))

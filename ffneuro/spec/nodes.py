@@ -332,6 +332,26 @@ class RMSNorm(Node):
     kind: ClassVar[str] = "rms_norm"
 
 
+@NODES.register("batch_norm")
+@dataclass(frozen=True)
+class BatchNorm(Node):
+    """Batch normalisation per channel (features of a flat input): (x − mean) / sqrt(var + eps) · γ + β,
+    with batch statistics in training and running ones in inference. ``params`` counts γ and β (the
+    running mean and variance are state, not parameters)."""
+
+    kind: ClassVar[str] = "batch_norm"
+
+    affine: bool = True
+
+    @property
+    def channels(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def params(self) -> int:   # type: ignore[override]
+        return 2 * self.channels if self.affine else 0
+
+
 def node_from_dict(d: dict[str, Any]) -> Node:
     """A node from :meth:`Node.to_dict` output (``out_shape`` is recomputed and checked)."""
     d = dict(d)
@@ -347,5 +367,5 @@ def node_from_dict(d: dict[str, Any]) -> Node:
     return node
 
 
-__all__ = ["ACTIVATIONS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "Conv2d", "Flatten",
+__all__ = ["ACTIVATIONS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "BatchNorm", "Conv2d", "Flatten",
            "Linear", "Neuron", "Node", "Pool2d", "RMSNorm", "node_from_dict", "out_size", "valid_taps"]

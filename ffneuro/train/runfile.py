@@ -13,7 +13,9 @@ from typing import Callable
 
 from ..config import RunConfig
 from ..data import Dataset
+from ..data.loading import checked_load, load_data, load_from_source
 from ..errors import ConfigError, Diverged, RunFileError
+from ..models.weights import weights_mismatch
 from ..store import RunRecord, RunWriter, read_run
 from .device import environment
 from .stop import never_stop
@@ -29,6 +31,23 @@ def check_trainable(config: RunConfig) -> None:
     """Refuse what a valid config can still not train: a BP network has no goodness readout."""
     if config.algo == "bp" and config.readout == "goodness":
         raise ConfigError("--readout goodness needs --algo ff: a BP network has only the linear readout")
+
+
+def check_out_path(out: Path, force: bool) -> None:
+    """Refuse a run file path that cannot be written, before any data is loaded (so bad paths fail fast):
+    a folder, an existing file without ``force``, or no writable folder to create it in."""
+    if out.is_dir():
+        raise RunFileError(f"{out} is a directory; give a file name for --out")
+    if out.exists() and not force:
+        raise RunFileError(f"{out} exists; pass --force to overwrite")
+    # the nearest existing ancestor must be a writable directory (missing folders are created later)
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RunFileError(f"cannot create run file {out}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunFileError(f"cannot create run file {out}: directory {ancestor} is not writable")
 
 
 def data_info(data: Dataset, trainer: Trainer, source: str | None) -> dict:
@@ -153,3 +172,37 @@ def stored_data_source(record: RunRecord) -> str | None:
     if isinstance(source, str) and source and os.path.exists(source):
         return source
     return None
+
+
+def load_run_data(record: RunRecord, config: RunConfig, data_dir: str | os.PathLike | None) -> Dataset:
+    """A stored run's dataset: from ``data_dir`` when given, else from where the run recorded it came from
+    (if that still exists), else the usual search ($FFNEURO_DATA, the cache)."""
+    source = stored_data_source(record) if data_dir is None else None
+    if source is not None:
+        return checked_load(config.dataset, lambda: load_from_source(config.dataset, source))
+    return load_data(config.dataset, data_dir)
+
+
+def stored_config(record: RunRecord, **overrides) -> RunConfig:
+    """The RunConfig a run file was trained with (``overrides`` e.g. device), or a one-line RunFileError."""
+    try:
+        return RunConfig.from_dict({**record.config, **overrides})
+    except (ConfigError, TypeError) as exc:
+        raise RunFileError(f"{record.path}: stored config is not valid for this ffneuro: {exc}") from exc
+
+
+def restore_run(record: RunRecord, config: RunConfig, weights: str, data_dir: str | os.PathLike | None) -> Trainer:
+    """A Trainer for ``config`` on its dataset with the run's ``weights`` (final|best) loaded: what
+    ``eval`` and ``cam`` work on."""
+    state = record.weights(weights)
+    trainer = Trainer(config, load_run_data(record, config, data_dir))
+    unfit = f"{record.path}: the stored {weights} weights do not fit the network of its config"
+    mismatch = weights_mismatch({k: tuple(v.shape) for k, v in trainer.model.state_dict().items()}, state)
+    if mismatch:
+        raise RunFileError(f"{unfit}: {mismatch}")
+    try:
+        trainer.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunFileError(f"{unfit}: {reason}") from exc
+    return trainer

@@ -13,7 +13,7 @@ from ..config import RunConfig
 from ..data import Dataset, split_train_val
 from ..errors import ConfigError
 from ..data.augment import augment_batch
-from ..models import FFNet, build_model
+from ..models import build_model
 from .device import pick_device
 from .divergence import DivergenceGuard
 from .stop import never_stop
@@ -95,10 +95,6 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.progress = RunProgress()
 
-    @property
-    def is_ff(self) -> bool:
-        return isinstance(self.model, FFNet)
-
     def unit_names(self) -> list[str]:
         return [c.name for c in self.model.costs()]
 
@@ -118,9 +114,8 @@ class Trainer:
         readouts = readouts or self.readouts()
         if n == 0:
             return {r: float("nan") for r in readouts}
-        bs = self.config.eval_batch_size
-        if self.is_ff:  # the goodness readout runs every class at once: keep its batch the same size
-            bs = max(1, bs // self.model.num_classes)
+        # a pair objective's goodness readout runs every class at once: keep its batch the same size in rows
+        bs = max(1, self.config.eval_batch_size // self.model.eval_rows_per_image(readouts))
         self.model.eval()
         correct = dict.fromkeys(readouts, 0)
         for start in range(0, n, bs):
@@ -132,40 +127,28 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------- training
 
-    def _loss_names(self) -> list[str]:
-        if not self.is_ff:
-            return ["network"]
-        return self.unit_names() + (["linear readout"] if self.model.linear is not None else [])
-
     def _train_epoch(self, epoch: int, progress: Progress, beat: Callable[[], None] = never_stop) -> tuple[dict, dict]:
         cfg, model = self.config, self.model
         lr = cfg.lr_at(epoch, cfg.lr)
-        # per-unit lrs (FF only): the cool-down scales each unit's own base lr
-        unit_lr = [cfg.lr_at(epoch, b) for b in cfg.unit_lrs] if cfg.unit_lrs is not None and self.is_ff else lr
-        model.set_lr(unit_lr, cfg.lr_at(epoch, cfg.linear_lr))
+        # every optimiser's lr follows the schedule from its own base lr (per-unit lrs, the linear readout's)
+        model.start_epoch(epoch, lambda base: cfg.lr_at(epoch, base))
         model.train()
         order = torch.randperm(len(self.train), generator=self.generator, device=self.device)
         batches = range(0, len(order), cfg.batch_size)
         progress.start(f"epoch {epoch + 1}/{cfg.epochs}", len(batches))
-        guard = DivergenceGuard(self._loss_names(), epoch + 1, self.progress.loss_reference)
+        guard = DivergenceGuard(model.loss_names(), epoch + 1, self.progress.loss_reference)
         unit_sums, loss_sum = None, torch.zeros((), device=self.device)
         for b, start in enumerate(batches):
             self.check_stop()
             beat()
             x, y = self.train.batch(order[start: start + cfg.batch_size])
             x = augment_batch(x, cfg.augment, self.generator)  # training batches only, never evaluation
-            if self.is_ff:
-                stats, linear_loss = model.train_batch(x, y, self.generator)
-                unit_sums = stats if unit_sums is None else [a + b for a, b in zip(unit_sums, stats)]
-                losses = [s.loss for s in stats]
-                if linear_loss is not None:
-                    loss_sum += linear_loss
-                    losses.append(linear_loss)
-            else:
-                loss = model.train_batch(x, y)
-                loss_sum += loss
-                losses = [loss]
-            guard.add(torch.stack(losses), b)
+            step = model.train_batch(x, y, self.generator)
+            if step.unit_stats is not None:
+                unit_sums = step.unit_stats if unit_sums is None else [a + b for a, b in zip(unit_sums, step.unit_stats)]
+            if step.train_loss is not None:
+                loss_sum += step.train_loss
+            guard.add(torch.stack(list(step.losses.values())), b)
             progress.advance()
         progress.finish()
         guard.check(len(batches) - 1)
@@ -227,18 +210,19 @@ class Trainer:
             "test": ({f"acc_{r}": a for r, a in summary.test.items()},
                      {"weights": "final", "images": len(self.test)}),
             "activity": (activity.to_dict(), {"split": name, "images": min(ACTIVITY_SIZE, len(split)),
-                                              "embedding": "positive" if self.is_ff else "none"}),
+                                              "embedding": self.model.activity_embedding}),
             "summary": ({"best_epoch": summary.best_epoch, "best_val_acc": summary.best_val,
                          "wall_time_s": summary.wall_time_s}, {}),
         }
 
     def activity(self, split: Split):
         """Zero fraction of each unit's input and neurons on held-out images: the sparsity an
-        event-driven target would exploit. FF units see the true label embedded, as in training."""
+        event-driven target would exploit. Units see what they see in training (FF pairs: the true label
+        embedded)."""
         from ..profiler.sparsity import measure_activity
 
         x, y = split.batch(slice(0, min(ACTIVITY_SIZE, len(split))))
-        return measure_activity(self.model, x, y if self.is_ff else None)
+        return measure_activity(self.model, x, y)
 
     # ---------------------------------------------------------------------- weights and checkpoints
 

@@ -1,34 +1,31 @@
-"""The layer both FF units and the BP baseline are made of: conv → ReLU (→ pool)."""
+"""The conv block (``--arch conv``, the paper's): 'same' conv → ReLU (→ 2×2 pool) → RMS norm, shared
+with the BP twin."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 from ..accounting.specs import LayerSpec
+from .blocks import BLOCKS, Block, rms_normalize
 
 
-def rms_normalize(y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """y / sqrt(mean(y²)) per sample, no mean subtraction: hides a layer's goodness from the next."""
-    rms = y.flatten(1).pow(2).mean(1).add(eps).sqrt()
-    return y / rms.view(-1, *([1] * (y.dim() - 1)))
-
-
-class ConvBlock(nn.Module):
+class ConvBlock(Block):
     """'Same'-padded conv and ReLU, built from its :class:`~ffneuro.accounting.LayerSpec` (the one
     description of the layer: shapes, stride and padding come from ``spec.conv``). ``pool`` max/avg: a
     2×2 pool applied by :meth:`pool_out` after goodness; ``stride``: the conv itself has stride 2, so
     its neurons are the downsampled map."""
 
-    def __init__(self, in_shape: tuple[int, int, int], filters: int, kernel: int, pool: str = "none"):
+    def __init__(self, in_shape: tuple[int, int, int], filters: int, kernel: int, pool: str = "none", *,
+                 spec: LayerSpec | None = None):
         super().__init__()
-        self.spec = LayerSpec("block", in_shape, filters, kernel, pool)   # validates (ConfigError)
+        self.spec = spec or LayerSpec("block", in_shape, filters, kernel, pool)   # validates (ConfigError)
         node = self.spec.conv
         self.conv = nn.Conv2d(node.in_shape[0], node.out_channels, node.kernel, stride=node.stride,
                               padding=node.symmetric_padding, bias=node.bias)
 
-    @property
-    def in_shape(self) -> tuple[int, int, int]:
-        return self.spec.in_shape
+    @classmethod
+    def from_spec(cls, spec: LayerSpec) -> "ConvBlock":
+        return cls(spec.in_shape, spec.filters, spec.kernel, spec.pool, spec=spec)
 
     @property
     def filters(self) -> int:
@@ -46,16 +43,6 @@ class ConvBlock(nn.Module):
     def stride(self) -> int:
         return self.spec.stride
 
-    @property
-    def neuron_shape(self) -> tuple[int, int, int]:
-        """Shape of the conv output (what goodness is measured on): (H - 1) // stride + 1 per side."""
-        return self.spec.neuron_shape
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        """Shape handed to the next layer (after pooling)."""
-        return self.spec.out_shape
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Activations of this layer's neurons (before pooling): what goodness is measured on."""
         return torch.relu(self.conv(x))
@@ -67,3 +54,10 @@ class ConvBlock(nn.Module):
         if self.pool == "avg":
             return nn.functional.avg_pool2d(y, 2)
         return y
+
+    def hand_on(self, y: torch.Tensor) -> torch.Tensor:
+        """Pooled, RMS-normalised (in fp32) activations: what the next layer receives."""
+        return rms_normalize(self.pool_out(y).float())
+
+
+BLOCKS.register("conv")(ConvBlock.from_spec)

@@ -1,31 +1,36 @@
-"""An FF unit: one layer that learns alone, with its own goodness loss and its own optimiser.
+"""A local-learning unit: a block, a goodness, a local loss, an optimiser, and how it hands its output on.
 
 Inputs arrive detached and outputs leave detached, so no autograd graph ever spans two units, and
-only one unit's activations are alive during its update.
+only one unit's activations are alive during its update. The same unit serves every FF variant: the
+block type (conv, fc, cfse, trifecta), the goodness (per sample or class-wise), the loss (on
+positive/negative pairs, or on class-wise goodness with the true labels) and the optimiser are parts.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from ..accounting import UnitCost, unit_cost
-from ..goodness import (
-    LOSSES,
-    Goodness,
-    discrimination_accuracy,
-    ff_logits,
-    pair_accuracy,
-)
+from ..errors import ConfigError
+from ..goodness import LOSSES, Goodness, discrimination_accuracy, pair_accuracy, peer_normalisation
 from ..precision import autocast
-from .block import ConvBlock, rms_normalize
+from .blocks import Block
+from .optim import OPTIMIZERS
 
 
 @dataclass
 class UnitStats:
-    """Sums over the batches of an epoch, kept on the device to avoid a sync per batch."""
+    """Sums over the batches of an epoch, kept on the device to avoid a sync per batch.
+
+    Pair losses: mean goodness of positives and negatives, σ(logit) accuracy on both, and the fraction
+    of images whose positive beats its own negative. Class losses: mean goodness of the true class and of
+    the other classes, the unit's own classification accuracy (argmax of its class-wise goodness), and
+    the fraction whose true class beats the mean of the others.
+    """
 
     loss: torch.Tensor
     goodness_pos: torch.Tensor
@@ -41,18 +46,38 @@ class UnitStats:
 
 
 class FFUnit(nn.Module):
-    """A conv layer trained by FF: BCE on goodness − θ, positives toward 1, negatives toward 0."""
+    """One layer that learns alone. Pair losses (bce, symba) see ``x`` as positives then negatives; class
+    losses (cwc, pvn, cwg) see labelled images and class-wise goodness (``classes`` channel groups)."""
 
-    def __init__(self, name: str, block: ConvBlock, goodness: Goodness, theta: float | None,
-                 *, trainable: bool, lr: float, precision: str = "fp32", loss: str = "bce"):
+    def __init__(self, name: str, block: Block, goodness: Goodness, theta: float | None,
+                 *, trainable: bool, lr: float, precision: str = "fp32", loss: str = "bce",
+                 loss_params: Mapping[str, float] | None = None, classes: int | None = None,
+                 peer_norm: float = 0.0, peer_momentum: float = 0.9, optimizer: str = "adam",
+                 momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__()
         self.name, self.block, self.goodness = name, block, goodness
-        # the default θ counts the unit's neurons: its conv outputs (a quarter of filters·H·W when strided)
-        self.theta = goodness.default_theta(math.prod(block.neuron_shape)) if theta is None else float(theta)
+        self.loss = LOSSES.get(loss)
+        if goodness.per_class != (self.loss.kind == "class"):
+            raise ConfigError(f"loss {loss!r} takes {'class-wise' if self.loss.kind == 'class' else 'per-sample'} "
+                              f"goodness, but goodness {goodness.name!r} is "
+                              f"{'class-wise' if goodness.per_class else 'per sample'}")
+        self.loss_fn = self.loss.bind(loss_params)
+        self.classes = classes
+        # the default θ counts the neurons goodness is measured on (conv outputs, before pooling, for conv)
+        self.theta = goodness.default_theta(math.prod(block.goodness_shape)) if theta is None else float(theta)
         self.trainable, self.precision = trainable, precision
-        self.loss_fn = LOSSES.get(loss)
+        self.active = True   # False while an --unit-epochs schedule has stopped this unit's training
+        self.peer_norm, self.peer_momentum = float(peer_norm), float(peer_momentum)
+        if self.peer_norm > 0:   # each neuron's running mean activity on positives, started at 0.5 (Hinton's code)
+            self.register_buffer("peer_running", torch.full((math.prod(block.goodness_shape),), 0.5))
         self.requires_grad_(trainable)
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr) if trainable else None
+        self.optimizer = OPTIMIZERS.get(optimizer)(self.parameters(), lr=lr, momentum=momentum,
+                                                   weight_decay=weight_decay) if trainable else None
+
+    @property
+    def learning(self) -> bool:
+        """Whether a train step updates this unit now (trainable, and not stopped by its epoch schedule)."""
+        return self.trainable and self.active
 
     def set_lr(self, lr: float) -> None:
         if self.optimizer is not None:
@@ -60,41 +85,61 @@ class FFUnit(nn.Module):
                 group["lr"] = lr
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Activations of the unit's neurons, on which goodness is measured."""
+        """What goodness is measured on (the block's output before hand-on)."""
         with autocast(x.device, self.precision):
             return self.block(x)
 
     def hand_on(self, y: torch.Tensor) -> torch.Tensor:
-        """What the next unit receives: pooled, RMS-normalised, detached activations."""
-        return rms_normalize(self.block.pool_out(y.detach()).float())
+        """What the next unit receives: the block's hand-on of the detached activations, in fp32."""
+        return self.block.hand_on(y.detach()).float()
+
+    def scores(self, y: torch.Tensor) -> torch.Tensor:
+        """Goodness of ``y`` in fp32: (N,) per sample, or (N, classes) class-wise."""
+        return self.goodness(y.float(), self.classes)
 
     def logits(self, y: torch.Tensor) -> torch.Tensor:
-        return ff_logits(y, self.goodness, self.theta)
+        """Per-sample FF logit goodness − θ (pair losses)."""
+        return self.scores(y) - self.theta
 
-    def train_step(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, UnitStats]:
-        """One local update on ``x``: its first ``n`` rows are positives, the rest negatives.
-
-        Positives and negatives travel as one tensor through the whole FF step (one conv call for
-        both passes, and no per-unit ``torch.cat`` copy); returns the hand-on output of all rows, in
-        the same order, and the step's statistics.
-        """
+    def train_step(self, x: torch.Tensor, n: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, UnitStats]:
+        """One local update on ``x``. Pair losses: its first ``n`` rows are positives, the rest negatives
+        (one tensor through the whole step: one conv call for both passes). Class losses: ``labels`` are
+        the rows' classes (every row is a positive, ``n == len(x)``). Returns the hand-on output of all
+        rows, in order, and the step's statistics."""
         x = x.detach()
-        with torch.set_grad_enabled(self.trainable):
+        pair = self.loss.kind == "pair"
+        if not pair and labels is None:
+            raise ValueError(f"loss {self.loss.name!r} needs the labels of the rows")
+        with torch.set_grad_enabled(self.learning):
             y = self(x)
-            logit = self.logits(y)
-            loss = self.loss_fn(logit[:n], logit[n:])
-            if self.trainable:
+            scores = self.scores(y)
+            if pair:
+                logit = scores - self.theta
+                loss = self.loss_fn(logit[:n], logit[n:])
+            else:
+                loss = self.loss_fn(scores, labels)
+            if self.peer_norm > 0 and self.learning:
+                penalty, running = peer_normalisation(y[:n].float(), self.peer_running, self.peer_momentum)
+                loss = loss + self.peer_norm * penalty
+                self.peer_running.copy_(running)
+            if self.learning:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
         with torch.no_grad():
-            logit = logit.detach()
-            g = logit + self.theta
-            stats = UnitStats(loss.detach(), g[:n].mean(), g[n:].mean(),
-                              discrimination_accuracy(logit[:n], logit[n:]),
-                              pair_accuracy(logit[:n], logit[n:]) if 2 * n == len(logit) else logit.new_tensor(float("nan")))
+            stats = self._stats(loss.detach(), scores.detach(), n, labels)
             out = self.hand_on(y)
         return out, stats
+
+    def _stats(self, loss: torch.Tensor, scores: torch.Tensor, n: int, labels: torch.Tensor | None) -> UnitStats:
+        if self.loss.kind == "pair":
+            logit = scores - self.theta
+            return UnitStats(loss, scores[:n].mean(), scores[n:].mean(), discrimination_accuracy(logit[:n], logit[n:]),
+                             pair_accuracy(logit[:n], logit[n:]) if 2 * n == len(logit) else logit.new_tensor(float("nan")))
+        true = scores.gather(1, labels.view(-1, 1)).squeeze(1)
+        rest = (scores.sum(1) - true) / (scores.shape[1] - 1)
+        return UnitStats(loss, true.mean(), rest.mean(), (scores.argmax(1) == labels).float().mean(),
+                         (true > rest).float().mean())
 
     def cost(self) -> UnitCost:
         return unit_cost(replace(self.block.spec, name=self.name, trainable=self.trainable), self.precision)

@@ -1,0 +1,141 @@
+"""The fully connected FF block (Hinton 2022, section 3.3): linear → ReLU → length normalisation.
+
+The first unit sees the flattened image, RMS-normalised (``input_norm``), as Hinton's code does with its
+input; every unit hands on its ReLU output divided by its root mean square, so the next unit cannot read
+this unit's goodness off the length of its input. Goodness is measured on the ReLU output.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...errors import ConfigError
+from ...spec import Activation, Flatten, Linear, Node, RMSNorm, Unit
+from .. import ops
+from ..specs import BLOCK_SPECS
+
+
+@BLOCK_SPECS.register("fc")
+@dataclass(frozen=True)
+class DenseSpec:
+    """One fully connected block on an input of any shape (flattened): ``width`` ReLU neurons."""
+
+    kind: ClassVar[str] = "fc"
+    pool: ClassVar[str] = "none"      # a dense block never downsamples
+    pooled: ClassVar[bool] = False
+    trains_before_synapse: ClassVar[bool] = False
+
+    name: str
+    in_shape: tuple[int, ...]
+    width: int
+    trainable: bool = True
+    bias: bool = True
+    input_norm: bool = False           # RMS-normalise the flattened input first (the image, in unit 1)
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(s) for s in self.in_shape)
+        if not shape or min(shape) < 1:
+            raise ConfigError(f"{self.name}: in_shape must be positive ints, got {self.in_shape}")
+        if self.width < 1:
+            raise ConfigError(f"{self.name}: need width >= 1, got {self.width}")
+        object.__setattr__(self, "in_shape", shape)
+
+    @property
+    def in_elems(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def linear(self) -> Linear:
+        return Linear((self.in_elems,), self.width, self.bias)
+
+    @property
+    def synapse(self) -> Linear:
+        return self.linear
+
+    def nodes(self) -> tuple[Node, ...]:
+        """(flatten →) (RMS norm →) linear → ReLU → RMS norm."""
+        out: list[Node] = [Flatten(self.in_shape)] if len(self.in_shape) > 1 else []
+        if self.input_norm:
+            out.append(RMSNorm((self.in_elems,)))
+        out += [self.linear, Activation((self.width,), "relu"), RMSNorm((self.width,))]
+        return tuple(out)
+
+    def unit(self) -> Unit:
+        return Unit(self.name, self.nodes(), self.trainable)
+
+    @property
+    def neuron_shape(self) -> tuple[int]:
+        return (self.width,)
+
+    goodness_shape = neuron_shape
+    out_shape = neuron_shape
+
+    @property
+    def neurons(self) -> int:
+        return self.width
+
+    goodness_elems = neurons
+    out_elems = neurons
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_elems
+
+    @property
+    def weights(self) -> int:
+        return self.in_elems * self.width
+
+    @property
+    def params(self) -> int:
+        return self.weights + (self.width if self.bias else 0)
+
+    @property
+    def macs(self) -> int:
+        return self.weights
+
+    @property
+    def synops(self) -> int:
+        return self.weights
+
+    @property
+    def update_ops(self) -> int:
+        return (ops.BIAS_OPS if self.bias else 0) + ops.RELU_OPS
+
+    # ---- cost rule (per sample)
+
+    @property
+    def forward_ops(self) -> int:
+        """(Input norm,) bias and ReLU per neuron, and the RMS norm of the hand-on output."""
+        return (ops.rms_norm_fwd_ops(self.in_elems) if self.input_norm else 0) \
+            + ((ops.BIAS_OPS if self.bias else 0) + ops.RELU_OPS) * self.width + ops.rms_norm_fwd_ops(self.width)
+
+    @property
+    def neuron_grad_ops(self) -> int:
+        return ops.RELU_OPS * self.width
+
+    @property
+    def bias_grad_ops(self) -> int:
+        return self.width if self.bias else 0
+
+    def bp_input_grad_ops(self, first: bool) -> int:
+        """RMS norm and ReLU backward (the input norm sits before the weights: no gradient needed)."""
+        return ops.rms_norm_bwd_ops(self.width) + ops.RELU_OPS * self.width
+
+    @property
+    def bp_stored(self) -> int:
+        """BP keeps the ReLU output and the normalised output (and the normalised input of unit 1)."""
+        return 2 * self.width + (self.in_elems if self.input_norm else 0)
+
+    @classmethod
+    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["DenseSpec"]:
+        """Dense blocks of ``widths`` neurons; the first normalises the flattened image. ``kernel`` is unused."""
+        if any(p != "none" for p in pools):
+            raise ConfigError("fully connected units do not downsample; use --pool none with --arch fc")
+        specs, shape = [], tuple(image_shape)
+        for i, width in enumerate(widths):
+            specs.append(cls(f"{prefix}{i + 1}", shape, width, trainable=trainable[i], input_norm=i == 0))
+            shape = specs[-1].out_shape
+        return specs

@@ -1,0 +1,153 @@
+"""The Trifecta's block (Dooms, Tsang & Oramas 2023, github.com/tdooms/trifecta): batch norm → conv (no
+bias) → ReLU → (2×2 max pool).
+
+The block normalises its *input* with batch norm (the Trifecta's replacement for FF's length
+normalisation) and measures goodness on its pooled output, which it hands on unchanged: the next block's
+batch norm removes its scale. Training the batch norm's γ and β through the conv makes each unit's
+backward compute the conv's input gradient too (counted: ``trains_before_synapse``).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...errors import ConfigError
+from ...spec import Activation, BatchNorm, Conv2d, Node, Pool2d, Unit
+from .. import ops
+from ..specs import BLOCK_SPECS
+
+TRIFECTA_POOLS = ("none", "max")
+
+
+@BLOCK_SPECS.register("trifecta")
+@dataclass(frozen=True)
+class TrifectaSpec:
+    """One Trifecta block: batch norm of the input, ``filters`` convs of ``kernel``, ReLU, optional 2×2 max pool."""
+
+    kind: ClassVar[str] = "trifecta"
+    trains_before_synapse: ClassVar[bool] = True   # γ, β of the input batch norm learn through the conv
+    bias: ClassVar[bool] = False                   # the conv has no bias (batch norm's β is the shift)
+
+    name: str
+    in_shape: tuple[int, int, int]
+    filters: int
+    kernel: int
+    pool: str = "none"
+    trainable: bool = True
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(s) for s in self.in_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ConfigError(f"{self.name}: in_shape must be three positive ints (C, H, W), got {self.in_shape}")
+        if self.pool not in TRIFECTA_POOLS:
+            raise ConfigError(f"a trifecta block pools with {' or '.join(TRIFECTA_POOLS)}, got {self.pool!r}")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {self.kernel}")
+        if self.filters < 1:
+            raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
+        if self.pool != "none" and min(shape[1:]) < 2:
+            raise ConfigError(f"cannot pool a {shape[1]}×{shape[2]} map; use fewer downsampling layers")
+        object.__setattr__(self, "in_shape", shape)
+
+    @property
+    def pooled(self) -> bool:
+        return self.pool != "none"
+
+    @property
+    def conv(self) -> Conv2d:
+        return Conv2d(self.in_shape, self.filters, self.kernel, 1, self.kernel // 2, bias=False)
+
+    @property
+    def synapse(self) -> Conv2d:
+        return self.conv
+
+    def nodes(self) -> tuple[Node, ...]:
+        conv = self.conv
+        out: list[Node] = [BatchNorm(self.in_shape), conv, Activation(conv.out_shape, "relu")]
+        if self.pooled:
+            out.append(Pool2d(conv.out_shape, self.pool, 2, 2))
+        return tuple(out)
+
+    def unit(self) -> Unit:
+        return Unit(self.name, self.nodes(), self.trainable)
+
+    @property
+    def neuron_shape(self) -> tuple[int, int, int]:
+        return self.conv.out_shape
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return self.nodes()[-1].out_shape
+
+    goodness_shape = out_shape   # measured on the (pooled) output
+
+    @property
+    def in_elems(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def neurons(self) -> int:
+        return math.prod(self.neuron_shape)
+
+    @property
+    def out_elems(self) -> int:
+        return math.prod(self.out_shape)
+
+    goodness_elems = out_elems
+
+    @property
+    def fan_in(self) -> int:
+        return self.conv.fan_in
+
+    @property
+    def weights(self) -> int:
+        return self.conv.weights
+
+    @property
+    def params(self) -> int:
+        return self.conv.params + 2 * self.in_shape[0]   # the input batch norm's γ and β
+
+    @property
+    def macs(self) -> int:
+        return self.conv.macs
+
+    @property
+    def synops(self) -> int:
+        return self.conv.synops
+
+    @property
+    def update_ops(self) -> int:
+        return ops.RELU_OPS
+
+    # ---- cost rule (per sample)
+
+    @property
+    def forward_ops(self) -> int:
+        return ops.batch_norm_fwd_ops(self.in_elems) + ops.RELU_OPS * self.neurons + ops.pool_fwd_ops(self.pool, self.out_elems)
+
+    @property
+    def neuron_grad_ops(self) -> int:
+        """Pool and ReLU backward, then (after the conv's input gradient) the input batch norm's backward."""
+        return ops.pool_bwd_ops(self.pool, self.neurons, self.out_elems) + ops.RELU_OPS * self.neurons \
+            + ops.batch_norm_bwd_ops(self.in_elems)
+
+    bias_grad_ops: ClassVar[int] = 0
+
+    def bp_input_grad_ops(self, first: bool) -> int:
+        return self.neuron_grad_ops
+
+    @property
+    def bp_stored(self) -> int:
+        """The normalised input (the conv's), the ReLU output and the pooled output when pooled."""
+        return self.in_elems + self.neurons + (self.out_elems if self.pooled else 0)
+
+    @classmethod
+    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["TrifectaSpec"]:
+        specs, shape = [], tuple(image_shape)
+        for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
+            specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, trainable=trainable[i]))
+            shape = specs[-1].out_shape
+        return specs

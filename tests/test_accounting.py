@@ -28,6 +28,7 @@ from ffneuro.accounting import (
     ff_training_costs,
     head_spec,
     inference_costs,
+    inference_memory,
     inference_peak_bytes,
     layer_specs,
     linear_macs,
@@ -413,6 +414,42 @@ def test_pytorch_memory_model_matches_the_cpu_allocator_within_10_percent():
         assert abs(est - measured) <= 0.1 * measured, (block, cfg.algo, cfg.pool, cfg.pool_every, est, measured)
 
 
+def test_inference_memory_matches_the_cpu_allocator_within_10_percent():
+    """The ``predict`` replay (goodness readout over batch × classes rows, linear readout, BP) against
+    the allocator, after two training steps (so gradients and Adam state are resident, as when a run
+    evaluates). Measured agreement at either block: 1.00-1.05 (the batch, allocated before
+    profiling, is in the model but not in the measurement)."""
+    torch.manual_seed(0)
+    n, shape = 6, (1, 12, 12)
+    x, y = torch.rand(n, *shape), torch.arange(n) % 10
+    block = detect_onednn_block()
+    both = {"readout": "both", "readout_from": 1}
+    for cfg, readout in ((small_cfg(layers=2, filters=8, pool="none", **both), "goodness"),
+                         (small_cfg(layers=2, filters=8, pool="none", **both), "linear"),
+                         (small_cfg(layers=3, filters=8, pool="max", readout="both"), "goodness"),
+                         (small_cfg(layers=3, filters=8, pool="max", readout="both"), "linear"),
+                         (small_cfg(layers=2, filters=32, pool="stride", **both), "goodness"),
+                         (small_cfg(layers=2, filters=32, pool="avg", readout_from=1), "goodness"),
+                         (small_cfg(algo="bp", layers=2, filters=8, pool="max"), "linear"),
+                         (small_cfg(algo="bp", layers=3, filters=32, pool="none"), "linear"),
+                         (small_cfg(algo="bp", layers=2, filters=16, pool="stride"), "linear")):
+        cls = FFNet if cfg.algo == "ff" else BPNet
+        model, measured = step_peak_bytes(lambda cls=cls, cfg=cfg: cls(cfg, shape, 10), x, y, readout=readout)
+        specs = specs_from_model(model)
+        if cfg.algo == "ff":
+            train = ff_memory(specs, n, num_classes=10, linear_readout=cfg.readout == "both",
+                              readout_from=cfg.readout_from, goodness=cfg.goodness, backend="cpu")
+            extra = model.labels.patterns.numel() * 4
+        else:
+            train, extra = bp_memory(specs, n, num_classes=10, backend="cpu"), 0
+        infer = inference_memory(specs, n, readout=readout, num_classes=10, readout_from=cfg.readout_from,
+                                 algo=cfg.algo, linear_readout=cfg.readout == "both", backend="cpu")
+        est = infer.peak_bytes + train.grad_bytes + train.optimizer_bytes + extra
+        assert abs(est - measured) <= 0.1 * measured, (block, cfg.algo, cfg.pool, readout, est, measured)
+    with pytest.raises(ValueError, match="only the linear"):
+        inference_memory(paper_specs(algo="bp"), 2, readout="goodness", algo="bp")
+
+
 def _conv_peaks(spec: LayerSpec, rows: int, need_dx: bool) -> tuple[int, int]:
     """Peak rise of live tensor bytes during one conv's forward, and during its backward (weight and
     bias gradient, and dL/dx when ``need_dx``), as the CPU allocator saw them."""
@@ -482,13 +519,14 @@ def test_onednn_block_follows_onednn_max_cpu_isa(monkeypatch):
 
 @pytest.mark.slow
 def test_cpu_memory_model_holds_on_onednn_avx2_kernels(tmp_path):
-    """The allocator comparisons above again, in a fresh process with oneDNN capped at AVX2 (block 8):
+    """The allocator comparisons above (training step, predict, single convs) again, in a fresh process with oneDNN capped at AVX2 (block 8):
     ``ONEDNN_MAX_CPU_ISA`` is read once, when oneDNN first runs, so it needs its own process."""
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip("this CPU has no AVX2")
     here = Path(__file__).resolve()
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
     tests = [f"{here}::test_pytorch_memory_model_matches_the_cpu_allocator_within_10_percent",
+             f"{here}::test_inference_memory_matches_the_cpu_allocator_within_10_percent",
              f"{here}::test_onednn_conv_copies_match_the_allocator"]
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=300, check=False)

@@ -461,3 +461,113 @@ def inference_peak_bytes(layers: Sequence[LayerSpec], batch: int, precision: str
     if lin is not None:
         work = max(work, nbytes(rows * (lin.in_features + lin.out_features), precision))
     return params + nbytes(batch * layers[0].in_elems, "fp32") + work
+
+
+def inference_memory(layers: Sequence[LayerSpec], batch: int, *, readout: str, num_classes: int = 10,
+                     readout_from: int = 1, algo: str = "ff", linear_readout: bool | None = None,
+                     master: str = MASTER_PRECISION, backend: str = "cuda",
+                     onednn_block: int | None = None) -> MemoryCost:
+    """Memory of one ``predict`` call on ``batch`` images (fp32, under ``no_grad``): the ``"pytorch"``
+    replay of what this package's readouts allocate and free, as :func:`ff_memory` does for training.
+
+    FF goodness (``FFNet.goodness_scores``): every image with every label, batch × classes rows; a
+    unit's neurons stay alive through the next unit's forward (the loop variable), and each readout
+    unit's goodness squares them once. FF linear (``features``): the neutrally embedded batch stays
+    alive through the whole pass, beside the preallocated features. BP (``BPNet.forward``): conv,
+    ReLU, pool and norm per block. Resident: every parameter (an FF net's linear readout when
+    ``linear_readout``, by default when ``readout`` is linear; BP's head) and the fp32 input batch."""
+    _check("pytorch", "fp32", backend)
+    block = _block(backend, onednn_block)
+    if readout not in ("goodness", "linear"):
+        raise ValueError(f"unknown readout {readout!r}; valid: goodness, linear")
+    if algo not in ("ff", "bp"):
+        raise ValueError(f"unknown algo {algo!r}; valid: ff, bp")
+    if algo == "bp" and readout != "linear":
+        raise ValueError("a BP network has only the linear readout")
+    f32 = lambda n: nbytes(n, "fp32")
+    if algo == "bp":
+        extra = [head_spec(layers, num_classes)]
+    else:
+        with_linear = readout == "linear" if linear_readout is None else linear_readout
+        extra = [readout_spec(layers, num_classes, readout_from)] if with_linear or readout == "linear" else []
+    t = _Timeline()
+    params = sum(nbytes(s.params, master) for s in [*layers, *extra])
+    t.alloc("params", params)
+    image = layers[0].in_elems
+    inputs = f32(batch * image) + batch * LABEL_BYTES
+    t.alloc("batch", inputs)
+    names = tuple(s.name for s in [*layers, *extra])
+    copies = lambda s, rows: forward_copies(s, rows, block) if block else None
+
+    def forward(s: LayerSpec, rows: int, u: str) -> None:
+        """conv → ReLU: leaves ``y_new`` alive, the conv output freed."""
+        _conv(t, "conv_out", f32(rows * s.neurons), u + "conv", copies(s, rows))
+        t.alloc("y_new", f32(rows * s.neurons))
+        t.mark(u + "relu")
+        t.free("conv_out")
+
+    if algo == "ff" and readout == "goodness":
+        rows = batch * num_classes
+        t.alloc("labels", rows * LABEL_BYTES)
+        t.alloc("repeated", f32(rows * image))          # x.repeat_interleave(classes)
+        _embed(t, rows, image, "h")
+        t.free("repeated", "labels")
+        for i, s in enumerate(layers):
+            u = f"{s.name}: "
+            forward(s, rows, u)
+            t.free("y")                                  # the previous unit's neurons, freed on rebinding
+            t.live["y"] = t.live.pop("y_new")
+            if i >= readout_from - 1:
+                t.alloc("sq", f32(rows * s.neurons))     # goodness: y.pow(2) before the sum
+                t.mark(u + "goodness")
+                t.free("sq")
+            _hand_on(t, s, rows, "fp32", "")             # computed for the last unit too
+            t.free("h")
+            t.live["h"] = t.live.pop("out")
+        peak_at = t.peak_at
+    elif algo == "ff":
+        lin = extra[0]
+        _embed(t, batch, image, "neutral")
+        cur = "neutral"                                  # features' argument: alive through the whole pass
+        for i, s in enumerate(layers):
+            u = f"{s.name}: "
+            forward(s, batch, u)
+            _hand_on(t, s, batch, "fp32", "")
+            t.free("y_new")
+            if cur != "neutral":
+                t.free(cur)
+            cur = f"h{i}"
+            t.live[cur] = t.live.pop("out")
+            if i == readout_from - 1:
+                t.alloc("features", f32(batch * lin.in_features))
+                t.mark("features")
+        t.alloc("logits", f32(batch * lin.out_features))
+        t.mark("readout")
+        peak_at = t.peak_at
+    else:
+        cur = "batch"
+        for i, s in enumerate(layers):
+            u = f"{s.name}: "
+            forward(s, batch, u)
+            p = f32(batch * s.out_elems)
+            if s.pooled:                                 # rms_normalize(pool_out(block(h))): y dies after pooling
+                t.alloc("pooled", p)
+                if s.pool == "max":
+                    t.alloc("pool_idx", batch * s.out_elems * INDEX_BYTES)
+                    t.mark(u + "pool")
+                    t.free("pool_idx")
+                t.free("y_new")
+            t.alloc("norm_sq", p)
+            t.mark(u + "norm")
+            t.free("norm_sq")
+            t.alloc("out", p)
+            t.mark(u + "norm out")
+            t.free("pooled", "y_new")
+            if cur != "batch":
+                t.free(cur)
+            cur = f"h{i}"
+            t.live[cur] = t.live.pop("out")
+        t.alloc("logits", f32(batch * num_classes))
+        t.mark("head")
+        peak_at = t.peak_at
+    return MemoryCost(algo, "pytorch", batch, "fp32", params, 0, 0, inputs, (), names, t.peak, peak_at)

@@ -12,6 +12,7 @@ from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.presets import resolve_config
 from ffneuro.store import RunWriter
 from ffneuro.train import Trainer, environment
+from ffneuro.train.memory_guard import check_run_memory
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
@@ -62,6 +63,7 @@ def train_to_file(config, data, out: Path, *, force: bool = False, progress=None
     exception is re-raised. ``out`` must have passed :func:`check_out`.
     """
     check_trainable(config)
+    check_run_memory(config, data)  # before anything is allocated: refuse a run that cannot fit
     trainer = Trainer(config, data)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,10 @@ import torch
 
 
 def zero_fraction(t: torch.Tensor) -> float:
-    """Fraction of exactly-zero elements (0.0 for an empty tensor)."""
+    """Fraction of exactly-zero elements (0.0 for an empty tensor). ``count_nonzero`` allocates
+    nothing; ``(t == 0).sum()`` made a bool mask and an int64 copy of it (twice ``t``'s fp32 bytes)."""
     n = t.numel()
-    return 0.0 if n == 0 else float((t == 0).sum()) / n
+    return 0.0 if n == 0 else (n - int(torch.count_nonzero(t))) / n
 
 
 def effective_macs(dense_macs: float, input_zero_fraction: float) -> float:
@@ -61,6 +62,7 @@ def measure_activity(model, x_batch: torch.Tensor, labels: torch.Tensor | None =
                 y = unit(h)
                 neurons.append(zero_fraction(y))
                 h = unit.hand_on(y)
+                del y  # not kept through the next unit's forward (the memory guard's estimate assumes it)
         elif hasattr(model, "blocks"):
             from ..units import rms_normalize
             h = x_batch
@@ -70,6 +72,7 @@ def measure_activity(model, x_batch: torch.Tensor, labels: torch.Tensor | None =
                 y = block(h)
                 neurons.append(zero_fraction(y))
                 h = rms_normalize(block.pool_out(y))
+                del y
         else:
             raise TypeError(f"expected an FFNet or BPNet, got {type(model).__name__}")
     finally:

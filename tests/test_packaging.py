@@ -1,6 +1,7 @@
 """A built wheel puts the CLI inside the package (ffneuro/cli/, no top-level cli/) and works when not editable."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import shutil
@@ -42,7 +43,7 @@ def test_wheel_layout_and_non_editable_install(tmp_path):
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", str(wheels), str(src)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     if build.returncode != 0 and "No module named" in build.stderr and ("setuptools" in build.stderr or "wheel" in build.stderr):
         pytest.skip(f"cannot build offline: {build.stderr.strip().splitlines()[-1]}")
@@ -58,15 +59,23 @@ def test_wheel_layout_and_non_editable_install(tmp_path):
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "ffneuro = ffneuro.cli.main:main" in entry_points
 
-    # install into a throwaway venv that sees the system's torch/numpy/h5py/click but not the source tree
+    # Install into a throwaway plain venv. It sees the dependencies of the environment running this test
+    # (torch, numpy, ...) through a .pth file naming their folders: those come after the venv's own
+    # site-packages on sys.path, and .pth files inside them are not run (so an editable ffneuro there
+    # stays inactive), so `import ffneuro` can only find the wheel installed here.
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=60)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / ("python.exe" if os.name == "nt" else "python")
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    deps = {str(Path(importlib.import_module(name).__file__).resolve().parents[1])
+            for name in ("torch", "numpy", "scipy", "h5py", "click")}
+    (Path(site) / "ffneuro_test_dependencies.pth").write_text("".join(f"{d}\n" for d in sorted(deps)))
     install = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--ignore-installed",
          "-q", str(wheel)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     assert install.returncode == 0, install.stdout + install.stderr
 
@@ -74,20 +83,18 @@ def test_wheel_layout_and_non_editable_install(tmp_path):
     run_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["OMP_NUM_THREADS"] = "1"
-    probe = subprocess.run(
-        [str(python), "-c",
-         "import importlib.util, ffneuro, ffneuro.cli.main as m; "
-         "print(ffneuro.__file__); print(m.__file__); print(importlib.util.find_spec('cli'))"],
-        cwd=run_dir, env=env, capture_output=True, text=True, timeout=120,
-    )
+    code = ("import importlib.util, ffneuro, ffneuro.cli.main as m; "
+            "print(ffneuro.__file__); print(m.__file__); print(importlib.util.find_spec('cli'))")
+    probe = subprocess.run([str(python), "-c", code], cwd=run_dir, env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
     assert probe.returncode == 0, probe.stderr
     pkg_file, cli_file, top_cli = probe.stdout.splitlines()
-    site = venv.resolve()
-    assert Path(pkg_file).resolve().is_relative_to(site), pkg_file  # the wheel, not the editable source
-    assert Path(cli_file).resolve().is_relative_to(site), cli_file
+    installed = Path(site).resolve()
+    assert Path(pkg_file).resolve().is_relative_to(installed), pkg_file  # the wheel, not the source or another install
+    assert Path(cli_file).resolve().is_relative_to(installed), cli_file
     assert top_cli == "None"  # no importable top-level `cli`
     version = subprocess.run([str(bindir / "ffneuro"), "--version"], cwd=run_dir, env=env,
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=120, check=False)
     assert version.returncode == 0 and version.stdout.startswith("ffneuro, version "), version.stderr
 
 
@@ -98,10 +105,21 @@ def test_package_dirs_exist_in_a_clean_checkout():
         pytest.skip("not a git checkout")
     untracked = []
     for folder in sorted(set(_pyproject()["tool"]["setuptools"]["package-dir"].values())):
-        listed = subprocess.run(["git", "ls-files", "--", folder], cwd=REPO, capture_output=True, text=True, timeout=30)
+        listed = subprocess.run(["git", "ls-files", "--", folder], cwd=REPO, capture_output=True, text=True, timeout=30,
+                                check=False)
         if listed.returncode != 0:
             pytest.skip(f"git ls-files failed: {listed.stderr.strip()}")
         if not listed.stdout.strip():
             untracked.append(folder)
     assert not untracked, (f"no tracked file in {', '.join(untracked)}/: a fresh clone cannot build the wheel "
                            "(add e.g. an __init__.py or .gitkeep there)")
+
+
+def test_every_subpackage_is_listed_for_installation():
+    """pyproject lists packages by hand (cli/ and hw_profiles/ install inside ffneuro): a new subpackage
+    that is not listed would be missing from every non-editable install."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "ffneuro").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)

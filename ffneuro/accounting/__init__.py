@@ -8,7 +8,8 @@ energy, latency and locality for a hardware target.
 
 * :mod:`.specs`: :class:`LayerSpec`, :class:`LinearSpec` and how to get them from a config or model
 * :mod:`.phases`: per-unit, per-phase ops and bytes of FF training, BP training and inference
-* :mod:`.memory`: resident state, per-unit activations and the peak of a training step
+* :mod:`.memory`: resident state, per-unit activations and the peak of a training step or a ``predict``
+* :mod:`.onednn`: the channel-blocked copies oneDNN makes around a conv on an x86 CPU
 * :mod:`.unit_cost`: the per-unit summary recorded in the run file (``UnitCost``)
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .memory import (
     bp_peak_training_bytes,
     ff_memory,
     ff_peak_training_bytes,
+    inference_memory,
     inference_peak_bytes,
 )
 from .ops import (
@@ -65,6 +67,6 @@ __all__ = [
     "LayerSpec", "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
     "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs", "conv_stack_specs",
     "conv_unit_cost", "ff_memory", "ff_peak_training_bytes", "ff_training_costs", "flops", "head_spec",
-    "graph_inference_costs", "inference_costs", "inference_peak_bytes", "update_ops", "layer_pools", "layer_specs", "linear_macs", "nbytes", "net_spec", "readout_spec",
-    "specs_from_model", "unit_cost",
+    "graph_inference_costs", "inference_costs", "inference_memory", "inference_peak_bytes", "update_ops", "layer_pools",
+    "layer_specs", "linear_macs", "nbytes", "net_spec", "readout_spec", "specs_from_model", "unit_cost",
 ]

@@ -13,7 +13,8 @@ tensor, the gradient itself; BP's norm makes four in its ``div`` backward and fo
 ``pow`` backward), FF's one ``torch.cat`` of the embedded positive and negative images (the 2N rows
 then travel through every unit without another copy), the bf16 copies autocast makes, and Adam's
 foreach temporary (one tensor the size of the optimiser's parameters). ``backend="cpu"`` adds the
-channel-blocked copies oneDNN makes for a conv weight gradient (what the CPU allocator tests see) and
+channel-blocked copies oneDNN makes around every conv pass (:mod:`.onednn`; what the CPU allocator
+tests see), with the channel block (8 on AVX2, 16 on AVX-512) as ``onednn_block``, and
 takes CPU Adam's single-tensor path (two temporaries the size of its largest parameter tensor);
 the default ``"cuda"`` leaves out cuDNN workspaces, and neither counts allocator rounding (see
 docs/accounting.md).
@@ -30,12 +31,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .onednn import (
+    ConvCopies,
+    check_block,
+    detect_onednn_block,
+    forward_copies,
+    input_grad_copies,
+    weight_grad_copies,
+)
 from .ops import INDEX_BYTES, MASTER_PRECISION, nbytes
 from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
 
 SCHEMES = ("pytorch", "minimal")
 BACKENDS = ("cuda", "cpu")
-ONEDNN_BLOCK = 8  # oneDNN's channel block on AVX2 (16 on AVX-512)
 LABEL_BYTES = 8  # int64 class labels
 
 
@@ -115,17 +123,29 @@ def _check(scheme: str, precision: str, backend: str = "cuda") -> None:
         raise ValueError("the CPU (oneDNN) replay is modelled for fp32 only")
 
 
-def _onednn_weight_grad(t: _Timeline, s: LayerSpec, rows: int, where: str) -> None:
-    """CPU only: oneDNN computes a conv weight gradient on channel-blocked copies of the conv input and
-    of dL/d(conv output) (channels rounded up to the block), into a blocked dW reordered afterwards."""
-    c, h, w = s.in_shape
-    _, ho, wo = s.neuron_shape   # the conv output: smaller than the input for a stride-2 conv
-    blocked = lambda c: -(-c // ONEDNN_BLOCK) * ONEDNN_BLOCK
-    t.alloc("dnn_src", nbytes(rows * blocked(c) * h * w, "fp32"))
-    t.alloc("dnn_diff_dst", nbytes(rows * blocked(s.filters) * ho * wo, "fp32"))
-    t.alloc("dnn_dw", nbytes(s.params, "fp32"))
-    t.mark(where + "conv backward (oneDNN)")
-    t.free("dnn_src", "dnn_diff_dst", "dnn_dw")
+def _block(backend: str, onednn_block: int | None) -> int | None:
+    """The oneDNN channel block the CPU replay uses (None on CUDA): as given, else this CPU's."""
+    if backend != "cpu":
+        if onednn_block is not None:
+            raise ValueError("onednn_block applies to backend='cpu' only")
+        return None
+    return detect_onednn_block() if onednn_block is None else check_block(onednn_block)
+
+
+def _conv(t: _Timeline, result: str, size: int, where: str, copies: ConvCopies | None) -> None:
+    """One conv pass writing ``result`` (``size`` bytes). On the CPU (``copies`` given) oneDNN first
+    runs on its blocked copies, then writes the plain result beside the copies' tail (see
+    :mod:`.onednn`); without copies (CUDA) only the result is allocated."""
+    if copies is not None:
+        t.alloc("dnn_src", copies.src)
+        t.alloc("dnn_weights", copies.weights)
+        t.alloc("dnn_dst", copies.dst)
+        t.mark(where + " (oneDNN)")
+        t.free("dnn_src", "dnn_weights", "dnn_dst")
+        t.alloc("dnn_tail", copies.tail)
+    t.alloc(result, size)
+    t.mark(where)
+    t.free("dnn_tail")
 
 
 def _resident(t: _Timeline, specs: Sequence[LayerSpec | LinearSpec], batch: int, image_elems: int,
@@ -193,14 +213,17 @@ def _embed(t: _Timeline, rows: int, image_elems: int, name: str) -> None:
 
 def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", *, num_classes: int = 10,
               linear_readout: bool = False, readout_from: int = 1, goodness: str = "sumsq",
-              scheme: str = "pytorch", master: str = MASTER_PRECISION, backend: str = "cuda") -> MemoryCost:
+              scheme: str = "pytorch", master: str = MASTER_PRECISION, backend: str = "cuda",
+              onednn_block: int | None = None) -> MemoryCost:
     """Memory of one ``FFNet.train_batch``: units run one at a time on one tensor of ``batch``
     positives and ``batch`` negatives; all units' parameters and optimiser states stay resident.
     ``goodness`` (sumsq or meansq) no longer changes the PyTorch replay: both share one goodness
     function whose backward makes a single full-size tensor. ``backend="cpu"`` adds the blocked
-    copies oneDNN makes for a conv weight gradient (fp32 only); ``"cuda"`` leaves out cuDNN's
-    workspace."""
+    copies oneDNN makes around every conv (fp32 only), with channels rounded up to ``onednn_block``
+    (8 or 16; default: this CPU's, see :func:`.onednn.detect_onednn_block`); ``"cuda"`` leaves out
+    cuDNN's workspace."""
     _check(scheme, precision, backend)
+    block = _block(backend, onednn_block)
     if goodness not in ("sumsq", "meansq"):
         raise ValueError(f"unknown goodness {goodness!r}; valid: sumsq, meansq")
     act, rows = precision, 2 * batch
@@ -234,8 +257,7 @@ def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         if act != "fp32":                                # autocast copies of input and weights
             t.alloc("x16", nbytes(x_in, act))
             t.alloc("w16", nbytes(s.params, act))
-        t.alloc("conv_out", nbytes(a, act))
-        t.mark(u + "conv")
+        _conv(t, "conv_out", nbytes(a, act), u + "conv", forward_copies(s, rows, block) if block else None)
         if act != "fp32" and not s.trainable:
             t.free("x16", "w16")
         t.alloc("y", nbytes(a, act))                     # ReLU output (saved for ReLU backward)
@@ -257,10 +279,9 @@ def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
             t.alloc("g_conv", nbytes(a, act))            # ReLU backward
             t.mark(u + "relu backward")
             t.free("g_y", "g_y16")
-            if backend == "cpu":                         # oneDNN's weight gradient works on blocked copies
-                _onednn_weight_grad(t, s, rows, u)
-            t.alloc(f"grad:{s.name}", p_params)          # conv weight and bias gradient (dL/dx not asked for)
-            t.mark(u + "conv backward")
+            # conv weight and bias gradient (dL/dx not asked for)
+            _conv(t, f"grad:{s.name}", p_params, u + "conv backward",
+                  weight_grad_copies(s, rows, block) if block else None)
             t.free("g_conv", "x16", "w16")
             _adam(t, _tensor_bytes([s], master), u + "update", backend)
         else:
@@ -279,7 +300,8 @@ def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
             u = f"readout/{s.name}: "
             if act != "fp32":
                 t.alloc("n_x16", nbytes(batch * s.in_elems, act))
-            t.alloc("n_conv_out", nbytes(batch * s.neurons, act))
+            _conv(t, "n_conv_out", nbytes(batch * s.neurons, act), u + "conv",
+                  forward_copies(s, batch, block) if block else None)
             t.alloc("n_y", nbytes(batch * s.neurons, act))
             t.mark(u + "relu")
             t.free("n_conv_out", "n_x16")
@@ -311,11 +333,13 @@ def ff_peak_training_bytes(layers: Sequence[LayerSpec], batch: int, precision: s
 
 
 def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", *, num_classes: int = 10,
-              scheme: str = "pytorch", master: str = MASTER_PRECISION, backend: str = "cuda") -> MemoryCost:
+              scheme: str = "pytorch", master: str = MASTER_PRECISION, backend: str = "cuda",
+              onednn_block: int | None = None) -> MemoryCost:
     """Memory of one ``BPNet.train_batch``: the forward stores every layer's activations, the backward
-    walks back through all of them; one Adam holds every parameter. ``backend`` as for
-    :func:`ff_memory`."""
+    walks back through all of them; one Adam holds every parameter. ``backend`` and ``onednn_block``
+    as for :func:`ff_memory`."""
     _check(scheme, precision, backend)
+    block = _block(backend, onednn_block)
     act, n = precision, batch
     head = head_spec(layers, num_classes)
     specs = [*layers, head]
@@ -342,8 +366,7 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         if bf:
             t.alloc(f"x16_{l}", nbytes(n * s.in_elems, act))
             t.alloc(f"w16_{l}", nbytes(s.params, act))
-        t.alloc("conv_out", nbytes(a, act))
-        t.mark(u + "conv")
+        _conv(t, "conv_out", nbytes(a, act), u + "conv", forward_copies(s, n, block) if block else None)
         t.alloc(f"y_{l}", nbytes(a, act))
         t.mark(u + "relu")
         t.free("conv_out")
@@ -399,12 +422,11 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         t.alloc("g_conv", nbytes(a, act))
         t.mark(u + "relu")
         t.free("g_y", "g_p", "g_p16", f"y_{l}")
-        if l > 1:
-            t.alloc("g", nbytes(n * s.in_elems, act))
-        if backend == "cpu":                             # oneDNN's weight gradient works on blocked copies
-            _onednn_weight_grad(t, s, n, u)
-        t.alloc(f"grad:{s.name}", nbytes(s.params, master))
-        t.mark(u + "conv")
+        if l > 1:                                        # dL/dx first, then dW (one convolution_backward)
+            _conv(t, "g", nbytes(n * s.in_elems, act), u + "conv input gradient",
+                  input_grad_copies(s, n, block) if block else None)
+        _conv(t, f"grad:{s.name}", nbytes(s.params, master), u + "conv",
+              weight_grad_copies(s, n, block) if block else None)
         t.free("g_conv", f"x16_{l}", f"w16_{l}", f"h_{l - 1}")
         if bf and l > 1:
             t.alloc("g32", f32(n * s.in_elems))          # ToCopyBackward back to the fp32 h
@@ -439,3 +461,111 @@ def inference_peak_bytes(layers: Sequence[LayerSpec], batch: int, precision: str
     if lin is not None:
         work = max(work, nbytes(rows * (lin.in_features + lin.out_features), precision))
     return params + nbytes(batch * layers[0].in_elems, "fp32") + work
+
+
+def inference_memory(layers: Sequence[LayerSpec], batch: int, *, readout: str, num_classes: int = 10,
+                     readout_from: int = 1, algo: str = "ff", linear_readout: bool | None = None,
+                     master: str = MASTER_PRECISION, backend: str = "cuda",
+                     onednn_block: int | None = None) -> MemoryCost:
+    """Memory of one ``predict`` call on ``batch`` images (fp32, under ``no_grad``): the ``"pytorch"``
+    replay of what this package's readouts allocate and free, as :func:`ff_memory` does for training.
+
+    FF goodness (``FFNet.goodness_scores``): every image with every label, batch × classes rows; only a
+    unit's hand-on output lives through the next unit's forward (``FFNet.walk``), and each readout
+    unit's goodness squares its neurons once. FF linear (``features``): the neutrally embedded batch stays
+    alive through the whole pass, beside the preallocated features. BP (``BPNet.forward``): conv,
+    ReLU, pool and norm per block. Resident: every parameter (an FF net's linear readout when
+    ``linear_readout``, by default when ``readout`` is linear; BP's head) and the fp32 input batch."""
+    _check("pytorch", "fp32", backend)
+    block = _block(backend, onednn_block)
+    if readout not in ("goodness", "linear"):
+        raise ValueError(f"unknown readout {readout!r}; valid: goodness, linear")
+    if algo not in ("ff", "bp"):
+        raise ValueError(f"unknown algo {algo!r}; valid: ff, bp")
+    if algo == "bp" and readout != "linear":
+        raise ValueError("a BP network has only the linear readout")
+    f32 = lambda n: nbytes(n, "fp32")
+    if algo == "bp":
+        extra = [head_spec(layers, num_classes)]
+    else:
+        with_linear = readout == "linear" if linear_readout is None else linear_readout
+        extra = [readout_spec(layers, num_classes, readout_from)] if with_linear or readout == "linear" else []
+    t = _Timeline()
+    params = sum(nbytes(s.params, master) for s in [*layers, *extra])
+    t.alloc("params", params)
+    image = layers[0].in_elems
+    inputs = f32(batch * image) + batch * LABEL_BYTES
+    t.alloc("batch", inputs)
+    names = tuple(s.name for s in [*layers, *extra])
+    copies = lambda s, rows: forward_copies(s, rows, block) if block else None
+
+    def forward(s: LayerSpec, rows: int, u: str) -> None:
+        """conv → ReLU: leaves ``y_new`` alive, the conv output freed."""
+        _conv(t, "conv_out", f32(rows * s.neurons), u + "conv", copies(s, rows))
+        t.alloc("y_new", f32(rows * s.neurons))
+        t.mark(u + "relu")
+        t.free("conv_out")
+
+    if algo == "ff" and readout == "goodness":
+        rows = batch * num_classes
+        t.alloc("labels", rows * LABEL_BYTES)
+        t.alloc("repeated", f32(rows * image))          # x.repeat_interleave(classes)
+        _embed(t, rows, image, "h")
+        t.free("repeated", "labels")
+        for i, s in enumerate(layers):
+            u = f"{s.name}: "
+            forward(s, rows, u)
+            _hand_on(t, s, rows, "fp32", "")             # FFNet.walk hands on first (for the last unit too)
+            if i >= readout_from - 1:
+                t.alloc("sq", f32(rows * s.neurons))     # then goodness: y.pow(2) before the sum
+                t.mark(u + "goodness")
+                t.free("sq")
+            t.free("h", "y_new")                         # FFNet.walk drops the input and neurons before the next unit
+            t.live["h"] = t.live.pop("out")
+        peak_at = t.peak_at
+    elif algo == "ff":
+        lin = extra[0]
+        _embed(t, batch, image, "neutral")
+        cur = "neutral"                                  # features' argument: alive through the whole pass
+        for i, s in enumerate(layers):
+            u = f"{s.name}: "
+            forward(s, batch, u)
+            _hand_on(t, s, batch, "fp32", "")
+            t.free("y_new")
+            if cur != "neutral":
+                t.free(cur)
+            cur = f"h{i}"
+            t.live[cur] = t.live.pop("out")
+            if i == readout_from - 1:
+                t.alloc("features", f32(batch * lin.in_features))
+                t.mark("features")
+        t.alloc("logits", f32(batch * lin.out_features))
+        t.mark("readout")
+        peak_at = t.peak_at
+    else:
+        cur = "batch"
+        for i, s in enumerate(layers):
+            u = f"{s.name}: "
+            forward(s, batch, u)
+            p = f32(batch * s.out_elems)
+            if s.pooled:                                 # rms_normalize(pool_out(block(h))): y dies after pooling
+                t.alloc("pooled", p)
+                if s.pool == "max":
+                    t.alloc("pool_idx", batch * s.out_elems * INDEX_BYTES)
+                    t.mark(u + "pool")
+                    t.free("pool_idx")
+                t.free("y_new")
+            t.alloc("norm_sq", p)
+            t.mark(u + "norm")
+            t.free("norm_sq")
+            t.alloc("out", p)
+            t.mark(u + "norm out")
+            t.free("pooled", "y_new")
+            if cur != "batch":
+                t.free(cur)
+            cur = f"h{i}"
+            t.live[cur] = t.live.pop("out")
+        t.alloc("logits", f32(batch * num_classes))
+        t.mark("head")
+        peak_at = t.peak_at
+    return MemoryCost(algo, "pytorch", batch, "fp32", params, 0, 0, inputs, (), names, t.peak, peak_at)

@@ -143,7 +143,11 @@ class FFNet(nn.Module):
         for i, unit in enumerate(self.units[:stop]):
             y = unit(h)
             out = unit.hand_on(y)
-            yield WalkStep(i, unit, h, y, out)
+            step = WalkStep(i, unit, h, y, out)
+            yield step
+            # the caller's loop variable keeps the step until the next one arrives: drop its big tensors now,
+            # so that only the hand-on output lives through the next unit's forward
+            step.x = step.y = None
             del y
             h = out
 

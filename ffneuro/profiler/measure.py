@@ -1,26 +1,34 @@
-"""Measured peak memory of one training step, to check the analytic memory model against.
+"""Measured peak memory of one training step or one ``predict`` call, to check the analytic memory
+model against.
 
 On CUDA: ``torch.cuda.max_memory_allocated`` over one steady-state step. On CPU: the profiler's
 allocator events (recording starts before the model is built, so every live block's size is known).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 
 def step_peak_bytes(make_model: Callable[[], torch.nn.Module], x: torch.Tensor, y: torch.Tensor,
-                    warmup: int = 2) -> tuple[torch.nn.Module, int]:
+                    warmup: int = 2, readout: str | None = None) -> tuple[torch.nn.Module, int]:
     """Build a model, run ``warmup`` training steps, and return it with the peak of live tensor bytes
-    during the next step (everything alive counts: weights, optimiser state, data)."""
+    during the next step (everything alive counts: weights, optimiser state, data). With ``readout``,
+    the measured step is ``model.predict(x, readout)`` instead of a training step."""
+    def measured(model: torch.nn.Module) -> None:
+        if readout is None:
+            model.train_batch(x, y)
+        else:
+            model.predict(x, readout)
+
     if x.device.type == "cuda":
         model = make_model()
         for _ in range(warmup):
             model.train_batch(x, y)
         torch.cuda.synchronize(x.device)
         torch.cuda.reset_peak_memory_stats(x.device)
-        model.train_batch(x, y)
+        measured(model)
         torch.cuda.synchronize(x.device)
         return model, torch.cuda.max_memory_allocated(x.device)
     from torch.profiler import ProfilerActivity, profile, record_function
@@ -30,7 +38,7 @@ def step_peak_bytes(make_model: Callable[[], torch.nn.Module], x: torch.Tensor, 
         for _ in range(warmup):
             model.train_batch(x, y)
         with record_function("ffneuro-step"):
-            model.train_batch(x, y)
+            measured(model)
     events = sorted(prof.profiler.kineto_results.events(), key=lambda e: e.start_ns())
     step = next(e for e in events if e.name() == "ffneuro-step")
     live = peak = 0

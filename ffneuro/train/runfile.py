@@ -18,6 +18,7 @@ from ..errors import ConfigError, Diverged, RunFileError
 from ..models.weights import weights_mismatch
 from ..store import RunRecord, RunWriter, read_run
 from .device import environment
+from .memory_guard import check_run_memory
 from .stop import never_stop
 from .trainer import Progress, Summary, Trainer
 
@@ -64,6 +65,7 @@ def train_to_file(config: RunConfig, data: Dataset, out: Path, *, force: bool = 
     """Train ``config`` on ``data`` into the run file ``out`` (with ``force``, beside an existing one until
     it completes). Raises what ended the run after recording it in the file."""
     check_trainable(config)
+    check_run_memory(config, data)  # before anything is allocated: refuse a run that cannot fit
     trainer = Trainer(config, data, check_stop=check_stop)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +117,7 @@ def resume_run(record: RunRecord, config: RunConfig, data: Dataset, *, progress:
             writer.close()
         return None
     try:
+        check_run_memory(config, data)
         trainer = Trainer(config, data, check_stop=check_stop)
         if record.epochs_done:
             arrays, meta = record.state()

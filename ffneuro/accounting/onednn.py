@@ -1,0 +1,114 @@
+"""What oneDNN allocates around a 'same'-padded fp32 conv on an x86 CPU, from shapes alone.
+
+PyTorch runs CPU convs through oneDNN, which computes on channel-blocked copies of its tensors: the
+channels are rounded up to the *block*, 16 where oneDNN uses its AVX-512 kernels and 8 on AVX2 (and
+SSE4.1). Which tensors are copied was measured per conv with the CPU allocator (torch 2.13.0, oneDNN
+through ``mkldnn_convolution``; kernels 3, 5 and 7, strides 1 and 2, 1 to 128 channels, both blocks
+via ``ONEDNN_MAX_CPU_ISA``); the rules below reproduce every measured peak within 2 %, except where
+stated:
+
+* **forward**: the output is computed into a blocked buffer (``blocked(C_out)`` channels) and then
+  copied into the plain output tensor. The input is copied to a blocked layout only when it has at
+  least ``block`` channels; thinner inputs (an image's 1 or 3 channels) are read as they are.
+* **weight gradient**: blocked copies of dL/d(output) and of the input, and a blocked dW. With block
+  16, inputs of 4 to 15 channels fall back to oneDNN's AVX2 kernel, so those copies use block 8;
+  inputs of 1 to 3 channels are read as they are. With block 8, only a 3-channel input is read as it
+  is, and a 1-channel input is padded to 8 channels (8× the input).
+* **input gradient**, stride 1: blocked copies of dL/d(output), of the weights and of dL/dx, then the
+  plain dL/dx. Stride 2 takes a gemm-based kernel on plain layouts: a copy of dL/d(output) (none for a
+  single output channel) and dL/dx, then one or two more dL/dx-sized buffers; its gemm scratch
+  (60–120 KB) is not counted.
+
+Not counted: scratchpads of a few hundred bytes, and the per-thread reduction buffers of a
+multi-threaded weight gradient (tens of KB per conv at 2 threads). 1×1 convs that ATen runs
+single-threaded on fewer than 16 rows bypass oneDNN, so there the rules over-count.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .ops import nbytes
+from .specs import LayerSpec
+
+BLOCKS = (8, 16)
+# ONEDNN_MAX_CPU_ISA values below oneDNN's avx512_core, the first ISA with 16-channel fp32 blocks
+_BELOW_AVX512 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+
+
+def detect_onednn_block() -> int:
+    """oneDNN's fp32 channel block in this process: 16 when the CPU has AVX-512 (F, BW, VL, DQ: what
+    oneDNN's avx512_core needs) and ``ONEDNN_MAX_CPU_ISA`` (or the older ``DNNL_MAX_CPU_ISA``) does not
+    cap oneDNN below it, else 8. Measured on x86 only; elsewhere 8 is a guess."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    if cap in _BELOW_AVX512:
+        return 8
+    import torch  # only here: the rest of accounting is pure arithmetic on shapes
+
+    if hasattr(torch.cpu, "get_capabilities"):  # the CPU's own features (torch >= 2.10 or so)
+        features = torch.cpu.get_capabilities()
+        avx512 = all(features.get(f, False) for f in ("avx512_f", "avx512_bw", "avx512_vl", "avx512_dq"))
+    else:  # ATen's own ISA, which ATEN_CPU_CAPABILITY can lower without touching oneDNN
+        avx512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+    return 16 if avx512 else 8
+
+
+def check_block(block: int) -> int:
+    if block not in BLOCKS:
+        raise ValueError(f"oneDNN channel block must be one of {', '.join(map(str, BLOCKS))}, got {block!r}")
+    return block
+
+
+def _up(c: int, block: int) -> int:
+    return -(-c // block) * block
+
+
+@dataclass(frozen=True)
+class ConvCopies:
+    """oneDNN's buffers for one conv pass over ``rows`` images (fp32 bytes), in two steps: first
+    ``src + weights + dst`` live together while the primitive runs; they are freed, and the plain
+    result (output, dW or dL/dx) is written while ``tail`` bytes are still alive beside it."""
+
+    src: int      # the input (forward, weight gradient) or dL/dx (input gradient)
+    weights: int  # the weights (forward, input gradient) or dW (weight gradient)
+    dst: int      # the output (forward) or dL/d(output) (gradients)
+    tail: int     # forward: the blocked output; weight gradient: the blocked dW; input gradient: see below
+
+
+def forward_copies(s: LayerSpec, rows: int, block: int) -> ConvCopies:
+    """Forward: blocked output always; blocked input only from ``block`` input channels."""
+    c, h, w = s.in_shape
+    _, ho, wo = s.neuron_shape
+    reordered = c >= block
+    dst = nbytes(rows * _up(s.filters, block) * ho * wo, "fp32")
+    return ConvCopies(src=nbytes(rows * _up(c, block) * h * w, "fp32") if reordered else 0,
+                      weights=nbytes(_up(s.filters, block) * (_up(c, block) if reordered else c) * s.kernel ** 2,
+                                     "fp32"),
+                      dst=dst, tail=dst)
+
+
+def weight_grad_copies(s: LayerSpec, rows: int, block: int) -> ConvCopies:
+    """Weight gradient: blocked dL/d(output), input and dW (see the module docstring for the kernels)."""
+    c, h, w = s.in_shape
+    _, ho, wo = s.neuron_shape
+    b = 8 if block == 8 or 4 <= c < 16 else 16
+    plain = c < 4 if b == 16 else c == 3
+    dw = nbytes(_up(s.filters, b) * (c if plain else _up(c, b)) * s.kernel ** 2, "fp32")
+    return ConvCopies(src=0 if plain else nbytes(rows * _up(c, b) * h * w, "fp32"), weights=dw,
+                      dst=nbytes(rows * _up(s.filters, b) * ho * wo, "fp32"), tail=dw)
+
+
+def input_grad_copies(s: LayerSpec, rows: int, block: int) -> ConvCopies:
+    """Input gradient. Stride 1: blocked dL/d(output), weights and dL/dx; the blocked dL/dx is the tail.
+    Stride 2 (gemm-based, plain layouts): ``src`` is dL/dx itself, and the tail is one more dL/dx-sized
+    buffer for a 1-channel input, two for more."""
+    c, h, w = s.in_shape
+    _, ho, wo = s.neuron_shape
+    weights = nbytes(_up(s.filters, block) * _up(c, block) * s.kernel ** 2, "fp32")
+    if s.stride == 1:
+        src = nbytes(rows * _up(c, block) * h * w, "fp32")
+        return ConvCopies(src=src, weights=weights, dst=nbytes(rows * _up(s.filters, block) * ho * wo, "fp32"),
+                          tail=src)
+    dx = nbytes(rows * c * h * w, "fp32")
+    return ConvCopies(src=dx, weights=weights, dst=nbytes(rows * s.filters * ho * wo, "fp32") if s.filters > 1 else 0,
+                      tail=dx * (2 if c > 1 else 1))

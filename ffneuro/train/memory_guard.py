@@ -1,0 +1,269 @@
+"""The memory guard: before training, the memory model's estimate for a config against what is free.
+
+A batch size that does not fit would otherwise grow until the kernel's OOM killer stops the process
+(and, on a shared machine, others with it). :func:`check_memory` estimates the peak of a run from the
+analytic memory model (``ffneuro.accounting``: one training step, one evaluation batch, the end-of-run
+activity pass, and the dataset when it is copied to a GPU) and refuses, with one line, a config whose
+estimate plus the margins (:data:`MARGIN`, :data:`MARGIN_BYTES`) exceeds the free memory, naming the
+largest batch size that fits.
+
+Free memory: on CPU the smaller of ``MemAvailable`` (/proc/meminfo) and the process's cgroup limit
+minus its usage (less reclaimable page cache); on CUDA ``torch.cuda.mem_get_info``. Where neither can
+be read, nothing is refused. ``FFNEURO_MEMORY_GUARD=off`` turns the refusal into a logged warning,
+for the cases the estimate of free memory is wrong (memory the kernel does not report as available,
+such as a ZFS cache, or a platform the model was not measured on).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..accounting import bp_memory, ff_memory, inference_memory, layer_specs
+from ..config import RunConfig
+from ..data import Dataset, split_sizes
+from ..errors import ConfigError
+from .device import pick_device
+from .trainer import ACTIVITY_SIZE, TRAIN_EVAL_SIZE
+
+log = logging.getLogger(__name__)
+
+# What real runs add to the model's tensors (BENCHMARKS.md section 4b): measured on CPU, from where the
+# guard runs to the process's peak RSS, 78-329 MB more than the estimate over eleven runs (estimates of
+# 3 MB to 3.1 GB, whose tensor peaks the model matches): about 65 MB of modules torch imports when the
+# first optimiser is built, then what glibc keeps of freed tensors, oneDNN's per-thread buffers and
+# code pages. Need = estimate × (1 + MARGIN) + MARGIN_BYTES covered every run (peak RSS growth at most
+# 0.94 of it). On CUDA (caching-allocator rounding, cuDNN workspaces) the same margin is used, unmeasured.
+MARGIN = 0.15
+MARGIN_BYTES = 256 * 2**20
+_UNLIMITED = 1 << 60       # cgroup v1 writes "no limit" as a huge page-rounded number
+_GUARD_ENV = "FFNEURO_MEMORY_GUARD"
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """Estimated peak bytes of a run's phases; each phase includes the model's resident state."""
+
+    train_step: int   # one training step at the effective batch size
+    evaluation: int   # one evaluation batch (or the activity pass, whichever is larger)
+    data: int         # images and labels copied to the device (0 on CPU: they are already in RAM)
+
+    @property
+    def peak(self) -> int:
+        return self.data + max(self.train_step, self.evaluation)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+class _Model:
+    """The memory model of one config on one device, as functions of the batch sizes."""
+
+    def __init__(self, config: RunConfig, image_shape: Sequence[int], num_classes: int, *, train_images: int,
+                 val_images: int, test_images: int, device: torch.device):
+        self.config, self.classes = config, num_classes
+        self.specs = layer_specs(config, tuple(image_shape))
+        self.backend = "cuda" if device.type == "cuda" else "cpu"
+        # oneDNN's copies are modelled for fp32; bf16 on CPU is estimated with the autocast replay
+        self.train_backend = self.backend if config.precision == "fp32" else "cuda"
+        self.ff = config.algo == "ff"
+        self.linear = config.readout in ("linear", "both")
+        self.train_images = train_images
+        # the largest evaluated split: validation and test in full, train accuracy on its first images
+        self.eval_images = max(val_images, test_images, min(TRAIN_EVAL_SIZE, train_images))
+        held_out = val_images or test_images
+        self.activity_images = min(ACTIVITY_SIZE, held_out)
+        image = math.prod(image_shape)
+        self.data = 0 if device.type == "cpu" else (train_images + val_images + test_images) * (image + 8)
+        # what Trainer.readouts() evaluates: FF always has goodness, linear only when asked for
+        self.readouts = {"goodness": ["goodness"], "linear": ["linear"], "both": ["goodness", "linear"]}[
+            config.readout] if self.ff else ["linear"]
+        self._resident = self.train(1)  # params, gradients, Adam: present during evaluation too
+
+    def train(self, batch: int):
+        """MemoryCost of one training step (the last batch of an epoch is never larger than ``batch``)."""
+        c, b = self.config, max(1, min(batch, self.train_images))
+        if self.ff:
+            return ff_memory(self.specs, b, c.precision, num_classes=self.classes, linear_readout=self.linear,
+                             readout_from=c.readout_from, goodness=c.goodness, backend=self.train_backend)
+        return bp_memory(self.specs, b, c.precision, num_classes=self.classes, backend=self.train_backend)
+
+    def train_bytes(self, batch: int) -> int:
+        return self.train(batch).peak_bytes
+
+    def _predict(self, images: int, readout: str) -> int:
+        cost = inference_memory(self.specs, max(1, images), readout=readout, num_classes=self.classes,
+                                readout_from=self.config.readout_from, algo=self.config.algo,
+                                linear_readout=self.linear, backend=self.backend)
+        return cost.peak_bytes + self._resident.grad_bytes + self._resident.optimizer_bytes
+
+    def eval_bytes(self, eval_batch_size: int) -> int:
+        """One evaluation batch as ``Trainer.evaluate`` runs it (FF: eval_batch_size // classes images,
+        each with every label for the goodness readout), or the activity pass if that is larger."""
+        images = max(1, eval_batch_size // self.classes) if self.ff else eval_batch_size
+        images = min(images, self.eval_images)
+        peak = max(self._predict(images, r) for r in self.readouts)
+        # the activity pass: one no_grad forward of up to ACTIVITY_SIZE images through every unit,
+        # replayed as the linear readout's pass over as many images (which adds the small features)
+        return max(peak, self._predict(self.activity_images, "linear")) if self.activity_images else peak
+
+    def need(self, batch_size: int, eval_batch_size: int) -> MemoryNeed:
+        return MemoryNeed(self.train_bytes(batch_size), self.eval_bytes(eval_batch_size), self.data)
+
+
+def estimate_memory(config: RunConfig, image_shape: Sequence[int], num_classes: int, *, train_images: int,
+                    val_images: int, test_images: int, device: torch.device) -> MemoryNeed:
+    """The memory model's estimate of a run's peak (without the margins)."""
+    model = _Model(config, image_shape, num_classes, train_images=train_images, val_images=val_images,
+                   test_images=test_images, device=device)
+    return model.need(config.batch_size, config.eval_batch_size)
+
+
+def _largest(fits: Callable[[int], bool], hi: int) -> int:
+    """The largest n in [1, hi] with ``fits(n)`` (``fits`` monotone: true up to some n), or 0."""
+    lo = 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+# --------------------------------------------------------------------------------------------------
+# free memory
+
+
+def parse_meminfo(text: str) -> int | None:
+    """``MemAvailable`` in bytes from /proc/meminfo text (None when absent: kernels before 3.14)."""
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:"):
+            value, *unit = line.split(":", 1)[1].split()
+            return int(value) * (1024 if unit and unit[0].lower() == "kb" else 1)
+    return None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _stat(text: str | None, *keys: str) -> int:
+    """The first of ``keys`` found in a cgroup memory.stat text (0 if none)."""
+    values = dict(line.split()[:2] for line in (text or "").splitlines() if len(line.split()) >= 2)
+    return next((int(values[k]) for k in keys if k in values), 0)
+
+
+def cgroup_free_bytes(proc_cgroup: str, root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Room left under the memory limits of this process's cgroup and its ancestors: the smallest
+    limit minus usage, usage less its inactive (reclaimable) file cache. cgroup v2 (``memory.max``,
+    ``memory.current``) or v1 (``memory.limit_in_bytes``, ``memory.usage_in_bytes`` under
+    ``memory/``); ``proc_cgroup`` is the text of /proc/self/cgroup. None when no limit is set or
+    readable (absent files mean no limit)."""
+    v1 = v2 = None
+    for line in proc_cgroup.splitlines():
+        hid, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if hid == "0" and controllers == "":
+            v2 = path
+        elif "memory" in controllers.split(","):
+            v1 = path
+    if v1 is not None:
+        base, files = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        path = v1
+    elif v2 is not None:
+        base, files = root, ("memory.max", "memory.current", "inactive_file")
+        path = v2
+    else:
+        return None
+    limit_file, usage_file, inactive = files
+    rooms = []
+    parts = [p for p in path.strip("/").split("/") if p]
+    # the cgroup's own folder and its ancestors up to the mount (inside a container the mount's root
+    # is the container's own cgroup, so the path may not exist below it: then only the root is read)
+    for depth in range(len(parts), -1, -1):
+        folder = base.joinpath(*parts[:depth])
+        limit_text = _read(folder / limit_file)
+        if limit_text is None or limit_text.strip() in ("", "max"):
+            continue
+        limit = int(limit_text.strip())
+        usage_text = _read(folder / usage_file)
+        if limit >= _UNLIMITED or usage_text is None:
+            continue
+        usage = int(usage_text.strip()) - _stat(_read(folder / "memory.stat"), inactive, "inactive_file")
+        rooms.append(max(0, limit - max(0, usage)))
+    return min(rooms) if rooms else None
+
+
+def available_memory(device: torch.device) -> tuple[int | None, str]:
+    """Free bytes for this run on ``device`` and what they are ("RAM" or "GPU memory"); None if unknown."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free), "GPU memory"
+    if device.type != "cpu":
+        return None, "memory"
+    found = [v for v in (parse_meminfo(_read(Path("/proc/meminfo")) or ""),
+                         cgroup_free_bytes(_read(Path("/proc/self/cgroup")) or "")) if v is not None]
+    return (min(found) if found else None), "RAM"
+
+
+# --------------------------------------------------------------------------------------------------
+# the check
+
+
+def check_memory(config: RunConfig, image_shape: Sequence[int], num_classes: int, *, train_images: int,
+                 val_images: int, test_images: int, device: torch.device,
+                 available: int | None = None) -> MemoryNeed:
+    """Refuse a run whose estimated peak (plus the margins) exceeds the free memory on ``device``
+    (``available`` bytes if given, else measured): a :class:`ConfigError` with the estimate, what is
+    free, and the largest ``--batch-size`` / ``--eval-batch-size`` that fits. Returns the estimate."""
+    model = _Model(config, image_shape, num_classes, train_images=train_images, val_images=val_images,
+                   test_images=test_images, device=device)
+    need = model.need(config.batch_size, config.eval_batch_size)
+    what = "GPU memory" if device.type == "cuda" else "RAM"
+    if available is None:
+        available, what = available_memory(device)
+    if available is None:
+        return need
+    with_margin = lambda peak: int((model.data + peak) * (1 + MARGIN)) + MARGIN_BYTES
+    fits = lambda peak: with_margin(peak) <= available
+    if fits(max(need.train_step, need.evaluation)):
+        return need
+    problems = []
+    if not fits(need.train_step):
+        best = _largest(lambda b: fits(model.train_bytes(b)), min(config.batch_size, train_images) - 1)
+        problems.append(f"the largest --batch-size that fits is {best}" if best
+                        else f"even --batch-size 1 needs {_gb(with_margin(model.train_bytes(1)))}")
+    if not fits(need.evaluation):
+        step = num_classes if model.ff else 1  # FF evaluates eval_batch_size // classes images at a time
+        most = min(config.eval_batch_size // step, model.eval_images)
+        best = step * _largest(lambda k: fits(model.eval_bytes(k * step)), most - 1)
+        problems.append(f"the largest --eval-batch-size that fits is {best}" if best
+                        else f"even --eval-batch-size {step} needs {_gb(with_margin(model.eval_bytes(step)))}")
+    message = (f"this run needs about {_gb(with_margin(max(need.train_step, need.evaluation)))} (memory model "
+               f"estimate {_gb(need.peak)}, plus {MARGIN:.0%} and {MARGIN_BYTES // 2**20} MiB for the allocator "
+               f"and runtime) but {_gb(available)} of {what} is free; " + "; ".join(problems))
+    if os.environ.get(_GUARD_ENV, "").lower() in ("off", "0", "no", "false"):
+        log.warning("%s (%s=off: training anyway)", message, _GUARD_ENV)
+        return need
+    raise ConfigError(message + f" (or set {_GUARD_ENV}=off to train anyway)")
+
+
+def check_run_memory(config: RunConfig, data: Dataset) -> MemoryNeed | None:
+    """:func:`check_memory` for training ``config`` on the loaded ``data``, with the splits and the device
+    the Trainer will use (a bad validation size or device fails here with the Trainer's own error)."""
+    train_images, val_images = split_sizes(len(data.y_train), config.val_size, config.train_limit, name=data.name)
+    try:
+        return check_memory(config, data.image_shape, data.num_classes, train_images=train_images,
+                            val_images=val_images, test_images=len(data.x_test), device=pick_device(config.device))
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        # a block type or objective the memory model does not cover yet: train unchecked, and say so
+        log.warning("memory guard: no estimate for this network (%s); not checked", exc)
+        return None

@@ -2,20 +2,35 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
 import click
 
+from ffneuro.config import RunConfig
 from ffneuro.data import data_source
+from ffneuro.data.loading import checked_load, load_from_source
+from ffneuro.distributed import DistContext
+from ffneuro.distributed.launch import MODES, launch_local, make_parallel
 from ffneuro.errors import ConfigError
 from ffneuro.presets import resolve_config
+from ffneuro.store import read_run
 from ffneuro.train import StopSignals
-from ffneuro.train.runfile import check_out_path, check_trainable, open_for_resume, resume_run, train_to_file
+from ffneuro.train.runfile import (
+    check_out_path,
+    check_trainable,
+    interrupted_run,
+    on_main,
+    open_for_resume,
+    resume_run,
+    stored_data_source,
+    train_to_file,
+)
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
-from .util import echo_json, load_data, load_run_data
+from .util import echo_json, load_data
 
 log = logging.getLogger("ffneuro.cli")
 
@@ -37,10 +52,20 @@ check_out = check_out_path   # refuse an --out that cannot be written, before an
               help="replace an existing --out file, once the new run completes (until then it is NAME.new.h5)")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="continue an interrupted, crashed or failed run file from its last committed epoch")
+@click.option("--parallel", "parallel_mode", type=click.Choice(MODES), default=None,
+              help="with several processes (--nproc, or torchrun): data = every rank trains every unit on its "
+                   "share of each batch; pipeline = each rank trains consecutive units and streams them on")
+@click.option("--placement", default=None, metavar="N1,N2,...",
+              help="pipeline: how many consecutive units each rank trains (default: balanced by training MACs)")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="run N processes on this machine (torchrun --standalone --nproc-per-node N)")
+@click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True,
+              help="with --nproc: restart the job this often after a worker dies (it resumes from the last epoch)")
 @click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bars (same as ffneuro -q)")
 @json_option
 @click.pass_context
-def train(ctx, overrides, preset, data_dir, out, force, resume, quiet, as_json):
+def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, placement, nproc, max_restarts, quiet,
+          as_json):
     """Train an FF-CNN (or its BP twin) and store the run in one HDF5 file.
 
     Every epoch is committed whole (metrics, weights, optimiser and RNG state): Ctrl-C or SIGTERM stops
@@ -48,35 +73,53 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, quiet, as_json):
     The goodness readout tries every label: one forward pass per class per image.
     Every model flag defaults to the --preset's value (shown below for mnist-small); another --preset
     changes those defaults, and a flag given overrides them.
+
+    Several processes: --nproc N --parallel data|pipeline on one machine, or torchrun's own launcher
+    (also across machines): torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d
+    --rdzv-endpoint HOST:PORT -m ffneuro.cli train ... --parallel data. Rank 0 writes the run file; a
+    restarted job (torchrun --max-restarts) continues --out from its last committed epoch.
     """
     obj = ctx.ensure_object(dict)
     if quiet:
         obj["quiet"] = True
         logging.getLogger().setLevel(logging.WARNING)
+    dist = DistContext.from_env()
+    if nproc is not None and dist is None:  # the launcher: the same command as N torchrun workers
+        ctx.exit(launch_local(nproc, sys.argv[1:], max_restarts))
+    parallel = make_parallel(parallel_mode, placement, dist)
+    if not parallel.is_main:  # one voice: rank 0 logs and shows progress
+        logging.getLogger().setLevel(logging.WARNING)
+        obj["quiet"] = True
     bar = BarProgress(not obj.get("quiet"))
+    given_preset = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
     with StopSignals() as stop:
-        if resume is not None:
-            if out is not None or force:
-                raise ConfigError("--resume continues the run in its own file; drop --out and --force")
-            given_preset = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
-            record, config = open_for_resume(resume, {**overrides, "preset": preset if given_preset else None})
-            data = load_run_data(record, config, data_dir)
+        try:
+            # rank 0 decides what to train and where (the others would race it for a timestamped --out)
+            plan = on_main(parallel, lambda: _plan(overrides, preset if given_preset else None, preset, out, force,
+                                                   resume, data_dir, dist))
+            plan = parallel.share(plan)
+            config, target, resuming, source = RunConfig.from_dict(plan["config"]), Path(plan["out"]), \
+                plan["resume"], plan["source"]
+            data = load_from(config.dataset, source, data_dir)
             stop.check()
-            summary = resume_run(record, config, data, progress=bar, check_stop=stop.check,
-                                 data_source=data_source(config.dataset, data_dir) if data_dir else None)
-            out = resume.with_name(record.replaces) if record.pending else resume
-            if summary is None:
-                click.echo(f"{resume} was complete; it now replaces {resume.with_name(record.replaces)}")
-                return
-        else:
-            config = resolve_config(preset, overrides)
-            check_trainable(config)
-            out = out or default_out(config)
-            check_out(out, force)
-            data = load_data(config.dataset, data_dir)
-            stop.check()
-            summary = train_to_file(config, data, out, force=force, progress=bar, check_stop=stop.check,
-                                    data_source=data_source(config.dataset, data_dir))
+            if resuming:
+                record = read_run(target) if parallel.is_main else None
+                summary = resume_run(record, config, data, progress=bar, stop=stop, parallel=parallel,
+                                     data_source=data_source(config.dataset, data_dir) if data_dir else None)
+                out = Path(plan["final"])
+                if summary is None:
+                    if parallel.is_main:
+                        click.echo(f"{target} was complete; it now replaces {out}")
+                    return
+            else:
+                out = target
+                summary = train_to_file(config, data, out, force=force, progress=bar, stop=stop, parallel=parallel,
+                                        data_source=data_source(config.dataset, data_dir))
+        finally:
+            if dist is not None:
+                dist.close()
+    if not parallel.is_main:
+        return
     if as_json:
         echo_json({
             "run": str(out), "algo": config.algo, "dataset": data.name, "epochs": summary.epochs,
@@ -86,3 +129,35 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, quiet, as_json):
         })
     else:
         click.echo(f"{out}: test " + ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
+
+
+def _plan(overrides: dict, given_preset: str | None, preset: str, out: Path | None, force: bool, resume: Path | None,
+          data_dir, dist: DistContext | None) -> dict:
+    """What this command trains: {config, out (the file written), final (the file it ends as), resume,
+    source (where the data is)}. Decided once, by rank 0."""
+    if resume is not None:
+        if out is not None or force:
+            raise ConfigError("--resume continues the run in its own file; drop --out and --force")
+        record, config = open_for_resume(resume, {**overrides, "preset": given_preset})
+        final = resume.with_name(record.replaces) if record.pending else resume
+        source = None if data_dir else stored_data_source(record)
+        return {"config": config.to_dict(), "out": str(resume), "final": str(final), "resume": True, "source": source}
+    config = resolve_config(preset, overrides)
+    check_trainable(config)
+    if out is None and dist is not None:
+        log.warning("no --out: a restarted job would start a new run file instead of resuming this one")
+    out = out or default_out(config)
+    if dist is not None and dist.restart:  # torchrun restarted the job: continue what the last attempt wrote
+        found = interrupted_run(out, force, config)
+        if found is not None:
+            log.warning("restart %d: continuing %s from its last committed epoch", dist.restart, found)
+            return {"config": config.to_dict(), "out": str(found), "final": str(out), "resume": True, "source": None}
+    check_out(out, force)
+    return {"config": config.to_dict(), "out": str(out), "final": str(out), "resume": False, "source": None}
+
+
+def load_from(dataset: str, source: str | None, data_dir):
+    """The dataset, from the run's recorded source when resuming without --data-dir, else as usual."""
+    if source is not None:
+        return checked_load(dataset, lambda: load_from_source(dataset, source))
+    return load_data(dataset, data_dir)

@@ -61,7 +61,11 @@ class BPNet(nn.Module):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> StepResult:
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None,
+                    rows: slice | None = None) -> StepResult:
+        """One backprop step on the batch (on images ``rows`` of it: a data-parallel share)."""
+        if rows is not None:
+            x, y = x[rows], y[rows]
         loss = nn.functional.cross_entropy(self(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -119,6 +119,14 @@ class FFNet(nn.Module):
                               self.labels.embed(x, random_wrong_labels(y, self.num_classes, generator))]), x.shape[0], None
         return x, x.shape[0], y
 
+    def share_rows(self, h: torch.Tensor, n: int, labels: torch.Tensor | None, rows: slice
+                   ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+        """The part of :meth:`input_rows` that belongs to images ``rows``: their positives and, for the pair
+        objective, their negatives (still positives first)."""
+        if self.pairs:
+            return torch.cat([h[:n][rows], h[n:][rows]]), rows.stop - rows.start, None
+        return h[rows], rows.stop - rows.start, labels[rows]
+
     def readout_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the linear readout (and its CAM) sees: the neutral embedding, or the image itself."""
         return self.labels.embed_neutral(x) if self.pairs else x
@@ -137,10 +145,13 @@ class FFNet(nn.Module):
 
     # --------------------------------------------------------------------------------- the walk
 
-    def walk(self, h: torch.Tensor, stop: int | None = None) -> Iterator[WalkStep]:
-        """The one pass through the units ``0..stop-1`` (default all) for already-prepared input ``h``:
-        each unit's input, goodness input and hand-on output, in order. Call under ``no_grad``."""
-        for i, unit in enumerate(self.units[:stop]):
+    def walk(self, h: torch.Tensor, stop: int | None = None, start: int = 0) -> Iterator[WalkStep]:
+        """The one pass through the units ``start..stop-1`` (default all) for already-prepared input ``h``
+        (what unit ``start`` receives): each unit's input, goodness input and hand-on output, in order.
+        Call under ``no_grad``."""
+        stop = len(self.units) if stop is None else stop
+        for i in range(start, stop):
+            unit = self.units[i]
             y = unit(h)
             out = unit.hand_on(y)
             step = WalkStep(i, unit, h, y, out)
@@ -169,10 +180,16 @@ class FFNet(nn.Module):
         if self.linear is not None:
             self.linear.set_lr(linear_lr)
 
-    def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> StepResult:
-        """One step: every unit updates on its own loss, then the linear readout on detached features."""
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None,
+                    rows: slice | None = None) -> StepResult:
+        """One step: every unit updates on its own loss, then the linear readout on detached features.
+        ``rows``: train on those images of the batch only (a data-parallel share), after drawing the whole
+        batch's negative labels, so that the shares together are the one-process step."""
         # pair objective: positives and negatives stay one tensor of 2N rows (positives first) through every unit
         h, n, labels = self.input_rows(x, y, generator)
+        if rows is not None:
+            h, n, labels = self.share_rows(h, n, labels, rows)
+            x, y = x[rows], y[rows]
         collect = self.linear is not None and not self.pairs   # unlabelled rows: the readout reuses them
         stats, kept = [], []
         for i, unit in enumerate(self.units):

@@ -8,6 +8,7 @@ a healthy local loss falls from where it starts, and 1000× above it is far outs
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -21,8 +22,12 @@ EXPLODE_FACTOR = 1e3
 class DivergenceGuard:
     """Watches the per-step losses (one per unit and readout, named) of one epoch."""
 
-    def __init__(self, names: list[str], epoch: int, reference: list[float] | None = None):
+    def __init__(self, names: list[str], epoch: int, reference: list[float] | None = None,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.names, self.epoch = names, epoch
+        # several processes: each adds its contribution, and every check sees the run-wide sums (the
+        # same decision in every process, taken at the same batch)
+        self.reduce = reduce or (lambda t: t)
         self.reference = reference  # first-batch losses of the run; set on the first check if None
         self._first: torch.Tensor | None = None
         self._sum: torch.Tensor | None = None
@@ -43,8 +48,8 @@ class DivergenceGuard:
         if self._sum is None:
             return
         if self.reference is None:
-            self.reference = [float(v) for v in self._first.tolist()]
-        means = (self._sum / self._count).tolist()
+            self.reference = [float(v) for v in self.reduce(self._first).tolist()]
+        means = (self.reduce(self._sum) / self._count).tolist()
         self._sum, self._count = None, 0
         for name, value, ref in zip(self.names, means, self.reference):
             where = f"epoch {self.epoch}, batch {batch + 1}: {name} loss"
@@ -55,13 +60,14 @@ class DivergenceGuard:
                 raise Diverged(f"diverged at {where} is {value:.4g}, over {EXPLODE_FACTOR:g}× its first value "
                                f"({ref:.4g})")
 
-    def check_weights(self, model: nn.Module) -> None:
-        """Raise Diverged if any parameter holds a non-finite value after the epoch."""
+    def check_weights(self, model: nn.Module, agree: Callable[[bool], bool] | None = None) -> None:
+        """Raise Diverged if any parameter holds a non-finite value after the epoch (in any process, with
+        ``agree``)."""
         params = [(n, p) for n, p in model.named_parameters()]
-        if not params:
-            return
-        finite = torch.stack([torch.isfinite(p).all() for _, p in params]).tolist()
+        finite = torch.stack([torch.isfinite(p).all() for _, p in params]).tolist() if params else []
         bad = [n for (n, _), ok in zip(params, finite) if not ok]
-        if bad:
+        if (agree or bool)(bool(bad)):
+            if not bad:
+                raise Diverged(f"diverged in epoch {self.epoch}: non-finite weights in another process's units")
             raise Diverged(f"diverged in epoch {self.epoch}: non-finite weights in {', '.join(bad[:3])}"
                            + (f" and {len(bad) - 3} more" if len(bad) > 3 else ""))

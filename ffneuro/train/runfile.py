@@ -14,12 +14,13 @@ from typing import Callable
 from ..config import RunConfig
 from ..data import Dataset
 from ..data.loading import checked_load, load_data, load_from_source
-from ..errors import ConfigError, Diverged, RunFileError
+from ..errors import ConfigError, Diverged, FFNeuroError, RunFileError
 from ..models.weights import weights_mismatch
 from ..store import RunRecord, RunWriter, read_run
 from .device import environment
 from .memory_guard import check_run_memory
-from .stop import never_stop
+from .parallel import Local
+from .stop import StopSignals
 from .trainer import Progress, Summary, Trainer
 
 log = logging.getLogger(__name__)
@@ -61,21 +62,73 @@ def data_info(data: Dataset, trainer: Trainer, source: str | None) -> dict:
 
 
 def train_to_file(config: RunConfig, data: Dataset, out: Path, *, force: bool = False, progress: Progress | None = None,
-                  check_stop: Callable[[], None] = never_stop, data_source: str | None = None) -> Summary:
+                  stop: StopSignals | None = None, data_source: str | None = None,
+                  parallel: Local | None = None) -> Summary:
     """Train ``config`` on ``data`` into the run file ``out`` (with ``force``, beside an existing one until
-    it completes). Raises what ended the run after recording it in the file."""
+    it completes). Raises what ended the run after recording it in the file. With several processes
+    (``parallel``), every one calls this and only the main one writes."""
     check_trainable(config)
     check_run_memory(config, data)  # before anything is allocated: refuse a run that cannot fit
-    trainer = Trainer(config, data, check_stop=check_stop)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunFileError(f"cannot create run file {out}: {exc.strerror or exc}") from exc
-    writer = RunWriter(out, config=config.to_dict(), environment=environment(trainer.device),
-                       unit_names=trainer.unit_names(), accounting=trainer.accounting(), force=force)
-    log.info("training %s (%s, %d units) on %d %s images -> %s", config.algo.upper(), config.preset or "custom",
-             config.layers, len(trainer.train), data.name, writer.path)
+    parallel = parallel or Local()
+    trainer = Trainer(config, data, stop=stop, parallel=parallel)
+
+    def create() -> RunWriter:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunFileError(f"cannot create run file {out}: {exc.strerror or exc}") from exc
+        return RunWriter(out, config=config.to_dict(), environment=_environment(trainer),
+                         unit_names=trainer.unit_names(), accounting=trainer.accounting(), force=force)
+
+    writer = on_main(parallel, create)
+    if parallel.is_main:
+        log.info("training %s (%s, %d units) on %d %s images -> %s", config.algo.upper(), config.preset or "custom",
+                 config.layers, len(trainer.train), data.name, writer.path)
     return _train_and_finish(trainer, writer, progress, data_info(data, trainer, data_source))
+
+
+def _environment(trainer: Trainer) -> dict:
+    env = environment(trainer.device)
+    if trainer.parallel.world > 1:
+        env["parallel"] = trainer.parallel.describe()
+    return env
+
+
+def on_main(parallel: Local, fn: Callable[[], object]) -> object | None:
+    """``fn()`` on the main process (the others get None); a failure there stops every process, each with
+    the main one's one-line reason, instead of leaving the others waiting for it."""
+    if parallel.world == 1:
+        return fn()
+    result, error = None, None
+    if parallel.is_main:
+        try:
+            result = fn()
+        except FFNeuroError as exc:
+            error = exc
+    reason = parallel.share(None if error is None else str(error))
+    if error is not None:
+        raise error
+    if reason is not None:
+        raise RunFileError(f"rank 0 stopped: {reason}")
+    return result
+
+
+def interrupted_run(out: Path, force: bool, config: RunConfig) -> Path | None:
+    """The unfinished run file at ``out`` (or its pending ``--force`` replacement) of this same config, which a
+    restarted job continues instead of starting over; None when there is none."""
+    from ..store.schema import pending_path
+    from .sweep import config_diff
+
+    path = pending_path(out) if force else out
+    if not path.exists():
+        return None
+    try:
+        record = read_run(path)
+    except RunFileError:
+        return None
+    if (record.status == "complete" and not record.pending) or config_diff(record.config, config.to_dict()):
+        return None
+    return path
 
 
 def resume_conflicts(stored: dict, wanted: dict) -> dict[str, tuple]:
@@ -105,63 +158,78 @@ def open_for_resume(path: Path, overrides: dict | None = None) -> tuple[RunRecor
     return record, config
 
 
-def resume_run(record: RunRecord, config: RunConfig, data: Dataset, *, progress: Progress | None = None,
-               check_stop: Callable[[], None] = never_stop, data_source: str | None = None) -> Summary | None:
+def resume_run(record: RunRecord | None, config: RunConfig, data: Dataset, *, progress: Progress | None = None,
+               stop: StopSignals | None = None, data_source: str | None = None,
+               parallel: Local | None = None) -> Summary | None:
     """Continue the run of ``record`` after its last committed epoch, in its own file. Returns None when
-    the run was already complete and only its replacement of another file was left to do."""
-    writer = RunWriter.open(record.path)
-    if record.status == "complete":  # a complete pending run whose rename was cut short
-        try:
-            writer.complete_replacement()
-        finally:
-            writer.close()
+    the run was already complete and only its replacement of another file was left to do. With several
+    processes, only the main one reads the record (the others pass None) and shares the checkpoint."""
+    parallel = parallel or Local()
+    finished = on_main(parallel, lambda: record.status == "complete")   # a pending run whose rename was cut short
+    if parallel.share(finished):
+        if parallel.is_main:
+            with RunWriter.open(record.path) as writer:
+                writer.complete_replacement()
         return None
+    writer = on_main(parallel, lambda: RunWriter.open(record.path))
     try:
         check_run_memory(config, data)
-        trainer = Trainer(config, data, check_stop=check_stop)
-        if record.epochs_done:
-            arrays, meta = record.state()
-            trainer.restore(record.weights("final"), arrays, meta)
-        writer.write_group("data", data_info(data, trainer, data_source or stored_data_source(record)))
-        with writer.transaction() as f:
-            f.attrs.update(status="running", message="", resumed=int(f.attrs.get("resumed", 0)) + 1)
+        trainer = Trainer(config, data, stop=stop, parallel=parallel)
+        checkpoint = None
+        if parallel.is_main and record.epochs_done:
+            checkpoint = (record.weights("final"), *record.state())
+        checkpoint = parallel.share(checkpoint)
+        if checkpoint is not None:
+            trainer.restore(*checkpoint)
+        if writer is not None:
+            writer.write_group("data", data_info(data, trainer, data_source or stored_data_source(record)))
+            with writer.transaction() as f:
+                f.attrs.update(status="running", message="", resumed=int(f.attrs.get("resumed", 0)) + 1)
+            log.info("resuming %s after epoch %d of %d", record.path, record.epochs_done, config.epochs)
     except BaseException:
-        writer.close()
+        if writer is not None:
+            writer.close()
         raise
-    log.info("resuming %s after epoch %d of %d", record.path, record.epochs_done, config.epochs)
     return _train_and_finish(trainer, writer, progress)
 
 
-def _train_and_finish(trainer: Trainer, writer: RunWriter, progress: Progress | None,
+def _train_and_finish(trainer: Trainer, writer: RunWriter | None, progress: Progress | None,
                       data: dict | None = None) -> Summary:
-    """Run ``trainer`` into ``writer`` and end the run file with what happened; always closes the writer."""
-    where = writer.path
+    """Run ``trainer`` into ``writer`` and end the run file with what happened; always closes the writer.
+    Processes other than the main one have no writer and only train."""
+    where = writer.path if writer is not None else None
     try:
-        if data is not None:
+        if data is not None and writer is not None:
             writer.write_group("data", data)
         summary = trainer.run(writer, progress)
         groups = trainer.final_groups(summary)
+        if trainer.parallel.world > 1:
+            groups["parallel"] = (trainer.parallel.describe(), {})
     except KeyboardInterrupt as exc:  # a stop signal (StopRequested), or a second Ctrl-C
         _finish(writer, "interrupted", str(exc) or "stopped by the user")
-        log.warning("%s: interrupted after %d committed epoch(s); continue with: ffneuro train --resume %s%s",
-                    where, trainer.progress.epochs_done, where,
-                    f" ({writer.target} is unchanged until it completes)" if writer.pending else "")
+        if writer is not None:
+            log.warning("%s: interrupted after %d committed epoch(s); continue with: ffneuro train --resume %s%s",
+                        where, trainer.progress.epochs_done, where,
+                        f" ({writer.target} is unchanged until it completes)" if writer.pending else "")
         raise
     except Diverged as exc:
         kept = trainer.progress.epochs_done
-        message = f"{exc}; {where} keeps {kept} committed epoch(s)"
+        message = f"{exc}; {where} keeps {kept} committed epoch(s)" if where else str(exc)
         _finish(writer, "failed", message, failure="diverged")
         raise Diverged(message) from None
     except BaseException as exc:
         # a failed write (a full disk) will fail again here: its own error already says everything
         _finish(writer, "failed", f"{type(exc).__name__}: {exc}", quiet=isinstance(exc, RunFileError))
         raise
-    writer.finish("complete", groups=groups)
+    if writer is not None:
+        writer.finish("complete", groups=groups)
     return summary
 
 
-def _finish(writer: RunWriter, status: str, message: str, failure: str = "", quiet: bool = False) -> None:
+def _finish(writer: RunWriter | None, status: str, message: str, failure: str = "", quiet: bool = False) -> None:
     """Mark the run ended without letting a failure to do so hide the error that ended it."""
+    if writer is None:
+        return
     try:
         writer.finish(status, message, failure=failure)
     except Exception as exc:  # noqa: BLE001  (the original exception is re-raised by the caller)

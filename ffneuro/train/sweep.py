@@ -138,12 +138,12 @@ def train_points(plan: Sequence[tuple[dict, RunConfig, Path]], out_dir: Path, da
                             log.info("[%d/%d] %s: resuming after epoch %d (was %s)", i, len(plan), path.name,
                                      detail.epochs_done, detail.status)
                             record, resumed = open_for_resume(path, {"device": config.device})
-                            summary = resume_run(record, resumed, data, check_stop=stop.check, data_source=source)
+                            summary = resume_run(record, resumed, data, stop=stop, data_source=source)
                         else:
                             if action == "retrain":
                                 log.info("[%d/%d] %s: retraining (%s)", i, len(plan), path.name, detail)
                             # the sweep's bar is the only bar: a per-epoch bar would fight it on the terminal
-                            summary = train_to_file(config, data, path, force=path.exists(), check_stop=stop.check,
+                            summary = train_to_file(config, data, path, force=path.exists(), stop=stop,
                                                     data_source=source)
                     except Diverged as exc:
                         log.warning("[%d/%d] %s: %s", i, len(plan), path.name, exc)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol
@@ -14,9 +15,9 @@ from ..data import Dataset, split_train_val
 from ..errors import ConfigError
 from ..data.augment import augment_batch
 from ..models import build_model
-from .device import pick_device
 from .divergence import DivergenceGuard
-from .stop import never_stop
+from .parallel import Local
+from .stop import StopRequested, StopSignals, never_stop
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,12 @@ class Summary:
 class Trainer:
     """Builds the model from a config and trains it, committing every epoch (and what a resume needs)."""
 
-    def __init__(self, config: RunConfig, data: Dataset, *, check_stop: Callable[[], None] = never_stop):
+    def __init__(self, config: RunConfig, data: Dataset, *, stop: StopSignals | None = None,
+                 parallel: Local | None = None):
         self.config = config
-        self.device = pick_device(config.device)
-        self.check_stop = check_stop
+        self.parallel = parallel or Local()
+        self.device = self.parallel.device(config.device)
+        self.stop = stop
         torch.manual_seed(config.seed)
         x_tr, y_tr, x_val, y_val = split_train_val(data.x_train, data.y_train, config.val_size, config.train_limit,
                                                    name=data.name)
@@ -94,6 +97,15 @@ class Trainer:
         self.model = build_model(config, data.image_shape, data.num_classes).to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.progress = RunProgress()
+        self.parallel.prepare(self.model)
+
+    def check_stop(self, batch: int = 0) -> None:
+        """Raise StopRequested at a safe point once a stop signal has arrived (in any process: processes
+        agree every ``parallel.checks_every()`` batches, so they all stop at the same one)."""
+        if self.stop is None or batch % self.parallel.checks_every():
+            return
+        if self.parallel.agree(self.stop.signum is not None):
+            raise StopRequested(self.stop.signum or signal.SIGTERM)
 
     def unit_names(self) -> list[str]:
         return [c.name for c in self.model.costs()]
@@ -117,12 +129,8 @@ class Trainer:
         # a pair objective's goodness readout runs every class at once: keep its batch the same size in rows
         bs = max(1, self.config.eval_batch_size // self.model.eval_rows_per_image(readouts))
         self.model.eval()
-        correct = dict.fromkeys(readouts, 0)
-        for start in range(0, n, bs):
-            self.check_stop()
-            x, y = split.batch(slice(start, min(start + bs, n)))
-            for r in readouts:
-                correct[r] += int((self.model.predict(x, r) == y).sum())
+        slices = [slice(start, min(start + bs, n)) for start in range(0, n, bs)]
+        correct = self.parallel.count_correct(self.model, split, slices, readouts, self.check_stop)
         return {r: c / n for r, c in correct.items()}
 
     # ----------------------------------------------------------------------------------- training
@@ -136,14 +144,14 @@ class Trainer:
         order = torch.randperm(len(self.train), generator=self.generator, device=self.device)
         batches = range(0, len(order), cfg.batch_size)
         progress.start(f"epoch {epoch + 1}/{cfg.epochs}", len(batches))
-        guard = DivergenceGuard(model.loss_names(), epoch + 1, self.progress.loss_reference)
+        guard = DivergenceGuard(model.loss_names(), epoch + 1, self.progress.loss_reference, reduce=self.parallel.reduce)
         unit_sums, loss_sum = None, torch.zeros((), device=self.device)
         for b, start in enumerate(batches):
-            self.check_stop()
+            self.check_stop(b)
             beat()
             x, y = self.train.batch(order[start: start + cfg.batch_size])
             x = augment_batch(x, cfg.augment, self.generator)  # training batches only, never evaluation
-            step = model.train_batch(x, y, self.generator)
+            step = self.parallel.train_batch(model, x, y, self.generator)
             if step.unit_stats is not None:
                 unit_sums = step.unit_stats if unit_sums is None else [a + b for a, b in zip(unit_sums, step.unit_stats)]
             if step.train_loss is not None:
@@ -153,13 +161,17 @@ class Trainer:
         progress.finish()
         guard.check(len(batches) - 1)
         self.progress.loss_reference = guard.reference
-        guard.check_weights(self.model)
+        guard.check_weights(self.model, agree=self.parallel.agree)
         nb = len(batches)
-        scalars = {"lr": lr, "train_loss": float(loss_sum) / nb}
+        # one tensor of every per-process sum, so that the run-wide sums take a single collective
+        table = torch.stack([loss_sum.float(), *(v.float() for s in unit_sums or [] for v in s.values())])
+        table = self.parallel.reduce(table).tolist()
+        scalars = {"lr": lr, "train_loss": table[0] / nb}
         per_unit = {}
         if unit_sums is not None:
             keys = ("loss", "goodness_pos", "goodness_neg", "disc_acc", "pair_acc")
-            per_unit = {k: [float(v) / nb for v in col] for k, col in zip(keys, zip(*(s.values() for s in unit_sums)))}
+            rows = np.array(table[1:]).reshape(len(unit_sums), len(keys))
+            per_unit = {k: [float(v) / nb for v in rows[:, j]] for j, k in enumerate(keys)}
         return scalars, per_unit
 
     def run(self, recorder: Recorder | None = None, progress: Progress | None = None) -> Summary:
@@ -188,14 +200,16 @@ class Trainer:
             summary.wall_time_s = time.perf_counter() - t0
             scalars.update(epoch_train_time_s=train_time, wall_time_s=summary.wall_time_s,
                            images_per_s=len(self.train) / train_time)
-            log.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, cfg.epochs,
+            (log.info if self.parallel.is_main else log.debug)("epoch %d/%d  %s  (%.1f s)", epoch + 1, cfg.epochs,
                      "  ".join(f"val {r} {scalars[f'val_acc_{r}']:.4f}" for r in self.readouts()
                                if f"val_acc_{r}" in scalars) or "(not evaluated)", train_time)
             state.epochs_done, state.val, state.wall_time_s = epoch + 1, dict(summary.val), summary.wall_time_s
             state.best_val, state.best_epoch = summary.best_val, summary.best_epoch
+            scalars.update(self.parallel.wire())
+            # every process takes part in gathering the checkpoint; only the main one has a recorder
+            weights, arrays, meta = self.parallel.gather_state(self.model, self.state_dict(), *self.checkpoint())
             if recorder is not None:
-                arrays, meta = self.checkpoint()
-                recorder.commit_epoch(epoch + 1, scalars, per_unit or None, self.state_dict(), best=improved,
+                recorder.commit_epoch(epoch + 1, scalars, per_unit or None, weights, best=improved,
                                       state=arrays, state_meta=meta)
         summary.test = self.evaluate(self.test)
         summary.wall_time_s = time.perf_counter() - t0

@@ -13,7 +13,7 @@ from ffneuro.data import data_source
 from ffneuro.data.loading import checked_load, load_from_source
 from ffneuro.distributed import DistContext
 from ffneuro.distributed.launch import MODES, launch_local, make_parallel
-from ffneuro.errors import ConfigError
+from ffneuro.errors import ConfigError, FFNeuroError
 from ffneuro.presets import resolve_config
 from ffneuro.store import read_run
 from ffneuro.train import StopSignals
@@ -94,30 +94,38 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, p
     given_preset = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
     with StopSignals() as stop:
         try:
-            # rank 0 decides what to train and where (the others would race it for a timestamped --out)
-            plan = on_main(parallel, lambda: _plan(overrides, preset if given_preset else None, preset, out, force,
-                                                   resume, data_dir, dist))
-            plan = parallel.share(plan)
-            config, target, resuming, source = RunConfig.from_dict(plan["config"]), Path(plan["out"]), \
-                plan["resume"], plan["source"]
-            data = load_from(config.dataset, source, data_dir)
-            stop.check()
-            if resuming:
-                record = read_run(target) if parallel.is_main else None
-                summary = resume_run(record, config, data, progress=bar, stop=stop, parallel=parallel,
-                                     data_source=data_source(config.dataset, data_dir) if data_dir else None)
-                out = Path(plan["final"])
-                if summary is None:
-                    if parallel.is_main:
-                        click.echo(f"{target} was complete; it now replaces {out}")
-                    return
-            else:
-                out = target
-                summary = train_to_file(config, data, out, force=force, progress=bar, stop=stop, parallel=parallel,
-                                        data_source=data_source(config.dataset, data_dir))
+            return _train(ctx, parallel, stop, bar, overrides, preset if given_preset else None, preset, out, force,
+                          resume, data_dir, dist, as_json)
+        except FFNeuroError:
+            if parallel.is_main:
+                raise
+            ctx.exit(1)   # rank 0 says why, once
         finally:
             if dist is not None:
                 dist.close()
+
+
+def _train(ctx, parallel, stop, bar, overrides, given_preset, preset, out, force, resume, data_dir, dist, as_json):
+    """The work of ``train`` in one process of the job (all of it without torchrun)."""
+    # rank 0 decides what to train and where (the others would race it for a timestamped --out)
+    plan = parallel.share(on_main(parallel, lambda: _plan(overrides, given_preset, preset, out, force, resume,
+                                                           data_dir, dist)))
+    config, target = RunConfig.from_dict(plan["config"]), Path(plan["out"])
+    data = load_from(config.dataset, plan["source"], data_dir)
+    stop.check()
+    if plan["resume"]:
+        record = read_run(target) if parallel.is_main else None
+        summary = resume_run(record, config, data, progress=bar, stop=stop, parallel=parallel,
+                             data_source=data_source(config.dataset, data_dir) if data_dir else None)
+        out = Path(plan["final"])
+        if summary is None:
+            if parallel.is_main:
+                click.echo(f"{target} was complete; it now replaces {out}")
+            return
+    else:
+        out = target
+        summary = train_to_file(config, data, out, force=force, progress=bar, stop=stop, parallel=parallel,
+                                data_source=data_source(config.dataset, data_dir))
     if not parallel.is_main:
         return
     if as_json:

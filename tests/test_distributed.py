@@ -233,11 +233,44 @@ def test_a_killed_worker_restarts_the_job_which_ends_as_if_uninterrupted(tmp_pat
         os.kill(workers[1], signal.SIGKILL)                     # mid-epoch: epochs 2 to 4 are still to come
         assert job.wait(timeout=300) == 0, log.read_text()
     finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)                  # the launcher, torchrun and its workers
+        if job.poll() is None:                                  # the workers, then the launcher and torchrun
+            for pid in _workers(job.pid).values():
+                os.kill(pid, signal.SIGKILL)
+            os.killpg(job.pid, signal.SIGKILL)
     rec = read_run(tmp_path / "job.h5")
     assert (rec.status, rec.epochs_done) == ("complete", 4)
     with h5py.File(tmp_path / "job.h5", "r") as f:
         assert int(f.attrs.get("resumed", 0)) >= 1             # the restarted job continued the same file
     assert "continuing job.h5 from its last committed epoch" in log.read_text()
     compare(tmp_path / "ref.h5", tmp_path / "job.h5", exact=True)
+
+
+def test_a_pipelined_run_killed_and_resumed_is_the_one_process_run(tmp_path):
+    """kill -9 of the whole job after its first epoch, then --resume on two pipeline ranks: every rank
+    restores its units from rank 0's broadcast, and the run ends bit-identical to one process."""
+    args = ["train", *TINY, "--epochs", "4", "--layers", "3"]
+    assert_ok(ffneuro(tmp_path, *args, "--out", "one.h5"))
+    log = tmp_path / "job.log"
+    with open(log, "w") as sink:
+        job = subprocess.Popen([sys.executable, "-m", "ffneuro.cli", "-q", *args, "--nproc", "2", "--parallel",
+                                "pipeline", "--out", "job.h5"], cwd=tmp_path, env=_env(), stdout=sink,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    workers = {}
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            path = tmp_path / "job.h5"
+            if path.exists() and read_run(path).epochs_done >= 1:
+                break
+            assert job.poll() is None, log.read_text()
+            time.sleep(0.01)
+        workers = _workers(job.pid)                             # torchrun puts its workers in their own sessions
+        assert set(workers) == {0, 1}, workers
+    finally:
+        for pid in workers.values():
+            os.kill(pid, signal.SIGKILL)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert read_run(tmp_path / "job.h5").epochs_done < 4
+    assert_ok(ffneuro(tmp_path, "train", "--resume", "job.h5", "--nproc", "2", "--parallel", "pipeline"))
+    compare(tmp_path / "one.h5", tmp_path / "job.h5", exact=True)

@@ -60,7 +60,13 @@ class DistContext:
         if torch.cuda.is_available() and self.local_rank < torch.cuda.device_count():
             torch.cuda.set_device(self.local_rank)
             backend = "cpu:gloo,cuda:nccl"
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        # A restarted job meets in the same store as the attempt before: under a fresh prefix, no rank can
+        # read a dead peer's address (seen here: the new rank 1 dialling the old rank 0, refused).
+        agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"   # torchrun's agent hosts it
+        store = dist.TCPStore(os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500")),
+                              self.world, is_master=not agent_store and self.rank == 0, timeout=TIMEOUT)
+        store = dist.PrefixStore(f"ffneuro/attempt{self.restart}", store)
+        dist.init_process_group(backend, store=store, rank=self.rank, world_size=self.world, timeout=TIMEOUT)
 
     def close(self) -> None:
         if dist.is_initialized():

@@ -19,7 +19,9 @@ file each. What a block spec provides:
   ``neuron_grad_ops`` (dL/d goodness input → dL/d synapse output), ``bias_grad_ops``,
   ``bp_input_grad_ops(first)`` (BP: dL/d hand-on output → dL/d synapse output, and for a non-first
   block on to dL/d its input, elementwise part) and ``bp_stored`` (elements BP keeps for the backward);
-  ``update_ops`` (elementwise ops per neuron per pass that a neuromorphic neuron update replaces).
+  ``update_ops`` (elementwise ops per neuron per pass that a neuromorphic neuron update replaces);
+  ``trains_before_synapse`` (parameters before the weighted node learn, so even an FF unit computes
+  that node's input gradient).
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class LayerSpec:
     """
 
     kind: ClassVar[str] = "conv"
+    trains_before_synapse: ClassVar[bool] = False   # no parameters before the conv: FF needs no dL/dx
 
     name: str
     in_shape: tuple[int, int, int]

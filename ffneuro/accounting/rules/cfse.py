@@ -147,6 +147,58 @@ class CFSESpec:
         """The ReLU output, the pooled map (batch norm's input) when pooled, and the normalised output."""
         return self.neurons + (self.out_elems if self.pooled else 0) + self.out_elems
 
+    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+        """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): conv, ReLU, pool,
+        batch norm (its output is goodness input and hand-on output), then the backward through all of
+        them to dW, and Adam."""
+        from . import replay as r
+
+        r.conv_forward(t, rows, self, backend, where)
+        t.alloc("relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if self.pooled:
+            r.max_pool(t, rows, self.out_elems)
+        t.alloc("y", r.f32(rows * self.out_elems))   # batch norm's output
+        t.mark(where + "batch norm")
+        if not self.trainable:   # nothing saved: ReLU output and pooled map go once batch norm has run
+            t.free("relu", "p", "p_idx")
+        r.goodness_forward(t, rows, self.out_elems, where)
+        if self.trainable:
+            t.free(f"grad:{self.name}")
+            r.goodness_backward(t, rows, positives, self.out_elems, objective, where)
+            r.batch_norm_backward(t, rows, self.out_elems, where)
+            t.free("g_y", "p")
+            if self.pooled:
+                t.alloc("g_relu", r.f32(rows * self.neurons))
+                t.mark(where + "pool backward")
+                t.free("g_bn_in", "p_idx")
+            t.alloc("g_conv", r.f32(rows * self.neurons))
+            t.mark(where + "relu backward")
+            t.free("g_relu", "g_bn_in", "relu")
+            r.conv_weight_grad(t, rows, self, backend, where)
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            t.mark(where + "conv backward")
+            t.free("g_conv")
+            r.update(t, self, master, backend, where)
+        t.live["out"] = t.live.pop("y")   # the hand-on output is batch norm's output itself
+
+    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+        """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
+        from . import replay as r
+
+        r.conv_forward(t, rows, self, backend, where)
+        t.alloc("n_relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if self.pooled:
+            r.max_pool(t, rows, self.out_elems, "n_p")
+            t.mark(where + "pool")
+            t.free("n_p_idx", "n_relu")
+        t.alloc("n_out", r.f32(rows * self.out_elems))
+        t.mark(where + "batch norm")
+        t.free("n_relu", "n_p")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["CFSESpec"]:

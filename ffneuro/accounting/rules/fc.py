@@ -128,6 +128,54 @@ class DenseSpec:
         """BP keeps the ReLU output and the normalised output (and the normalised input of unit 1)."""
         return 2 * self.width + (self.in_elems if self.input_norm else 0)
 
+    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+        """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): (input norm,) the
+        linear layer's output, ReLU, goodness, then dL/dy, ReLU backward, dW (no dL/dx), Adam, hand-on."""
+        from . import replay as r
+
+        if self.input_norm:
+            t.alloc("norm_sq", r.f32(rows * self.in_elems))
+            t.mark(where + "input norm")
+            t.free("norm_sq")
+            t.alloc("x_norm", r.f32(rows * self.in_elems))   # saved by the linear layer for dW
+        t.alloc("z", r.f32(rows * self.width))
+        t.alloc("y", r.f32(rows * self.width))               # ReLU output, saved by ReLU and goodness
+        t.mark(where + "relu")
+        t.free("z")
+        r.goodness_forward(t, rows, self.width, where)
+        if self.trainable:
+            t.free(f"grad:{self.name}")
+            r.goodness_backward(t, rows, positives, self.width, objective, where)
+            t.alloc("g_z", r.f32(rows * self.width))
+            t.mark(where + "relu backward")
+            t.free("g_y")
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            t.mark(where + "linear backward")
+            t.free("g_z")
+            r.update(t, self, master, backend, where)
+        t.free("x_norm")
+        r.rms_hand_on(t, rows, self.width, where)
+
+    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+        """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
+        from . import replay as r
+
+        if self.input_norm:
+            t.alloc("n_sq", r.f32(rows * self.in_elems))
+            t.mark(where + "input norm")
+            t.free("n_sq")
+            t.alloc("n_x", r.f32(rows * self.in_elems))
+        t.alloc("n_z", r.f32(rows * self.width))
+        t.alloc("n_y", r.f32(rows * self.width))
+        t.mark(where + "relu")
+        t.free("n_z", "n_x")
+        t.alloc("n_sq", r.f32(rows * self.width))
+        t.mark(where + "hand-on norm")
+        t.free("n_sq")
+        t.alloc("n_out", r.f32(rows * self.width))
+        t.mark(where + "hand-on out")
+        t.free("n_y")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["DenseSpec"]:

@@ -143,6 +143,62 @@ class TrifectaSpec:
         """The normalised input (the conv's), the ReLU output and the pooled output when pooled."""
         return self.in_elems + self.neurons + (self.out_elems if self.pooled else 0)
 
+    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+        """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): batch norm of the
+        input, conv, ReLU, pool (the goodness input, handed on as it is), then the backward through the
+        conv's input and weight gradients to the batch norm's γ and β, and Adam."""
+        from . import replay as r
+
+        t.alloc("bn_x", r.f32(rows * self.in_elems))   # saved by the conv
+        t.mark(where + "batch norm")
+        r.conv_forward(t, rows, self, backend, where)
+        t.alloc("relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if not self.trainable:
+            t.free("bn_x")
+        if self.pooled:
+            r.max_pool(t, rows, self.out_elems)
+            t.live["y"] = t.live.pop("p")
+            if not self.trainable:
+                t.free("relu", "p_idx")
+        else:
+            t.live["y"] = t.live.pop("relu")
+        r.goodness_forward(t, rows, self.out_elems, where)
+        if self.trainable:
+            t.free(f"grad:{self.name}")
+            r.goodness_backward(t, rows, positives, self.out_elems, objective, where)
+            if self.pooled:
+                t.alloc("g_relu", r.f32(rows * self.neurons))
+                t.mark(where + "pool backward")
+                t.free("g_y", "p_idx")
+            t.alloc("g_conv", r.f32(rows * self.neurons))
+            t.mark(where + "relu backward")
+            t.free("g_relu", "g_y", "relu")
+            r.conv_input_grad(t, rows, self, backend, where)
+            r.conv_weight_grad(t, rows, self, backend, where)
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            t.mark(where + "conv backward")
+            t.free("g_conv", "g_x", "bn_x")
+            r.update(t, self, master, backend, where)
+        t.live["out"] = t.live.pop("y")   # handed on as it is
+
+    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+        """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
+        from . import replay as r
+
+        t.alloc("n_bn", r.f32(rows * self.in_elems))
+        r.conv_forward(t, rows, self, backend, where)
+        t.alloc("n_relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out", "n_bn")
+        if self.pooled:
+            r.max_pool(t, rows, self.out_elems, "n_out")
+            t.mark(where + "pool")
+            t.free("n_out_idx", "n_relu")
+        else:
+            t.live["n_out"] = t.live.pop("n_relu")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["TrifectaSpec"]:

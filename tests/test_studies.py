@@ -112,7 +112,7 @@ def test_list_and_show():
 def test_unknown_study_is_one_line_error(tmp_path):
     result = invoke("study", "run", "nope", "--out-dir", str(tmp_path))
     assert result.exit_code != 0
-    assert "unknown study 'nope'; valid: hyper, labelset" in result.output
+    assert "unknown study 'nope'; valid: cwcomp-cifar10, cwcomp-fashion-mnist" in result.output
     assert "Traceback" not in result.output
 
 

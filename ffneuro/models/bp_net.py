@@ -55,6 +55,9 @@ class BPNet(nn.Module):
     activity_embedding = "none"
 
     def start_epoch(self, epoch: int, schedule: Callable[[float], float]) -> None:
+        self.set_lrs(schedule)
+
+    def set_lrs(self, schedule: Callable[[float], float]) -> None:
         self.set_lr(schedule(self.base_lr))
 
     def set_lr(self, lr: float, _linear_lr: float | None = None) -> None:

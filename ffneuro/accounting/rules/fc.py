@@ -176,6 +176,49 @@ class DenseSpec:
         t.mark(where + "hand-on out")
         t.free("n_y")
 
+    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+        """BP forward of layer ``layer``: saves the (normalised) input, the ReLU output and the RMS norm's
+        rms and output ``h_<layer>``."""
+        from . import replay as r
+
+        if self.input_norm:
+            t.alloc("sq", r.f32(n * self.in_elems))
+            t.mark(where + "input norm")
+            t.free("sq")
+            t.alloc(f"xn_{layer}", r.f32(n * self.in_elems))
+        t.alloc("z", r.f32(n * self.width))
+        t.alloc(f"y_{layer}", r.f32(n * self.width))
+        t.mark(where + "relu")
+        t.free("z")
+        t.alloc("sq", r.f32(n * self.width))
+        t.mark(where + "norm")
+        t.free("sq")
+        t.alloc(f"rms_{layer}", r.f32(n))
+        t.alloc(f"h_{layer}", r.f32(n * self.width))
+        t.mark(where + "norm out")
+
+    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+        """BP backward from ``g`` (dL/d h_<layer>): the RMS norm's backward (four temporaries for its
+        division, four for its mean of squares), ReLU's, then dW and (not for layer 1) dL/dx as ``g``."""
+        from . import replay as r
+
+        w = r.f32(n * self.width)
+        t.alloc("div_bwd", 4 * w)
+        t.mark(where + "norm (div)")
+        t.free("div_bwd", "g")
+        t.alloc("g_y", w)
+        t.alloc("pow_bwd", 4 * w)
+        t.mark(where + "norm (pow)")
+        t.free("pow_bwd", f"rms_{layer}", f"h_{layer}")
+        t.alloc("g_z", w)
+        t.mark(where + "relu")
+        t.free("g_y", f"y_{layer}")
+        if layer > 1:
+            t.alloc("g", r.f32(n * self.in_elems))
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+        t.mark(where + "linear")
+        t.free("g_z", f"xn_{layer}")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None,

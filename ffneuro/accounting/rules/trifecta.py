@@ -199,6 +199,45 @@ class TrifectaSpec:
         else:
             t.live["n_out"] = t.live.pop("n_relu")
 
+    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+        """BP forward: saves the normalised input (the conv's), the ReLU output and the pool's indices; the
+        output ``h_<layer>`` is the pooled map (or the ReLU output)."""
+        from . import replay as r
+
+        t.alloc(f"bn_{layer}", r.f32(n * self.in_elems))
+        t.mark(where + "batch norm")
+        r.conv_forward(t, n, self, backend, where)
+        t.alloc(f"relu_{layer}", r.f32(n * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if self.pooled:
+            r.max_pool(t, n, self.out_elems, f"h_{layer}")
+            t.live[f"idx_{layer}"] = t.live.pop(f"h_{layer}_idx")
+        else:
+            t.live[f"h_{layer}"] = 0   # the ReLU output itself (counted as relu_<layer>)
+
+    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+        """BP backward from ``g``: pool and ReLU backward, the conv's input and weight gradients, then the
+        input batch norm's backward (dL/dx as ``g``, not for layer 1)."""
+        from . import replay as r
+
+        if self.pooled:
+            t.alloc("g_relu", r.f32(n * self.neurons))
+            t.mark(where + "pool backward")
+            t.free("g", f"idx_{layer}")
+        t.alloc("g_conv", r.f32(n * self.neurons))
+        t.mark(where + "relu backward")
+        t.free("g_relu", "g", f"relu_{layer}", f"h_{layer}")
+        r.conv_input_grad(t, n, self, backend, where)
+        r.conv_weight_grad(t, n, self, backend, where)
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+        t.mark(where + "conv backward")
+        t.free("g_conv", f"bn_{layer}")
+        if layer > 1:
+            r.batch_norm_backward(t, n, self.in_elems, where)
+            t.live["g"] = t.live.pop("g_bn_in")
+        t.free("g_x")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None,

@@ -326,3 +326,27 @@ def test_cli_bad_variant_flags_are_one_line_errors(tmp_path, flags, message):
                                        "--out", str(tmp_path / "x.h5")])
     assert result.exit_code != 0 and message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["hinton-fc-mnist", "cwcomp-mnist", "trifecta-cifar10"])
+def test_every_variant_preset_profiles_on_a_target(name):
+    from ffneuro.profiler import profile_config
+
+    cfg = resolve_config(name, {})
+    shape = (3, 32, 32) if name.endswith("cifar10") else (1, 28, 28)
+    report = profile_config(cfg, shape, 10, "horowitz45", batch=8)
+    train, good, lin = report["ff_train"], report["infer_goodness"], report["infer_linear"]
+    assert train.energy_j > 0 and train.peak_memory_bytes > 0
+    # a class-wise goodness readout is one forward pass; a pair objective's is one per class
+    passes = 1 if name.startswith("cwcomp") else 10
+    assert good.macs == pytest.approx(passes * sum(u.macs for u in lin.per_unit if u.unit != "readout"))
+
+
+def test_cam_of_a_fully_connected_run_is_a_one_line_error(tmp_path):
+    out = tmp_path / "fc.h5"
+    args = ["-q", "train", "--preset", "smoke", "--epochs", "1", "--train-limit", "100", "--val-size", "50",
+            "--arch", "fc", "--layers", "2", "--widths", "16,16", "--labels", "onehot", "--out", str(out)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    result = CliRunner().invoke(main, ["cam", str(out), "--samples", "1", "--out", str(tmp_path / "cam")])
+    assert result.exit_code == 1 and "fully connected unit(s) with no spatial layout" in result.output
+    assert "Traceback" not in result.output

@@ -62,6 +62,18 @@ class WalkStep:
     out: torch.Tensor
 
 
+def walk(modules, h: torch.Tensor, stop: int | None = None) -> Iterator[WalkStep]:
+    """The one pass through a chain of units or blocks (anything with ``forward`` and ``hand_on``),
+    ``0..stop-1`` (default all): each one's input, what it measures goodness on, its hand-on output.
+    A step's tensors are released before the next unit runs. Call under ``no_grad``."""
+    for i, module in enumerate(modules[:stop]):
+        y = module(h)
+        out = module.hand_on(y)
+        yield WalkStep(i, module, h, y, out)
+        del y
+        h = out
+
+
 @contextmanager
 def evaluating(module: nn.Module):
     """``module`` in eval mode inside the block (batch norm on its running statistics), as it was after."""
@@ -138,14 +150,8 @@ class FFNet(nn.Module):
     # --------------------------------------------------------------------------------- the walk
 
     def walk(self, h: torch.Tensor, stop: int | None = None) -> Iterator[WalkStep]:
-        """The one pass through the units ``0..stop-1`` (default all) for already-prepared input ``h``:
-        each unit's input, goodness input and hand-on output, in order. Call under ``no_grad``."""
-        for i, unit in enumerate(self.units[:stop]):
-            y = unit(h)
-            out = unit.hand_on(y)
-            yield WalkStep(i, unit, h, y, out)
-            del y
-            h = out
+        """:func:`walk` through the units for already-prepared input ``h`` (:meth:`readout_input` etc.)."""
+        return walk(self.units, h, stop)
 
     # --------------------------------------------------------------------------------- training
 

@@ -88,6 +88,11 @@ _FAST = dict(
 PRESETS.register("mnist-fast")(dict(_FAST, dataset="mnist", epochs=3))
 # Fashion-MNIST: the same network, 6 epochs (validation 91.9%, about 5 minutes)
 PRESETS.register("fashion-mnist-fast")(dict(_FAST, dataset="fashion-mnist", epochs=6))
+# CIFAR-10: wider (60, 120, 240 channels), lr 0.003, random crops and flips; 7 epochs, what fits in
+# about 50 minutes on 2 shared cores. Chosen on 20k training images and 2 epochs (validation, linear
+# readout): lr 0.003 57.6% against lr 0.01 55.7%, and a fourth unit of 480 channels 57.3% (slower).
+PRESETS.register("cifar10-fast")(dict(_FAST, dataset="cifar10", widths=(60, 120, 240), lr=0.003,
+                                      augment="crop+flip", epochs=7))
 
 
 # ------------------------------------------------------------------------------------------------------

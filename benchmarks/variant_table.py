@@ -62,9 +62,9 @@ def main() -> None:
     print("| variant | dataset | epochs | train images | test goodness | test linear | s / epoch | MACs / training image |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        acc = lambda k: f"{100 * r['test'][k]:.2f}%" if k in r["test"] else "-"
-        print(f"| {r['variant']} | {r['dataset']} | {r['epochs']} | {r['train_images']} | {acc('goodness')} | "
-              f"{acc('linear')} | {r['s_per_epoch']:.0f} | {r['macs_per_train_image'] / 1e6:.1f} M |")
+        acc = {k: f"{100 * r['test'][k]:.2f}%" if k in r["test"] else "-" for k in ("goodness", "linear")}
+        print(f"| {r['variant']} | {r['dataset']} | {r['epochs']} | {r['train_images']} | {acc['goodness']} | "
+              f"{acc['linear']} | {r['s_per_epoch']:.0f} | {r['macs_per_train_image'] / 1e6:.1f} M |")
 
 
 if __name__ == "__main__":

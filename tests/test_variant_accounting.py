@@ -113,7 +113,7 @@ def test_inference_macs_equal_the_flop_counter(name):
     for readout in ("goodness", "linear"):
         cost = inference_costs(specs, readout=readout, num_classes=CLASSES, batch=n, readout_from=cfg.readout_from,
                                objective=objective)
-        assert counted_flops(lambda: net.predict(x, readout)) == 2 * cost.macs, readout
+        assert counted_flops(lambda r=readout: net.predict(x, r)) == 2 * cost.macs, readout
     passes = CLASSES if net.pairs else 1   # a class-wise goodness readout is one forward
     assert inference_costs(specs, readout="goodness", num_classes=CLASSES, batch=n, objective=objective).macs == \
         passes * n * sum(s.macs for s in specs)

@@ -55,7 +55,10 @@ PAIRS = ObjectiveCost()   # the paper's objective: bce (or symba) on per-sample 
 
 def objective_cost(config, num_classes: int) -> ObjectiveCost:
     """The :class:`ObjectiveCost` of a :class:`~ffneuro.config.RunConfig` (its goodness, loss and peer norm)."""
-    from ..goodness import GOODNESS, LOSSES   # torch-backed registries: imported only when a config is costed
+    from ..goodness import (  # torch-backed registries: imported only when a config is costed
+        GOODNESS,
+        LOSSES,
+    )
 
     goodness, loss = GOODNESS.get(config.goodness), LOSSES.get(config.loss)
     return ObjectiveCost(pairs=loss.kind == "pair", groups=num_classes if goodness.per_class else 1,

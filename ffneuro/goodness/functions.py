@@ -7,8 +7,8 @@ and class). The FF logit is ``goodness(y) - theta``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

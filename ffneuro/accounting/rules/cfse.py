@@ -51,7 +51,7 @@ class CFSESpec:
         if self.pool != "none" and min(shape[1:]) < 2:
             raise ConfigError(f"cannot pool a {shape[1]}×{shape[2]} map; use fewer downsampling layers")
         object.__setattr__(self, "in_shape", shape)
-        self.conv  # validates channels against groups (ConfigError)
+        _ = self.conv  # builds the conv node, which checks the channels against the groups (ConfigError)
 
     @property
     def pooled(self) -> bool:
@@ -239,7 +239,7 @@ class CFSESpec:
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
-              group_at: Sequence[int] | None = None) -> list["CFSESpec"]:
+              group_at: Sequence[int] | None = None) -> list[CFSESpec]:
         """CFSE blocks: those in ``group_at`` (1-based; default every second one, 2nd, 4th, ...) are grouped
         into ``num_classes`` channel groups."""
         if num_classes is None:

@@ -222,7 +222,7 @@ class DenseSpec:
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
-              group_at: Sequence[int] | None = None) -> list["DenseSpec"]:
+              group_at: Sequence[int] | None = None) -> list[DenseSpec]:
         """Dense blocks of ``widths`` neurons; the first normalises the flattened image. ``kernel`` is unused."""
         if any(p != "none" for p in pools):
             raise ConfigError("fully connected units do not downsample; use --pool none with --arch fc")

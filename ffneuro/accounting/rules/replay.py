@@ -8,7 +8,7 @@ tests/test_variant_memory.py (oneDNN at its 8-channel block; see :func:`onednn_b
 """
 from __future__ import annotations
 
-from ..memory import INDEX_BYTES, ONEDNN_BLOCK, _adam, _Timeline, _tensor_bytes
+from ..memory import INDEX_BYTES, ONEDNN_BLOCK, _adam, _tensor_bytes, _Timeline
 from ..objective import ObjectiveCost
 from ..ops import nbytes
 

@@ -241,7 +241,7 @@ class TrifectaSpec:
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
-              group_at: Sequence[int] | None = None) -> list["TrifectaSpec"]:
+              group_at: Sequence[int] | None = None) -> list[TrifectaSpec]:
         specs, shape = [], tuple(image_shape)
         for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
             specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, trainable=trainable[i]))

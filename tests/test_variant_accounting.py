@@ -170,3 +170,19 @@ def test_objective_cost_of_each_loss_kind():
     assert pair.goodness_loss_ops(100) == 2 * 100 + 2 + 4
     assert cls.goodness_loss_ops(100) == 2 * 100 + 2 * CLASSES + 5 * CLASSES + 2
     assert objective_cost(config("fc"), CLASSES).peer_ops(10) == (10, 10)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_each_units_stored_ff_train_macs_equal_its_flop_counter_step(name):
+    """The run file's per-unit summary (UnitCost.macs_ff_train) for every block type and objective."""
+    cfg = config(name, train_first_layer=False)
+    torch.manual_seed(0)
+    net, n = FFNet(cfg, SHAPE, CLASSES), 2
+    x, y = torch.rand(n, *SHAPE), torch.arange(n) % CLASSES
+    h, positives, labels = net.input_rows(x, y)
+    specs = layer_specs(cfg, SHAPE, num_classes=CLASSES)
+    for unit, cost, spec in zip(net.units, net.costs(), specs):
+        with FlopCounterMode(display=False) as counter:
+            h, _ = unit.train_step(h, positives, labels)
+        extra = torch_extra_macs([spec], n * cost.ff_passes)
+        assert counter.get_total_flops() == 2 * (n * cost.macs_ff_train + extra), unit.name

@@ -148,4 +148,5 @@ class FFUnit(nn.Module):
                          (true > rest).float().mean())
 
     def cost(self) -> UnitCost:
-        return unit_cost(replace(self.block.spec, name=self.name, trainable=self.trainable), self.precision)
+        return unit_cost(replace(self.block.spec, name=self.name, trainable=self.trainable), self.precision,
+                         ff_passes=2 if self.loss.kind == "pair" else 1)

@@ -58,8 +58,11 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir, sto
     model = trainer.model
     model.eval()
     with torch.no_grad():
-        lin = linear_cams(model, x) if model.linear is not None else {}
-        good = goodness_maps(model, x)
+        try:
+            lin = linear_cams(model, x) if model.linear is not None else {}
+            good = goodness_maps(model, x)
+        except ValueError as exc:   # e.g. fully connected units: no spatial map to draw
+            raise ConfigError(f"{run_file}: {exc}") from None
         preds = {r: model.predict(x, r).cpu().numpy() for r in model.readouts()}
     lin = {k: v.cpu().numpy() for k, v in lin.items()}
     good = {k: v.cpu().numpy() for k, v in good.items()}

@@ -18,7 +18,7 @@ from ffneuro.store import read_run
 from .util import stored_config
 
 # config keys that fix the conv stack: an FF run and a BP run agreeing on these share their layers
-SHAPE_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every")
+SHAPE_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every", "arch", "widths", "pool_at")
 
 
 @dataclass(frozen=True)

@@ -53,13 +53,15 @@ class FloatList(click.ParamType):
 
 
 class IntList(click.ParamType):
-    """A comma-separated list of positive integers (``20,80,240``) → a tuple."""
+    """A comma-separated list of positive integers (``20,80,240``) → a tuple; ``none`` → an empty one."""
 
     name = "ints"
 
     def convert(self, value, param, ctx):
         if isinstance(value, (list, tuple)):
             return tuple(value)
+        if str(value).strip().lower() == "none":
+            return ()
         try:
             values = tuple(int(v) for v in str(value).split(","))
         except ValueError:
@@ -98,8 +100,11 @@ MODEL_OPTIONS = [
     ("--kernel", "kernel", click.IntRange(min=1), "conv kernel size (odd; 'same' padding)"),
     ("--pool", "pool", click.Choice(POOLS), "2× downsampling: 2×2 max/avg pooling, or a stride-2 conv"),
     ("--pool-every", "pool_every", click.IntRange(min=1), "downsample after every k-th unit (k=1: every unit)"),
+    ("--pool-at", "pool_at", IntList(), "the units (1-based, comma-separated) that downsample, instead of --pool-every"),
     ("--arch", "arch", click.Choice(BLOCK_SPECS.names()),
      "block type of every unit: conv (the paper's), fc (Hinton's fully connected), cfse (CwComp), trifecta"),
+    ("--group-at", "group_at", IntList(),
+     "cfse: the units (1-based, comma-separated) whose conv is grouped by class (default: every second; none: no unit)"),
     ("--widths", "widths", IntList(), "filters (conv) or neurons (fc) of each layer, comma-separated (default: --filters)"),
     ("--labels", "labels", click.Choice([*LABELS.names(), NO_LABELS]),
      "how the label is written into the image (none: class-wise losses, no label in the image)"),
@@ -128,6 +133,8 @@ MODEL_OPTIONS = [
      "unit i learns only in its first k_i epochs, comma-separated, one per layer (CwComp's layer schedule)"),
     ("--linear-lr", "linear_lr", FiniteFloat(min=0.0, min_open=True), "Adam learning rate of the linear readout"),
     ("--cooldown-start", "cooldown_start", FiniteFloat(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
+    ("--cooldown-per-step/--cooldown-per-epoch", "cooldown_per_step", None,
+     "lower the lr every batch (smooth; for short runs) or once per epoch"),
     ("--seed", "seed", click.IntRange(0, 2**63 - 1), "random seed (runs are deterministic on CPU)"),
     ("--device", "device", click.Choice(DEVICES), "where to compute"),
     ("--precision", "precision", click.Choice(PRECISIONS), "bf16 autocast for conv/linear; fp32 weights"),

@@ -30,9 +30,9 @@ def _studies(names: str, budget: str) -> list[Study]:
     return [STUDIES.get(n.strip()) for n in names.split(",")]
 
 
-def _diff(budget: str, config) -> dict:
-    """The config values that differ from the budget's base (what names the point)."""
-    return base_diff(config.to_dict(), BUDGETS.get(budget).base().to_dict())
+def _diff(s: Study, budget: str, config) -> dict:
+    """The config values that differ from the study's base at ``budget`` (what names the point)."""
+    return base_diff(config.to_dict(), s.base(budget).to_dict())
 
 
 @click.group()
@@ -63,12 +63,12 @@ def show(name, budget):
     b = BUDGETS.get(budget)
     points = s.points(budget)
     click.echo(f"{s.name}: {s.title}\n  {s.question}")
-    click.echo(f"budget {budget}: {b.note} (preset {b.preset}"
+    click.echo(f"budget {budget}: {b.note} (preset {b.preset or s.preset}"
                + "".join(f", {k}={v}" for k, v in b.overrides.items()) + ")")
     click.echo(f"{len(points)} runs, seeds {','.join(map(str, s.seeds))}:")
     seen = set()
     for stem, config in points:
-        diff = _diff(budget, config)
+        diff = _diff(s, budget, config)
         key = tuple(sorted(diff.items()))
         if key not in seen:
             seen.add(key)
@@ -101,7 +101,7 @@ def run(ctx, names, budget, out_dir, seeds, data_dir, force, quiet, as_json):
         plan = []
         for stem, config in s.points(budget, tuple(seeds) if seeds else None):
             check_trainable(config)
-            plan.append(({"study": s.name, "seed": config.seed, **_diff(budget, config)}, config,
+            plan.append(({"study": s.name, "seed": config.seed, **_diff(s, budget, config)}, config,
                          out_dir / f"{stem}.h5"))
         plans.append((s, plan))
     report = []

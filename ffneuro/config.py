@@ -71,6 +71,9 @@ class RunConfig:
     momentum: float = 0.9              # sgd momentum
     weight_decay: float = 0.0          # the units' optimisers' weight decay
     unit_epochs: tuple[int, ...] | None = None   # unit i learns only in its first unit_epochs[i] epochs (None: all)
+    pool_at: tuple[int, ...] | None = None  # the units (1-based) that downsample with pool (None: every pool_every-th)
+    cooldown_per_step: bool = False    # the cool-down lowers the lr every batch (else once per epoch)
+    group_at: tuple[int, ...] | None = None  # cfse: the units (1-based) whose conv is grouped by class (None: 2, 4, ...)
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -105,6 +108,8 @@ class RunConfig:
             need(all(v > 0 for v in self.unit_lrs), "learning rates must be > 0 (unit_lrs)")
         self.widths = self._int_tuple("widths", self.widths, 1)
         self.unit_epochs = self._int_tuple("unit_epochs", self.unit_epochs, 1)
+        self.pool_at = self._unit_set("pool_at", self.pool_at)
+        self.group_at = self._unit_set("group_at", self.group_at, empty_ok=True)
         need(self.peer_norm >= 0, f"peer-norm must be >= 0, got {self.peer_norm}")
         need(0.0 <= self.peer_momentum < 1.0, f"peer-momentum must lie in [0, 1), got {self.peer_momentum}")
         need(0.0 <= self.momentum < 1.0, f"momentum must lie in [0, 1), got {self.momentum}")
@@ -137,7 +142,7 @@ class RunConfig:
         prefix = "unit" if self.algo == "ff" else "layer"
         shape, pooled = tuple(int(s) for s in image_shape), False
         widths = self.widths or (self.filters,) * self.layers
-        for i, (pool, width) in enumerate(zip(layer_pools(self.layers, self.pool, self.pool_every), widths), 1):
+        for i, (pool, width) in enumerate(zip(layer_pools(self.layers, self.pool, self.pool_every, self.pool_at), widths), 1):
             _, h, w = shape
             fewer = f"use at most {i - 1} layers, a larger --pool-every, or --pool none"
             if self.kernel > 2 * min(h, w) - 1:
@@ -163,6 +168,18 @@ class RunConfig:
             raise ConfigError(f"{name} needs one value per layer ({self.layers}), got {len(out)}")
         if min(out) < minimum:
             raise ConfigError(f"every value of {name} must be >= {minimum}, got {list(out)}")
+        return out
+
+    def _unit_set(self, name: str, values, empty_ok: bool = False) -> tuple[int, ...] | None:
+        """A set of unit numbers (1-based) as a sorted tuple; each must name a layer."""
+        if values is None:
+            return None
+        try:
+            out = tuple(sorted({int(v) for v in values}))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a list of unit numbers, got {values!r}") from None
+        if (not out and not empty_ok) or not all(1 <= v <= self.layers for v in out):
+            raise ConfigError(f"{name.replace('_', '-')} lists units 1..{self.layers}, got {list(out)}")
         return out
 
     def _check_objective(self) -> None:
@@ -194,7 +211,7 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("unit_lrs", "widths", "unit_epochs"):
+        for key in ("unit_lrs", "widths", "unit_epochs", "pool_at", "group_at"):
             if d[key] is not None:
                 d[key] = list(d[key])  # JSON-safe: equal to its own json round trip
         return d
@@ -212,8 +229,9 @@ class RunConfig:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
         return cls(**values)
 
-    def lr_at(self, epoch: int, base: float) -> float:
-        """Constant ``base`` until ``cooldown_start``·epochs, then linear down to 0 at the last epoch's end."""
+    def lr_at(self, epoch: float, base: float) -> float:
+        """Constant ``base`` until ``cooldown_start``·epochs, then linear down to 0 at the last epoch's end.
+        ``epoch`` may be fractional (the batch's place in the run, with ``cooldown_per_step``)."""
         start = self.cooldown_start * self.epochs
         if epoch < start or self.epochs == 0:
             return base

@@ -35,10 +35,11 @@ def _check_keys(where: str, keys) -> None:
 
 @dataclass(frozen=True)
 class Budget:
-    """What every point of a study starts from: a preset and the overrides that size the runs."""
+    """What every point of a study starts from: a preset and the overrides that size the runs.
+    ``preset`` None: each study's own preset (:attr:`Study.preset`; the published-setting studies)."""
 
     name: str
-    preset: str
+    preset: str | None
     overrides: Mapping[str, Any]
     note: str
     grid_like: str | None = None   # use the studies' grids of this other budget
@@ -46,8 +47,12 @@ class Budget:
     def __post_init__(self) -> None:
         _check_keys(f"budget {self.name}", self.overrides)
 
-    def base(self) -> RunConfig:
-        return resolve_config(self.preset, dict(self.overrides))
+    def base(self, preset: str | None = None) -> RunConfig:
+        """The base config: this budget's preset (or ``preset``, the study's, when it has none) and overrides."""
+        name = self.preset or preset
+        if name is None:
+            raise ConfigError(f"budget {self.name} takes each study's own preset; this study has none")
+        return resolve_config(name, dict(self.overrides))
 
 
 BUDGETS: Registry[Budget] = Registry("budget")
@@ -112,6 +117,7 @@ class Study:
     paper_note: str = ""
     by: tuple[str, ...] = field(default=())   # keys the table groups by (default: every arm/grid key)
     plot_x: str | None = None                 # the key on a plot's x axis (default: the last group key)
+    preset: str | None = None                 # the study's own setting, for budgets without a preset
 
     def __post_init__(self) -> None:
         if not self.arms or not self.seeds:
@@ -147,15 +153,22 @@ class Study:
         """(file stem, resolved config) of every arm × grid value × seed, seeds innermost."""
         b = BUDGETS.get(budget)
         grid = self._grid(budget)
-        base = b.base().to_dict()
+        base = self.base(budget).to_dict()
+        preset = b.preset or self.preset
+        # a folder shared by the published-setting studies holds several presets: their names tell them apart
+        prefix = "" if b.preset else f"{preset}_"
         out = []
         for arm in self.arms:
             for combo in itertools.product(*grid.values()):
                 for seed in seeds or self.seeds:
                     overrides = {**b.overrides, **arm, **dict(zip(grid, combo)), "seed": seed}
-                    config = resolve_config(b.preset, overrides)
-                    out.append((run_stem(config.to_dict(), base), config))
+                    config = resolve_config(preset, overrides)
+                    out.append((prefix + run_stem(config.to_dict(), base), config))
         return out
+
+    def base(self, budget: str) -> RunConfig:
+        """The base config of this study at ``budget``: what a point's file name says the differences from."""
+        return BUDGETS.get(budget).base(self.preset)
 
 
 def base_diff(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,3 +269,61 @@ _study(Study(
                 "'comparable' to BP; the per-width values are in the figure only. " + _NOT_READ),
     by=("algo", "filters"),
 ))
+
+
+# ------------------------------------------------------------------------------------------------------
+# The FF variants' published settings (docs/variants/*.md): each study trains its preset and prints the
+# number its paper reports beside ours. Budget "published" is the preset as published (GPU jobs);
+# "cpu20k" is what 2 CPU cores afford: 20k training and 10k validation images, 1 and 2 epochs.
+
+_budget(Budget("published", None, {}, "each study's preset as published (epochs, widths and all: GPU jobs)"))
+_budget(Budget("cpu20k", None, dict(train_limit=20000, val_size=10000),
+               "each study's preset on the first 20k training images (validation: the last 10k), 1 and 2 epochs"))
+
+_CPU20K = {"epochs": (1, 2)}
+
+
+def _published(name: str, title: str, question: str, paper: tuple[PaperValue, ...], note: str,
+               cpu20k: Mapping[str, tuple] | None = None) -> Study:
+    return _study(Study(name, title, question, grids={"published": {}, "cpu20k": dict(cpu20k or _CPU20K)},
+                        seeds=(0,), paper=paper, paper_note=note, preset=name, by=("epochs",)))
+
+
+_published(
+    "hinton-fc-mnist", "Hinton (2022) §3.3: fully connected FF on MNIST",
+    "Does the fully connected FF network of the FF paper reach its published accuracy here?",
+    (PaperValue({}, "goodness", "test", 1 - 0.0136, None,
+                "Hinton 2022 §3.3: 1.36% test error, 4×2000 ReLUs, 60 epochs (as quoted by the loeweX reimplementation)"),),
+    "Only the goodness readout's 1.36% test error was read; the softmax readout's and any spread over seeds "
+    "were not.")
+
+_CWCOMP_NOTE = ("The abstract's test errors (0.58% MNIST, 7.69% F-MNIST, 21.89% CIFAR-10) do not say which of "
+                "the two predictors (goodness 'Avg' or softmax 'Sf') they are, nor the epoch; the reference "
+                "code keeps the epoch with the lowest test error. Tables per predictor were not read.")
+_published(
+    "cwcomp-mnist", "CwComp (AAAI 2024) on MNIST", "Does CwComp's CFSE network reach its published MNIST error?",
+    (PaperValue({}, "best predictor", "test", 1 - 0.0058, None, "Papachristodoulou et al. 2024, abstract: 0.58%"),),
+    _CWCOMP_NOTE)
+_published(
+    "cwcomp-fashion-mnist", "CwComp (AAAI 2024) on Fashion-MNIST", "Does CwComp reach its published F-MNIST error?",
+    (PaperValue({}, "best predictor", "test", 1 - 0.0769, None, "Papachristodoulou et al. 2024, abstract: 7.69%"),),
+    _CWCOMP_NOTE)
+_published(
+    "cwcomp-cifar10", "CwComp (AAAI 2024) on CIFAR-10", "Does CwComp reach its published CIFAR-10 error?",
+    (PaperValue({}, "best predictor", "test", 1 - 0.2189, None, "Papachristodoulou et al. 2024, abstract: 21.89%"),),
+    _CWCOMP_NOTE)
+# the Trifecta's "small" network is ~270M MACs per 32×32 forward pass: its CPU rows use a quarter of the widths
+_TRIFECTA_CPU = {"epochs": (1, 2), "widths": ((32, 32, 64, 64, 64, 128),)}
+_published(
+    "trifecta-mnist", "The Trifecta (layer-wise, no OLU) on MNIST", "How far does the Trifecta get without its "
+    "overlapping local updates?", (), "The paper's MNIST accuracy was not read here (only its abstract's CIFAR-10 "
+    "figure). Our runs have no overlapping local updates (docs/variants/trifecta.md).", _TRIFECTA_CPU)
+_published(
+    "trifecta-fashion-mnist", "The Trifecta (layer-wise, no OLU) on Fashion-MNIST", "How far does the Trifecta get "
+    "without its overlapping local updates?", (), "The paper's F-MNIST accuracy was not read here. Our runs have no "
+    "overlapping local updates.", _TRIFECTA_CPU)
+_published(
+    "trifecta-cifar10", "The Trifecta on CIFAR-10", "How far does the Trifecta get without its overlapping local "
+    "updates?", (PaperValue({}, "goodness", "test", 0.84, None, "Dooms et al. 2023, abstract: 'around 84%'"),),
+    "The 84% is with overlapping local updates (gradients across two blocks), which ffneuro's units forbid; "
+    "ours are the layer-wise ablation. The paper's layer-wise number was not read.", _TRIFECTA_CPU)

@@ -129,7 +129,7 @@ def test_list_and_show():
 def test_unknown_study_is_one_line_error(tmp_path):
     result = invoke("study", "run", "nope", "--out-dir", str(tmp_path))
     assert result.exit_code != 0
-    assert "unknown study 'nope'; valid: hyper, labelset" in result.output
+    assert "unknown study 'nope'; valid: cwcomp-cifar10, cwcomp-fashion-mnist" in result.output
     assert "Traceback" not in result.output
 
 
@@ -191,3 +191,20 @@ def test_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = invoke("study", "plot", "readout", str(out), "--budget", "smoke", "--out", str(png))
     assert result.exit_code != 0 and "nothing to plot" in result.output
+
+
+def test_published_setting_studies_run_their_own_preset_and_show_the_papers_number():
+    from ffneuro.cli.study import paper_values
+
+    s = STUDIES.get("cwcomp-mnist")
+    assert s.budgets() == ["cpu20k", "published"]
+    points = s.points("cpu20k")
+    assert [stem for stem, _ in points] == ["cwcomp-mnist_epochs=1_seed=0", "cwcomp-mnist_epochs=2_seed=0"]
+    assert all(c.preset == "cwcomp-mnist" and c.train_limit == 20000 and c.arch == "cfse" for _, c in points)
+    assert [c.epochs for _, c in s.points("published")] == [20]
+    shown = paper_values(s, [{"epochs": 1}, {"epochs": 2}])
+    assert shown == ["0.9942 (best predictor, test)"] * 2
+    assert "not read" in STUDIES.get("trifecta-mnist").paper_note and not STUDIES.get("trifecta-mnist").paper
+    # studies sharing a folder keep apart by preset name
+    stems = [stem for name in ("hinton-fc-mnist", "cwcomp-mnist") for stem, _ in STUDIES.get(name).points("cpu20k")]
+    assert len(set(stems)) == len(stems)

@@ -39,6 +39,7 @@ from .onednn import (
     input_grad_copies,
     weight_grad_copies,
 )
+from .objective import PAIRS, ObjectiveCost
 from .ops import INDEX_BYTES, MASTER_PRECISION, nbytes
 from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
 
@@ -211,22 +212,24 @@ def _embed(t: _Timeline, rows: int, image_elems: int, name: str) -> None:
 # FF
 
 
-def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", *, num_classes: int = 10,
+def ff_memory(layers: Sequence, batch: int, precision: str = "fp32", *, num_classes: int = 10,
               linear_readout: bool = False, readout_from: int = 1, goodness: str = "sumsq",
               scheme: str = "pytorch", master: str = MASTER_PRECISION, backend: str = "cuda",
-              onednn_block: int | None = None) -> MemoryCost:
+              onednn_block: int | None = None, objective: ObjectiveCost = PAIRS) -> MemoryCost:
     """Memory of one ``FFNet.train_batch``: units run one at a time on one tensor of ``batch``
-    positives and ``batch`` negatives; all units' parameters and optimiser states stay resident.
-    ``goodness`` (sumsq or meansq) no longer changes the PyTorch replay: both share one goodness
-    function whose backward makes a single full-size tensor. ``backend="cpu"`` adds the blocked
-    copies oneDNN makes around every conv (fp32 only), with channels rounded up to ``onednn_block``
-    (8 or 16; default: this CPU's, see :func:`.onednn.detect_onednn_block`); ``"cuda"`` leaves out
-    cuDNN's workspace."""
+    positives and ``batch`` negatives (a class-wise ``objective``: on the ``batch`` images themselves);
+    all units' parameters and optimiser states stay resident. ``goodness`` no longer changes the
+    PyTorch replay: every goodness function's backward makes a single full-size tensor.
+    ``backend="cpu"`` adds the blocked copies oneDNN makes around every conv (fp32 only), with channels
+    rounded up to ``onednn_block`` (8 or 16; default: this CPU's, see :func:`.onednn.detect_onednn_block`);
+    ``"cuda"`` leaves out cuDNN's workspace. Block types other than the conv block replay their own
+    step (their spec's ``replay_ff_unit``, :mod:`ffneuro.accounting.rules`)."""
     _check(scheme, precision, backend)
     block = _block(backend, onednn_block)
-    if goodness not in ("sumsq", "meansq"):
-        raise ValueError(f"unknown goodness {goodness!r}; valid: sumsq, meansq")
-    act, rows = precision, 2 * batch
+    act, rows = precision, batch * objective.rows_per_image
+    custom = [s for s in layers if hasattr(s, "replay_ff_unit")]
+    if custom and scheme == "pytorch" and precision != "fp32":
+        raise ValueError(f"the PyTorch replay of {custom[0].kind} blocks is modelled for fp32 only")
     specs: list = list(layers)
     readout = readout_spec(layers, num_classes, readout_from) if linear_readout else None
     if readout is not None:
@@ -246,13 +249,25 @@ def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
                           sum(t.live.values()) + work, layers[k].name)
 
     f32 = lambda n: nbytes(n, "fp32")
-    _embed(t, batch, image, "h_pos")
-    _embed(t, batch, image, "h_neg")
-    t.alloc("in", f32(rows * image))                     # torch.cat: the 2N rows every unit works on
-    t.mark("embed cat")
-    t.free("h_pos", "h_neg")
-    for s in layers:
+    if objective.pairs:
+        _embed(t, batch, image, "h_pos")
+        _embed(t, batch, image, "h_neg")
+        t.alloc("in", f32(rows * image))                 # torch.cat: the 2N rows every unit works on
+        t.mark("embed cat")
+        t.free("h_pos", "h_neg")
+    # a class-wise objective runs the batch itself through unit 1 (no "in" of its own); its linear readout
+    # reuses the readout units' training outputs, which stay alive to the end of the step ("kept")
+    keep = linear_readout and not objective.pairs
+    for i, s in enumerate(layers):
         u = f"{s.name}: "
+        if hasattr(s, "replay_ff_unit"):
+            s.replay_ff_unit(t, rows, batch, backend, master, objective, u)
+            t.mark(u + "hand-on")
+            t.free("in", "y")
+            t.live["in"] = t.live.pop("out")
+            if keep and i >= readout_from - 1:
+                t.live[f"kept{i}"] = t.live.pop("in")
+            continue
         x_in, a, p_params = rows * s.in_elems, rows * s.neurons, nbytes(s.params, master)
         if act != "fp32":                                # autocast copies of input and weights
             t.alloc("x16", nbytes(x_in, act))
@@ -290,22 +305,38 @@ def ff_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         t.mark(u + "hand-on")
         t.free("in", "y")
         t.live["in"] = t.live.pop("out")
+        if keep and i >= readout_from - 1:
+            t.live[f"kept{i}"] = t.live.pop("in")
     t.free("in")                                         # train_batch drops the last unit's output
-    if readout is not None:
+    if readout is not None and keep:
+        kept = [k for k in t.live if k.startswith("kept")]
+        if len(kept) > 1:                                # torch.cat of the flattened outputs
+            t.alloc("features", f32(batch * readout.in_features))
+            t.mark("readout: features")
+            t.free(*kept)
+        t.alloc("logits", 3 * f32(batch * readout.out_features))
+        t.free(f"grad:{readout.name}")
+        t.alloc(f"grad:{readout.name}", nbytes(readout.params, master))
+        t.mark("readout: backward")
+        _adam(t, _tensor_bytes([readout], master), "readout: update", backend)
+    elif readout is not None:
         # features(embed_neutral(x)) under no_grad, then the readout's own step
         t.alloc("neutral", f32(batch * image))
         t.mark("readout: embed")
         cur = "neutral"
         for i, s in enumerate(layers):
             u = f"readout/{s.name}: "
-            if act != "fp32":
-                t.alloc("n_x16", nbytes(batch * s.in_elems, act))
-            _conv(t, "n_conv_out", nbytes(batch * s.neurons, act), u + "conv",
-                  forward_copies(s, batch, block) if block else None)
-            t.alloc("n_y", nbytes(batch * s.neurons, act))
-            t.mark(u + "relu")
-            t.free("n_conv_out", "n_x16")
-            _hand_on(t, s, batch, act, "n_")
+            if hasattr(s, "replay_forward"):
+                s.replay_forward(t, batch, backend, u)
+            else:
+                if act != "fp32":
+                    t.alloc("n_x16", nbytes(batch * s.in_elems, act))
+                _conv(t, "n_conv_out", nbytes(batch * s.neurons, act), u + "conv",
+                      forward_copies(s, batch, block) if block else None)
+                t.alloc("n_y", nbytes(batch * s.neurons, act))
+                t.mark(u + "relu")
+                t.free("n_conv_out", "n_x16")
+                _hand_on(t, s, batch, act, "n_")
             t.free("n_y", cur)
             cur = f"neutral{i}"
             t.live[cur] = t.live.pop("n_out")
@@ -356,6 +387,9 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         return MemoryCost("bp", scheme, batch, precision, params, grads, optim, inputs, held, names,
                           sum(t.live.values()) + sum(stored) + in_flight, "backward")
 
+    if any(hasattr(s, "replay_bp_forward") for s in layers):
+        return _bp_memory_by_block(t, layers, head, specs, batch, precision, params, grads, optim, inputs, names,
+                                   master, backend)
     held = []
     bf = act != "fp32"
     # ---- forward (everything below stays saved for the backward unless freed)
@@ -437,6 +471,37 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
                       t.peak, t.peak_at)
 
 
+def _bp_memory_by_block(t: _Timeline, layers, head, specs, n: int, precision: str, params, grads, optim, inputs,
+                        names, master: str, backend: str) -> MemoryCost:
+    """bp_memory for block types that replay their own BP forward and backward (``replay_bp_forward`` /
+    ``replay_bp_backward``, fp32): the forward saves each layer's tensors, the head's logits, then every
+    layer's backward from the top, and one Adam step."""
+    if precision != "fp32":
+        raise ValueError(f"the PyTorch replay of {layers[0].kind} blocks is modelled for fp32 only")
+    f32 = lambda k: nbytes(k, "fp32")
+    held = []
+    for l, s in enumerate(layers, 1):
+        before = sum(t.live.values())
+        s.replay_bp_forward(t, n, l, backend, f"{s.name}: ")
+        held.append(sum(t.live.values()) - before)
+    t.alloc("logits", 3 * f32(n * head.out_features))
+    t.mark("head")
+    for s in specs:
+        if s.trainable:
+            t.free(f"grad:{s.name}")                     # zero_grad(set_to_none=True)
+    t.alloc("g", f32(n * head.in_features))
+    t.alloc(f"grad:{head.name}", nbytes(head.params, master))
+    t.mark("head backward")
+    t.free("logits")
+    for l in reversed(range(1, len(layers) + 1)):
+        s = layers[l - 1]
+        s.replay_bp_backward(t, n, l, backend, master, f"{s.name} backward: ")
+        t.free(f"h_{l - 1}")
+    _adam(t, _tensor_bytes(specs, master), "update", backend)
+    return MemoryCost("bp", "pytorch", n, precision, params, grads, optim, inputs, tuple(held), names,
+                      t.peak, t.peak_at)
+
+
 def bp_peak_training_bytes(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", **kw) -> int:
     """Peak bytes of one BP training step (see :func:`bp_memory` for the options)."""
     return bp_memory(layers, batch, precision, **kw).peak_bytes
@@ -448,11 +513,11 @@ def bp_peak_training_bytes(layers: Sequence[LayerSpec], batch: int, precision: s
 
 def inference_peak_bytes(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", *, readout: str,
                          num_classes: int = 10, readout_from: int = 1, algo: str = "ff",
-                         weight_precision: str = MASTER_PRECISION) -> int:
+                         weight_precision: str = MASTER_PRECISION, objective: ObjectiveCost = PAIRS) -> int:
     """Peak bytes of classifying ``batch`` images (``"minimal"`` scheme): every parameter, the input
     batch, and the largest unit's input, neurons and output for all rows at once (the goodness readout
-    runs batch×classes rows); with the linear readout also its gathered features."""
-    rows = batch * (num_classes if readout == "goodness" else 1)
+    of a pair objective runs batch×classes rows); with the linear readout also its gathered features."""
+    rows = batch * (num_classes if readout == "goodness" and objective.pairs else 1)
     lin = None
     if readout == "linear":
         lin = head_spec(layers, num_classes) if algo == "bp" else readout_spec(layers, num_classes, readout_from)

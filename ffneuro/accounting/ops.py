@@ -45,6 +45,9 @@ FF_LOSS_FWD = 4            # per logit: softplus (exp, log1p, add) and its share
 FF_LOSS_BWD = 3            # per logit: sigmoid (exp, add, divide)
 CE_FWD = (5, 2)            # per class: max, subtract, exp, accumulate, subtract; per sample: log, pick
 CE_BWD = (1, 1)            # per class: exp(log-softmax); per sample: subtract the one-hot
+PEER_NORM_FWD = 1          # per neuron of a positive row: accumulate its batch mean (the per-neuron blend and
+                           # penalty, a few ops per neuron per batch, are not counted)
+PEER_NORM_BWD = 1          # per neuron of a positive row: add the penalty's share to dL/dy
 ARGMAX_OPS = 1             # one compare per candidate class
 LABEL_EMBED_OPS = 6        # per pixel: scale pattern, add, min, max, subtract, divide (min-max to [0,1])
 # one timestep of a stateful neuron (NIR models), per neuron: LIF = decay (multiply), add input,

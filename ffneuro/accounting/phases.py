@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from ..spec import Activation, NetSpec, Neuron, Pool2d, RMSNorm, Unit
 from . import ops
 from .ops import MASTER_PRECISION, nbytes
+from .objective import PAIRS, ObjectiveCost
 from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
 
 CATEGORIES = ("weights", "activations", "errors", "gradients", "optimizer")
@@ -191,11 +192,11 @@ def _update(spec, master: str) -> PhaseCost:
                      bytes_written=Traffic(weights=p, optimizer=2 * p))
 
 
-def _conv_forward(name: str, s: LayerSpec, rows: int, precision: str, master: str, extra_ops: int = 0) -> PhaseCost:
-    """conv + bias + ReLU (writes the neurons), then pool + RMS norm (writes the hand-on output).
-    A stride-2 conv's neurons are already the downsampled map: no pool ops, MACs per output position."""
-    per_sample = ((ops.BIAS_OPS if s.bias else 0) + ops.RELU_OPS) * s.neurons \
-        + ops.pool_fwd_ops(s.pool, s.out_elems) + ops.rms_norm_fwd_ops(s.out_elems)
+def _conv_forward(name: str, s, rows: int, precision: str, master: str, extra_ops: int = 0) -> PhaseCost:
+    """One block's forward: its weighted node (writes the neurons), then everything after it up to the
+    hand-on output (the block's ``forward_ops``; conv: bias, ReLU, pool, RMS norm). A stride-2 conv's
+    neurons are already the downsampled map: no pool ops, MACs per output position."""
+    per_sample = s.forward_ops
     return PhaseCost(
         name, macs=rows * s.macs, elementwise_ops=rows * per_sample + extra_ops,
         bytes_read=Traffic(weights=nbytes(s.params, master), activations=_act(rows * (s.in_elems + s.neurons), precision)),
@@ -217,7 +218,7 @@ def _ce_loss(s: LinearSpec, rows: int, precision: str) -> PhaseCost:
                      bytes_read=Traffic(activations=_act(rows * s.out_features, precision)))
 
 
-def _embed_ops(first: LayerSpec, rows: int) -> int:
+def _embed_ops(first, rows: int) -> int:
     return ops.LABEL_EMBED_OPS * rows * first.in_elems
 
 
@@ -225,38 +226,45 @@ def _embed_ops(first: LayerSpec, rows: int) -> int:
 # workloads
 
 
-def ff_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: int, precision: str = "fp32",
-                      linear_readout: bool = False, readout_from: int = 1,
-                      master: str = MASTER_PRECISION) -> NetworkCost:
-    """One FF training step (``FFNet.train_batch``) on ``batch`` images: per unit ``forward_pos``,
-    ``forward_neg`` (label embedding charged to unit 1), ``goodness_loss``, ``backward`` (weight gradient
-    only: inputs arrive detached) and ``update``; frozen units have zero backward and update.
+def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precision: str = "fp32",
+                      linear_readout: bool = False, readout_from: int = 1, master: str = MASTER_PRECISION,
+                      objective: ObjectiveCost = PAIRS) -> NetworkCost:
+    """One FF training step (``FFNet.train_batch``) on ``batch`` images, per unit: with a pair objective
+    ``forward_pos`` and ``forward_neg`` (label embedding charged to unit 1), else one ``forward`` of the
+    unlabelled images; then ``goodness_loss``, ``backward`` (weight gradient only: inputs arrive
+    detached; a block that trains parameters before its weighted node also computes that node's input
+    gradient) and ``update``; frozen units have zero backward and update.
 
-    With ``linear_readout`` the step also runs every unit once on the neutral embedding
-    (``forward_neutral``) and trains the readout (``readout``: forward, loss, backward of the weights
-    only, since its features are detached, and update).
+    With ``linear_readout`` the step trains the readout (``readout``: forward, loss, backward of the
+    weights only, since its features are detached, and update); a pair objective first runs every unit
+    once more on the neutral embedding (``forward_neutral``), a class-wise one reuses the training rows.
     """
     n, b, m = batch, precision, master
+    rows = n * objective.rows_per_image
     units = []
     for i, s in enumerate(layers):
-        emb = _embed_ops(s, n) if i == 0 else 0
-        fwd = [_conv_forward("forward_pos", s, n, b, m, emb), _conv_forward("forward_neg", s, n, b, m, emb)]
+        if objective.pairs:
+            emb = _embed_ops(s, n) if i == 0 else 0
+            fwd = [_conv_forward("forward_pos", s, n, b, m, emb), _conv_forward("forward_neg", s, n, b, m, emb)]
+        else:
+            fwd = [_conv_forward("forward", s, n, b, m)]
+        g = s.goodness_elems
+        peer_fwd, peer_bwd = objective.peer_ops(g)
         goodness = PhaseCost(
-            "goodness_loss",
-            elementwise_ops=2 * n * (ops.GOODNESS_FWD[0] * s.neurons + ops.GOODNESS_FWD[1] + ops.FF_LOSS_FWD),
-            bytes_read=Traffic(activations=_act(2 * n * s.neurons, b)),
-            bytes_written=Traffic(activations=nbytes(2 * n, "fp32")))
+            "goodness_loss", elementwise_ops=rows * objective.goodness_loss_ops(g) + n * peer_fwd,
+            bytes_read=Traffic(activations=_act(rows * g, b)),
+            bytes_written=Traffic(activations=nbytes(rows * objective.groups, "fp32")))
         if s.trainable:
-            per_sample = ops.FF_LOSS_BWD + ops.GOODNESS_BWD[0] * s.neurons + ops.GOODNESS_BWD[1] \
-                + ops.RELU_OPS * s.neurons + (ops.BIAS_OPS * s.neurons if s.bias else 0)
+            macs = rows * s.macs * (2 if s.trains_before_synapse else 1)
+            per_row = objective.goodness_backward_ops(g) + s.neuron_grad_ops + s.bias_grad_ops
             backward = PhaseCost(
-                "backward", macs=2 * n * s.macs, elementwise_ops=2 * n * per_sample,
-                bytes_read=Traffic(activations=_act(2 * n * (s.neurons + s.in_elems), b)),
-                bytes_written=Traffic(gradients=nbytes(s.params, m)), sparse_macs=2 * n * s.macs)
+                "backward", macs=macs, elementwise_ops=rows * per_row + n * peer_bwd,
+                bytes_read=Traffic(activations=_act(rows * (s.neurons + s.in_elems), b)),
+                bytes_written=Traffic(gradients=nbytes(s.params, m)), sparse_macs=macs)
         else:
             backward = PhaseCost("backward")
         phases = [*fwd, goodness, backward, _update(s, m)]
-        if linear_readout:
+        if linear_readout and objective.pairs:
             phases.append(_conv_forward("forward_neutral", s, n, b, m, _embed_ops(s, n) if i == 0 else 0))
         units.append(UnitPhases(s.name, s, tuple(phases)))
     if linear_readout:
@@ -283,14 +291,15 @@ def bp_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: i
     n, b, m = batch, precision, master
     units = []
     for i, s in enumerate(layers):
-        stored = s.neurons + (s.out_elems if s.pooled else 0)   # y, and p when pooled (norm backward needs it)
+        stored = s.bp_stored - s.out_elems   # what the backward reads besides the output (conv: y, and p when pooled)
         fwd = _conv_forward("forward", s, n, b, m)
         fwd = PhaseCost("forward", fwd.macs, fwd.elementwise_ops, fwd.bytes_read,
                         Traffic(activations=_act(n * (stored + s.out_elems), b)),
                         crossing_read=fwd.crossing_read, crossing_written=_act(n * (stored + s.out_elems), b),
                         sparse_macs=fwd.sparse_macs)
-        first = i == 0
-        ew = ops.rms_norm_bwd_ops(s.out_elems) + ops.pool_bwd_ops(s.pool, s.neurons, s.out_elems) + ops.RELU_OPS * s.neurons
+        # the image needs no gradient: layer 1 skips dL/dx unless it trains parameters before its weights
+        first = i == 0 and not s.trains_before_synapse
+        ew = s.bp_input_grad_ops(i == 0)
         back_in = PhaseCost(
             "backward_input", macs=0 if first else n * s.macs, elementwise_ops=n * ew,
             bytes_read=Traffic(weights=0 if first else nbytes(s.params, m), activations=_act(n * stored, b),
@@ -299,7 +308,7 @@ def bp_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: i
             crossing_read=_act(n * (stored + s.out_elems), b),
             crossing_written=0 if first else _act(n * s.in_elems, b))
         back_w = PhaseCost(
-            "backward_weight", macs=n * s.macs, elementwise_ops=n * (s.neurons if s.bias else 0),
+            "backward_weight", macs=n * s.macs, elementwise_ops=n * s.bias_grad_ops,
             bytes_read=Traffic(activations=_act(n * s.in_elems, b), errors=_act(n * s.neurons, b)),
             bytes_written=Traffic(gradients=nbytes(s.params, m)),
             crossing_read=_act(n * s.in_elems, b), sparse_macs=n * s.macs)
@@ -320,32 +329,34 @@ def bp_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: i
     return NetworkCost("bp_train", batch, precision, tuple(units))
 
 
-def inference_costs(layers: Sequence[LayerSpec], *, readout: str, num_classes: int, batch: int = 1,
+def inference_costs(layers: Sequence, *, readout: str, num_classes: int, batch: int = 1,
                     precision: str = "fp32", readout_from: int = 1, algo: str = "ff",
-                    master: str = MASTER_PRECISION) -> NetworkCost:
+                    master: str = MASTER_PRECISION, objective: ObjectiveCost = PAIRS) -> NetworkCost:
     """Classifying ``batch`` images.
 
-    ``readout="linear"``: one forward of every unit (FF: on the neutral embedding) and the linear
+    ``readout="linear"``: one forward of every unit (FF pairs: on the neutral embedding) and the linear
     classifier (FF: the readout on layers ``readout_from``..L; BP, ``algo="bp"``: the head).
-    ``readout="goodness"`` (FF only): one forward per candidate class (``num_classes`` passes, run as
-    one batch of batch×classes rows, so weights are read once), the goodness of layers
-    ``readout_from``..L summed, and an argmax.
+    ``readout="goodness"`` (FF only): with a pair objective one forward per candidate class
+    (``num_classes`` passes, run as one batch of batch×classes rows, so weights are read once), else
+    (class-wise goodness) one forward; the goodness of layers ``readout_from``..L summed, and an argmax.
     """
     if readout not in ("linear", "goodness"):
         raise ValueError(f"unknown readout {readout!r}; valid: linear, goodness")
     if algo == "bp" and readout != "linear":
         raise ValueError("the BP network has only the linear readout")
-    passes = num_classes if readout == "goodness" else 1
+    passes = num_classes if readout == "goodness" and objective.pairs else 1
     rows, b, m = batch * passes, precision, master
+    embeds = algo == "ff" and objective.pairs
     units = []
     for i, s in enumerate(layers):
-        emb = _embed_ops(s, rows) if (i == 0 and algo == "ff") else 0
+        emb = _embed_ops(s, rows) if (i == 0 and embeds) else 0
         phases = [_conv_forward("forward", s, rows, b, m, emb)]
         if readout == "goodness" and i >= readout_from - 1:
             last = i == len(layers) - 1
-            ew = rows * (ops.GOODNESS_FWD[0] * s.neurons + ops.GOODNESS_FWD[1] + 1)  # +1: add into the class score
+            g = s.goodness_elems   # +1 per goodness value: add it into the class score
+            ew = rows * (ops.GOODNESS_FWD[0] * g + (ops.GOODNESS_FWD[1] + 1) * objective.groups)
             ew += batch * num_classes * ops.ARGMAX_OPS if last else 0
-            phases.append(PhaseCost("goodness", elementwise_ops=ew, bytes_read=Traffic(activations=_act(rows * s.neurons, b))))
+            phases.append(PhaseCost("goodness", elementwise_ops=ew, bytes_read=Traffic(activations=_act(rows * g, b))))
         units.append(UnitPhases(s.name, s, tuple(phases)))
     if readout == "linear":
         lin = head_spec(layers, num_classes) if algo == "bp" else readout_spec(layers, num_classes, readout_from)

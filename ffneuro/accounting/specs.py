@@ -19,7 +19,9 @@ file each. What a block spec provides:
   ``neuron_grad_ops`` (dL/d goodness input → dL/d synapse output), ``bias_grad_ops``,
   ``bp_input_grad_ops(first)`` (BP: dL/d hand-on output → dL/d synapse output, and for a non-first
   block on to dL/d its input, elementwise part) and ``bp_stored`` (elements BP keeps for the backward);
-  ``update_ops`` (elementwise ops per neuron per pass that a neuromorphic neuron update replaces).
+  ``update_ops`` (elementwise ops per neuron per pass that a neuromorphic neuron update replaces);
+  ``trains_before_synapse`` (parameters before the weighted node learn, so even an FF unit computes
+  that node's input gradient).
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class LayerSpec:
     """
 
     kind: ClassVar[str] = "conv"
+    trains_before_synapse: ClassVar[bool] = False   # no parameters before the conv: FF needs no dL/dx
 
     name: str
     in_shape: tuple[int, int, int]
@@ -203,7 +206,8 @@ class LayerSpec:
 
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["LayerSpec"]:
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
+              group_at: Sequence[int] | None = None) -> list["LayerSpec"]:
         """Blocks fed one by another: block i has ``widths[i]`` filters and downsamples with ``pools[i]``."""
         specs, shape = [], tuple(image_shape)
         for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
@@ -266,10 +270,13 @@ class LinearSpec:
         return BIAS_OPS if self.bias else 0
 
 
-def layer_pools(layers: int, pool: str = "none", pool_every: int = 1) -> list[str]:
-    """Per-layer pool: unit i (1-based) downsamples with ``pool`` iff i % ``pool_every`` == 0, else "none"."""
+def layer_pools(layers: int, pool: str = "none", pool_every: int = 1, pool_at=None) -> list[str]:
+    """Per-layer pool: unit i (1-based) downsamples with ``pool`` iff i is in ``pool_at`` (when given),
+    else iff i % ``pool_every`` == 0; the others get "none"."""
     if pool_every < 1:
         raise ValueError(f"pool_every must be >= 1, got {pool_every}")
+    if pool_at is not None:
+        return [pool if i + 1 in set(pool_at) else "none" for i in range(layers)]
     return [pool if (i + 1) % pool_every == 0 else "none" for i in range(layers)]
 
 
@@ -304,8 +311,9 @@ def layer_specs(config, image_shape: Sequence[int], *, algo: str | None = None,
     rule = BLOCK_SPECS.get(getattr(config, "arch", "conv"))
     flags = [algo == "bp" or config.train_first_layer or i > 0 for i in range(config.layers)]
     return rule.stack(image_shape, layer_widths(config), kernel=config.kernel,
-                      pools=layer_pools(config.layers, config.pool, pool_every),
-                      prefix="unit" if algo == "ff" else "layer", trainable=flags, num_classes=num_classes)
+                      pools=layer_pools(config.layers, config.pool, pool_every, getattr(config, "pool_at", None)),
+                      prefix="unit" if algo == "ff" else "layer", trainable=flags, num_classes=num_classes,
+                      group_at=getattr(config, "group_at", None))
 
 
 def readout_spec(layers: Sequence, num_classes: int, readout_from: int = 1) -> LinearSpec:

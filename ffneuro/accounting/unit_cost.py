@@ -24,11 +24,15 @@ class UnitCost:
     macs_input_grad: int        # dL/dx of one pass (only backprop needs it)
     trainable: bool
     synops_forward: int = 0     # one forward pass without padding taps (NeuroBench's synaptic operations)
+    ff_passes: int = 2          # FF rows per training image: positive and negative (1: a class-wise loss)
+    ff_input_grad: bool = False # an FF step also computes dL/dx (parameters before the weights learn)
 
     @property
     def macs_ff_train(self) -> int:
-        """FF training per sample: forward of positive and negative, weight gradient of both."""
-        return 2 * self.macs_forward + (2 * self.macs_weight_grad if self.trainable else 0)
+        """FF training per sample: the forward of each pass (positive and negative, or the one unlabelled
+        image), the weight gradient of each (and the input gradient where the block needs it)."""
+        backward = self.macs_weight_grad + (self.macs_input_grad if self.ff_input_grad else 0)
+        return self.ff_passes * (self.macs_forward + (backward if self.trainable else 0))
 
     def macs_inference(self, num_classes: int, readout: str) -> int:
         """Linear readout: one forward; goodness readout: one forward per candidate class."""
@@ -38,13 +42,15 @@ class UnitCost:
         return {**asdict(self), "macs_ff_train": self.macs_ff_train}
 
 
-def unit_cost(spec: LayerSpec, precision: str = "fp32") -> UnitCost:
-    """The summary of one conv block, from its spec (the one description of the layer)."""
+def unit_cost(spec, precision: str = "fp32", ff_passes: int = 2) -> UnitCost:
+    """The summary of one block, from its spec (the one description of the layer); ``ff_passes``: FF rows
+    per training image (2 with positives and negatives, 1 with a class-wise loss)."""
     macs = spec.macs
     return UnitCost(name=spec.name, params=spec.params, param_bytes=spec.params * 4, activation_elems=spec.neurons,
                     activation_bytes=spec.neurons * BYTES_PER_ELEMENT[precision], macs_forward=macs,
                     macs_weight_grad=macs, macs_input_grad=macs, trainable=spec.trainable,
-                    synops_forward=spec.synops)
+                    synops_forward=spec.synops, ff_passes=ff_passes,
+                    ff_input_grad=bool(getattr(spec, "trains_before_synapse", False)))
 
 
 def conv_unit_cost(name: str, in_shape: tuple[int, int, int], filters: int, kernel: int,

@@ -7,8 +7,8 @@ and class). The FF logit is ``goodness(y) - theta``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -77,9 +77,8 @@ def classwise_squares(y: torch.Tensor, groups: int) -> torch.Tensor:
     CwComp's goodness: with one group per class, entry [n, k] is how strongly the channels that class k
     owns respond to sample n (Papachristodoulou et al., AAAI 2024).
     """
-    per_sample = y[0].numel()
-    if per_sample % groups:
-        raise ValueError(f"{per_sample} activations per sample do not split into {groups} equal groups")
+    if y.shape[1] % groups:
+        raise ValueError(f"{y.shape[1]} channels do not split into {groups} equal groups")
     return _GroupSumSquares.apply(y, groups)
 
 

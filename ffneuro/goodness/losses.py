@@ -11,9 +11,8 @@ A loss's hyperparameters have defaults here and are set per run with ``--loss-pa
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

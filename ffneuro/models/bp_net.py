@@ -12,7 +12,7 @@ from ..accounting import LinearSpec, net_spec, unit_cost
 from ..config import RunConfig
 from ..precision import autocast
 from ..spec import NetSpec
-from .ff_net import StepResult, WalkStep, block_stack
+from .ff_net import StepResult, WalkStep, block_stack, walk
 
 
 class BPNet(nn.Module):
@@ -35,13 +35,8 @@ class BPNet(nn.Module):
             return self.head(h.flatten(1)).float()
 
     def walk(self, h: torch.Tensor, stop: int | None = None) -> Iterator[WalkStep]:
-        """The blocks one after another (as :meth:`FFNet.walk`): input, block output and hand-on of each."""
-        for i, block in enumerate(self.blocks[:stop]):
-            y = block(h)
-            out = block.hand_on(y)
-            yield WalkStep(i, block, h, y, out)
-            del y
-            h = out
+        """:func:`~ffneuro.models.ff_net.walk` through the blocks (activity measurement)."""
+        return walk(self.blocks, h, stop)
 
     def unit_names(self) -> list[str]:
         return [f"layer{i + 1}" for i in range(len(self.blocks))]
@@ -55,6 +50,9 @@ class BPNet(nn.Module):
     activity_embedding = "none"
 
     def start_epoch(self, epoch: int, schedule: Callable[[float], float]) -> None:
+        self.set_lrs(schedule)
+
+    def set_lrs(self, schedule: Callable[[float], float]) -> None:
         self.set_lr(schedule(self.base_lr))
 
     def set_lr(self, lr: float, _linear_lr: float | None = None) -> None:

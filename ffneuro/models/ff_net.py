@@ -62,6 +62,24 @@ class WalkStep:
     out: torch.Tensor
 
 
+def walk(modules, h: torch.Tensor, stop: int | None = None, start: int = 0) -> Iterator[WalkStep]:
+    """The one pass through a chain of units or blocks (anything with ``forward`` and ``hand_on``),
+    ``start..stop-1`` (default all) for what module ``start`` receives: each one's input, what it measures
+    goodness on, its hand-on output. A step's input and neurons are released before the next unit runs
+    (only the hand-on output lives on). Call under ``no_grad``."""
+    stop = len(modules) if stop is None else stop
+    for i in range(start, stop):
+        module = modules[i]
+        y = module(h)
+        out = module.hand_on(y)
+        step = WalkStep(i, module, h, y, out)
+        yield step
+        # the caller's loop variable keeps the step until the next one arrives: drop its big tensors now
+        step.x = step.y = None
+        del y
+        h = out
+
+
 @contextmanager
 def evaluating(module: nn.Module):
     """``module`` in eval mode inside the block (batch norm on its running statistics), as it was after."""
@@ -146,29 +164,22 @@ class FFNet(nn.Module):
     # --------------------------------------------------------------------------------- the walk
 
     def walk(self, h: torch.Tensor, stop: int | None = None, start: int = 0) -> Iterator[WalkStep]:
-        """The one pass through the units ``start..stop-1`` (default all) for already-prepared input ``h``
-        (what unit ``start`` receives): each unit's input, goodness input and hand-on output, in order.
-        Call under ``no_grad``."""
-        stop = len(self.units) if stop is None else stop
-        for i in range(start, stop):
-            unit = self.units[i]
-            y = unit(h)
-            out = unit.hand_on(y)
-            step = WalkStep(i, unit, h, y, out)
-            yield step
-            # the caller's loop variable keeps the step until the next one arrives: drop its big tensors now,
-            # so that only the hand-on output lives through the next unit's forward
-            step.x = step.y = None
-            del y
-            h = out
+        """:func:`walk` through the units ``start..stop-1`` for already-prepared input ``h`` (:meth:`readout_input`
+        etc., or what unit ``start`` receives)."""
+        return walk(self.units, h, stop, start)
 
     # --------------------------------------------------------------------------------- training
 
     def start_epoch(self, epoch: int, schedule: Callable[[float], float]) -> None:
         """Set every optimiser's lr to ``schedule(base lr)`` and stop the units whose --unit-epochs are over."""
+        self.set_lrs(schedule)
+        for i, unit in enumerate(self.units):
+            unit.active = self.unit_epochs is None or epoch < self.unit_epochs[i]
+
+    def set_lrs(self, schedule: Callable[[float], float]) -> None:
+        """Every optimiser's lr: ``schedule`` of its own base lr (the unit's, or the linear readout's)."""
         for i, unit in enumerate(self.units):
             unit.set_lr(schedule(self.base_lrs[i]))
-            unit.active = self.unit_epochs is None or epoch < self.unit_epochs[i]
         if self.linear is not None:
             self.linear.set_lr(schedule(self.linear_lr))
 

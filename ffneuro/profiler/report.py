@@ -26,6 +26,7 @@ from ..accounting import (
     nbytes,
     update_ops,
 )
+from ..accounting.objective import PAIRS, ObjectiveCost, objective_cost
 from ..spec import Conv2d, NetSpec
 from .energy import (
     ActionCounts,
@@ -362,7 +363,7 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
                     precision: str = "fp32", sparsity: Sequence[float] | None = None,
                     bp_sparsity: Sequence[float] | None = None, readout_from: int = 1,
                     linear_readout: bool = True, goodness: str = "sumsq",
-                    workloads: Sequence[str] = PROFILED) -> ProfileReport:
+                    workloads: Sequence[str] = PROFILED, objective: ObjectiveCost = PAIRS) -> ProfileReport:
     """Estimate ``workloads`` of the FF network ``layers`` (and of its BP twin: the same shapes, every
     layer trained, a linear head) on ``hw``, per unit and in total, per sample.
 
@@ -371,6 +372,7 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
     ``sparsity``: each FF unit's input zero fraction (:func:`~ffneuro.profiler.sparsity.measure_sparsity`),
     used on event-driven targets for FF training and inference; ``bp_sparsity`` likewise for BP.
     ``linear_readout``: whether FF training also trains the linear readout (config ``readout`` linear/both).
+    ``objective``: what the FF goodness and loss cost (default: the paper's, pairs of positives and negatives).
     """
     hw = load_profile(hw) if isinstance(hw, str) else hw
     layers = list(layers)
@@ -390,6 +392,8 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
     bp_layers = [replace(s, name=f"layer{i + 1}", trainable=True) for i, s in enumerate(layers)]
     # a GPU/CPU runs this package's PyTorch code; anything else is assumed to run fused kernels
     scheme = "pytorch" if (hw.kind in ("gpu", "cpu") and act_prec in ("fp32", "bf16")) else "minimal"
+    if act_prec != "fp32" and any(hasattr(s, "replay_ff_unit") for s in layers):
+        scheme = "minimal"   # the fc, cfse and trifecta blocks' PyTorch replays are modelled in fp32 only
     out: dict[str, WorkloadEstimate] = {}
     style = mapping_style(hw)
     notes = []
@@ -402,9 +406,11 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
         master = "fp32" if training else native_w   # training keeps an fp32 master copy
         if w == "ff_train":
             cost = ff_training_costs(layers, num_classes=num_classes, batch=batch, precision=act_prec,
-                                     linear_readout=linear_readout, readout_from=readout_from, master=master)
+                                     linear_readout=linear_readout, readout_from=readout_from, master=master,
+                                     objective=objective)
             peak = ff_memory(layers, batch, act_prec, num_classes=num_classes, linear_readout=linear_readout,
-                             readout_from=readout_from, goodness=goodness, scheme=scheme).peak_bytes
+                             readout_from=readout_from, goodness=goodness, scheme=scheme,
+                             objective=objective).peak_bytes
             sp = sparsity
         elif w == "bp_train":
             cost = bp_training_costs(bp_layers, num_classes=num_classes, batch=batch, precision=act_prec, master=master)
@@ -419,9 +425,9 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
         else:
             readout = w.removeprefix("infer_")
             cost = inference_costs(layers, readout=readout, num_classes=num_classes, batch=batch, precision=act_prec,
-                                   readout_from=readout_from, master=master)
+                                   readout_from=readout_from, master=master, objective=objective)
             peak = inference_peak_bytes(layers, batch, act_prec, readout=readout, num_classes=num_classes,
-                                        readout_from=readout_from, weight_precision=master)
+                                        readout_from=readout_from, weight_precision=master, objective=objective)
             sp = sparsity
         mapping = map_units([u.spec for u in cost.units], hw, training=training, precision=act_prec,
                             weight_precision=native_w, work={u.unit: u.total.macs for u in cost.units})
@@ -520,11 +526,13 @@ def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: Har
     """:func:`profile_network` for the network a :class:`~ffneuro.config.RunConfig` builds (no model
     needed); ``precision`` overrides the run's (e.g. int8 to estimate a quantised deployment)."""
     config.check_shapes(image_shape)  # the same refusal as for training: a one-line ConfigError naming the unit
-    return profile_network(layer_specs(config, image_shape, algo="ff"), hw, num_classes=num_classes,
+    return profile_network(layer_specs(config, image_shape, algo="ff", num_classes=num_classes), hw,
+                           num_classes=num_classes,
                            batch=batch or config.batch_size, precision=precision or config.precision,
                            sparsity=sparsity, bp_sparsity=bp_sparsity,
                            readout_from=config.readout_from, linear_readout=config.readout in ("linear", "both"),
-                           goodness=config.goodness, workloads=workloads)
+                           goodness=config.goodness, workloads=workloads,
+                           objective=objective_cost(config, num_classes))
 
 
 # --------------------------------------------------------------------------------------------------

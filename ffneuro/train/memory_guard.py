@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from ..accounting import bp_memory, ff_memory, inference_memory, layer_specs
+from ..accounting import bp_memory, ff_memory, inference_memory, inference_peak_bytes, layer_specs
+from ..accounting.objective import objective_cost
 from ..config import RunConfig
 from ..data import Dataset, split_sizes
 from ..errors import ConfigError
@@ -68,11 +69,12 @@ class _Model:
     def __init__(self, config: RunConfig, image_shape: Sequence[int], num_classes: int, *, train_images: int,
                  val_images: int, test_images: int, device: torch.device):
         self.config, self.classes = config, num_classes
-        self.specs = layer_specs(config, tuple(image_shape))
+        self.specs = layer_specs(config, tuple(image_shape), num_classes=num_classes)
         self.backend = "cuda" if device.type == "cuda" else "cpu"
         # oneDNN's copies are modelled for fp32; bf16 on CPU is estimated with the autocast replay
         self.train_backend = self.backend if config.precision == "fp32" else "cuda"
         self.ff = config.algo == "ff"
+        self.objective = objective_cost(config, num_classes)
         self.linear = config.readout in ("linear", "both")
         self.train_images = train_images
         # the largest evaluated split: validation and test in full, train accuracy on its first images
@@ -91,17 +93,23 @@ class _Model:
         c, b = self.config, max(1, min(batch, self.train_images))
         if self.ff:
             return ff_memory(self.specs, b, c.precision, num_classes=self.classes, linear_readout=self.linear,
-                             readout_from=c.readout_from, goodness=c.goodness, backend=self.train_backend)
+                             readout_from=c.readout_from, goodness=c.goodness, backend=self.train_backend,
+                             objective=self.objective)
         return bp_memory(self.specs, b, c.precision, num_classes=self.classes, backend=self.train_backend)
 
     def train_bytes(self, batch: int) -> int:
         return self.train(batch).peak_bytes
 
     def _predict(self, images: int, readout: str) -> int:
-        cost = inference_memory(self.specs, max(1, images), readout=readout, num_classes=self.classes,
-                                readout_from=self.config.readout_from, algo=self.config.algo,
-                                linear_readout=self.linear, backend=self.backend)
-        return cost.peak_bytes + self._resident.grad_bytes + self._resident.optimizer_bytes
+        if self.objective.pairs and all(len(s.in_shape) == 3 and not hasattr(s, "replay_forward") for s in self.specs):
+            peak = inference_memory(self.specs, max(1, images), readout=readout, num_classes=self.classes,
+                                    readout_from=self.config.readout_from, algo=self.config.algo,
+                                    linear_readout=self.linear, backend=self.backend).peak_bytes
+        else:  # no tensor-by-tensor replay of this readout yet: the minimal count, doubled for temporaries
+            peak = 2 * inference_peak_bytes(self.specs, max(1, images), readout=readout, num_classes=self.classes,
+                                            readout_from=self.config.readout_from, algo=self.config.algo,
+                                            objective=self.objective)
+        return peak + self._resident.grad_bytes + self._resident.optimizer_bytes
 
     def eval_bytes(self, eval_batch_size: int) -> int:
         """One evaluation batch as ``Trainer.evaluate`` runs it (FF: eval_batch_size // classes images,

@@ -149,6 +149,8 @@ class Trainer:
         for b, start in enumerate(batches):
             self.check_stop(b)
             beat()
+            if cfg.cooldown_per_step:   # the cool-down at this batch's fraction of the run
+                model.set_lrs(lambda base: cfg.lr_at(epoch + b / len(batches), base))
             x, y = self.train.batch(order[start: start + cfg.batch_size])
             x = augment_batch(x, cfg.augment, self.generator)  # training batches only, never evaluation
             step = self.parallel.train_batch(model, x, y, self.generator)

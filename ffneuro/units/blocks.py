@@ -8,7 +8,7 @@ its spec and cost rule (one file in :mod:`ffneuro.accounting.rules`).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -16,7 +16,13 @@ from torch import nn
 
 from ..accounting import UnitCost, unit_cost
 from ..errors import ConfigError
-from ..goodness import LOSSES, Goodness, discrimination_accuracy, pair_accuracy, peer_normalisation
+from ..goodness import (
+    LOSSES,
+    Goodness,
+    discrimination_accuracy,
+    pair_accuracy,
+    peer_normalisation,
+)
 from ..precision import autocast
 from .blocks import Block
 from .optim import OPTIMIZERS
@@ -38,7 +44,7 @@ class UnitStats:
     disc_acc: torch.Tensor
     pair_acc: torch.Tensor
 
-    def __add__(self, other: "UnitStats") -> "UnitStats":
+    def __add__(self, other: UnitStats) -> UnitStats:
         return UnitStats(*(a + b for a, b in zip(self.values(), other.values())))
 
     def values(self) -> tuple[torch.Tensor, ...]:
@@ -151,4 +157,5 @@ class FFUnit(nn.Module):
                          (true > rest).float().mean())
 
     def cost(self) -> UnitCost:
-        return unit_cost(replace(self.block.spec, name=self.name, trainable=self.trainable), self.precision)
+        return unit_cost(replace(self.block.spec, name=self.name, trainable=self.trainable), self.precision,
+                         ff_passes=2 if self.loss.kind == "pair" else 1)

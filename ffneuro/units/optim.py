@@ -1,7 +1,7 @@
 """The optimisers a unit may own (``--optimizer``): name → a function of (parameters, lr, momentum, weight decay)."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 

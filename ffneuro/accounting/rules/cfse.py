@@ -2,9 +2,11 @@
 
 In a CFSE network the blocks alternate: a standard conv extracts features, then a *channel-wise grouped*
 conv (one group per class, so class k's output channels see only class k's input channels) separates
-them and pools. Here the blocks that downsample are the grouped ones. Goodness (class-wise, one value
-per class-owned channel group) is measured on the batch-normalised output, which is also what the
-block hands on.
+them (CwComp then pools). Here every second block (2nd, 4th, ...) is grouped unless --group-at names
+others; which blocks pool is set as for any network (--pool, --pool-every, --pool-at; CwComp's: every
+second). Goodness (class-wise,
+one value per class-owned channel group) is measured on the batch-normalised output, which is also
+what the block hands on.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ class CFSESpec:
         if self.pool != "none" and min(shape[1:]) < 2:
             raise ConfigError(f"cannot pool a {shape[1]}×{shape[2]} map; use fewer downsampling layers")
         object.__setattr__(self, "in_shape", shape)
-        self.conv  # validates channels against groups (ConfigError)
+        _ = self.conv  # builds the conv node, which checks the channels against the groups (ConfigError)
 
     @property
     def pooled(self) -> bool:
@@ -147,15 +149,108 @@ class CFSESpec:
         """The ReLU output, the pooled map (batch norm's input) when pooled, and the normalised output."""
         return self.neurons + (self.out_elems if self.pooled else 0) + self.out_elems
 
+    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+        """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): conv, ReLU, pool,
+        batch norm (its output is goodness input and hand-on output), then the backward through all of
+        them to dW, and Adam."""
+        from . import replay as r
+
+        r.conv_forward(t, rows, self, backend, where)
+        t.alloc("relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if self.pooled:
+            r.max_pool(t, rows, self.out_elems)
+        t.alloc("y", r.f32(rows * self.out_elems))   # batch norm's output
+        t.mark(where + "batch norm")
+        if not self.trainable:   # nothing saved: ReLU output and pooled map go once batch norm has run
+            t.free("relu", "p", "p_idx")
+        r.goodness_forward(t, rows, self.out_elems, where)
+        if self.trainable:
+            t.free(f"grad:{self.name}")
+            r.goodness_backward(t, rows, positives, self.out_elems, objective, where)
+            r.batch_norm_backward(t, rows, self.out_elems, where)
+            t.free("g_y", "p")
+            if self.pooled:
+                t.alloc("g_relu", r.f32(rows * self.neurons))
+                t.mark(where + "pool backward")
+                t.free("g_bn_in", "p_idx")
+            t.alloc("g_conv", r.f32(rows * self.neurons))
+            t.mark(where + "relu backward")
+            t.free("g_relu", "g_bn_in", "relu")
+            r.conv_weight_grad(t, rows, self, backend, where)
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            t.mark(where + "conv backward")
+            t.free("g_conv")
+            r.update(t, self, master, backend, where)
+        t.live["out"] = t.live.pop("y")   # the hand-on output is batch norm's output itself
+
+    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+        """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
+        from . import replay as r
+
+        r.conv_forward(t, rows, self, backend, where)
+        t.alloc("n_relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if self.pooled:
+            r.max_pool(t, rows, self.out_elems, "n_p")
+            t.mark(where + "pool")
+            t.free("n_p_idx", "n_relu")
+        t.alloc("n_out", r.f32(rows * self.out_elems))
+        t.mark(where + "batch norm")
+        t.free("n_relu", "n_p")
+
+    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+        """BP forward: saves the ReLU output, the pooled map and its indices, and the batch-norm output ``h_<layer>``."""
+        from . import replay as r
+
+        r.conv_forward(t, n, self, backend, where)
+        t.alloc(f"relu_{layer}", r.f32(n * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if self.pooled:
+            r.max_pool(t, n, self.out_elems, f"p_{layer}")
+        t.alloc(f"h_{layer}", r.f32(n * self.out_elems))
+        t.mark(where + "batch norm")
+
+    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+        """BP backward from ``g``: batch norm, pool and ReLU backward, then dL/dx (not for layer 1) and dW."""
+        from . import replay as r
+
+        r.batch_norm_backward(t, n, self.out_elems, where)
+        t.free("g", f"p_{layer}", f"h_{layer}")
+        if self.pooled:
+            t.alloc("g_relu", r.f32(n * self.neurons))
+            t.mark(where + "pool backward")
+            t.free("g_bn_in", f"p_{layer}_idx")
+        t.alloc("g_conv", r.f32(n * self.neurons))
+        t.mark(where + "relu backward")
+        t.free("g_relu", "g_bn_in", f"relu_{layer}")
+        if layer > 1:
+            r.conv_input_grad(t, n, self, backend, where)
+        r.conv_weight_grad(t, n, self, backend, where)
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+        t.mark(where + "conv backward")
+        t.free("g_conv")
+        if layer > 1:
+            t.live["g"] = t.live.pop("g_x")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["CFSESpec"]:
-        """CFSE blocks: those that downsample are grouped into ``num_classes`` channel groups."""
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
+              group_at: Sequence[int] | None = None) -> list[CFSESpec]:
+        """CFSE blocks: those in ``group_at`` (1-based; default every second one, 2nd, 4th, ...) are grouped
+        into ``num_classes`` channel groups."""
         if num_classes is None:
             raise ConfigError("a cfse network needs the number of classes (its grouped convs have one group per class)")
         specs, shape = [], tuple(image_shape)
         for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
-            groups = num_classes if pool != "none" else 1
+            grouped = (i + 1 in group_at) if group_at is not None else i % 2 == 1
+            groups = num_classes if grouped else 1
+            if groups > 1 and (shape[0] % groups or width % groups):
+                raise ConfigError(f"{prefix}{i + 1}'s grouped conv gives each of the {groups} classes an equal share of "
+                                  f"its {shape[0]} input and {width} output channels; make the widths multiples of {groups}")
             specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, groups, trainable=trainable[i]))
             shape = specs[-1].out_shape
         return specs

@@ -128,9 +128,101 @@ class DenseSpec:
         """BP keeps the ReLU output and the normalised output (and the normalised input of unit 1)."""
         return 2 * self.width + (self.in_elems if self.input_norm else 0)
 
+    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+        """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): (input norm,) the
+        linear layer's output, ReLU, goodness, then dL/dy, ReLU backward, dW (no dL/dx), Adam, hand-on."""
+        from . import replay as r
+
+        if self.input_norm:
+            t.alloc("norm_sq", r.f32(rows * self.in_elems))
+            t.mark(where + "input norm")
+            t.free("norm_sq")
+            t.alloc("x_norm", r.f32(rows * self.in_elems))   # saved by the linear layer for dW
+        t.alloc("z", r.f32(rows * self.width))
+        t.alloc("y", r.f32(rows * self.width))               # ReLU output, saved by ReLU and goodness
+        t.mark(where + "relu")
+        t.free("z")
+        r.goodness_forward(t, rows, self.width, where)
+        if self.trainable:
+            t.free(f"grad:{self.name}")
+            r.goodness_backward(t, rows, positives, self.width, objective, where)
+            t.alloc("g_z", r.f32(rows * self.width))
+            t.mark(where + "relu backward")
+            t.free("g_y")
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            t.mark(where + "linear backward")
+            t.free("g_z")
+            r.update(t, self, master, backend, where)
+        t.free("x_norm")
+        r.rms_hand_on(t, rows, self.width, where)
+
+    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+        """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
+        from . import replay as r
+
+        if self.input_norm:
+            t.alloc("n_sq", r.f32(rows * self.in_elems))
+            t.mark(where + "input norm")
+            t.free("n_sq")
+            t.alloc("n_x", r.f32(rows * self.in_elems))
+        t.alloc("n_z", r.f32(rows * self.width))
+        t.alloc("n_y", r.f32(rows * self.width))
+        t.mark(where + "relu")
+        t.free("n_z", "n_x")
+        t.alloc("n_sq", r.f32(rows * self.width))
+        t.mark(where + "hand-on norm")
+        t.free("n_sq")
+        t.alloc("n_out", r.f32(rows * self.width))
+        t.mark(where + "hand-on out")
+        t.free("n_y")
+
+    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+        """BP forward of layer ``layer``: saves the (normalised) input, the ReLU output and the RMS norm's
+        rms and output ``h_<layer>``."""
+        from . import replay as r
+
+        if self.input_norm:
+            t.alloc("sq", r.f32(n * self.in_elems))
+            t.mark(where + "input norm")
+            t.free("sq")
+            t.alloc(f"xn_{layer}", r.f32(n * self.in_elems))
+        t.alloc("z", r.f32(n * self.width))
+        t.alloc(f"y_{layer}", r.f32(n * self.width))
+        t.mark(where + "relu")
+        t.free("z")
+        t.alloc("sq", r.f32(n * self.width))
+        t.mark(where + "norm")
+        t.free("sq")
+        t.alloc(f"rms_{layer}", r.f32(n))
+        t.alloc(f"h_{layer}", r.f32(n * self.width))
+        t.mark(where + "norm out")
+
+    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+        """BP backward from ``g`` (dL/d h_<layer>): the RMS norm's backward (four temporaries for its
+        division, four for its mean of squares), ReLU's, then dW and (not for layer 1) dL/dx as ``g``."""
+        from . import replay as r
+
+        w = r.f32(n * self.width)
+        t.alloc("div_bwd", 4 * w)
+        t.mark(where + "norm (div)")
+        t.free("div_bwd", "g")
+        t.alloc("g_y", w)
+        t.alloc("pow_bwd", 4 * w)
+        t.mark(where + "norm (pow)")
+        t.free("pow_bwd", f"rms_{layer}", f"h_{layer}")
+        t.alloc("g_z", w)
+        t.mark(where + "relu")
+        t.free("g_y", f"y_{layer}")
+        if layer > 1:
+            t.alloc("g", r.f32(n * self.in_elems))
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+        t.mark(where + "linear")
+        t.free("g_z", f"xn_{layer}")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["DenseSpec"]:
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
+              group_at: Sequence[int] | None = None) -> list[DenseSpec]:
         """Dense blocks of ``widths`` neurons; the first normalises the flattened image. ``kernel`` is unused."""
         if any(p != "none" for p in pools):
             raise ConfigError("fully connected units do not downsample; use --pool none with --arch fc")

@@ -143,9 +143,105 @@ class TrifectaSpec:
         """The normalised input (the conv's), the ReLU output and the pooled output when pooled."""
         return self.in_elems + self.neurons + (self.out_elems if self.pooled else 0)
 
+    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+        """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): batch norm of the
+        input, conv, ReLU, pool (the goodness input, handed on as it is), then the backward through the
+        conv's input and weight gradients to the batch norm's γ and β, and Adam."""
+        from . import replay as r
+
+        t.alloc("bn_x", r.f32(rows * self.in_elems))   # saved by the conv
+        t.mark(where + "batch norm")
+        r.conv_forward(t, rows, self, backend, where)
+        t.alloc("relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if not self.trainable:
+            t.free("bn_x")
+        if self.pooled:
+            r.max_pool(t, rows, self.out_elems)
+            t.live["y"] = t.live.pop("p")
+            if not self.trainable:
+                t.free("relu", "p_idx")
+        else:
+            t.live["y"] = t.live.pop("relu")
+        r.goodness_forward(t, rows, self.out_elems, where)
+        if self.trainable:
+            t.free(f"grad:{self.name}")
+            r.goodness_backward(t, rows, positives, self.out_elems, objective, where)
+            if self.pooled:
+                t.alloc("g_relu", r.f32(rows * self.neurons))
+                t.mark(where + "pool backward")
+                t.free("g_y", "p_idx")
+            t.alloc("g_conv", r.f32(rows * self.neurons))
+            t.mark(where + "relu backward")
+            t.free("g_relu", "g_y", "relu")
+            r.conv_input_grad(t, rows, self, backend, where)
+            r.conv_weight_grad(t, rows, self, backend, where)
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            t.mark(where + "conv backward")
+            t.free("g_conv", "g_x", "bn_x")
+            r.update(t, self, master, backend, where)
+        t.live["out"] = t.live.pop("y")   # handed on as it is
+
+    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+        """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
+        from . import replay as r
+
+        t.alloc("n_bn", r.f32(rows * self.in_elems))
+        r.conv_forward(t, rows, self, backend, where)
+        t.alloc("n_relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out", "n_bn")
+        if self.pooled:
+            r.max_pool(t, rows, self.out_elems, "n_out")
+            t.mark(where + "pool")
+            t.free("n_out_idx", "n_relu")
+        else:
+            t.live["n_out"] = t.live.pop("n_relu")
+
+    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+        """BP forward: saves the normalised input (the conv's), the ReLU output and the pool's indices; the
+        output ``h_<layer>`` is the pooled map (or the ReLU output)."""
+        from . import replay as r
+
+        t.alloc(f"bn_{layer}", r.f32(n * self.in_elems))
+        t.mark(where + "batch norm")
+        r.conv_forward(t, n, self, backend, where)
+        t.alloc(f"relu_{layer}", r.f32(n * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+        if self.pooled:
+            r.max_pool(t, n, self.out_elems, f"h_{layer}")
+            t.live[f"idx_{layer}"] = t.live.pop(f"h_{layer}_idx")
+        else:
+            t.live[f"h_{layer}"] = 0   # the ReLU output itself (counted as relu_<layer>)
+
+    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+        """BP backward from ``g``: pool and ReLU backward, the conv's input and weight gradients, then the
+        input batch norm's backward (dL/dx as ``g``, not for layer 1)."""
+        from . import replay as r
+
+        if self.pooled:
+            t.alloc("g_relu", r.f32(n * self.neurons))
+            t.mark(where + "pool backward")
+            t.free("g", f"idx_{layer}")
+        t.alloc("g_conv", r.f32(n * self.neurons))
+        t.mark(where + "relu backward")
+        t.free("g_relu", "g", f"relu_{layer}", f"h_{layer}")
+        r.conv_input_grad(t, n, self, backend, where)
+        r.conv_weight_grad(t, n, self, backend, where)
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+        t.mark(where + "conv backward")
+        t.free("g_conv", f"bn_{layer}")
+        if layer > 1:
+            r.batch_norm_backward(t, n, self.in_elems, where)
+            t.live["g"] = t.live.pop("g_bn_in")
+        t.free("g_x")
+
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None) -> list["TrifectaSpec"]:
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
+              group_at: Sequence[int] | None = None) -> list[TrifectaSpec]:
         specs, shape = [], tuple(image_shape)
         for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
             specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, trainable=trainable[i]))

@@ -4,7 +4,7 @@
 #
 #   OUT=/tmp/out bash benchmarks/gpu_session.sh DATA      # DATA: a root holding mnist/ (the IDX files)
 #
-# Installs this checkout with the machine's own torch (no downloads: --no-deps, no build isolation).
+# Installs this checkout (or the wheel WHEEL=...) with the machine's own torch (no downloads: --no-deps).
 set -uo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="$(cd "${1:-$REPO/.data}" && pwd)"
@@ -13,7 +13,9 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 PY=python3
 
-"$PY" -m pip install -q --no-deps --no-build-isolation "$REPO" > "$OUT/install.log" 2>&1 \
+# a wheel built elsewhere (WHEEL=path) needs no build backend on this machine
+"$PY" -m pip install -q --no-deps --force-reinstall "${WHEEL:-$REPO}" > "$OUT/install.log" 2>&1 \
+  || "$PY" -m pip install -q --no-deps --no-build-isolation "$REPO" >> "$OUT/install.log" 2>&1 \
   || { echo "install failed"; tail -n 20 "$OUT/install.log"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 "$PY" -c "import torch, ffneuro; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'ffneuro', ffneuro.__version__)" \

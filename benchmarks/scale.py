@@ -28,6 +28,8 @@ from pathlib import Path
 
 from ffneuro.store import read_run
 
+SMOKE_NET = "--arch fc --layers 2 --widths 256,256 --train-first-layer"
+
 
 def run_case(out: Path, nproc: int, mode: str, args: list[str], threads: int) -> dict:
     cmd = [sys.executable, "-m", "ffneuro.cli", "-q", "train", *args, "--out", str(out)]
@@ -58,13 +60,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--train-limit", type=int, default=None)
-    ap.add_argument("--net", default="--arch fc --layers 2 --widths 256,256 --train-first-layer",
-                    help="model flags of the network (default: two equally costly fully connected units)")
+    ap.add_argument("--preset", default="smoke", help="the preset the network and schedule start from")
+    ap.add_argument("--net", default=None,
+                    help="model flags on top of the preset (default with smoke: two equally costly fully "
+                         "connected units; with any other preset: none)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
-    common = ["--preset", "smoke", "--dataset", args.dataset, "--device", args.device, "--epochs", str(args.epochs),
+    net = args.net if args.net is not None else (SMOKE_NET if args.preset == "smoke" else "")
+    common = ["--preset", args.preset, "--dataset", args.dataset, "--device", args.device, "--epochs", str(args.epochs),
               "--batch-size", str(args.batch_size), "--eval-every", str(args.epochs), "--readout", "goodness",
-              *args.net.split()]
+              *net.split()]
     if args.data_dir:
         common += ["--data-dir", args.data_dir]
     if args.train_limit:

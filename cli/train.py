@@ -55,8 +55,9 @@ check_out = check_out_path   # refuse an --out that cannot be written, before an
 @click.option("--parallel", "parallel_mode", type=click.Choice(MODES), default=None,
               help="with several processes (--nproc, or torchrun): data = every rank trains every unit on its "
                    "share of each batch; pipeline = each rank trains consecutive units and streams them on")
-@click.option("--placement", default=None, metavar="N1,N2,...",
-              help="pipeline: how many consecutive units each rank trains (default: balanced by training MACs)")
+@click.option("--placement", default=None, metavar="time|macs|N1,N2,...",
+              help="pipeline: how many consecutive units each rank trains, or balance them by each unit's "
+                   "measured step time (time, the default) or by its training MACs (macs)")
 @click.option("--nproc", type=click.IntRange(min=1), default=None,
               help="run N processes on this machine (torchrun --standalone --nproc-per-node N)")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True,

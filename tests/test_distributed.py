@@ -18,7 +18,7 @@ from ffneuro.accounting import layer_specs
 from ffneuro.accounting.wire import data_parallel_grad_bytes, pipeline_wire_bytes
 from ffneuro.distributed.data_parallel import share_of
 from ffneuro.distributed.launch import make_parallel, strip_launch_flags, torchrun_command
-from ffneuro.distributed.placement import auto_placement, parse_placement, stage_units
+from ffneuro.distributed.placement import auto_placement, parse_placement, stage_units, unit_step_times
 from ffneuro.errors import ConfigError
 from ffneuro.presets import resolve_config
 from ffneuro.store import read_run
@@ -83,6 +83,22 @@ def test_placement_is_parsed_or_balanced_by_cost():
     assert list(stage_units([1, 3], 1)) == [1, 2, 3]
     with pytest.raises(ConfigError, match="at least 3 units"):
         auto_placement([1, 1], 3)
+
+
+def test_measured_unit_times_leave_the_model_untouched():
+    """The placement probe trains copies: the model's weights, optimiser states and every later step
+    are as if it had never run."""
+    import torch
+
+    from ffneuro.models import build_model
+    config = resolve_config("smoke", {"layers": 3})
+    model = build_model(config, (1, 16, 16), 10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    times = unit_step_times(model, 8, torch.device("cpu"), repeats=2)
+    assert len(times) == 3 and all(t > 0 for t in times)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(not u.optimizer.state for u in model.units if u.optimizer is not None)
 
 
 def test_shares_cover_a_batch_once():
@@ -159,7 +175,8 @@ def test_pipelined_units_are_the_same_computation_as_one_process(one_process, tm
         compare(one_process, out, exact=True)
         rec = read_run(out)
         assert rec.environment["parallel"] == {"mode": "pipeline", "world_size": placement.count(",") + 1,
-                                               "placement": [int(c) for c in placement.split(",")]}
+                                               "placement": [int(c) for c in placement.split(",")],
+                                               "placed_by": "given"}
         for r in range(placement.count(",") + 1):
             measured = rec.metrics[f"wire_bytes_per_step_rank{r}"]
             np.testing.assert_array_equal(measured, rec.metrics[f"wire_bytes_per_step_rank{r}_predicted"])
@@ -274,3 +291,6 @@ def test_a_pipelined_run_killed_and_resumed_is_the_one_process_run(tmp_path):
     assert read_run(tmp_path / "job.h5").epochs_done < 4
     assert_ok(ffneuro(tmp_path, "train", "--resume", "job.h5", "--nproc", "2", "--parallel", "pipeline"))
     compare(tmp_path / "one.h5", tmp_path / "job.h5", exact=True)
+    parallel = read_run(tmp_path / "job.h5").environment["parallel"]   # placed by measured step times
+    assert parallel["placed_by"] == "time" and len(parallel["unit_step_s"]) == 3
+    assert parallel["placement"] == auto_placement(parallel["unit_step_s"], 2)

@@ -29,7 +29,7 @@ class DistContext:
     restart: int = 0
 
     @classmethod
-    def from_env(cls) -> "DistContext | None":
+    def from_env(cls) -> DistContext | None:
         """The context torchrun gave this process, or None when it was not launched by torchrun."""
         if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
             return None

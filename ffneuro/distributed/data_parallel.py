@@ -45,7 +45,7 @@ class DataParallel(Local):
         self._device = self.ctx.device(requested)
         return self._device
 
-    def prepare(self, model) -> None:
+    def prepare(self, model, batch_size: int) -> None:
         for opt in model.optimizers().values():
             opt.register_step_pre_hook(self._average_gradients)
 

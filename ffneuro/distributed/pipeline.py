@@ -22,7 +22,7 @@ from ..models.ff_net import StepResult, evaluating
 from ..train.parallel import Local
 from ..units import UnitStats
 from .context import DistContext
-from .placement import auto_placement, parse_placement, stage_units
+from .placement import auto_placement, parse_placement, stage_units, unit_step_times
 
 CHECKS_EVERY = 50  # batches between the ranks' agreement on a stop signal: each one drains the pipeline
 
@@ -47,15 +47,21 @@ class Pipeline(Local):
 
     # ------------------------------------------------------------------------------- placement
 
-    def prepare(self, model) -> None:
+    def prepare(self, model, batch_size: int) -> None:
         if not isinstance(model, FFNet):
             raise ConfigError("--parallel pipeline needs FF units: backprop sends gradients back through every "
                               "layer (use --parallel data for BP)")
         n = len(model.units)
-        if self.placement:
-            self.counts = parse_placement(self.placement, n, self.world)
-        else:  # balance the units' training MACs per image over the stages
+        self.placed_by, self.unit_times = self.placement or "time", None
+        if self.placed_by == "macs":     # the accounting's training MACs per image
             self.counts = auto_placement([c.macs_ff_train for c in model.costs()], self.world)
+        elif self.placed_by == "time":   # measured on rank 0 (the others wait), so every rank places alike
+            times = unit_step_times(model, batch_size, self._device) if self.rank == 0 else None
+            self.unit_times = self.ctx.broadcast(times)
+            self.counts = auto_placement(self.unit_times, self.world)
+        else:
+            self.counts = parse_placement(self.placement, n, self.world)
+            self.placed_by = "given"
         self.owned = list(stage_units(self.counts, self.rank))
         self.first, self.last = self.rank == 0, self.rank == self.world - 1
         self.model = model
@@ -63,7 +69,11 @@ class Pipeline(Local):
         self.readout_from = model.readout_units[0] + 1
 
     def describe(self) -> dict:
-        return {"mode": self.name, "world_size": self.world, "placement": list(self.counts)}
+        out = {"mode": self.name, "world_size": self.world, "placement": list(self.counts),
+               "placed_by": self.placed_by}
+        if self.unit_times is not None:
+            out["unit_step_s"] = [round(t, 6) for t in self.unit_times]
+        return out
 
     def _cols(self, upto: int) -> int:
         """Readout feature columns from units before index ``upto`` (0-based, exclusive)."""
@@ -94,11 +104,12 @@ class Pipeline(Local):
     # ------------------------------------------------------------------------------- training
 
     def train_batch(self, model: FFNet, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> StepResult:
-        # every rank draws the negatives, so the generator stays the same everywhere (rank 0 uses the rows)
-        h, n, labels = model.input_rows(x, y, generator)
+        # every rank draws the negatives, so the generator stays the same everywhere; rank 0 embeds them
+        h, n, labels = model.input_rows(x, y, generator, None if self.first else slice(0, 0))
         start, stop = self.owned[0], self.owned[-1] + 1
         if not self.first:
-            h = self._recv((h.shape[0], *self.specs[start].in_shape))
+            n, labels = len(y), (None if model.pairs else y)
+            h = self._recv(((2 if model.pairs else 1) * n, *self.specs[start].in_shape))
         linear = model.linear is not None
         collect = linear and not model.pairs          # the readout reuses the training rows' outputs
         kept = []

@@ -126,24 +126,22 @@ class FFNet(nn.Module):
 
     # ------------------------------------------------------------------------------------ inputs
 
-    def input_rows(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
-                   ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    def input_rows(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None,
+                   rows: slice | None = None) -> tuple[torch.Tensor, int, torch.Tensor | None]:
         """The rows one training step runs through the units: (rows, positives, row labels).
 
         Pair objective: the true-label embeddings, then the wrong-label ones (2N rows, N positives, no
-        labels needed by the units). Class objective: the images themselves, all positive, with labels."""
+        labels needed by the units). Class objective: the images themselves, all positive, with labels.
+        ``rows``: only those images (a data-parallel share, or none for a pipeline stage that receives its
+        input), after drawing the whole batch's negative labels, so the generator advances as in one
+        process; an image's embedding does not depend on the others, so the shares add up to the batch."""
+        wrong = random_wrong_labels(y, self.num_classes, generator) if self.pairs else None
+        if rows is not None:
+            x, y = x[rows], y[rows]
+            wrong = wrong[rows] if wrong is not None else None
         if self.pairs:
-            return torch.cat([self.labels.embed(x, y),
-                              self.labels.embed(x, random_wrong_labels(y, self.num_classes, generator))]), x.shape[0], None
+            return torch.cat([self.labels.embed(x, y), self.labels.embed(x, wrong)]), x.shape[0], None
         return x, x.shape[0], y
-
-    def share_rows(self, h: torch.Tensor, n: int, labels: torch.Tensor | None, rows: slice
-                   ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
-        """The part of :meth:`input_rows` that belongs to images ``rows``: their positives and, for the pair
-        objective, their negatives (still positives first)."""
-        if self.pairs:
-            return torch.cat([h[:n][rows], h[n:][rows]]), rows.stop - rows.start, None
-        return h[rows], rows.stop - rows.start, labels[rows]
 
     def readout_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the linear readout (and its CAM) sees: the neutral embedding, or the image itself."""
@@ -197,9 +195,8 @@ class FFNet(nn.Module):
         ``rows``: train on those images of the batch only (a data-parallel share), after drawing the whole
         batch's negative labels, so that the shares together are the one-process step."""
         # pair objective: positives and negatives stay one tensor of 2N rows (positives first) through every unit
-        h, n, labels = self.input_rows(x, y, generator)
+        h, n, labels = self.input_rows(x, y, generator, rows)
         if rows is not None:
-            h, n, labels = self.share_rows(h, n, labels, rows)
             x, y = x[rows], y[rows]
         collect = self.linear is not None and not self.pairs   # unlabelled rows: the readout reuses them
         stats, kept = [], []

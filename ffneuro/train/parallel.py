@@ -31,8 +31,8 @@ class Local:
         """Where this process computes (``auto``: CUDA when available)."""
         return pick_device(requested)
 
-    def prepare(self, model: torch.nn.Module) -> None:
-        """Get ``model`` ready before the first step (hooks, placement)."""
+    def prepare(self, model: torch.nn.Module, batch_size: int) -> None:
+        """Get ``model`` ready before the first step of batches of ``batch_size`` (hooks, placement)."""
 
     def train_batch(self, model, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> StepResult:
         """This process's part of one step on the global batch ``x``, ``y``; every loss in

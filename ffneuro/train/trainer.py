@@ -4,16 +4,17 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from ..config import RunConfig
 from ..data import Dataset, split_train_val
-from ..errors import ConfigError
 from ..data.augment import augment_batch
+from ..errors import ConfigError
 from ..models import build_model
 from .divergence import DivergenceGuard
 from .parallel import Local
@@ -53,7 +54,7 @@ class Split:
     y: torch.Tensor
 
     @classmethod
-    def of(cls, x: np.ndarray, y: np.ndarray, device: torch.device) -> "Split":
+    def of(cls, x: np.ndarray, y: np.ndarray, device: torch.device) -> Split:
         return cls(torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y).to(device))
 
     def __len__(self) -> int:
@@ -97,7 +98,7 @@ class Trainer:
         self.model = build_model(config, data.image_shape, data.num_classes).to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.progress = RunProgress()
-        self.parallel.prepare(self.model)
+        self.parallel.prepare(self.model, config.batch_size)
 
     def check_stop(self, batch: int = 0) -> None:
         """Raise StopRequested at a safe point once a stop signal has arrived (in any process: processes
@@ -150,7 +151,8 @@ class Trainer:
             self.check_stop(b)
             beat()
             if cfg.cooldown_per_step:   # the cool-down at this batch's fraction of the run
-                model.set_lrs(lambda base: cfg.lr_at(epoch + b / len(batches), base))
+                at = epoch + b / len(batches)
+                model.set_lrs(lambda base, at=at: cfg.lr_at(at, base))
             x, y = self.train.batch(order[start: start + cfg.batch_size])
             x = augment_batch(x, cfg.augment, self.generator)  # training batches only, never evaluation
             step = self.parallel.train_batch(model, x, y, self.generator)
@@ -293,7 +295,7 @@ class RunProgress:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RunProgress":
+    def from_dict(cls, values: dict) -> RunProgress:
         return cls(**values)
 
 

@@ -39,7 +39,7 @@ def main() -> None:
                 x = torch.rand(args.batch, *SHAPE, device=device)
                 y = torch.randint(0, CLASSES, (args.batch,), device=device)
                 cls = FFNet if algo == "ff" else BPNet
-                _, measured = step_peak_bytes(lambda: cls(cfg, SHAPE, CLASSES).to(device), x, y)
+                _, measured = step_peak_bytes(lambda cls=cls, cfg=cfg: cls(cfg, SHAPE, CLASSES).to(device), x, y)
                 row["cudnn_on" if cudnn else "cudnn_off"] = measured
             torch.backends.cudnn.enabled = True
             rows.append(row)

@@ -50,7 +50,7 @@ def main() -> None:
                 x = torch.rand(args.batch, *SHAPE, device=device)
                 y = torch.randint(0, CLASSES, (args.batch,), device=device)
                 cls = FFNet if algo == "ff" else BPNet
-                _, measured = step_peak_bytes(lambda: cls(cfg, SHAPE, CLASSES).to(device), x, y)
+                _, measured = step_peak_bytes(lambda cls=cls, cfg=cfg: cls(cfg, SHAPE, CLASSES).to(device), x, y)
                 row[f"{algo}_measured_bytes"] = measured
                 row[f"{algo}_model_over_measured"] = est / measured
         rows.append(row)

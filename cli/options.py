@@ -14,6 +14,7 @@ from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.units import OPTIMIZERS, POOLS
 
+
 class FiniteFloat(click.FloatRange):
     """A float in range that is also finite: click's FloatRange lets ``inf`` (and ``nan``, whose comparisons
     are all false) through, and an infinite lr or a NaN θ would train NaN weights."""

@@ -10,7 +10,6 @@ from ffneuro.store import find_runs, read_run
 from ffneuro.studies import BUDGETS, STUDIES, Study, base_diff
 from ffneuro.study import group_runs
 from ffneuro.train.runfile import check_trainable
-
 from ffneuro.train.sweep import config_diff, train_points
 
 from .progress import BarProgress
@@ -67,7 +66,7 @@ def show(name, budget):
                + "".join(f", {k}={v}" for k, v in b.overrides.items()) + ")")
     click.echo(f"{len(points)} runs, seeds {','.join(map(str, s.seeds))}:")
     seen = set()
-    for stem, config in points:
+    for _stem, config in points:
         diff = _diff(s, budget, config)
         key = tuple(sorted(diff.items()))
         if key not in seen:

@@ -221,7 +221,7 @@ class RunConfig:
         return self.lr if self.unit_lrs is None else self.unit_lrs[i]
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RunConfig":
+    def from_dict(cls, values: dict) -> RunConfig:
         """Build from a stored or user dict; unknown keys are an error, not silently dropped."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

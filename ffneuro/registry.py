@@ -5,7 +5,8 @@ An unknown name raises :class:`UnknownNameError` listing the valid names.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

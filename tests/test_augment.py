@@ -8,8 +8,8 @@ import h5py
 import pytest
 import torch
 from click.testing import CliRunner
-
 from ffneuro.cli.main import main
+
 from ffneuro.config import RunConfig
 from ffneuro.data import load_dataset
 from ffneuro.data.augment import augment_batch, random_crop, random_flip

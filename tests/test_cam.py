@@ -68,7 +68,7 @@ def test_linear_cam_decomposes_the_logits(pool):
     cams = C.linear_cams(net, x)
     assert list(cams) == ["unit2", "unit3"]
     side = 8 if pool == "none" else None
-    for i, (name, m) in zip(net.readout_units, cams.items()):
+    for i, m in zip(net.readout_units, cams.values()):
         _, h, w = net.units[i].block.out_shape
         assert m.shape == (3, 5, h, w)
         if side:

@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from ffneuro.cli.main import main
+from ffneuro.cli.progress import BarProgress
 
 import ffneuro
 import ffneuro.data.download as download
-from ffneuro.cli.main import main
-from ffneuro.cli.progress import BarProgress
 from ffneuro.errors import RunFileError
 from ffneuro.presets import resolve_config
 from ffneuro.store import RunWriter, read_run

@@ -2,8 +2,8 @@
 import json
 
 from click.testing import CliRunner
-
 from ffneuro.cli.main import main
+
 from ffneuro.profiler import shipped_profiles
 
 

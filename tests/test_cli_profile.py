@@ -5,8 +5,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from ffneuro.cli.main import main
+
 from ffneuro.profiler import shipped_profiles
 from ffneuro.store import read_run
 

@@ -15,8 +15,17 @@ import numpy as np
 import pytest
 
 from ffneuro.data import (
-    DATASETS, SOURCES, Dataset, dataset_names, load_dataset, resolve_data_dir, same_split, split_sizes,
-    split_train_val, train_images, verify_dataset,
+    DATASETS,
+    SOURCES,
+    Dataset,
+    dataset_names,
+    load_dataset,
+    resolve_data_dir,
+    same_split,
+    split_sizes,
+    split_train_val,
+    train_images,
+    verify_dataset,
 )
 from ffneuro.errors import ConfigError, DataError
 from ffneuro.registry import UnknownNameError

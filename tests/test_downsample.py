@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+
 import pytest
 import torch
 from click.testing import CliRunner
+from ffneuro.cli.main import main
 
 from ffneuro.accounting import LayerSpec, conv_stack_specs, conv_unit_cost, layer_pools, layer_specs, specs_from_model
-from ffneuro.cli.main import main
 from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError
 from ffneuro.models import BPNet, FFNet, conv_stack

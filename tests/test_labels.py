@@ -14,7 +14,6 @@ from ffneuro.labels.onehot import OneHotCorner
 from ffneuro.registry import UnknownNameError
 
 
-
 def images(n=3, shape=(1, 8, 8), seed=0):
     return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed))
 

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from ffneuro.errors import ConfigError
-from ffneuro.labels import LABELS, build_labels
-from ffneuro.labels import morph
+from ffneuro.labels import LABELS, build_labels, morph
 from ffneuro.labels.morph import MorphLabels, pattern_distinctness
 
 

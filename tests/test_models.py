@@ -11,8 +11,6 @@ from ffneuro.config import RunConfig
 from ffneuro.models import BPNet, FFNet, build_model, conv_stack
 from ffneuro.models.weights import weights_mismatch
 
-
-
 SHAPE = (1, 8, 8)
 CLASSES = 4
 

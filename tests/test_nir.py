@@ -13,7 +13,7 @@ from ffneuro.spec import sequential
 
 nir = pytest.importorskip("nir")
 
-from ffneuro.spec.nir_io import read_nir, write_nir
+from ffneuro.spec.nir_io import read_nir, write_nir  # noqa: E402  (after the skip when nir is missing)
 
 
 def run(*args):

@@ -249,7 +249,7 @@ def test_sigterm_at_random_instants_always_stops_cleanly(tmp_path):
             _, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise AssertionError("SIGTERM was not honoured within 60 s")
+            raise AssertionError("SIGTERM was not honoured within 60 s") from None
         assert proc.returncode in (143, -signal.SIGTERM), err   # -15: it came before ffneuro's handler was in place
         assert "Traceback" not in err
         assert read_run(run).status in ("interrupted", "running")

@@ -16,7 +16,6 @@ from ffneuro.profiler.sparsity import (
 )
 
 
-
 def cfg(**kw):
     base = dict(layers=3, filters=4, kernel=3, pool="none", labels="fourier2", goodness="meansq", readout_from=1,
                 readout="both", train_first_layer=True, epochs=1)

@@ -6,13 +6,13 @@ import json
 import pytest
 from click.testing import CliRunner
 from ffneuro.cli.main import main
-from ffneuro.train.runfile import check_trainable
 
 from ffneuro.data import split_sizes, train_images
 from ffneuro.errors import ConfigError
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.store import read_run
 from ffneuro.studies import BUDGETS, STUDIES, Budget, PaperValue, Study, run_stem
+from ffneuro.train.runfile import check_trainable
 
 
 def invoke(*args):

@@ -11,7 +11,6 @@ from ffneuro.models import FFNet
 from ffneuro.units import ConvBlock, FFUnit, UnitStats, rms_normalize
 
 
-
 def make_unit(in_shape=(1, 8, 8), filters=4, kernel=3, pool="none", goodness="meansq", theta=None,
               trainable=True, lr=1e-2, seed=0, loss="bce"):
     torch.manual_seed(seed)

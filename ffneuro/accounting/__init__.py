@@ -14,6 +14,7 @@ energy, latency and locality for a hardware target.
 """
 from __future__ import annotations
 
+from . import rules  # noqa: E402,F401  (registers the fc, cfse and trifecta block types)
 from .memory import (
     SCHEMES,
     MemoryCost,
@@ -46,20 +47,20 @@ from .phases import (
     inference_costs,
     update_ops,
 )
-from .specs import (
+from .specs import (  # noqa: E402
+    BLOCK_SPECS,
     LayerSpec,
     LinearSpec,
     conv_stack_specs,
     head_spec,
     layer_pools,
     layer_specs,
+    layer_widths,
     net_spec,
     readout_spec,
     specs_from_model,
 )
 from .unit_cost import UnitCost, conv_unit_cost, unit_cost
-from . import rules  # noqa: E402,F401  (registers the fc, cfse and trifecta block types)
-from .specs import BLOCK_SPECS, layer_widths  # noqa: E402
 
 __all__ = [
     "BLOCK_SPECS", "layer_widths",

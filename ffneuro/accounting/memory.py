@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .objective import PAIRS, ObjectiveCost
 from .onednn import (
     ConvCopies,
     check_block,
@@ -39,7 +40,6 @@ from .onednn import (
     input_grad_copies,
     weight_grad_copies,
 )
-from .objective import PAIRS, ObjectiveCost
 from .ops import INDEX_BYTES, MASTER_PRECISION, nbytes
 from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
 
@@ -394,31 +394,31 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
     bf = act != "fp32"
     # ---- forward (everything below stays saved for the backward unless freed)
     for i, s in enumerate(layers):
-        u, l = f"{s.name}: ", i + 1
+        u, k = f"{s.name}: ", i + 1
         a, p = n * s.neurons, n * s.out_elems
         before = sum(t.live.values())
         if bf:
-            t.alloc(f"x16_{l}", nbytes(n * s.in_elems, act))
-            t.alloc(f"w16_{l}", nbytes(s.params, act))
+            t.alloc(f"x16_{k}", nbytes(n * s.in_elems, act))
+            t.alloc(f"w16_{k}", nbytes(s.params, act))
         _conv(t, "conv_out", nbytes(a, act), u + "conv", forward_copies(s, n, block) if block else None)
-        t.alloc(f"y_{l}", nbytes(a, act))
+        t.alloc(f"y_{k}", nbytes(a, act))
         t.mark(u + "relu")
         t.free("conv_out")
         if s.pooled:
-            t.alloc(f"p_{l}", nbytes(p, act))
+            t.alloc(f"p_{k}", nbytes(p, act))
             if s.pool == "max":
-                t.alloc(f"idx_{l}", p * INDEX_BYTES)
+                t.alloc(f"idx_{k}", p * INDEX_BYTES)
             t.mark(u + "pool")
         if bf:
-            t.alloc(f"p32_{l}", f32(p))                 # autocast runs pow in fp32 (saved by pow)
+            t.alloc(f"p32_{k}", f32(p))                 # autocast runs pow in fp32 (saved by pow)
         t.alloc("sq", f32(p))
         t.mark(u + "norm")
         t.free("sq")
-        t.alloc(f"rms_{l}", f32(n))
-        t.alloc(f"h_{l}", f32(p))                        # bf16 / fp32 rms promotes to fp32
+        t.alloc(f"rms_{k}", f32(n))
+        t.alloc(f"h_{k}", f32(p))                        # bf16 / fp32 rms promotes to fp32
         t.mark(u + "norm out")
-        if bf and l > 1:
-            t.free(f"h_{l - 1}")                         # only its bf16 copy (x16) is saved
+        if bf and k > 1:
+            t.free(f"h_{k - 1}")                         # only its bf16 copy (x16) is saved
         held.append(sum(t.live.values()) - before)
     L = len(layers)
     if bf:
@@ -436,7 +436,7 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
     t.mark("head backward")
     t.free("logits", f"h_{L}", "hL16", "wH16")
     for i in reversed(range(L)):
-        s, l = layers[i], i + 1
+        s, k = layers[i], i + 1
         u = f"{s.name} backward: "
         a, p = n * s.neurons, n * s.out_elems
         t.alloc("div_bwd", 4 * f32(p))                   # grad/rms, (p/rms)/rms, -grad, their product
@@ -445,24 +445,24 @@ def bp_memory(layers: Sequence[LayerSpec], batch: int, precision: str = "fp32", 
         t.alloc("g_p", f32(p))
         t.alloc("pow_bwd", 4 * f32(p))                   # mean backward's expand + pow backward's three
         t.mark(u + "norm (pow)")
-        t.free("pow_bwd", f"rms_{l}", f"p32_{l}")
+        t.free("pow_bwd", f"rms_{k}", f"p32_{k}")
         if bf:
             t.alloc("g_p16", nbytes(p, act))
             t.free("g_p")
         if s.pooled:
             t.alloc("g_y", nbytes(a, act))
             t.mark(u + "pool")
-            t.free("g_p", "g_p16", f"p_{l}", f"idx_{l}")
+            t.free("g_p", "g_p16", f"p_{k}", f"idx_{k}")
         t.alloc("g_conv", nbytes(a, act))
         t.mark(u + "relu")
-        t.free("g_y", "g_p", "g_p16", f"y_{l}")
-        if l > 1:                                        # dL/dx first, then dW (one convolution_backward)
+        t.free("g_y", "g_p", "g_p16", f"y_{k}")
+        if k > 1:                                        # dL/dx first, then dW (one convolution_backward)
             _conv(t, "g", nbytes(n * s.in_elems, act), u + "conv input gradient",
                   input_grad_copies(s, n, block) if block else None)
         _conv(t, f"grad:{s.name}", nbytes(s.params, master), u + "conv",
               weight_grad_copies(s, n, block) if block else None)
-        t.free("g_conv", f"x16_{l}", f"w16_{l}", f"h_{l - 1}")
-        if bf and l > 1:
+        t.free("g_conv", f"x16_{k}", f"w16_{k}", f"h_{k - 1}")
+        if bf and k > 1:
             t.alloc("g32", f32(n * s.in_elems))          # ToCopyBackward back to the fp32 h
             t.free("g")
             t.live["g"] = t.live.pop("g32")
@@ -480,9 +480,9 @@ def _bp_memory_by_block(t: _Timeline, layers, head, specs, n: int, precision: st
         raise ValueError(f"the PyTorch replay of {layers[0].kind} blocks is modelled for fp32 only")
     f32 = lambda k: nbytes(k, "fp32")
     held = []
-    for l, s in enumerate(layers, 1):
+    for k, s in enumerate(layers, 1):
         before = sum(t.live.values())
-        s.replay_bp_forward(t, n, l, backend, f"{s.name}: ")
+        s.replay_bp_forward(t, n, k, backend, f"{s.name}: ")
         held.append(sum(t.live.values()) - before)
     t.alloc("logits", 3 * f32(n * head.out_features))
     t.mark("head")
@@ -493,10 +493,10 @@ def _bp_memory_by_block(t: _Timeline, layers, head, specs, n: int, precision: st
     t.alloc(f"grad:{head.name}", nbytes(head.params, master))
     t.mark("head backward")
     t.free("logits")
-    for l in reversed(range(1, len(layers) + 1)):
-        s = layers[l - 1]
-        s.replay_bp_backward(t, n, l, backend, master, f"{s.name} backward: ")
-        t.free(f"h_{l - 1}")
+    for k in reversed(range(1, len(layers) + 1)):
+        s = layers[k - 1]
+        s.replay_bp_backward(t, n, k, backend, master, f"{s.name} backward: ")
+        t.free(f"h_{k - 1}")
     _adam(t, _tensor_bytes(specs, master), "update", backend)
     return MemoryCost("bp", "pytorch", n, precision, params, grads, optim, inputs, tuple(held), names,
                       t.peak, t.peak_at)

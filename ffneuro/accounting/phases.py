@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..spec import Activation, NetSpec, Neuron, Pool2d, RMSNorm, Unit
 from . import ops
-from .ops import MASTER_PRECISION, nbytes
 from .objective import PAIRS, ObjectiveCost
+from .ops import MASTER_PRECISION, nbytes
 from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
 
 CATEGORIES = ("weights", "activations", "errors", "gradients", "optimizer")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..errors import ConfigError
+from ..registry import Registry
 from ..spec import (
     Activation,
     Conv2d,
@@ -42,7 +43,6 @@ from ..spec import (
     RMSNorm,
     Unit,
 )
-from ..registry import Registry
 from . import ops
 from .ops import BIAS_OPS, POOLS, RELU_OPS, linear_macs
 
@@ -207,7 +207,7 @@ class LayerSpec:
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
               prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
-              group_at: Sequence[int] | None = None) -> list["LayerSpec"]:
+              group_at: Sequence[int] | None = None) -> list[LayerSpec]:
         """Blocks fed one by another: block i has ``widths[i]`` filters and downsamples with ``pools[i]``."""
         specs, shape = [], tuple(image_shape)
         for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):

@@ -8,10 +8,10 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 from ..errors import DataError
 from .dataset import DATASETS

@@ -6,7 +6,7 @@ per image. Every convolution position sees part of the wave, so every unit sees 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

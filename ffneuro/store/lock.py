@@ -92,7 +92,7 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         if self._fd is not None:
             return self
         if fcntl is None:  # pragma: no cover - Windows
@@ -157,7 +157,7 @@ class RunLock:
             pass
         os.close(fd)
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

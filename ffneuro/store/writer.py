@@ -15,8 +15,9 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -25,9 +26,20 @@ from ..errors import RunFileError
 from .atomic import fsync_dir, remove_stale_temps, replace_file
 from .lock import RunLock
 from .schema import (
-    EPOCH, FINISH_STATUSES, RESERVED_GROUPS, SCHEMA_NAME, SCHEMA_VERSION, STATE, STATE_META, UNIT, UNITS,
+    EPOCH,
+    FINISH_STATUSES,
+    RESERVED_GROUPS,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    STATE,
+    STATE_META,
+    UNIT,
+    UNITS,
     WEIGHT_SETS,
-    escape, pending_path, utc_now, write_json_attrs,
+    escape,
+    pending_path,
+    utc_now,
+    write_json_attrs,
 )
 
 log = logging.getLogger(__name__)
@@ -175,7 +187,7 @@ class RunWriter:
         log.info("created run file %s%s", self.file, f" (replaces {target} when complete)" if self.pending else "")
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "RunWriter":
+    def open(cls, path: str | os.PathLike) -> RunWriter:
         """The writer of an existing run (to resume it, or to add the profiler's results); takes its lock,
         and that of the file a pending replacement will replace."""
         from .reader import read_run  # the reader validates the header and the required groups
@@ -327,7 +339,7 @@ class RunWriter:
             lock.release()
         self._locks = []
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, *exc) -> None:

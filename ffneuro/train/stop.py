@@ -51,7 +51,7 @@ class StopSignals:
         if self.signum is not None:
             raise StopRequested(self.signum)
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -116,7 +116,7 @@ def train_points(plan: Sequence[tuple[dict, RunConfig, Path]], out_dir: Path, da
     bar.start("sweep", len(plan))
     try:
         with StopSignals() as stop:
-            for i, ((point, config, path), entry, (action, detail)) in enumerate(zip(plan, entries, decisions), 1):
+            for i, ((_point, config, path), entry, (action, detail)) in enumerate(zip(plan, entries, decisions), 1):
                 if action in ("skip", "diverged"):  # another sweep sharing the folder may have run it since
                     action, detail = stored_plan(path, config.to_dict()) if path.exists() else ("train", None)
                 if action == "skip":

@@ -24,7 +24,7 @@ class ConvBlock(Block):
                               padding=node.symmetric_padding, bias=node.bias)
 
     @classmethod
-    def from_spec(cls, spec: LayerSpec) -> "ConvBlock":
+    def from_spec(cls, spec: LayerSpec) -> ConvBlock:
         return cls(spec.in_shape, spec.filters, spec.kernel, spec.pool, spec=spec)
 
     @property

@@ -50,12 +50,12 @@ class UnitStats:
     def values(self) -> tuple[torch.Tensor, ...]:
         return (self.loss, self.goodness_pos, self.goodness_neg, self.disc_acc, self.pair_acc)
 
-    def scaled(self, weight: float) -> "UnitStats":
+    def scaled(self, weight: float) -> UnitStats:
         """Every value times ``weight`` (a process's share of a batch, so that shares add up to its mean)."""
         return UnitStats(*(v * weight for v in self.values()))
 
     @classmethod
-    def zeros(cls, like: torch.Tensor) -> "UnitStats":
+    def zeros(cls, like: torch.Tensor) -> UnitStats:
         """No contribution (a unit another process trains)."""
         return cls(*(like.new_zeros(()) for _ in range(5)))
 

@@ -14,8 +14,8 @@ from .parse import (
 )
 from .profile import (
     CLOCK_FIELDS,
-    CONV_WEIGHTS,
     COMPUTE_FIELDS,
+    CONV_WEIGHTS,
     CORE_FIELDS,
     FLOAT_PRECISIONS,
     INTERCONNECT_FIELDS,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -19,7 +19,7 @@ def shipped_profiles() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml") and p.is_file())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_shipped(name: str) -> HardwareProfile:
     res = resources.files(PACKAGE).joinpath(f"{name}.toml")
     origin = str(res)

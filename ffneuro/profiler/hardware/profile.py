@@ -10,8 +10,9 @@ from throughput or clock, and locality from the per-core limits. The schema is d
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import _a, _need
 from .quantities import UNITS, Fact, Quantity
@@ -574,7 +575,7 @@ class HardwareProfile:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict, origin: str = "<dict>") -> "HardwareProfile":
+    def from_dict(cls, data: dict, origin: str = "<dict>") -> HardwareProfile:
         """Validate a dict shaped like the TOML file (or like :meth:`to_dict`'s output)."""
         # imported here, not at the top: parse imports this module
         from .parse import parse_profile

@@ -82,7 +82,7 @@ class Quantity:
             object.__setattr__(self, "given_unit", self.unit)
 
     @classmethod
-    def of(cls, value: float, unit: str, *, source: str, basis: str, note: str = "") -> "Quantity":
+    def of(cls, value: float, unit: str, *, source: str, basis: str, note: str = "") -> Quantity:
         """Build from a value in any accepted unit, e.g. ``Quantity.of(23.6, "pJ", ...)``."""
         dim = _UNIT_DIMENSION.get(unit)
         _need(dim is not None, f"unknown unit {unit!r}")

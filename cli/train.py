@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -13,34 +12,16 @@ from ffneuro.data import data_source
 from ffneuro.data.loading import checked_load, load_from_source
 from ffneuro.distributed import DistContext
 from ffneuro.distributed.launch import MODES, launch_local, make_parallel
-from ffneuro.errors import ConfigError, FFNeuroError
-from ffneuro.presets import resolve_config
+from ffneuro.errors import FFNeuroError
 from ffneuro.store import read_run
 from ffneuro.train import StopSignals
-from ffneuro.train.runfile import (
-    check_out_path,
-    check_trainable,
-    interrupted_run,
-    on_main,
-    open_for_resume,
-    resume_run,
-    stored_data_source,
-    train_to_file,
-)
+from ffneuro.train.runfile import on_main, plan_run, resume_run, train_to_file
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
 from .util import echo_json, load_data
 
 log = logging.getLogger("ffneuro.cli")
-
-
-def default_out(config) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.preset or config.dataset}-{config.algo}-s{config.seed}-{stamp}.h5"
-
-
-check_out = check_out_path   # refuse an --out that cannot be written, before any data is loaded
 
 
 @click.command()
@@ -109,16 +90,17 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, p
 def _train(ctx, parallel, stop, bar, overrides, given_preset, preset, out, force, resume, data_dir, dist, as_json):
     """The work of ``train`` in one process of the job (all of it without torchrun)."""
     # rank 0 decides what to train and where (the others would race it for a timestamped --out)
-    plan = parallel.share(on_main(parallel, lambda: _plan(overrides, given_preset, preset, out, force, resume,
-                                                           data_dir, dist)))
-    config, target = RunConfig.from_dict(plan["config"]), Path(plan["out"])
-    data = load_from(config.dataset, plan["source"], data_dir)
+    plan = parallel.share(on_main(parallel, lambda: plan_run(
+        preset, overrides, given_preset=given_preset, out=out, force=force, resume=resume,
+        data_dir=data_dir, restart=dist.restart if dist is not None else None)))
+    config, target = RunConfig.from_dict(plan.config), plan.out
+    data = load_from(config.dataset, plan.source, data_dir)
     stop.check()
-    if plan["resume"]:
+    if plan.resume:
         record = read_run(target) if parallel.is_main else None
         summary = resume_run(record, config, data, progress=bar, stop=stop, parallel=parallel,
                              data_source=data_source(config.dataset, data_dir) if data_dir else None)
-        out = Path(plan["final"])
+        out = plan.final
         if summary is None:
             if parallel.is_main:
                 click.echo(f"{target} was complete; it now replaces {out}")
@@ -138,31 +120,6 @@ def _train(ctx, parallel, stop, bar, overrides, given_preset, preset, out, force
         })
     else:
         click.echo(f"{out}: test " + ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
-
-
-def _plan(overrides: dict, given_preset: str | None, preset: str, out: Path | None, force: bool, resume: Path | None,
-          data_dir, dist: DistContext | None) -> dict:
-    """What this command trains: {config, out (the file written), final (the file it ends as), resume,
-    source (where the data is)}. Decided once, by rank 0."""
-    if resume is not None:
-        if out is not None or force:
-            raise ConfigError("--resume continues the run in its own file; drop --out and --force")
-        record, config = open_for_resume(resume, {**overrides, "preset": given_preset})
-        final = resume.with_name(record.replaces) if record.pending else resume
-        source = None if data_dir else stored_data_source(record)
-        return {"config": config.to_dict(), "out": str(resume), "final": str(final), "resume": True, "source": source}
-    config = resolve_config(preset, overrides)
-    check_trainable(config)
-    if out is None and dist is not None:
-        log.warning("no --out: a restarted job would start a new run file instead of resuming this one")
-    out = out or default_out(config)
-    if dist is not None and dist.restart:  # torchrun restarted the job: continue what the last attempt wrote
-        found = interrupted_run(out, force, config)
-        if found is not None:
-            log.warning("restart %d: continuing %s from its last committed epoch", dist.restart, found)
-            return {"config": config.to_dict(), "out": str(found), "final": str(out), "resume": True, "source": None}
-    check_out(out, force)
-    return {"config": config.to_dict(), "out": str(out), "final": str(out), "resume": False, "source": None}
 
 
 def load_from(dataset: str, source: str | None, data_dir):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RunConfig
@@ -16,6 +18,7 @@ from ..data import Dataset
 from ..data.loading import checked_load, load_data, load_from_source
 from ..errors import ConfigError, Diverged, FFNeuroError, RunFileError
 from ..models.weights import weights_mismatch
+from ..presets import resolve_config
 from ..store import RunRecord, RunWriter, read_run
 from .device import environment
 from .memory_guard import check_run_memory
@@ -277,3 +280,51 @@ def restore_run(record: RunRecord, config: RunConfig, weights: str, data_dir: st
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RunFileError(f"{unfit}: {reason}") from exc
     return trainer
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one ``train`` command does: train ``config`` into ``out`` (or resume ``out``), which ends as
+    ``final`` (a pending ``--force`` replacement ends as the file it replaces); ``source``: where the data
+    was found when the run was made, for a resume without ``--data-dir``."""
+
+    config: dict
+    out: Path
+    final: Path
+    resume: bool
+    source: str | None = None
+
+
+def default_out(config: RunConfig) -> Path:
+    """runs/<preset or dataset>-<algo>-s<seed>-<time>.h5"""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.preset or config.dataset}-{config.algo}-s{config.seed}-{stamp}.h5"
+
+
+def plan_run(preset: str | None, overrides: dict, *, given_preset: str | None = None, out: Path | None = None,
+             force: bool = False, resume: Path | None = None, data_dir: str | os.PathLike | None = None,
+             restart: int | None = None) -> RunPlan:
+    """Decide what a ``train`` command trains and where, refusing what cannot work before any data loads.
+
+    ``resume``: continue that run file (``given_preset``, the preset named on the command line, and the
+    overrides must agree with its stored config). ``restart``: the torchrun attempt number, when a restarted
+    job should continue the unfinished run it left at ``out``."""
+    if resume is not None:
+        if out is not None or force:
+            raise ConfigError("--resume continues the run in its own file; drop --out and --force")
+        record, config = open_for_resume(resume, {**overrides, "preset": given_preset})
+        final = resume.with_name(record.replaces) if record.pending else resume
+        source = None if data_dir else stored_data_source(record)
+        return RunPlan(config.to_dict(), resume, final, True, source)
+    config = resolve_config(preset, overrides)
+    check_trainable(config)
+    if out is None and restart is not None:
+        log.warning("no --out: a restarted job would start a new run file instead of resuming this one")
+    out = out or default_out(config)
+    if restart:  # torchrun restarted the job: continue what the last attempt wrote
+        found = interrupted_run(out, force, config)
+        if found is not None:
+            log.warning("restart %d: continuing %s from its last committed epoch", restart, found)
+            return RunPlan(config.to_dict(), found, out, True)
+    check_out_path(out, force)
+    return RunPlan(config.to_dict(), out, out, False)

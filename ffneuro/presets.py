@@ -76,7 +76,7 @@ PRESETS.register("ffneuro-cifar10")(dict(
 
 
 # ------------------------------------------------------------------------------------------------------
-# Our CPU presets that learn fastest (BENCHMARKS.md section 11: chosen on the validation split, test used
+# Our CPU presets that learn fastest (BENCHMARKS.md section 12: chosen on the validation split, test used
 # once). CwComp's parts, sized for 2 CPU cores: three conv blocks with batch norm, 2×2 max pooling after
 # the first two, class-wise goodness and its CwC loss at every unit (no label in the image, no negative
 # images), each unit its own Adam at lr 0.01, the lr cooling linearly every batch from 30% of the run,

@@ -73,25 +73,32 @@ def stage_units(counts: Sequence[int], rank: int) -> range:
 def unit_step_times(model, batch_size: int, device: torch.device, repeats: int = 3) -> list[float]:
     """Seconds one training step of each unit takes on a random batch of ``batch_size`` images (median of
     ``repeats`` after a warm-up), measured on a copy: the model, its optimisers and the run's generators
-    are left untouched."""
+    are left untouched. The first unit's time includes building the step's input rows (embedding the
+    labels of positives and negatives), which only the first pipeline stage does."""
     probe = copy.deepcopy(model)
     shape = probe.layer_specs()[0].in_shape
     gen = torch.Generator(device=device).manual_seed(0)
     x = torch.rand((batch_size, *shape), generator=gen, device=device)
     y = torch.randint(0, probe.num_classes, (batch_size,), generator=gen, device=device)
-    h, n, labels = probe.input_rows(x, y, gen)
+    rows_time, (h, n, labels) = _median_time(lambda: probe.input_rows(x, y, gen), repeats, device)
     times = []
     for unit in probe.units:
-        spent = []
-        for _ in range(repeats + 1):
-            _sync(device)
-            t0 = time.perf_counter()
-            out, _ = unit.train_step(h, n, labels)
-            _sync(device)
-            spent.append(time.perf_counter() - t0)
-        times.append(statistics.median(spent[1:]))
-        h = out
+        spent, (h, _) = _median_time(lambda unit=unit, h=h: unit.train_step(h, n, labels), repeats, device)
+        times.append(spent)
+    times[0] += rows_time
     return times
+
+
+def _median_time(fn, repeats: int, device: torch.device) -> tuple[float, object]:
+    """The median seconds of ``repeats`` calls of ``fn`` after a warm-up call, and its last result."""
+    spent = []
+    for _ in range(repeats + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(device)
+        spent.append(time.perf_counter() - t0)
+    return statistics.median(spent[1:]), out
 
 
 def _sync(device: torch.device) -> None:

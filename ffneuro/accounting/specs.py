@@ -9,7 +9,8 @@ A *block spec* describes one unit's layer: its shapes, its nodes in the layer-sp
 weighted node). Every block type registers its spec class in :data:`BLOCK_SPECS` under the name
 ``--arch`` takes; the class's :meth:`stack` builds a network's specs from per-layer widths. The conv
 block (:class:`LayerSpec`) is defined here; the others live in :mod:`ffneuro.accounting.rules`, one
-file each. What a block spec provides:
+file each. What a block spec provides (the counts derived alike from its nodes and weighted node come
+from :class:`SynapseCounts`):
 
 * ``name``, ``in_shape``, ``trainable``; ``nodes()``/``unit()``; ``synapse`` (the weighted node);
 * ``neuron_shape`` (the weighted node's outputs), ``goodness_shape`` (what goodness is measured on),
@@ -50,8 +51,62 @@ from .ops import BIAS_OPS, POOLS, RELU_OPS, linear_macs
 BLOCK_SPECS: Registry[type] = Registry("block type (--arch)")
 
 
+class SynapseCounts:
+    """What every block spec derives alike: its unit, shapes from its node chain (``nodes()``) and
+    weights and operations from its weighted node (``synapse``). A block spec adds its nodes, its
+    ``goodness_shape`` (what goodness is measured on), ``params``, ``update_ops`` and its cost rule."""
+
+    def unit(self) -> Unit:
+        return Unit(self.name, self.nodes(), self.trainable)
+
+    @property
+    def neuron_shape(self) -> tuple[int, ...]:
+        """The weighted node's outputs (before any pooling): the unit's neurons."""
+        return self.synapse.out_shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """What the block hands on: the last node's output."""
+        return self.nodes()[-1].out_shape
+
+    @property
+    def in_elems(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def neurons(self) -> int:
+        return math.prod(self.neuron_shape)
+
+    @property
+    def out_elems(self) -> int:
+        """Values handed on per sample (fewer than :attr:`neurons` when pooled)."""
+        return math.prod(self.out_shape)
+
+    @property
+    def goodness_elems(self) -> int:
+        return math.prod(self.goodness_shape)
+
+    @property
+    def fan_in(self) -> int:
+        return self.synapse.fan_in
+
+    @property
+    def weights(self) -> int:
+        return self.synapse.weights
+
+    @property
+    def macs(self) -> int:
+        """Dense MACs of one forward for one sample (zero padding counted; one per output position)."""
+        return self.synapse.macs
+
+    @property
+    def synops(self) -> int:
+        """Dense synaptic operations of one forward without the padding taps (NeuroBench's count)."""
+        return self.synapse.synops
+
+
 @dataclass(frozen=True)
-class LayerSpec:
+class LayerSpec(SynapseCounts):
     """One conv block ('same'-padded conv → ReLU → optional 2×2 pool → RMS norm), the unit FF units and
     the BP twin are made of: the one description of it (``ConvBlock`` builds its torch layer from this,
     the run file's per-unit summary and every count are computed from it).
@@ -115,53 +170,9 @@ class LayerSpec:
         out.append(RMSNorm(out[-1].out_shape))
         return tuple(out)
 
-    def unit(self) -> Unit:
-        return Unit(self.name, self.nodes(), self.trainable)
-
-    @property
-    def neuron_shape(self) -> tuple[int, int, int]:
-        """Conv output shape: 'same' size at stride 1, (H - 1) // 2 + 1 at stride 2 (padding k // 2)."""
-        return self.conv.out_shape
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        return self.nodes()[-1].out_shape
-
-    @property
-    def in_elems(self) -> int:
-        return math.prod(self.in_shape)
-
-    @property
-    def neurons(self) -> int:
-        """Conv outputs per sample (pre-pool): the unit's neurons."""
-        return math.prod(self.neuron_shape)
-
-    @property
-    def out_elems(self) -> int:
-        """Values handed on per sample (post-pool; equal to :attr:`neurons` unless pooled)."""
-        return math.prod(self.out_shape)
-
-    @property
-    def fan_in(self) -> int:
-        return self.conv.fan_in
-
-    @property
-    def weights(self) -> int:
-        return self.conv.weights
-
     @property
     def params(self) -> int:
         return self.conv.params
-
-    @property
-    def macs(self) -> int:
-        """Dense MACs of one forward for one sample (zero padding counted; one per output position)."""
-        return self.conv.macs
-
-    @property
-    def synops(self) -> int:
-        """Dense synaptic operations of one forward without the padding taps (NeuroBench's count)."""
-        return self.conv.synops
 
     @property
     def update_ops(self) -> int:
@@ -174,10 +185,6 @@ class LayerSpec:
     def goodness_shape(self) -> tuple[int, int, int]:
         """Goodness is measured on the ReLU output, before pooling."""
         return self.neuron_shape
-
-    @property
-    def goodness_elems(self) -> int:
-        return self.neurons
 
     @property
     def forward_ops(self) -> int:

@@ -6,20 +6,19 @@ this unit's goodness off the length of its input. Goodness is measured on the Re
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from ...errors import ConfigError
-from ...spec import Activation, Flatten, Linear, Node, RMSNorm, Unit
+from ...spec import Activation, Flatten, Linear, Node, RMSNorm
 from .. import ops
-from ..specs import BLOCK_SPECS
+from ..specs import BLOCK_SPECS, SynapseCounts
 
 
 @BLOCK_SPECS.register("fc")
 @dataclass(frozen=True)
-class DenseSpec:
+class DenseSpec(SynapseCounts):
     """One fully connected block on an input of any shape (flattened): ``width`` ReLU neurons."""
 
     kind: ClassVar[str] = "fc"
@@ -43,10 +42,6 @@ class DenseSpec:
         object.__setattr__(self, "in_shape", shape)
 
     @property
-    def in_elems(self) -> int:
-        return math.prod(self.in_shape)
-
-    @property
     def linear(self) -> Linear:
         return Linear((self.in_elems,), self.width, self.bias)
 
@@ -62,42 +57,14 @@ class DenseSpec:
         out += [self.linear, Activation((self.width,), "relu"), RMSNorm((self.width,))]
         return tuple(out)
 
-    def unit(self) -> Unit:
-        return Unit(self.name, self.nodes(), self.trainable)
-
     @property
-    def neuron_shape(self) -> tuple[int]:
-        return (self.width,)
-
-    goodness_shape = neuron_shape
-    out_shape = neuron_shape
-
-    @property
-    def neurons(self) -> int:
-        return self.width
-
-    goodness_elems = neurons
-    out_elems = neurons
-
-    @property
-    def fan_in(self) -> int:
-        return self.in_elems
-
-    @property
-    def weights(self) -> int:
-        return self.in_elems * self.width
+    def goodness_shape(self) -> tuple[int]:
+        """Goodness is measured on the ReLU output."""
+        return self.neuron_shape
 
     @property
     def params(self) -> int:
         return self.weights + (self.width if self.bias else 0)
-
-    @property
-    def macs(self) -> int:
-        return self.weights
-
-    @property
-    def synops(self) -> int:
-        return self.weights
 
     @property
     def update_ops(self) -> int:

@@ -8,22 +8,21 @@ backward compute the conv's input gradient too (counted: ``trains_before_synapse
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from ...errors import ConfigError
-from ...spec import Activation, BatchNorm, Conv2d, Node, Pool2d, Unit
+from ...spec import Activation, BatchNorm, Conv2d, Node, Pool2d
 from .. import ops
-from ..specs import BLOCK_SPECS
+from ..specs import BLOCK_SPECS, SynapseCounts
 
 TRIFECTA_POOLS = ("none", "max")
 
 
 @BLOCK_SPECS.register("trifecta")
 @dataclass(frozen=True)
-class TrifectaSpec:
+class TrifectaSpec(SynapseCounts):
     """One Trifecta block: batch norm of the input, ``filters`` convs of ``kernel``, ReLU, optional 2×2 max pool."""
 
     kind: ClassVar[str] = "trifecta"
@@ -70,52 +69,14 @@ class TrifectaSpec:
             out.append(Pool2d(conv.out_shape, self.pool, 2, 2))
         return tuple(out)
 
-    def unit(self) -> Unit:
-        return Unit(self.name, self.nodes(), self.trainable)
-
     @property
-    def neuron_shape(self) -> tuple[int, int, int]:
-        return self.conv.out_shape
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        return self.nodes()[-1].out_shape
-
-    goodness_shape = out_shape   # measured on the (pooled) output
-
-    @property
-    def in_elems(self) -> int:
-        return math.prod(self.in_shape)
-
-    @property
-    def neurons(self) -> int:
-        return math.prod(self.neuron_shape)
-
-    @property
-    def out_elems(self) -> int:
-        return math.prod(self.out_shape)
-
-    goodness_elems = out_elems
-
-    @property
-    def fan_in(self) -> int:
-        return self.conv.fan_in
-
-    @property
-    def weights(self) -> int:
-        return self.conv.weights
+    def goodness_shape(self) -> tuple[int, int, int]:
+        """Goodness is measured on the (pooled) output."""
+        return self.out_shape
 
     @property
     def params(self) -> int:
         return self.conv.params + 2 * self.in_shape[0]   # the input batch norm's γ and β
-
-    @property
-    def macs(self) -> int:
-        return self.conv.macs
-
-    @property
-    def synops(self) -> int:
-        return self.conv.synops
 
     @property
     def update_ops(self) -> int:

@@ -229,31 +229,47 @@ def _workers(root: int) -> dict[int, int]:
     return found
 
 
+def _job_after_first_epoch(cwd: Path, argv: list[str], log: Path) -> tuple[subprocess.Popen, dict[int, int]]:
+    """Start ``ffneuro -q ARGV`` (a torchrun job writing job.h5, its output to ``log``), wait until job.h5 has
+    committed an epoch, and return the job with its two workers' pids (killed with it if that fails)."""
+    with open(log, "w") as sink:  # a file, not a pipe nobody reads: torchrun must never block on its output
+        job = subprocess.Popen([sys.executable, "-m", "ffneuro.cli", "-q", *argv], cwd=cwd, env=_env(), stdout=sink,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            path = cwd / "job.h5"
+            if path.exists() and read_run(path).epochs_done >= 1:
+                break
+            assert job.poll() is None, log.read_text()
+            time.sleep(0.01)
+        workers = _workers(job.pid)                             # torchrun puts its workers in their own sessions
+        assert set(workers) == {0, 1}, workers
+    except BaseException:
+        _kill_job(job)
+        raise
+    return job, workers
+
+
+def _kill_job(job: subprocess.Popen) -> None:
+    """kill -9 of a torchrun job: its workers, then the launcher and torchrun."""
+    for pid in _workers(job.pid).values():
+        os.kill(pid, signal.SIGKILL)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+
+
 def test_a_killed_worker_restarts_the_job_which_ends_as_if_uninterrupted(tmp_path):
     args = ["train", *TINY, "--epochs", "4", "--parallel", "data", "--nproc", "2"]
     assert_ok(ffneuro(tmp_path, *args, "--out", "ref.h5"))
     log = tmp_path / "job.log"
-    with open(log, "w") as sink:  # a file, not a pipe nobody reads: torchrun must never block on its output
-        job = subprocess.Popen([sys.executable, "-m", "ffneuro.cli", "-q", *args, "--max-restarts", "1",
-                                "--out", "job.h5"], cwd=tmp_path, env=_env(), stdout=sink, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    job, workers = _job_after_first_epoch(tmp_path, [*args, "--max-restarts", "1", "--out", "job.h5"], log)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            path = tmp_path / "job.h5"
-            if path.exists() and read_run(path).epochs_done >= 1:
-                break
-            assert job.poll() is None, log.read_text()
-            time.sleep(0.05)
-        workers = _workers(job.pid)
-        assert set(workers) == {0, 1}, workers
         os.kill(workers[1], signal.SIGKILL)                     # mid-epoch: epochs 2 to 4 are still to come
         assert job.wait(timeout=300) == 0, log.read_text()
     finally:
-        if job.poll() is None:                                  # the workers, then the launcher and torchrun
-            for pid in _workers(job.pid).values():
-                os.kill(pid, signal.SIGKILL)
-            os.killpg(job.pid, signal.SIGKILL)
+        if job.poll() is None:
+            _kill_job(job)
     rec = read_run(tmp_path / "job.h5")
     assert (rec.status, rec.epochs_done) == ("complete", 4)
     with h5py.File(tmp_path / "job.h5", "r") as f:
@@ -267,27 +283,9 @@ def test_a_pipelined_run_killed_and_resumed_is_the_one_process_run(tmp_path):
     restores its units from rank 0's broadcast, and the run ends bit-identical to one process."""
     args = ["train", *TINY, "--epochs", "4", "--layers", "3"]
     assert_ok(ffneuro(tmp_path, *args, "--out", "one.h5"))
-    log = tmp_path / "job.log"
-    with open(log, "w") as sink:
-        job = subprocess.Popen([sys.executable, "-m", "ffneuro.cli", "-q", *args, "--nproc", "2", "--parallel",
-                                "pipeline", "--out", "job.h5"], cwd=tmp_path, env=_env(), stdout=sink,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    workers = {}
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            path = tmp_path / "job.h5"
-            if path.exists() and read_run(path).epochs_done >= 1:
-                break
-            assert job.poll() is None, log.read_text()
-            time.sleep(0.01)
-        workers = _workers(job.pid)                             # torchrun puts its workers in their own sessions
-        assert set(workers) == {0, 1}, workers
-    finally:
-        for pid in workers.values():
-            os.kill(pid, signal.SIGKILL)
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait()
+    job, _ = _job_after_first_epoch(tmp_path, [*args, "--nproc", "2", "--parallel", "pipeline", "--out", "job.h5"],
+                                    tmp_path / "job.log")
+    _kill_job(job)
     assert read_run(tmp_path / "job.h5").epochs_done < 4
     assert_ok(ffneuro(tmp_path, "train", "--resume", "job.h5", "--nproc", "2", "--parallel", "pipeline"))
     compare(tmp_path / "one.h5", tmp_path / "job.h5", exact=True)

@@ -123,12 +123,7 @@ class _Ctx:
                                            f"accepted: {', '.join(table)}")
         if dimension == "count" and not float(number).is_integer():
             raise self.fail(f"{key}.value", f"a count must be a whole number, got {number}")
-        source = self.string(f"{key}.source", value["source"])
-        basis = self.choice(f"{key}.basis", value["basis"], BASES)
-        note = self.string(f"{key}.note", value.get("note", ""), empty_ok=True)
-        if basis in BASES_NEEDING_NOTE and not note.strip():
-            raise self.fail(f"{key}.note", f"basis {basis!r} needs a note saying how the number was derived "
-                                           "or why it was assumed")
+        source, basis, note = self.provenance(key, value, "number")
         return Quantity(_to_si(number, table[unit]), si, source, basis, note, given_value=number, given_unit=unit)
 
     def fact(self, key: str, value: Any, choices: tuple[str, ...]) -> Fact:
@@ -138,13 +133,17 @@ class _Ctx:
                                  f"{', '.join(choices)}, got {_type_name(value)}")
         self.check_keys(key, value, FACT_KEYS_REQUIRED, QUANTITY_KEYS_OPTIONAL)
         choice = self.choice(f"{key}.value", value["value"], choices)
+        return Fact(choice, *self.provenance(key, value, "choice"))
+
+    def provenance(self, key: str, value: dict, what: str) -> tuple[str, str, str]:
+        """A number's or choice's ``source``, ``basis`` and ``note`` (required for the bases that need one)."""
         source = self.string(f"{key}.source", value["source"])
         basis = self.choice(f"{key}.basis", value["basis"], BASES)
         note = self.string(f"{key}.note", value.get("note", ""), empty_ok=True)
         if basis in BASES_NEEDING_NOTE and not note.strip():
-            raise self.fail(f"{key}.note", f"basis {basis!r} needs a note saying how the choice was derived "
+            raise self.fail(f"{key}.note", f"basis {basis!r} needs a note saying how the {what} was derived "
                                            "or why it was assumed")
-        return Fact(choice, source, basis, note)
+        return source, basis, note
 
     def mixed_section(self, key: str, value: Any, numbers: dict[str, tuple[str, bool]],
                       facts: dict[str, tuple[tuple[str, ...], bool]]) -> dict[str, Any]:

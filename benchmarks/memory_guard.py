@@ -22,6 +22,7 @@ import torch
 
 from ffneuro.data import load_dataset
 from ffneuro.presets import resolve_config
+from ffneuro.profiler.measure import span_peak_bytes
 from ffneuro.train import Trainer
 from ffneuro.train.memory_guard import MARGIN, MARGIN_BYTES, estimate_memory
 from ffneuro.train.trainer import _Silent
@@ -54,18 +55,7 @@ def _tensor_peaks(config, data) -> dict[str, int]:
         for name, run in _phases(trainer).items():
             with record_function(name):
                 run()
-    events = sorted(prof.profiler.kineto_results.events(), key=lambda e: e.start_ns())
-    peaks = {}
-    for name in _phases(trainer):
-        span = next(e for e in events if e.name() == name)
-        live = peak = 0
-        for e in events:
-            if e.name() == "[memory]":
-                live += e.nbytes()
-                if span.start_ns() <= e.start_ns() <= span.end_ns():
-                    peak = max(peak, live)
-        peaks[name] = peak
-    return peaks
+    return {name: span_peak_bytes(prof, name) for name in _phases(trainer)}
 
 
 def main() -> None:

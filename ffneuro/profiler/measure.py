@@ -39,12 +39,18 @@ def step_peak_bytes(make_model: Callable[[], torch.nn.Module], x: torch.Tensor, 
             model.train_batch(x, y)
         with record_function("ffneuro-step"):
             measured(model)
+    return model, span_peak_bytes(prof, "ffneuro-step")
+
+
+def span_peak_bytes(prof, name: str) -> int:
+    """The peak of live tensor bytes during the ``record_function(name)`` span of a CPU profile taken with
+    ``profile_memory=True`` (the allocations before the span count towards what is live)."""
     events = sorted(prof.profiler.kineto_results.events(), key=lambda e: e.start_ns())
-    step = next(e for e in events if e.name() == "ffneuro-step")
+    span = next(e for e in events if e.name() == name)
     live = peak = 0
     for e in events:
         if e.name() == "[memory]":
             live += e.nbytes()
-            if step.start_ns() <= e.start_ns() <= step.end_ns():
+            if span.start_ns() <= e.start_ns() <= span.end_ns():
                 peak = max(peak, live)
-    return model, peak
+    return peak

@@ -51,10 +51,33 @@ from .ops import BIAS_OPS, POOLS, RELU_OPS, linear_macs
 BLOCK_SPECS: Registry[type] = Registry("block type (--arch)")
 
 
+def conv_in_shape(name: str, in_shape: Sequence[int], kernel: int) -> tuple[int, int, int]:
+    """``in_shape`` as three positive ints (C, H, W), for a conv block whose ``kernel`` must suit 'same'
+    padding (odd)."""
+    shape = tuple(int(s) for s in in_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(f"{name}: in_shape must be three positive ints (C, H, W), got {in_shape}")
+    if kernel < 1 or kernel % 2 == 0:
+        raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {kernel}")
+    return shape
+
+
 class SynapseCounts:
     """What every block spec derives alike: its unit, shapes from its node chain (``nodes()``) and
-    weights and operations from its weighted node (``synapse``). A block spec adds its nodes, its
+    weights and operations from its weighted node (``synapse``), and (for conv-like blocks, unless a
+    spec says otherwise) how a network's blocks chain. A block spec adds its nodes, its
     ``goodness_shape`` (what goodness is measured on), ``params``, ``update_ops`` and its cost rule."""
+
+    @classmethod
+    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
+              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
+              group_at: Sequence[int] | None = None) -> list:
+        """Blocks fed one by another: block i has ``widths[i]`` filters and downsamples with ``pools[i]``."""
+        specs, shape = [], tuple(image_shape)
+        for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
+            specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, trainable=trainable[i]))
+            shape = specs[-1].out_shape
+        return specs
 
     def unit(self) -> Unit:
         return Unit(self.name, self.nodes(), self.trainable)
@@ -129,13 +152,9 @@ class LayerSpec(SynapseCounts):
     bias: bool = True
 
     def __post_init__(self) -> None:
-        shape = tuple(int(s) for s in self.in_shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise ConfigError(f"{self.name}: in_shape must be three positive ints (C, H, W), got {self.in_shape}")
+        shape = conv_in_shape(self.name, self.in_shape, self.kernel)
         if self.filters < 1:
             raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {self.kernel}")
         if self.pool not in POOLS:
             raise ConfigError(f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
         if self.pool != "none" and min(shape[1:]) < 2:
@@ -210,17 +229,6 @@ class LayerSpec(SynapseCounts):
     def bp_stored(self) -> int:
         """BP keeps the ReLU output, the pooled map when pooled (the norm's backward needs it) and the output."""
         return self.neurons + (self.out_elems if self.pooled else 0) + self.out_elems
-
-    @classmethod
-    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
-              group_at: Sequence[int] | None = None) -> list[LayerSpec]:
-        """Blocks fed one by another: block i has ``widths[i]`` filters and downsamples with ``pools[i]``."""
-        specs, shape = [], tuple(image_shape)
-        for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
-            specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, trainable=trainable[i]))
-            shape = specs[-1].out_shape
-        return specs
 
 
 BLOCK_SPECS.register("conv")(LayerSpec)

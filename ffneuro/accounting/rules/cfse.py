@@ -17,7 +17,7 @@ from typing import ClassVar
 from ...errors import ConfigError
 from ...spec import Activation, BatchNorm, Conv2d, Node, Pool2d
 from .. import ops
-from ..specs import BLOCK_SPECS, SynapseCounts
+from ..specs import BLOCK_SPECS, SynapseCounts, conv_in_shape
 
 CFSE_POOLS = ("none", "max")
 
@@ -40,13 +40,9 @@ class CFSESpec(SynapseCounts):
     bias: bool = True
 
     def __post_init__(self) -> None:
-        shape = tuple(int(s) for s in self.in_shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise ConfigError(f"{self.name}: in_shape must be three positive ints (C, H, W), got {self.in_shape}")
+        shape = conv_in_shape(self.name, self.in_shape, self.kernel)
         if self.pool not in CFSE_POOLS:
             raise ConfigError(f"a cfse block pools with {' or '.join(CFSE_POOLS)}, got {self.pool!r}")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {self.kernel}")
         if self.pool != "none" and min(shape[1:]) < 2:
             raise ConfigError(f"cannot pool a {shape[1]}×{shape[2]} map; use fewer downsampling layers")
         object.__setattr__(self, "in_shape", shape)

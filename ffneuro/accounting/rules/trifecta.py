@@ -8,14 +8,13 @@ backward compute the conv's input gradient too (counted: ``trains_before_synapse
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from ...errors import ConfigError
 from ...spec import Activation, BatchNorm, Conv2d, Node, Pool2d
 from .. import ops
-from ..specs import BLOCK_SPECS, SynapseCounts
+from ..specs import BLOCK_SPECS, SynapseCounts, conv_in_shape
 
 TRIFECTA_POOLS = ("none", "max")
 
@@ -37,13 +36,9 @@ class TrifectaSpec(SynapseCounts):
     trainable: bool = True
 
     def __post_init__(self) -> None:
-        shape = tuple(int(s) for s in self.in_shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise ConfigError(f"{self.name}: in_shape must be three positive ints (C, H, W), got {self.in_shape}")
+        shape = conv_in_shape(self.name, self.in_shape, self.kernel)
         if self.pool not in TRIFECTA_POOLS:
             raise ConfigError(f"a trifecta block pools with {' or '.join(TRIFECTA_POOLS)}, got {self.pool!r}")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ConfigError(f"kernel must be a positive odd number for 'same' padding, got {self.kernel}")
         if self.filters < 1:
             raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
         if self.pool != "none" and min(shape[1:]) < 2:
@@ -199,12 +194,3 @@ class TrifectaSpec(SynapseCounts):
             t.live["g"] = t.live.pop("g_bn_in")
         t.free("g_x")
 
-    @classmethod
-    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
-              group_at: Sequence[int] | None = None) -> list[TrifectaSpec]:
-        specs, shape = [], tuple(image_shape)
-        for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
-            specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, trainable=trainable[i]))
-            shape = specs[-1].out_shape
-        return specs

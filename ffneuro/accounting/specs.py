@@ -45,7 +45,7 @@ from ..spec import (
     Unit,
 )
 from . import ops
-from .ops import BIAS_OPS, POOLS, RELU_OPS, linear_macs
+from .ops import BIAS_OPS, POOLS, RELU_OPS
 
 #: block type name (``--arch``) -> block spec class (with a ``stack`` classmethod)
 BLOCK_SPECS: Registry[type] = Registry("block type (--arch)")
@@ -256,29 +256,13 @@ class LinearSpec:
     def unit(self) -> Unit:
         return Unit(self.name, self.nodes(), self.trainable)
 
-    @property
-    def neurons(self) -> int:
-        return self.out_features
-
-    @property
-    def fan_in(self) -> int:
-        return self.in_features
-
-    @property
-    def weights(self) -> int:
-        return self.in_features * self.out_features
-
-    @property
-    def params(self) -> int:
-        return self.weights + (self.out_features if self.bias else 0)
-
-    @property
-    def macs(self) -> int:
-        return linear_macs(self.in_features, self.out_features)
-
-    @property
-    def synops(self) -> int:
-        return self.macs
+    # the counts are its linear node's
+    neurons = property(lambda self: self.linear.neurons)
+    fan_in = property(lambda self: self.linear.fan_in)
+    weights = property(lambda self: self.linear.weights)
+    params = property(lambda self: self.linear.params)
+    macs = property(lambda self: self.linear.macs)
+    synops = property(lambda self: self.linear.synops)
 
     @property
     def update_ops(self) -> int:

@@ -108,8 +108,8 @@ class Pipeline(Local):
         h, n, labels = model.input_rows(x, y, generator, None if self.first else slice(0, 0))
         start, stop = self.owned[0], self.owned[-1] + 1
         if not self.first:
-            n, labels = len(y), (None if model.pairs else y)
-            h = self._recv(((2 if model.pairs else 1) * n, *self.specs[start].in_shape))
+            rows, n, labels = model.row_layout(y)
+            h = self._recv((rows, *self.specs[start].in_shape))
         linear = model.linear is not None
         collect = linear and not model.pairs          # the readout reuses the training rows' outputs
         kept = []

@@ -139,9 +139,16 @@ class FFNet(nn.Module):
         if rows is not None:
             x, y = x[rows], y[rows]
             wrong = wrong[rows] if wrong is not None else None
+        _, n, labels = self.row_layout(y)
         if self.pairs:
-            return torch.cat([self.labels.embed(x, y), self.labels.embed(x, wrong)]), x.shape[0], None
-        return x, x.shape[0], y
+            return torch.cat([self.labels.embed(x, y), self.labels.embed(x, wrong)]), n, labels
+        return x, n, labels
+
+    def row_layout(self, y: torch.Tensor) -> tuple[int, int, torch.Tensor | None]:
+        """What :meth:`input_rows` gives for images labelled ``y``, without the rows themselves: (number of
+        rows, positives, row labels)."""
+        n = len(y)
+        return (2 * n, n, None) if self.pairs else (n, n, y)
 
     def readout_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the linear readout (and its CAM) sees: the neutral embedding, or the image itself."""

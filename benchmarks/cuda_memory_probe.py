@@ -10,7 +10,8 @@ import json
 
 import torch
 
-from ffneuro.accounting import bp_memory, ff_memory, layer_specs
+from ffneuro.accounting import bp_memory, ff_memory
+from ffneuro.blocks import layer_specs
 from ffneuro.models import BPNet, FFNet
 from ffneuro.presets import resolve_config
 from ffneuro.profiler.measure import step_peak_bytes

@@ -15,8 +15,9 @@ import sys
 
 import numpy as np
 
-from ffneuro.accounting import bp_training_costs, ff_training_costs, layer_specs
+from ffneuro.accounting import bp_training_costs, ff_training_costs
 from ffneuro.accounting.objective import objective_cost
+from ffneuro.blocks import layer_specs
 from ffneuro.config import RunConfig
 from ffneuro.presets import PRESETS
 from ffneuro.store import find_runs, read_run

@@ -6,13 +6,14 @@ import math
 
 import click
 
-from ffneuro.accounting import BLOCK_SPECS
+from ffneuro.accounting.ops import POOLS
+from ffneuro.blocks import BLOCKS
 from ffneuro.config import ALGOS, AUGMENTS, DEVICES, NO_LABELS, READOUTS
 from ffneuro.goodness import GOODNESS, LOSSES
 from ffneuro.labels import LABELS
 from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS, resolve_config
-from ffneuro.units import OPTIMIZERS, POOLS
+from ffneuro.units import OPTIMIZERS
 
 
 class FiniteFloat(click.FloatRange):
@@ -102,8 +103,8 @@ MODEL_OPTIONS = [
     ("--pool", "pool", click.Choice(POOLS), "2× downsampling: 2×2 max/avg pooling, or a stride-2 conv"),
     ("--pool-every", "pool_every", click.IntRange(min=1), "downsample after every k-th unit (k=1: every unit)"),
     ("--pool-at", "pool_at", IntList(), "the units (1-based, comma-separated) that downsample, instead of --pool-every"),
-    ("--arch", "arch", click.Choice(BLOCK_SPECS.names()),
-     "block type of every unit: conv (the paper's), fc (Hinton's fully connected), cfse (CwComp), trifecta"),
+    ("--arch", "arch", click.Choice(BLOCKS.names()),
+     "block type of every unit (each is one file, ffneuro/blocks/NAME.py; docs/variants)"),
     ("--group-at", "group_at", IntList(),
      "cfse: the units (1-based, comma-separated) whose conv is grouped by class (default: every second; none: no unit)"),
     ("--widths", "widths", IntList(), "filters (conv) or neurons (fc) of each layer, comma-separated (default: --filters)"),

@@ -5,12 +5,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
-from .accounting.specs import BLOCK_SPECS, LayerSpec, layer_pools
+from .accounting.ops import POOLS
+from .blocks import BLOCKS, layer_pools, layer_specs
 from .errors import ConfigError
 from .goodness import GOODNESS, LOSSES
 from .labels import LABELS
 from .precision import PRECISIONS
-from .units import OPTIMIZERS, POOLS
+from .spec import Conv2d
+from .spec.block import ShapeError, kernel_reach_error
+from .units import OPTIMIZERS
 
 ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
@@ -86,7 +89,7 @@ class RunConfig:
         need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         need(self.pool in POOLS, f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
         # a ConfigError like every other bad value (the registry itself raises UnknownNameError)
-        for registry, name in ((GOODNESS, self.goodness), (LOSSES, self.loss), (BLOCK_SPECS, self.arch),
+        for registry, name in ((GOODNESS, self.goodness), (LOSSES, self.loss), (BLOCKS, self.arch),
                                (OPTIMIZERS, self.optimizer)):
             need(name in registry, f"unknown {registry.kind} {name!r}; valid: {', '.join(registry.names())}")
         need(self.labels == NO_LABELS or self.labels in LABELS,
@@ -132,29 +135,31 @@ class RunConfig:
         need(self.algo == "bp" or self.train_first_layer or self.layers >= 2,
              "a 1-layer FF network with an untrained first layer learns nothing; add --train-first-layer")
 
-    def check_shapes(self, image_shape: Sequence[int]) -> None:
-        """Refuse a conv stack that cannot work on (C, H, W) images: a unit whose kernel reaches past its
-        input map from every position (its outer weights would only ever multiply zero padding), or a
-        downsampling unit whose input map is smaller than 2×2. The one check for training and profiling;
-        the ConfigError names the unit, its input map and a fix."""
-        if self.arch == "fc":  # dense blocks flatten whatever image they get: no kernel, no downsampling
-            return
-        prefix = "unit" if self.algo == "ff" else "layer"
-        shape, pooled = tuple(int(s) for s in image_shape), False
-        widths = self.widths or (self.filters,) * self.layers
-        for i, (pool, width) in enumerate(zip(layer_pools(self.layers, self.pool, self.pool_every, self.pool_at), widths), 1):
-            _, h, w = shape
-            fewer = f"use at most {i - 1} layers, a larger --pool-every, or --pool none"
-            if self.kernel > 2 * min(h, w) - 1:
-                raise ConfigError(f"{prefix}{i}: its {h}×{w} input map is too small for a {self.kernel}×{self.kernel} "
-                                  "kernel (the outer weights would only ever see zero padding); use --kernel "
-                                  f"{2 * min(h, w) - 1} or less" + (f", or {fewer}" if pooled else ""))
-            if pool != "none" and min(h, w) < 2:
-                raise ConfigError(f"{prefix}{i} cannot {'downsample' if pool == 'stride' else 'pool'} its {h}×{w} "
-                                  f"input map; {fewer}")
-            pooled = pooled or pool != "none"
-            # every conv-like block type (conv, cfse, trifecta) keeps the conv's map size
-            shape = LayerSpec(f"{prefix}{i}", shape, width, self.kernel, pool).out_shape
+    def check_shapes(self, image_shape: Sequence[int], num_classes: int | None = None, *,
+                     algo: str | None = None) -> list:
+        """The block specs of this config on (C, H, W) images, or a one-line ConfigError naming the first
+        block that cannot work there (a kernel that reaches past its input map from every position, a
+        map too small to downsample) and a fix. The one check for training and profiling; ``algo`` names
+        and flags the blocks as FF units or BP layers (default: the config's)."""
+        algo = algo or self.algo
+        try:
+            specs, err = layer_specs(self, image_shape, algo=algo, num_classes=num_classes), None
+        except ShapeError as exc:
+            specs, err = [], exc
+        # the first conv whose kernel only ever sees padding, up to the block that could not be built
+        reach = next((e for s in specs for n in s.synapses if isinstance(n, Conv2d)
+                      for e in [kernel_reach_error(s.name, n.in_shape, n.kernel[0])] if e is not None), None)
+        if reach is None and err is not None and len(err.in_shape) == 3:
+            reach = kernel_reach_error(err.block, err.in_shape, self.kernel)
+        err = reach or err
+        if err is None:
+            return specs
+        i = int(err.block.removeprefix("unit" if algo == "ff" else "layer"))
+        if not any(p != "none" for p in layer_pools(self.layers, self.pool, self.pool_every, self.pool_at)[:i - 1]):
+            raise ConfigError(str(err)) from None
+        fewer = f"use at most {i - 1} layers, a larger --pool-every, or --pool none"
+        fix = f"{err.fix}, or {fewer}" if err.fix.startswith("use --kernel") else fewer
+        raise ConfigError(f"{err.problem}; {fix}") from None
 
     def _int_tuple(self, name: str, values, minimum: int) -> tuple[int, ...] | None:
         """A per-layer list of ints as a tuple (stored runs hold a JSON list): one per layer, each >= ``minimum``."""

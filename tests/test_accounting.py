@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from blockspecs import conv_unit_cost
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ffneuro.accounting import (
     BYTES_PER_ELEMENT,
-    LayerSpec,
     Traffic,
     UnitCost,
     bp_memory,
     bp_peak_training_bytes,
     bp_training_costs,
     conv2d_macs,
-    conv_unit_cost,
     ff_memory,
     ff_peak_training_bytes,
     ff_training_costs,
@@ -30,10 +29,8 @@ from ffneuro.accounting import (
     inference_costs,
     inference_memory,
     inference_peak_bytes,
-    layer_specs,
     linear_macs,
     readout_spec,
-    specs_from_model,
 )
 from ffneuro.accounting.onednn import (
     detect_onednn_block,
@@ -41,10 +38,11 @@ from ffneuro.accounting.onednn import (
     input_grad_copies,
     weight_grad_copies,
 )
+from ffneuro.blocks import layer_specs
+from ffneuro.blocks.conv import ConvBlock
 from ffneuro.config import RunConfig
 from ffneuro.models import BPNet, FFNet
 from ffneuro.profiler.measure import step_peak_bytes
-from ffneuro.units import ConvBlock
 
 SHAPES = [  # c_in, c_out, kernel, H, W
     (1, 4, 3, 8, 8),
@@ -156,7 +154,7 @@ def test_ff_unit_train_step_flops_match_macs_ff_train(train_first_layer, pool):
     assert [c.macs_ff_train == 2 * c.macs_forward for c in costs] == [not train_first_layer, False]
 
 
-# --- shapes: LayerSpec / layer_specs ----------------------------------------------------------------
+# --- shapes: ConvBlock / layer_specs ----------------------------------------------------------------
 
 
 
@@ -174,7 +172,7 @@ def test_layer_specs_from_config_match_the_built_model(pool, algo):
     specs = layer_specs(cfg, (2, 8, 8))
     torch.manual_seed(0)
     net = (FFNet if algo == "ff" else BPNet)(cfg, (2, 8, 8), 5)
-    assert specs == specs_from_model(net)
+    assert specs == net.layer_specs()
     blocks = [u.block for u in net.units] if algo == "ff" else list(net.blocks)
     for s, b in zip(specs, blocks):
         assert s.out_shape == b.out_shape and s.in_shape == b.in_shape and s.neuron_shape == b.neuron_shape
@@ -197,9 +195,9 @@ def test_readout_and_head_specs_match_the_models():
 @pytest.mark.parametrize("pool", ["none", "max", "stride"])
 @pytest.mark.parametrize("c_in,c_out,k,h,w", SHAPES)
 def test_layer_spec_macs_match_flop_counter_for_a_block(pool, c_in, c_out, k, h, w):
-    """One ConvBlock forward, pooled or strided (odd sizes round up at stride 2), against its LayerSpec."""
+    """One ConvBlock forward, pooled or strided (odd sizes round up at stride 2), against its ConvBlock."""
     torch.manual_seed(0)
-    block, spec = ConvBlock((c_in, h, w), c_out, k, pool), LayerSpec("u", (c_in, h, w), c_out, k, pool)
+    block, spec = ConvBlock("block", (c_in, h, w), c_out, k, pool).build(), ConvBlock("u", (c_in, h, w), c_out, k, pool)
     x = torch.rand(2, c_in, h, w)
     assert counted_flops(lambda: block.pool_out(block(x))) == 2 * 2 * spec.macs
     assert tuple(block(x).shape[1:]) == spec.neuron_shape and tuple(block.pool_out(block(x)).shape[1:]) == spec.out_shape
@@ -207,11 +205,11 @@ def test_layer_spec_macs_match_flop_counter_for_a_block(pool, c_in, c_out, k, h,
 
 def test_layer_spec_validates():
     with pytest.raises(ValueError, match="pool"):
-        LayerSpec("u", (1, 4, 4), 2, 3, pool="min")
+        ConvBlock("u", (1, 4, 4), 2, 3, pool="min")
     with pytest.raises(ValueError, match="odd"):
-        LayerSpec("u", (1, 4, 4), 2, 2)
+        ConvBlock("u", (1, 4, 4), 2, 2)
     with pytest.raises(ValueError, match="cannot pool"):
-        LayerSpec("u", (1, 1, 4), 2, 1, pool="max")
+        ConvBlock("u", (1, 1, 4), 2, 1, pool="max")
 
 
 # --- MACs against torch's FLOP counter: strided/padded convs, whole steps ---------------------------
@@ -404,10 +402,10 @@ def test_pytorch_memory_model_matches_the_cpu_allocator_within_10_percent():
                 small_cfg(layers=2, filters=32, pool="stride", pool_every=2, readout_from=1, readout="both")):
         cls = FFNet if cfg.algo == "ff" else BPNet
         model, measured = step_peak_bytes(lambda cls=cls, cfg=cfg: cls(cfg, shape, 10), x, y)
-        specs = specs_from_model(model)
+        specs = model.layer_specs()
         if cfg.algo == "ff":
             est = ff_memory(specs, n, num_classes=10, linear_readout=cfg.readout == "both", readout_from=1,
-                            goodness=cfg.goodness, backend="cpu").peak_bytes
+                            backend="cpu").peak_bytes
             est += model.labels.patterns.numel() * 4
         else:
             est = bp_memory(specs, n, num_classes=10, backend="cpu").peak_bytes
@@ -435,10 +433,10 @@ def test_inference_memory_matches_the_cpu_allocator_within_10_percent():
                          (small_cfg(algo="bp", layers=2, filters=16, pool="stride"), "linear")):
         cls = FFNet if cfg.algo == "ff" else BPNet
         model, measured = step_peak_bytes(lambda cls=cls, cfg=cfg: cls(cfg, shape, 10), x, y, readout=readout)
-        specs = specs_from_model(model)
+        specs = model.layer_specs()
         if cfg.algo == "ff":
             train = ff_memory(specs, n, num_classes=10, linear_readout=cfg.readout == "both",
-                              readout_from=cfg.readout_from, goodness=cfg.goodness, backend="cpu")
+                              readout_from=cfg.readout_from, backend="cpu")
             extra = model.labels.patterns.numel() * 4
         else:
             train, extra = bp_memory(specs, n, num_classes=10, backend="cpu"), 0
@@ -450,7 +448,7 @@ def test_inference_memory_matches_the_cpu_allocator_within_10_percent():
         inference_memory(paper_specs(algo="bp"), 2, readout="goodness", algo="bp")
 
 
-def _conv_peaks(spec: LayerSpec, rows: int, need_dx: bool) -> tuple[int, int]:
+def _conv_peaks(spec: ConvBlock, rows: int, need_dx: bool) -> tuple[int, int]:
     """Peak rise of live tensor bytes during one conv's forward, and during its backward (weight and
     bias gradient, and dL/dx when ``need_dx``), as the CPU allocator saw them."""
     from torch.profiler import ProfilerActivity, profile, record_function
@@ -486,17 +484,17 @@ def test_onednn_conv_copies_match_the_allocator(channels, pool):
     block = detect_onednn_block()
     c_in, c_out = channels
     rows = 8
-    s = LayerSpec("c", (c_in, 15, 15), c_out, 3, pool)
+    s = ConvBlock("c", (c_in, 15, 15), c_out, 3, pool)
     f32 = lambda elems: 4 * elems
     for need_dx in (False, True):
         fwd, bwd = _conv_peaks(s, rows, need_dx)
-        fc = forward_copies(s, rows, block)
+        fc = forward_copies(s.conv, rows, block)
         want_fwd = max(fc.src + fc.weights + fc.dst, fc.tail + f32(rows * s.neurons))
-        wc = weight_grad_copies(s, rows, block)
+        wc = weight_grad_copies(s.conv, rows, block)
         dw = f32(s.weights)
         want_bwd = max(wc.src + wc.weights + wc.dst, wc.tail + dw)
         if need_dx:
-            ic = input_grad_copies(s, rows, block)
+            ic = input_grad_copies(s.conv, rows, block)
             dx = f32(rows * s.in_elems)
             want_bwd = max(ic.src + ic.weights + ic.dst, ic.tail + dx, dx + want_bwd)
         assert abs(want_fwd - fwd) <= 0.03 * fwd, (block, channels, pool, "forward", want_fwd, fwd)
@@ -548,12 +546,12 @@ def test_cpu_backend_adds_onednn_weight_gradient_copies():
         assert cpu.peak_at == "unit2: conv backward (oneDNN)"
         assert cpu.peak_bytes == cuda.peak_bytes - 4 * 2 * 50 * u2.neurons + extra  # g_y is gone by then
     # a 1-channel input: block 16 reads it as it is; block 8 pads it to 8 channels (the first layer's dW)
-    first = LayerSpec("u1", (1, 28, 28), 128, 7)
-    assert weight_grad_copies(first, 2, 16).src == 0
-    assert weight_grad_copies(first, 2, 8).src == 4 * 2 * 8 * 28 * 28
+    first = ConvBlock("u1", (1, 28, 28), 128, 7)
+    assert weight_grad_copies(first.conv, 2, 16).src == 0
+    assert weight_grad_copies(first.conv, 2, 8).src == 4 * 2 * 8 * 28 * 28
     # fewer filters than the block: the forward's blocked output is padded
-    assert forward_copies(LayerSpec("u", (1, 12, 12), 8, 3), 2, 16).dst == 2 * forward_copies(
-        LayerSpec("u", (1, 12, 12), 8, 3), 2, 8).dst
+    assert forward_copies(ConvBlock("u", (1, 12, 12), 8, 3).conv, 2, 16).dst == 2 * forward_copies(
+        ConvBlock("u", (1, 12, 12), 8, 3).conv, 2, 8).dst
     assert bp_memory(paper_specs(algo="bp"), 50, backend="cpu").peak_bytes >= bp_memory(paper_specs(algo="bp"), 50).peak_bytes
     with pytest.raises(ValueError, match="backend"):
         ff_memory(specs, 2, backend="tpu")

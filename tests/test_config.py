@@ -164,7 +164,7 @@ def test_every_preset_yields_a_valid_config(name):
 @pytest.mark.parametrize("name", PRESETS.names())
 def test_every_preset_fits_its_dataset(name):
     cfg = resolve_config(name, {})
-    cfg.check_shapes(dataset_shape(cfg.dataset)[0])  # e.g. paper-cifar10's 5×5 kernel on unit 4's 4×4 map is fine
+    cfg.check_shapes(*dataset_shape(cfg.dataset))  # e.g. paper-cifar10's 5×5 kernel on unit 4's 4×4 map is fine
 
 
 @pytest.mark.parametrize("overrides,shape,fragments", [

@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from ffneuro.accounting import layer_specs
 from ffneuro.accounting.wire import data_parallel_grad_bytes, pipeline_wire_bytes
+from ffneuro.blocks import layer_specs
 from ffneuro.distributed.data_parallel import share_of
 from ffneuro.distributed.launch import make_parallel, strip_launch_flags, torchrun_command
 from ffneuro.distributed.placement import auto_placement, parse_placement, stage_units, unit_step_times

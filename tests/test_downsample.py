@@ -5,16 +5,17 @@ import logging
 
 import pytest
 import torch
+from blockspecs import conv_stack_specs, conv_unit_cost
 from click.testing import CliRunner
 from ffneuro.cli.main import main
 
-from ffneuro.accounting import LayerSpec, conv_stack_specs, conv_unit_cost, layer_pools, layer_specs, specs_from_model
+from ffneuro.blocks import layer_pools, layer_specs
+from ffneuro.blocks.conv import ConvBlock
 from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError
-from ffneuro.models import BPNet, FFNet, conv_stack
+from ffneuro.models import BPNet, FFNet, block_stack
 from ffneuro.presets import resolve_config
 from ffneuro.store import read_run
-from ffneuro.units import ConvBlock
 
 
 def smoke(**overrides) -> RunConfig:
@@ -25,8 +26,8 @@ def smoke(**overrides) -> RunConfig:
 
 @pytest.mark.parametrize("hw,out", [(8, 4), (7, 4), (28, 14), (5, 3), (2, 1)])
 def test_stride_block_neurons_are_the_strided_map(hw, out):
-    block = ConvBlock((2, hw, hw), 5, 3, "stride")
-    assert block.stride == 2 and block.conv.stride == (2, 2) and block.conv.padding == (1, 1)
+    block = ConvBlock("block", (2, hw, hw), 5, 3, "stride").build()
+    assert block.spec.stride == 2 and block.conv.stride == (2, 2) and block.conv.padding == (1, 1)
     y = block(torch.rand(3, 2, hw, hw))
     assert y.shape == (3, *block.neuron_shape) == (3, 5, out, out)
     assert block.pool_out(y) is y                        # no pooled tensor: the conv already downsampled
@@ -34,15 +35,16 @@ def test_stride_block_neurons_are_the_strided_map(hw, out):
 
 
 def test_stride_block_needs_a_map_to_downsample():
-    with pytest.raises(ConfigError, match="cannot downsample a 1×8 map"):
-        ConvBlock((1, 1, 8), 2, 3, "stride")
+    with pytest.raises(ConfigError, match="block cannot downsample its 1×8 input map"):
+        ConvBlock("block", (1, 1, 8), 2, 1, "stride")
+
 
 
 @pytest.mark.parametrize("pool", ["max", "stride"])
 def test_eight_units_on_cifar_with_pool_every_2(pool):
-    blocks = conv_stack(RunConfig(layers=8, filters=2, kernel=3, pool=pool, pool_every=2), (3, 32, 32))
+    blocks = block_stack(RunConfig(layers=8, filters=2, kernel=3, pool=pool, pool_every=2), (3, 32, 32))
     assert [b.out_shape[1] for b in blocks] == [32, 16, 16, 8, 8, 4, 4, 2]
-    assert [b.pool for b in blocks] == ["none", pool] * 4
+    assert [b.spec.pool for b in blocks] == ["none", pool] * 4
     h = torch.rand(1, 3, 32, 32)
     for b in blocks:
         h = b.pool_out(b(h))
@@ -50,7 +52,7 @@ def test_eight_units_on_cifar_with_pool_every_2(pool):
 
 
 def test_stride_on_28x28_rounds_up():
-    blocks = conv_stack(RunConfig(layers=3, filters=2, kernel=5, pool="stride"), (1, 28, 28))
+    blocks = block_stack(RunConfig(layers=3, filters=2, kernel=5, pool="stride"), (1, 28, 28))
     assert [b.out_shape[1:] for b in blocks] == [(14, 14), (7, 7), (4, 4)]
 
 
@@ -73,17 +75,17 @@ def test_pool_every_1_builds_todays_network_bit_identically():
     assert ta == tb and all(torch.equal(p, q) for p, q in zip(a, b))
 
 
-# --- LayerSpec / accounting -----------------------------------------------------------------------------
+# --- ConvBlock / accounting -----------------------------------------------------------------------------
 
 def test_layer_spec_stride_shapes_and_flags():
-    s = LayerSpec("u", (4, 28, 28), 8, 3, pool="stride")
+    s = ConvBlock("u", (4, 28, 28), 8, 3, pool="stride")
     assert (s.stride, s.pooled) == (2, False)
     assert s.neuron_shape == s.out_shape == (8, 14, 14)
     assert s.macs == 8 * 14 * 14 * 4 * 9 and s.neurons == s.out_elems == 8 * 14 * 14
-    assert LayerSpec("u", (4, 28, 28), 8, 3, pool="max").pooled
-    assert not LayerSpec("u", (4, 28, 28), 8, 3).pooled
+    assert ConvBlock("u", (4, 28, 28), 8, 3, pool="max").pooled
+    assert not ConvBlock("u", (4, 28, 28), 8, 3).pooled
     with pytest.raises(ValueError, match="cannot downsample"):
-        LayerSpec("u", (1, 1, 4), 2, 1, pool="stride")
+        ConvBlock("u", (1, 1, 4), 2, 1, pool="stride")
 
 
 def test_old_config_objects_without_pool_every_downsample_every_unit():
@@ -96,14 +98,14 @@ def test_old_config_objects_without_pool_every_downsample_every_unit():
 @pytest.mark.parametrize("algo", ["ff", "bp"])
 @pytest.mark.parametrize("pool,pool_every", [("stride", 1), ("stride", 2), ("max", 2), ("avg", 3)])
 def test_layer_specs_match_the_built_model(algo, pool, pool_every):
-    cfg = smoke(algo=algo, layers=4, filters=3, pool=pool, pool_every=pool_every)
+    cfg = smoke(algo=algo, layers=4, filters=3, kernel=3, pool=pool, pool_every=pool_every)
     torch.manual_seed(0)
     net = (FFNet if algo == "ff" else BPNet)(cfg, (1, 13, 13), 5)
     specs = layer_specs(cfg, (1, 13, 13))
-    assert specs == specs_from_model(net)
+    assert specs == net.layer_specs()
     blocks = [u.block for u in net.units] if algo == "ff" else list(net.blocks)
     for s, b, c in zip(specs, blocks, net.costs()):
-        assert (s.neuron_shape, s.out_shape, s.stride) == (b.neuron_shape, b.out_shape, b.stride)
+        assert (s.neuron_shape, s.out_shape, s.stride) == (b.neuron_shape, b.out_shape, b.spec.stride)
         assert c.macs_forward == s.macs and c.activation_elems == s.neurons
 
 
@@ -116,9 +118,9 @@ def test_ff_default_theta_counts_the_strided_neurons():
 def test_hand_built_unit_on_a_strided_block():
     """An FFUnit made outside FFNet: θ and cost() both count the strided conv's outputs."""
     from ffneuro.goodness import GOODNESS
-    from ffneuro.units import ConvBlock, FFUnit
+    from ffneuro.units import FFUnit
 
-    unit = FFUnit("u", ConvBlock((1, 16, 16), 8, 3, "stride"), GOODNESS.get("sumsq"), None, trainable=True, lr=1e-3)
+    unit = FFUnit("u", ConvBlock("block", (1, 16, 16), 8, 3, "stride").build(), GOODNESS.get("sumsq"), None, trainable=True, lr=1e-3)
     assert unit.theta == 8 * 8 * 8
     assert unit.cost().activation_elems == 8 * 8 * 8
     assert unit.cost().macs_forward == 8 * 8 * 8 * 9

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ffneuro.blocks.module import rms_normalize
 from ffneuro.goodness import (
     GOODNESS,
     discrimination_accuracy,
@@ -16,7 +17,6 @@ from ffneuro.goodness import (
     sum_squares,
 )
 from ffneuro.registry import UnknownNameError
-from ffneuro.units import rms_normalize
 
 # Two samples of shape (1, 2, 2): squares sum to 1+4+9+16=30 and 0+0+0+4=4.
 Y = torch.tensor([[[[1.0, -2.0], [3.0, 4.0]]],

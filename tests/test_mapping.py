@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from ffneuro.accounting import LayerSpec, LinearSpec
+from ffneuro.accounting import LinearSpec
+from ffneuro.blocks.conv import ConvBlock
 from ffneuro.presets import resolve_config
 from ffneuro.profiler import (
     SPREAD,
@@ -70,7 +71,7 @@ def test_shared_kernel_tiling_by_hand(tmp_path):
     hw = chip(tmp_path, limits=limit("neurons_per_core", 16) + limit("synapse_bytes_per_core", 72, "B"),
               mapping='conv_weights = { value = "shared", source = "t", basis = "specified" }\n'
                       'kernel_copies = { value = 2, unit = "1", source = "t", basis = "specified" }')
-    spec = LayerSpec("u", (2, 4, 4), 4, 3)
+    spec = ConvBlock("u", (2, 4, 4), 4, 3)
     m = map_units([spec], hw, training=False, precision="int8")
     u = m.units[0]
     assert (m.style, u.cores, u.channels_per_core, u.positions_per_core) == ("shared", 4, 2, 8)
@@ -101,7 +102,7 @@ def test_axon_limit_by_hand(tmp_path, axons, expected):
     hw = chip(tmp_path, limits=limit("axons_per_core", 20),
               mapping=f'conv_weights = {{ value = "shared", source = "t", basis = "specified" }}\n'
                       f'axons = {{ value = "{axons}", source = "t", basis = "specified" }}')
-    m = map_units([LayerSpec("u", (2, 8, 8), 2, 3)], hw, training=False, precision="int8")
+    m = map_units([ConvBlock("u", (2, 8, 8), 2, 3)], hw, training=False, precision="int8")
     assert (m.units[0].cores, m.units[0].limited_by) == (expected, "axons")
 
 
@@ -113,14 +114,14 @@ def test_unrolled_weights_store_only_real_synapses_by_hand(tmp_path):
     10 neurons (1 channel × 10 positions, or 2 × 5), so 4 cores, bound by synapses."""
     hw = chip(tmp_path, limits=limit("synapses_per_core", 64),
               mapping='conv_weights = { value = "unrolled", source = "t", basis = "specified" }')
-    spec = LayerSpec("u", (1, 4, 4), 2, 3)
+    spec = ConvBlock("u", (1, 4, 4), 2, 3)
     assert (spec.synops, spec.macs) == (200, 288)
     m = map_units([spec], hw, training=False, precision="int8")
     assert (m.style, m.units[0].synapses, m.units[0].cores, m.units[0].limited_by) == ("unrolled", 200, 4, "synapses")
 
 
 def test_truenorth_unrolls_and_flags_a_fan_in_beyond_its_axons():
-    m = map_units([LayerSpec("w", (64, 4, 4), 8, 3)], load_profile("truenorth"), training=False, precision="binary")
+    m = map_units([ConvBlock("w", (64, 4, 4), 8, 3)], load_profile("truenorth"), training=False, precision="binary")
     assert m.style == "unrolled" and m.units[0].fan_in_fits is False
     assert any("lower bound" in n for n in m.notes)
 
@@ -133,7 +134,7 @@ def test_idle_cores_are_shared_out_by_work(tmp_path):
     hw = chip(tmp_path, limits=limit("sram_bytes_per_core", 64, "KiB"),
               mapping='conv_weights = { value = "shared", source = "t", basis = "specified" }\n'
                       'spread = { value = "idle_cores", source = "t", basis = "specified" }')
-    a, b = LayerSpec("a", (1, 8, 8), 8, 3), LayerSpec("b", (8, 8, 8), 1, 3)
+    a, b = ConvBlock("a", (1, 8, 8), 8, 3), ConvBlock("b", (8, 8, 8), 1, 3)
     m = map_units([a, b], hw, training=False, precision="int8", work={"a": 2.0, "b": 1.0})
     assert (m.cores_needed, m.cores_used, m.chips_needed) == (2, 8, 1)
     assert [u.cores for u in m.units] == [5, 3] and [u.cores_needed for u in m.units] == [1, 1]
@@ -152,7 +153,7 @@ def test_spinnaker2_spreads_the_paper_network_over_all_its_pes():
 def test_trace_rule_stores_weight_and_tag_not_adam(tmp_path):
     """Loihi training keeps per synapse the 1-byte weight and the 1-byte tag of its trace rule (no fp32
     gradient or Adam moments), and says that Adam is not what it costs."""
-    spec = LayerSpec("u", (1, 8, 8), 4, 3)
+    spec = ConvBlock("u", (1, 8, 8), 4, 3)
     loihi = load_profile("loihi")
     train = map_units([spec], loihi, training=True, precision="int8").units[0]
     infer = map_units([spec], loihi, training=False, precision="int8").units[0]
@@ -204,7 +205,7 @@ def test_int8_estimates_reach_every_targets_int8_rates():
 def test_ranges_follow_each_numbers_basis(tmp_path):
     """On the toy chip every energy is 'measured' (×/÷ 1.2) and the rate 'specified' (exact)."""
     hw = chip(tmp_path, limits=limit("neurons_per_core", 1024))
-    spec = LayerSpec("u", (1, 4, 4), 2, 3)
+    spec = ConvBlock("u", (1, 4, 4), 2, 3)
     est = profile_network([spec], hw, num_classes=2, batch=1, workloads=["infer_goodness"])["infer_goodness"]
     f = SPREAD["measured"]
     assert est.energy_range == pytest.approx((est.energy_j / f, est.energy_j * f))

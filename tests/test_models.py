@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ffneuro.config import RunConfig
-from ffneuro.models import BPNet, FFNet, build_model, conv_stack
+from ffneuro.models import BPNet, FFNet, block_stack, build_model
 from ffneuro.models.weights import weights_mismatch
 
 SHAPE = (1, 8, 8)
@@ -49,13 +49,13 @@ def hand_goodness_scores(net: FFNet, x: torch.Tensor, first: int) -> torch.Tenso
 # --- conv_stack -------------------------------------------------------------------------------------
 
 def test_conv_stack_shapes_without_pooling():
-    blocks = conv_stack(config(layers=3, filters=5), (3, 8, 8))
+    blocks = block_stack(config(layers=3, filters=5), (3, 8, 8))
     assert [b.in_shape for b in blocks] == [(3, 8, 8), (5, 8, 8), (5, 8, 8)]
     assert [b.out_shape for b in blocks] == [(5, 8, 8)] * 3
 
 
 def test_conv_stack_max_pool_halves_each_layer():
-    blocks = conv_stack(config(layers=3, filters=2, pool="max"), (1, 16, 16))
+    blocks = block_stack(config(layers=3, filters=2, pool="max"), (1, 16, 16))
     assert [b.out_shape for b in blocks] == [(2, 8, 8), (2, 4, 4), (2, 2, 2)]
     h = images(2, (1, 16, 16))
     for b in blocks:

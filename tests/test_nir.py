@@ -41,8 +41,8 @@ def test_read_a_sequential_snn(tmp_path):
     spec = read_nir(tiny_snn(tmp_path / "net.nir"))
     assert [u.name for u in spec.units] == ["conv", "fc"]
     conv, fc = spec.units
-    assert (conv.synapse.out_shape, conv.synapse.bias, conv.spiking) == ((2, 4, 4), False, True)
-    assert (fc.synapse.in_features, fc.synapse.out_features, fc.synapse.bias, fc.spiking) == (32, 3, True, False)
+    assert (conv.synapses[0].out_shape, conv.synapses[0].bias, conv.spiking) == ((2, 4, 4), False, True)
+    assert (fc.synapses[0].in_features, fc.synapses[0].out_features, fc.synapses[0].bias, fc.spiking) == (32, 3, True, False)
     assert spec.synops == 2 * 10 ** 2 + 32 * 3 and spec.macs == 2 * 16 * 9 + 32 * 3
 
 
@@ -88,8 +88,15 @@ def test_unsupported_and_broken_files_are_one_line_errors(tmp_path):
          "output": nir.Output(output_type={"output": np.array([3])})}
     nir.write(str(tmp_path / "branch.nir"), nir.NIRGraph(nodes=n, edges=[("input", "a"), ("input", "b"), ("a", "output"),
                                                                            ("b", "output")], type_check=False))
-    with pytest.raises(ConfigError, match="sequential"):
-        read_nir(tmp_path / "branch.nir")
+    # a branch that merges again is one unit: both weighted nodes, their sum an add node (NIR sums inputs)
+    (unit,) = read_nir(tmp_path / "branch.nir").units
+    assert [n.kind for n in unit.nodes] == ["linear", "linear", "add"] and unit.inputs == ((-1,), (-1,), (0, 1))
+    assert unit.macs == 2 * 9
+    n["a"] = nir.Affine(weight=np.ones((3, 3)), bias=np.ones(3))
+    nir.write(str(tmp_path / "loop.nir"), nir.NIRGraph(nodes=n, edges=[("input", "a"), ("a", "b"), ("b", "a"),
+                                                                         ("b", "output")], type_check=False))
+    with pytest.raises(ConfigError, match="recurrent"):
+        read_nir(tmp_path / "loop.nir")
 
 
 def test_a_spec_round_trips_through_nir(tmp_path):
@@ -98,7 +105,7 @@ def test_a_spec_round_trips_through_nir(tmp_path):
                                   ("neuron", {"model": "cubali", "state_vars": 2})])
     write_nir(spec, tmp_path / "out.nir")
     back = read_nir(tmp_path / "out.nir")
-    assert back.nodes == spec.nodes and [u.synapse for u in back.units] == [u.synapse for u in spec.units]
+    assert back.nodes == spec.nodes and [u.synapses[0] for u in back.units] == [u.synapses[0] for u in spec.units]
 
 
 def test_without_the_nir_package_the_error_says_how_to_install_it(tmp_path, monkeypatch):

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from ffneuro.accounting import LayerSpec, ff_training_costs, layer_specs
+from ffneuro.accounting import ff_training_costs
+from ffneuro.blocks import layer_specs
+from ffneuro.blocks.conv import ConvBlock
 from ffneuro.config import RunConfig
 from ffneuro.presets import resolve_config
 from ffneuro.profiler import (
@@ -46,7 +48,7 @@ def test_tiny_linear_inference_on_horowitz45_equals_a_hand_computation():
     readout: 4 × 2 = 8 MACs; ops: bias 2 + argmax 2 = 4; weights (8 + 2)·4 = 40 B and its scores
       written 2·4 = 8 B on-core; its features read (16 B) off-chip.
     """
-    spec = LayerSpec("unit1", (1, 2, 2), 1, 1)
+    spec = ConvBlock("unit1", (1, 2, 2), 1, 1)
     rep = profile_network([spec], "horowitz45", num_classes=2, batch=1, workloads=["infer_linear"])
     est = rep["infer_linear"]
     unit1 = (4 * 4.6 + 47 * 0.9 + 40 * 1.25 + 32 * 160) * PJ
@@ -165,11 +167,11 @@ def test_loihi_cores_per_unit_at_least_neurons_over_1024(paper):
 
 
 def test_map_units_styles_limits_and_fan_in():
-    tiny = LayerSpec("u", (1, 4, 4), 2, 3)   # 32 neurons, fan-in 9
+    tiny = ConvBlock("u", (1, 4, 4), 2, 3)   # 32 neurons, fan-in 9
     m = map_units([tiny], load_profile("truenorth"), training=False, precision="binary")
     assert (m.style, m.cores_needed, m.units[0].fan_in_fits, m.weights_on_chip) == ("unrolled", 1, True, True)
     assert m.units[0].synapses == tiny.synops   # real synapses only: 2 · (3 + 4 + 4 + 3)² = 392, not 2 · 16 · 9
-    wide = LayerSpec("w", (64, 4, 4), 300, 3)   # 4800 neurons, fan-in 576 > 256 axons
+    wide = ConvBlock("w", (64, 4, 4), 300, 3)   # 4800 neurons, fan-in 576 > 256 axons
     m = map_units([wide], load_profile("truenorth"), training=False, precision="binary")
     assert m.units[0].cores >= math.ceil(4800 / 256) and m.units[0].fan_in_fits is False
     assert any("lower bound" in n for n in m.notes)

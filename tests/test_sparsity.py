@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ffneuro.accounting import specs_from_model
 from ffneuro.config import RunConfig
 from ffneuro.models import BPNet, FFNet
 from ffneuro.profiler import profile_network
@@ -79,7 +78,7 @@ def test_measured_sparsity_drives_effective_macs_on_an_event_driven_target():
     net = FFNet(cfg(), (1, 8, 8), 5)
     x = torch.rand(8, 1, 8, 8)
     s = measure_sparsity(net, x)
-    specs = specs_from_model(net)
+    specs = net.layer_specs()
     est = profile_network(specs, "loihi", num_classes=5, batch=8, sparsity=s, workloads=["infer_linear"])["infer_linear"]
     for spec, frac in zip(specs, s):
         # an event-driven core charges real synapses (no padding taps) with a nonzero input

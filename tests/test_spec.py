@@ -4,7 +4,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ffneuro.accounting import head_spec, layer_specs, net_spec
+from ffneuro.accounting import head_spec, net_spec
+from ffneuro.blocks import layer_specs
+from ffneuro.blocks.module import rms_normalize
 from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError, UnknownNameError
 from ffneuro.models import BPNet, FFNet
@@ -89,7 +91,7 @@ def test_models_produce_the_spec_their_config_describes():
     bp_layers = layer_specs(cfg, (1, 8, 8), algo="bp")
     assert bp.spec() == net_spec(bp_layers, head_spec(bp_layers, 4))
     assert [n.kind for n in bp.spec().units[0].nodes] == ["conv2d", "activation", "pool2d", "rms_norm"]
-    assert bp.spec().units[-1].synapse == Linear((3 * 2 * 2,), 4)
+    assert bp.spec().units[-1].synapses[0] == Linear((3 * 2 * 2,), 4)
 
 
 def test_json_round_trip_and_units():
@@ -98,7 +100,7 @@ def test_json_round_trip_and_units():
                                   ("flatten", {}), ("linear", {"out_features": 3}), ("neuron", {"model": "li"})])
     assert [u.name for u in spec.units] == ["layer1", "layer2"]
     assert spec.units[0].spiking and not spec.units[1].spiking
-    assert spec.units[1].synapse.in_features == 4 * 4 * 4
+    assert spec.units[1].synapses[0].in_features == 4 * 4 * 4
     assert NetSpec.from_json(spec.to_json()) == spec
 
 
@@ -124,7 +126,6 @@ def test_neurobench_counts_the_same_dense_synaptic_operations():
     cfg = resolve_config("paper-mnist", {"filters": 16})
     model = BPNet(cfg, (1, 28, 28), 10)
     counted, x = 0, torch.rand(1, 1, 28, 28)
-    from ffneuro.units import rms_normalize
     with torch.no_grad():
         h = x
         for block in model.blocks:

@@ -4,17 +4,19 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ffneuro.blocks.conv import ConvBlock
+from ffneuro.blocks.module import rms_normalize
 from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError
 from ffneuro.goodness import GOODNESS, LOSSES, ff_loss
 from ffneuro.models import FFNet
-from ffneuro.units import ConvBlock, FFUnit, UnitStats, rms_normalize
+from ffneuro.units import FFUnit, UnitStats
 
 
 def make_unit(in_shape=(1, 8, 8), filters=4, kernel=3, pool="none", goodness="meansq", theta=None,
               trainable=True, lr=1e-2, seed=0, loss="bce"):
     torch.manual_seed(seed)
-    return FFUnit("u", ConvBlock(in_shape, filters, kernel, pool), GOODNESS.get(goodness), theta,
+    return FFUnit("u", ConvBlock("block", in_shape, filters, kernel, pool).build(), GOODNESS.get(goodness), theta,
                   trainable=trainable, lr=lr, loss=loss)
 
 
@@ -51,7 +53,7 @@ def all_changed(module: torch.nn.Module, before: list[torch.Tensor]) -> bool:
 
 @pytest.mark.parametrize("pool,out_hw", [("none", (8, 8)), ("max", (4, 4)), ("avg", (4, 4))])
 def test_conv_block_shapes_and_pooling(pool, out_hw):
-    block = ConvBlock((2, 8, 8), 5, 3, pool)
+    block = ConvBlock("block", (2, 8, 8), 5, 3, pool).build()
     x = batch(3, (2, 8, 8))
     y = block(x)
     assert y.shape == (3, 5, 8, 8)            # goodness is measured before pooling
@@ -60,7 +62,7 @@ def test_conv_block_shapes_and_pooling(pool, out_hw):
 
 
 def test_conv_block_max_pool_values():
-    block = ConvBlock((1, 4, 4), 1, 1, "max")
+    block = ConvBlock("block", (1, 4, 4), 1, 1, "max").build()
     y = torch.arange(16.0).view(1, 1, 4, 4)
     assert torch.equal(block.pool_out(y), torch.tensor([[[[5.0, 7.0], [13.0, 15.0]]]]))
 
@@ -69,7 +71,7 @@ def test_conv_block_max_pool_values():
 def test_conv_block_rejects_bad_settings(kwargs):
     args = dict(in_shape=(1, 8, 8), filters=2, kernel=3, pool="none") | kwargs
     with pytest.raises(ConfigError):
-        ConvBlock(**args)
+        ConvBlock("block", **args).build()
 
 
 # --- one unit ---------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ffneuro.accounting import ff_memory, specs_from_model
+from ffneuro.accounting import ff_memory
 from ffneuro.accounting.objective import objective_cost
+from ffneuro.blocks.cfse import CFSEBlock
 from ffneuro.config import RunConfig
 from ffneuro.models import FFNet
 from ffneuro.profiler.measure import step_peak_bytes
@@ -47,7 +48,7 @@ def test_ff_memory_replay_of_every_block_type_matches_the_cpu_allocator_within_1
     torch.manual_seed(0)
     x, y = torch.rand(n, *shape), torch.arange(n) % CLASSES
     model, measured = step_peak_bytes(lambda: FFNet(cfg, shape, CLASSES), x, y)
-    est = ff_memory(specs_from_model(model), n, num_classes=CLASSES, linear_readout=cfg.readout == "both",
+    est = ff_memory(model.layer_specs(), n, num_classes=CLASSES, linear_readout=cfg.readout == "both",
                     readout_from=cfg.readout_from, backend="cpu", objective=objective_cost(cfg, CLASSES)).peak_bytes
     if model.labels is not None:   # the label patterns are a buffer of the model, outside the replay
         est += model.labels.patterns.numel() * 4
@@ -57,9 +58,8 @@ def test_ff_memory_replay_of_every_block_type_matches_the_cpu_allocator_within_1
 def test_class_objective_needs_no_input_rows_and_keeps_the_readout_features():
     """A class-wise step runs the batch itself (no embedding, no 2N-row copy), so it needs less than the
     same blocks under a pair objective."""
-    from ffneuro.accounting.rules import CFSESpec
 
-    specs = [CFSESpec("u1", (1, 12, 12), 20, 3), CFSESpec("u2", (20, 12, 12), 40, 3, "max", 10)]
+    specs = [CFSEBlock("u1", (1, 12, 12), 20, 3), CFSEBlock("u2", (20, 12, 12), 40, 3, "max", 10)]
     pair = RunConfig(arch="cfse", layers=2, widths=(20, 40), labels="fourier2", goodness="meansq", loss="bce")
     cls = RunConfig(arch="cfse", layers=2, widths=(20, 40), labels="none", goodness="classwise", loss="cwc")
     kw = dict(num_classes=CLASSES, linear_readout=True, readout_from=1, backend="cpu")
@@ -78,5 +78,5 @@ def test_bp_twin_memory_replay_of_every_block_type_matches_the_cpu_allocator_wit
     torch.manual_seed(0)
     x, y = torch.rand(n, *shape), torch.arange(n) % CLASSES
     model, measured = step_peak_bytes(lambda: BPNet(cfg, shape, CLASSES), x, y)
-    est = bp_memory(specs_from_model(model), n, num_classes=CLASSES, backend="cpu").peak_bytes
+    est = bp_memory(model.layer_specs(), n, num_classes=CLASSES, backend="cpu").peak_bytes
     assert abs(est - measured) <= 0.1 * measured, (est, measured)

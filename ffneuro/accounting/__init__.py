@@ -6,7 +6,9 @@ batch unless the name or :meth:`NetworkCost.per_sample` says otherwise. The mode
 what is assumed) is documented in ``docs/accounting.md``; the profiler turns these counts into
 energy, latency and locality for a hardware target.
 
-* :mod:`.specs`: :class:`LayerSpec`, :class:`LinearSpec` and how to get them from a config or model
+* :mod:`.specs`: :class:`LinearSpec` (readouts, heads) and the layer-spec graph of a block stack; the
+  blocks themselves (:class:`~ffneuro.spec.block.BlockSpec`) live in :mod:`ffneuro.blocks`
+* :mod:`.replay`: the public toolkit a block's PyTorch memory replay is written with
 * :mod:`.phases`: per-unit, per-phase ops and bytes of FF training, BP training and inference
 * :mod:`.memory`: resident state, per-unit activations and the peak of a training step or a ``predict``
 * :mod:`.onednn`: the channel-blocked copies oneDNN makes around a conv on an x86 CPU
@@ -14,7 +16,6 @@ energy, latency and locality for a hardware target.
 """
 from __future__ import annotations
 
-from . import rules  # noqa: E402,F401  (registers the fc, cfse and trifecta block types)
 from .memory import (
     SCHEMES,
     MemoryCost,
@@ -47,27 +48,14 @@ from .phases import (
     inference_costs,
     update_ops,
 )
-from .specs import (  # noqa: E402
-    BLOCK_SPECS,
-    LayerSpec,
-    LinearSpec,
-    conv_stack_specs,
-    head_spec,
-    layer_pools,
-    layer_specs,
-    layer_widths,
-    net_spec,
-    readout_spec,
-    specs_from_model,
-)
-from .unit_cost import UnitCost, conv_unit_cost, unit_cost
+from .specs import LinearSpec, head_spec, net_spec, readout_spec
+from .unit_cost import UnitCost, unit_cost
 
 __all__ = [
-    "BLOCK_SPECS", "layer_widths",
     "BYTES_PER_ELEMENT", "CATEGORIES", "ELEMENT_BITS", "MASTER_PRECISION", "SCHEMES", "WORKLOADS",
-    "LayerSpec", "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
-    "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs", "conv_stack_specs",
-    "conv_unit_cost", "ff_memory", "ff_peak_training_bytes", "ff_training_costs", "flops", "head_spec",
-    "graph_inference_costs", "inference_costs", "inference_memory", "inference_peak_bytes", "update_ops", "layer_pools",
-    "layer_specs", "linear_macs", "nbytes", "net_spec", "readout_spec", "specs_from_model", "unit_cost",
+    "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
+    "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs",
+    "ff_memory", "ff_peak_training_bytes", "ff_training_costs", "flops", "head_spec",
+    "graph_inference_costs", "inference_costs", "inference_memory", "inference_peak_bytes", "update_ops",
+    "linear_macs", "nbytes", "net_spec", "readout_spec", "unit_cost",
 ]

@@ -28,8 +28,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..spec import Conv2d
 from .ops import nbytes
-from .specs import LayerSpec
 
 BLOCKS = (8, 16)
 # ONEDNN_MAX_CPU_ISA values below oneDNN's avx512_core, the first ISA with 16-channel fp32 blocks
@@ -75,40 +75,40 @@ class ConvCopies:
     tail: int     # forward: the blocked output; weight gradient: the blocked dW; input gradient: see below
 
 
-def forward_copies(s: LayerSpec, rows: int, block: int) -> ConvCopies:
+def forward_copies(conv: Conv2d, rows: int, block: int) -> ConvCopies:
     """Forward: blocked output always; blocked input only from ``block`` input channels."""
-    c, h, w = s.in_shape
-    _, ho, wo = s.neuron_shape
+    c, h, w = conv.in_shape
+    (filters, ho, wo), kernel = conv.out_shape, conv.kernel[0]
     reordered = c >= block
-    dst = nbytes(rows * _up(s.filters, block) * ho * wo, "fp32")
+    dst = nbytes(rows * _up(filters, block) * ho * wo, "fp32")
     return ConvCopies(src=nbytes(rows * _up(c, block) * h * w, "fp32") if reordered else 0,
-                      weights=nbytes(_up(s.filters, block) * (_up(c, block) if reordered else c) * s.kernel ** 2,
+                      weights=nbytes(_up(filters, block) * (_up(c, block) if reordered else c) * kernel ** 2,
                                      "fp32"),
                       dst=dst, tail=dst)
 
 
-def weight_grad_copies(s: LayerSpec, rows: int, block: int) -> ConvCopies:
+def weight_grad_copies(conv: Conv2d, rows: int, block: int) -> ConvCopies:
     """Weight gradient: blocked dL/d(output), input and dW (see the module docstring for the kernels)."""
-    c, h, w = s.in_shape
-    _, ho, wo = s.neuron_shape
+    c, h, w = conv.in_shape
+    (filters, ho, wo), kernel = conv.out_shape, conv.kernel[0]
     b = 8 if block == 8 or 4 <= c < 16 else 16
     plain = c < 4 if b == 16 else c == 3
-    dw = nbytes(_up(s.filters, b) * (c if plain else _up(c, b)) * s.kernel ** 2, "fp32")
+    dw = nbytes(_up(filters, b) * (c if plain else _up(c, b)) * kernel ** 2, "fp32")
     return ConvCopies(src=0 if plain else nbytes(rows * _up(c, b) * h * w, "fp32"), weights=dw,
-                      dst=nbytes(rows * _up(s.filters, b) * ho * wo, "fp32"), tail=dw)
+                      dst=nbytes(rows * _up(filters, b) * ho * wo, "fp32"), tail=dw)
 
 
-def input_grad_copies(s: LayerSpec, rows: int, block: int) -> ConvCopies:
+def input_grad_copies(conv: Conv2d, rows: int, block: int) -> ConvCopies:
     """Input gradient. Stride 1: blocked dL/d(output), weights and dL/dx; the blocked dL/dx is the tail.
     Stride 2 (gemm-based, plain layouts): ``src`` is dL/dx itself, and the tail is one more dL/dx-sized
     buffer for a 1-channel input, two for more."""
-    c, h, w = s.in_shape
-    _, ho, wo = s.neuron_shape
-    weights = nbytes(_up(s.filters, block) * _up(c, block) * s.kernel ** 2, "fp32")
-    if s.stride == 1:
+    c, h, w = conv.in_shape
+    (filters, ho, wo), kernel = conv.out_shape, conv.kernel[0]
+    weights = nbytes(_up(filters, block) * _up(c, block) * kernel ** 2, "fp32")
+    if conv.stride[0] == 1:
         src = nbytes(rows * _up(c, block) * h * w, "fp32")
-        return ConvCopies(src=src, weights=weights, dst=nbytes(rows * _up(s.filters, block) * ho * wo, "fp32"),
+        return ConvCopies(src=src, weights=weights, dst=nbytes(rows * _up(filters, block) * ho * wo, "fp32"),
                           tail=src)
     dx = nbytes(rows * c * h * w, "fp32")
-    return ConvCopies(src=dx, weights=weights, dst=nbytes(rows * s.filters * ho * wo, "fp32") if s.filters > 1 else 0,
+    return ConvCopies(src=dx, weights=weights, dst=nbytes(rows * filters * ho * wo, "fp32") if filters > 1 else 0,
                       tail=dx * (2 if c > 1 else 1))

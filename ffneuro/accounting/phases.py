@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..spec import Activation, NetSpec, Neuron, Pool2d, RMSNorm, Unit
+from ..spec.block import BlockSpec
 from . import ops
 from .objective import PAIRS, ObjectiveCost
 from .ops import MASTER_PRECISION, nbytes
-from .specs import LayerSpec, LinearSpec, head_spec, readout_spec
+from .specs import LinearSpec, head_spec, readout_spec
 
 CATEGORIES = ("weights", "activations", "errors", "gradients", "optimizer")
 WORKLOADS = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer", "infer")
@@ -79,10 +80,6 @@ class PhaseCost:
         """``2 * macs + elementwise_ops``."""
         return ops.flops(self.macs, self.elementwise_ops)
 
-    @property
-    def bytes_total(self) -> float:
-        return self.bytes_read.total + self.bytes_written.total
-
     def effective_macs(self, input_zero_fraction: float) -> float:
         """MACs left when those whose input activation is zero are skipped (NeuroBench's effective MACs)."""
         return self.macs - self.sparse_macs * input_zero_fraction
@@ -115,10 +112,10 @@ def _sum(phases: Sequence[PhaseCost], name: str = "total") -> PhaseCost:
 
 @dataclass(frozen=True)
 class UnitPhases:
-    """One unit's phases; ``spec`` is its LayerSpec (conv) or LinearSpec (readout/head)."""
+    """One unit's phases; ``spec`` is its block spec, a LinearSpec (readout/head) or a graph's Unit."""
 
     unit: str
-    spec: LayerSpec | LinearSpec
+    spec: BlockSpec | LinearSpec | Unit
     phases: tuple[PhaseCost, ...]
 
     @property
@@ -255,7 +252,7 @@ def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precisi
             bytes_read=Traffic(activations=_act(rows * g, b)),
             bytes_written=Traffic(activations=nbytes(rows * objective.groups, "fp32")))
         if s.trainable:
-            macs = rows * s.macs * (2 if s.trains_before_synapse else 1)
+            macs = rows * s.ff_backward_macs
             per_row = objective.goodness_backward_ops(g) + s.neuron_grad_ops + s.bias_grad_ops
             backward = PhaseCost(
                 "backward", macs=macs, elementwise_ops=rows * per_row + n * peer_bwd,
@@ -279,7 +276,7 @@ def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precisi
     return NetworkCost("ff_train", batch, precision, tuple(units))
 
 
-def bp_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: int, precision: str = "fp32",
+def bp_training_costs(layers: Sequence[BlockSpec], *, num_classes: int, batch: int, precision: str = "fp32",
                       master: str = MASTER_PRECISION) -> NetworkCost:
     """One BP training step (``BPNet.train_batch``): per layer ``forward``, ``backward_input`` (norm,
     pool and ReLU backward, then dL/dx; layer 1 computes no dL/dx since the image needs none),
@@ -297,11 +294,12 @@ def bp_training_costs(layers: Sequence[LayerSpec], *, num_classes: int, batch: i
                         Traffic(activations=_act(n * (stored + s.out_elems), b)),
                         crossing_read=fwd.crossing_read, crossing_written=_act(n * (stored + s.out_elems), b),
                         sparse_macs=fwd.sparse_macs)
-        # the image needs no gradient: layer 1 skips dL/dx unless it trains parameters before its weights
-        first = i == 0 and not s.trains_before_synapse
+        # the image needs no gradient: layer 1 computes only the input gradients inside the block
+        in_macs = s.bp_input_grad_macs(i == 0)
+        first = in_macs == 0
         ew = s.bp_input_grad_ops(i == 0)
         back_in = PhaseCost(
-            "backward_input", macs=0 if first else n * s.macs, elementwise_ops=n * ew,
+            "backward_input", macs=n * in_macs, elementwise_ops=n * ew,
             bytes_read=Traffic(weights=0 if first else nbytes(s.params, m), activations=_act(n * stored, b),
                                errors=_act(n * s.out_elems, b)),
             bytes_written=Traffic(errors=_act(n * (s.neurons + (0 if first else s.in_elems)), b)),
@@ -406,16 +404,15 @@ def graph_inference_costs(spec: NetSpec, *, timesteps: int = 1, batch: int = 1, 
         raise ValueError(f"timesteps must be >= 1, got {timesteps}")
     rows, units = batch * timesteps, []
     for u in spec.units:
-        node = u.synapse
         ew = (rows * u.neurons if u.bias else 0) + sum(_node_ops(n, rows) for n in u.nodes if not n.weighted)
         state = sum(n.state_vars * n.in_elems for n in u.nodes if isinstance(n, Neuron))
         acts_in, acts_out = rows * u.in_elems, rows * (u.out_elems + state)
         phase = PhaseCost(
-            "forward", macs=rows * node.macs, elementwise_ops=ew,
+            "forward", macs=rows * u.macs, elementwise_ops=ew,
             bytes_read=Traffic(weights=timesteps * nbytes(u.params, master),
                                activations=_act(acts_in + rows * state, precision)),
             bytes_written=Traffic(activations=_act(acts_out, precision)),
             crossing_read=_act(acts_in, precision), crossing_written=_act(rows * u.out_elems, precision),
-            sparse_macs=rows * node.macs)
+            sparse_macs=rows * u.macs)
         units.append(UnitPhases(u.name, u, (phase,)))
     return NetworkCost("infer", batch, precision, tuple(units))

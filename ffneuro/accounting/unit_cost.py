@@ -4,12 +4,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .ops import BYTES_PER_ELEMENT
-from .specs import LayerSpec
 
 
 @dataclass(frozen=True)
 class UnitCost:
-    """Static, per-sample costs of one FF unit (a conv layer with its local loss).
+    """Static, per-sample costs of one FF unit (a block with its local loss).
 
     A summary for the run file; the phase-by-phase accounting is :func:`ffneuro.accounting.ff_training_costs`.
     """
@@ -20,18 +19,18 @@ class UnitCost:
     activation_elems: int       # output neurons (conv outputs, pre-pool) the unit produces per sample
     activation_bytes: int       # bytes to hold them at the run's precision
     macs_forward: int           # one forward pass (padding taps counted, as dense kernels run them)
-    macs_weight_grad: int       # dL/dW of one pass (FF needs no input gradient)
-    macs_input_grad: int        # dL/dx of one pass (only backprop needs it)
+    macs_weight_grad: int       # dL/dW of one pass
+    macs_input_grad: int        # dL/dx of one pass, as backprop computes it (not for the image)
     trainable: bool
     synops_forward: int = 0     # one forward pass without padding taps (NeuroBench's synaptic operations)
     ff_passes: int = 2          # FF rows per training image: positive and negative (1: a class-wise loss)
-    ff_input_grad: bool = False # an FF step also computes dL/dx (parameters before the weights learn)
+    macs_ff_input_grad: int = 0 # the input gradients an FF step computes inside the block (parameters upstream learn)
 
     @property
     def macs_ff_train(self) -> int:
         """FF training per sample: the forward of each pass (positive and negative, or the one unlabelled
         image), the weight gradient of each (and the input gradient where the block needs it)."""
-        backward = self.macs_weight_grad + (self.macs_input_grad if self.ff_input_grad else 0)
+        backward = self.macs_weight_grad + self.macs_ff_input_grad
         return self.ff_passes * (self.macs_forward + (backward if self.trainable else 0))
 
     def macs_inference(self, num_classes: int, readout: str) -> int:
@@ -48,17 +47,6 @@ def unit_cost(spec, precision: str = "fp32", ff_passes: int = 2) -> UnitCost:
     macs = spec.macs
     return UnitCost(name=spec.name, params=spec.params, param_bytes=spec.params * 4, activation_elems=spec.neurons,
                     activation_bytes=spec.neurons * BYTES_PER_ELEMENT[precision], macs_forward=macs,
-                    macs_weight_grad=macs, macs_input_grad=macs, trainable=spec.trainable,
+                    macs_weight_grad=macs, macs_input_grad=spec.bp_input_grad_macs(False), trainable=spec.trainable,
                     synops_forward=spec.synops, ff_passes=ff_passes,
-                    ff_input_grad=bool(getattr(spec, "trains_before_synapse", False)))
-
-
-def conv_unit_cost(name: str, in_shape: tuple[int, int, int], filters: int, kernel: int,
-                   *, bias: bool = True, trainable: bool = True, precision: str = "fp32",
-                   stride: int = 1) -> UnitCost:
-    """:func:`unit_cost` of a 'same'-padded (padding kernel // 2) conv with ``filters`` outputs on an
-    input of ``in_shape`` (C, H, W); ``stride`` 2 is the block's ``pool="stride"``."""
-    if stride not in (1, 2):
-        raise ValueError(f"a conv block has stride 1 or 2, got {stride}")
-    spec = LayerSpec(name, in_shape, filters, kernel, "stride" if stride == 2 else "none", trainable, bias)
-    return unit_cost(spec, precision)
+                    macs_ff_input_grad=spec.ff_backward_macs - macs)

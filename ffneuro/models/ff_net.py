@@ -20,24 +20,24 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..accounting import layer_specs, net_spec
+from ..accounting import net_spec
+from ..blocks import layer_specs
+from ..blocks.module import BlockModule
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..goodness import GOODNESS, LOSSES
 from ..labels import LabelScheme, build_labels, random_wrong_labels
 from ..spec import NetSpec
-from ..units import Block, FFUnit, UnitStats, build_block
+from ..units import FFUnit, UnitStats
 from .readouts import LinearReadout
 
 
 def block_stack(config: RunConfig, image_shape: tuple[int, ...], num_classes: int | None = None,
-                algo: str | None = None) -> list[Block]:
+                algo: str | None = None) -> list[BlockModule]:
     """The layers shared by FF and BP, built from the config's block specs (``config.arch``): each fed
     the previous one's hand-on output."""
-    return [build_block(s) for s in layer_specs(config, image_shape, algo=algo, num_classes=num_classes)]
+    return [s.build() for s in layer_specs(config, image_shape, algo=algo, num_classes=num_classes)]
 
-
-conv_stack = block_stack   # the name from when every block was a conv block
 
 
 @dataclass
@@ -108,7 +108,7 @@ class FFNet(nn.Module):
                     raise ConfigError(f"{s.name}: class-wise goodness splits its {s.goodness_shape[0]} channels into "
                                       f"{num_classes} class groups; make every width a multiple of {num_classes}")
         self.units = nn.ModuleList(
-            FFUnit(s.name, build_block(s), goodness, config.theta, lr=config.unit_lr(i), precision=config.precision,
+            FFUnit(s.name, s.build(), goodness, config.theta, lr=config.unit_lr(i), precision=config.precision,
                    loss=config.loss, loss_params=config.loss_params, trainable=s.trainable,
                    classes=num_classes if goodness.per_class else None, peer_norm=config.peer_norm,
                    peer_momentum=config.peer_momentum, optimizer=config.optimizer, momentum=config.momentum,

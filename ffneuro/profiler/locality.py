@@ -164,10 +164,29 @@ def parameter_state_bytes(spec, *, training: bool, weight_precision: str, master
 
 
 def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wprec: str) -> tuple[UnitMapping, list[str]]:
-    """One unit on a ``shared`` or ``unrolled`` target (see the module doc)."""
+    """One unit on a ``shared`` or ``unrolled`` target (see the module doc): each of its weighted nodes
+    gets cores of its own (a depthwise and a pointwise conv, a residual block's two convs), and the
+    unit's mapping adds them up."""
+    parts = [_map_node(spec, node, hw, training=training, precision=precision, wprec=wprec)
+             for node in spec.synapses]
+    if len(parts) == 1:
+        return parts[0]
+    maps = [m for m, _ in parts]
+    limits = {m.limited_by for m in maps}
+    cores_by = {k: sum(m.cores_by.get(k, 0) for m in maps) for k in maps[0].cores_by}
+    fits = [m.fan_in_fits for m in maps]
+    return UnitMapping(spec.name, spec.neurons, sum(m.synapses for m in maps), sum(m.state_bytes for m in maps),
+                       sum(m.cores for m in maps), "+".join(sorted(limits)) if len(limits) > 1 else limits.pop(),
+                       max(m.fan_in for m in maps), None if None in fits else all(fits), cores_by,
+                       max(m.channels_per_core for m in maps), max(m.positions_per_core for m in maps),
+                       sum(m.cores_needed for m in maps)), [n for _, ns in parts for n in ns]
+
+
+def _map_node(spec, node, hw: HardwareProfile, *, training: bool, precision: str,
+              wprec: str) -> tuple[UnitMapping, list[str]]:
+    """One weighted node of the unit ``spec`` onto its own cores."""
     rule, limits = hw.mapping, (hw.cores.limits() if hw.cores is not None else {})
     shared = rule.shared
-    node = spec.synapse
     geo = _geometry(node, rule.population_axons)
     on_chip_rule = training and spec.trainable and hw.on_chip_learning and hw.learning is not None
     per_synapse = element_bits(wprec) / 8
@@ -216,7 +235,7 @@ def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wpr
     synapses = (copies * geo.fan_in * geo.channels * tiles_per_channel_group) if shared \
         else round(geo.real_fan_in * geo.channels * geo.positions)
     state = math.ceil(synapses * per_synapse + geo.channels * geo.positions * per_neuron)
-    return UnitMapping(spec.name, spec.neurons, synapses, state, cores, limited_by, geo.fan_in, fan_in_fits,
+    return UnitMapping(spec.name, node.neurons, synapses, state, cores, limited_by, geo.fan_in, fan_in_fits,
                        {k: int(v) for k, v in cores_by.items()}, g, p, cores), notes
 
 
@@ -239,7 +258,7 @@ def _spread(units: list[UnitMapping], work: TMapping[str, float], idle: int) -> 
 
 def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision: str,
               weight_precision: str | None = None, work: TMapping[str, float] | None = None) -> Mapping:
-    """Map unit specs (anything with ``name``, ``synapse``, ``neurons``, ``params``, ``trainable``) onto
+    """Map unit specs (anything with ``name``, ``synapses``, ``neurons``, ``params``, ``trainable``) onto
     ``hw``. ``precision`` is the activation format on the device; weights are stored at
     ``weight_precision`` (default: ``precision``). ``work`` (MACs per unit) shares idle cores out where
     the profile spreads layers."""
@@ -253,7 +272,8 @@ def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision
         for s in specs:
             state = parameter_state_bytes(s, training=training, weight_precision=wprec,
                                           learning_synapse_bytes=learning) + nbytes(s.neurons * (2 if training else 1), precision)
-            units.append(UnitMapping(s.name, s.neurons, s.weights, state, 1, "monolithic", s.synapse.fan_in, None,
+            units.append(UnitMapping(s.name, s.neurons, s.weights, state, 1, "monolithic",
+                                     max(n.fan_in for n in s.synapses), None,
                                      {}, 0, 0, 1))
         resident = sum(parameter_state_bytes(s, training=training, weight_precision=wprec) for s in specs)
         return Mapping(style, tuple(units), 1, 1, None if on_chip is None else resident <= on_chip, on_chip, 1)
@@ -314,12 +334,13 @@ def classify(phase: PhaseCost, *, style: str, params_local: bool, activations_lo
 
 def crossing_tensors(workload: str, spec, *, first: bool) -> tuple[str, ...]:
     """Names of the tensors that leave or enter a unit's core during one step of ``workload``."""
-    if not isinstance(spec.synapse, Conv2d):
+    if not any(isinstance(n, Conv2d) for n in spec.synapses):
         out = ("features in", "class scores out")
         return out + (("error signal to the layer below", "features stored for the weight gradient")
                       if workload == "bp_train" else ())
     if workload == "bp_train":
-        stored = "stored activations (ReLU output" + (", pooled map" if getattr(spec, "pooled", False) else "") + ")"
+        pooled = any(n.kind == "pool2d" for n in spec.nodes())
+        stored = "stored activations (ReLU output" + (", pooled map" if pooled else "") + ")"
         return ("input", "output", stored, "stored input", "error signal from above") + \
             (() if first else ("error signal to the layer below",))
     return ("input", "output")

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields, replace
 
 from ..accounting import (
     ELEMENT_BITS,
-    LayerSpec,
     NetworkCost,
     bp_memory,
     bp_training_costs,
@@ -22,12 +21,13 @@ from ..accounting import (
     graph_inference_costs,
     inference_costs,
     inference_peak_bytes,
-    layer_specs,
     nbytes,
     update_ops,
 )
 from ..accounting.objective import PAIRS, ObjectiveCost, objective_cost
+from ..errors import NotModelled
 from ..spec import Conv2d, NetSpec
+from ..spec.block import BlockSpec
 from .energy import (
     ActionCounts,
     ActionEnergies,
@@ -229,12 +229,12 @@ def _rows(phase, spec) -> float:
 
 
 def _is_linear(spec) -> bool:
-    return not isinstance(spec.synapse, Conv2d)
+    return not any(isinstance(n, Conv2d) for n in spec.synapses)
 
 
 def _unit_working_bytes(spec, rows: float, precision: str) -> int:
     if _is_linear(spec):
-        return nbytes(int(rows) * (spec.synapse.in_features + spec.neurons), precision)
+        return nbytes(int(rows) * (spec.synapses[0].in_features + spec.neurons), precision)
     return nbytes(int(rows) * (spec.in_elems + spec.neurons + spec.out_elems), precision)
 
 
@@ -244,7 +244,7 @@ def _ranges(per_scenario: dict[str, float | None]) -> tuple[float, float] | None
 
 
 def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, ActionEnergies], mapping: Mapping, *,
-              sparsity: Sequence[float] | None, peak: int, act_precision: str,
+              sparsity: Sequence[float] | None, peak: int | None, act_precision: str,
               spiking: TMapping[str, float] | None = None, concurrent: bool = False) -> WorkloadEstimate:
     """Per-unit and total estimate of one workload (``cost`` per batch) at the nominal values, with
     (low, high) ranges from the ``acts`` of each scenario. ``spiking``: units whose inputs are spike
@@ -254,7 +254,7 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
     batch, style = cost.batch, mapping.style
     nominal = acts["nominal"]
     cap = mapping.on_chip_bytes
-    fits = None if (style != "monolithic" or cap is None) else peak <= cap
+    fits = None if (style != "monolithic" or cap is None or peak is None) else peak <= cap
     notes = list(mapping.notes)
     units, conv_i = [], 0
     rows_out = []   # per unit: (spec-derived fields, {scenario: dynamic energy}, {scenario: latency per sample})
@@ -359,10 +359,18 @@ def _learning_notes(hw: HardwareProfile, workload: str, style: str) -> list[str]
     return out
 
 
-def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, num_classes: int, batch: int,
+def _peak(model) -> int | str:
+    """The peak bytes ``model()`` replays, or why it cannot (a block that does not model its memory)."""
+    try:
+        return model().peak_bytes
+    except NotModelled as exc:
+        return str(exc)
+
+
+def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, num_classes: int, batch: int,
                     precision: str = "fp32", sparsity: Sequence[float] | None = None,
                     bp_sparsity: Sequence[float] | None = None, readout_from: int = 1,
-                    linear_readout: bool = True, goodness: str = "sumsq",
+                    linear_readout: bool = True,
                     workloads: Sequence[str] = PROFILED, objective: ObjectiveCost = PAIRS) -> ProfileReport:
     """Estimate ``workloads`` of the FF network ``layers`` (and of its BP twin: the same shapes, every
     layer trained, a linear head) on ``hw``, per unit and in total, per sample.
@@ -392,8 +400,6 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
     bp_layers = [replace(s, name=f"layer{i + 1}", trainable=True) for i, s in enumerate(layers)]
     # a GPU/CPU runs this package's PyTorch code; anything else is assumed to run fused kernels
     scheme = "pytorch" if (hw.kind in ("gpu", "cpu") and act_prec in ("fp32", "bf16")) else "minimal"
-    if act_prec != "fp32" and any(hasattr(s, "replay_ff_unit") for s in layers):
-        scheme = "minimal"   # the fc, cfse and trifecta blocks' PyTorch replays are modelled in fp32 only
     out: dict[str, WorkloadEstimate] = {}
     style = mapping_style(hw)
     notes = []
@@ -408,13 +414,13 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
             cost = ff_training_costs(layers, num_classes=num_classes, batch=batch, precision=act_prec,
                                      linear_readout=linear_readout, readout_from=readout_from, master=master,
                                      objective=objective)
-            peak = ff_memory(layers, batch, act_prec, num_classes=num_classes, linear_readout=linear_readout,
-                             readout_from=readout_from, goodness=goodness, scheme=scheme,
-                             objective=objective).peak_bytes
+            peak = _peak(lambda: ff_memory(layers, batch, act_prec, num_classes=num_classes,
+                                           linear_readout=linear_readout, readout_from=readout_from, scheme=scheme,
+                                           objective=objective))
             sp = sparsity
         elif w == "bp_train":
             cost = bp_training_costs(bp_layers, num_classes=num_classes, batch=batch, precision=act_prec, master=master)
-            peak = bp_memory(bp_layers, batch, act_prec, num_classes=num_classes, scheme=scheme).peak_bytes
+            peak = _peak(lambda: bp_memory(bp_layers, batch, act_prec, num_classes=num_classes, scheme=scheme))
             sp = bp_sparsity
         elif w == "bp_infer":
             cost = inference_costs(bp_layers, readout="linear", num_classes=num_classes, batch=batch,
@@ -431,7 +437,10 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
             sp = sparsity
         mapping = map_units([u.spec for u in cost.units], hw, training=training, precision=act_prec,
                             weight_precision=native_w, work={u.unit: u.total.macs for u in cost.units})
-        est = _estimate(cost, hw, acts, mapping, sparsity=sp, peak=peak, act_precision=act_prec)
+        est = _estimate(cost, hw, acts, mapping, sparsity=sp, peak=None if isinstance(peak, str) else peak,
+                        act_precision=act_prec)
+        if isinstance(peak, str):
+            est = replace(est, notes=est.notes + (f"peak memory not modelled: {peak}",))
         if training:
             est = replace(est, notes=est.notes + tuple(_learning_notes(hw, w, style)))
         out[w] = est
@@ -525,13 +534,14 @@ def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: Har
                    precision: str | None = None) -> ProfileReport:
     """:func:`profile_network` for the network a :class:`~ffneuro.config.RunConfig` builds (no model
     needed); ``precision`` overrides the run's (e.g. int8 to estimate a quantised deployment)."""
-    config.check_shapes(image_shape)  # the same refusal as for training: a one-line ConfigError naming the unit
-    return profile_network(layer_specs(config, image_shape, algo="ff", num_classes=num_classes), hw,
+    # the same refusal as for training: one line naming the unit
+    layers = config.check_shapes(image_shape, num_classes, algo="ff")
+    return profile_network(layers, hw,
                            num_classes=num_classes,
                            batch=batch or config.batch_size, precision=precision or config.precision,
                            sparsity=sparsity, bp_sparsity=bp_sparsity,
                            readout_from=config.readout_from, linear_readout=config.readout in ("linear", "both"),
-                           goodness=config.goodness, workloads=workloads,
+                           workloads=workloads,
                            objective=objective_cost(config, num_classes))
 
 

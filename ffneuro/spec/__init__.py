@@ -7,6 +7,7 @@ from .nodes import (
     POOL_KINDS,
     SPIKING,
     Activation,
+    Add,
     BatchNorm,
     Conv2d,
     Flatten,
@@ -20,6 +21,6 @@ from .nodes import (
     valid_taps,
 )
 
-__all__ = ["NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "BatchNorm", "Conv2d", "Flatten", "Linear", "NetSpec",
+__all__ = ["NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "Add", "BatchNorm", "Conv2d", "Flatten", "Linear", "NetSpec",
            "Neuron", "Node", "Pool2d", "RMSNorm", "Unit", "chain", "group_units", "node_from_dict", "out_size",
            "sequential", "valid_taps"]

@@ -1,9 +1,10 @@
 """A network as a layer-spec graph: a sequence of nodes, grouped into units, serialisable to JSON.
 
-A *unit* is one weighted node (conv2d or linear) with the nodes that follow it up to the next
-weighted one (activation or neuron, pooling, flatten, normalisation): what a neuromorphic core
-holds together and what the profiler maps and costs as one piece. Nodes before the first weighted
-node belong to the first unit.
+A *unit* is what learns as one piece: one or more weighted nodes (conv2d or linear) with the nodes
+around them (activation or neuron, pooling, flatten, normalisation, a residual add), in order, wired
+as a chain unless it says otherwise. The profiler maps every weighted node of a unit onto cores of its
+own and costs the unit as one piece. A graph read from a NIR file is grouped into units of one
+weighted node each (:func:`group_units`); nodes before the first weighted node belong to the first unit.
 
 FFNet and BPNet produce their spec (``ffneuro.accounting.net_spec``), a NIR file is read into one
 (:mod:`ffneuro.spec.nir_io`), and accounting and profiling compute from it, not from torch modules.
@@ -14,7 +15,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
 from ..errors import ConfigError
@@ -23,27 +23,59 @@ from .nodes import NODES, Conv2d, Linear, Neuron, Node, Pool2d, node_from_dict
 
 @dataclass(frozen=True)
 class Unit:
-    """One weighted node and the elementwise nodes around it; ``trainable`` for training workloads."""
+    """One or more weighted nodes and the elementwise nodes around them; ``trainable`` for training
+    workloads. Nodes run in order; ``inputs`` wires them where that is not a plain chain: one tuple per
+    node of the indices of the nodes it reads (``-1``: the unit's input), e.g. a residual block's skip
+    into an :class:`~.nodes.Add`. Empty ``inputs`` means each node reads the one before it."""
 
     name: str
     nodes: tuple[Node, ...]
     trainable: bool = True
     source: str = ""     # the unit whose output this one takes ("" the previous unit, "input" the network's input)
+    inputs: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         nodes = tuple(self.nodes)
-        weighted = [n for n in nodes if n.weighted]
-        if len(weighted) != 1:
-            raise ConfigError(f"unit {self.name}: needs exactly one conv2d or linear node, got {len(weighted)}")
-        for a, b in pairwise(nodes):
-            if a.out_shape != b.in_shape:
-                raise ConfigError(f"unit {self.name}: {a.kind} hands on {a.out_shape} but {b.kind} takes {b.in_shape}")
+        if not any(n.weighted for n in nodes):
+            raise ConfigError(f"unit {self.name}: needs at least one conv2d or linear node")
+        wiring = tuple(tuple(int(i) for i in ins) for ins in self.inputs) if self.inputs else \
+            tuple((i - 1,) for i in range(len(nodes)))
+        if len(wiring) != len(nodes):
+            raise ConfigError(f"unit {self.name}: {len(wiring)} input lists for {len(nodes)} nodes")
+        for i, (node, ins) in enumerate(zip(nodes, wiring)):
+            if len(ins) != node.arity:
+                raise ConfigError(f"unit {self.name}: node {i} ({node.kind}) takes {node.arity} input(s), wired to {len(ins)}")
+            for j in ins:
+                if not -1 <= j < i:
+                    raise ConfigError(f"unit {self.name}: node {i} ({node.kind}) reads node {j}, which does not come before it")
+                got = nodes[j].out_shape if j >= 0 else nodes[0].in_shape
+                if got != node.in_shape:
+                    what = f"{nodes[j].kind} (node {j}) hands on" if j >= 0 else "the unit's input is"
+                    raise ConfigError(f"unit {self.name}: {what} {got} but {node.kind} (node {i}) takes {node.in_shape}")
         object.__setattr__(self, "nodes", nodes)
+        chained = wiring == tuple((i - 1,) for i in range(len(nodes)))
+        object.__setattr__(self, "inputs", () if chained else wiring)
 
     @property
-    def synapse(self) -> Conv2d | Linear:
-        """The unit's weighted node: the synapses a core stores and the events it processes."""
-        return next(n for n in self.nodes if n.weighted)
+    def wiring(self) -> tuple[tuple[int, ...], ...]:
+        """Each node's inputs (indices; -1 the unit's input), the chain spelled out where ``inputs`` is empty."""
+        return self.inputs or tuple((i - 1,) for i in range(len(self.nodes)))
+
+    def upstream(self, i: int) -> set[int]:
+        """Indices of every node whose output node ``i`` depends on (not ``i`` itself)."""
+        seen: set[int] = set()
+        todo = [j for j in self.wiring[i] if j >= 0]
+        while todo:
+            j = todo.pop()
+            if j not in seen:
+                seen.add(j)
+                todo += [k for k in self.wiring[j] if k >= 0]
+        return seen
+
+    @property
+    def synapses(self) -> tuple[Conv2d | Linear, ...]:
+        """The unit's weighted nodes, in order: the synapses its cores store and the events they process."""
+        return tuple(n for n in self.nodes if n.weighted)
 
     @property
     def neuron(self) -> Neuron | None:
@@ -71,37 +103,30 @@ class Unit:
         return math.prod(self.out_shape)
 
     @property
-    def synapse_in_elems(self) -> int:
-        """Elements the weighted node receives (after any leading pool or flatten)."""
-        return self.synapse.in_elems
-
-    @property
     def neurons(self) -> int:
-        return self.synapse.neurons
-
-    @property
-    def fan_in(self) -> int:
-        return self.synapse.fan_in
+        """Outputs of every weighted node (a block with two convs has both maps' neurons)."""
+        return sum(n.neurons for n in self.synapses)
 
     @property
     def weights(self) -> int:
-        return self.synapse.weights
+        return sum(n.weights for n in self.synapses)
 
     @property
     def params(self) -> int:
-        return self.synapse.params
+        """Weights, biases and the affine parameters of batch norms."""
+        return sum(n.params for n in self.nodes)
 
     @property
     def bias(self) -> bool:
-        return self.synapse.bias
+        return any(n.bias for n in self.synapses)
 
     @property
     def macs(self) -> int:
-        return self.synapse.macs
+        return sum(n.macs for n in self.synapses)
 
     @property
     def synops(self) -> int:
-        return self.synapse.synops
+        return sum(n.synops for n in self.synapses)
 
     @property
     def pools(self) -> tuple[Pool2d, ...]:
@@ -111,6 +136,8 @@ class Unit:
         d = {"name": self.name, "trainable": self.trainable, "nodes": [n.to_dict() for n in self.nodes]}
         if self.source:
             d["source"] = self.source
+        if self.inputs:
+            d["inputs"] = [list(ins) for ins in self.inputs]
         return d
 
 
@@ -185,7 +212,7 @@ class NetSpec:
         if d.get("schema") != "ffneuro.spec" or d.get("schema_version") != 1:
             raise ConfigError("not an ffneuro.spec (version 1) document")
         units = tuple(Unit(u["name"], tuple(node_from_dict(n) for n in u["nodes"]), bool(u.get("trainable", True)),
-                           u.get("source", "")) for u in d["units"])
+                           u.get("source", ""), tuple(tuple(i) for i in u.get("inputs", ()))) for u in d["units"])
         return cls(tuple(d["input_shape"]), units, d.get("name", ""))
 
     @classmethod

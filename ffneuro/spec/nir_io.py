@@ -1,10 +1,12 @@
 """NIR files (the Neuromorphic Intermediate Representation) in and out of a layer-spec graph.
 
 Needs the optional ``nir`` package (``pip install "ffneuro[nir]"``). Reading keeps shapes and layer
-parameters, not weight values: the profiler costs from shapes. Sequential graphs are supported:
+parameters, not weight values: the profiler costs from shapes. Feed-forward graphs are supported:
 Input, Conv2d, Linear, Affine, Flatten, AvgPool2d, SumPool2d, IF, LIF, CubaLIF, LI, CubaLI,
-Identity and Output, each node feeding the next. Writing turns a :class:`NetSpec` plus weights (e.g.
-a trained FFNet's) into a NIR graph.
+Identity and Output, in a chain or with branches that merge again (a node with several inputs sums
+them, as NIR defines it: read as an ``add`` node, e.g. a residual block's skip). Writing turns a
+:class:`NetSpec` plus weights (e.g. a trained FFNet's) into a NIR graph, units of several weighted
+nodes and their wiring included.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, FFNeuroError
-from .graph import NetSpec, Unit, group_units
-from .nodes import Activation, Conv2d, Flatten, Linear, Neuron, Node, Pool2d
+from .graph import NetSpec, Unit
+from .nodes import Activation, Add, Conv2d, Flatten, Linear, Neuron, Node, Pool2d
 
 SUPPORTED = ("Input", "Conv2d", "Linear", "Affine", "Flatten", "AvgPool2d", "SumPool2d", "IF", "LIF", "CubaLIF",
              "LI", "CubaLI", "Identity", "Output")
@@ -79,15 +81,66 @@ def _pool(node, shape: tuple[int, ...], name: str, kind: str) -> Pool2d:
     return Pool2d(shape, kind, k, s, p)
 
 
-def _successors(graph) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {name: [] for name in graph.nodes}
+def _topological(graph, start: str) -> list[str]:
+    """The nodes reachable from ``start`` with every node after all of its inputs; a cycle is refused
+    as recurrence, which the feed-forward spec graph cannot hold."""
+    succ: dict[str, list[str]] = {name: [] for name in graph.nodes}
+    preds: dict[str, list[str]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
-        out.setdefault(src, []).append(dst)
-    return out
+        succ.setdefault(src, []).append(dst)
+        preds.setdefault(dst, []).append(src)
+    seen, stack = {start}, [start]
+    while stack:
+        for nxt in succ[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    waiting = {k: sum(1 for p in preds[k] if p in seen) for k in seen}
+    order, ready = [], [start]
+    while ready:
+        key = ready.pop(0)
+        order.append(key)
+        for nxt in succ[key]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                ready.append(nxt)
+    if len(order) != len(seen):
+        loop = sorted(k for k in seen if k not in order)
+        raise ConfigError(f"the NIR graph is recurrent (a cycle through {', '.join(loop)}); only feed-forward "
+                          "graphs are supported")
+    return order
+
+
+def _spec_node(key: str, node, shape: tuple[int, ...]) -> tuple[Node | None, bool]:
+    """The spec node of NIR node ``key`` on an input of ``shape`` (None: passes its input on), and
+    whether it is weighted."""
+    kind = type(node).__name__
+    if kind in ("Output", "Identity"):
+        return None, False
+    if kind == "Conv2d":
+        return _conv(node, shape, key), True
+    if kind in ("Linear", "Affine"):
+        w = np.asarray(node.weight)
+        if len(shape) != 1:
+            raise ConfigError(f"NIR node {key}: {kind} needs a flat input, got {shape} (add a Flatten node)")
+        if w.ndim != 2 or w.shape[1] != shape[0]:
+            raise ConfigError(f"NIR node {key}: {kind} weight {w.shape} does not take {shape[0]} inputs")
+        bias = kind == "Affine" and np.any(np.asarray(node.bias) != 0)
+        return Linear(shape, int(w.shape[0]), bool(bias)), True
+    if kind == "Flatten":
+        return Flatten(shape), False
+    if kind in ("AvgPool2d", "SumPool2d"):
+        return _pool(node, shape, key, "avg" if kind == "AvgPool2d" else "sum"), False
+    model, state = NEURONS[kind]
+    return Neuron(shape, model, state), False
 
 
 def graph_to_spec(graph, *, name: str = "") -> NetSpec:
-    """A sequential NIR graph as a :class:`NetSpec` (shapes and layer parameters; weights are not kept)."""
+    """A feed-forward NIR graph as a :class:`NetSpec` (shapes and layer parameters; weights are not kept).
+
+    A node with several inputs sums them (NIR's rule): an ``add`` node is put before it. Units start
+    at weighted nodes that every path passes through; a branch and its merge (a skip) stay inside one
+    unit, wired as they are."""
     nir = _nir()
     nodes = graph.nodes
     for key, node in nodes.items():
@@ -97,51 +150,61 @@ def graph_to_spec(graph, *, name: str = "") -> NetSpec:
     inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
         raise ConfigError(f"the NIR graph needs exactly one Input node, found {len(inputs)}")
-    succ = _successors(graph)
-    order, key = [], inputs[0]
-    while True:
-        order.append(key)
-        nxt = succ.get(key, [])
-        if isinstance(nodes[key], nir.Output) and not nxt:
-            break
-        if len(nxt) != 1:
-            raise ConfigError(f"only sequential NIR graphs are supported: node {key} feeds {len(nxt)} nodes "
-                              f"({', '.join(nxt) or 'none'})")
-        key = nxt[0]
-        if key in order:
-            raise ConfigError(f"the NIR graph has a cycle through {key}: recurrent graphs are not supported")
-    shape = _shape_of(nodes[inputs[0]].input_type, "input")
-    if shape is None:
+    input_shape = _shape_of(nodes[inputs[0]].input_type, "input")
+    if input_shape is None:
         raise ConfigError(f"NIR Input node {inputs[0]} has no shape")
-    input_shape = shape
+    order = _topological(graph, inputs[0])
+    preds: dict[str, list[str]] = {k: [] for k in order}
+    for src, dst in graph.edges:
+        if dst in preds and src in preds:
+            preds[dst].append(src)
+    # each NIR node's output as an index into the flat spec node list (-1: the network's input)
     spec_nodes: list[Node] = []
-    names: list[str] = []
+    wiring: list[tuple[int, ...]] = []
+    names: dict[int, str] = {}
+    out_of: dict[str, int] = {inputs[0]: -1}
+
+    def shape_at(i: int) -> tuple[int, ...]:
+        return input_shape if i < 0 else spec_nodes[i].out_shape
+
     for key in order[1:]:
-        node, kind = nodes[key], type(nodes[key]).__name__
-        if kind in ("Output", "Identity"):
+        sources = [out_of[p] for p in preds[key]]
+        while len(sources) > 1:   # NIR sums a node's inputs: one add per extra input
+            a, b = sources[0], sources[1]
+            if shape_at(a) != shape_at(b):
+                raise ConfigError(f"NIR node {key} sums inputs of shapes {shape_at(a)} and {shape_at(b)}")
+            spec_nodes.append(Add(shape_at(a)))
+            wiring.append((a, b))
+            sources = [len(spec_nodes) - 1, *sources[2:]]
+        src = sources[0]
+        out, weighted = _spec_node(key, nodes[key], shape_at(src))
+        if out is None:
+            out_of[key] = src
             continue
-        if kind == "Conv2d":
-            out: Node = _conv(node, shape, key)
-            names.append(key)
-        elif kind in ("Linear", "Affine"):
-            w = np.asarray(node.weight)
-            if len(shape) != 1:
-                raise ConfigError(f"NIR node {key}: {kind} needs a flat input, got {shape} (add a Flatten node)")
-            if w.ndim != 2 or w.shape[1] != shape[0]:
-                raise ConfigError(f"NIR node {key}: {kind} weight {w.shape} does not take {shape[0]} inputs")
-            bias = kind == "Affine" and np.any(np.asarray(node.bias) != 0)
-            out = Linear(shape, int(w.shape[0]), bool(bias))
-            names.append(key)
-        elif kind == "Flatten":
-            out = Flatten(shape)
-        elif kind in ("AvgPool2d", "SumPool2d"):
-            out = _pool(node, shape, key, "avg" if kind == "AvgPool2d" else "sum")
-        else:
-            model, state = NEURONS[kind]
-            out = Neuron(shape, model, state)
         spec_nodes.append(out)
-        shape = out.out_shape
-    return NetSpec(input_shape, group_units(spec_nodes, names=names), name)
+        wiring.append((src,))
+        out_of[key] = len(spec_nodes) - 1
+        if weighted:
+            names[len(spec_nodes) - 1] = key
+    return NetSpec(tuple(input_shape), _group(spec_nodes, wiring, names), name)
+
+
+def _group(nodes: list[Node], wiring: list[tuple[int, ...]], names: dict[int, str]) -> tuple[Unit, ...]:
+    """Units of a flat node list: a new unit starts at a weighted node ``k`` when everything from node
+    ``k`` on reads only node ``k - 1`` or later (so the unit has one input, and no skip crosses it)."""
+    if not any(n.weighted for n in nodes):
+        raise ConfigError("the network has no conv2d or linear node, so nothing to cost")
+    earliest = [min(ins) for ins in wiring]          # the earliest node each node reads
+    starts = [0] + [k for k in range(1, len(nodes))
+                    if nodes[k].weighted and min(earliest[k:]) >= k - 1 and any(n.weighted for n in nodes[:k])]
+    bounds = [*starts, len(nodes)]
+    units = []
+    for a, b in zip(bounds, bounds[1:]):
+        local = tuple(tuple(j - a if j >= a else -1 for j in wiring[k]) for k in range(a, b))
+        weighted = [k for k in range(a, b) if nodes[k].weighted]
+        name = names.get(weighted[0], "") if weighted else ""
+        units.append(Unit(name or f"layer{len(units) + 1}", tuple(nodes[a:b]), inputs=local))
+    return tuple(units)
 
 
 def read_nir(path: str | os.PathLike) -> NetSpec:
@@ -195,34 +258,39 @@ def _node_to_nir(nir, node: Node, weights: Mapping[str, np.ndarray]):
 
 def spec_to_graph(spec: NetSpec, weights: Mapping[str, Mapping[str, np.ndarray]] | None = None,
                   neuron: Mapping[str, Any] | None = None):
-    """A sequential NIR graph from ``spec``; ``weights[unit]`` holds ``weight``/``bias`` arrays.
+    """A NIR graph from ``spec``; ``weights[unit]`` holds the ``weight``/``bias`` arrays of a unit's one
+    weighted node, ``weights["unit.i"]`` those of node ``i`` of a unit with several.
 
     ReLU activations become IF neurons (``neuron`` gives their threshold, default 1: rate-coded
-    conversion of a ReLU network) and RMS normalisation is left out (NIR has no such node; with IF
-    neurons a per-layer scale goes into the threshold)."""
+    conversion of a ReLU network); RMS normalisation is left out (NIR has no such node; with IF
+    neurons a per-layer scale goes into the threshold); an ``add`` node is its inputs' edges meeting at
+    the next node, which NIR sums."""
     nir = _nir()
     weights = weights or {}
     th = float((neuron or {}).get("v_threshold", 1.0))
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(spec.input_shape)})}
-    edges, last = [], "input"
-
-    def add(key: str, n) -> None:
-        nonlocal last
-        nodes[key] = n
-        edges.append((last, key))
-        last = key
+    edges: list[tuple[str, str]] = []
+    last: list[str] = ["input"]          # what feeds the next unit: the NIR nodes whose outputs it sums
 
     for u in spec.units:
-        for i, node in enumerate(u.nodes):
-            key = u.name if node.weighted else f"{u.name}.{i}.{node.kind}"
-            if isinstance(node, Activation):
-                add(key, nir.IF(r=np.ones(node.in_shape, dtype=np.float32),
-                                v_threshold=np.full(node.in_shape, th, dtype=np.float32)))
-            elif node.kind == "rms_norm":
+        several = len(u.synapses) > 1
+        outs: dict[int, list[str]] = {-1: last}
+        for i, (node, ins) in enumerate(zip(u.nodes, u.wiring)):
+            sources = [k for j in ins for k in outs[j]]
+            if isinstance(node, Add) or node.kind == "rms_norm":
+                outs[i] = sources
                 continue
+            key = (f"{u.name}.{i}" if several else u.name) if node.weighted else f"{u.name}.{i}.{node.kind}"
+            if isinstance(node, Activation):
+                nodes[key] = nir.IF(r=np.ones(node.in_shape, dtype=np.float32),
+                                    v_threshold=np.full(node.in_shape, th, dtype=np.float32))
             else:
-                add(key, _node_to_nir(nir, node, weights.get(u.name, {}) if node.weighted else {}))
-    add("output", nir.Output(output_type={"output": np.array(spec.output_shape)}))
+                nodes[key] = _node_to_nir(nir, node, weights.get(key, {}) if node.weighted else {})
+            edges += [(src, key) for src in sources]
+            outs[i] = [key]
+        last = outs[len(u.nodes) - 1]
+    nodes["output"] = nir.Output(output_type={"output": np.array(spec.output_shape)})
+    edges += [(src, "output") for src in last]
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 

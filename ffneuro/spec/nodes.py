@@ -85,6 +85,8 @@ class Node:
     kind: ClassVar[str] = ""
     weighted: ClassVar[bool] = False   # holds synapses (conv, linear): a unit of the profiler starts at one
 
+    arity: ClassVar[int] = 1           # how many inputs it takes (each of in_shape)
+
     in_shape: tuple[int, ...]
 
     def __post_init__(self) -> None:
@@ -352,6 +354,16 @@ class BatchNorm(Node):
         return 2 * self.channels if self.affine else 0
 
 
+@NODES.register("add")
+@dataclass(frozen=True)
+class Add(Node):
+    """The elementwise sum of two inputs of one shape (a residual block's skip joining its main path);
+    which nodes it adds is the unit's wiring (:class:`~ffneuro.spec.graph.Unit`)."""
+
+    kind: ClassVar[str] = "add"
+    arity: ClassVar[int] = 2
+
+
 def node_from_dict(d: dict[str, Any]) -> Node:
     """A node from :meth:`Node.to_dict` output (``out_shape`` is recomputed and checked)."""
     d = dict(d)
@@ -367,5 +379,5 @@ def node_from_dict(d: dict[str, Any]) -> Node:
     return node
 
 
-__all__ = ["ACTIVATIONS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "BatchNorm", "Conv2d", "Flatten",
+__all__ = ["ACTIVATIONS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "Add", "BatchNorm", "Conv2d", "Flatten",
            "Linear", "Neuron", "Node", "Pool2d", "RMSNorm", "node_from_dict", "out_size", "valid_taps"]

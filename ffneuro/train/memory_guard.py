@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from ..accounting import bp_memory, ff_memory, inference_memory, inference_peak_bytes, layer_specs
+from ..accounting import bp_memory, ff_memory, inference_memory, inference_peak_bytes
 from ..accounting.objective import objective_cost
 from ..config import RunConfig
 from ..data import Dataset, split_sizes
-from ..errors import ConfigError
+from ..errors import ConfigError, NotModelled
 from .device import pick_device
 from .trainer import ACTIVITY_SIZE, TRAIN_EVAL_SIZE
 
@@ -69,7 +69,7 @@ class _Model:
     def __init__(self, config: RunConfig, image_shape: Sequence[int], num_classes: int, *, train_images: int,
                  val_images: int, test_images: int, device: torch.device):
         self.config, self.classes = config, num_classes
-        self.specs = layer_specs(config, tuple(image_shape), num_classes=num_classes)
+        self.specs = config.check_shapes(tuple(image_shape), num_classes)
         self.backend = "cuda" if device.type == "cuda" else "cpu"
         # oneDNN's copies are modelled for fp32; bf16 on CPU is estimated with the autocast replay
         self.train_backend = self.backend if config.precision == "fp32" else "cuda"
@@ -93,7 +93,7 @@ class _Model:
         c, b = self.config, max(1, min(batch, self.train_images))
         if self.ff:
             return ff_memory(self.specs, b, c.precision, num_classes=self.classes, linear_readout=self.linear,
-                             readout_from=c.readout_from, goodness=c.goodness, backend=self.train_backend,
+                             readout_from=c.readout_from, backend=self.train_backend,
                              objective=self.objective)
         return bp_memory(self.specs, b, c.precision, num_classes=self.classes, backend=self.train_backend)
 
@@ -101,11 +101,15 @@ class _Model:
         return self.train(batch).peak_bytes
 
     def _predict(self, images: int, readout: str) -> int:
-        if self.objective.pairs and all(len(s.in_shape) == 3 and not hasattr(s, "replay_forward") for s in self.specs):
-            peak = inference_memory(self.specs, max(1, images), readout=readout, num_classes=self.classes,
-                                    readout_from=self.config.readout_from, algo=self.config.algo,
-                                    linear_readout=self.linear, backend=self.backend).peak_bytes
-        else:  # no tensor-by-tensor replay of this readout yet: the minimal count, doubled for temporaries
+        peak = None
+        if self.objective.pairs:
+            try:
+                peak = inference_memory(self.specs, max(1, images), readout=readout, num_classes=self.classes,
+                                        readout_from=self.config.readout_from, algo=self.config.algo,
+                                        linear_readout=self.linear, backend=self.backend).peak_bytes
+            except NotModelled:
+                pass
+        if peak is None:  # no tensor-by-tensor replay of this readout: the shape-only count, doubled for temporaries
             peak = 2 * inference_peak_bytes(self.specs, max(1, images), readout=readout, num_classes=self.classes,
                                             readout_from=self.config.readout_from, algo=self.config.algo,
                                             objective=self.objective)
@@ -269,9 +273,6 @@ def check_run_memory(config: RunConfig, data: Dataset) -> MemoryNeed | None:
     try:
         return check_memory(config, data.image_shape, data.num_classes, train_images=train_images,
                             val_images=val_images, test_images=len(data.x_test), device=pick_device(config.device))
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        # a block type or objective the memory model does not cover yet: train unchecked, and say so
-        log.warning("memory guard: no estimate for this network (%s); not checked", exc)
+    except NotModelled as exc:   # a block that does not model its memory: train unchecked, and say why
+        log.warning("memory guard: not checked: %s", exc)
         return None

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..accounting import UnitCost, unit_cost
+from ..blocks.module import BlockModule
 from ..errors import ConfigError
 from ..goodness import (
     LOSSES,
@@ -24,7 +25,6 @@ from ..goodness import (
     peer_normalisation,
 )
 from ..precision import autocast
-from .blocks import Block
 from .optim import OPTIMIZERS
 
 
@@ -64,7 +64,7 @@ class FFUnit(nn.Module):
     """One layer that learns alone. Pair losses (bce, symba) see ``x`` as positives then negatives; class
     losses (cwc, pvn, cwg) see labelled images and class-wise goodness (``classes`` channel groups)."""
 
-    def __init__(self, name: str, block: Block, goodness: Goodness, theta: float | None,
+    def __init__(self, name: str, block: BlockModule, goodness: Goodness, theta: float | None,
                  *, trainable: bool, lr: float, precision: str = "fp32", loss: str = "bce",
                  loss_params: Mapping[str, float] | None = None, classes: int | None = None,
                  peer_norm: float = 0.0, peer_momentum: float = 0.9, optimizer: str = "adam",

@@ -14,21 +14,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...errors import ConfigError
-from ...spec import Activation, BatchNorm, Conv2d, Node, Pool2d
-from .. import ops
-from ..specs import BLOCK_SPECS, SynapseCounts, conv_in_shape
+import torch
+from torch import nn
+
+from ..accounting import ops
+from ..accounting import replay as r
+from ..errors import ConfigError
+from ..spec import Activation, BatchNorm, Conv2d, Node, Pool2d
+from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
+from . import register_block
+from .module import BlockModule
 
 CFSE_POOLS = ("none", "max")
+BN_EPS = 1e-4   # CwComp's batch-norm epsilon (its Conv_Layer)
 
 
-@BLOCK_SPECS.register("cfse")
+@register_block
 @dataclass(frozen=True)
-class CFSESpec(SynapseCounts):
+class CFSEBlock(BlockSpec):
     """One CFSE conv block: ``filters`` outputs, ``groups`` channel groups, 'same' padding, stride 1."""
 
     kind: ClassVar[str] = "cfse"
-    trains_before_synapse: ClassVar[bool] = False
+    option_names: ClassVar[tuple[str, ...]] = ("group_at",)
 
     name: str
     in_shape: tuple[int, int, int]
@@ -43,8 +50,7 @@ class CFSESpec(SynapseCounts):
         shape = conv_in_shape(self.name, self.in_shape, self.kernel)
         if self.pool not in CFSE_POOLS:
             raise ConfigError(f"a cfse block pools with {' or '.join(CFSE_POOLS)}, got {self.pool!r}")
-        if self.pool != "none" and min(shape[1:]) < 2:
-            raise ConfigError(f"cannot pool a {shape[1]}×{shape[2]} map; use fewer downsampling layers")
+        check_conv_input(self.name, shape, self.kernel, self.pool)
         object.__setattr__(self, "in_shape", shape)
         _ = self.conv  # builds the conv node, which checks the channels against the groups (ConfigError)
 
@@ -55,10 +61,6 @@ class CFSESpec(SynapseCounts):
     @property
     def conv(self) -> Conv2d:
         return Conv2d(self.in_shape, self.filters, self.kernel, 1, self.kernel // 2, groups=self.groups, bias=self.bias)
-
-    @property
-    def synapse(self) -> Conv2d:
-        return self.conv
 
     def nodes(self) -> tuple[Node, ...]:
         conv = self.conv
@@ -72,10 +74,6 @@ class CFSESpec(SynapseCounts):
     def goodness_shape(self) -> tuple[int, int, int]:
         """Goodness is measured on the batch-normalised output."""
         return self.out_shape
-
-    @property
-    def params(self) -> int:
-        return self.conv.params + 2 * self.filters   # batch norm's γ and β
 
     @property
     def update_ops(self) -> int:
@@ -106,13 +104,13 @@ class CFSESpec(SynapseCounts):
         """The ReLU output, the pooled map (batch norm's input) when pooled, and the normalised output."""
         return self.neurons + (self.out_elems if self.pooled else 0) + self.out_elems
 
-    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+    def replay_ff_unit(self, t: r.Timeline, step: r.ReplayStep, where: str) -> None:
         """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): conv, ReLU, pool,
         batch norm (its output is goodness input and hand-on output), then the backward through all of
         them to dW, and Adam."""
-        from . import replay as r
-
-        r.conv_forward(t, rows, self, backend, where)
+        step.fp32_only(self.kind)
+        rows = step.rows
+        r.conv_forward(t, rows, self, step, where)
         t.alloc("relu", r.f32(rows * self.neurons))
         t.mark(where + "relu")
         t.free("conv_out")
@@ -125,7 +123,7 @@ class CFSESpec(SynapseCounts):
         r.goodness_forward(t, rows, self.out_elems, where)
         if self.trainable:
             t.free(f"grad:{self.name}")
-            r.goodness_backward(t, rows, positives, self.out_elems, objective, where)
+            r.goodness_backward(t, step, self.out_elems, where)
             r.batch_norm_backward(t, rows, self.out_elems, where)
             t.free("g_y", "p")
             if self.pooled:
@@ -135,18 +133,17 @@ class CFSESpec(SynapseCounts):
             t.alloc("g_conv", r.f32(rows * self.neurons))
             t.mark(where + "relu backward")
             t.free("g_relu", "g_bn_in", "relu")
-            r.conv_weight_grad(t, rows, self, backend, where)
-            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            r.conv_weight_grad(t, rows, self, step, where)
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
             t.mark(where + "conv backward")
             t.free("g_conv")
-            r.update(t, self, master, backend, where)
+            r.update(t, self, step, where)
         t.live["out"] = t.live.pop("y")   # the hand-on output is batch norm's output itself
 
-    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+    def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:
         """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
-        from . import replay as r
-
-        r.conv_forward(t, rows, self, backend, where)
+        step.fp32_only(self.kind)
+        r.conv_forward(t, rows, self, step, where)
         t.alloc("n_relu", r.f32(rows * self.neurons))
         t.mark(where + "relu")
         t.free("conv_out")
@@ -158,11 +155,10 @@ class CFSESpec(SynapseCounts):
         t.mark(where + "batch norm")
         t.free("n_relu", "n_p")
 
-    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+    def replay_bp_forward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP forward: saves the ReLU output, the pooled map and its indices, and the batch-norm output ``h_<layer>``."""
-        from . import replay as r
-
-        r.conv_forward(t, n, self, backend, where)
+        step.fp32_only(self.kind)
+        r.conv_forward(t, n, self, step, where)
         t.alloc(f"relu_{layer}", r.f32(n * self.neurons))
         t.mark(where + "relu")
         t.free("conv_out")
@@ -171,10 +167,9 @@ class CFSESpec(SynapseCounts):
         t.alloc(f"h_{layer}", r.f32(n * self.out_elems))
         t.mark(where + "batch norm")
 
-    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+    def replay_bp_backward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP backward from ``g``: batch norm, pool and ReLU backward, then dL/dx (not for layer 1) and dW."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
         r.batch_norm_backward(t, n, self.out_elems, where)
         t.free("g", f"p_{layer}", f"h_{layer}")
         if self.pooled:
@@ -185,29 +180,51 @@ class CFSESpec(SynapseCounts):
         t.mark(where + "relu backward")
         t.free("g_relu", "g_bn_in", f"relu_{layer}")
         if layer > 1:
-            r.conv_input_grad(t, n, self, backend, where)
-        r.conv_weight_grad(t, n, self, backend, where)
-        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            r.conv_input_grad(t, n, self, step, where)
+        r.conv_weight_grad(t, n, self, step, where)
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
         t.mark(where + "conv backward")
         t.free("g_conv")
         if layer > 1:
             t.live["g"] = t.live.pop("g_x")
 
     @classmethod
-    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
-              group_at: Sequence[int] | None = None) -> list[CFSESpec]:
+    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], plan: StackPlan) -> list[CFSEBlock]:
         """CFSE blocks: those in ``group_at`` (1-based; default every second one, 2nd, 4th, ...) are grouped
         into ``num_classes`` channel groups."""
+        num_classes, group_at = plan.num_classes, plan.options.get("group_at")
         if num_classes is None:
             raise ConfigError("a cfse network needs the number of classes (its grouped convs have one group per class)")
         specs, shape = [], tuple(image_shape)
-        for i, (width, pool) in enumerate(zip(widths, pools, strict=True)):
+        for i, (width, pool) in enumerate(zip(widths, plan.pools, strict=True)):
             grouped = (i + 1 in group_at) if group_at is not None else i % 2 == 1
             groups = num_classes if grouped else 1
             if groups > 1 and (shape[0] % groups or width % groups):
-                raise ConfigError(f"{prefix}{i + 1}'s grouped conv gives each of the {groups} classes an equal share of "
+                raise ConfigError(f"{plan.prefix}{i + 1}'s grouped conv gives each of the {groups} classes an equal share of "
                                   f"its {shape[0]} input and {width} output channels; make the widths multiples of {groups}")
-            specs.append(cls(f"{prefix}{i + 1}", shape, width, kernel, pool, groups, trainable=trainable[i]))
+            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, groups, trainable=plan.trainable[i]))
             shape = specs[-1].out_shape
         return specs
+
+    # ---- the torch module
+
+    def build(self) -> CFSEModule:
+        return CFSEModule(self)
+
+
+class CFSEModule(BlockModule):
+    def __init__(self, spec: CFSEBlock):
+        super().__init__(spec)
+        node = spec.conv
+        self.conv = nn.Conv2d(node.in_shape[0], node.out_channels, node.kernel, padding=node.symmetric_padding,
+                              groups=node.groups, bias=node.bias)
+        self.norm = nn.BatchNorm2d(spec.filters, eps=BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        if self.spec.pooled:
+            y = nn.functional.max_pool2d(y, 2)
+        return self.norm(y)
+
+    def hand_on(self, y: torch.Tensor) -> torch.Tensor:
+        return y.float()

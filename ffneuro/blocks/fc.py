@@ -10,21 +10,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...errors import ConfigError
-from ...spec import Activation, Flatten, Linear, Node, RMSNorm
-from .. import ops
-from ..specs import BLOCK_SPECS, SynapseCounts
+import torch
+from torch import nn
+
+from ..accounting import ops
+from ..accounting import replay as r
+from ..errors import ConfigError
+from ..spec import Activation, Flatten, Linear, Node, RMSNorm
+from ..spec.block import BlockSpec, StackPlan
+from . import register_block
+from .module import BlockModule, rms_normalize
 
 
-@BLOCK_SPECS.register("fc")
+@register_block
 @dataclass(frozen=True)
-class DenseSpec(SynapseCounts):
+class FCBlock(BlockSpec):
     """One fully connected block on an input of any shape (flattened): ``width`` ReLU neurons."""
 
     kind: ClassVar[str] = "fc"
     pool: ClassVar[str] = "none"      # a dense block never downsamples
     pooled: ClassVar[bool] = False
-    trains_before_synapse: ClassVar[bool] = False
 
     name: str
     in_shape: tuple[int, ...]
@@ -45,10 +50,6 @@ class DenseSpec(SynapseCounts):
     def linear(self) -> Linear:
         return Linear((self.in_elems,), self.width, self.bias)
 
-    @property
-    def synapse(self) -> Linear:
-        return self.linear
-
     def nodes(self) -> tuple[Node, ...]:
         """(flatten →) (RMS norm →) linear → ReLU → RMS norm."""
         out: list[Node] = [Flatten(self.in_shape)] if len(self.in_shape) > 1 else []
@@ -61,10 +62,6 @@ class DenseSpec(SynapseCounts):
     def goodness_shape(self) -> tuple[int]:
         """Goodness is measured on the ReLU output."""
         return self.neuron_shape
-
-    @property
-    def params(self) -> int:
-        return self.weights + (self.width if self.bias else 0)
 
     @property
     def update_ops(self) -> int:
@@ -95,11 +92,11 @@ class DenseSpec(SynapseCounts):
         """BP keeps the ReLU output and the normalised output (and the normalised input of unit 1)."""
         return 2 * self.width + (self.in_elems if self.input_norm else 0)
 
-    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+    def replay_ff_unit(self, t: r.Timeline, step: r.ReplayStep, where: str) -> None:
         """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): (input norm,) the
         linear layer's output, ReLU, goodness, then dL/dy, ReLU backward, dW (no dL/dx), Adam, hand-on."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
+        rows = step.rows
         if self.input_norm:
             t.alloc("norm_sq", r.f32(rows * self.in_elems))
             t.mark(where + "input norm")
@@ -112,21 +109,20 @@ class DenseSpec(SynapseCounts):
         r.goodness_forward(t, rows, self.width, where)
         if self.trainable:
             t.free(f"grad:{self.name}")
-            r.goodness_backward(t, rows, positives, self.width, objective, where)
+            r.goodness_backward(t, step, self.width, where)
             t.alloc("g_z", r.f32(rows * self.width))
             t.mark(where + "relu backward")
             t.free("g_y")
-            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
             t.mark(where + "linear backward")
             t.free("g_z")
-            r.update(t, self, master, backend, where)
+            r.update(t, self, step, where)
         t.free("x_norm")
         r.rms_hand_on(t, rows, self.width, where)
 
-    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+    def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:
         """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
         if self.input_norm:
             t.alloc("n_sq", r.f32(rows * self.in_elems))
             t.mark(where + "input norm")
@@ -143,11 +139,10 @@ class DenseSpec(SynapseCounts):
         t.mark(where + "hand-on out")
         t.free("n_y")
 
-    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+    def replay_bp_forward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP forward of layer ``layer``: saves the (normalised) input, the ReLU output and the RMS norm's
         rms and output ``h_<layer>``."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
         if self.input_norm:
             t.alloc("sq", r.f32(n * self.in_elems))
             t.mark(where + "input norm")
@@ -164,11 +159,10 @@ class DenseSpec(SynapseCounts):
         t.alloc(f"h_{layer}", r.f32(n * self.width))
         t.mark(where + "norm out")
 
-    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+    def replay_bp_backward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP backward from ``g`` (dL/d h_<layer>): the RMS norm's backward (four temporaries for its
         division, four for its mean of squares), ReLU's, then dW and (not for layer 1) dL/dx as ``g``."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
         w = r.f32(n * self.width)
         t.alloc("div_bwd", 4 * w)
         t.mark(where + "norm (div)")
@@ -182,19 +176,39 @@ class DenseSpec(SynapseCounts):
         t.free("g_y", f"y_{layer}")
         if layer > 1:
             t.alloc("g", r.f32(n * self.in_elems))
-        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
         t.mark(where + "linear")
         t.free("g_z", f"xn_{layer}")
 
     @classmethod
-    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], *, kernel: int, pools: Sequence[str],
-              prefix: str, trainable: Sequence[bool], num_classes: int | None = None,
-              group_at: Sequence[int] | None = None) -> list[DenseSpec]:
-        """Dense blocks of ``widths`` neurons; the first normalises the flattened image. ``kernel`` is unused."""
-        if any(p != "none" for p in pools):
+    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], plan: StackPlan) -> list[FCBlock]:
+        """Dense blocks of ``widths`` neurons; the first normalises the flattened image."""
+        if any(p != "none" for p in plan.pools):
             raise ConfigError("fully connected units do not downsample; use --pool none with --arch fc")
         specs, shape = [], tuple(image_shape)
         for i, width in enumerate(widths):
-            specs.append(cls(f"{prefix}{i + 1}", shape, width, trainable=trainable[i], input_norm=i == 0))
+            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, trainable=plan.trainable[i], input_norm=i == 0))
             shape = specs[-1].out_shape
         return specs
+
+    # ---- the torch module
+
+    def build(self) -> FCModule:
+        return FCModule(self)
+
+
+class FCModule(BlockModule):
+    """``width`` ReLU neurons fully connected to the (flattened) input."""
+
+    def __init__(self, spec: FCBlock):
+        super().__init__(spec)
+        self.linear = nn.Linear(spec.in_elems, spec.width, bias=spec.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)
+        if self.spec.input_norm:
+            h = rms_normalize(h)
+        return torch.relu(self.linear(h))
+
+    def hand_on(self, y: torch.Tensor) -> torch.Tensor:
+        return rms_normalize(y.float())

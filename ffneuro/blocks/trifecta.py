@@ -4,28 +4,34 @@ bias) → ReLU → (2×2 max pool).
 The block normalises its *input* with batch norm (the Trifecta's replacement for FF's length
 normalisation) and measures goodness on its pooled output, which it hands on unchanged: the next block's
 batch norm removes its scale. Training the batch norm's γ and β through the conv makes each unit's
-backward compute the conv's input gradient too (counted: ``trains_before_synapse``).
+backward compute the conv's input gradient too (counted: the batch norm's parameters sit upstream of the conv).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...errors import ConfigError
-from ...spec import Activation, BatchNorm, Conv2d, Node, Pool2d
-from .. import ops
-from ..specs import BLOCK_SPECS, SynapseCounts, conv_in_shape
+import torch
+from torch import nn
+
+from ..accounting import ops
+from ..accounting import replay as r
+from ..errors import ConfigError
+from ..spec import Activation, BatchNorm, Conv2d, Node, Pool2d
+from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
+from . import register_block
+from .module import BlockModule
 
 TRIFECTA_POOLS = ("none", "max")
 
 
-@BLOCK_SPECS.register("trifecta")
+@register_block
 @dataclass(frozen=True)
-class TrifectaSpec(SynapseCounts):
+class TrifectaBlock(BlockSpec):
     """One Trifecta block: batch norm of the input, ``filters`` convs of ``kernel``, ReLU, optional 2×2 max pool."""
 
     kind: ClassVar[str] = "trifecta"
-    trains_before_synapse: ClassVar[bool] = True   # γ, β of the input batch norm learn through the conv
     bias: ClassVar[bool] = False                   # the conv has no bias (batch norm's β is the shift)
 
     name: str
@@ -41,8 +47,7 @@ class TrifectaSpec(SynapseCounts):
             raise ConfigError(f"a trifecta block pools with {' or '.join(TRIFECTA_POOLS)}, got {self.pool!r}")
         if self.filters < 1:
             raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
-        if self.pool != "none" and min(shape[1:]) < 2:
-            raise ConfigError(f"cannot pool a {shape[1]}×{shape[2]} map; use fewer downsampling layers")
+        check_conv_input(self.name, shape, self.kernel, self.pool)
         object.__setattr__(self, "in_shape", shape)
 
     @property
@@ -52,10 +57,6 @@ class TrifectaSpec(SynapseCounts):
     @property
     def conv(self) -> Conv2d:
         return Conv2d(self.in_shape, self.filters, self.kernel, 1, self.kernel // 2, bias=False)
-
-    @property
-    def synapse(self) -> Conv2d:
-        return self.conv
 
     def nodes(self) -> tuple[Node, ...]:
         conv = self.conv
@@ -68,10 +69,6 @@ class TrifectaSpec(SynapseCounts):
     def goodness_shape(self) -> tuple[int, int, int]:
         """Goodness is measured on the (pooled) output."""
         return self.out_shape
-
-    @property
-    def params(self) -> int:
-        return self.conv.params + 2 * self.in_shape[0]   # the input batch norm's γ and β
 
     @property
     def update_ops(self) -> int:
@@ -99,15 +96,15 @@ class TrifectaSpec(SynapseCounts):
         """The normalised input (the conv's), the ReLU output and the pooled output when pooled."""
         return self.in_elems + self.neurons + (self.out_elems if self.pooled else 0)
 
-    def replay_ff_unit(self, t, rows: int, positives: int, backend: str, master: str, objective, where: str) -> None:
+    def replay_ff_unit(self, t: r.Timeline, step: r.ReplayStep, where: str) -> None:
         """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): batch norm of the
         input, conv, ReLU, pool (the goodness input, handed on as it is), then the backward through the
         conv's input and weight gradients to the batch norm's γ and β, and Adam."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
+        rows = step.rows
         t.alloc("bn_x", r.f32(rows * self.in_elems))   # saved by the conv
         t.mark(where + "batch norm")
-        r.conv_forward(t, rows, self, backend, where)
+        r.conv_forward(t, rows, self, step, where)
         t.alloc("relu", r.f32(rows * self.neurons))
         t.mark(where + "relu")
         t.free("conv_out")
@@ -123,7 +120,7 @@ class TrifectaSpec(SynapseCounts):
         r.goodness_forward(t, rows, self.out_elems, where)
         if self.trainable:
             t.free(f"grad:{self.name}")
-            r.goodness_backward(t, rows, positives, self.out_elems, objective, where)
+            r.goodness_backward(t, step, self.out_elems, where)
             if self.pooled:
                 t.alloc("g_relu", r.f32(rows * self.neurons))
                 t.mark(where + "pool backward")
@@ -131,20 +128,19 @@ class TrifectaSpec(SynapseCounts):
             t.alloc("g_conv", r.f32(rows * self.neurons))
             t.mark(where + "relu backward")
             t.free("g_relu", "g_y", "relu")
-            r.conv_input_grad(t, rows, self, backend, where)
-            r.conv_weight_grad(t, rows, self, backend, where)
-            t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+            r.conv_input_grad(t, rows, self, step, where)
+            r.conv_weight_grad(t, rows, self, step, where)
+            t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
             t.mark(where + "conv backward")
             t.free("g_conv", "g_x", "bn_x")
-            r.update(t, self, master, backend, where)
+            r.update(t, self, step, where)
         t.live["out"] = t.live.pop("y")   # handed on as it is
 
-    def replay_forward(self, t, rows: int, backend: str, where: str) -> None:
+    def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:
         """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
         t.alloc("n_bn", r.f32(rows * self.in_elems))
-        r.conv_forward(t, rows, self, backend, where)
+        r.conv_forward(t, rows, self, step, where)
         t.alloc("n_relu", r.f32(rows * self.neurons))
         t.mark(where + "relu")
         t.free("conv_out", "n_bn")
@@ -155,14 +151,13 @@ class TrifectaSpec(SynapseCounts):
         else:
             t.live["n_out"] = t.live.pop("n_relu")
 
-    def replay_bp_forward(self, t, n: int, layer: int, backend: str, where: str) -> None:
+    def replay_bp_forward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP forward: saves the normalised input (the conv's), the ReLU output and the pool's indices; the
         output ``h_<layer>`` is the pooled map (or the ReLU output)."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
         t.alloc(f"bn_{layer}", r.f32(n * self.in_elems))
         t.mark(where + "batch norm")
-        r.conv_forward(t, n, self, backend, where)
+        r.conv_forward(t, n, self, step, where)
         t.alloc(f"relu_{layer}", r.f32(n * self.neurons))
         t.mark(where + "relu")
         t.free("conv_out")
@@ -172,11 +167,10 @@ class TrifectaSpec(SynapseCounts):
         else:
             t.live[f"h_{layer}"] = 0   # the ReLU output itself (counted as relu_<layer>)
 
-    def replay_bp_backward(self, t, n: int, layer: int, backend: str, master: str, where: str) -> None:
+    def replay_bp_backward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP backward from ``g``: pool and ReLU backward, the conv's input and weight gradients, then the
         input batch norm's backward (dL/dx as ``g``, not for layer 1)."""
-        from . import replay as r
-
+        step.fp32_only(self.kind)
         if self.pooled:
             t.alloc("g_relu", r.f32(n * self.neurons))
             t.mark(where + "pool backward")
@@ -184,9 +178,9 @@ class TrifectaSpec(SynapseCounts):
         t.alloc("g_conv", r.f32(n * self.neurons))
         t.mark(where + "relu backward")
         t.free("g_relu", "g", f"relu_{layer}", f"h_{layer}")
-        r.conv_input_grad(t, n, self, backend, where)
-        r.conv_weight_grad(t, n, self, backend, where)
-        t.alloc(f"grad:{self.name}", r.nbytes(self.params, master))
+        r.conv_input_grad(t, n, self, step, where)
+        r.conv_weight_grad(t, n, self, step, where)
+        t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
         t.mark(where + "conv backward")
         t.free("g_conv", f"bn_{layer}")
         if layer > 1:
@@ -194,3 +188,33 @@ class TrifectaSpec(SynapseCounts):
             t.live["g"] = t.live.pop("g_bn_in")
         t.free("g_x")
 
+    @classmethod
+    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], plan: StackPlan) -> list[TrifectaBlock]:
+        specs, shape = [], tuple(image_shape)
+        for i, (width, pool) in enumerate(zip(widths, plan.pools, strict=True)):
+            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, trainable=plan.trainable[i]))
+            shape = specs[-1].out_shape
+        return specs
+
+    # ---- the torch module
+
+    def build(self) -> TrifectaModule:
+        return TrifectaModule(self)
+
+
+class TrifectaModule(BlockModule):
+    def __init__(self, spec: TrifectaBlock):
+        super().__init__(spec)
+        node = spec.conv
+        self.norm = nn.BatchNorm2d(spec.in_shape[0])
+        self.conv = nn.Conv2d(node.in_shape[0], node.out_channels, node.kernel, padding=node.symmetric_padding,
+                              bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(self.norm(x)))
+        if self.spec.pooled:
+            y = nn.functional.max_pool2d(y, 2)
+        return y
+
+    def hand_on(self, y: torch.Tensor) -> torch.Tensor:
+        return y.float()

@@ -1,0 +1,203 @@
+"""The public toolkit for writing a block's PyTorch memory replay (scheme ``"pytorch"`` of :mod:`.memory`).
+
+A replay walks one step tensor by tensor on a :class:`Timeline`: ``alloc`` what PyTorch allocates,
+``free`` what it releases, ``mark`` after each operation so the peak is seen. :mod:`.memory` runs the
+parts every network shares (resident parameters and optimiser state, the label embedding, the
+readouts) and calls each block's ``replay_*`` methods (:class:`~ffneuro.spec.block.BlockSpec`) for its
+own layer, with a :class:`ReplayStep` saying how the step runs. The helpers below are the pieces the
+shipped blocks share; each was measured against the CPU allocator (tests/test_variant_memory.py and
+the block contract test).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .objective import PAIRS, ObjectiveCost
+from .onednn import ConvCopies, detect_onednn_block
+from .ops import INDEX_BYTES, nbytes
+
+__all__ = ["INDEX_BYTES", "ReplayStep", "Timeline", "adam", "batch_norm_backward", "blocked", "conv_forward", "conv_input_grad", "conv_pass",
+           "conv_weight_grad", "f32", "goodness_backward", "goodness_forward", "max_pool", "nbytes",
+           "param_tensor_bytes", "rms_hand_on", "update"]
+
+
+class Timeline:
+    """Live tensors by name; :meth:`mark` records the total when it is a new maximum."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, int] = {}
+        self.peak, self.peak_at = 0, ""
+
+    def alloc(self, name: str, size: int) -> None:
+        """``size`` more bytes under ``name`` (added to what the name already holds)."""
+        if size:
+            self.live[name] = self.live.get(name, 0) + int(size)
+
+    def free(self, *names: str) -> None:
+        """Release ``names`` (names not live are ignored)."""
+        for name in names:
+            self.live.pop(name, None)
+
+    def rename(self, old: str, new: str) -> None:
+        """The tensor ``old`` lives on as ``new`` (a hand-on output becoming the next unit's input)."""
+        self.live[new] = self.live.pop(old)
+
+    @property
+    def total(self) -> int:
+        return sum(self.live.values())
+
+    def mark(self, where: str) -> None:
+        total = self.total
+        if total > self.peak:
+            self.peak, self.peak_at = total, where
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    """How a replayed step runs: ``rows`` through each unit (FF: positives and negatives, or the images of
+    a class-wise objective), ``positives`` of them; activations at ``precision``; parameters, their
+    gradients and Adam's moments at ``master``; ``backend`` cuda or cpu, where ``onednn_block`` is the
+    channel block of oneDNN's copies (None: no copies, as on CUDA)."""
+
+    rows: int
+    positives: int
+    precision: str = "fp32"
+    master: str = "fp32"
+    backend: str = "cuda"
+    onednn_block: int | None = None
+    objective: ObjectiveCost = PAIRS
+
+    def fp32_only(self, kind: str) -> None:
+        """Refuse, as not modelled, a precision other than fp32 for a block replayed in fp32 only."""
+        if self.precision != "fp32":
+            from ..errors import NotModelled
+            raise NotModelled(f"the PyTorch replay of {kind} blocks is modelled for fp32 only")
+
+
+def f32(n: int) -> int:
+    return nbytes(n, "fp32")
+
+
+def param_tensor_bytes(specs: Sequence, master: str) -> list[int]:
+    """Bytes of each parameter tensor of ``specs`` (per spec: its weights, then the rest when present)."""
+    return [nbytes(n, master) for s in specs for n in (s.weights, s.params - s.weights) if n]
+
+
+def adam(t: Timeline, tensors: Sequence[int], where: str, backend: str) -> None:
+    """Adam's transient: on CUDA the foreach path's ``_foreach_sqrt(exp_avg_sqs)``, one tensor per
+    parameter; on CPU the single-tensor path's ``exp_avg_sq.sqrt() / c``, two tensors the size of one
+    parameter at a time, so the largest tensor sets it."""
+    t.alloc("adam_tmp", sum(tensors) if backend == "cuda" else 2 * max(tensors))
+    t.mark(where)
+    t.free("adam_tmp")
+
+
+def update(t: Timeline, s, step: ReplayStep, where: str) -> None:
+    """Adam on the block ``s``'s own parameters."""
+    adam(t, param_tensor_bytes([s], step.master), where + "update", step.backend)
+
+
+def conv_pass(t: Timeline, result: str, size: int, where: str, copies: ConvCopies | None) -> None:
+    """One conv pass writing ``result`` (``size`` bytes). On the CPU (``copies`` given) oneDNN first
+    runs on its blocked copies, then writes the plain result beside the copies' tail (see
+    :mod:`.onednn`); without copies (CUDA) only the result is allocated."""
+    if copies is not None:
+        t.alloc("dnn_src", copies.src)
+        t.alloc("dnn_weights", copies.weights)
+        t.alloc("dnn_dst", copies.dst)
+        t.mark(where + " (oneDNN)")
+        t.free("dnn_src", "dnn_weights", "dnn_dst")
+        t.alloc("dnn_tail", copies.tail)
+    t.alloc(result, size)
+    t.mark(where)
+    t.free("dnn_tail")
+
+
+def blocked(c: int) -> int:
+    """Channels rounded up to this CPU's oneDNN block (8, or 16 with AVX-512: :mod:`.onednn`)."""
+    block = detect_onednn_block()
+    return -(-c // block) * block
+
+
+# The three conv helpers below are the lean replay of a stride-1 'same' conv that the fc, cfse and trifecta
+# blocks were measured with (only the blocked output and gradient copies); the conv block itself replays
+# oneDNN's full copies through :func:`conv_pass` and :mod:`.onednn`.
+
+def conv_forward(t: Timeline, rows: int, s, step: ReplayStep, where: str) -> None:
+    """The block ``s``'s conv output ``conv_out``; on the CPU oneDNN first computes it into a blocked buffer."""
+    _, ho, wo = s.neuron_shape
+    if step.backend == "cpu":
+        t.alloc("dnn_dst", f32(rows * blocked(s.filters) * ho * wo))
+    t.alloc("conv_out", f32(rows * s.neurons))
+    t.mark(where + "conv")
+    t.free("dnn_dst")
+
+
+def conv_weight_grad(t: Timeline, rows: int, s, step: ReplayStep, where: str) -> None:
+    """dW into ``grad:<name>``; on the CPU through blocked copies of the input and of dL/d(output)."""
+    c, h, w = s.in_shape
+    _, ho, wo = s.neuron_shape
+    if step.backend == "cpu":
+        t.alloc("dnn_src", f32(rows * blocked(c) * h * w))
+        t.alloc("dnn_diff_dst", f32(rows * blocked(s.filters) * ho * wo))
+        t.alloc("dnn_dw", f32(s.params))
+        t.mark(where + "conv backward (oneDNN)")
+        t.free("dnn_src", "dnn_diff_dst", "dnn_dw")
+
+
+def conv_input_grad(t: Timeline, rows: int, s, step: ReplayStep, where: str) -> None:
+    """dL/dx into ``g_x``; on the CPU through blocked copies of dL/d(output) and of dL/dx."""
+    c, h, w = s.in_shape
+    _, ho, wo = s.neuron_shape
+    if step.backend == "cpu":
+        t.alloc("dnn_diff_dst", f32(rows * blocked(s.filters) * ho * wo))
+        t.alloc("dnn_diff_src", f32(rows * blocked(c) * h * w))
+        t.mark(where + "conv input gradient (oneDNN)")
+        t.free("dnn_diff_dst")
+    t.alloc("g_x", f32(rows * c * h * w))
+    t.mark(where + "conv input gradient")
+    t.free("dnn_diff_src")
+
+
+def goodness_forward(t: Timeline, rows: int, elems: int, where: str) -> None:
+    """Goodness (per sample or per class group) squares its input into one temporary, then sums."""
+    t.alloc("sq", f32(rows * elems))
+    t.mark(where + "goodness")
+    t.free("sq")
+
+
+def goodness_backward(t: Timeline, step: ReplayStep, elems: int, where: str) -> None:
+    """dL/dy as ``g_y`` (one tensor: the lean goodness backward). Peer normalisation's penalty first
+    expands its batch-mean gradient over the positives and scatters it into a zero tensor of all rows,
+    which the goodness gradient is then added to."""
+    if step.objective.peer_norm:
+        t.alloc("peer_expand", f32(step.positives * elems))
+        t.alloc("peer_grad", f32(step.rows * elems))
+        t.free("peer_expand")
+    t.alloc("g_y", f32(step.rows * elems))
+    t.mark(where + "goodness backward")
+    t.free("peer_grad")
+
+
+def max_pool(t: Timeline, rows: int, out_elems: int, name: str = "p") -> None:
+    """2×2 max pooling: the pooled map and its int64 indices (kept for the backward)."""
+    t.alloc(name, f32(rows * out_elems))
+    t.alloc(name + "_idx", rows * out_elems * INDEX_BYTES)
+
+
+def batch_norm_backward(t: Timeline, rows: int, elems: int, where: str) -> None:
+    """The input gradient ``g_bn_in`` and one more temporary of the same size while it is computed."""
+    t.alloc("g_bn_in", f32(rows * elems))
+    t.alloc("bn_tmp", f32(rows * elems))
+    t.mark(where + "batch norm backward")
+    t.free("bn_tmp")
+
+
+def rms_hand_on(t: Timeline, rows: int, elems: int, where: str) -> None:
+    """rms_normalize(y): the squares (freed), then the output ``out``."""
+    t.alloc("norm_sq", f32(rows * elems))
+    t.mark(where + "hand-on norm")
+    t.free("norm_sq")
+    t.alloc("out", f32(rows * elems))
+    t.mark(where + "hand-on out")

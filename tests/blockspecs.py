@@ -1,0 +1,29 @@
+"""Test helpers that build conv block specs the short way (a stack, one unit's summary)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ffneuro.accounting import UnitCost, unit_cost
+from ffneuro.blocks import layer_pools
+from ffneuro.blocks.conv import ConvBlock
+from ffneuro.spec.block import StackPlan
+
+
+def conv_stack_specs(image_shape: Sequence[int], layers: int, filters: int, kernel: int, pool: str = "none", *,
+                     prefix: str = "unit", trainable: Sequence[bool] | bool = True,
+                     pool_every: int = 1) -> list[ConvBlock]:
+    """``layers`` conv blocks, each fed the previous one's output; every ``pool_every``-th one downsamples."""
+    flags = [trainable] * layers if isinstance(trainable, bool) else list(trainable)
+    if len(flags) != layers:
+        raise ValueError(f"trainable has {len(flags)} flags for {layers} layers")
+    plan = StackPlan(kernel, tuple(layer_pools(layers, pool, pool_every)), prefix, tuple(flags))
+    return ConvBlock.stack(image_shape, [filters] * layers, plan)
+
+
+def conv_unit_cost(name: str, in_shape: tuple[int, int, int], filters: int, kernel: int, *, bias: bool = True,
+                   trainable: bool = True, precision: str = "fp32", stride: int = 1) -> UnitCost:
+    """The run file's summary of one 'same' conv block (``stride`` 2 is ``pool="stride"``)."""
+    if stride not in (1, 2):
+        raise ValueError(f"a conv block has stride 1 or 2, got {stride}")
+    spec = ConvBlock(name, in_shape, filters, kernel, "stride" if stride == 2 else "none", trainable, bias)
+    return unit_cost(spec, precision)

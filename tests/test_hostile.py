@@ -163,8 +163,7 @@ def test_a_lock_held_by_another_process_is_not_blamed_on_the_dead_pid_in_its_lab
         message = str(info.value)
         assert f"pid {dead}" in message and "not running" in message, message
         assert f"pid {holder.pid}" in message and "\n" not in message, message
-        found = holder_of(tmp_path / "crashed.h5")
-        assert found is not None and not found.alive
+        assert holder_of(tmp_path / "crashed.h5") is None     # a shared lock is a reader's: no live writer
     finally:
         _stop(holder)
 
@@ -196,8 +195,9 @@ def test_a_read_probe_never_makes_a_writer_fail(tmp_path, monkeypatch):
     import fcntl
 
     run = tmp_path / "r.h5"
-    RunLock(run).acquire().release()
-    run.with_name("r.h5.lock").write_text("")       # a sidecar left by a killed writer: what probes look at
+    _stop(_holder("import sys, time\nfrom ffneuro.store.lock import RunLock\nRunLock(sys.argv[1]).acquire()\n"
+                  "print('ready', flush=True)\ntime.sleep(60)\n", run))    # killed: its sidecar stays, unheld
+    assert run.with_name("r.h5.lock").exists()
     probing, done = threading.Event(), threading.Event()
     real_flock = fcntl.flock
 

@@ -19,7 +19,7 @@ from ..data.loading import checked_load, load_data, load_from_source
 from ..errors import ConfigError, Diverged, FFNeuroError, RunFileError
 from ..models.weights import weights_mismatch
 from ..presets import resolve_config
-from ..store import RunRecord, RunWriter, read_run
+from ..store import RunRecord, RunWriter, holder_of, read_run
 from .device import environment
 from .memory_guard import check_run_memory
 from .parallel import Local
@@ -44,6 +44,9 @@ def check_out_path(out: Path, force: bool) -> None:
     if out.is_dir():
         raise RunFileError(f"{out} is a directory; give a file name for --out")
     if out.exists() and not force:
+        holder = holder_of(out)
+        if holder is not None:  # a live run: say who writes it, as --force and --resume do
+            raise RunFileError(f"{out} is being written by {holder.describe()}; wait for it to finish or stop it")
         raise RunFileError(f"{out} exists; pass --force to overwrite")
     # the nearest existing ancestor must be a writable directory (missing folders are created later)
     ancestor = out.parent

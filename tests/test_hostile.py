@@ -402,20 +402,33 @@ def test_a_renamed_complete_force_run_replaces_nothing(tmp_path):
     assert {Path(r["run"]).name: r["status"] for r in listing} == {"archived.h5": "complete", "f_TERM_25.h5": "complete"}
 
 
-@pytest.mark.parametrize("name,replaces", [("crafted.h5", "thesis.tex"), ("x.new.h5", "../thesis.tex"),
-                                           ("thesis.new.h5", "thesis.tex"), ("y.new.h5", "thesis.tex")])
-def test_a_crafted_replaces_never_writes_the_path_it_names(tmp_path, name, replaces):
+@pytest.mark.parametrize("name,replaces,status", [
+    ("crafted.h5", "thesis.tex", "interrupted"), ("x.new.h5", "../thesis.tex", "interrupted"),
+    ("thesis.new.h5", "thesis.tex", "interrupted"), ("y.new.h5", "thesis.tex", "interrupted"),
+    ("thesis.new.h5", "thesis.tex", "complete"), ("x.new.h5", "/tmp/thesis.tex", "complete")])
+def test_a_crafted_replaces_never_writes_the_path_it_names(tmp_path, name, replaces, status):
     (tmp_path / "sub").mkdir()
     folder = tmp_path / "sub"
     thesis = victim(tmp_path, "thesis.tex")
     inner = victim(folder, "thesis.tex")
-    path = _pending(folder, name, replaces, "interrupted")
+    path = _pending(folder, name, replaces, status)
     before = checksums(thesis, inner)
     assert not read_run(path).pending
     with RunWriter.open(path) as w:
         assert not w.pending and w.target == path
         w.finish("complete")
     assert checksums(thesis, inner) == before and path.exists()
+
+
+def test_a_force_run_killed_before_its_rename_is_still_finished_by_resume(tmp_path):
+    """The one complete run whose ``replaces`` is honoured: STEM.new.h5 naming STEM.h5, its rename cut short."""
+    old = good_run(tmp_path, "run.h5")
+    cut = _pending(tmp_path, "run.new.h5", "run.h5", "complete")
+    rec = read_run(cut)
+    assert rec.cut_short and not rec.pending and rec.destination == old
+    result = cli("train", "--resume", cut)
+    assert result.exit_code == 0 and "now replaces" in result.output, result.output
+    assert not cut.exists() and read_run(old).replaces == "run.h5"
 
 
 def test_a_pending_run_never_replaces_a_file_that_is_not_a_run(tmp_path):
@@ -445,3 +458,14 @@ def test_weights_and_state_are_read_within_the_size_bound(tmp_path):
     with pytest.raises(RunFileError):
         RunWriter.open(run)
     assert time.monotonic() - started < 2
+
+
+def test_a_damaged_resume_state_is_one_named_error(tmp_path):
+    run = tmp_path / "cut.h5"
+    done = cli("-q", "train", "--preset", "smoke", "--train-limit", "50", "--val-size", "20", "--epochs", "1",
+               "--out", run)
+    assert done.exit_code == 0, done.output
+    with h5py.File(run, "a") as f:                  # an interrupted run whose RNG state went missing
+        f.attrs["status"] = "interrupted"
+        del f["state/rng"]
+    assert str(run) in one_error(cli("-q", "train", "--resume", run))

@@ -2,13 +2,19 @@
 
 A reader (or a crash, or a full disk) sees the old file or the new one, never a mix. Every disk
 write goes through Python's own I/O here, so a full disk is an OSError with a clear message instead
-of an HDF5 library failure.
+of an HDF5 library failure. The temporary is created 0600 under an unguessable name with
+``O_EXCL|O_NOFOLLOW`` (so a link planted in a shared folder is never written through), and only this
+user's temporaries of exactly this file are ever cleaned up.
 """
 from __future__ import annotations
 
 import errno
+import glob
 import os
+import re
+import secrets
 import shutil
+import stat
 from pathlib import Path
 
 from ..errors import RunFileError
@@ -31,16 +37,58 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
-def temp_path(path: Path) -> Path:
-    """The temporary a replacement of ``path`` is built in (hidden, and named after its writer's pid)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _temp_name(path: Path) -> re.Pattern:
+    """The names of temporaries of ``path``: random hex (this version) or a pid (older ones), nothing else."""
+    return re.compile(rf"\.{re.escape(path.name)}\.(?:[0-9a-f]{{12}}|[0-9]+)\.tmp")
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, empty 0600 temporary beside ``path`` under a random name (never an existing file or link)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "cannot find a free temporary name", str(path.parent))
+
+
+def _new_file_mode() -> int:
+    """0644 less the umask: the mode ``open()`` gives a new file (read from /proc where it can be, since
+    setting the umask to read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o644 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o644 & ~mask
 
 
 def remove_stale_temps(path: Path) -> None:
-    """Delete temporaries of ``path`` that a killed writer left (call only while holding its lock)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    """Delete temporaries of ``path`` that a killed writer left (call only while holding its lock): only
+    this user's, named exactly as temporaries of ``path`` (glob characters in the name match themselves)."""
+    pattern = _temp_name(path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if not pattern.fullmatch(stale.name):
+            continue
         try:
-            stale.unlink()
+            st = os.lstat(stale)
+            if st.st_uid == os.geteuid() and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                stale.unlink()
+        except OSError:
+            pass
+
+
+def _discard(tmp: Path | None) -> None:
+    """Remove a temporary after a failure, quietly: on a read-only or full file system this fails too."""
+    if tmp is not None:
+        try:
+            tmp.unlink()
         except OSError:
             pass
 
@@ -70,26 +118,27 @@ def write_error(path: Path, exc: OSError, size: int) -> RunFileError:
 
 
 def replace_file(path: Path, data: bytes | memoryview, mode: int | None = None) -> None:
-    """Make ``data`` the contents of ``path`` atomically (and durably); on any failure ``path`` is unchanged."""
-    tmp = temp_path(path)
+    """Make ``data`` the contents of ``path`` atomically (and durably); on any failure ``path`` is unchanged
+    and the error is one RunFileError line. ``mode``: the permissions (default: a new file's)."""
     size = len(data)
+    tmp = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd, tmp = _create_temp(path)
         try:
-            if mode is not None:  # keep the replaced file's permissions (umask does not apply to fchmod)
-                os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
+            # the replaced file's permissions, or a new file's (umask does not apply to fchmod)
+            os.fchmod(fd, mode if mode is not None else _new_file_mode())
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise write_error(path, exc, size) from None
     except BaseException:  # Ctrl-C between write and rename: leave no temporary behind
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
     fsync_dir(path.parent)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from ..errors import RunFileError
 
@@ -27,6 +28,15 @@ FINISH_STATUSES = ("complete", "failed", "interrupted")
 def pending_path(path: Path) -> Path:
     """Where a ``--force`` run of ``path`` lives until it completes and replaces ``path``: NAME.new.h5."""
     return path.with_name(f"{path.stem}.new{path.suffix}")
+
+
+def replaced_path(path: Path) -> Path | None:
+    """The file a ``--force`` run at ``path`` replaces, told by its name alone (STEM.new.h5 replaces STEM.h5
+    beside it); None for any other name. A path stored in a run file is never where anything is written."""
+    stem, suffix = path.stem, path.suffix
+    if not stem.endswith(".new") or len(stem) <= len(".new"):
+        return None
+    return path.with_name(stem[: -len(".new")] + suffix)
 
 
 def escape(name: str) -> str:
@@ -61,14 +71,45 @@ def write_json_attrs(group: h5py.Group, values: dict[str, Any]) -> None:
             group.attrs[key] = json.dumps(value, sort_keys=True)
 
 
+def describe_value(value: Any) -> str:
+    """A short, safe account of an attribute's value for an error message (it may be anyone's data)."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return f"{text[:40]}{'...' if len(text) > 40 else ''} ({type(value).__name__})"
+
+
+def as_text(value: Any) -> str | None:
+    """A str or UTF-8 bytes attribute as str; None for anything else (numbers, arrays, references)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return str(value) if isinstance(value, str) else None
+
+
+def as_int(value: Any) -> int | None:
+    """An integer attribute as int; None for anything else (bools, floats such as NaN, arrays, text)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return None
+    return int(value)
+
+
 def check_header(f: h5py.File, path: Path) -> int:
     """Raise RunFileError unless ``f`` is an ffneuro run this version can read; return its schema version."""
-    schema = f.attrs.get("schema")
-    if schema is None:
+    raw = f.attrs.get("schema")
+    if raw is None:
         raise RunFileError(f"{path}: not an ffneuro run file (no 'schema' attribute)")
+    schema = as_text(raw)
+    if schema is None:
+        raise RunFileError(f"{path}: not an ffneuro run file (attribute 'schema' is {describe_value(raw)}, not text)")
     if schema != SCHEMA_NAME:
-        raise RunFileError(f"{path}: not an ffneuro run file (schema {schema!r}, expected {SCHEMA_NAME!r})")
-    version = int(f.attrs.get("schema_version", -1))
+        raise RunFileError(f"{path}: not an ffneuro run file (schema {schema[:60]!r}, expected {SCHEMA_NAME!r})")
+    raw = f.attrs.get("schema_version", -1)
+    version = as_int(raw)
+    if version is None:
+        raise RunFileError(f"{path}: attribute 'schema_version' must be an integer, not {describe_value(raw)}")
     if version > SCHEMA_VERSION:
         raise RunFileError(
             f"{path}: run file schema version {version} is newer than this ffneuro supports "

@@ -190,7 +190,7 @@ class RunWriter:
     def open(cls, path: str | os.PathLike) -> RunWriter:
         """The writer of an existing run (to resume it, or to add the profiler's results); takes its lock,
         and that of the file a pending replacement will replace."""
-        from .reader import read_run  # the reader validates the header and the required groups
+        from .reader import read_run, run_file_problem  # the reader validates the header and the required groups
 
         path = Path(path)
         writer = cls.__new__(cls)
@@ -200,9 +200,15 @@ class RunWriter:
             if is_read_only(path):
                 raise RunFileError(f"{path} is read-only")
             writer.file, writer.unit_names = path, list(record.unit_names)
-            writer.target = path.with_name(record.replaces) if record.pending else path
+            # the file a --force run replaces is told by its own name (STEM.new.h5 -> STEM.h5), never by
+            # a path stored in it; and it is replaced only while it is an ffneuro run (or absent)
+            writer.target = record.destination
             if writer.pending:
                 writer._locks.append(RunLock(writer.target).acquire())
+                problem = run_file_problem(writer.target)
+                if problem is not None:
+                    raise RunFileError(f"{path} would replace {writer.target} when complete, but that is "
+                                       f"not an ffneuro run ({problem}); rename one of them")
             remove_stale_temps(path)
         except BaseException:
             writer.close()

@@ -19,7 +19,7 @@ from ..data.loading import checked_load, load_data, load_from_source
 from ..errors import ConfigError, Diverged, FFNeuroError, RunFileError
 from ..models.weights import weights_mismatch
 from ..presets import resolve_config
-from ..store import RunRecord, RunWriter, read_run
+from ..store import RunRecord, RunWriter, holder_of, read_run
 from .device import environment
 from .memory_guard import check_run_memory
 from .parallel import Local
@@ -44,6 +44,9 @@ def check_out_path(out: Path, force: bool) -> None:
     if out.is_dir():
         raise RunFileError(f"{out} is a directory; give a file name for --out")
     if out.exists() and not force:
+        holder = holder_of(out)
+        if holder is not None:  # a live run: say who writes it, as --force and --resume do
+            raise RunFileError(f"{out} is being written by {holder.describe()}; wait for it to finish or stop it")
         raise RunFileError(f"{out} exists; pass --force to overwrite")
     # the nearest existing ancestor must be a writable directory (missing folders are created later)
     ancestor = out.parent
@@ -129,7 +132,7 @@ def interrupted_run(out: Path, force: bool, config: RunConfig) -> Path | None:
         record = read_run(path)
     except RunFileError:
         return None
-    if (record.status == "complete" and not record.pending) or config_diff(record.config, config.to_dict()):
+    if (record.status == "complete" and not record.cut_short) or config_diff(record.config, config.to_dict()):
         return None
     return path
 
@@ -143,7 +146,7 @@ def resume_conflicts(stored: dict, wanted: dict) -> dict[str, tuple]:
 def open_for_resume(path: Path, overrides: dict | None = None) -> tuple[RunRecord, RunConfig]:
     """The run at ``path`` and the config to continue it with; a one-line error when it cannot resume."""
     record = read_run(path)
-    if record.status == "complete" and not record.pending:
+    if record.status == "complete" and not record.cut_short:
         raise RunFileError(f"{path} is complete ({record.epochs_done} epochs); nothing to resume")
     try:
         stored = RunConfig.from_dict(record.config).to_dict()
@@ -183,7 +186,13 @@ def resume_run(record: RunRecord | None, config: RunConfig, data: Dataset, *, pr
             checkpoint = (record.weights("final"), *record.state())
         checkpoint = parallel.share(checkpoint)
         if checkpoint is not None:
-            trainer.restore(*checkpoint)
+            try:
+                trainer.restore(*checkpoint)
+            except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # a damaged or crafted state
+                where = record.path if record is not None else "the run file"
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise RunFileError(f"{where}: its resume state does not fit the network of its config: "
+                                   f"{type(exc).__name__}: {reason[:200]}") from None
         if writer is not None:
             writer.write_group("data", data_info(data, trainer, data_source or stored_data_source(record)))
             with writer.transaction() as f:
@@ -313,7 +322,7 @@ def plan_run(preset: str | None, overrides: dict, *, given_preset: str | None = 
         if out is not None or force:
             raise ConfigError("--resume continues the run in its own file; drop --out and --force")
         record, config = open_for_resume(resume, {**overrides, "preset": given_preset})
-        final = resume.with_name(record.replaces) if record.pending else resume
+        final = record.destination  # a --force run's STEM.h5, told by its name, never by a stored path
         source = None if data_dir else stored_data_source(record)
         return RunPlan(config.to_dict(), resume, final, True, source)
     config = resolve_config(preset, overrides)

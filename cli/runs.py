@@ -113,6 +113,11 @@ def show_cmd(run_file, as_json):
     click.echo("  config: " + ", ".join(f"{k}={v}" for k, v in rec.config.items()))
     env = rec.environment
     click.echo(f"  environment: torch {env.get('torch')}, device {env.get('device')}, {env.get('platform')}")
+    if "torch_threads" in env:
+        parallel = env.get("parallel") if isinstance(env.get("parallel"), dict) else {}
+        processes = env.get("processes", parallel.get("world_size", 1))
+        click.echo(f"  threads: {processes} process{'' if processes == 1 else 'es'} × {env['torch_threads']} "
+                   f"thread{'' if env['torch_threads'] == 1 else 's'}")
     rows = [["unit", *rec.accounting]]
     rows += [[name, *(str(rec.accounting[k][i]) for k in rec.accounting)] for i, name in enumerate(rec.unit_names)]
     click.echo("  accounting (per sample):")

@@ -92,6 +92,7 @@ def train_to_file(config: RunConfig, data: Dataset, out: Path, *, force: bool = 
 
 def _environment(trainer: Trainer) -> dict:
     env = environment(trainer.device)
+    env["processes"] = trainer.parallel.world  # each computing with env["torch_threads"] threads (rank 0's)
     if trainer.parallel.world > 1:
         env["parallel"] = trainer.parallel.describe()
     return env

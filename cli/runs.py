@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import RunFileError
-from ffneuro.store import RunRecord, find_runs, read_run
+from ffneuro.store import RunRecord, read_run
+from ffneuro.store.folder import read_checked, runs_in
 from ffneuro.study import run_numbers
 
 from .options import json_option
@@ -50,6 +51,15 @@ def _summary(rec: RunRecord) -> dict:
             "epochs": f"{rec.epochs_done}/{rec.config.get('epochs')}", "best_val_acc": numbers["val_acc"], "test_acc": numbers["test_acc"]}
 
 
+def _listing(rec: RunRecord) -> tuple[dict, list[str]]:
+    """A run's summary and its ``runs list`` row (plain strings, whatever types the file held)."""
+    s = _summary(rec)
+    row = [s["run"], s["status"], s["algo"] or "-", s["dataset"] or "-", s["epochs"],
+           " ".join(f"{k}={_fmt(v)}" for k, v in s["best_val_acc"].items()),
+           " ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "-"]
+    return s, [str(c) for c in row]
+
+
 @click.group()
 def runs():
     """Inspect stored run files."""
@@ -60,28 +70,20 @@ def runs():
 @json_option
 def list_cmd(directory, as_json):
     """List the ffneuro runs in DIRECTORY (default: runs/)."""
-    found, skipped = find_runs(directory)
-    summaries = []
-    for p in found:  # a run whose header is fine but whose body is damaged is skipped, not fatal
-        try:
-            summaries.append(_summary(read_run(p)))
-        except RunFileError as exc:
-            log.debug("skipping %s", exc)
-            skipped.append(p)
+    # each file is read, summarised and formatted on its own: whatever one file raises is one line naming it
+    listed, bad = runs_in(directory, lambda path: _listing(read_checked(path)))
+    summaries = [s for s, _ in listed]
     if as_json:
-        click.echo(json.dumps({"runs": jsonable(summaries), "skipped": [str(p) for p in skipped]}, indent=2))
+        click.echo(json.dumps({"runs": jsonable(summaries), "skipped": [str(b.path) for b in bad],
+                                "bad_files": [{"file": str(b.path), "error": b.reason} for b in bad]}, indent=2))
         return
     if not summaries:
         click.echo(f"no ffneuro runs in {directory}")
     else:
         rows = [["run", "status", "algo", "dataset", "epochs", "val (best)", "test"]]
-        for s in summaries:
-            rows.append([s["run"], s["status"], s["algo"] or "-", s["dataset"] or "-", s["epochs"],
-                         " ".join(f"{k}={_fmt(v)}" for k, v in s["best_val_acc"].items()),
-                         " ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "-"])
-        click.echo(table(rows))
-    for p in skipped:
-        click.echo(f"skipped (not a readable ffneuro run): {p}", err=True)
+        click.echo(table(rows + [row for _, row in listed]))
+    for b in bad:  # one line per file that is not a readable run, naming it and what is wrong
+        click.echo(f"skipped (not a readable ffneuro run): {b.line()}", err=True)
 
 
 @runs.command("show")
@@ -111,6 +113,11 @@ def show_cmd(run_file, as_json):
     click.echo("  config: " + ", ".join(f"{k}={v}" for k, v in rec.config.items()))
     env = rec.environment
     click.echo(f"  environment: torch {env.get('torch')}, device {env.get('device')}, {env.get('platform')}")
+    if "torch_threads" in env:
+        parallel = env.get("parallel") if isinstance(env.get("parallel"), dict) else {}
+        processes = env.get("processes", parallel.get("world_size", 1))
+        click.echo(f"  threads: {processes} process{'' if processes == 1 else 'es'} × {env['torch_threads']} "
+                   f"thread{'' if env['torch_threads'] == 1 else 's'}")
     rows = [["unit", *rec.accounting]]
     rows += [[name, *(str(rec.accounting[k][i]) for k in rec.accounting)] for i, name in enumerate(rec.unit_names)]
     click.echo("  accounting (per sample):")

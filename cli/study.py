@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import ConfigError, RunFileError
-from ffneuro.store import find_runs, read_run
+from ffneuro.store.folder import read_each, run_candidates
 from ffneuro.studies import BUDGETS, STUDIES, Study, base_diff
 from ffneuro.study import group_runs
 from ffneuro.train.runfile import check_trainable
@@ -146,14 +146,22 @@ def table(name, folder, budget, fmt):
 
 
 def _study_records(s: Study, budget: str, folder: Path):
-    """The complete runs in ``folder`` that are exactly the study's points, and the stems of the missing points."""
+    """The complete runs in ``folder`` that are exactly the study's points, and the stems of the missing points.
+
+    A point file that cannot be read counts as missing and is named on stderr, one line per file."""
     if not folder.is_dir():
         raise RunFileError(f"{folder}: no such folder")
-    found, _ = find_runs(folder)
-    by_stem = {f.stem: f for f in found}
+    files, bad = run_candidates(folder)
+    by_stem = {f.stem: f for f in files}
+    points = list(s.points(budget))
+    found, unreadable = read_each([by_stem[stem] for stem, _ in points if stem in by_stem])
+    by_stem = {rec.path.stem: rec for rec in found}
+    for b in [*bad, *unreadable]:
+        if b.path.stem in {stem for stem, _ in points}:
+            click.echo(f"skipped {b.line()}", err=True)
     records, missing = [], []
-    for stem, config in s.points(budget):
-        rec = read_run(by_stem[stem]) if stem in by_stem else None
+    for stem, config in points:
+        rec = by_stem.get(stem)
         if rec is None or rec.status != "complete" or config_diff(rec.config, config.to_dict()):
             missing.append(stem)
             continue

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import RunFileError
-from ffneuro.store import find_runs, read_run
+from ffneuro.store.folder import read_each, runs_in
 from ffneuro.study import group_runs
 
 from .util import jsonable, one_line_errors
@@ -31,29 +31,27 @@ def _pm(stat: dict | None) -> str:
 
 
 def _collect(paths: tuple[str, ...], include_incomplete: bool):
-    """Readable runs from folders (their *.h5 files) and files; the rest are reported as skipped."""
+    """Readable runs from folders (their *.h5 files) and files; the rest are reported as skipped.
+
+    A bad file in a folder is one skipped entry naming what is wrong (every good run is still used); a
+    bad file named on its own is a one-line error."""
     records, skipped = [], []
     for p in map(Path, paths):
         if p.is_dir():
-            found, bad = find_runs(p)
-            skipped += [(f, "not a readable ffneuro run") for f in bad]
+            found, bad = runs_in(p)
+            skipped += [(b.path, b.reason) for b in bad]
         elif p.exists():
-            found = [p]
+            found, bad = read_each([p])
+            if bad:
+                raise RunFileError(bad[0].line())
         else:
             raise RunFileError(f"{p}: no such file or directory")
-        for f in found:
-            try:
-                rec = read_run(f)
-            except RunFileError as exc:
-                if not p.is_dir():
-                    raise
-                skipped.append((f, str(exc)))
-                continue
+        for rec in found:
             if rec.pending:  # a --force run beside the run it will replace: counting both would count it twice
-                skipped.append((f, f"unfinished replacement of {rec.replaces}"))
+                skipped.append((rec.path, f"unfinished replacement of {rec.replaces}"))
                 continue
             if rec.status != "complete" and not include_incomplete:
-                skipped.append((f, f"status {rec.status}"))
+                skipped.append((rec.path, f"status {rec.status}"))
                 continue
             records.append(rec)
     return records, skipped

@@ -9,17 +9,17 @@ import click
 
 from ffneuro.config import RunConfig
 from ffneuro.data import data_source
-from ffneuro.data.loading import checked_load, load_from_source
 from ffneuro.distributed import DistContext
-from ffneuro.distributed.launch import MODES, launch_local, make_parallel
+from ffneuro.distributed.launch import MODES, check_launch, launch_local, make_parallel
 from ffneuro.errors import FFNeuroError
 from ffneuro.store import read_run
+from ffneuro.study import run_numbers
 from ffneuro.train import StopSignals
-from ffneuro.train.runfile import on_main, plan_run, resume_run, train_to_file
+from ffneuro.train.runfile import load_plan_data, on_main, plan_run, resume_run, train_to_file
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
-from .util import echo_json, load_data
+from .util import echo_json
 
 log = logging.getLogger("ffneuro.cli")
 
@@ -41,13 +41,16 @@ log = logging.getLogger("ffneuro.cli")
                    "measured step time (time, the default) or by its training MACs (macs)")
 @click.option("--nproc", type=click.IntRange(min=1), default=None,
               help="run N processes on this machine (torchrun --standalone --nproc-per-node N)")
+@click.option("--nproc-over-cap", is_flag=True,
+              help="with --nproc: start N processes even where N is more than this machine holds (one per CPU "
+                   "core, or per GPU with CUDA)")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True,
               help="with --nproc: restart the job this often after a worker dies (it resumes from the last epoch)")
 @click.option("-q", "--quiet", is_flag=True, help="warnings and errors only; no progress bars (same as ffneuro -q)")
 @json_option
 @click.pass_context
-def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, placement, nproc, max_restarts, quiet,
-          as_json):
+def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, placement, nproc, nproc_over_cap,
+          max_restarts, quiet, as_json):
     """Train an FF-CNN (or its BP twin) and store the run in one HDF5 file.
 
     Every epoch is committed whole (metrics, weights, optimiser and RNG state): Ctrl-C or SIGTERM stops
@@ -59,21 +62,27 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, p
     Several processes: --nproc N --parallel data|pipeline on one machine, or torchrun's own launcher
     (also across machines): torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d
     --rdzv-endpoint HOST:PORT -m ffneuro.cli train ... --parallel data. Rank 0 writes the run file; a
-    restarted job (torchrun --max-restarts) continues --out from its last committed epoch.
+    restarted job (torchrun --max-restarts) continues --out from its last committed epoch, and exits 0
+    when that run is already complete. --nproc checks the config, data, placement and --out before it
+    starts any worker, and starts at most one process per CPU core (per GPU with CUDA) unless
+    --nproc-over-cap.
     """
     obj = ctx.ensure_object(dict)
     if quiet:
         obj["quiet"] = True
         logging.getLogger().setLevel(logging.WARNING)
     dist = DistContext.from_env()
-    if nproc is not None and dist is None:  # the launcher: the same command as N torchrun workers
+    given_preset = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
+    if nproc is not None and dist is None:  # the launcher: checks everything, then the same command as N workers
+        plan = plan_run(preset, overrides, given_preset=preset if given_preset else None, out=out, force=force,
+                        resume=resume, data_dir=data_dir)
+        check_launch(nproc, parallel_mode, placement, plan, data_dir=data_dir, over_cap=nproc_over_cap)
         ctx.exit(launch_local(nproc, sys.argv[1:], max_restarts))
     parallel = make_parallel(parallel_mode, placement, dist)
     if not parallel.is_main:  # one voice: rank 0 logs and shows progress
         logging.getLogger().setLevel(logging.WARNING)
         obj["quiet"] = True
     bar = BarProgress(not obj.get("quiet"))
-    given_preset = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
     with StopSignals() as stop:
         try:
             return _train(ctx, parallel, stop, bar, overrides, preset if given_preset else None, preset, out, force,
@@ -94,7 +103,11 @@ def _train(ctx, parallel, stop, bar, overrides, given_preset, preset, out, force
         preset, overrides, given_preset=given_preset, out=out, force=force, resume=resume,
         data_dir=data_dir, restart=dist.restart if dist is not None else None)))
     config, target = RunConfig.from_dict(plan.config), plan.out
-    data = load_from(config.dataset, plan.source, data_dir)
+    if plan.done:  # a restarted job whose last attempt finished the run: nothing to do, and not an error
+        if parallel.is_main:
+            _already_complete(target, as_json)
+        return
+    data = load_plan_data(plan, data_dir)
     stop.check()
     if plan.resume:
         record = read_run(target) if parallel.is_main else None
@@ -122,8 +135,13 @@ def _train(ctx, parallel, stop, bar, overrides, given_preset, preset, out, force
         click.echo(f"{out}: test " + ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
 
 
-def load_from(dataset: str, source: str | None, data_dir):
-    """The dataset, from the run's recorded source when resuming without --data-dir, else as usual."""
-    if source is not None:
-        return checked_load(dataset, lambda: load_from_source(dataset, source))
-    return load_data(dataset, data_dir)
+def _already_complete(path: Path, as_json: bool) -> None:
+    """What a restarted job prints when the run it was to finish is complete."""
+    record = read_run(path)
+    if as_json:
+        numbers = run_numbers(record)
+        echo_json({"run": str(path), "algo": record.config.get("algo"), "dataset": record.config.get("dataset"),
+                   "epochs": record.epochs_done, "already_complete": True, "val_acc": numbers["val_acc"],
+                   "test_acc": numbers["test_acc"], "config": record.config})
+    else:
+        click.echo(f"{path} is already complete ({record.epochs_done} epochs, same config): nothing to train")

@@ -37,5 +37,8 @@ def load_npz(spec: str) -> Dataset:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
     x_train, x_test = (to_nchw(arrays[k], f"{path}:{k}") for k in ("x_train", "x_test"))
     y_train, y_test = (as_labels(arrays[k], f"{path}:{k}") for k in ("y_train", "y_test"))
+    for split, x in (("train", x_train), ("test", x_test)):
+        if len(x) == 0:  # an empty test split would train and report NaN test accuracy
+            raise DataError(f"{path}: the {split} split is empty (x_{split} holds no images)")
     num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
     return Dataset(spec, x_train, y_train, x_test, y_test, num_classes)

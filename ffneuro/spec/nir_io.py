@@ -11,6 +11,7 @@ nodes and their wiring included.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -211,12 +212,20 @@ def read_nir(path: str | os.PathLike) -> NetSpec:
     """Read a ``.nir`` file (HDF5) into a :class:`NetSpec`; a bad or unsupported file is one ConfigError."""
     nir = _nir()
     try:
-        graph = nir.read(str(path))
+        with warnings.catch_warnings():  # its divide-by-zero warning would be a second line
+            warnings.simplefilter("ignore", RuntimeWarning)
+            graph = nir.read(str(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such NIR file") from None
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise ConfigError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from None
-    return graph_to_spec(graph, name=os.path.basename(str(path)))
+    except ArithmeticError as e:  # the nir package infers shapes on reading: a stride of 0 divides by zero
+        raise ConfigError(f"{path}: not a readable NIR file: a shape cannot be computed (a stride, kernel "
+                          f"or dilation of 0?) ({type(e).__name__}: {e})") from None
+    try:
+        return graph_to_spec(graph, name=os.path.basename(str(path)))
+    except ConfigError as e:  # what is wrong in the graph, and which file it is in
+        raise ConfigError(f"{path}: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------------

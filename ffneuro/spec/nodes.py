@@ -267,6 +267,9 @@ class Pool2d(Node):
             object.__setattr__(self, name, _pair(getattr(self, name), name))
         if self.pool not in POOL_KINDS:
             raise ConfigError(f"unknown pool {self.pool!r}; valid: {', '.join(POOL_KINDS)}")
+        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise ConfigError(f"pool2d: kernel and stride must be >= 1 and padding >= 0, got "
+                              f"{self.kernel}, {self.stride}, {self.padding}")
         if len(self.in_shape) != 3:
             raise ConfigError(f"pool2d needs a (C, H, W) input, got {self.in_shape}")
         if min(self.out_shape[1:]) < 1:

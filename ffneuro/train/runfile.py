@@ -95,6 +95,7 @@ def train_to_file(config: RunConfig, data: Dataset, out: Path, *, force: bool = 
 
 def _environment(trainer: Trainer) -> dict:
     env = environment(trainer.device)
+    env["processes"] = trainer.parallel.world  # each computing with env["torch_threads"] threads (rank 0's)
     if trainer.parallel.world > 1:
         env["parallel"] = trainer.parallel.describe()
     return env
@@ -135,6 +136,28 @@ def interrupted_run(out: Path, force: bool, config: RunConfig) -> Path | None:
     if (record.status == "complete" and not record.cut_short) or config_diff(record.config, config.to_dict()):
         return None
     return path
+
+
+def completed_run(out: Path, config: RunConfig) -> bool:
+    """Whether ``out`` holds a complete run (not a pending replacement) of this same config."""
+    from .sweep import config_diff
+
+    if not out.exists():
+        return False
+    try:
+        record = read_run(out)
+    except RunFileError:
+        return False
+    return record.status == "complete" and not record.pending and not config_diff(record.config, config.to_dict())
+
+
+def load_plan_data(plan: RunPlan, data_dir: str | os.PathLike | None) -> Dataset:
+    """The dataset a plan trains on: from the run's recorded source when it resumes without ``data_dir``,
+    else from ``data_dir`` or the usual search."""
+    dataset = plan.config["dataset"]
+    if plan.source is not None:
+        return checked_load(dataset, lambda: load_from_source(dataset, plan.source))
+    return load_data(dataset, data_dir)
 
 
 def resume_conflicts(stored: dict, wanted: dict) -> dict[str, tuple]:
@@ -302,6 +325,7 @@ class RunPlan:
     final: Path
     resume: bool
     source: str | None = None
+    done: bool = False          # a restarted job whose run is already complete: nothing left to train
 
 
 def default_out(config: RunConfig) -> Path:
@@ -335,5 +359,8 @@ def plan_run(preset: str | None, overrides: dict, *, given_preset: str | None = 
         if found is not None:
             log.warning("restart %d: continuing %s from its last committed epoch", restart, found)
             return RunPlan(config.to_dict(), found, out, True)
+        if completed_run(out, config):  # the last attempt died after its final commit
+            log.warning("restart %d: %s is already complete with this config; nothing left to train", restart, out)
+            return RunPlan(config.to_dict(), out, out, False, done=True)
     check_out_path(out, force)
     return RunPlan(config.to_dict(), out, out, False)

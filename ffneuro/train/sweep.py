@@ -16,8 +16,8 @@ from ..data import data_source, same_split
 from ..data.loading import load_data
 from ..errors import ConfigError, Diverged, RunFileError
 from ..jsonable import jsonable
-from ..store import read_run
 from ..store.atomic import replace_file
+from ..store.folder import error_reason, read_checked
 from .runfile import check_out_path, open_for_resume, resume_run, train_to_file
 from .stop import StopSignals
 from .trainer import Progress, _Silent
@@ -50,9 +50,11 @@ def stored_plan(path: Path, config: dict) -> tuple[str, object]:
     """What to do with a point whose file exists: ("skip" | "diverged" | "resume" | "retrain", record or
     reason); raises if the file holds a complete run of another config."""
     try:
-        rec = read_run(path)
-    except RunFileError as exc:
-        return "retrain", f"not a readable run ({exc})"
+        rec = read_checked(path)
+    except Exception as exc:  # noqa: BLE001  whatever a malformed file raises, the point is retrained
+        why = error_reason(path, exc)
+        log.warning("%s: not a readable run (%s); the point is trained again", path, why)
+        return "retrain", f"not a readable run ({why})"
     diff = config_diff(rec.config, config)
     if rec.status == "complete" and not rec.pending:
         if diff:

@@ -49,6 +49,7 @@ from .quantities import (
     Fact,
     Quantity,
     _to_si,
+    range_problem,
 )
 
 TOP_KEYS_REQUIRED = ("schema", "schema_version", "name", "description", "kind", "on_chip_learning",
@@ -123,8 +124,16 @@ class _Ctx:
                                            f"accepted: {', '.join(table)}")
         if dimension == "count" and not float(number).is_integer():
             raise self.fail(f"{key}.value", f"a count must be a whole number, got {number}")
+        value_si = _to_si(number, table[unit])
+        problem = range_problem(value_si)
+        if problem is not None:
+            as_si = "" if unit == si else f" ({value_si:g} {si})"
+            raise self.fail(f"{key}.value", f"{number:g} {unit}{as_si} is {problem}")
         source, basis, note = self.provenance(key, value, "number")
-        return Quantity(_to_si(number, table[unit]), si, source, basis, note, given_value=number, given_unit=unit)
+        try:
+            return Quantity(value_si, si, source, basis, note, given_value=number, given_unit=unit)
+        except HardwareProfileError as e:  # every rejection names the file and the key
+            raise self.fail(key, str(e)) from None
 
     def fact(self, key: str, value: Any, choices: tuple[str, ...]) -> Fact:
         """A stated choice: ``{ value = "<one of choices>", source, basis[, note] }``."""
@@ -318,4 +327,7 @@ def parse_toml(text: str | bytes, origin: str) -> HardwareProfile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise HardwareProfileError(f"{origin}: TOML syntax error: {e}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise HardwareProfileError(f"{origin}: TOML nested too deeply (arrays or inline tables inside each "
+                                   "other; a profile needs at most a few levels)") from None
     return parse_profile(data, origin)

@@ -44,6 +44,22 @@ UNITS: dict[str, tuple[str, dict[str, float]]] = {
     "time": ("s", {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12}),
     "count": ("1", {"1": 1.0, "count": 1.0}),
 }
+#: Every number of a profile, in SI units, lies in [MIN_SI, MAX_SI]: 15 orders of magnitude beyond any real
+#: chip (fJ to kJ, bytes to TB, Hz to PFLOP/s), so that the products and sums an estimate makes of them
+#: (a count of operations up to ~1e30 times an energy, over a rate) stay finite, and no value is a
+#: subnormal float that rounds to 0 once converted (5e-324 pJ).
+MIN_SI = 1e-30
+MAX_SI = 1e30
+
+
+def range_problem(value_si: float) -> str | None:
+    """Why a number (in SI units) cannot be used, or None if it lies within [MIN_SI, MAX_SI]."""
+    if MIN_SI <= value_si <= MAX_SI:
+        return None
+    return (f"outside the range ffneuro computes with safely ({MIN_SI:g} to {MAX_SI:g} in SI units: a larger "
+            "value overflows the estimates, a smaller one underflows to 0)")
+
+
 SI_UNITS = {si: dim for dim, (si, _) in UNITS.items()}
 _UNIT_DIMENSION = {u: dim for dim, (_, table) in UNITS.items() for u in table}
 
@@ -69,6 +85,8 @@ class Quantity:
         _need(isinstance(self.value_si, (int, float)) and not isinstance(self.value_si, bool),
               f"value must be a number, got {self.value_si!r}")
         _need(math.isfinite(self.value_si) and self.value_si > 0, f"value must be finite and > 0, got {self.value_si}")
+        problem = range_problem(self.value_si)
+        _need(problem is None, f"value {self.value_si:g} {self.unit} is {problem}")
         _need(isinstance(self.source, str) and bool(self.source.strip()), "source must be a non-empty string")
         _need(self.basis in BASES, f"unknown basis {self.basis!r}; valid: {', '.join(BASES)}")
         _need(isinstance(self.note, str), "note must be a string")

@@ -137,6 +137,23 @@ def test_event_driven_targets_charge_effective_macs_dense_targets_do_not():
     assert gpu[0]["infer_linear"].energy_j == gpu[1]["infer_linear"].energy_j
 
 
+@pytest.mark.parametrize("arch", ["conv", "fc"])
+def test_measured_sparsity_applies_to_every_block_unit_whatever_its_type(arch):
+    """The sparsity list holds one zero fraction per FF block unit, in order, whatever the block type (an
+    fc unit's synapse is a Linear, not a Conv2d); the readout is not in it and stays dense."""
+    cfg = RunConfig(arch=arch, layers=2, filters=8, widths=(16, 16), kernel=3, readout_from=1)
+    specs = layer_specs(cfg, (1, 12, 12), algo="ff", num_classes=10)
+    for w in ("infer_linear", "ff_train"):
+        est = profile_network(specs, "loihi", num_classes=10, batch=4, sparsity=[0.8, 0.5], workloads=[w])[w]
+        for spec, s in zip(specs, (0.8, 0.5)):
+            u = est.unit(spec.name)
+            assert u.input_zero_fraction == s
+            assert u.effective_synops == pytest.approx(u.synops * (1 - s))
+        readout = est.per_unit[-1]
+        assert readout.unit == "readout" and readout.input_zero_fraction == 0.0
+        assert readout.effective_synops == pytest.approx(readout.synops)
+
+
 def test_neuron_and_synaptic_updates_on_a_learning_chip(paper):
     est = paper["loihi"]["ff_train"]
     u2 = est.unit("unit2")

@@ -244,13 +244,14 @@ def _ranges(per_scenario: dict[str, float | None]) -> tuple[float, float] | None
 
 
 def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, ActionEnergies], mapping: Mapping, *,
-              sparsity: Sequence[float] | None, peak: int, act_precision: str,
-              spiking: TMapping[str, float] | None = None, concurrent: bool = False) -> WorkloadEstimate:
+              zero_fractions: TMapping[str, float], peak: int, act_precision: str,
+              concurrent: bool = False) -> WorkloadEstimate:
     """Per-unit and total estimate of one workload (``cost`` per batch) at the nominal values, with
-    (low, high) ranges from the ``acts`` of each scenario. ``spiking``: units whose inputs are spike
-    trains, with their activity (events per input per pass; SNN graphs). ``concurrent``: the units run
-    at the same time (a many-core chip stepping every layer each timestep), so the slowest one sets the
-    latency; otherwise they run one after another and their latencies add."""
+    (low, high) ranges from the ``acts`` of each scenario. ``zero_fractions``: by unit name, the share of
+    its inputs that are zero (measured sparsity, or 1 − activity of a spike train); a unit not in it is
+    dense. ``concurrent``: the units run at the same time (a many-core chip stepping every layer each
+    timestep), so the slowest one sets the latency; otherwise they run one after another and their
+    latencies add."""
     batch, style = cost.batch, mapping.style
     nominal = acts["nominal"]
     cap = mapping.on_chip_bytes
@@ -262,9 +263,7 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
         spec, m = u.spec, mapping.unit(u.unit)
         linear = _is_linear(spec)
         is_conv = not linear
-        s = (sparsity[conv_i] if (sparsity is not None and is_conv and conv_i < len(sparsity)) else 0.0)
-        if spiking is not None and u.unit in spiking:
-            s = 1.0 - spiking[u.unit]
+        s = zero_fractions.get(u.unit, 0.0)
         first = is_conv and conv_i == 0
         conv_i += is_conv
         ratio = spec.synops / spec.macs if spec.macs else 1.0     # real synapses per padded MAC
@@ -390,6 +389,7 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
     act_prec = native if native in ELEMENT_BITS else precision
     native_w = native if native in ELEMENT_BITS else precision
     bp_layers = [replace(s, name=f"layer{i + 1}", trainable=True) for i, s in enumerate(layers)]
+    ff_names, bp_names = [s.name for s in layers], [s.name for s in bp_layers]
     # a GPU/CPU runs this package's PyTorch code; anything else is assumed to run fused kernels
     scheme = "pytorch" if (hw.kind in ("gpu", "cpu") and act_prec in ("fp32", "bf16")) else "minimal"
     if act_prec != "fp32" and any(hasattr(s, "replay_ff_unit") for s in layers):
@@ -411,27 +411,28 @@ def profile_network(layers: Sequence[LayerSpec], hw: HardwareProfile | str, *, n
             peak = ff_memory(layers, batch, act_prec, num_classes=num_classes, linear_readout=linear_readout,
                              readout_from=readout_from, goodness=goodness, scheme=scheme,
                              objective=objective).peak_bytes
-            sp = sparsity
+            names, sp = ff_names, sparsity
         elif w == "bp_train":
             cost = bp_training_costs(bp_layers, num_classes=num_classes, batch=batch, precision=act_prec, master=master)
             peak = bp_memory(bp_layers, batch, act_prec, num_classes=num_classes, scheme=scheme).peak_bytes
-            sp = bp_sparsity
+            names, sp = bp_names, bp_sparsity
         elif w == "bp_infer":
             cost = inference_costs(bp_layers, readout="linear", num_classes=num_classes, batch=batch,
                                    precision=act_prec, algo="bp", master=master)
             peak = inference_peak_bytes(bp_layers, batch, act_prec, readout="linear", num_classes=num_classes,
                                         weight_precision=master, algo="bp")
-            sp = bp_sparsity
+            names, sp = bp_names, bp_sparsity
         else:
             readout = w.removeprefix("infer_")
             cost = inference_costs(layers, readout=readout, num_classes=num_classes, batch=batch, precision=act_prec,
                                    readout_from=readout_from, master=master, objective=objective)
             peak = inference_peak_bytes(layers, batch, act_prec, readout=readout, num_classes=num_classes,
                                         readout_from=readout_from, weight_precision=master, objective=objective)
-            sp = sparsity
+            names, sp = ff_names, sparsity
         mapping = map_units([u.spec for u in cost.units], hw, training=training, precision=act_prec,
                             weight_precision=native_w, work={u.unit: u.total.macs for u in cost.units})
-        est = _estimate(cost, hw, acts, mapping, sparsity=sp, peak=peak, act_precision=act_prec)
+        est = _estimate(cost, hw, acts, mapping, zero_fractions=_by_block(names, sp), peak=peak,
+                        act_precision=act_prec)
         if training:
             est = replace(est, notes=est.notes + tuple(_learning_notes(hw, w, style)))
         out[w] = est
@@ -486,8 +487,8 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     # a many-core chip steps every layer in each timestep (Loihi's barrier-synchronised timesteps, TrueNorth's
     # tick): the layers run concurrently and the slowest sets the pace; one device runs them in turn
     concurrent = mapping.style != "monolithic"
-    est = _estimate(cost, hw, acts, mapping, sparsity=None, peak=peak, act_precision=act_prec, spiking=spiking,
-                    concurrent=concurrent)
+    est = _estimate(cost, hw, acts, mapping, zero_fractions={name: 1.0 - a for name, a in spiking.items()},
+                    peak=peak, act_precision=act_prec, concurrent=concurrent)
     notes = _precision_notes(hw, precision, nominal)
     if concurrent:
         notes.append("layers run concurrently, every layer once per timestep: the slowest layer sets the latency "
@@ -501,6 +502,12 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
                      "one per input spike and synapse")
     return ProfileReport(hw.name, hw.kind, precision, native, batch, 0, mapping.style, None, nominal, {"infer": est},
                          nominal.unknown(), tuple(notes))
+
+
+def _by_block(names: Sequence[str], sparsity: Sequence[float] | None) -> dict[str, float]:
+    """The measured sparsity list (one input zero fraction per block unit, in order, whatever the block
+    type; readouts and heads are not in it) keyed by unit name."""
+    return {} if sparsity is None else dict(zip(names, (float(v) for v in sparsity), strict=True))
 
 
 def _frozen(sp):

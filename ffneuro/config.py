@@ -17,6 +17,9 @@ READOUTS = ("goodness", "linear", "both")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation (ffneuro.data.augment)
 NO_LABELS = "none"  # --labels none: the image carries no label (class-wise losses: each unit classifies itself)
+# the fields that shape the network (its layers, their sizes and block wiring): two configs that agree on
+# these build the same units, e.g. an FF run and its BP twin. A new field that changes a unit goes here.
+NETWORK_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every", "arch", "widths", "pool_at", "group_at")
 # the real-valued fields: each must be a finite number (theta may also be None: the goodness's default)
 FLOAT_FIELDS = ("label_strength", "theta", "lr", "cooldown_start", "linear_lr", "peer_norm", "peer_momentum",
                 "momentum", "weight_decay")
@@ -215,6 +218,12 @@ class RunConfig:
             if d[key] is not None:
                 d[key] = list(d[key])  # JSON-safe: equal to its own json round trip
         return d
+
+    def network_differences(self, other: RunConfig) -> list[str]:
+        """How ``other`` builds another network than this config ("filters 8 vs 4", one per differing
+        :data:`NETWORK_KEYS` field); empty when both build the same units (however they train)."""
+        return [f"{k} {getattr(self, k)!r} vs {getattr(other, k)!r}" for k in NETWORK_KEYS
+                if getattr(self, k) != getattr(other, k)]
 
     def unit_lr(self, i: int) -> float:
         """The base Adam lr of unit ``i`` (0-based): ``unit_lrs[i]`` when given, else ``lr``."""

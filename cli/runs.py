@@ -16,6 +16,7 @@ from ffneuro.store import RunRecord, find_runs, read_run
 from ffneuro.study import run_numbers
 
 from .options import json_option
+from .table import table as table_cmd
 from .util import jsonable, table, write_text_atomic
 
 log = logging.getLogger("ffneuro.cli")
@@ -53,6 +54,9 @@ def _summary(rec: RunRecord) -> dict:
 @click.group()
 def runs():
     """Inspect stored run files."""
+
+
+runs.add_command(table_cmd)
 
 
 @runs.command("list")

@@ -5,12 +5,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
+from .accounting.ops import POOLS
 from .accounting.specs import BLOCK_SPECS, LayerSpec, layer_pools
+from .catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
 from .errors import ConfigError
-from .goodness import GOODNESS, LOSSES
-from .labels import LABELS
 from .precision import PRECISIONS
-from .units import OPTIMIZERS, POOLS
 
 ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
@@ -89,11 +88,13 @@ class RunConfig:
         need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         need(self.pool in POOLS, f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
         # a ConfigError like every other bad value (the registry itself raises UnknownNameError)
-        for registry, name in ((GOODNESS, self.goodness), (LOSSES, self.loss), (BLOCK_SPECS, self.arch),
-                               (OPTIMIZERS, self.optimizer)):
-            need(name in registry, f"unknown {registry.kind} {name!r}; valid: {', '.join(registry.names())}")
-        need(self.labels == NO_LABELS or self.labels in LABELS,
-             f"unknown label scheme {self.labels!r}; valid: {', '.join([*LABELS.names(), NO_LABELS])}")
+        # the names the torch-backed registries hold, from their torch-free tables (ffneuro.catalog)
+        for kind, name, valid in (("goodness", self.goodness, GOODNESS_PER_CLASS), ("FF loss", self.loss, LOSS_INFO),
+                                  (BLOCK_SPECS.kind, self.arch, BLOCK_SPECS.names()),
+                                  ("optimizer", self.optimizer, OPTIMIZER_NAMES)):
+            need(name in valid, f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+        need(self.labels == NO_LABELS or self.labels in LABEL_SCHEMES,
+             f"unknown label scheme {self.labels!r}; valid: {', '.join([*sorted(LABEL_SCHEMES), NO_LABELS])}")
         self._check_objective()
         need(self.augment in AUGMENTS, f"unknown augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
         for name in FLOAT_FIELDS:  # first: NaN slips through every range check below (comparisons are false)
@@ -189,7 +190,7 @@ class RunConfig:
         """The goodness, the loss, its parameters and the labels must fit together: pair losses (bce,
         symba) take per-sample goodness and an image with a label in it; class losses (cwc, pvn, cwg)
         take class-wise goodness and an image without one."""
-        loss, goodness = LOSSES.get(self.loss), GOODNESS.get(self.goodness)
+        loss, per_class = LOSS_INFO[self.loss], GOODNESS_PER_CLASS[self.goodness]
         if self.loss_params is not None:
             try:
                 self.loss_params = {str(k): float(v) for k, v in dict(self.loss_params).items()}
@@ -199,13 +200,13 @@ class RunConfig:
                 raise ConfigError(f"loss_params must be finite numbers, got {self.loss_params}")
         loss.resolve(self.loss_params)   # an unknown name lists the loss's parameters
         if loss.kind == "class":
-            if not goodness.per_class:
+            if not per_class:
                 raise ConfigError(f"loss {self.loss!r} takes class-wise goodness; use --goodness classwise")
             if self.labels != NO_LABELS and self.algo == "ff":
                 raise ConfigError(f"loss {self.loss!r} needs no label in the image (each unit classifies by itself); "
                                   "use --labels none")
         else:
-            if goodness.per_class:
+            if per_class:
                 raise ConfigError(f"goodness {self.goodness!r} is class-wise; use a class loss (cwc, pvn, cwg) "
                                   f"instead of {self.loss!r}")
             if self.labels == NO_LABELS and self.algo == "ff":

@@ -154,6 +154,26 @@ def test_measured_sparsity_applies_to_every_block_unit_whatever_its_type(arch):
         assert readout.effective_synops == pytest.approx(readout.synops)
 
 
+def test_a_peak_memory_not_modelled_is_reported_as_such_not_guessed(monkeypatch):
+    """A workload whose peak memory is not modelled (peak None) still gets every other figure; its peak and
+    whether it fits on chip read "not modelled" in the table and null in JSON, with a note saying why."""
+    import types
+
+    import ffneuro.profiler.report as report
+
+    monkeypatch.setattr(report, "ff_memory", lambda *a, **k: types.SimpleNamespace(peak_bytes=None))
+    rep = profile_network(paper_specs(), "h100", num_classes=10, batch=50, workloads=["ff_train", "infer_linear"])
+    est, known = rep["ff_train"], rep["infer_linear"]
+    assert est.peak_memory_bytes is None and est.fits_on_chip is None and est.energy_j > 0
+    assert known.peak_memory_bytes > 0 and known.fits_on_chip is not None
+    assert any("peak memory not modelled" in n for n in est.notes)
+    assert json.loads(json.dumps(rep.to_dict()))["workloads"]["ff_train"]["peak_memory_bytes"] is None
+    assert math.isnan(rep.to_columns()["ff_train"]["total_peak_memory_bytes"])
+    text = format_report(rep)
+    assert "peak memory not modelled, fits on chip: not modelled" in text
+    assert text.count("not modelled, fits on chip") == 1
+
+
 def test_neuron_and_synaptic_updates_on_a_learning_chip(paper):
     est = paper["loihi"]["ff_train"]
     u2 = est.unit("unit2")

@@ -25,6 +25,7 @@ from ffneuro.profiler import (
     DEFAULT_ACTIVITY,
     HardwareProfile,
     load_profile,
+    profile_from_dict,
     profile_graph,
 )
 from ffneuro.spec import (
@@ -110,7 +111,7 @@ def at_clock(hw: HardwareProfile, mhz: float) -> HardwareProfile:
         if power is not None and c["scope"] == "all_in" and "peak_rate" in c:
             rate = c["peak_rate"]["value_si"] * scale / 2     # MAC/s
             c["mac"].update(value=power / rate * 1e12, unit="pJ")
-    return HardwareProfile.from_dict(d, origin=f"{hw.name} at {mhz:g} MHz")
+    return profile_from_dict(d, origin=f"{hw.name} at {mhz:g} MHz")
 
 
 @dataclass

@@ -17,9 +17,6 @@ from ffneuro.store import read_run
 
 from .util import stored_config
 
-# config keys that fix the conv stack: an FF run and a BP run agreeing on these share their layers
-SHAPE_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every", "arch", "widths", "pool_at")
-
 
 @dataclass(frozen=True)
 class Network:
@@ -119,8 +116,7 @@ def with_bp_run(net: Network, bp_run: str | None) -> Network:
     config = stored_config(rec)
     if config.algo != "bp":
         raise ConfigError(f"--bp-run {bp_run} is an {config.algo.upper()} run; give a BP run (ffneuro train --algo bp)")
-    differ = [f"{k} {getattr(config, k)!r} vs {getattr(net.config, k)!r}" for k in SHAPE_KEYS
-              if getattr(config, k) != getattr(net.config, k)]
+    differ = config.network_differences(net.config)
     if differ:
         raise ConfigError(f"--bp-run {bp_run} is another network ({', '.join(differ)})")
     measured = _zero_fractions(rec)

@@ -8,12 +8,10 @@ import click
 
 from ffneuro.accounting.ops import POOLS
 from ffneuro.blocks import BLOCKS
+from ffneuro.catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
 from ffneuro.config import ALGOS, AUGMENTS, DEVICES, NO_LABELS, READOUTS
-from ffneuro.goodness import GOODNESS, LOSSES
-from ffneuro.labels import LABELS
 from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS, resolve_config
-from ffneuro.units import OPTIMIZERS
 
 
 class FiniteFloat(click.FloatRange):
@@ -108,12 +106,12 @@ MODEL_OPTIONS = [
     ("--group-at", "group_at", IntList(),
      "cfse: the units (1-based, comma-separated) whose conv is grouped by class (default: every second; none: no unit)"),
     ("--widths", "widths", IntList(), "filters (conv) or neurons (fc) of each layer, comma-separated (default: --filters)"),
-    ("--labels", "labels", click.Choice([*LABELS.names(), NO_LABELS]),
+    ("--labels", "labels", click.Choice([*sorted(LABEL_SCHEMES), NO_LABELS]),
      "how the label is written into the image (none: class-wise losses, no label in the image)"),
     ("--label-strength", "label_strength", FiniteFloat(0.0, 1.0), "K, the weight of the label pattern"),
-    ("--goodness", "goodness", click.Choice(GOODNESS.names()),
+    ("--goodness", "goodness", click.Choice(sorted(GOODNESS_PER_CLASS)),
      "sumsq: Σy² − #neurons (paper); meansq: mean y² − 1; classwise: mean y² of each class's channel group (CwComp)"),
-    ("--loss", "loss", click.Choice(LOSSES.names()),
+    ("--loss", "loss", click.Choice(sorted(LOSS_INFO)),
      "bce: the paper's; symba: each image's positive vs its negative; cwc, pvn, cwg: CwComp's, on class-wise goodness"),
     ("--loss-params", "loss_params", LossParams(),
      "the loss's hyperparameters, e.g. alpha=8 (symba), weight=0.28;threshold=2 (cwg); see docs/variants"),
@@ -128,7 +126,7 @@ MODEL_OPTIONS = [
     ("--epochs", "epochs", click.IntRange(min=0), "training epochs"),
     ("--batch-size", "batch_size", click.IntRange(min=1), "training batch size"),
     ("--lr", "lr", FiniteFloat(min=0.0, min_open=True), "learning rate of every unit (BP: of the network)"),
-    ("--optimizer", "optimizer", click.Choice(OPTIMIZERS.names()), "the units' optimiser (the linear readout keeps Adam)"),
+    ("--optimizer", "optimizer", click.Choice(sorted(OPTIMIZER_NAMES)), "the units' optimiser (the linear readout keeps Adam)"),
     ("--momentum", "momentum", FiniteFloat(0.0, 1.0, max_open=True), "sgd momentum"),
     ("--weight-decay", "weight_decay", FiniteFloat(min=0.0), "the units' weight decay"),
     ("--unit-epochs", "unit_epochs", IntList(),

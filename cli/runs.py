@@ -17,6 +17,7 @@ from ffneuro.store.folder import read_checked, runs_in
 from ffneuro.study import run_numbers
 
 from .options import json_option
+from .table import table as table_cmd
 from .util import jsonable, table, write_text_atomic
 
 log = logging.getLogger("ffneuro.cli")
@@ -63,6 +64,9 @@ def _listing(rec: RunRecord) -> tuple[dict, list[str]]:
 @click.group()
 def runs():
     """Inspect stored run files."""
+
+
+runs.add_command(table_cmd)
 
 
 @runs.command("list")

@@ -9,8 +9,8 @@ from ffneuro.errors import ConfigError, RunFileError
 from ffneuro.store.folder import read_each, run_candidates
 from ffneuro.studies import BUDGETS, STUDIES, Study, base_diff
 from ffneuro.study import group_runs
-from ffneuro.train.runfile import check_trainable
-from ffneuro.train.sweep import config_diff, train_points
+from ffneuro.train.runfile import check_trainable, config_diff
+from ffneuro.train.sweep import train_points
 
 from .progress import BarProgress
 from .sweep import ListOf, counts_line, folder_options, start_folder_run

@@ -11,7 +11,7 @@ from ffneuro.errors import RunFileError
 from ffneuro.presets import PRESETS, resolve_config
 from ffneuro.study import grid_points, point_name
 from ffneuro.train.runfile import check_trainable
-from ffneuro.train.sweep import config_diff, train_points  # noqa: F401  (config_diff: used by study)
+from ffneuro.train.sweep import train_points
 
 from .options import MODEL_OPTIONS, data_dir_option, default_note, json_option
 from .progress import BarProgress

@@ -7,19 +7,20 @@ from dataclasses import asdict, dataclass, fields
 
 from .accounting.ops import POOLS
 from .blocks import BLOCKS, layer_pools, layer_specs
+from .catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
 from .errors import ConfigError
-from .goodness import GOODNESS, LOSSES
-from .labels import LABELS
 from .precision import PRECISIONS
 from .spec import Conv2d
 from .spec.block import ShapeError, kernel_reach_error
-from .units import OPTIMIZERS
 
 ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation (ffneuro.data.augment)
 NO_LABELS = "none"  # --labels none: the image carries no label (class-wise losses: each unit classifies itself)
+# the fields that shape the network (its layers, their sizes and block wiring): two configs that agree on
+# these build the same units, e.g. an FF run and its BP twin. A new field that changes a unit goes here.
+NETWORK_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every", "arch", "widths", "pool_at", "group_at")
 # the real-valued fields: each must be a finite number (theta may also be None: the goodness's default)
 FLOAT_FIELDS = ("label_strength", "theta", "lr", "cooldown_start", "linear_lr", "peer_norm", "peer_momentum",
                 "momentum", "weight_decay")
@@ -89,11 +90,13 @@ class RunConfig:
         need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         need(self.pool in POOLS, f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
         # a ConfigError like every other bad value (the registry itself raises UnknownNameError)
-        for registry, name in ((GOODNESS, self.goodness), (LOSSES, self.loss), (BLOCKS, self.arch),
-                               (OPTIMIZERS, self.optimizer)):
-            need(name in registry, f"unknown {registry.kind} {name!r}; valid: {', '.join(registry.names())}")
-        need(self.labels == NO_LABELS or self.labels in LABELS,
-             f"unknown label scheme {self.labels!r}; valid: {', '.join([*LABELS.names(), NO_LABELS])}")
+        # the names the torch-backed registries hold, from their torch-free tables (ffneuro.catalog)
+        for kind, name, valid in (("goodness", self.goodness, GOODNESS_PER_CLASS), ("FF loss", self.loss, LOSS_INFO),
+                                  (BLOCKS.kind, self.arch, BLOCKS.names()),
+                                  ("optimizer", self.optimizer, OPTIMIZER_NAMES)):
+            need(name in valid, f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+        need(self.labels == NO_LABELS or self.labels in LABEL_SCHEMES,
+             f"unknown label scheme {self.labels!r}; valid: {', '.join([*sorted(LABEL_SCHEMES), NO_LABELS])}")
         self._check_objective()
         need(self.augment in AUGMENTS, f"unknown augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
         for name in FLOAT_FIELDS:  # first: NaN slips through every range check below (comparisons are false)
@@ -191,7 +194,7 @@ class RunConfig:
         """The goodness, the loss, its parameters and the labels must fit together: pair losses (bce,
         symba) take per-sample goodness and an image with a label in it; class losses (cwc, pvn, cwg)
         take class-wise goodness and an image without one."""
-        loss, goodness = LOSSES.get(self.loss), GOODNESS.get(self.goodness)
+        loss, per_class = LOSS_INFO[self.loss], GOODNESS_PER_CLASS[self.goodness]
         if self.loss_params is not None:
             try:
                 self.loss_params = {str(k): float(v) for k, v in dict(self.loss_params).items()}
@@ -201,13 +204,13 @@ class RunConfig:
                 raise ConfigError(f"loss_params must be finite numbers, got {self.loss_params}")
         loss.resolve(self.loss_params)   # an unknown name lists the loss's parameters
         if loss.kind == "class":
-            if not goodness.per_class:
+            if not per_class:
                 raise ConfigError(f"loss {self.loss!r} takes class-wise goodness; use --goodness classwise")
             if self.labels != NO_LABELS and self.algo == "ff":
                 raise ConfigError(f"loss {self.loss!r} needs no label in the image (each unit classifies by itself); "
                                   "use --labels none")
         else:
-            if goodness.per_class:
+            if per_class:
                 raise ConfigError(f"goodness {self.goodness!r} is class-wise; use a class loss (cwc, pvn, cwg) "
                                   f"instead of {self.loss!r}")
             if self.labels == NO_LABELS and self.algo == "ff":
@@ -220,6 +223,12 @@ class RunConfig:
             if d[key] is not None:
                 d[key] = list(d[key])  # JSON-safe: equal to its own json round trip
         return d
+
+    def network_differences(self, other: RunConfig) -> list[str]:
+        """How ``other`` builds another network than this config ("filters 8 vs 4", one per differing
+        :data:`NETWORK_KEYS` field); empty when both build the same units (however they train)."""
+        return [f"{k} {getattr(self, k)!r} vs {getattr(other, k)!r}" for k in NETWORK_KEYS
+                if getattr(self, k) != getattr(other, k)]
 
     def unit_lr(self, i: int) -> float:
         """The base Adam lr of unit ``i`` (0-based): ``unit_lrs[i]`` when given, else ``lr``."""

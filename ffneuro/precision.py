@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -16,4 +18,5 @@ def autocast(device: torch.device | str, precision: str):
         raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if precision == "fp32":
         return contextlib.nullcontext()
+    import torch  # here, not above: the config checks PRECISIONS without loading torch
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)

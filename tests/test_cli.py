@@ -660,6 +660,24 @@ def test_help_and_version():
         assert cli("runs", sub, "--help").exit_code == 0
 
 
+def test_help_lists_every_command_with_its_own_summary_and_loads_no_torch():
+    """``ffneuro --help`` lists the commands from ffneuro.cli.main.COMMANDS without importing them: each
+    entry must load its command, and its summary must be the command's own."""
+    import click
+    from ffneuro.cli.main import COMMANDS
+
+    listed = cli("--help").stdout
+    ctx = click.Context(main)
+    for name, (_, _, summary) in COMMANDS.items():
+        assert f"  {name} " in listed
+        assert main.get_command(ctx, name).get_short_help_str(10**6) == summary, name
+    assert "table" in main.get_command(ctx, "runs").commands
+    code = ("import sys; from ffneuro.cli.main import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+            "assert 'torch' not in sys.modules, 'ffneuro --help imported torch'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and "train" in result.stdout, result.stderr
+
+
 def test_help_shows_each_flags_effective_default():
     """Every model flag's default is None (the preset's value stands); --help says what that value is."""
     small = resolve_config("mnist-small", {})

@@ -133,3 +133,17 @@ def test_bp_run_must_be_a_bp_run_of_the_same_network(smoke_run, bp_run, tmp_path
         result = run("compare", *args, "--hw", "loihi")
         assert result.exit_code == 1, result.output
         assert needle in result.output and "Traceback" not in result.output
+
+
+def test_bp_run_with_another_cfse_grouping_is_not_the_twin(tmp_path):
+    """group_at shapes a cfse network (which convs are grouped by class), so a BP run grouped otherwise is
+    refused as the twin; grouped alike, it pairs. (Zero epochs: the pairing needs only its config.)"""
+    bp = tmp_path / "cfse-bp.h5"
+    result = run("-q", "train", "--preset", "smoke", "--algo", "bp", "--arch", "cfse", "--filters", "10",
+                 "--group-at", "none", "--readout", "linear", "--epochs", "0", "--train-limit", "20", "--out", bp)
+    assert result.exit_code == 0, result.output
+    other = run("compare", "--preset", "smoke", "--arch", "cfse", "--filters", "10", "--bp-run", bp, "--hw", "loihi")
+    assert other.exit_code == 1 and "another network" in other.output and "group_at" in other.output, other.output
+    same = run("compare", "--preset", "smoke", "--arch", "cfse", "--filters", "10", "--group-at", "none",
+               "--bp-run", bp, "--hw", "loihi")
+    assert same.exit_code == 0, same.output

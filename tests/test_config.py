@@ -82,6 +82,16 @@ def test_from_dict_refuses_unknown_keys():
         RunConfig.from_dict({"epochs": 3, "bogus": 1, "lr_max": 2})
 
 
+def test_network_differences_name_every_key_that_shapes_the_network():
+    """The one rule for "the same network" (an FF run and its BP twin): cfse's grouping counts, what only
+    trains differently does not."""
+    base = RunConfig(arch="cfse", filters=10)
+    assert base.network_differences(dataclasses.replace(base, algo="bp", lr=1e-3, epochs=1)) == []
+    assert base.network_differences(dataclasses.replace(base, group_at=())) == ["group_at None vs ()"]
+    assert base.network_differences(dataclasses.replace(base, filters=20, kernel=5)) == \
+        ["filters 10 vs 20", "kernel 7 vs 5"]
+
+
 def test_to_dict_from_dict_round_trip():
     cfg = RunConfig(dataset="synthetic", layers=2, filters=8, kernel=3, pool="max", labels="onehot",
                     theta=2.5, readout_from=1, readout="linear", train_limit=100, preset="smoke", precision="bf16")

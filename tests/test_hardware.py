@@ -12,11 +12,11 @@ import pytest
 from ffneuro.errors import FFNeuroError
 from ffneuro.profiler import (
     BASES,
-    HardwareProfile,
     HardwareProfileError,
     Quantity,
     UnknownProfileError,
     load_profile,
+    profile_from_dict,
     shipped_profiles,
     validate_file,
 )
@@ -60,7 +60,7 @@ def test_to_dict_is_json_and_round_trips(name):
     p = load_profile(name)
     d = p.to_dict()
     text = json.dumps(d)
-    again = HardwareProfile.from_dict(json.loads(text))
+    again = profile_from_dict(json.loads(text))
     assert again == p
     # units and sources travel with the numbers
     mac = d["compute"][p.precisions[0]]["mac"]

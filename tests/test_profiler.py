@@ -139,6 +139,43 @@ def test_event_driven_targets_charge_effective_macs_dense_targets_do_not():
     assert gpu[0]["infer_linear"].energy_j == gpu[1]["infer_linear"].energy_j
 
 
+@pytest.mark.parametrize("arch", ["conv", "fc"])
+def test_measured_sparsity_applies_to_every_block_unit_whatever_its_type(arch):
+    """The sparsity list holds one zero fraction per FF block unit, in order, whatever the block type (an
+    fc unit's synapse is a Linear, not a Conv2d); the readout is not in it and stays dense."""
+    cfg = RunConfig(arch=arch, layers=2, filters=8, widths=(16, 16), kernel=3, readout_from=1)
+    specs = layer_specs(cfg, (1, 12, 12), algo="ff", num_classes=10)
+    for w in ("infer_linear", "ff_train"):
+        est = profile_network(specs, "loihi", num_classes=10, batch=4, sparsity=[0.8, 0.5], workloads=[w])[w]
+        for spec, s in zip(specs, (0.8, 0.5)):
+            u = est.unit(spec.name)
+            assert u.input_zero_fraction == s
+            assert u.effective_synops == pytest.approx(u.synops * (1 - s))
+        readout = est.per_unit[-1]
+        assert readout.unit == "readout" and readout.input_zero_fraction == 0.0
+        assert readout.effective_synops == pytest.approx(readout.synops)
+
+
+def test_a_peak_memory_not_modelled_is_reported_as_such_not_guessed(monkeypatch):
+    """A workload whose peak memory is not modelled (peak None) still gets every other figure; its peak and
+    whether it fits on chip read "not modelled" in the table and null in JSON, with a note saying why."""
+    import types
+
+    import ffneuro.profiler.report as report
+
+    monkeypatch.setattr(report, "ff_memory", lambda *a, **k: types.SimpleNamespace(peak_bytes=None))
+    rep = profile_network(paper_specs(), "h100", num_classes=10, batch=50, workloads=["ff_train", "infer_linear"])
+    est, known = rep["ff_train"], rep["infer_linear"]
+    assert est.peak_memory_bytes is None and est.fits_on_chip is None and est.energy_j > 0
+    assert known.peak_memory_bytes > 0 and known.fits_on_chip is not None
+    assert any("peak memory not modelled" in n for n in est.notes)
+    assert json.loads(json.dumps(rep.to_dict()))["workloads"]["ff_train"]["peak_memory_bytes"] is None
+    assert math.isnan(rep.to_columns()["ff_train"]["total_peak_memory_bytes"])
+    text = format_report(rep)
+    assert "peak memory not modelled, fits on chip: not modelled" in text
+    assert text.count("not modelled, fits on chip") == 1
+
+
 def test_neuron_and_synaptic_updates_on_a_learning_chip(paper):
     est = paper["loihi"]["ff_train"]
     u2 = est.unit("unit2")

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ffneuro.cli.sweep import config_diff, sweep
+from ffneuro.cli.sweep import sweep
 from ffneuro.cli.table import table
 
 from ffneuro.config import RunConfig
@@ -26,6 +26,7 @@ from ffneuro.study import (
     run_numbers,
     varying_keys,
 )
+from ffneuro.train.runfile import config_diff
 
 SMOKE = ["--preset", "smoke", "--epochs", "1", "--train-limit", "200", "--val-size", "100"]
 GRID = ["--filters", "4,8", "--seeds", "0,1"]

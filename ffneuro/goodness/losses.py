@@ -7,20 +7,19 @@ Two kinds, which decide how a network builds its training rows:
 * ``class`` losses take class-wise goodness (N, classes) and the true labels; the image carries no
   label and no negative image is made: ``cwc``, ``pvn`` and ``cwg`` (Papachristodoulou et al., AAAI 2024).
 
-A loss's hyperparameters have defaults here and are set per run with ``--loss-params name=value``.
+A loss's kind, hyperparameters (their defaults; set per run with ``--loss-params name=value``) and op
+counts are described, without torch, in :data:`ffneuro.catalog.LOSS_INFO`; this module adds the functions.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..catalog import LOSS_INFO, LossInfo
 from ..registry import Registry
-
-KINDS = ("pair", "class")
 
 
 def ff_loss(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> torch.Tensor:
@@ -65,35 +64,19 @@ def cwg_loss(goodness: torch.Tensor, labels: torch.Tensor, weight: float = 0.28,
 
 
 @dataclass(frozen=True)
-class Loss:
-    """A registered local loss: its function, the goodness it takes (``kind``), its hyperparameters with
-    their defaults, where it comes from, and its elementwise op counts for the accounting, as
-    (per class, per row) pairs: a pair loss counts per logit (per class 0), a class loss per row."""
+class Loss(LossInfo):
+    """A registered local loss: its description (:class:`~ffneuro.catalog.LossInfo`, torch-free, which
+    the config checks against) with its function ``fn``."""
 
-    name: str
-    fn: Callable[..., torch.Tensor]
-    kind: str
-    source: str
-    params: Mapping[str, float] = field(default_factory=dict)
-    fwd_ops: tuple[int, int] = (0, 4)
-    bwd_ops: tuple[int, int] = (0, 3)
+    fn: Callable[..., torch.Tensor] = field(kw_only=True)
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"loss kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+    @classmethod
+    def of(cls, info: LossInfo, fn: Callable[..., torch.Tensor]) -> Loss:
+        """The loss ``info`` describes, computed by ``fn``."""
+        return cls(**{f.name: getattr(info, f.name) for f in fields(info)}, fn=fn)
 
     def __call__(self, *args, **params) -> torch.Tensor:
         return self.fn(*args, **params)
-
-    def resolve(self, given: Mapping[str, float] | None) -> dict[str, float]:
-        """Every hyperparameter of this loss: the defaults overridden by ``given`` (an unknown name is a
-        ConfigError that lists the valid ones)."""
-        given = dict(given or {})
-        unknown = sorted(set(given) - set(self.params))
-        if unknown:
-            valid = ", ".join(sorted(self.params)) or "none"
-            raise ConfigError(f"loss {self.name!r} has no parameter {unknown[0]!r}; its parameters: {valid}")
-        return {**self.params, **{k: float(v) for k, v in given.items()}}
 
     def bind(self, given: Mapping[str, float] | None = None) -> Callable[..., torch.Tensor]:
         """The loss with its hyperparameters fixed: ``bound(logit_pos, logit_neg)`` or ``bound(G, labels)``."""
@@ -106,13 +89,5 @@ class Loss:
 
 
 LOSSES: Registry[Loss] = Registry("FF loss")
-LOSSES.register("bce")(Loss("bce", ff_loss, "pair", "Hinton 2022; the paper's"))
-LOSSES.register("symba")(Loss("symba", symba_loss, "pair", "Lee & Song 2023 (SymBa)", {"alpha": 4.0}))
-# CE per class: max, subtract, exp, accumulate, subtract; per row: log, pick (ffneuro.accounting.ops.CE_*)
-LOSSES.register("cwc")(Loss("cwc", cwc_loss, "class", "Papachristodoulou et al., AAAI 2024 (CwC)",
-                            fwd_ops=(5, 2), bwd_ops=(1, 1)))
-# per class: gather/accumulate the rest; per row: two softplus (3 each), the rest's mean, their share of the mean
-LOSSES.register("pvn")(Loss("pvn", pvn_loss, "class", "Papachristodoulou et al., AAAI 2024 (PvN)",
-                            {"threshold": 2.0}, fwd_ops=(1, 9), bwd_ops=(1, 7)))
-LOSSES.register("cwg")(Loss("cwg", cwg_loss, "class", "Papachristodoulou et al., AAAI 2024 (CWG)",
-                            {"weight": 0.28, "threshold": 2.0}, fwd_ops=(6, 14), bwd_ops=(2, 10)))
+for _name, _fn in (("bce", ff_loss), ("symba", symba_loss), ("cwc", cwc_loss), ("pvn", pvn_loss), ("cwg", cwg_loss)):
+    LOSSES.register(_name)(Loss.of(LOSS_INFO[_name], _fn))   # kind, hyperparameters, op counts: ffneuro.catalog

@@ -25,6 +25,7 @@ from .hardware import (
     Quantity,
     UnknownProfileError,
     load_profile,
+    profile_from_dict,
     shipped_profiles,
     validate_file,
 )
@@ -54,7 +55,7 @@ __all__ = [
     "BASES", "KINDS", "MEMORY_LEVELS", "PRECISION_BITS", "SCOPES",
     "ClockSpec", "ComputeSpec", "CoreSpec", "HardwareProfile", "HardwareProfileError", "InterconnectSpec",
     "MemorySpec", "NeuroSpec", "PowerSpec", "Quantity", "UnknownProfileError",
-    "load_profile", "shipped_profiles", "validate_file",
+    "load_profile", "profile_from_dict", "shipped_profiles", "validate_file",
     # estimates
     "DEFAULT_ACTIVITY", "ESTIMATE_PRECISIONS", "FFvsBP", "PROFILED", "Ranked", "ff_vs_bp", "rank", "SCENARIOS", "SPREAD", "overlaps", "ActionCounts", "ActionEnergies", "EnergyBreakdown", "Mapping", "Placement", "ProfileReport",
     "UnitEstimate", "UnitMapping", "WorkloadEstimate", "action_energies", "classify", "dynamic_energy",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from ..accounting import (
     ELEMENT_BITS,
     NetworkCost,
+    UnitPhases,
     bp_memory,
     bp_training_costs,
     ff_memory,
@@ -37,7 +38,7 @@ from .energy import (
     latency,
 )
 from .hardware import HardwareProfile, load_profile
-from .locality import Mapping, classify, crossing_tensors, map_units, mapping_style
+from .locality import Mapping, UnitMapping, classify, crossing_tensors, map_units, mapping_style
 from .uncertainty import SCENARIOS
 
 PROFILED = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer")
@@ -243,104 +244,142 @@ def _ranges(per_scenario: dict[str, float | None]) -> tuple[float, float] | None
     return None if lo is None or hi is None else (lo, hi)
 
 
+@dataclass
+class _UnitTally:
+    """One unit's counts in one workload, before the static energy is shared out among the units:
+    ``per_sample`` actions, and by scenario its dynamic ``energy`` and its ``latency`` per sample."""
+
+    phases: UnitPhases
+    mapping: UnitMapping
+    per_sample: ActionCounts
+    zero_fraction: float
+    first: bool                    # the first conv unit (its input is the image)
+    synops: float                  # per batch
+    effective_synops: float        # per batch
+    precision: str
+    energy: dict[str, EnergyBreakdown]
+    latency: dict[str, float | None]
+
+
+def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *, style: str, batch: int,
+           zero_fraction: float, first: bool, params_local: bool, acts_local: bool,
+           crossing_local: bool) -> _UnitTally:
+    """Count what unit ``u`` does in its phases (placed by :func:`classify`) and what that costs on each
+    scenario's target."""
+    spec, nominal = u.spec, acts["nominal"]
+    linear = _is_linear(spec)
+    ratio = spec.synops / spec.macs if spec.macs else 1.0     # real synapses per padded MAC
+    counts = ActionCounts()
+    inputs = synops = eff_synops = 0.0
+    for p in u.phases:
+        place = classify(p, style=style, params_local=params_local, activations_local=acts_local,
+                         crossing_local=crossing_local)
+        p_syn, p_eff = p.macs * ratio, p.effective_macs(zero_fraction) * ratio
+        synops, eff_synops = synops + p_syn, eff_synops + p_eff
+        ew, nu, su = p.elementwise_ops, 0.0, 0.0
+        if p.phase.startswith("forward"):
+            r = _rows(p, spec)
+            inputs += r
+            if nominal.neuron_update_j is not None:
+                nu = r * spec.neurons
+                ew = max(0.0, ew - r * spec.neurons * update_ops(spec))
+        if p.phase == "update" and spec.trainable and nominal.synaptic_update_j is not None:
+            su, ew = m.synapses, 0.0
+        counts = counts + ActionCounts(
+            macs=p_eff if nominal.event_driven else p.macs, dense_macs=p.macs, elementwise_ops=ew,
+            neuron_updates=nu, synaptic_updates=su, read_on=place.read_on, write_on=place.write_on,
+            read_off=place.read_off, write_off=place.write_off, interconnect_bytes=place.interconnect)
+    per = counts.scaled(1 / batch)
+    energies, lats = {}, {}
+    for sc, a in acts.items():
+        t = latency(counts, a, cores=m.cores, style=style, inputs=inputs, linear=linear)
+        energies[sc], lats[sc] = dynamic_energy(per, a, linear=linear), (None if t is None else t / batch)
+    return _UnitTally(phases=u, mapping=m, per_sample=per, zero_fraction=zero_fraction, first=first,
+                      synops=synops, effective_synops=eff_synops,
+                      precision=nominal.linear_precision if linear else nominal.conv_precision,
+                      energy=energies, latency=lats)
+
+
 def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, ActionEnergies], mapping: Mapping, *,
-              sparsity: Sequence[float] | None, peak: int | None, act_precision: str,
-              spiking: TMapping[str, float] | None = None, concurrent: bool = False) -> WorkloadEstimate:
+              zero_fractions: TMapping[str, float], peak: int | None, act_precision: str,
+              concurrent: bool = False) -> WorkloadEstimate:
     """Per-unit and total estimate of one workload (``cost`` per batch) at the nominal values, with
-    (low, high) ranges from the ``acts`` of each scenario. ``spiking``: units whose inputs are spike
-    trains, with their activity (events per input per pass; SNN graphs). ``concurrent``: the units run
-    at the same time (a many-core chip stepping every layer each timestep), so the slowest one sets the
-    latency; otherwise they run one after another and their latencies add."""
+    (low, high) ranges from the ``acts`` of each scenario. ``zero_fractions``: by unit name, the share of
+    its inputs that are zero (measured sparsity, or 1 − activity of a spike train); a unit not in it is
+    dense. ``peak``: the workload's peak memory, None where it is not modelled. ``concurrent``: the units
+    run at the same time (a many-core chip stepping every layer each timestep), so the slowest one sets
+    the latency; otherwise they run one after another and their latencies add."""
     batch, style = cost.batch, mapping.style
     nominal = acts["nominal"]
     cap = mapping.on_chip_bytes
     fits = None if (style != "monolithic" or cap is None or peak is None) else peak <= cap
     notes = list(mapping.notes)
-    units, conv_i = [], 0
-    rows_out = []   # per unit: (spec-derived fields, {scenario: dynamic energy}, {scenario: latency per sample})
+    if peak is None and style == "monolithic" and cap is not None:
+        notes.append("peak memory not modelled: whether the working set fits on chip is unknown, so the tensors "
+                     "that cross between units are charged off-core")
+    tallies, conv_i = [], 0
     for u in cost.units:
-        spec, m = u.spec, mapping.unit(u.unit)
-        linear = _is_linear(spec)
-        is_conv = not linear
-        s = (sparsity[conv_i] if (sparsity is not None and is_conv and conv_i < len(sparsity)) else 0.0)
-        if spiking is not None and u.unit in spiking:
-            s = 1.0 - spiking[u.unit]
-        first = is_conv and conv_i == 0
-        conv_i += is_conv
-        ratio = spec.synops / spec.macs if spec.macs else 1.0     # real synapses per padded MAC
-        rows = max((_rows(p, spec) for p in u.phases if p.phase.startswith("forward")), default=0.0)
+        spec = u.spec
+        is_conv = not _is_linear(spec)
         if style == "monolithic":
-            params_local = mapping.weights_on_chip is not False
-            acts_local = cap is None or _unit_working_bytes(spec, rows, act_precision) <= cap
-            crossing_local = bool(fits)
+            rows = max((_rows(p, spec) for p in u.phases if p.phase.startswith("forward")), default=0.0)
+            local = dict(params_local=mapping.weights_on_chip is not False,
+                         acts_local=cap is None or _unit_working_bytes(spec, rows, act_precision) <= cap,
+                         crossing_local=bool(fits))
         else:
-            params_local = acts_local = True
-            crossing_local = False
-        counts = ActionCounts()
-        inputs = synops = eff_synops = 0.0
-        for p in u.phases:
-            place = classify(p, style=style, params_local=params_local, activations_local=acts_local,
-                             crossing_local=crossing_local)
-            p_syn, p_eff = p.macs * ratio, p.effective_macs(s) * ratio
-            synops, eff_synops = synops + p_syn, eff_synops + p_eff
-            macs = p_eff if nominal.event_driven else p.macs
-            ew, nu, su = p.elementwise_ops, 0.0, 0.0
-            if p.phase.startswith("forward"):
-                r = _rows(p, spec)
-                inputs += r
-                if nominal.neuron_update_j is not None:
-                    nu = r * spec.neurons
-                    ew = max(0.0, ew - r * spec.neurons * update_ops(spec))
-            if p.phase == "update" and spec.trainable and nominal.synaptic_update_j is not None:
-                su, ew = m.synapses, 0.0
-            counts = counts + ActionCounts(macs, p.macs, ew, nu, su, place.read_on, place.write_on,
-                                           place.read_off, place.write_off, place.interconnect)
-        per = counts.scaled(1 / batch)
-        energies, lats = {}, {}
-        for sc, a in acts.items():
-            t = latency(counts, a, cores=m.cores, style=style, inputs=inputs, linear=linear)
-            energies[sc], lats[sc] = dynamic_energy(per, a, linear=linear), (None if t is None else t / batch)
-        precision = nominal.linear_precision if linear else nominal.conv_precision
-        rows_out.append((u, spec, m, per, s, first, synops, eff_synops, precision, energies, lats))
+            local = dict(params_local=True, acts_local=True, crossing_local=False)
+        tallies.append(_tally(u, mapping.unit(u.unit), acts, style=style, batch=batch,
+                              zero_fraction=zero_fractions.get(u.unit, 0.0), first=is_conv and conv_i == 0, **local))
+        conv_i += is_conv
     # latency: units one after another, or (concurrent) all at once, the slowest setting the pace; static
     # power of every chip in use runs for that whole time and is shared among the units by their busy time
     latency_by: dict[str, float | None] = {}
     static_by: dict[str, float] = {}
     for sc, a in acts.items():
-        ts = [r[10][sc] for r in rows_out]
+        ts = [t.latency[sc] for t in tallies]
         latency_by[sc] = None if any(t is None for t in ts) else (max(ts, default=0.0) if concurrent else sum(ts))
         static_by[sc] = 0.0 if (latency_by[sc] is None or a.static_w is None or a.all_in) else \
             a.static_w * latency_by[sc] * mapping.chips_needed
     energy_by = {sc: static_by[sc] for sc in acts}
-    for (u, spec, m, per, s, first, synops, eff_synops, precision, energies, lats) in rows_out:
+    units = []
+    for t in tallies:
+        energies, lats, per, m = t.energy, t.latency, t.per_sample, t.mapping
         for sc in acts:
-            busy = sum(r[10][sc] for r in rows_out) if static_by[sc] else 0.0
+            busy = sum(other.latency[sc] for other in tallies) if static_by[sc] else 0.0
             if busy:
                 energies[sc] = energies[sc] + EnergyBreakdown(static_j=static_by[sc] * lats[sc] / busy)
             energy_by[sc] += energies[sc].total_j - energies[sc].static_j
         units.append(UnitEstimate(
-            u.unit, energies["nominal"], lats["nominal"], per.dense_macs, per.macs, per.elementwise_ops,
-            per.neuron_updates, per.synaptic_updates, per.read_on + per.write_on, per.read_off + per.write_off,
-            per.interconnect_bytes, m.cores, m.limited_by, mapping.weights_on_chip, m.fan_in_fits, s,
-            crossing_tensors(cost.workload, spec, first=first), synops / batch, eff_synops / batch,
-            (energies["low"].total_j, energies["high"].total_j), _ranges(lats), precision, dict(m.cores_by)))
+            unit=t.phases.unit, energy=energies["nominal"], latency_s=lats["nominal"], macs=per.dense_macs,
+            effective_macs=per.macs, elementwise_ops=per.elementwise_ops, neuron_updates=per.neuron_updates,
+            synaptic_updates=per.synaptic_updates, bytes_on_core=per.read_on + per.write_on,
+            bytes_off_core=per.read_off + per.write_off, bytes_interconnect=per.interconnect_bytes,
+            cores=m.cores, limited_by=m.limited_by, weights_on_chip=mapping.weights_on_chip,
+            fan_in_fits=m.fan_in_fits, input_zero_fraction=t.zero_fraction,
+            crossing=crossing_tensors(cost.workload, t.phases.spec, first=t.first),
+            synops=t.synops / batch, effective_synops=t.effective_synops / batch,
+            energy_range=(energies["low"].total_j, energies["high"].total_j), latency_range=_ranges(lats),
+            precision=t.precision, cores_by=dict(m.cores_by)))
     if style == "monolithic" and fits is False and nominal.off_core_level not in ("off_chip", "on_chip"):
         notes.append(f"the working set ({peak / 2**20:.1f} MiB) exceeds on-chip memory ({cap / 2**20:.1f} MiB) and "
                      f"{hw.name} has no off-chip memory level: the workload does not fit the device")
     energy = EnergyBreakdown()
     for ue in units:
         energy = energy + ue.energy
-    lat = latency_by["nominal"]
     kinds = {("linear" if _is_linear(u.spec) else "conv"): ue.precision for u, ue in zip(cost.units, units, strict=True)}
     executed = next(iter(kinds.values())) if len(set(kinds.values())) == 1 else \
         ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
     return WorkloadEstimate(
-        cost.workload, True, "", tuple(units), energy, lat, peak, fits, mapping.cores_needed, mapping.chips_needed,
-        mapping.weights_on_chip, sum(ue.macs for ue in units), sum(ue.effective_macs for ue in units),
-        sum(ue.bytes_on_core for ue in units), sum(ue.bytes_off_core for ue in units),
-        sum(ue.bytes_interconnect for ue in units), tuple(notes), sum(ue.synops for ue in units),
-        sum(ue.effective_synops for ue in units), (energy_by["low"], energy_by["high"]), _ranges(latency_by),
-        mapping.cores_used or mapping.cores_needed, executed, (static_by["low"], static_by["high"]))
+        workload=cost.workload, supported=True, per_unit=tuple(units), energy=energy, latency_s=latency_by["nominal"],
+        peak_memory_bytes=peak, fits_on_chip=fits, cores_needed=mapping.cores_needed,
+        chips_needed=mapping.chips_needed, weights_on_chip=mapping.weights_on_chip,
+        macs=sum(ue.macs for ue in units), effective_macs=sum(ue.effective_macs for ue in units),
+        bytes_on_core=sum(ue.bytes_on_core for ue in units), bytes_off_core=sum(ue.bytes_off_core for ue in units),
+        bytes_interconnect=sum(ue.bytes_interconnect for ue in units), notes=tuple(notes),
+        synops=sum(ue.synops for ue in units), effective_synops=sum(ue.effective_synops for ue in units),
+        energy_range=(energy_by["low"], energy_by["high"]), latency_range=_ranges(latency_by),
+        cores_used=mapping.cores_used or mapping.cores_needed, precision=executed,
+        static_range=(static_by["low"], static_by["high"]))
 
 
 def _learning_notes(hw: HardwareProfile, workload: str, style: str) -> list[str]:
@@ -398,6 +437,7 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
     act_prec = native if native in ELEMENT_BITS else precision
     native_w = native if native in ELEMENT_BITS else precision
     bp_layers = [replace(s, name=f"layer{i + 1}", trainable=True) for i, s in enumerate(layers)]
+    ff_names, bp_names = [s.name for s in layers], [s.name for s in bp_layers]
     # a GPU/CPU runs this package's PyTorch code; anything else is assumed to run fused kernels
     scheme = "pytorch" if (hw.kind in ("gpu", "cpu") and act_prec in ("fp32", "bf16")) else "minimal"
     out: dict[str, WorkloadEstimate] = {}
@@ -406,7 +446,7 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
     for w in workloads:
         training = w in TRAINING
         if training and not hw.supports_training:
-            out[w] = WorkloadEstimate(w, False, f"{hw.name} does not support training: "
+            out[w] = WorkloadEstimate(workload=w, supported=False, reason=f"{hw.name} does not support training: "
                                       f"{hw.training_note or 'supports_training = false'}")
             continue
         master = "fp32" if training else native_w   # training keeps an fp32 master copy
@@ -417,28 +457,28 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
             peak = _peak(lambda: ff_memory(layers, batch, act_prec, num_classes=num_classes,
                                            linear_readout=linear_readout, readout_from=readout_from, scheme=scheme,
                                            objective=objective))
-            sp = sparsity
+            names, sp = ff_names, sparsity
         elif w == "bp_train":
             cost = bp_training_costs(bp_layers, num_classes=num_classes, batch=batch, precision=act_prec, master=master)
             peak = _peak(lambda: bp_memory(bp_layers, batch, act_prec, num_classes=num_classes, scheme=scheme))
-            sp = bp_sparsity
+            names, sp = bp_names, bp_sparsity
         elif w == "bp_infer":
             cost = inference_costs(bp_layers, readout="linear", num_classes=num_classes, batch=batch,
                                    precision=act_prec, algo="bp", master=master)
             peak = inference_peak_bytes(bp_layers, batch, act_prec, readout="linear", num_classes=num_classes,
                                         weight_precision=master, algo="bp")
-            sp = bp_sparsity
+            names, sp = bp_names, bp_sparsity
         else:
             readout = w.removeprefix("infer_")
             cost = inference_costs(layers, readout=readout, num_classes=num_classes, batch=batch, precision=act_prec,
                                    readout_from=readout_from, master=master, objective=objective)
             peak = inference_peak_bytes(layers, batch, act_prec, readout=readout, num_classes=num_classes,
                                         readout_from=readout_from, weight_precision=master, objective=objective)
-            sp = sparsity
+            names, sp = ff_names, sparsity
         mapping = map_units([u.spec for u in cost.units], hw, training=training, precision=act_prec,
                             weight_precision=native_w, work={u.unit: u.total.macs for u in cost.units})
-        est = _estimate(cost, hw, acts, mapping, sparsity=sp, peak=None if isinstance(peak, str) else peak,
-                        act_precision=act_prec)
+        est = _estimate(cost, hw, acts, mapping, zero_fractions=_by_block(names, sp),
+                        peak=None if isinstance(peak, str) else peak, act_precision=act_prec)
         if isinstance(peak, str):
             est = replace(est, notes=est.notes + (f"peak memory not modelled: {peak}",))
         if training:
@@ -451,8 +491,10 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
                      "and forward and weight-gradient events with a zero input are skipped ("
                      + "; ".join(f"{k}: {'measured input sparsity' if v else 'none given, dense'}"
                                  for k, v in given.items()) + ")")
-    return ProfileReport(hw.name, hw.kind, precision, native, batch, num_classes, style, _frozen(sparsity),
-                         nominal, out, nominal.unknown(), tuple(notes), _frozen(bp_sparsity))
+    return ProfileReport(target=hw.name, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
+                         num_classes=num_classes, mapping_style=style, sparsity=_frozen(sparsity), actions=nominal,
+                         workloads=out, unknown=nominal.unknown(), notes=tuple(notes),
+                         bp_sparsity=_frozen(bp_sparsity))
 
 
 DEFAULT_ACTIVITY = 0.1   # spikes per neuron per timestep when an SNN graph is profiled without --activity
@@ -495,8 +537,8 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     # a many-core chip steps every layer in each timestep (Loihi's barrier-synchronised timesteps, TrueNorth's
     # tick): the layers run concurrently and the slowest sets the pace; one device runs them in turn
     concurrent = mapping.style != "monolithic"
-    est = _estimate(cost, hw, acts, mapping, sparsity=None, peak=peak, act_precision=act_prec, spiking=spiking,
-                    concurrent=concurrent)
+    est = _estimate(cost, hw, acts, mapping, zero_fractions={name: 1.0 - a for name, a in spiking.items()},
+                    peak=peak, act_precision=act_prec, concurrent=concurrent)
     notes = _precision_notes(hw, precision, nominal)
     if concurrent:
         notes.append("layers run concurrently, every layer once per timestep: the slowest layer sets the latency "
@@ -508,8 +550,15 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     if nominal.event_driven:
         notes.append("event-driven target: synaptic events are charged for real synapses only (no padding taps), "
                      "one per input spike and synapse")
-    return ProfileReport(hw.name, hw.kind, precision, native, batch, 0, mapping.style, None, nominal, {"infer": est},
-                         nominal.unknown(), tuple(notes))
+    return ProfileReport(target=hw.name, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
+                         num_classes=0, mapping_style=mapping.style, sparsity=None, actions=nominal,
+                         workloads={"infer": est}, unknown=nominal.unknown(), notes=tuple(notes))
+
+
+def _by_block(names: Sequence[str], sparsity: Sequence[float] | None) -> dict[str, float]:
+    """The measured sparsity list (one input zero fraction per block unit, in order, whatever the block
+    type; readouts and heads are not in it) keyed by unit name."""
+    return {} if sparsity is None else dict(zip(names, (float(v) for v in sparsity), strict=True))
 
 
 def _frozen(sp):
@@ -565,6 +614,11 @@ def _yes_no(v: bool | None, unknown: str = "unknown (capacity not in the profile
     return unknown if v is None else ("yes" if v else "no")
 
 
+def _peak(peak_bytes: int | None) -> str:
+    """A workload's peak memory, or "not modelled" where its blocks do not model it."""
+    return "not modelled" if peak_bytes is None else format_si(peak_bytes, "B")
+
+
 def _range(r, unit: str) -> str:
     return "" if r is None else f" [{format_si(r[0], unit)} – {format_si(r[1], unit)}]"
 
@@ -603,8 +657,10 @@ def format_report(report: ProfileReport) -> str:
             f"cores needed {est.cores_needed}" + (f", used {est.cores_used} (idle cores spread over the units)"
                                                   if est.cores_used and est.cores_used != est.cores_needed else "")
             + f", chips {est.chips_needed}; ")
-        lines.append(f"    {cores}peak memory {format_si(est.peak_memory_bytes, 'B')}, fits on chip: "
-                     f"{_yes_no(est.fits_on_chip, 'not applicable (many-core mapping)' if report.mapping_style != 'monolithic' else 'unknown (no on-chip capacity in the profile)')}, "
+        many_core = report.mapping_style != "monolithic"
+        fits = _yes_no(est.fits_on_chip, "not applicable (many-core mapping)" if many_core else
+                       "not modelled" if est.peak_memory_bytes is None else "unknown (no on-chip capacity in the profile)")
+        lines.append(f"    {cores}peak memory {_peak(est.peak_memory_bytes)}, fits on chip: {fits}, "
                      f"weights on chip: {_yes_no(est.weights_on_chip)}, off-core share of bytes: "
                      f"{'not applicable (no bytes moved)' if share is None else f'{share:.1%}'}")
         for note in est.notes:

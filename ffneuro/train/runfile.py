@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RunConfig
-from ..data import Dataset
+from ..data import Dataset, same_split
 from ..data.loading import checked_load, load_data, load_from_source
 from ..errors import ConfigError, Diverged, FFNeuroError, RunFileError
 from ..models.weights import weights_mismatch
@@ -30,6 +30,27 @@ log = logging.getLogger(__name__)
 
 #: Config keys a resume may change: where it computes and how big its evaluation batches are.
 RESUME_MAY_CHANGE = ("device", "eval_batch_size")
+
+#: Config keys that may differ between a stored run and the wanted config without making it another run
+IGNORED_ON_RESUME = ("device",)
+
+
+def config_diff(stored: dict, wanted: dict) -> dict[str, tuple]:
+    """Keys whose value differs between a stored run's config and a wanted one: key -> (stored, wanted).
+
+    The stored config is read as this version's RunConfig first, so a run from before a key existed
+    holds that key's default; keys in ``IGNORED_ON_RESUME`` (the device) never count, nor does a
+    ``val_size`` that resolves to the same split (:func:`ffneuro.data.same_split`).
+    """
+    try:
+        stored = RunConfig.from_dict(dict(stored)).to_dict()
+    except ConfigError:
+        stored = dict(stored)
+    keys = sorted((set(stored) | set(wanted)) - set(IGNORED_ON_RESUME))
+    diff = {k: (stored.get(k), wanted.get(k)) for k in keys if stored.get(k) != wanted.get(k)}
+    if "val_size" in diff and same_split(stored, wanted):  # e.g. the old default 10000 vs automatic (None)
+        del diff["val_size"]
+    return diff
 
 
 def check_trainable(config: RunConfig) -> None:
@@ -124,7 +145,6 @@ def interrupted_run(out: Path, force: bool, config: RunConfig) -> Path | None:
     """The unfinished run file at ``out`` (or its pending ``--force`` replacement) of this same config, which a
     restarted job continues instead of starting over; None when there is none."""
     from ..store.schema import pending_path
-    from .sweep import config_diff
 
     path = pending_path(out) if force else out
     if not path.exists():

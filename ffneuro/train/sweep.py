@@ -12,39 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import RunConfig
-from ..data import data_source, same_split
+from ..data import data_source
 from ..data.loading import load_data
 from ..errors import ConfigError, Diverged, RunFileError
 from ..jsonable import jsonable
 from ..store.atomic import replace_file
 from ..store.folder import error_reason, read_checked
-from .runfile import check_out_path, open_for_resume, resume_run, train_to_file
+from .runfile import check_out_path, config_diff, open_for_resume, resume_run, train_to_file
 from .stop import StopSignals
 from .trainer import Progress, _Silent
 
 log = logging.getLogger(__name__)
-
-# config keys that may differ between a stored run and the point without making it a different run
-IGNORED_ON_RESUME = ("device",)
-
-
-def config_diff(stored: dict, wanted: dict) -> dict[str, tuple]:
-    """Keys whose value differs between a stored run's config and a wanted one: key -> (stored, wanted).
-
-    The stored config is read as this version's RunConfig first, so a run from before a key existed
-    holds that key's default; keys in ``IGNORED_ON_RESUME`` (the device) never count, nor does a
-    ``val_size`` that resolves to the same split (:func:`ffneuro.data.same_split`).
-    """
-    try:
-        stored = RunConfig.from_dict(dict(stored)).to_dict()
-    except ConfigError:
-        stored = dict(stored)
-    keys = sorted((set(stored) | set(wanted)) - set(IGNORED_ON_RESUME))
-    diff = {k: (stored.get(k), wanted.get(k)) for k in keys if stored.get(k) != wanted.get(k)}
-    if "val_size" in diff and same_split(stored, wanted):  # e.g. the old default 10000 vs automatic (None)
-        del diff["val_size"]
-    return diff
-
 
 def stored_plan(path: Path, config: dict) -> tuple[str, object]:
     """What to do with a point whose file exists: ("skip" | "diverged" | "resume" | "retrain", record or

@@ -11,6 +11,7 @@ from .parse import (
     TOP_KEYS_REQUIRED,
     parse_profile,
     parse_toml,
+    profile_from_dict,
 )
 from .profile import (
     CLOCK_FIELDS,
@@ -48,6 +49,7 @@ __all__ = [
     "Quantity", "CoreSpec", "ComputeSpec", "MemorySpec", "InterconnectSpec", "NeuroSpec", "PowerSpec",
     "ClockSpec", "HardwareProfile", "MappingSpec", "LearningSpec", "ExecutedAs", "Fact", "CONV_WEIGHTS",
     "load_profile", "validate_file", "shipped_profiles", "parse_profile", "parse_toml",
+    "profile_from_dict",
     # the rest of the schema's tables, importable from here as they were from the single module
     "PACKAGE", "BASES_NEEDING_NOTE", "FLOAT_PRECISIONS", "SI_UNITS",
     "CORE_FIELDS", "COMPUTE_FIELDS", "MEMORY_FIELDS", "INTERCONNECT_FIELDS", "NEURO_FIELDS", "POWER_FIELDS",

@@ -190,6 +190,19 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def profile_from_dict(data: dict, origin: str = "<dict>") -> HardwareProfile:
+    """Validate a dict shaped like the TOML file, or like :meth:`HardwareProfile.to_dict`'s output (its
+    value_si/unit_si keys are dropped), into a :class:`HardwareProfile`."""
+    return parse_profile(_strip_si(data), origin)
+
+
+def _strip_si(value: Any) -> Any:
+    """Drop the value_si/unit_si keys that to_dict adds, so its output parses like a file."""
+    if isinstance(value, dict):
+        return {k: _strip_si(v) for k, v in value.items() if k not in ("value_si", "unit_si")}
+    return value
+
+
 def parse_profile(data: dict, origin: str) -> HardwareProfile:
     """Validate parsed TOML (a dict) into a :class:`HardwareProfile`; errors name ``origin`` and the key."""
     ctx = _Ctx(origin)

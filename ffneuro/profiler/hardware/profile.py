@@ -548,7 +548,7 @@ class HardwareProfile:
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict: the file's structure, each number with value/unit as given,
-        value_si/unit_si, source, basis and note. :meth:`from_dict` reads it back."""
+        value_si/unit_si, source, basis and note. :func:`~.parse.profile_from_dict` reads it back."""
         d: dict[str, Any] = {
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": self.name,
             "description": self.description, "kind": self.kind,
@@ -573,18 +573,3 @@ class HardwareProfile:
         if self.executed_as:
             d["executed_as"] = {e.precision: e.to_dict() for e in self.executed_as}
         return d
-
-    @classmethod
-    def from_dict(cls, data: dict, origin: str = "<dict>") -> HardwareProfile:
-        """Validate a dict shaped like the TOML file (or like :meth:`to_dict`'s output)."""
-        # imported here, not at the top: parse imports this module
-        from .parse import parse_profile
-
-        return parse_profile(_strip_si(data), origin)
-
-
-def _strip_si(value: Any) -> Any:
-    """Drop the value_si/unit_si keys that to_dict adds, so its output parses like a file."""
-    if isinstance(value, dict):
-        return {k: _strip_si(v) for k, v in value.items() if k not in ("value_si", "unit_si")}
-    return value

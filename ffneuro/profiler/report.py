@@ -398,7 +398,7 @@ def _learning_notes(hw: HardwareProfile, workload: str, style: str) -> list[str]
     return out
 
 
-def _peak(model) -> int | str:
+def _modelled_peak(model) -> int | str:
     """The peak bytes ``model()`` replays, or why it cannot (a block that does not model its memory)."""
     try:
         return model().peak_bytes
@@ -454,13 +454,13 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
             cost = ff_training_costs(layers, num_classes=num_classes, batch=batch, precision=act_prec,
                                      linear_readout=linear_readout, readout_from=readout_from, master=master,
                                      objective=objective)
-            peak = _peak(lambda: ff_memory(layers, batch, act_prec, num_classes=num_classes,
-                                           linear_readout=linear_readout, readout_from=readout_from, scheme=scheme,
-                                           objective=objective))
+            peak = _modelled_peak(lambda: ff_memory(layers, batch, act_prec, num_classes=num_classes,
+                                                    linear_readout=linear_readout, readout_from=readout_from,
+                                                    scheme=scheme, objective=objective))
             names, sp = ff_names, sparsity
         elif w == "bp_train":
             cost = bp_training_costs(bp_layers, num_classes=num_classes, batch=batch, precision=act_prec, master=master)
-            peak = _peak(lambda: bp_memory(bp_layers, batch, act_prec, num_classes=num_classes, scheme=scheme))
+            peak = _modelled_peak(lambda: bp_memory(bp_layers, batch, act_prec, num_classes=num_classes, scheme=scheme))
             names, sp = bp_names, bp_sparsity
         elif w == "bp_infer":
             cost = inference_costs(bp_layers, readout="linear", num_classes=num_classes, batch=batch,

@@ -160,8 +160,6 @@ def interrupted_run(out: Path, force: bool, config: RunConfig) -> Path | None:
 
 def completed_run(out: Path, config: RunConfig) -> bool:
     """Whether ``out`` holds a complete run (not a pending replacement) of this same config."""
-    from .sweep import config_diff
-
     if not out.exists():
         return False
     try:

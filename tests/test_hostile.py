@@ -469,3 +469,18 @@ def test_a_damaged_resume_state_is_one_named_error(tmp_path):
         f.attrs["status"] = "interrupted"
         del f["state/rng"]
     assert str(run) in one_error(cli("-q", "train", "--resume", run))
+
+
+def test_a_run_swapped_for_a_symlink_is_never_read_or_written_through(tmp_path):
+    run = good_run(tmp_path, "run.h5", status="running")
+    private = good_run(tmp_path, "private.h5")
+    private.chmod(0o600)
+    before = checksums(private)
+    with RunWriter.open(run) as w:                  # between two commits, a neighbour swaps the run for a link
+        run.unlink()
+        run.symlink_to(private)
+        with pytest.raises(RunFileError, match="symbolic link") as info:
+            w.append_epoch({"loss": 0.5})
+        assert str(run) in str(info.value)
+    refused(run, "symbolic link", read=RunWriter.open)
+    assert checksums(private) == before and run.is_symlink()

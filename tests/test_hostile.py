@@ -310,8 +310,8 @@ def test_external_storage_in_the_weights_is_never_written_by_a_resume(tmp_path):
         f.attrs["status"] = "interrupted"
     before = checksums(target)
     refused(path, "external storage", read=RunWriter.open)
-    result = cli("train", "--resume", path)
-    assert str(path) in one_error(result)
+    assert str(path) in one_error(cli("train", "--resume", path))
+    assert str(path) in one_error(cli("eval", path))
     assert checksums(target) == before
 
 

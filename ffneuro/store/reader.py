@@ -171,9 +171,12 @@ def _attr_value(path: Path, where: str, key: str, value: Any) -> Any:
         return value.item()
     elif isinstance(value, (int, float)):
         return value
-    elif isinstance(value, np.ndarray) and (value.dtype.kind in "biufS" or (
-            value.dtype.kind == "O" and all(isinstance(v, (str, bytes)) for v in value.flat))):
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return value
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "SO" and value.size <= 1_000_000:
+        texts = [as_text(v) for v in value.flat]  # as str, so that JSON can show them
+        if all(t is not None for t in texts):
+            return np.array(texts, dtype=str).reshape(value.shape)
     raise _fail(path, f"attribute {key!r} of {where} has an unsupported type ({type(value).__name__})")
 
 

@@ -43,6 +43,7 @@ from ffneuro.train.runfile import plan_run
 ROOT = os.geteuid() == 0
 NOBODY = 65534
 needs_root = pytest.mark.skipif(not ROOT, reason="a second user needs root")
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/locks and description locks are Linux's")
 
 
 def cli(*args):
@@ -153,6 +154,7 @@ def _dead_pid() -> int:
     return child.pid
 
 
+@linux
 def test_a_lock_held_by_another_process_is_not_blamed_on_the_dead_pid_in_its_label(tmp_path):
     dead = _dead_pid()
     label = json.dumps({"pid": dead, "host": socket.gethostname(), "since": "2026-01-01T00:00:00+00:00"})
@@ -169,6 +171,7 @@ def test_a_lock_held_by_another_process_is_not_blamed_on_the_dead_pid_in_its_lab
 
 
 @needs_root
+@linux
 def test_a_lock_held_by_another_user_is_reported_as_such(tmp_path):
     sidecar = tmp_path / "crashed.h5.lock"         # an old world-readable sidecar another user flock'ed
     holder = _holder(HOLD, sidecar, json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}), NOBODY, "sh")
@@ -190,6 +193,7 @@ def test_the_holder_message_never_prints_an_empty_since(tmp_path):
         _stop(holder)
 
 
+@linux
 def test_a_read_probe_never_makes_a_writer_fail(tmp_path, monkeypatch):
     """A writer that starts while a reader probes the lock (runs list, a sweep) takes it all the same."""
     import fcntl

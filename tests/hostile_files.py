@@ -28,8 +28,9 @@ def good_run(folder: Path, name: str = "good.h5", *, status: str = "complete", e
     with RunWriter(path, config=config, environment={"torch": "x"}, unit_names=UNITS,
                    accounting={"params": [1, 2]}) as w:
         for e in range(1, epochs + 1):
-            w.append_epoch({"loss": 1.0 / e, "val_acc_linear": 0.5}, {"goodness": [1.0, 2.0]})
-        w.save_weights("final", {"units.0.w": np.zeros((2, 2), np.float32)}, epoch=epochs)
+            w.commit_epoch(e, {"loss": 1.0 / e, "val_acc_linear": 0.5}, {"goodness": [1.0, 2.0]},
+                           {"units.0.w": np.zeros((2, 2), np.float32)}, best=True,
+                           state={"rng": {"x": np.arange(4, dtype=np.uint8)}}, state_meta={"epoch": e})
         if status == "running":
             w.close()
         else:

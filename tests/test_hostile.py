@@ -43,6 +43,7 @@ from ffneuro.train.runfile import plan_run
 ROOT = os.geteuid() == 0
 NOBODY = 65534
 needs_root = pytest.mark.skipif(not ROOT, reason="a second user needs root")
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/locks and description locks are Linux's")
 
 
 def cli(*args):
@@ -153,6 +154,7 @@ def _dead_pid() -> int:
     return child.pid
 
 
+@linux
 def test_a_lock_held_by_another_process_is_not_blamed_on_the_dead_pid_in_its_label(tmp_path):
     dead = _dead_pid()
     label = json.dumps({"pid": dead, "host": socket.gethostname(), "since": "2026-01-01T00:00:00+00:00"})
@@ -169,6 +171,7 @@ def test_a_lock_held_by_another_process_is_not_blamed_on_the_dead_pid_in_its_lab
 
 
 @needs_root
+@linux
 def test_a_lock_held_by_another_user_is_reported_as_such(tmp_path):
     sidecar = tmp_path / "crashed.h5.lock"         # an old world-readable sidecar another user flock'ed
     holder = _holder(HOLD, sidecar, json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}), NOBODY, "sh")
@@ -190,6 +193,7 @@ def test_the_holder_message_never_prints_an_empty_since(tmp_path):
         _stop(holder)
 
 
+@linux
 def test_a_read_probe_never_makes_a_writer_fail(tmp_path, monkeypatch):
     """A writer that starts while a reader probes the lock (runs list, a sweep) takes it all the same."""
     import fcntl
@@ -310,8 +314,8 @@ def test_external_storage_in_the_weights_is_never_written_by_a_resume(tmp_path):
         f.attrs["status"] = "interrupted"
     before = checksums(target)
     refused(path, "external storage", read=RunWriter.open)
-    result = cli("train", "--resume", path)
-    assert str(path) in one_error(result)
+    assert str(path) in one_error(cli("train", "--resume", path))
+    assert str(path) in one_error(cli("eval", path))
     assert checksums(target) == before
 
 
@@ -469,3 +473,18 @@ def test_a_damaged_resume_state_is_one_named_error(tmp_path):
         f.attrs["status"] = "interrupted"
         del f["state/rng"]
     assert str(run) in one_error(cli("-q", "train", "--resume", run))
+
+
+def test_a_run_swapped_for_a_symlink_is_never_read_or_written_through(tmp_path):
+    run = good_run(tmp_path, "run.h5", status="running")
+    private = good_run(tmp_path, "private.h5")
+    private.chmod(0o600)
+    before = checksums(private)
+    with RunWriter.open(run) as w:                  # between two commits, a neighbour swaps the run for a link
+        run.unlink()
+        run.symlink_to(private)
+        with pytest.raises(RunFileError, match="symbolic link") as info:
+            w.append_epoch({"loss": 0.5})
+        assert str(run) in str(info.value)
+    refused(run, "symbolic link", read=RunWriter.open)
+    assert checksums(private) == before and run.is_symlink()

@@ -57,16 +57,19 @@ def _fail(path: Path, what: str) -> RunFileError:
     return RunFileError(f"{path}: {what}")
 
 
-def _data_bytes(ds: h5py.Dataset) -> int:
-    """What reading ``ds`` whole takes in memory, from its shape and type alone (no data read)."""
-    count = math.prod(ds.shape) if ds.shape else (0 if ds.shape is None else 1)
-    if h5py.check_string_dtype(ds.dtype) is not None and ds.dtype.kind == "O":
+def _data_bytes(dsid: h5py.h5d.DatasetID, dtype: np.dtype) -> tuple[int, tuple]:
+    """What reading a dataset whole takes in memory, and its shape, from its header alone (no data read)."""
+    space = dsid.get_space()
+    kind = space.get_simple_extent_type()
+    shape = tuple(space.shape) if kind == h5py.h5s.SIMPLE else ()
+    count = 0 if kind == h5py.h5s.NULL else math.prod(shape)
+    if dtype.kind == "O":  # a variable-length string: its fill value is repeated for every unwritten element
         try:
-            fill = ds.fillvalue  # a variable-length string's fill value is repeated for every unwritten element
+            fill = h5py.Dataset(dsid).fillvalue
         except (OSError, ValueError, TypeError):
             fill = b""
-        return count * (16 + (len(fill) if isinstance(fill, (bytes, str)) else 0))
-    return count * ds.dtype.itemsize
+        return count * (16 + (len(fill) if isinstance(fill, (bytes, str)) else 0)), shape
+    return count * dtype.itemsize, shape
 
 
 def _supported(dtype: np.dtype) -> bool:
@@ -75,46 +78,52 @@ def _supported(dtype: np.dtype) -> bool:
 
 def check_structure(f: h5py.File, path: Path, size: int) -> None:
     """Refuse, before any data is read, what would read another file, never end, or take more memory
-    than a file of ``size`` bytes can honestly hold."""
-    names: list[str] = []
+    than a file of ``size`` bytes can honestly hold (HDF5's own calls: cheap, and no h5py objects)."""
+    links: list[tuple[bytes, str, int]] = []
 
-    def visit(name: str) -> bool | None:
-        names.append(name)
-        return True if len(names) > MAX_LINKS or name.count("/") >= MAX_DEPTH else None  # True stops the walk
+    def visit(name: bytes, info) -> bool | None:
+        text = name.decode("utf-8", "replace")
+        links.append((name, text, info.type))
+        return True if len(links) > MAX_LINKS or text.count("/") >= MAX_DEPTH else None  # True stops the walk
 
-    f.visit_links(visit)
-    if len(names) > MAX_LINKS:
+    f.id.links.visit(visit, info=True)
+    if len(links) > MAX_LINKS:
         raise _fail(path, f"more than {MAX_LINKS} links; not an ffneuro run")
     if h5py.h5o.get_info(f.id).rc > 1:
         raise _fail(path, "the root group is linked more than once (a link loop)")
     budget = max(READ_FLOOR, INFLATION * size)
     total = 0
-    for name in names:
+    for raw, name, kind in links:
         where = "/" + name
         if name.count("/") >= MAX_DEPTH:
             raise _fail(path, f"groups nested deeper than {MAX_DEPTH} levels ({where[:80]}...)")
-        link = f.get(name, getlink=True)
-        if isinstance(link, h5py.SoftLink):
-            raise _fail(path, f"{where} is a soft link (to {link.path[:80]}); run files hold no links")
-        if isinstance(link, h5py.ExternalLink):
-            raise _fail(path, f"{where} is an external link (to {link.filename[:80]}); run files hold no links")
-        obj = f[name]
-        if isinstance(obj, h5py.Group):
-            if h5py.h5o.get_info(obj.id).rc > 1:
+        if kind == h5py.h5l.TYPE_SOFT:
+            raise _fail(path, f"{where} is a soft link; run files hold no links")
+        if kind == h5py.h5l.TYPE_EXTERNAL:
+            raise _fail(path, f"{where} is an external link (to another file); run files hold no links")
+        if kind != h5py.h5l.TYPE_HARD:
+            raise _fail(path, f"{where} is a user-defined link; run files hold no links")
+        oid = h5py.h5o.open(f.id, raw)
+        info = h5py.h5o.get_info(oid)
+        if info.type == h5py.h5o.TYPE_GROUP:
+            if info.rc > 1:
                 raise _fail(path, f"group {where} is linked more than once (a link loop)")
             continue
-        if not isinstance(obj, h5py.Dataset):
-            raise _fail(path, f"{where} is an unsupported HDF5 object ({type(obj).__name__})")
-        if obj.is_virtual:
+        if info.type != h5py.h5o.TYPE_DATASET:
+            raise _fail(path, f"{where} is an unsupported HDF5 object (not a group or a dataset)")
+        dcpl = oid.get_create_plist()
+        if dcpl.get_layout() == h5py.h5d.VIRTUAL:
             raise _fail(path, f"{where} is a virtual dataset (its data would be read from other files)")
-        if obj.external:
+        if dcpl.get_external_count():
+            target = dcpl.get_external(0)[0].decode("utf-8", "replace")
             raise _fail(path, f"{where} uses external storage (its data would be read from or written to "
-                              f"{obj.external[0][0][:80]!s}); refused")
-        if not _supported(obj.dtype):
-            raise _fail(path, f"dataset {where} has an unsupported type ({obj.dtype})")
-        nbytes = _data_bytes(obj)
+                              f"{target[:80]}); refused")
+        dtype = oid.dtype
+        if not _supported(dtype):
+            raise _fail(path, f"dataset {where} has an unsupported type ({dtype})")
+        nbytes, shape = _data_bytes(oid, dtype)
         if nbytes > budget:
-            raise _fail(path, f"dataset {where} is too large: {human_bytes(nbytes)} (shape {obj.shape}) in a file of "
+            raise _fail(path, f"dataset {where} is too large: {human_bytes(nbytes)} (shape {shape}) in a file of "
                               f"{human_bytes(size)}; at most {human_bytes(budget)} is read")
         total += nbytes
     if total > budget:
@@ -135,7 +144,10 @@ def _open(path: Path) -> Iterator[h5py.File]:
     try:
         size = path.stat().st_size
         with h5py.File(path, "r", locking=False) as f:
-            check_structure(f, path, size)
+            try:
+                check_structure(f, path, size)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise _fail(path, f"malformed run file: {exc}") from None
             yield f
     except (OSError, RuntimeError) as exc:  # RuntimeError: HDF5's, e.g. a link it cannot traverse
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -159,9 +171,12 @@ def _attr_value(path: Path, where: str, key: str, value: Any) -> Any:
         return value.item()
     elif isinstance(value, (int, float)):
         return value
-    elif isinstance(value, np.ndarray) and (value.dtype.kind in "biufS" or (
-            value.dtype.kind == "O" and all(isinstance(v, (str, bytes)) for v in value.flat))):
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return value
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "SO" and value.size <= 1_000_000:
+        texts = [as_text(v) for v in value.flat]  # as str, so that JSON can show them
+        if all(t is not None for t in texts):
+            return np.array(texts, dtype=str).reshape(value.shape)
     raise _fail(path, f"attribute {key!r} of {where} has an unsupported type ({type(value).__name__})")
 
 

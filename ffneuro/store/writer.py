@@ -9,12 +9,14 @@ writes to the disk itself.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import io
 import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,25 @@ def is_read_only(path: Path) -> bool:
     return no_bits or not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
 
 
+def _read_own(path: Path) -> tuple[bytes, int]:
+    """The bytes and mode of the regular file ``path``, never through a symbolic link (a neighbour in a
+    shared folder may have swapped the run for one between two commits)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise RunFileError(f"{path} is a symbolic link; a run is never read or written through one") from None
+        raise RunFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise RunFileError(f"{path} is not a regular file")
+        try:
+            return f.read(), st.st_mode & 0o777
+        except OSError as exc:
+            raise RunFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 class RunWriter:
     """Creates a run file (or a pending replacement beside an existing one, with ``force``) and owns it.
 
@@ -193,6 +214,9 @@ class RunWriter:
         from .reader import read_run, run_file_problem  # the reader validates the header and the required groups
 
         path = Path(path)
+        if path.is_symlink():  # a commit would replace the link itself, not write the file it points to
+            raise RunFileError(f"{path} is a symbolic link; a run is never read or written through one "
+                               "(give the file it points to)")
         writer = cls.__new__(cls)
         writer._locks = [RunLock(path).acquire()]
         try:
@@ -252,11 +276,7 @@ class RunWriter:
         (and not at all if it raises)."""
         if not self._locks:
             raise RunFileError(f"{self.file}: this writer is closed")
-        try:
-            data = self.file.read_bytes()
-            mode = self.file.stat().st_mode & 0o777
-        except OSError as exc:
-            raise RunFileError(f"cannot read {self.file}: {exc.strerror or exc}") from exc
+        data, mode = _read_own(self.file)
         buf = io.BytesIO(data)
         del data
         try:

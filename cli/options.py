@@ -152,12 +152,14 @@ MODEL_OPTIONS = [
 DEFAULT_PRESET = "mnist-small"
 # how a flag whose preset value is None reads in --help
 _NONE_SHOWN = {"theta": "the goodness function's: #neurons for sumsq, 1 for meansq", "train_limit": "all images", "unit_lrs": "--lr for every unit",
-               "val_size": "automatic, a fifth of the images in use, at most 10000"}
+               "val_size": "automatic, a fifth of the images in use, at most 10000", "group_at": "every second unit"}
 
 
 def default_note(field: str, preset: str = DEFAULT_PRESET) -> str:
     """`` [default: VALUE (PRESET)]``: what a model flag is when not given (the preset's value), for its help."""
-    value = getattr(resolve_config(preset, {}), field)
+    config = resolve_config(preset, {})
+    # a block option (e.g. group_at) lives in the config's block_options
+    value = getattr(config, field) if hasattr(config, field) else (config.block_options or {}).get(field)
     if value is None:
         shown = _NONE_SHOWN.get(field, "none")
     elif isinstance(value, bool):  # an on/off pair: name the flag that is in effect

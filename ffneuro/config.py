@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from .accounting.ops import POOLS
 from .blocks import BLOCKS, layer_pools, layer_specs
@@ -20,7 +21,10 @@ AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation 
 NO_LABELS = "none"  # --labels none: the image carries no label (class-wise losses: each unit classifies itself)
 # the fields that shape the network (its layers, their sizes and block wiring): two configs that agree on
 # these build the same units, e.g. an FF run and its BP twin. A new field that changes a unit goes here.
-NETWORK_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every", "arch", "widths", "pool_at", "group_at")
+NETWORK_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every", "arch", "widths", "pool_at",
+                "block_options")
+# options that moved into block_options, by the block type that reads them (older run files hold them flat)
+MOVED_TO_BLOCK_OPTIONS = ("group_at",)
 # the real-valued fields: each must be a finite number (theta may also be None: the goodness's default)
 FLOAT_FIELDS = ("label_strength", "theta", "lr", "cooldown_start", "linear_lr", "peer_norm", "peer_momentum",
                 "momentum", "weight_decay")
@@ -77,7 +81,9 @@ class RunConfig:
     unit_epochs: tuple[int, ...] | None = None   # unit i learns only in its first unit_epochs[i] epochs (None: all)
     pool_at: tuple[int, ...] | None = None  # the units (1-based) that downsample with pool (None: every pool_every-th)
     cooldown_per_step: bool = False    # the cool-down lowers the lr every batch (else once per epoch)
-    group_at: tuple[int, ...] | None = None  # cfse: the units (1-based) whose conv is grouped by class (None: 2, 4, ...)
+    # the block type's own options, as its file declares them (ffneuro/blocks/NAME.py, option_names) and checks
+    # when the network is built, e.g. cfse's {"group_at": [2]}: the units whose conv is grouped by class
+    block_options: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -115,7 +121,7 @@ class RunConfig:
         self.widths = self._int_tuple("widths", self.widths, 1)
         self.unit_epochs = self._int_tuple("unit_epochs", self.unit_epochs, 1)
         self.pool_at = self._unit_set("pool_at", self.pool_at)
-        self.group_at = self._unit_set("group_at", self.group_at, empty_ok=True)
+        self._check_block_options()
         need(self.peer_norm >= 0, f"peer-norm must be >= 0, got {self.peer_norm}")
         need(0.0 <= self.peer_momentum < 1.0, f"peer-momentum must lie in [0, 1), got {self.peer_momentum}")
         need(0.0 <= self.momentum < 1.0, f"momentum must lie in [0, 1), got {self.momentum}")
@@ -219,10 +225,21 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("unit_lrs", "widths", "unit_epochs", "pool_at", "group_at"):
+        for key in ("unit_lrs", "widths", "unit_epochs", "pool_at"):
             if d[key] is not None:
                 d[key] = list(d[key])  # JSON-safe: equal to its own json round trip
+        if self.block_options is not None:
+            d["block_options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.block_options.items()}
         return d
+
+    def _check_block_options(self) -> None:
+        """A mapping of option names to JSON values (lists kept as tuples, so configs compare equal after
+        a JSON round trip); which names and values a block takes, its file checks when it is built."""
+        if self.block_options is None:
+            return
+        if not isinstance(self.block_options, dict) or not all(isinstance(k, str) for k in self.block_options):
+            raise ConfigError(f"block_options must map option names to values, got {self.block_options!r}")
+        self.block_options = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in self.block_options.items()}
 
     def network_differences(self, other: RunConfig) -> list[str]:
         """How ``other`` builds another network than this config ("filters 8 vs 4", one per differing
@@ -236,7 +253,14 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
-        """Build from a stored or user dict; unknown keys are an error, not silently dropped."""
+        """Build from a stored or user dict; unknown keys are an error, not silently dropped. Block options
+        stored flat by older versions (``group_at``) move into ``block_options``."""
+        values = dict(values)
+        for key in MOVED_TO_BLOCK_OPTIONS:
+            if key in values:
+                value = values.pop(key)
+                if value is not None:
+                    values["block_options"] = {**(values.get("block_options") or {}), key: value}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -83,7 +83,8 @@ PRESETS.register("ffneuro-cifar10")(dict(
 # the goodness and linear readouts on the last unit. Grouping the second conv by class (CwComp's CFSE)
 # was cheaper but less accurate here (validation 99.09% vs 99.24% at 3 epochs), so no unit is grouped.
 _FAST = dict(
-    algo="ff", arch="cfse", layers=3, widths=(40, 80, 160), kernel=3, pool="max", pool_at=(1, 2), group_at=(),
+    algo="ff", arch="cfse", layers=3, widths=(40, 80, 160), kernel=3, pool="max", pool_at=(1, 2),
+    block_options={"group_at": ()},
     labels="none", goodness="classwise", loss="cwc", train_first_layer=True, readout_from=3, readout="both",
     batch_size=128, lr=0.01, linear_lr=1e-3, cooldown_start=0.3, cooldown_per_step=True,
 )

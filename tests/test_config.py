@@ -87,7 +87,8 @@ def test_network_differences_name_every_key_that_shapes_the_network():
     trains differently does not."""
     base = RunConfig(arch="cfse", filters=10)
     assert base.network_differences(dataclasses.replace(base, algo="bp", lr=1e-3, epochs=1)) == []
-    assert base.network_differences(dataclasses.replace(base, group_at=())) == ["group_at None vs ()"]
+    assert base.network_differences(dataclasses.replace(base, block_options={"group_at": ()})) == \
+        ["block_options None vs {'group_at': ()}"]
     assert base.network_differences(dataclasses.replace(base, filters=20, kernel=5)) == \
         ["filters 10 vs 20", "kernel 7 vs 5"]
 

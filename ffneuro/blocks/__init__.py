@@ -84,12 +84,8 @@ def layer_widths(config) -> tuple[int, ...]:
 
 
 def block_options(config) -> dict:
-    """The block type's own options of a config (``block_options``; older configs kept cfse's
-    ``group_at`` at the top level)."""
-    options = dict(getattr(config, "block_options", None) or {})
-    if getattr(config, "group_at", None) is not None and "group_at" not in options:
-        options["group_at"] = config.group_at
-    return options
+    """The block type's own options of a config (its ``block_options``)."""
+    return dict(getattr(config, "block_options", None) or {})
 
 
 def layer_specs(config, image_shape: Sequence[int], *, algo: str | None = None,

@@ -193,6 +193,13 @@ class CFSEBlock(BlockSpec):
         """CFSE blocks: those in ``group_at`` (1-based; default every second one, 2nd, 4th, ...) are grouped
         into ``num_classes`` channel groups."""
         num_classes, group_at = plan.num_classes, plan.options.get("group_at")
+        if group_at is not None:
+            try:
+                group_at = {int(v) for v in group_at}
+            except (TypeError, ValueError):
+                raise ConfigError(f"group-at must be a list of unit numbers, got {group_at!r}") from None
+            if not all(1 <= v <= len(widths) for v in group_at):
+                raise ConfigError(f"group-at lists units 1..{len(widths)}, got {sorted(group_at)}")
         if num_classes is None:
             raise ConfigError("a cfse network needs the number of classes (its grouped convs have one group per class)")
         specs, shape = [], tuple(image_shape)

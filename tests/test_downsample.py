@@ -118,9 +118,10 @@ def test_ff_default_theta_counts_the_strided_neurons():
 def test_hand_built_unit_on_a_strided_block():
     """An FFUnit made outside FFNet: θ and cost() both count the strided conv's outputs."""
     from ffneuro.goodness import GOODNESS
-    from ffneuro.units import FFUnit
+    from ffneuro.units import FFUnit, LocalObjective, OptimizerSettings
 
-    unit = FFUnit("u", ConvBlock("block", (1, 16, 16), 8, 3, "stride").build(), GOODNESS.get("sumsq"), None, trainable=True, lr=1e-3)
+    unit = FFUnit("u", ConvBlock("block", (1, 16, 16), 8, 3, "stride").build(), LocalObjective(GOODNESS.get("sumsq")),
+                  OptimizerSettings(lr=1e-3), trainable=True)
     assert unit.theta == 8 * 8 * 8
     assert unit.cost().activation_elems == 8 * 8 * 8
     assert unit.cost().macs_forward == 8 * 8 * 8 * 9

@@ -10,14 +10,14 @@ from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError
 from ffneuro.goodness import GOODNESS, LOSSES, ff_loss
 from ffneuro.models import FFNet
-from ffneuro.units import FFUnit, UnitStats
+from ffneuro.units import FFUnit, LocalObjective, OptimizerSettings, UnitStats
 
 
 def make_unit(in_shape=(1, 8, 8), filters=4, kernel=3, pool="none", goodness="meansq", theta=None,
               trainable=True, lr=1e-2, seed=0, loss="bce"):
     torch.manual_seed(seed)
-    return FFUnit("u", ConvBlock("block", in_shape, filters, kernel, pool).build(), GOODNESS.get(goodness), theta,
-                  trainable=trainable, lr=lr, loss=loss)
+    return FFUnit("u", ConvBlock("block", in_shape, filters, kernel, pool).build(),
+                  LocalObjective(GOODNESS.get(goodness), loss, theta), OptimizerSettings(lr=lr), trainable=trainable)
 
 
 def batch(n=4, shape=(1, 8, 8), seed=0, scale=1.0):

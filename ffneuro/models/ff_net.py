@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..goodness import GOODNESS, LOSSES
 from ..labels import LabelScheme, build_labels, random_wrong_labels
 from ..spec import NetSpec
-from ..units import FFUnit, UnitStats
+from ..units import FFUnit, LocalObjective, OptimizerSettings, UnitStats
 from .readouts import LinearReadout
 
 
@@ -107,12 +107,12 @@ class FFNet(nn.Module):
                 if s.goodness_shape[0] % num_classes:
                     raise ConfigError(f"{s.name}: class-wise goodness splits its {s.goodness_shape[0]} channels into "
                                       f"{num_classes} class groups; make every width a multiple of {num_classes}")
+        objective = LocalObjective(goodness, config.loss, config.theta, config.loss_params,
+                                   num_classes if goodness.per_class else None, config.peer_norm, config.peer_momentum)
         self.units = nn.ModuleList(
-            FFUnit(s.name, s.build(), goodness, config.theta, lr=config.unit_lr(i), precision=config.precision,
-                   loss=config.loss, loss_params=config.loss_params, trainable=s.trainable,
-                   classes=num_classes if goodness.per_class else None, peer_norm=config.peer_norm,
-                   peer_momentum=config.peer_momentum, optimizer=config.optimizer, momentum=config.momentum,
-                   weight_decay=config.weight_decay)
+            FFUnit(s.name, s.build(), objective,
+                   OptimizerSettings(config.optimizer, config.unit_lr(i), config.momentum, config.weight_decay),
+                   trainable=s.trainable, precision=config.precision)
             for i, s in enumerate(specs)
         )
         self.base_lrs = [config.unit_lr(i) for i in range(config.layers)]

@@ -60,34 +60,60 @@ class UnitStats:
         return cls(*(like.new_zeros(()) for _ in range(5)))
 
 
+@dataclass(frozen=True)
+class LocalObjective:
+    """What a unit learns to do on its own: its goodness, the threshold θ (None: the goodness's default
+    for the unit's size), the local loss and its parameters, the classes of a class-wise goodness, and
+    Hinton's peer normalisation (weight and running-mean momentum; weight 0: off)."""
+
+    goodness: Goodness
+    loss: str = "bce"
+    theta: float | None = None
+    loss_params: Mapping[str, float] | None = None
+    classes: int | None = None
+    peer_norm: float = 0.0
+    peer_momentum: float = 0.9
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """A unit's own optimiser: a registered name (``--optimizer``) and its settings."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    def build(self, params) -> torch.optim.Optimizer:
+        return OPTIMIZERS.get(self.name)(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+
 class FFUnit(nn.Module):
     """One layer that learns alone. Pair losses (bce, symba) see ``x`` as positives then negatives; class
     losses (cwc, pvn, cwg) see labelled images and class-wise goodness (``classes`` channel groups)."""
 
-    def __init__(self, name: str, block: BlockModule, goodness: Goodness, theta: float | None,
-                 *, trainable: bool, lr: float, precision: str = "fp32", loss: str = "bce",
-                 loss_params: Mapping[str, float] | None = None, classes: int | None = None,
-                 peer_norm: float = 0.0, peer_momentum: float = 0.9, optimizer: str = "adam",
-                 momentum: float = 0.9, weight_decay: float = 0.0):
+    def __init__(self, name: str, block: BlockModule, objective: LocalObjective, optimizer: OptimizerSettings, *,
+                 trainable: bool, precision: str = "fp32"):
         super().__init__()
+        goodness = objective.goodness
         self.name, self.block, self.goodness = name, block, goodness
-        self.loss = LOSSES.get(loss)
+        self.loss = LOSSES.get(objective.loss)
         if goodness.per_class != (self.loss.kind == "class"):
-            raise ConfigError(f"loss {loss!r} takes {'class-wise' if self.loss.kind == 'class' else 'per-sample'} "
-                              f"goodness, but goodness {goodness.name!r} is "
-                              f"{'class-wise' if goodness.per_class else 'per sample'}")
-        self.loss_fn = self.loss.bind(loss_params)
-        self.classes = classes
+            raise ConfigError(f"loss {objective.loss!r} takes "
+                              f"{'class-wise' if self.loss.kind == 'class' else 'per-sample'} goodness, but goodness "
+                              f"{goodness.name!r} is {'class-wise' if goodness.per_class else 'per sample'}")
+        self.loss_fn = self.loss.bind(objective.loss_params)
+        self.classes = objective.classes
         # the default θ counts the neurons goodness is measured on (conv outputs, before pooling, for conv)
+        theta = objective.theta
         self.theta = goodness.default_theta(math.prod(block.goodness_shape)) if theta is None else float(theta)
         self.trainable, self.precision = trainable, precision
         self.active = True   # False while an --unit-epochs schedule has stopped this unit's training
-        self.peer_norm, self.peer_momentum = float(peer_norm), float(peer_momentum)
+        self.peer_norm, self.peer_momentum = float(objective.peer_norm), float(objective.peer_momentum)
         if self.peer_norm > 0:   # each neuron's running mean activity on positives, started at 0.5 (Hinton's code)
             self.register_buffer("peer_running", torch.full((math.prod(block.goodness_shape),), 0.5))
         self.requires_grad_(trainable)
-        self.optimizer = OPTIMIZERS.get(optimizer)(self.parameters(), lr=lr, momentum=momentum,
-                                                   weight_decay=weight_decay) if trainable else None
+        self.optimizer = optimizer.build(self.parameters()) if trainable else None
 
     @property
     def learning(self) -> bool:

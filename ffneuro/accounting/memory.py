@@ -148,13 +148,14 @@ def _readout_step(t: Timeline, readout: LinearSpec, batch: int, master: str, bac
 def ff_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", *, num_classes: int = 10,
               linear_readout: bool = False, readout_from: int = 1, scheme: str = "pytorch",
               master: str = MASTER_PRECISION, backend: str = "cuda", onednn_block: int | None = None,
-              objective: ObjectiveCost = PAIRS) -> MemoryCost:
+              objective: ObjectiveCost = PAIRS, threads: int = 1) -> MemoryCost:
     """Memory of one ``FFNet.train_batch``: units run one at a time on one tensor of ``batch``
     positives and ``batch`` negatives (a class-wise ``objective``: on the ``batch`` images themselves);
     all units' parameters and optimiser states stay resident. ``backend="cpu"`` adds the blocked copies
     oneDNN makes around every conv (fp32 only), with channels rounded up to ``onednn_block`` (8 or 16;
     default: this CPU's, see :func:`.onednn.detect_onednn_block`); ``"cuda"`` leaves out cuDNN's
-    workspace. Each block replays its own step (``replay_ff_unit``); one without a replay raises
+    workspace. ``threads``: the CPU threads convs run on (a few small convs skip oneDNN on one thread).
+    Each block replays its own step (``replay_ff_unit``); one without a replay raises
     :class:`~ffneuro.errors.NotModelled`."""
     _check(scheme, precision, backend)
     block = _block(backend, onednn_block)
@@ -177,7 +178,7 @@ def ff_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", 
         return MemoryCost("ff", scheme, batch, precision, params, grads, optim, inputs, held, names,
                           t.total + work, layers[k].name)
 
-    step = ReplayStep(rows, batch, act, master, backend, block, objective)
+    step = ReplayStep(rows, batch, act, master, backend, block, objective, threads)
     if objective.pairs:
         _embed(t, batch, image, "h_pos")
         _embed(t, batch, image, "h_neg")
@@ -234,7 +235,7 @@ def ff_peak_training_bytes(layers: Sequence[BlockSpec], batch: int, precision: s
 
 def bp_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", *, num_classes: int = 10,
               scheme: str = "pytorch", master: str = MASTER_PRECISION, backend: str = "cuda",
-              onednn_block: int | None = None) -> MemoryCost:
+              onednn_block: int | None = None, threads: int = 1) -> MemoryCost:
     """Memory of one ``BPNet.train_batch``: the forward stores every layer's activations (each block's
     ``replay_bp_forward``), the head's logits, then every layer's backward from the top
     (``replay_bp_backward``) and one Adam step over every parameter. ``backend`` and ``onednn_block``
@@ -255,7 +256,7 @@ def bp_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", 
         return MemoryCost("bp", scheme, batch, precision, params, grads, optim, inputs, held, names,
                           t.total + sum(stored) + in_flight, "backward")
 
-    step = ReplayStep(n, n, act, master, backend, block)
+    step = ReplayStep(n, n, act, master, backend, block, threads=threads)
     bf = act != "fp32"
     held = []
     for k, s in enumerate(layers, 1):
@@ -314,7 +315,7 @@ def inference_peak_bytes(layers: Sequence[BlockSpec], batch: int, precision: str
 def inference_memory(layers: Sequence[BlockSpec], batch: int, *, readout: str, num_classes: int = 10,
                      readout_from: int = 1, algo: str = "ff", linear_readout: bool | None = None,
                      master: str = MASTER_PRECISION, backend: str = "cuda",
-                     onednn_block: int | None = None) -> MemoryCost:
+                     onednn_block: int | None = None, threads: int = 1) -> MemoryCost:
     """Memory of one ``predict`` call on ``batch`` images (fp32, under ``no_grad``): the ``"pytorch"``
     replay of what this package's readouts allocate and free, as :func:`ff_memory` does for training,
     with each block's ``replay_infer`` (a block without one raises :class:`~ffneuro.errors.NotModelled`).
@@ -345,7 +346,7 @@ def inference_memory(layers: Sequence[BlockSpec], batch: int, *, readout: str, n
     inputs = f32(batch * image) + batch * LABEL_BYTES
     t.alloc("batch", inputs)
     names = tuple(s.name for s in [*layers, *extra])
-    step = ReplayStep(batch, batch, "fp32", master, backend, block)
+    step = ReplayStep(batch, batch, "fp32", master, backend, block, threads=threads)
 
     if algo == "ff" and readout == "goodness":
         rows = batch * num_classes

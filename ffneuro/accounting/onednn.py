@@ -112,3 +112,70 @@ def input_grad_copies(conv: Conv2d, rows: int, block: int) -> ConvCopies:
     dx = nbytes(rows * c * h * w, "fp32")
     return ConvCopies(src=dx, weights=weights, dst=nbytes(rows * filters * ho * wo, "fp32") if filters > 1 else 0,
                       tail=dx * (2 if c > 1 else 1))
+
+
+# ---- beyond the plain k×k conv (measured with the allocator for the dwsep and residual blocks, torch 2.13,
+# oneDNN block 8; docs/variants/blocks.md): depthwise and 1×1 convs copy every tensor to the blocked layout,
+# thin inputs included; a grouped conv with several outputs per group runs on plain layouts; ATen's own
+# kernel (slow_conv2d), which small convs take instead of oneDNN, adds an im2col buffer.
+
+def onednn_runs(conv: Conv2d, rows: int, threads: int) -> bool:
+    """Whether ATen runs ``conv`` on ``rows`` fp32 rows through oneDNN (``use_mkldnn``): a 1×1 stride-1 conv
+    single-threaded on fewer than 16 rows, and a small conv of one row, take ATen's own kernel instead."""
+    plain = conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.kernel == (1, 1)
+    if plain and rows < 16 and threads == 1:
+        return False
+    c, h, w = conv.in_shape
+    return conv.groups > 1 or min(conv.kernel) > 3 or rows > 1 or rows * c * h * w > 20480
+
+
+def aten_copies(kind: str, conv: Conv2d, rows: int) -> ConvCopies | None:
+    """ATen's own conv kernel: the im2col columns (``rows`` × fan-in × output positions) beside the output in
+    the forward and beside dW in the weight gradient; none for a 1×1 stride-1 conv without padding."""
+    if kind == "input" or (conv.kernel == (1, 1) and conv.stride == (1, 1) and not any(conv.padding)):
+        return None
+    return ConvCopies(src=0, weights=0, dst=0, tail=nbytes(rows * conv.fan_in * conv.out_shape[1] * conv.out_shape[2], "fp32"))
+
+
+def grouped_copies(kind: str, conv: Conv2d, rows: int) -> ConvCopies:
+    """A grouped conv with several outputs per group (a depthwise conv with a depth multiplier): a
+    gemm-based kernel on plain layouts computes the output (or dL/dx) into a plain buffer, then copies
+    it; the weight gradient's scratch is not counted."""
+    if kind == "forward":
+        out = nbytes(rows * conv.out_elems, "fp32")
+        return ConvCopies(src=0, weights=0, dst=out, tail=out)
+    if kind == "input":
+        dx = nbytes(rows * conv.in_elems, "fp32")
+        return ConvCopies(src=dx, weights=0, dst=0, tail=dx)
+    return ConvCopies(0, 0, 0, 0)
+
+
+def blocked_copies(kind: str, conv: Conv2d, rows: int, block: int) -> ConvCopies:
+    """A depthwise or 1×1 conv: the input (or dL/dx), the output (or dL/d output) and the weights (or dW),
+    all channel-blocked. ``kind``: forward, weight or input (gradient)."""
+    c, h, w = conv.in_shape
+    f, ho, wo = conv.out_shape
+    per_group = c // conv.groups
+    src = nbytes(rows * _up(c, block) * h * w, "fp32")
+    dst = nbytes(rows * _up(f, block) * ho * wo, "fp32")
+    weights = nbytes(_up(f, block) * (per_group if conv.groups > 1 else _up(c, block)) * conv.kernel[0] * conv.kernel[1],
+                     "fp32")
+    if kind == "forward":
+        return ConvCopies(src=src, weights=weights, dst=dst, tail=dst)
+    if kind == "weight":
+        return ConvCopies(src=src, weights=weights, dst=dst, tail=weights)
+    # input gradient: the blocked dL/dx is the tail; a strided 1×1 conv keeps one more plain dL/dx beside it
+    extra = nbytes(rows * c * h * w, "fp32") if conv.stride != (1, 1) and conv.groups == 1 else 0
+    return ConvCopies(src=src, weights=weights, dst=dst, tail=src + extra)
+
+
+def conv_copies(kind: str, conv: Conv2d, rows: int, block: int, threads: int = 1) -> ConvCopies | None:
+    """The CPU's buffers of one pass of any conv node (``kind`` forward, weight or input gradient)."""
+    if not onednn_runs(conv, rows, threads):
+        return aten_copies(kind, conv, rows)
+    if conv.groups > 1 and conv.out_channels != conv.in_shape[0]:
+        return grouped_copies(kind, conv, rows)
+    if conv.groups > 1 or conv.kernel == (1, 1):
+        return blocked_copies(kind, conv, rows, block)
+    rule = {"forward": forward_copies, "weight": weight_grad_copies, "input": input_grad_copies}[kind]
+    return rule(conv, rows, block)

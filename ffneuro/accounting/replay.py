@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .objective import PAIRS, ObjectiveCost
-from .onednn import ConvCopies, detect_onednn_block
+from .onednn import ConvCopies, conv_copies, detect_onednn_block
 from .ops import INDEX_BYTES, nbytes
 
 __all__ = ["INDEX_BYTES", "ReplayStep", "Timeline", "adam", "batch_norm_backward", "blocked", "conv_forward", "conv_input_grad", "conv_pass",
-           "conv_weight_grad", "f32", "goodness_backward", "goodness_forward", "max_pool", "nbytes",
-           "param_tensor_bytes", "rms_hand_on", "update"]
+           "conv_param_tensors", "conv_step", "conv_weight_grad", "f32", "goodness_backward", "goodness_forward", "max_pool", "nbytes",
+           "bp_pooled_rms_norm", "bp_pooled_rms_norm_backward", "param_tensor_bytes", "pooled_rms_hand_on",
+           "rms_hand_on", "update"]
 
 
 class Timeline:
@@ -67,6 +68,7 @@ class ReplayStep:
     backend: str = "cuda"
     onednn_block: int | None = None
     objective: ObjectiveCost = PAIRS
+    threads: int = 1                 # the CPU threads a conv runs on (small 1×1 convs skip oneDNN on one)
 
     def fp32_only(self, kind: str) -> None:
         """Refuse, as not modelled, a precision other than fp32 for a block replayed in fp32 only."""
@@ -80,8 +82,16 @@ def f32(n: int) -> int:
 
 
 def param_tensor_bytes(specs: Sequence, master: str) -> list[int]:
-    """Bytes of each parameter tensor of ``specs`` (per spec: its weights, then the rest when present)."""
-    return [nbytes(n, master) for s in specs for n in (s.weights, s.params - s.weights) if n]
+    """Bytes of each parameter tensor of ``specs``, node by node: a weighted node's weights, then its bias;
+    a batch norm's γ, then β."""
+    sizes = []
+    for s in specs:
+        for node in s.nodes():
+            if node.weighted:
+                sizes += [node.weights, node.params - node.weights]
+            elif node.params:
+                sizes += [node.params // 2, node.params // 2]
+    return [nbytes(n, master) for n in sizes if n]
 
 
 def adam(t: Timeline, tensors: Sequence[int], where: str, backend: str) -> None:
@@ -158,6 +168,72 @@ def conv_input_grad(t: Timeline, rows: int, s, step: ReplayStep, where: str) -> 
     t.alloc("g_x", f32(rows * c * h * w))
     t.mark(where + "conv input gradient")
     t.free("dnn_diff_src")
+
+
+def conv_step(t: Timeline, kind: str, conv, rows: int, step: ReplayStep, result: str, size: int, where: str) -> None:
+    """One pass of the conv node ``conv`` (``kind`` forward, weight or input gradient) writing ``result``
+    (``size`` bytes), with the CPU's buffers for any conv (:func:`.onednn.conv_copies`)."""
+    copies = None if step.onednn_block is None else conv_copies(kind, conv, rows, step.onednn_block, step.threads)
+    conv_pass(t, result, size, where, copies)
+
+
+def conv_param_tensors(convs) -> list[int]:
+    """fp32 bytes of each parameter tensor of the conv nodes ``convs`` (weight, then bias), for Adam."""
+    return [f32(n) for c in convs for n in (c.weights, c.out_channels if c.bias else 0) if n]
+
+
+def pooled_rms_hand_on(t: Timeline, rows: int, elems: int, pool: str, prefix: str, where: str) -> None:
+    """``rms_normalize(pool_out(y).float())`` in fp32: the pooled map (and max pooling's indices, even
+    under no_grad), the squares, then ``<prefix>out``; frees the temporaries."""
+    p = f32(rows * elems)
+    if pool in ("max", "avg"):
+        t.alloc(f"{prefix}pooled", p)
+        if pool == "max":
+            t.alloc(f"{prefix}pool_idx", rows * elems * INDEX_BYTES)
+        t.mark(where + "pool")
+        t.free(f"{prefix}pool_idx")
+    t.alloc(f"{prefix}norm_sq", p)
+    t.mark(where + "hand-on norm")
+    t.free(f"{prefix}norm_sq")
+    t.alloc(f"{prefix}out", p)
+    t.mark(where + "hand-on out")
+    t.free(f"{prefix}pooled")
+
+
+def bp_pooled_rms_norm(t: Timeline, n: int, elems: int, pool: str, k: int, where: str) -> None:
+    """BP forward's pool and RMS norm: saves the pooled map (and indices) ``p_<k>``, the rms ``rms_<k>``,
+    and leaves the output ``h_<k>``."""
+    p = f32(n * elems)
+    if pool in ("max", "avg"):
+        t.alloc(f"p_{k}", p)
+        if pool == "max":
+            t.alloc(f"idx_{k}", n * elems * INDEX_BYTES)
+        t.mark(where + "pool")
+    t.alloc("sq", p)
+    t.mark(where + "norm")
+    t.free("sq")
+    t.alloc(f"rms_{k}", f32(n))
+    t.alloc(f"h_{k}", p)
+    t.mark(where + "norm out")
+
+
+def bp_pooled_rms_norm_backward(t: Timeline, n: int, elems: int, neurons: int, pool: str, k: int, where: str) -> None:
+    """BP backward from ``g`` through the RMS norm and the pool: leaves ``g_y`` (dL/d the pool's input)."""
+    p = f32(n * elems)
+    t.free(f"h_{k}")
+    t.alloc("div_bwd", 4 * p)                 # grad/rms, (p/rms)/rms, -grad, their product
+    t.mark(where + "norm (div)")
+    t.free("div_bwd", "g")
+    t.alloc("g_p", p)
+    t.alloc("pow_bwd", 4 * p)                 # mean backward's expand + pow backward's three
+    t.mark(where + "norm (pow)")
+    t.free("pow_bwd", f"rms_{k}")
+    if pool in ("max", "avg"):
+        t.alloc("g_y", f32(n * neurons))
+        t.mark(where + "pool")
+        t.free("g_p", f"p_{k}", f"idx_{k}")
+    else:
+        t.rename("g_p", "g_y")
 
 
 def goodness_forward(t: Timeline, rows: int, elems: int, where: str) -> None:

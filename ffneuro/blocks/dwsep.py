@@ -1,11 +1,18 @@
 """The depthwise-separable conv block (``--arch dwsep``, MobileNet's): depthwise 'same' k×k conv → ReLU →
 pointwise 1×1 conv → ReLU → (2×2 pool) → RMS norm.
 
-The depthwise conv has one k×k filter per input channel (``groups`` = channels, with bias); the
-pointwise conv mixes the channels into ``filters`` outputs. Goodness is measured on the pointwise
+The depthwise conv has one k×k filter per input channel (``groups`` = channels, with bias; ``multiplier``
+filters per channel in the block that reads the image, see below); the pointwise conv mixes its maps into
+``filters`` outputs. Goodness is measured on the pointwise
 ReLU output, before pooling; the pooled, RMS-normalised map is handed on, as in the conv block.
 ``pool`` is none, max or avg (a 2×2 pool after the last ReLU) or stride (the depthwise conv has
 stride 2, so both maps are already downsampled and no pooled tensor exists).
+
+The block that reads the image makes ``filters // C`` depthwise maps per image channel (MobileNet's depth
+multiplier; MobileNet itself starts with a full conv): on a 1-channel image a depthwise conv would be a
+single 3×3 filter, and the whole unit a one-map bottleneck that hardly learns (measured on the synthetic
+set, 1×12×12: BP after one epoch and FF's linear readout after three at chance; with the multiplier 0.90
+and 1.0).
 
 Both ReLUs run in place on their conv's output (a conv's backward needs its input, not its output),
 so a forward holds one tensor per conv.
@@ -21,124 +28,12 @@ from torch import nn
 
 from ..accounting import ops
 from ..accounting import replay as r
-from ..accounting.onednn import ConvCopies, forward_copies, input_grad_copies, weight_grad_copies
 from ..accounting.ops import BIAS_OPS, POOLS, RELU_OPS
 from ..errors import ConfigError
 from ..spec import Activation, Conv2d, Node, Pool2d, RMSNorm
 from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
 from . import register_block
 from .module import BlockModule, rms_normalize
-
-# ---- oneDNN on the CPU for the convs of this block and the residual block (measured with the allocator,
-# torch 2.13, block 8; see docs/variants/blocks.md). A k×k conv with groups 1 follows accounting.onednn;
-# depthwise (grouped) and 1×1 convs copy every tensor to the blocked layout, thin inputs included.
-
-def onednn_runs(conv: Conv2d, rows: int) -> bool:
-    """Whether ATen runs ``conv`` on ``rows`` fp32 rows through oneDNN (``use_mkldnn``): a 1×1 stride-1 conv
-    single-threaded on fewer than 16 rows, and a small conv of one row, take ATen's own kernel instead."""
-    threads = torch.get_num_threads()
-    plain = conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.kernel == (1, 1)
-    if plain and rows < 16 and threads == 1:
-        return False
-    c, h, w = conv.in_shape
-    return conv.groups > 1 or min(conv.kernel) > 3 or rows > 1 or rows * c * h * w > 20480
-
-
-def _up(c: int, block: int) -> int:
-    return -(-c // block) * block
-
-
-def blocked_copies(kind: str, conv: Conv2d, rows: int, block: int) -> ConvCopies:
-    """oneDNN's buffers for a depthwise or 1×1 conv: the input (or dL/dx), the output (or dL/d output) and
-    the weights (or dW), all channel-blocked. ``kind``: forward, weight or input (gradient)."""
-    c, h, w = conv.in_shape
-    f, ho, wo = conv.out_shape
-    per_group = c // conv.groups
-    src = r.f32(rows * _up(c, block) * h * w)
-    dst = r.f32(rows * _up(f, block) * ho * wo)
-    weights = r.f32(_up(f, block) * (per_group if conv.groups > 1 else _up(c, block)) * conv.kernel[0] * conv.kernel[1])
-    if kind == "forward":
-        return ConvCopies(src=src, weights=weights, dst=dst, tail=dst)
-    if kind == "weight":
-        return ConvCopies(src=src, weights=weights, dst=dst, tail=weights)
-    # input gradient: the blocked dL/dx is the tail; a strided 1×1 conv keeps one more plain dL/dx beside it
-    extra = r.f32(rows * c * h * w) if conv.stride != (1, 1) and conv.groups == 1 else 0
-    return ConvCopies(src=src, weights=weights, dst=dst, tail=src + extra)
-
-
-def conv_copies(kind: str, conv: Conv2d, rows: int, step: r.ReplayStep) -> ConvCopies | None:
-    """The copies of one conv pass on the CPU (None on CUDA, and where ATen's own kernel runs it)."""
-    if step.onednn_block is None or not onednn_runs(conv, rows):
-        return None
-    if conv.groups > 1 or conv.kernel == (1, 1):
-        return blocked_copies(kind, conv, rows, step.onednn_block)
-    rule = {"forward": forward_copies, "weight": weight_grad_copies, "input": input_grad_copies}[kind]
-    return rule(conv, rows, step.onednn_block)
-
-
-def conv_step(t: r.Timeline, kind: str, conv: Conv2d, rows: int, step: r.ReplayStep, result: str, size: int,
-              where: str) -> None:
-    """One conv pass (``kind`` forward, weight or input gradient) writing ``result`` (``size`` bytes)."""
-    r.conv_pass(t, result, size, where, conv_copies(kind, conv, rows, step))
-
-
-def param_tensors(convs) -> list[int]:
-    """fp32 bytes of each parameter tensor of ``convs`` (weight, then bias), for Adam's temporaries."""
-    return [r.f32(n) for c in convs for n in (c.weights, c.out_channels if c.bias else 0) if n]
-
-
-def rms_hand_on(t: r.Timeline, rows: int, elems: int, pool: str, prefix: str, where: str) -> None:
-    """``rms_normalize(pool_out(y).float())`` in fp32: the pooled map (and max pooling's indices, even
-    under no_grad), the squares, then ``<prefix>out``; frees the temporaries."""
-    p = r.f32(rows * elems)
-    if pool in ("max", "avg"):
-        t.alloc(f"{prefix}pooled", p)
-        if pool == "max":
-            t.alloc(f"{prefix}pool_idx", rows * elems * r.INDEX_BYTES)
-        t.mark(where + "pool")
-        t.free(f"{prefix}pool_idx")
-    t.alloc(f"{prefix}norm_sq", p)
-    t.mark(where + "hand-on norm")
-    t.free(f"{prefix}norm_sq")
-    t.alloc(f"{prefix}out", p)
-    t.mark(where + "hand-on out")
-    t.free(f"{prefix}pooled")
-
-
-def bp_norm(t: r.Timeline, n: int, elems: int, pool: str, k: int, where: str) -> None:
-    """BP forward's pool and RMS norm: saves the pooled map (and indices) ``p_<k>``, the rms ``rms_<k>``,
-    and leaves the output ``h_<k>``."""
-    p = r.f32(n * elems)
-    if pool in ("max", "avg"):
-        t.alloc(f"p_{k}", p)
-        if pool == "max":
-            t.alloc(f"idx_{k}", n * elems * r.INDEX_BYTES)
-        t.mark(where + "pool")
-    t.alloc("sq", p)
-    t.mark(where + "norm")
-    t.free("sq")
-    t.alloc(f"rms_{k}", r.f32(n))
-    t.alloc(f"h_{k}", p)
-    t.mark(where + "norm out")
-
-
-def bp_norm_backward(t: r.Timeline, n: int, elems: int, neurons: int, pool: str, k: int, where: str) -> None:
-    """BP backward from ``g`` through the RMS norm and the pool: leaves ``g_y`` (dL/d the last ReLU's output)."""
-    p = r.f32(n * elems)
-    t.free(f"h_{k}")
-    t.alloc("div_bwd", 4 * p)                 # grad/rms, (p/rms)/rms, -grad, their product
-    t.mark(where + "norm (div)")
-    t.free("div_bwd", "g")
-    t.alloc("g_p", p)
-    t.alloc("pow_bwd", 4 * p)                 # mean backward's expand + pow backward's three
-    t.mark(where + "norm (pow)")
-    t.free("pow_bwd", f"rms_{k}")
-    if pool in ("max", "avg"):
-        t.alloc("g_y", r.f32(n * neurons))
-        t.mark(where + "pool")
-        t.free("g_p", f"p_{k}", f"idx_{k}")
-    else:
-        t.rename("g_p", "g_y")
 
 
 @register_block
@@ -156,11 +51,14 @@ class DWSepBlock(BlockSpec):
     pool: str = "none"
     trainable: bool = True
     bias: bool = True
+    multiplier: int = 1                # depthwise maps per input channel (MobileNet's depth multiplier)
 
     def __post_init__(self) -> None:
         shape = conv_in_shape(self.name, self.in_shape, self.kernel)
         if self.filters < 1:
             raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
+        if self.multiplier < 1:
+            raise ConfigError(f"{self.name}: need a depth multiplier >= 1, got {self.multiplier}")
         if self.pool not in POOLS:
             raise ConfigError(f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
         check_conv_input(self.name, shape, self.kernel, self.pool)
@@ -168,9 +66,12 @@ class DWSepBlock(BlockSpec):
 
     @classmethod
     def stack(cls, image_shape: Sequence[int], widths: Sequence[int], plan: StackPlan) -> list[DWSepBlock]:
+        """Blocks fed one by another; the first makes ``width // C`` depthwise maps per image channel."""
         specs, shape = [], tuple(image_shape)
         for i, (width, pool) in enumerate(zip(widths, plan.pools, strict=True)):
-            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, trainable=plan.trainable[i]))
+            multiplier = max(1, width // shape[0]) if i == 0 and len(shape) == 3 else 1
+            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, trainable=plan.trainable[i],
+                             multiplier=multiplier))
             shape = specs[-1].out_shape
         return specs
 
@@ -186,9 +87,10 @@ class DWSepBlock(BlockSpec):
 
     @property
     def depthwise(self) -> Conv2d:
-        """One ``kernel``×``kernel`` filter per input channel, 'same' padding, stride 1 or 2."""
+        """``multiplier`` ``kernel``×``kernel`` filters per input channel, 'same' padding, stride 1 or 2."""
         c = self.in_shape[0]
-        return Conv2d(self.in_shape, c, self.kernel, self.stride, self.kernel // 2, groups=c, bias=self.bias)
+        return Conv2d(self.in_shape, c * self.multiplier, self.kernel, self.stride, self.kernel // 2, groups=c,
+                      bias=self.bias)
 
     @property
     def pointwise(self) -> Conv2d:
@@ -261,8 +163,8 @@ class DWSepBlock(BlockSpec):
         step.fp32_only(self.kind)
         rows, u, dw, pw = step.rows, where, self.depthwise, self.pointwise
         a, y = r.f32(rows * self.dw_neurons), r.f32(rows * self.pw_neurons)
-        conv_step(t, "forward", dw, rows, step, "dw_out", a, u + "depthwise conv")
-        conv_step(t, "forward", pw, rows, step, "y", y, u + "pointwise conv")
+        r.conv_step(t, "forward", dw, rows, step, "dw_out", a, u + "depthwise conv")
+        r.conv_step(t, "forward", pw, rows, step, "y", y, u + "pointwise conv")
         if not self.trainable:
             t.free("dw_out")                              # no graph keeps it
         r.goodness_forward(t, rows, self.pw_neurons, u)
@@ -272,34 +174,34 @@ class DWSepBlock(BlockSpec):
             t.alloc("g_pw", y)                            # pointwise ReLU backward
             t.mark(u + "relu backward")
             t.free("g_y")
-            conv_step(t, "input", pw, rows, step, "g_a", a, u + "pointwise conv input gradient")
-            conv_step(t, "weight", pw, rows, step, f"grad:{self.name}", r.f32(pw.params), u + "pointwise conv")
+            r.conv_step(t, "input", pw, rows, step, "g_a", a, u + "pointwise conv input gradient")
+            r.conv_step(t, "weight", pw, rows, step, f"grad:{self.name}", r.f32(pw.params), u + "pointwise conv")
             t.free("g_pw")
             t.alloc("g_dw", a)                            # depthwise ReLU backward
             t.mark(u + "depthwise relu backward")
             t.free("g_a", "dw_out")
-            conv_step(t, "weight", dw, rows, step, f"grad:{self.name}", r.f32(dw.params), u + "depthwise conv")
+            r.conv_step(t, "weight", dw, rows, step, f"grad:{self.name}", r.f32(dw.params), u + "depthwise conv")
             t.free("g_dw")
-            r.adam(t, param_tensors((dw, pw)), u + "update", step.backend)
-        rms_hand_on(t, rows, self.out_elems, self.pool, "", u)
+            r.adam(t, r.conv_param_tensors((dw, pw)), u + "update", step.backend)
+        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "", u)
 
     def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:
         """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
         step.fp32_only(self.kind)
-        conv_step(t, "forward", self.depthwise, rows, step, "n_dw", r.f32(rows * self.dw_neurons), where + "depthwise conv")
-        conv_step(t, "forward", self.pointwise, rows, step, "n_y", r.f32(rows * self.pw_neurons), where + "pointwise conv")
+        r.conv_step(t, "forward", self.depthwise, rows, step, "n_dw", r.f32(rows * self.dw_neurons), where + "depthwise conv")
+        r.conv_step(t, "forward", self.pointwise, rows, step, "n_y", r.f32(rows * self.pw_neurons), where + "pointwise conv")
         t.free("n_dw")
-        rms_hand_on(t, rows, self.out_elems, self.pool, "n_", where)
+        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "n_", where)
         t.free("n_y")
 
     def replay_infer(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str, *, bp: bool) -> None:
         """A ``predict`` pass (fp32, no_grad): leaves ``out`` and, for FF (goodness is measured on them), the
         neurons ``y_new``."""
         step.fp32_only(self.kind)
-        conv_step(t, "forward", self.depthwise, rows, step, "dw_out", r.f32(rows * self.dw_neurons), where + "depthwise conv")
-        conv_step(t, "forward", self.pointwise, rows, step, "y_new", r.f32(rows * self.pw_neurons), where + "pointwise conv")
+        r.conv_step(t, "forward", self.depthwise, rows, step, "dw_out", r.f32(rows * self.dw_neurons), where + "depthwise conv")
+        r.conv_step(t, "forward", self.pointwise, rows, step, "y_new", r.f32(rows * self.pw_neurons), where + "pointwise conv")
         t.free("dw_out")
-        rms_hand_on(t, rows, self.out_elems, self.pool, "", where)
+        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "", where)
         if bp:
             t.free("y_new")
 
@@ -308,9 +210,9 @@ class DWSepBlock(BlockSpec):
         and leaves ``h_<k>``."""
         step.fp32_only(self.kind)
         k = layer
-        conv_step(t, "forward", self.depthwise, n, step, f"a_{k}", r.f32(n * self.dw_neurons), where + "depthwise conv")
-        conv_step(t, "forward", self.pointwise, n, step, f"y_{k}", r.f32(n * self.pw_neurons), where + "pointwise conv")
-        bp_norm(t, n, self.out_elems, self.pool, k, where)
+        r.conv_step(t, "forward", self.depthwise, n, step, f"a_{k}", r.f32(n * self.dw_neurons), where + "depthwise conv")
+        r.conv_step(t, "forward", self.pointwise, n, step, f"y_{k}", r.f32(n * self.pw_neurons), where + "pointwise conv")
+        r.bp_pooled_rms_norm(t, n, self.out_elems, self.pool, k, where)
 
     def replay_bp_backward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP backward from ``g``: norm, pool and ReLU backward, the pointwise conv's dL/dx and dW, the
@@ -318,19 +220,19 @@ class DWSepBlock(BlockSpec):
         step.fp32_only(self.kind)
         k, dw, pw = layer, self.depthwise, self.pointwise
         a, y = r.f32(n * self.dw_neurons), r.f32(n * self.pw_neurons)
-        bp_norm_backward(t, n, self.out_elems, self.pw_neurons, self.pool, k, where)
+        r.bp_pooled_rms_norm_backward(t, n, self.out_elems, self.pw_neurons, self.pool, k, where)
         t.alloc("g_pw", y)
         t.mark(where + "relu")
         t.free("g_y", f"y_{k}")
-        conv_step(t, "input", pw, n, step, "g_a", a, where + "pointwise conv input gradient")
-        conv_step(t, "weight", pw, n, step, f"grad:{self.name}", r.f32(pw.params), where + "pointwise conv")
+        r.conv_step(t, "input", pw, n, step, "g_a", a, where + "pointwise conv input gradient")
+        r.conv_step(t, "weight", pw, n, step, f"grad:{self.name}", r.f32(pw.params), where + "pointwise conv")
         t.free("g_pw")
         t.alloc("g_dw", a)
         t.mark(where + "depthwise relu")
         t.free("g_a", f"a_{k}")
         if k > 1:
-            conv_step(t, "input", dw, n, step, "g", r.f32(n * self.in_elems), where + "depthwise conv input gradient")
-        conv_step(t, "weight", dw, n, step, f"grad:{self.name}", r.f32(dw.params), where + "depthwise conv")
+            r.conv_step(t, "input", dw, n, step, "g", r.f32(n * self.in_elems), where + "depthwise conv input gradient")
+        r.conv_step(t, "weight", dw, n, step, f"grad:{self.name}", r.f32(dw.params), where + "depthwise conv")
         t.free("g_dw", f"h_{k - 1}")
 
     # ---- the torch module

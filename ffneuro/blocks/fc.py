@@ -115,7 +115,7 @@ class FCBlock(BlockSpec):
             t.free("g_y")
             t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
             t.mark(where + "linear backward")
-            t.free("g_z")
+            t.free("g_z", "x_norm")                          # autograd drops the saved input after the backward
             r.update(t, self, step, where)
         t.free("x_norm")
         r.rms_hand_on(t, rows, self.width, where)

@@ -27,7 +27,6 @@ from ..errors import ConfigError
 from ..spec import Activation, Add, Conv2d, Node, Pool2d, RMSNorm
 from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
 from . import register_block
-from .dwsep import bp_norm, bp_norm_backward, conv_step, param_tensors, rms_hand_on
 from .module import BlockModule, rms_normalize
 
 ADD_OPS = 1   # one add per element where the skip joins the main path (and where BP's two input gradients meet)
@@ -179,12 +178,12 @@ class ResidualBlock(BlockSpec):
         into ``y``, the projection's output added into it in place and freed, the last ReLU in place: ``y`` is
         the goodness input."""
         a = r.f32(rows * self.map_elems)
-        conv_step(t, "forward", self.conv1, rows, step, c1, r.f32(rows * self.conv1.neurons), where + "conv1")
-        conv_step(t, "forward", self.conv2, rows, step, y, a, where + "conv2")
+        r.conv_step(t, "forward", self.conv1, rows, step, c1, r.f32(rows * self.conv1.neurons), where + "conv1")
+        r.conv_step(t, "forward", self.conv2, rows, step, y, a, where + "conv2")
         if not saved:
             t.free(c1)
         if self.projected:
-            conv_step(t, "forward", self.projection, rows, step, "skip", a, where + "projection")
+            r.conv_step(t, "forward", self.projection, rows, step, "skip", a, where + "projection")
             t.free("skip")
 
     def replay_ff_unit(self, t: r.Timeline, step: r.ReplayStep, where: str) -> None:
@@ -203,24 +202,24 @@ class ResidualBlock(BlockSpec):
             t.mark(u + "relu backward")
             t.free("g_y")
             if self.projected:
-                conv_step(t, "weight", self.projection, rows, step, f"grad:{self.name}",
+                r.conv_step(t, "weight", self.projection, rows, step, f"grad:{self.name}",
                           r.f32(self.projection.params), u + "projection")
-            conv_step(t, "input", self.conv2, rows, step, "g_a", a1, u + "conv2 input gradient")
-            conv_step(t, "weight", self.conv2, rows, step, f"grad:{self.name}", r.f32(self.conv2.params), u + "conv2")
+            r.conv_step(t, "input", self.conv2, rows, step, "g_a", a1, u + "conv2 input gradient")
+            r.conv_step(t, "weight", self.conv2, rows, step, f"grad:{self.name}", r.f32(self.conv2.params), u + "conv2")
             t.free("g_z")
             t.alloc("g_c1", a1)                           # conv1's ReLU backward
             t.mark(u + "conv1 relu backward")
             t.free("g_a", "c1")
-            conv_step(t, "weight", self.conv1, rows, step, f"grad:{self.name}", r.f32(self.conv1.params), u + "conv1")
+            r.conv_step(t, "weight", self.conv1, rows, step, f"grad:{self.name}", r.f32(self.conv1.params), u + "conv1")
             t.free("g_c1")
-            r.adam(t, param_tensors(self.convs), u + "update", step.backend)
-        rms_hand_on(t, rows, self.out_elems, self.pool, "", u)
+            r.adam(t, r.conv_param_tensors(self.convs), u + "update", step.backend)
+        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "", u)
 
     def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:
         """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
         step.fp32_only(self.kind)
         self._forward(t, rows, step, where, "n_c1", "n_y", saved=False)
-        rms_hand_on(t, rows, self.out_elems, self.pool, "n_", where)
+        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "n_", where)
         t.free("n_y")
 
     def replay_infer(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str, *, bp: bool) -> None:
@@ -228,7 +227,7 @@ class ResidualBlock(BlockSpec):
         neurons ``y_new``."""
         step.fp32_only(self.kind)
         self._forward(t, rows, step, where, "c1", "y_new", saved=False)
-        rms_hand_on(t, rows, self.out_elems, self.pool, "", where)
+        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "", where)
         if bp:
             t.free("y_new")
 
@@ -237,7 +236,7 @@ class ResidualBlock(BlockSpec):
         indices, the rms, and leaves ``h_<k>``."""
         step.fp32_only(self.kind)
         self._forward(t, n, step, where, f"a_{layer}", f"y_{layer}", saved=True)
-        bp_norm(t, n, self.out_elems, self.pool, layer, where)
+        r.bp_pooled_rms_norm(t, n, self.out_elems, self.pool, layer, where)
 
     def replay_bp_backward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP backward from ``g``: norm, pool and ReLU backward; the projection's dL/dx and dW (autograd runs it
@@ -246,17 +245,17 @@ class ResidualBlock(BlockSpec):
         step.fp32_only(self.kind)
         k = layer
         a1, a, x = r.f32(n * self.conv1.neurons), r.f32(n * self.map_elems), r.f32(n * self.in_elems)
-        bp_norm_backward(t, n, self.out_elems, self.map_elems, self.pool, k, where)
+        r.bp_pooled_rms_norm_backward(t, n, self.out_elems, self.map_elems, self.pool, k, where)
         t.alloc("g_z", a)
         t.mark(where + "relu")
         t.free("g_y", f"y_{k}")
         if self.projected:
             if k > 1:
-                conv_step(t, "input", self.projection, n, step, "g_skip", x, where + "projection input gradient")
-            conv_step(t, "weight", self.projection, n, step, f"grad:{self.name}", r.f32(self.projection.params),
+                r.conv_step(t, "input", self.projection, n, step, "g_skip", x, where + "projection input gradient")
+            r.conv_step(t, "weight", self.projection, n, step, f"grad:{self.name}", r.f32(self.projection.params),
                       where + "projection")
-        conv_step(t, "input", self.conv2, n, step, "g_a", a1, where + "conv2 input gradient")
-        conv_step(t, "weight", self.conv2, n, step, f"grad:{self.name}", r.f32(self.conv2.params), where + "conv2")
+        r.conv_step(t, "input", self.conv2, n, step, "g_a", a1, where + "conv2 input gradient")
+        r.conv_step(t, "weight", self.conv2, n, step, f"grad:{self.name}", r.f32(self.conv2.params), where + "conv2")
         if self.projected or k == 1:
             t.free("g_z")
         else:
@@ -265,8 +264,8 @@ class ResidualBlock(BlockSpec):
         t.mark(where + "conv1 relu")
         t.free("g_a", f"a_{k}")
         if k > 1:
-            conv_step(t, "input", self.conv1, n, step, "g_main", x, where + "conv1 input gradient")
-        conv_step(t, "weight", self.conv1, n, step, f"grad:{self.name}", r.f32(self.conv1.params), where + "conv1")
+            r.conv_step(t, "input", self.conv1, n, step, "g_main", x, where + "conv1 input gradient")
+        r.conv_step(t, "weight", self.conv1, n, step, f"grad:{self.name}", r.f32(self.conv1.params), where + "conv1")
         t.free("g_c1", "g_main", f"h_{k - 1}")            # conv1's dL/dx is added into the skip's in place
         if k > 1:
             t.rename("g_skip", "g")

@@ -10,6 +10,7 @@ nodes and their wiring included.
 """
 from __future__ import annotations
 
+import heapq
 import os
 import warnings
 from collections.abc import Mapping
@@ -83,8 +84,8 @@ def _pool(node, shape: tuple[int, ...], name: str, kind: str) -> Pool2d:
 
 
 def _topological(graph, start: str) -> list[str]:
-    """The nodes reachable from ``start`` with every node after all of its inputs; a cycle is refused
-    as recurrence, which the feed-forward spec graph cannot hold."""
+    """The nodes reachable from ``start`` with every node after all of its inputs (ties in the file's
+    order); a cycle is refused as recurrence, which the feed-forward spec graph cannot hold."""
     succ: dict[str, list[str]] = {name: [] for name in graph.nodes}
     preds: dict[str, list[str]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
@@ -97,14 +98,15 @@ def _topological(graph, start: str) -> list[str]:
                 seen.add(nxt)
                 stack.append(nxt)
     waiting = {k: sum(1 for p in preds[k] if p in seen) for k in seen}
-    order, ready = [], [start]
+    position = {k: i for i, k in enumerate(graph.nodes)}   # among ready nodes, the file's order (a writer's)
+    order, ready = [], [(position[start], start)]
     while ready:
-        key = ready.pop(0)
+        _, key = heapq.heappop(ready)
         order.append(key)
         for nxt in succ[key]:
             waiting[nxt] -= 1
             if waiting[nxt] == 0:
-                ready.append(nxt)
+                heapq.heappush(ready, (position[nxt], nxt))
     if len(order) != len(seen):
         loop = sorted(k for k in seen if k not in order)
         raise ConfigError(f"the NIR graph is recurrent (a cycle through {', '.join(loop)}); only feed-forward "
@@ -190,20 +192,42 @@ def graph_to_spec(graph, *, name: str = "") -> NetSpec:
     return NetSpec(tuple(input_shape), _group(spec_nodes, wiring, names), name)
 
 
+def _writer_prefix(key: str) -> str | None:
+    """``P`` for a weighted node's key ``P.<i>``: how :func:`spec_to_graph` names the weighted nodes of a
+    unit with several of them (None for any other key)."""
+    head, _, tail = key.rpartition(".")
+    return head if head and tail.isdigit() else None
+
+
 def _group(nodes: list[Node], wiring: list[tuple[int, ...]], names: dict[int, str]) -> tuple[Unit, ...]:
     """Units of a flat node list: a new unit starts at a weighted node ``k`` when everything from node
-    ``k`` on reads only node ``k - 1`` or later (so the unit has one input, and no skip crosses it)."""
+    ``k`` on reads only node ``k - 1`` or later (so the unit has one input, and no skip crosses it). Runs
+    of such units whose weighted nodes the writer named ``P.<i>`` are one unit ``P`` again."""
     if not any(n.weighted for n in nodes):
         raise ConfigError("the network has no conv2d or linear node, so nothing to cost")
     earliest = [min(ins) for ins in wiring]          # the earliest node each node reads
     starts = [0] + [k for k in range(1, len(nodes))
                     if nodes[k].weighted and min(earliest[k:]) >= k - 1 and any(n.weighted for n in nodes[:k])]
     bounds = [*starts, len(nodes)]
-    units = []
+    segments = []    # (first node, end, name, writer's prefix shared by all its weighted nodes)
     for a, b in zip(bounds, bounds[1:]):
+        keys = [names[k] for k in range(a, b) if k in names]
+        prefixes = {_writer_prefix(k) for k in keys}
+        shared = prefixes.pop() if len(prefixes) == 1 else None
+        segments.append([a, b, keys[0] if keys else "", shared])
+    merged = [segments[0]]
+    for seg in segments[1:]:
+        last = merged[-1]
+        if seg[3] is not None and seg[3] == last[3]:
+            last[1] = seg[1]
+        else:
+            merged.append(seg)
+    named = [seg[3] or seg[2] for seg in merged]
+    if len(set(named)) != len(named):     # a foreign graph whose keys only look like the writer's
+        merged, named = segments, [seg[2] for seg in segments]
+    units = []
+    for (a, b, _, _), name in zip(merged, named):
         local = tuple(tuple(j - a if j >= a else -1 for j in wiring[k]) for k in range(a, b))
-        weighted = [k for k in range(a, b) if nodes[k].weighted]
-        name = names.get(weighted[0], "") if weighted else ""
         units.append(Unit(name or f"layer{len(units) + 1}", tuple(nodes[a:b]), inputs=local))
     return tuple(units)
 
@@ -214,7 +238,7 @@ def read_nir(path: str | os.PathLike) -> NetSpec:
     try:
         with warnings.catch_warnings():  # its divide-by-zero warning would be a second line
             warnings.simplefilter("ignore", RuntimeWarning)
-            graph = nir.read(str(path))
+            graph = nir.read(str(path), type_check=False)   # shapes are checked as the spec is built (NIR ignores groups)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such NIR file") from None
     except (OSError, KeyError, ValueError, TypeError) as e:
@@ -300,7 +324,8 @@ def spec_to_graph(spec: NetSpec, weights: Mapping[str, Mapping[str, np.ndarray]]
         last = outs[len(u.nodes) - 1]
     nodes["output"] = nir.Output(output_type={"output": np.array(spec.output_shape)})
     edges += [(src, "output") for src in last]
-    return nir.NIRGraph(nodes=nodes, edges=edges)
+    # NIR's own type inference ignores a conv's groups, so the shapes are the spec's (checked there)
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
 def write_nir(spec: NetSpec, path: str | os.PathLike, weights: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:

@@ -71,6 +71,7 @@ class _Model:
         self.config, self.classes = config, num_classes
         self.specs = config.check_shapes(tuple(image_shape), num_classes)
         self.backend = "cuda" if device.type == "cuda" else "cpu"
+        self.threads = torch.get_num_threads()
         # oneDNN's copies are modelled for fp32; bf16 on CPU is estimated with the autocast replay
         self.train_backend = self.backend if config.precision == "fp32" else "cuda"
         self.ff = config.algo == "ff"
@@ -93,9 +94,10 @@ class _Model:
         c, b = self.config, max(1, min(batch, self.train_images))
         if self.ff:
             return ff_memory(self.specs, b, c.precision, num_classes=self.classes, linear_readout=self.linear,
-                             readout_from=c.readout_from, backend=self.train_backend,
+                             readout_from=c.readout_from, backend=self.train_backend, threads=self.threads,
                              objective=self.objective)
-        return bp_memory(self.specs, b, c.precision, num_classes=self.classes, backend=self.train_backend)
+        return bp_memory(self.specs, b, c.precision, num_classes=self.classes, backend=self.train_backend,
+                         threads=self.threads)
 
     def train_bytes(self, batch: int) -> int:
         return self.train(batch).peak_bytes
@@ -106,7 +108,8 @@ class _Model:
             try:
                 peak = inference_memory(self.specs, max(1, images), readout=readout, num_classes=self.classes,
                                         readout_from=self.config.readout_from, algo=self.config.algo,
-                                        linear_readout=self.linear, backend=self.backend).peak_bytes
+                                        linear_readout=self.linear, backend=self.backend,
+                                        threads=self.threads).peak_bytes
             except NotModelled:
                 pass
         if peak is None:  # no tensor-by-tensor replay of this readout: the shape-only count, doubled for temporaries

@@ -21,8 +21,9 @@ from ..accounting import ops
 from ..accounting import replay as r
 from ..errors import ConfigError
 from ..spec import Activation, BatchNorm, Conv2d, Node, Pool2d
-from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
+from ..spec.block import BlockSpec, StackPlan
 from . import register_block
+from .conv_like import ConvLike
 from .module import BlockModule
 
 CFSE_POOLS = ("none", "max")
@@ -31,10 +32,11 @@ BN_EPS = 1e-4   # CwComp's batch-norm epsilon (its Conv_Layer)
 
 @register_block
 @dataclass(frozen=True)
-class CFSEBlock(BlockSpec):
+class CFSEBlock(ConvLike, BlockSpec):
     """One CFSE conv block: ``filters`` outputs, ``groups`` channel groups, 'same' padding, stride 1."""
 
     kind: ClassVar[str] = "cfse"
+    pools: ClassVar[tuple[str, ...]] = CFSE_POOLS
     option_names: ClassVar[tuple[str, ...]] = ("group_at",)
 
     name: str
@@ -47,16 +49,8 @@ class CFSEBlock(BlockSpec):
     bias: bool = True
 
     def __post_init__(self) -> None:
-        shape = conv_in_shape(self.name, self.in_shape, self.kernel)
-        if self.pool not in CFSE_POOLS:
-            raise ConfigError(f"a cfse block pools with {' or '.join(CFSE_POOLS)}, got {self.pool!r}")
-        check_conv_input(self.name, shape, self.kernel, self.pool)
-        object.__setattr__(self, "in_shape", shape)
+        object.__setattr__(self, "in_shape", self._checked_in_shape())
         _ = self.conv  # builds the conv node, which checks the channels against the groups (ConfigError)
-
-    @property
-    def pooled(self) -> bool:
-        return self.pool != "none"
 
     @property
     def conv(self) -> Conv2d:

@@ -6,7 +6,6 @@ its neurons are the downsampled map and no pooled tensor exists). The BP twin is
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -16,17 +15,17 @@ from torch import nn
 from ..accounting import ops
 from ..accounting import replay as r
 from ..accounting.onednn import forward_copies, input_grad_copies, weight_grad_copies
-from ..accounting.ops import BIAS_OPS, POOLS, RELU_OPS
-from ..errors import ConfigError
+from ..accounting.ops import BIAS_OPS, RELU_OPS
 from ..spec import Activation, Conv2d, Node, Pool2d, RMSNorm
-from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
+from ..spec.block import BlockSpec
 from . import register_block
-from .module import BlockModule, rms_normalize
+from .conv_like import ConvLike
+from .module import PooledRMSModule
 
 
 @register_block
 @dataclass(frozen=True)
-class ConvBlock(BlockSpec):
+class ConvBlock(ConvLike, BlockSpec):
     """One conv block: ``filters`` outputs of a ``kernel``×``kernel`` 'same' conv on a (C, H, W) input."""
 
     kind: ClassVar[str] = "conv"
@@ -40,31 +39,7 @@ class ConvBlock(BlockSpec):
     bias: bool = True
 
     def __post_init__(self) -> None:
-        shape = conv_in_shape(self.name, self.in_shape, self.kernel)
-        if self.filters < 1:
-            raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
-        if self.pool not in POOLS:
-            raise ConfigError(f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
-        check_conv_input(self.name, shape, self.kernel, self.pool)
-        object.__setattr__(self, "in_shape", shape)
-
-    @classmethod
-    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], plan: StackPlan) -> list[ConvBlock]:
-        specs, shape = [], tuple(image_shape)
-        for i, (width, pool) in enumerate(zip(widths, plan.pools, strict=True)):
-            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, trainable=plan.trainable[i]))
-            shape = specs[-1].out_shape
-        return specs
-
-    @property
-    def stride(self) -> int:
-        """The conv's stride: 2 when it downsamples (``pool="stride"``), else 1."""
-        return 2 if self.pool == "stride" else 1
-
-    @property
-    def pooled(self) -> bool:
-        """Whether a separate 2×2-pooled tensor follows the neurons (max or avg pooling)."""
-        return self.pool in ("max", "avg")
+        object.__setattr__(self, "in_shape", self._checked_in_shape())
 
     @property
     def conv(self) -> Conv2d:
@@ -280,7 +255,7 @@ class ConvBlock(BlockSpec):
         return ConvModule(self)
 
 
-class ConvModule(BlockModule):
+class ConvModule(PooledRMSModule):
     """'Same'-padded conv and ReLU; the 2×2 pool and RMS norm come in :meth:`hand_on`, after goodness."""
 
     def __init__(self, spec: ConvBlock):
@@ -292,15 +267,3 @@ class ConvModule(BlockModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Activations of this layer's neurons (before pooling): what goodness is measured on."""
         return torch.relu(self.conv(x))
-
-    def pool_out(self, y: torch.Tensor) -> torch.Tensor:
-        """2×2 max/avg pooling; the identity for none and stride (the conv has already downsampled)."""
-        if self.spec.pool == "max":
-            return nn.functional.max_pool2d(y, 2)
-        if self.spec.pool == "avg":
-            return nn.functional.avg_pool2d(y, 2)
-        return y
-
-    def hand_on(self, y: torch.Tensor) -> torch.Tensor:
-        """Pooled, RMS-normalised (in fp32) activations: what the next layer receives."""
-        return rms_normalize(self.pool_out(y).float())

@@ -19,7 +19,6 @@ so a forward holds one tensor per conv.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -28,17 +27,18 @@ from torch import nn
 
 from ..accounting import ops
 from ..accounting import replay as r
-from ..accounting.ops import BIAS_OPS, POOLS, RELU_OPS
+from ..accounting.ops import BIAS_OPS, RELU_OPS
 from ..errors import ConfigError
 from ..spec import Activation, Conv2d, Node, Pool2d, RMSNorm
-from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
+from ..spec.block import BlockSpec, StackPlan
 from . import register_block
-from .module import BlockModule, rms_normalize
+from .conv_like import ConvLike
+from .module import PooledRMSModule
 
 
 @register_block
 @dataclass(frozen=True)
-class DWSepBlock(BlockSpec):
+class DWSepBlock(ConvLike, BlockSpec):
     """One depthwise-separable block: a ``kernel``×``kernel`` depthwise conv of the (C, H, W) input, then
     ``filters`` pointwise (1×1) convs."""
 
@@ -54,36 +54,14 @@ class DWSepBlock(BlockSpec):
     multiplier: int = 1                # depthwise maps per input channel (MobileNet's depth multiplier)
 
     def __post_init__(self) -> None:
-        shape = conv_in_shape(self.name, self.in_shape, self.kernel)
-        if self.filters < 1:
-            raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
         if self.multiplier < 1:
             raise ConfigError(f"{self.name}: need a depth multiplier >= 1, got {self.multiplier}")
-        if self.pool not in POOLS:
-            raise ConfigError(f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
-        check_conv_input(self.name, shape, self.kernel, self.pool)
-        object.__setattr__(self, "in_shape", shape)
+        object.__setattr__(self, "in_shape", self._checked_in_shape())
 
     @classmethod
-    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], plan: StackPlan) -> list[DWSepBlock]:
-        """Blocks fed one by another; the first makes ``width // C`` depthwise maps per image channel."""
-        specs, shape = [], tuple(image_shape)
-        for i, (width, pool) in enumerate(zip(widths, plan.pools, strict=True)):
-            multiplier = max(1, width // shape[0]) if i == 0 and len(shape) == 3 else 1
-            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, trainable=plan.trainable[i],
-                             multiplier=multiplier))
-            shape = specs[-1].out_shape
-        return specs
-
-    @property
-    def stride(self) -> int:
-        """The depthwise conv's stride: 2 when it downsamples (``pool="stride"``), else 1."""
-        return 2 if self.pool == "stride" else 1
-
-    @property
-    def pooled(self) -> bool:
-        """Whether a separate 2×2-pooled tensor follows the neurons (max or avg pooling)."""
-        return self.pool in ("max", "avg")
+    def _stack_extra(cls, i: int, shape: tuple[int, ...], width: int, plan: StackPlan) -> dict:
+        """The block that reads the image makes ``width // C`` depthwise maps per image channel."""
+        return {"multiplier": max(1, width // shape[0]) if i == 0 else 1}
 
     @property
     def depthwise(self) -> Conv2d:
@@ -241,7 +219,7 @@ class DWSepBlock(BlockSpec):
         return DWSepModule(self)
 
 
-class DWSepModule(BlockModule):
+class DWSepModule(PooledRMSModule):
     """Depthwise conv, ReLU, pointwise conv, ReLU (both in place); the 2×2 pool and RMS norm come in
     :meth:`hand_on`, after goodness."""
 
@@ -255,14 +233,3 @@ class DWSepModule(BlockModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The pointwise ReLU output (before pooling): what goodness is measured on."""
         return torch.relu_(self.pointwise(torch.relu_(self.depthwise(x))))
-
-    def pool_out(self, y: torch.Tensor) -> torch.Tensor:
-        if self.spec.pool == "max":
-            return nn.functional.max_pool2d(y, 2)
-        if self.spec.pool == "avg":
-            return nn.functional.avg_pool2d(y, 2)
-        return y
-
-    def hand_on(self, y: torch.Tensor) -> torch.Tensor:
-        """Pooled, RMS-normalised (in fp32) activations: what the next unit receives."""
-        return rms_normalize(self.pool_out(y).float())

@@ -13,7 +13,6 @@ output): the main path holds one tensor per conv.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,19 +21,19 @@ from torch import nn
 
 from ..accounting import ops
 from ..accounting import replay as r
-from ..accounting.ops import BIAS_OPS, POOLS, RELU_OPS
-from ..errors import ConfigError
+from ..accounting.ops import BIAS_OPS, RELU_OPS
 from ..spec import Activation, Add, Conv2d, Node, Pool2d, RMSNorm
-from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
+from ..spec.block import BlockSpec
 from . import register_block
-from .module import BlockModule, rms_normalize
+from .conv_like import ConvLike
+from .module import PooledRMSModule
 
 ADD_OPS = 1   # one add per element where the skip joins the main path (and where BP's two input gradients meet)
 
 
 @register_block
 @dataclass(frozen=True)
-class ResidualBlock(BlockSpec):
+class ResidualBlock(ConvLike, BlockSpec):
     """One residual block of ``filters`` channels, ``kernel``×``kernel`` 'same' convs, on a (C, H, W) input."""
 
     kind: ClassVar[str] = "residual"
@@ -48,30 +47,7 @@ class ResidualBlock(BlockSpec):
     bias: bool = True
 
     def __post_init__(self) -> None:
-        shape = conv_in_shape(self.name, self.in_shape, self.kernel)
-        if self.filters < 1:
-            raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
-        if self.pool not in POOLS:
-            raise ConfigError(f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")
-        check_conv_input(self.name, shape, self.kernel, self.pool)
-        object.__setattr__(self, "in_shape", shape)
-
-    @classmethod
-    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], plan: StackPlan) -> list[ResidualBlock]:
-        specs, shape = [], tuple(image_shape)
-        for i, (width, pool) in enumerate(zip(widths, plan.pools, strict=True)):
-            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, trainable=plan.trainable[i]))
-            shape = specs[-1].out_shape
-        return specs
-
-    @property
-    def stride(self) -> int:
-        """The first conv's (and the projection's) stride: 2 when it downsamples (``pool="stride"``), else 1."""
-        return 2 if self.pool == "stride" else 1
-
-    @property
-    def pooled(self) -> bool:
-        return self.pool in ("max", "avg")
+        object.__setattr__(self, "in_shape", self._checked_in_shape())
 
     @property
     def projected(self) -> bool:
@@ -276,7 +252,7 @@ class ResidualBlock(BlockSpec):
         return ResidualModule(self)
 
 
-class ResidualModule(BlockModule):
+class ResidualModule(PooledRMSModule):
     """conv1, ReLU, conv2, plus the skip, ReLU; the 2×2 pool and RMS norm come in :meth:`hand_on`."""
 
     def __init__(self, spec: ResidualBlock):
@@ -293,14 +269,3 @@ class ResidualModule(BlockModule):
         out = self.conv2(torch.relu_(self.conv1(x)))
         out += x if self.projection is None else self.projection(x)
         return torch.relu_(out)
-
-    def pool_out(self, y: torch.Tensor) -> torch.Tensor:
-        if self.spec.pool == "max":
-            return nn.functional.max_pool2d(y, 2)
-        if self.spec.pool == "avg":
-            return nn.functional.avg_pool2d(y, 2)
-        return y
-
-    def hand_on(self, y: torch.Tensor) -> torch.Tensor:
-        """Pooled, RMS-normalised (in fp32) activations: what the next unit receives."""
-        return rms_normalize(self.pool_out(y).float())

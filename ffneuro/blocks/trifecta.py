@@ -8,7 +8,6 @@ backward compute the conv's input gradient too (counted: the batch norm's parame
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,10 +16,10 @@ from torch import nn
 
 from ..accounting import ops
 from ..accounting import replay as r
-from ..errors import ConfigError
 from ..spec import Activation, BatchNorm, Conv2d, Node, Pool2d
-from ..spec.block import BlockSpec, StackPlan, check_conv_input, conv_in_shape
+from ..spec.block import BlockSpec
 from . import register_block
+from .conv_like import ConvLike
 from .module import BlockModule
 
 TRIFECTA_POOLS = ("none", "max")
@@ -28,10 +27,11 @@ TRIFECTA_POOLS = ("none", "max")
 
 @register_block
 @dataclass(frozen=True)
-class TrifectaBlock(BlockSpec):
+class TrifectaBlock(ConvLike, BlockSpec):
     """One Trifecta block: batch norm of the input, ``filters`` convs of ``kernel``, ReLU, optional 2×2 max pool."""
 
     kind: ClassVar[str] = "trifecta"
+    pools: ClassVar[tuple[str, ...]] = TRIFECTA_POOLS
     bias: ClassVar[bool] = False                   # the conv has no bias (batch norm's β is the shift)
 
     name: str
@@ -42,17 +42,7 @@ class TrifectaBlock(BlockSpec):
     trainable: bool = True
 
     def __post_init__(self) -> None:
-        shape = conv_in_shape(self.name, self.in_shape, self.kernel)
-        if self.pool not in TRIFECTA_POOLS:
-            raise ConfigError(f"a trifecta block pools with {' or '.join(TRIFECTA_POOLS)}, got {self.pool!r}")
-        if self.filters < 1:
-            raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
-        check_conv_input(self.name, shape, self.kernel, self.pool)
-        object.__setattr__(self, "in_shape", shape)
-
-    @property
-    def pooled(self) -> bool:
-        return self.pool != "none"
+        object.__setattr__(self, "in_shape", self._checked_in_shape())
 
     @property
     def conv(self) -> Conv2d:
@@ -187,14 +177,6 @@ class TrifectaBlock(BlockSpec):
             r.batch_norm_backward(t, n, self.in_elems, where)
             t.live["g"] = t.live.pop("g_bn_in")
         t.free("g_x")
-
-    @classmethod
-    def stack(cls, image_shape: Sequence[int], widths: Sequence[int], plan: StackPlan) -> list[TrifectaBlock]:
-        specs, shape = [], tuple(image_shape)
-        for i, (width, pool) in enumerate(zip(widths, plan.pools, strict=True)):
-            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, trainable=plan.trainable[i]))
-            shape = specs[-1].out_shape
-        return specs
 
     # ---- the torch module
 

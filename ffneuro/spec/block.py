@@ -148,7 +148,7 @@ class BlockSpec(ABC):
         (not for layer 1) and this layer's gradient ``grad:<name>``."""
         raise NotModelled(f"{self.kind} blocks have no memory replay of a BP step")
 
-    # ---- derived from the nodes, alike for every block
+    # ---- derived from the nodes, alike for every block (the counts are its unit's: one model of a unit)
 
     def unit(self) -> Unit:
         return Unit(self.name, self.nodes(), self.trainable, inputs=self.wiring())
@@ -156,7 +156,7 @@ class BlockSpec(ABC):
     @property
     def synapses(self) -> tuple[Conv2d | Linear, ...]:
         """The weighted nodes, in order."""
-        return tuple(n for n in self.nodes() if n.weighted)
+        return self.unit().synapses
 
     @property
     def neuron_shape(self) -> tuple[int, ...]:
@@ -164,61 +164,32 @@ class BlockSpec(ABC):
         return self.synapses[-1].out_shape
 
     @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.nodes()[-1].out_shape
-
-    @property
-    def in_elems(self) -> int:
-        return math.prod(self.in_shape)
-
-    @property
-    def neurons(self) -> int:
-        """Outputs of every weighted node, per sample (what a forward writes before the rest)."""
-        return sum(n.neurons for n in self.synapses)
-
-    @property
-    def out_elems(self) -> int:
-        """Values handed on per sample (fewer than :attr:`neurons` when pooled)."""
-        return math.prod(self.out_shape)
-
-    @property
     def goodness_elems(self) -> int:
         return math.prod(self.goodness_shape)
-
-    @property
-    def weights(self) -> int:
-        return sum(n.weights for n in self.synapses)
-
-    @property
-    def params(self) -> int:
-        """Weights, biases and the affine parameters of batch norms."""
-        return sum(n.params for n in self.nodes())
-
-    @property
-    def bias(self) -> bool:
-        return any(n.bias for n in self.synapses)
 
     @property
     def fan_in(self) -> int:
         """The largest fan-in of its weighted nodes."""
         return max(n.fan_in for n in self.synapses)
 
-    @property
-    def macs(self) -> int:
-        """Dense MACs of one forward for one sample (zero padding counted; one per output position)."""
-        return sum(n.macs for n in self.synapses)
-
-    @property
-    def synops(self) -> int:
-        """Dense synaptic operations of one forward without the padding taps (NeuroBench's count)."""
-        return sum(n.synops for n in self.synapses)
+    # out_shape, in_elems, out_elems, neurons (outputs of every weighted node), weights, params (with batch
+    # norms' γ and β), bias, macs (dense, padding counted) and synops (NeuroBench's dense count): the unit's
+    out_shape = property(lambda self: self.unit().out_shape)
+    in_elems = property(lambda self: math.prod(self.in_shape))
+    out_elems = property(lambda self: self.unit().out_elems)
+    neurons = property(lambda self: self.unit().neurons)
+    weights = property(lambda self: self.unit().weights)
+    params = property(lambda self: self.unit().params)
+    bias = property(lambda self: self.unit().bias)
+    macs = property(lambda self: self.unit().macs)
+    synops = property(lambda self: self.unit().synops)
 
     def _input_grad_macs(self) -> int:
         """MACs of the input gradients autograd needs inside the block when its own input needs none: of
         every weighted node with a parameterised node upstream of it."""
-        unit, nodes = self.unit(), self.nodes()
-        return sum(n.macs for i, n in enumerate(nodes)
-                   if n.weighted and any(nodes[j].params for j in unit.upstream(i)))
+        unit = self.unit()
+        return sum(n.macs for i, n in enumerate(unit.nodes)
+                   if n.weighted and any(unit.nodes[j].params for j in unit.upstream(i)))
 
     @property
     def ff_backward_macs(self) -> int:

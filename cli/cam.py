@@ -7,12 +7,14 @@ import click
 import numpy as np
 import torch
 
+from ffneuro.config import stored_config
 from ffneuro.errors import ConfigError, FFNeuroError
 from ffneuro.models.cam import goodness_maps, linear_cams
 from ffneuro.store import read_run
+from ffneuro.train.runfile import restore_run
 
 from .options import data_dir_option
-from .util import no_store_option, one_line_errors, restore_trainer, store_in_run, stored_config
+from .util import no_store_option, one_line_errors, store_in_run
 
 MAX_SAMPLES = 100  # the maps go into the run file: (N, classes, H, W) per unit and map kind
 
@@ -48,7 +50,7 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir, sto
     config = stored_config(record, device=device)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a folder")
-    trainer = restore_trainer(record, config, weights, data_dir)
+    trainer = restore_run(record, config, weights, data_dir)
     data = trainer.test if split == "test" else trainer.val
     if len(data) == 0:
         raise ConfigError(f"the {split} split of {run_file} is empty")

@@ -12,12 +12,13 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import RunFileError
+from ffneuro.jsonable import jsonable
 from ffneuro.store import RunRecord, find_runs, read_run
 from ffneuro.study import run_numbers
 
 from .options import json_option
 from .table import table as table_cmd
-from .util import jsonable, table, write_text_atomic
+from .util import table, write_text_atomic
 
 log = logging.getLogger("ffneuro.cli")
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import RunFileError
+from ffneuro.jsonable import jsonable
 from ffneuro.store import find_runs, read_run
 from ffneuro.study import group_runs
 
-from .util import jsonable, one_line_errors
+from .util import one_line_errors
 from .util import table as text_table
 
 log = logging.getLogger("ffneuro.cli")

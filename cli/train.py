@@ -7,21 +7,15 @@ from pathlib import Path
 
 import click
 
-from ffneuro.config import RunConfig
-from ffneuro.data import data_source
-from ffneuro.data.loading import checked_load, load_from_source
 from ffneuro.distributed import DistContext
 from ffneuro.distributed.launch import MODES, launch_local, make_parallel
 from ffneuro.errors import FFNeuroError
-from ffneuro.store import read_run
 from ffneuro.train import StopSignals
-from ffneuro.train.runfile import on_main, plan_run, resume_run, train_to_file
+from ffneuro.train.runfile import TrainOutcome, TrainRequest, train_request
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
-from .util import echo_json, load_data
-
-log = logging.getLogger("ffneuro.cli")
+from .util import echo_json
 
 
 @click.command()
@@ -74,10 +68,13 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, p
         obj["quiet"] = True
     bar = BarProgress(not obj.get("quiet"))
     given_preset = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
+    request = TrainRequest(preset, overrides, given_preset=preset if given_preset else None, out=out, force=force,
+                           resume=resume, data_dir=data_dir, restart=dist.restart if dist is not None else None)
     with StopSignals() as stop:
         try:
-            return _train(ctx, parallel, stop, bar, overrides, preset if given_preset else None, preset, out, force,
-                          resume, data_dir, dist, as_json)
+            outcome = train_request(request, parallel=parallel, stop=stop, progress=bar)
+            if parallel.is_main:
+                _report(outcome, as_json)
         except FFNeuroError:
             if parallel.is_main:
                 raise
@@ -87,43 +84,17 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, p
                 dist.close()
 
 
-def _train(ctx, parallel, stop, bar, overrides, given_preset, preset, out, force, resume, data_dir, dist, as_json):
-    """The work of ``train`` in one process of the job (all of it without torchrun)."""
-    # rank 0 decides what to train and where (the others would race it for a timestamped --out)
-    plan = parallel.share(on_main(parallel, lambda: plan_run(
-        preset, overrides, given_preset=given_preset, out=out, force=force, resume=resume,
-        data_dir=data_dir, restart=dist.restart if dist is not None else None)))
-    config, target = RunConfig.from_dict(plan.config), plan.out
-    data = load_from(config.dataset, plan.source, data_dir)
-    stop.check()
-    if plan.resume:
-        record = read_run(target) if parallel.is_main else None
-        summary = resume_run(record, config, data, progress=bar, stop=stop, parallel=parallel,
-                             data_source=data_source(config.dataset, data_dir) if data_dir else None)
-        out = plan.final
-        if summary is None:
-            if parallel.is_main:
-                click.echo(f"{target} was complete; it now replaces {out}")
-            return
-    else:
-        out = target
-        summary = train_to_file(config, data, out, force=force, progress=bar, stop=stop, parallel=parallel,
-                                data_source=data_source(config.dataset, data_dir))
-    if not parallel.is_main:
-        return
-    if as_json:
+def _report(outcome: TrainOutcome, as_json: bool) -> None:
+    """What the main process prints when the run ends."""
+    summary, out = outcome.summary, outcome.plan.final
+    if summary is None:
+        click.echo(f"{outcome.plan.out} was complete; it now replaces {out}")
+    elif as_json:
         echo_json({
-            "run": str(out), "algo": config.algo, "dataset": data.name, "epochs": summary.epochs,
+            "run": str(out), "algo": outcome.config.algo, "dataset": outcome.dataset, "epochs": summary.epochs,
             "train_images": summary.train_images, "wall_time_s": round(summary.wall_time_s, 3),
             "best_epoch": summary.best_epoch, "val_acc": summary.val, "test_acc": summary.test,
-            "config": config.to_dict(),
+            "config": outcome.config.to_dict(),
         })
     else:
         click.echo(f"{out}: test " + ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
-
-
-def load_from(dataset: str, source: str | None, data_dir):
-    """The dataset, from the run's recorded source when resuming without --data-dir, else as usual."""
-    if source is not None:
-        return checked_load(dataset, lambda: load_from_source(dataset, source))
-    return load_data(dataset, data_dir)

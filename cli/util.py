@@ -7,11 +7,8 @@ from pathlib import Path
 
 import click
 
-from ffneuro.data.loading import load_data  # noqa: F401  (the commands load through it)
 from ffneuro.errors import FFNeuroError, UnknownNameError
 from ffneuro.jsonable import jsonable
-from ffneuro.train.runfile import load_run_data, stored_config  # noqa: F401  (used by the commands)
-from ffneuro.train.runfile import restore_run as restore_trainer  # noqa: F401
 
 
 def echo_json(value) -> None:

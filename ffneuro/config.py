@@ -4,12 +4,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 from .accounting.ops import POOLS
 from .accounting.specs import BLOCK_SPECS, LayerSpec, layer_pools
 from .catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
-from .errors import ConfigError
+from .errors import ConfigError, RunFileError
 from .precision import PRECISIONS
+
+if TYPE_CHECKING:
+    from .store import RunRecord
 
 ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
@@ -246,3 +250,11 @@ class RunConfig:
         if epoch < start or self.epochs == 0:
             return base
         return base * max(0.0, (self.epochs - epoch) / max(self.epochs - start, 1e-9))
+
+
+def stored_config(record: RunRecord, **overrides) -> RunConfig:
+    """The RunConfig a run file was trained with (``overrides`` e.g. device), or a one-line RunFileError."""
+    try:
+        return RunConfig.from_dict({**record.config, **overrides})
+    except (ConfigError, TypeError) as exc:
+        raise RunFileError(f"{record.path}: stored config is not valid for this ffneuro: {exc}") from exc

@@ -13,8 +13,8 @@ import click
 
 from ffneuro.errors import RunFileError
 from ffneuro.jsonable import jsonable
+from ffneuro.run_groups import run_numbers
 from ffneuro.store import RunRecord, find_runs, read_run
-from ffneuro.study import run_numbers
 
 from .options import json_option
 from .table import table as table_cmd

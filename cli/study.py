@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import ConfigError, RunFileError
+from ffneuro.run_groups import group_runs
 from ffneuro.store import find_runs, read_run
 from ffneuro.studies import BUDGETS, STUDIES, Study, base_diff
-from ffneuro.study import group_runs
 from ffneuro.train.runfile import check_trainable, config_diff
 from ffneuro.train.sweep import train_points
 

@@ -12,8 +12,8 @@ import click
 
 from ffneuro.errors import RunFileError
 from ffneuro.jsonable import jsonable
+from ffneuro.run_groups import group_runs
 from ffneuro.store import find_runs, read_run
-from ffneuro.study import group_runs
 
 from .util import one_line_errors
 from .util import table as text_table
@@ -94,7 +94,7 @@ def table(paths, by, fmt, include_incomplete):
 
 
 def format_groups(stats: list[dict], key_names: list[str], fmt: str, *, skipped=(), extra: dict | None = None) -> str:
-    """Group statistics (:meth:`ffneuro.study.Group.stats`) as a text table, CSV or JSON.
+    """Group statistics (:meth:`ffneuro.run_groups.Group.stats`) as a text table, CSV or JSON.
 
     ``extra`` maps a column name to one value per group (shown last; in JSON under each group's "extra").
     """

@@ -1,4 +1,4 @@
-"""Helpers shared by the commands: strict JSON output, plain tables, one-line errors, run write-backs."""
+"""Helpers shared by the commands: strict JSON output, plain tables, one-line errors, run write-backs, pyplot."""
 from __future__ import annotations
 
 import functools
@@ -63,3 +63,16 @@ def write_text_atomic(path, text: str) -> None:
     from ffneuro.store.atomic import replace_file
 
     replace_file(Path(path), text.encode("utf-8"))
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend; a one-line error when matplotlib (optional:
+    ``pip install 'ffneuro[plot]'``) is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise FFNeuroError("plotting needs matplotlib: pip install 'ffneuro[plot]' (or pip install matplotlib)") from None
+    return plt

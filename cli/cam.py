@@ -7,12 +7,14 @@ import click
 import numpy as np
 import torch
 
+from ffneuro.config import stored_config
 from ffneuro.errors import ConfigError, FFNeuroError
 from ffneuro.models.cam import goodness_maps, linear_cams
 from ffneuro.store import read_run
+from ffneuro.train.runfile import restore_run
 
 from .options import data_dir_option
-from .util import no_store_option, one_line_errors, restore_trainer, store_in_run, stored_config
+from .util import no_store_option, one_line_errors, pyplot, store_in_run
 
 MAX_SAMPLES = 100  # the maps go into the run file: (N, classes, H, W) per unit and map kind
 
@@ -48,7 +50,7 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir, sto
     config = stored_config(record, device=device)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a folder")
-    trainer = restore_trainer(record, config, weights, data_dir)
+    trainer = restore_run(record, config, weights, data_dir)
     data = trainer.test if split == "test" else trainer.val
     if len(data) == 0:
         raise ConfigError(f"the {split} split of {run_file} is empty")
@@ -80,9 +82,7 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir, sto
     where = f"maps stored in {run_file} (group 'cam')" if stored else "maps not stored"
 
     try:
-        from .plotting import _pyplot
-
-        _pyplot()
+        pyplot()
     except FFNeuroError as exc:
         raise FFNeuroError(f"{where}, but no PNGs: {exc}") from None
     try:
@@ -101,9 +101,7 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir, sto
 def _plot_sample(path: Path, image: np.ndarray, label: int, preds: dict[str, int],
                  lin: dict[str, np.ndarray], good: dict[str, np.ndarray]) -> None:
     """Input image, then per readout unit (rows) the true class's CAM and goodness map, centred at 0."""
-    from .plotting import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     units = list(good)
     kinds = (["linear"] if lin else []) + ["goodness"]
     fig, axes = plt.subplots(len(units), 1 + len(kinds), figsize=(3 * (1 + len(kinds)), 2.8 * len(units)),

@@ -1,4 +1,4 @@
-"""``ffneuro compare``: one table across hardware targets, FF against BP, training and inference."""
+"""``ffneuro compare``: one table across hardware targets, FF against BP, training and inference (and a figure)."""
 from __future__ import annotations
 
 import csv
@@ -6,45 +6,21 @@ import io
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ffneuro.profiler import PROFILED, ff_vs_bp, format_si, load_profile, rank
+from ffneuro.profiler.compare import ROW_FIELDS, comparison_rows, rankings
+from ffneuro.profiler.energy import ENERGY_TERMS
+from ffneuro.profiler.network import with_bp_run
 
-from .network import resolve_network, with_bp_run
+from .network import resolve_network, sparsity_note
 from .options import estimate_options, model_options
-from .util import echo_json, table
+from .util import echo_json, pyplot, table
 
 UNITS = {"energy_j": "J", "energy_low_j": "J", "energy_high_j": "J", "latency_s": "s", "latency_low_s": "s",
          "latency_high_s": "s", "peak_memory_bytes": "B"}
-COLUMNS = ("target", "workload", "precision", "energy_j", "energy_low_j", "energy_high_j", "latency_s",
-           "latency_low_s", "latency_high_s", "peak_memory_bytes", "cores", "chips", "binding", "synops", "macs",
-           "off_core_share", "note")
 TABLE = ("target", "workload", "precision", "energy", "latency", "peak_memory_bytes", "cores", "binding",
          "off_core_share", "note")
-
-
-def _binding(w) -> str:
-    """The binding limits of the unit with the most cores (the one that sets the chip count)."""
-    if not w.supported or not w.per_unit:
-        return ""
-    u = max(w.per_unit, key=lambda u: u.cores)
-    return "" if u.limited_by == "monolithic" else f"{u.unit}: {u.limited_by}"
-
-
-def comparison_rows(reports) -> list[dict]:
-    """One row per target and workload; unsupported workloads keep a row with the reason."""
-    rows = []
-    for rep in reports:
-        for name, w in rep.workloads.items():
-            er = w.energy_range or (None, None)
-            lr = w.latency_range or (None, None)
-            rows.append({"target": rep.target, "workload": name, "precision": w.precision or rep.executed_precision,
-                         "energy_j": w.energy_j, "energy_low_j": er[0], "energy_high_j": er[1],
-                         "latency_s": w.latency_s, "latency_low_s": lr[0], "latency_high_s": lr[1],
-                         "peak_memory_bytes": w.peak_memory_bytes, "cores": w.cores_used or w.cores_needed,
-                         "chips": w.chips_needed, "binding": _binding(w), "synops": w.synops if w.supported else None,
-                         "macs": w.macs if w.supported else None, "off_core_share": w.off_core_share,
-                         "note": "" if w.supported else "not supported"})
-    return rows
 
 
 def _fmt(key: str, v) -> str:
@@ -58,6 +34,8 @@ def _fmt(key: str, v) -> str:
 
 
 def _cell(row: dict, key: str) -> str:
+    if key == "peak_memory_bytes" and row[key] is None and row["note"] == "":
+        return "not modelled"   # an estimated workload whose blocks do not model their memory
     if key in ("energy", "latency"):
         unit = "j" if key == "energy" else "s"
         mid, lo, hi = row[f"{key}_{unit}"], row[f"{key}_low_{unit}"], row[f"{key}_high_{unit}"]
@@ -66,13 +44,6 @@ def _cell(row: dict, key: str) -> str:
         u = UNITS[f"{key}_{unit}"]
         return format_si(mid, u) + ("" if lo is None else f" [{format_si(lo, u)}–{format_si(hi, u)}]")
     return _fmt(key, row[key])
-
-
-def rankings(reports) -> dict:
-    """Per workload the targets cheapest first with whether each is resolved from the next, and FF vs BP per target."""
-    return {"by_workload": {w: [r.to_dict() for r in rank(reports, w)] for w in PROFILED + ("infer",)
-                            if any(w in rep.workloads for rep in reports)},
-            "ff_vs_bp": [c.to_dict() for c in (ff_vs_bp(rep) for rep in reports) if c is not None]}
 
 
 def _ranking_lines(reports) -> list[str]:
@@ -120,13 +91,13 @@ def compare(ctx, run_file, hw_names, bp_run, fmt, plot, est_precision, timesteps
                    "reports": [r.to_dict() for r in reports]})
     elif fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
     else:
         batch = reports[0].batch if reports else ""
-        click.echo(f"{net.label}: per sample, batch {batch}, {net.sparsity_note()}; [low–high] from each "
+        click.echo(f"{net.label}: per sample, batch {batch}, {sparsity_note(net)}; [low–high] from each "
                    "number's basis")
         precisions = {r["precision"] for r in rows if r["note"] == ""}
         if len(precisions) > 1:
@@ -135,7 +106,55 @@ def compare(ctx, run_file, hw_names, bp_run, fmt, plot, est_precision, timesteps
         click.echo(table([list(TABLE), *([_cell(r, k) for k in TABLE] for r in rows)]))
         click.echo("\n".join(_ranking_lines(reports)))
     if plot is not None:
-        from .plotting import plot_comparison
-
         plot_comparison(reports, plot, title=net.label)
         click.echo(f"wrote {plot}", err=True)
+
+
+def plot_comparison(reports, path: Path, title: str = "") -> None:
+    """Left: per-unit energy by term for FF and BP training on the first target that trains.
+    Right: energy per sample of FF/BP training and both inference readouts on every target (log scale)."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    first = next((r for r in reports if "ff_train" in r.workloads and r["ff_train"].supported), None)
+    if first is not None:
+        bars, labels = [], []
+        for workload, tag in (("ff_train", "FF"), ("bp_train", "BP")):
+            for u in first[workload].per_unit:
+                bars.append([getattr(u.energy, t) for t in ENERGY_TERMS])
+                labels.append(f"{tag} {u.unit}")
+        data = np.array(bars) * 1e6
+        bottom = np.zeros(len(bars))
+        for i, term in enumerate(ENERGY_TERMS):
+            left.bar(labels, data[:, i], bottom=bottom, label=term.removesuffix("_j").replace("_", "-"))
+            bottom += data[:, i]
+        left.set_ylim(0, bottom.max() * 1.1)  # headroom above the tallest stack, below the legend
+        left.set_ylabel("energy per training sample (µJ)")
+        left.set_title(f"per-unit training energy on {first.target}")
+        left.tick_params(axis="x", rotation=45)
+        left.legend(fontsize=8)
+    names = {"ff_train": "FF train", "bp_train": "BP train", "infer_linear": "infer linear",
+             "infer_goodness": "infer goodness", "bp_infer": "BP infer", "infer": "infer"}
+    workloads = [(w, label) for w, label in names.items() if any(w in r.workloads for r in reports)]
+    x = np.arange(len(reports))
+    width = 0.8 / len(workloads)
+    for i, (w, label) in enumerate(workloads):
+        values, lows, highs = [], [], []
+        for r in reports:
+            est = r.workloads.get(w)
+            ok = est is not None and est.supported and est.energy_j
+            values.append(est.energy_j * 1e6 if ok else np.nan)
+            lows.append((est.energy_j - est.energy_range[0]) * 1e6 if ok else 0.0)
+            highs.append((est.energy_range[1] - est.energy_j) * 1e6 if ok else 0.0)
+        right.bar(x + (i - (len(workloads) - 1) / 2) * width, values, width, label=label,
+                  yerr=[lows, highs], capsize=2, error_kw={"elinewidth": 0.8})
+    right.set_xticks(x, [f"{r.target}\n{r.executed_precision}" for r in reports], fontsize=8)
+    right.set_yscale("log")
+    right.set_ylabel("energy per sample (µJ, log)")
+    right.set_title("FF vs BP across targets (error bars: range from each number's basis;\nmissing bar: not supported)",
+                    fontsize=9)
+    right.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

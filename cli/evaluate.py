@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import click
 
+from ffneuro.config import stored_config
 from ffneuro.errors import ConfigError
 from ffneuro.store import read_run
+from ffneuro.train.runfile import restore_run
 
 from .options import data_dir_option, json_option
-from .util import echo_json, restore_trainer, stored_config
+from .util import echo_json
 
 
 @click.command("eval")
@@ -23,7 +25,7 @@ from .util import echo_json, restore_trainer, stored_config
 def eval_cmd(run_file, readout, weights, split, device, data_dir, as_json):
     """Evaluate RUN_FILE's stored weights on the test (or validation) split."""
     record = read_run(run_file)
-    trainer = restore_trainer(record, stored_config(record, device=device), weights, data_dir)
+    trainer = restore_run(record, stored_config(record, device=device), weights, data_dir)
     available = trainer.model.readouts()
     wanted = available if readout == "both" else [readout]
     missing = [r for r in wanted if r not in available]

@@ -9,11 +9,10 @@ import click
 import numpy as np
 
 from ffneuro.errors import RunFileError
-from ffneuro.study import group_runs
+from ffneuro.run_groups import group_runs
 
-from .plotting import _pyplot
 from .table import _collect
-from .util import one_line_errors
+from .util import one_line_errors, pyplot
 
 
 def _labels(records) -> list[str]:
@@ -51,7 +50,7 @@ def _epochs(values) -> np.ndarray:
 def plot_curves(records, out: Path, title: str = "") -> None:
     """2×2 panels over epochs: per-unit loss (BP: train loss), goodness of positives/negatives,
     discrimination accuracy, and accuracy per readout (val solid, train dotted)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), sharex=True)
     (loss_ax, good_ax), (disc_ax, acc_ax) = axes
     colour = {"loss": 0, "good": 0, "disc": 0, "acc": 0}
@@ -148,7 +147,7 @@ def plot_sweep(records, key: str, out: Path, metric: str = "val", title: str = "
     numeric = _numeric(values)
     if numeric:
         values = sorted(values)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.8))
     if not numeric:
         ax.set_xticks(np.arange(len(values), dtype=float), [str(v) for v in values])

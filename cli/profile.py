@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import click
 
-from ffneuro.profiler import format_report, load_profile
+from ffneuro.profiler import ProfileReport, format_si, load_profile
+from ffneuro.profiler.network import with_bp_run
 
-from .network import resolve_network, with_bp_run
+from .network import describe, resolve_network
 from .options import estimate_options, json_option, model_options
 from .util import echo_json, no_store_option, store_in_run
 
@@ -39,7 +40,65 @@ def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timest
     if as_json:
         echo_json({"network": net.label, **report.to_dict()})
     else:
-        click.echo(net.describe())
+        click.echo(describe(net))
         click.echo(format_report(report))
     if net.run is not None:  # after printing: a run that cannot take the result still shows it
         store_in_run(net.run, f"profile-{hw.name}", report.to_columns(), {"hw_origin": hw.origin}, store)
+
+
+def _yes_no(v: bool | None, unknown: str = "unknown (capacity not in the profile)") -> str:
+    return unknown if v is None else ("yes" if v else "no")
+
+
+def _peak(peak_bytes: int | None) -> str:
+    """A workload's peak memory, or "not modelled" where its blocks do not model it."""
+    return "not modelled" if peak_bytes is None else format_si(peak_bytes, "B")
+
+
+def _range(r, unit: str) -> str:
+    return "" if r is None else f" [{format_si(r[0], unit)} – {format_si(r[1], unit)}]"
+
+
+def format_report(report: ProfileReport) -> str:
+    """A plain-text table per workload: energy by term, latency, cores and on/off-core bytes per unit."""
+    lines = [(f"{report.target} ({report.kind}), {report.precision} → {report.native_precision} (MACs execute as "
+              f"{report.executed_precision}), batch {report.batch}; per sample")]
+    for note in report.notes:
+        lines.append(f"  note: {note}")
+    if report.unknown:
+        lines.append(f"  not in the profile (counted as 0): {', '.join(report.unknown)}")
+    head = f"    {'unit':10s} {'energy':>10s} {'compute':>10s} {'on-core':>10s} {'off-core':>10s} {'intercon.':>10s} " \
+           f"{'static':>10s} {'latency':>10s} {'cores':>6s} {'binding limit':>22s} {'off-core B':>11s}"
+    for w, est in report.workloads.items():
+        lines.append(f"  {w}:")
+        if not est.supported:
+            lines.append(f"    not estimated: {est.reason}")
+            continue
+        lines.append(head)
+        for u in [*est.per_unit, None]:
+            name, e, lat, cores, lim, off = ("total", est.energy, est.latency_s, est.cores_used or est.cores_needed, "",
+                                             est.bytes_off_core) if u is None \
+                else (u.unit, u.energy, u.latency_s, u.cores, u.limited_by, u.bytes_off_core)
+            lines.append(f"    {name:10s} {format_si(e.total_j, 'J'):>10s} {format_si(e.compute_j, 'J'):>10s} {format_si(e.on_core_j, 'J'):>10s} "
+                         f"{format_si(e.off_core_j, 'J'):>10s} {format_si(e.interconnect_j, 'J'):>10s} {format_si(e.static_j, 'J'):>10s} "
+                         f"{format_si(lat, 's'):>10s} {cores:>6d} {lim:>22s} {format_si(off, 'B'):>11s}")
+        share = est.off_core_share
+        lines.append(f"    energy {format_si(est.energy_j, 'J')}{_range(est.energy_range, 'J')}, latency "
+                     f"{format_si(est.latency_s, 's') if est.latency_s is not None else 'not estimated (no rate in the profile)'}"
+                     f"{_range(est.latency_range, 's')} (ranges from each number's basis)")
+        lines.append(f"    MACs {est.macs:,.0f} (dense, padding counted); synaptic ops {est.synops:,.0f} (dense, no padding), "
+                     f"{est.effective_synops:,.0f} effective (zero inputs skipped); charged: "
+                     f"{'effective synaptic ops' if report.actions.event_driven else 'dense MACs'}; MACs execute as {est.precision}")
+        cores = "" if est.cores_needed is None else (
+            f"cores needed {est.cores_needed}" + (f", used {est.cores_used} (idle cores spread over the units)"
+                                                  if est.cores_used and est.cores_used != est.cores_needed else "")
+            + f", chips {est.chips_needed}; ")
+        many_core = report.mapping_style != "monolithic"
+        fits = _yes_no(est.fits_on_chip, "not applicable (many-core mapping)" if many_core else
+                       "not modelled" if est.peak_memory_bytes is None else "unknown (no on-chip capacity in the profile)")
+        lines.append(f"    {cores}peak memory {_peak(est.peak_memory_bytes)}, fits on chip: {fits}, "
+                     f"weights on chip: {_yes_no(est.weights_on_chip)}, off-core share of bytes: "
+                     f"{'not applicable (no bytes moved)' if share is None else f'{share:.1%}'}")
+        for note in est.notes:
+            lines.append(f"    note: {note}")
+    return "\n".join(lines)

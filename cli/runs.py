@@ -12,13 +12,14 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import RunFileError
+from ffneuro.jsonable import jsonable
+from ffneuro.run_groups import run_numbers
 from ffneuro.store import RunRecord, read_run
 from ffneuro.store.folder import read_checked, runs_in
-from ffneuro.study import run_numbers
 
 from .options import json_option
 from .table import table as table_cmd
-from .util import jsonable, table, write_text_atomic
+from .util import table, write_text_atomic
 
 log = logging.getLogger("ffneuro.cli")
 

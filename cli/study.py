@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import ConfigError, RunFileError
+from ffneuro.run_groups import group_runs
 from ffneuro.store.folder import read_each, run_candidates
 from ffneuro.studies import BUDGETS, STUDIES, Study, base_diff
-from ffneuro.study import group_runs
 from ffneuro.train.runfile import check_trainable, config_diff
 from ffneuro.train.sweep import train_points
 

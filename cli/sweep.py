@@ -9,7 +9,7 @@ import click
 
 from ffneuro.errors import RunFileError
 from ffneuro.presets import PRESETS, resolve_config
-from ffneuro.study import grid_points, point_name
+from ffneuro.run_groups import grid_points, point_name
 from ffneuro.train.runfile import check_trainable
 from ffneuro.train.sweep import train_points
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import click
 
 from ffneuro.errors import RunFileError
+from ffneuro.jsonable import jsonable
+from ffneuro.run_groups import group_runs
 from ffneuro.store.folder import read_each, runs_in
-from ffneuro.study import group_runs
 
-from .util import jsonable, one_line_errors
+from .util import one_line_errors
 from .util import table as text_table
 
 log = logging.getLogger("ffneuro.cli")
@@ -91,7 +92,7 @@ def table(paths, by, fmt, include_incomplete):
 
 
 def format_groups(stats: list[dict], key_names: list[str], fmt: str, *, skipped=(), extra: dict | None = None) -> str:
-    """Group statistics (:meth:`ffneuro.study.Group.stats`) as a text table, CSV or JSON.
+    """Group statistics (:meth:`ffneuro.run_groups.Group.stats`) as a text table, CSV or JSON.
 
     ``extra`` maps a column name to one value per group (shown last; in JSON under each group's "extra").
     """

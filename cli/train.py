@@ -7,21 +7,17 @@ from pathlib import Path
 
 import click
 
-from ffneuro.config import RunConfig
-from ffneuro.data import data_source
 from ffneuro.distributed import DistContext
 from ffneuro.distributed.launch import MODES, check_launch, launch_local, make_parallel
 from ffneuro.errors import FFNeuroError
+from ffneuro.run_groups import run_numbers
 from ffneuro.store import read_run
-from ffneuro.study import run_numbers
 from ffneuro.train import StopSignals
-from ffneuro.train.runfile import load_plan_data, on_main, plan_run, resume_run, train_to_file
+from ffneuro.train.runfile import TrainOutcome, TrainRequest, plan_run, train_request
 
 from .options import data_dir_option, json_option, model_options
 from .progress import BarProgress
 from .util import echo_json
-
-log = logging.getLogger("ffneuro.cli")
 
 
 @click.command()
@@ -83,10 +79,13 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, p
         logging.getLogger().setLevel(logging.WARNING)
         obj["quiet"] = True
     bar = BarProgress(not obj.get("quiet"))
+    request = TrainRequest(preset, overrides, given_preset=preset if given_preset else None, out=out, force=force,
+                           resume=resume, data_dir=data_dir, restart=dist.restart if dist is not None else None)
     with StopSignals() as stop:
         try:
-            return _train(ctx, parallel, stop, bar, overrides, preset if given_preset else None, preset, out, force,
-                          resume, data_dir, dist, as_json)
+            outcome = train_request(request, parallel=parallel, stop=stop, progress=bar)
+            if parallel.is_main:
+                _report(outcome, as_json)
         except FFNeuroError:
             if parallel.is_main:
                 raise
@@ -96,40 +95,19 @@ def train(ctx, overrides, preset, data_dir, out, force, resume, parallel_mode, p
                 dist.close()
 
 
-def _train(ctx, parallel, stop, bar, overrides, given_preset, preset, out, force, resume, data_dir, dist, as_json):
-    """The work of ``train`` in one process of the job (all of it without torchrun)."""
-    # rank 0 decides what to train and where (the others would race it for a timestamped --out)
-    plan = parallel.share(on_main(parallel, lambda: plan_run(
-        preset, overrides, given_preset=given_preset, out=out, force=force, resume=resume,
-        data_dir=data_dir, restart=dist.restart if dist is not None else None)))
-    config, target = RunConfig.from_dict(plan.config), plan.out
-    if plan.done:  # a restarted job whose last attempt finished the run: nothing to do, and not an error
-        if parallel.is_main:
-            _already_complete(target, as_json)
-        return
-    data = load_plan_data(plan, data_dir)
-    stop.check()
-    if plan.resume:
-        record = read_run(target) if parallel.is_main else None
-        summary = resume_run(record, config, data, progress=bar, stop=stop, parallel=parallel,
-                             data_source=data_source(config.dataset, data_dir) if data_dir else None)
-        out = plan.final
-        if summary is None:
-            if parallel.is_main:
-                click.echo(f"{target} was complete; it now replaces {out}")
-            return
-    else:
-        out = target
-        summary = train_to_file(config, data, out, force=force, progress=bar, stop=stop, parallel=parallel,
-                                data_source=data_source(config.dataset, data_dir))
-    if not parallel.is_main:
-        return
-    if as_json:
+def _report(outcome: TrainOutcome, as_json: bool) -> None:
+    """What the main process prints when the run ends."""
+    summary, out = outcome.summary, outcome.plan.final
+    if outcome.already_complete:
+        _already_complete(outcome.plan.out, as_json)
+    elif summary is None:
+        click.echo(f"{outcome.plan.out} was complete; it now replaces {out}")
+    elif as_json:
         echo_json({
-            "run": str(out), "algo": config.algo, "dataset": data.name, "epochs": summary.epochs,
+            "run": str(out), "algo": outcome.config.algo, "dataset": outcome.dataset, "epochs": summary.epochs,
             "train_images": summary.train_images, "wall_time_s": round(summary.wall_time_s, 3),
             "best_epoch": summary.best_epoch, "val_acc": summary.val, "test_acc": summary.test,
-            "config": config.to_dict(),
+            "config": outcome.config.to_dict(),
         })
     else:
         click.echo(f"{out}: test " + ", ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))

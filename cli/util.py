@@ -1,4 +1,4 @@
-"""Helpers shared by the commands: strict JSON output, plain tables, one-line errors, run write-backs."""
+"""Helpers shared by the commands: strict JSON output, plain tables, one-line errors, run write-backs, pyplot."""
 from __future__ import annotations
 
 import functools
@@ -7,11 +7,8 @@ from pathlib import Path
 
 import click
 
-from ffneuro.data.loading import load_data  # noqa: F401  (the commands load through it)
 from ffneuro.errors import FFNeuroError, UnknownNameError
 from ffneuro.jsonable import jsonable
-from ffneuro.train.runfile import load_run_data, stored_config  # noqa: F401  (used by the commands)
-from ffneuro.train.runfile import restore_run as restore_trainer  # noqa: F401
 
 
 def echo_json(value) -> None:
@@ -66,3 +63,16 @@ def write_text_atomic(path, text: str) -> None:
     from ffneuro.store.atomic import replace_file
 
     replace_file(Path(path), text.encode("utf-8"))
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend; a one-line error when matplotlib (optional:
+    ``pip install 'ffneuro[plot]'``) is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise FFNeuroError("plotting needs matplotlib: pip install 'ffneuro[plot]' (or pip install matplotlib)") from None
+    return plt

@@ -4,15 +4,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .accounting.ops import POOLS
 from .blocks import BLOCKS, layer_pools, layer_specs
 from .catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
-from .errors import ConfigError
+from .errors import ConfigError, RunFileError
 from .precision import PRECISIONS
 from .spec import Conv2d
 from .spec.block import ShapeError, kernel_reach_error
+
+if TYPE_CHECKING:
+    from .store import RunRecord
 
 ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
@@ -274,3 +277,11 @@ class RunConfig:
         if epoch < start or self.epochs == 0:
             return base
         return base * max(0.0, (self.epochs - epoch) / max(self.epochs - start, 1e-9))
+
+
+def stored_config(record: RunRecord, **overrides) -> RunConfig:
+    """The RunConfig a run file was trained with (``overrides`` e.g. device), or a one-line RunFileError."""
+    try:
+        return RunConfig.from_dict({**record.config, **overrides})
+    except (ConfigError, TypeError) as exc:
+        raise RunFileError(f"{record.path}: stored config is not valid for this ffneuro: {exc}") from exc

@@ -21,7 +21,7 @@ from .config import RunConfig
 from .errors import ConfigError
 from .presets import resolve_config
 from .registry import Registry
-from .study import point_name
+from .run_groups import point_name
 
 _CONFIG_KEYS = frozenset(f.name for f in fields(RunConfig))
 PAPER = "Scodellaro et al., Sci. Rep. 2025 (arXiv 2312.14924)"

@@ -182,22 +182,43 @@ def test_trainer_schedules_each_units_lr(monkeypatch):
 
 
 def test_cli_train_with_augment_and_unit_lrs(tmp_path, monkeypatch):
+    """``train --augment crop+flip --unit-lrs a,b`` takes effect, not only lands in the run file: training
+    batches go through the augmentation (and come out changed), and each unit's optimiser runs at its
+    own lr (one epoch, before the cool-down: the lrs given)."""
     monkeypatch.setenv("FFNEURO_DATA", str(tmp_path / "data"))
+    augmented, unit_lrs = [], []
+    augment = trainer_mod.augment_batch
+
+    def spy_augment(x, mode, generator):
+        out = augment(x, mode, generator)
+        augmented.append((mode, not torch.equal(out, x)))
+        return out
+
+    start_epoch = FFNet.start_epoch
+
+    def spy_start_epoch(self, epoch, schedule):
+        start_epoch(self, epoch, schedule)
+        unit_lrs.append(lrs(self))
+
+    monkeypatch.setattr(trainer_mod, "augment_batch", spy_augment)
+    monkeypatch.setattr(FFNet, "start_epoch", spy_start_epoch)
     out = tmp_path / "run.h5"
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
         result = CliRunner().invoke(main, ["train", "--preset", "smoke", "--augment", "crop+flip",
-                                           "--unit-lrs", "1e-3,5e-4", "--epochs", "1", "--device", "cpu",
-                                           "--out", str(out)])
+                                           "--unit-lrs", "1e-3,5e-4", "--epochs", "1", "--train-limit", "200",
+                                           "--device", "cpu", "--out", str(out)])
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert augmented and {mode for mode, _ in augmented} == {"crop+flip"}
+    assert any(changed for _, changed in augmented)   # the crops and flips moved pixels
+    assert unit_lrs == [pytest.approx([1e-3, 5e-4])]
     with h5py.File(out, "r") as f:
         stored = json.loads(f["config"].attrs["json"])
     assert stored["augment"] == "crop+flip" and stored["unit_lrs"] == [1e-3, 5e-4]
-    assert RunConfig.from_dict(stored).unit_lrs == (1e-3, 5e-4)
 
 
 def test_cli_rejects_bad_unit_lrs(tmp_path):

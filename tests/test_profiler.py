@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+from ffneuro.cli.profile import format_report
 
 from ffneuro.accounting import ff_training_costs
 from ffneuro.blocks import layer_specs
@@ -14,7 +15,6 @@ from ffneuro.presets import resolve_config
 from ffneuro.profiler import (
     EnergyBreakdown,
     action_energies,
-    format_report,
     load_profile,
     map_units,
     profile_config,
@@ -174,6 +174,12 @@ def test_a_peak_memory_not_modelled_is_reported_as_such_not_guessed(monkeypatch)
     text = format_report(rep)
     assert "peak memory not modelled, fits on chip: not modelled" in text
     assert text.count("not modelled, fits on chip") == 1
+    from ffneuro.cli.compare import TABLE, _cell
+
+    from ffneuro.profiler.compare import comparison_rows
+    cells = {row["workload"]: [_cell(row, k) for k in TABLE] for row in comparison_rows([rep])}
+    assert cells["ff_train"][TABLE.index("peak_memory_bytes")] == "not modelled"
+    assert cells["infer_linear"][TABLE.index("peak_memory_bytes")].endswith("B")
 
 
 def test_neuron_and_synaptic_updates_on_a_learning_chip(paper):

@@ -1,4 +1,4 @@
-"""``ffneuro sweep`` and ``ffneuro runs table``, and the pure helpers of ffneuro.study behind them."""
+"""``ffneuro sweep`` and ``ffneuro runs table``, and the pure helpers of ffneuro.run_groups behind them."""
 from __future__ import annotations
 
 import csv
@@ -16,8 +16,7 @@ from ffneuro.cli.sweep import sweep
 from ffneuro.cli.table import table
 
 from ffneuro.config import RunConfig
-from ffneuro.store import read_run
-from ffneuro.study import (
+from ffneuro.run_groups import (
     Group,
     grid_points,
     group_runs,
@@ -26,6 +25,7 @@ from ffneuro.study import (
     run_numbers,
     varying_keys,
 )
+from ffneuro.store import read_run
 from ffneuro.train.runfile import config_diff
 
 SMOKE = ["--preset", "smoke", "--epochs", "1", "--train-limit", "200", "--val-size", "100"]

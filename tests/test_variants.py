@@ -27,6 +27,7 @@ from ffneuro.goodness import (
 from ffneuro.models import FFNet
 from ffneuro.models.cam import goodness_maps, linear_cams
 from ffneuro.presets import PRESETS, resolve_config
+from ffneuro.store import read_run
 from ffneuro.train import Trainer
 
 # --- losses on tiny tensors, computed by hand -----------------------------------------------------------
@@ -291,26 +292,39 @@ def test_resume_from_a_checkpoint_is_bit_identical_to_one_go(arch):
 
 # --- the CLI --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("flags", [
-    ["--arch", "fc", "--layers", "2", "--widths", "32,16", "--labels", "onehot", "--peer-norm", "0.03",
-     "--optimizer", "sgd", "--lr", "0.01"],
-    ["--arch", "cfse", "--layers", "2", "--widths", "10,20", "--kernel", "3", "--pool", "max", "--pool-at", "2",
-     "--labels", "none", "--goodness", "classwise", "--loss", "cwg", "--loss-params", "weight=0.5;threshold=1",
-     "--unit-epochs", "1,2"],
-    ["--arch", "trifecta", "--layers", "2", "--widths", "8,8", "--kernel", "3", "--pool", "max",
-     "--goodness", "meansq", "--loss", "symba", "--loss-params", "alpha=8"],
+@pytest.mark.parametrize("flags,parts", [
+    (["--arch", "fc", "--layers", "2", "--widths", "32,16", "--labels", "onehot", "--peer-norm", "0.03",
+      "--optimizer", "sgd", "--lr", "0.01"],
+     dict(arch="fc", widths=(32, 16), labels="onehot", peer_norm=0.03, optimizer="sgd", lr=0.01)),
+    (["--arch", "cfse", "--layers", "2", "--widths", "10,20", "--kernel", "3", "--pool", "max", "--pool-at", "2",
+      "--labels", "none", "--goodness", "classwise", "--loss", "cwg", "--loss-params", "weight=0.5;threshold=1",
+      "--unit-epochs", "1,2"],
+     dict(arch="cfse", widths=(10, 20), kernel=3, pool="max", pool_at=(2,), labels="none", goodness="classwise",
+          loss="cwg", loss_params={"weight": 0.5, "threshold": 1.0}, unit_epochs=(1, 2))),
+    (["--arch", "trifecta", "--layers", "2", "--widths", "8,8", "--kernel", "3", "--pool", "max",
+      "--goodness", "meansq", "--loss", "symba", "--loss-params", "alpha=8"],
+     dict(arch="trifecta", widths=(8, 8), kernel=3, pool="max", goodness="meansq", loss="symba",
+          loss_params={"alpha": 8.0})),
 ])
-def test_cli_trains_every_variant_and_stores_its_parts(tmp_path, flags):
+def test_cli_trains_every_variant_and_stores_its_parts(tmp_path, flags, parts):
+    """The run file holds the config the flags asked for (every part, as typed values), and weights of
+    the widths asked for that every unit has moved from its seeded initialisation: each unit trained."""
     out = tmp_path / "run.h5"
     result = CliRunner().invoke(main, ["-q", "train", "--preset", "smoke", "--epochs", "1", "--train-limit", "200",
                                        "--val-size", "100", "--train-first-layer", "--readout-from", "1",
                                        *flags, "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
-    stored = RunConfig.from_dict(summary["config"])
-    assert stored.arch == flags[1] and 0 <= summary["test_acc"]["goodness"] <= 1
-    if "--loss-params" in flags:
-        assert stored.loss_params and all(isinstance(v, float) for v in stored.loss_params.values())
+    stored = RunConfig.from_dict(json.loads(result.output)["config"])
+    assert {k: getattr(stored, k) for k in parts} == parts
+    assert stored.to_dict() == read_run(out).config
+    final = read_run(out).weights("final")
+    # the same seed, the same start; parameters only (batch-norm statistics move without learning)
+    initial = dict(Trainer(stored, load_dataset("synthetic")).model.named_parameters())
+    for i, width in enumerate(parts["widths"]):
+        unit = {k: v for k, v in final.items() if k.startswith(f"units.{i}.") and k in initial}
+        assert unit and max(v.shape[0] for v in unit.values() if v.ndim > 1) == width
+        assert any(not np.array_equal(v, initial[k].detach().numpy()) for k, v in unit.items()), \
+            f"unit {i + 1} did not learn"
 
 
 @pytest.mark.parametrize("flags,message", [

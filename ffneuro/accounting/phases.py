@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..spec import Activation, NetSpec, Neuron, Pool2d, RMSNorm, Unit
 from ..spec.block import BlockSpec
+from ..vector import FieldVector
 from . import ops
 from .objective import PAIRS, ObjectiveCost
 from .ops import MASTER_PRECISION, nbytes
@@ -29,19 +30,16 @@ WORKLOADS = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer
 
 
 @dataclass(frozen=True)
-class Traffic:
+class Traffic(FieldVector):
     """Bytes by what they hold: ``weights``; ``activations``; ``errors`` (gradients of activations, the
-    error signals of backprop); ``gradients`` (of the parameters); ``optimizer`` (Adam's moments)."""
+    error signals of backprop); ``gradients`` (of the parameters); ``optimizer`` (Adam's moments).
+    ``+``, ``scaled`` and ``total`` (all bytes) come from :class:`~ffneuro.vector.FieldVector`."""
 
     weights: float = 0
     activations: float = 0
     errors: float = 0
     gradients: float = 0
     optimizer: float = 0
-
-    @property
-    def total(self) -> float:
-        return sum(getattr(self, c) for c in CATEGORIES)
 
     @property
     def parameter_state(self) -> float:
@@ -51,12 +49,6 @@ class Traffic:
     @property
     def activation_traffic(self) -> float:
         return self.activations + self.errors
-
-    def __add__(self, other: Traffic) -> Traffic:
-        return Traffic(*(getattr(self, c) + getattr(other, c) for c in CATEGORIES))
-
-    def scaled(self, factor: float) -> Traffic:
-        return Traffic(*(getattr(self, c) * factor for c in CATEGORIES))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total": self.total}

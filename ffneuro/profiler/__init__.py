@@ -44,7 +44,6 @@ from .report import (
     ProfileReport,
     UnitEstimate,
     WorkloadEstimate,
-    format_report,
     format_si,
     profile_config,
     profile_graph,
@@ -59,7 +58,7 @@ __all__ = [
     # estimates
     "DEFAULT_ACTIVITY", "ESTIMATE_PRECISIONS", "FFvsBP", "PROFILED", "Ranked", "ff_vs_bp", "rank", "SCENARIOS", "SPREAD", "overlaps", "ActionCounts", "ActionEnergies", "EnergyBreakdown", "Mapping", "Placement", "ProfileReport",
     "UnitEstimate", "UnitMapping", "WorkloadEstimate", "action_energies", "classify", "dynamic_energy",
-    "format_report", "format_si", "latency", "map_units", "mapping_style", "profile_config", "profile_graph", "profile_network",
+    "format_si", "latency", "map_units", "mapping_style", "profile_config", "profile_graph", "profile_network",
 ]
 from .ranking import FFvsBP, Ranked, ff_vs_bp, rank
 from .uncertainty import SCENARIOS, SPREAD, overlaps

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from ..vector import FieldVector
 from .hardware import HardwareProfile
 from .uncertainty import value
 
@@ -39,8 +40,8 @@ ENERGY_TERMS = ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "stati
 
 
 @dataclass(frozen=True)
-class EnergyBreakdown:
-    """Joules by where they are spent."""
+class EnergyBreakdown(FieldVector):
+    """Joules by where they are spent; ``+`` and ``scaled`` come from :class:`~ffneuro.vector.FieldVector`."""
 
     compute_j: float = 0.0
     on_core_j: float = 0.0
@@ -50,13 +51,8 @@ class EnergyBreakdown:
 
     @property
     def total_j(self) -> float:
-        return self.compute_j + self.on_core_j + self.off_core_j + self.interconnect_j + self.static_j
-
-    def __add__(self, other: EnergyBreakdown) -> EnergyBreakdown:
-        return EnergyBreakdown(*(getattr(self, t) + getattr(other, t) for t in ENERGY_TERMS))
-
-    def scaled(self, factor: float) -> EnergyBreakdown:
-        return EnergyBreakdown(*(getattr(self, t) * factor for t in ENERGY_TERMS))
+        """All the joules (the fields' sum, :attr:`total`)."""
+        return self.total
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total_j": self.total_j}
@@ -186,8 +182,9 @@ def action_energies(hw: HardwareProfile, precision: str, scenario: str = "nomina
 
 
 @dataclass(frozen=True)
-class ActionCounts:
-    """What a unit does in one workload (per batch or per sample)."""
+class ActionCounts(FieldVector):
+    """What a unit does in one workload (per batch or per sample); ``+`` and ``scaled`` come from
+    :class:`~ffneuro.vector.FieldVector`."""
 
     macs: float = 0.0              # charged MACs (effective on event-driven targets)
     dense_macs: float = 0.0
@@ -199,12 +196,6 @@ class ActionCounts:
     read_off: float = 0.0
     write_off: float = 0.0
     interconnect_bytes: float = 0.0
-
-    def __add__(self, other: ActionCounts) -> ActionCounts:
-        return ActionCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    def scaled(self, factor: float) -> ActionCounts:
-        return ActionCounts(*(getattr(self, f.name) * factor for f in fields(self)))
 
 
 def _j(count: float, per: float | None) -> float:

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from ..accounting import PhaseCost, nbytes
 from ..accounting.ops import element_bits
 from ..spec import Conv2d
+from ..vector import FieldVector
 from .hardware import HardwareProfile
 
 STYLES = ("shared", "unrolled", "monolithic")
@@ -291,9 +292,10 @@ def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision
 
 
 @dataclass(frozen=True)
-class Placement:
+class Placement(FieldVector):
     """Bytes of one phase by where they go: ``*_on`` stay on the unit's core(s), ``*_off`` leave it;
-    ``interconnect`` is what travels core to core (the crossing tensors a unit sends)."""
+    ``interconnect`` is what travels core to core (the crossing tensors a unit sends). ``+`` and
+    ``scaled`` come from :class:`~ffneuro.vector.FieldVector`."""
 
     read_on: float = 0
     write_on: float = 0
@@ -308,9 +310,6 @@ class Placement:
     @property
     def off_core(self) -> float:
         return self.read_off + self.write_off
-
-    def __add__(self, other: Placement) -> Placement:
-        return Placement(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values(), strict=True)))
 
 
 def classify(phase: PhaseCost, *, style: str, params_local: bool, activations_local: bool,

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..data import Dataset, same_split
 from ..data.loading import checked_load, load_data, load_from_source
+from ..data.loading import data_source as source_of  # (train_to_file's parameter is called data_source)
 from ..errors import ConfigError, Diverged, FFNeuroError, RunFileError
 from ..models.weights import weights_mismatch
 from ..presets import resolve_config
@@ -172,10 +173,7 @@ def completed_run(out: Path, config: RunConfig) -> bool:
 def load_plan_data(plan: RunPlan, data_dir: str | os.PathLike | None) -> Dataset:
     """The dataset a plan trains on: from the run's recorded source when it resumes without ``data_dir``,
     else from ``data_dir`` or the usual search."""
-    dataset = plan.config["dataset"]
-    if plan.source is not None:
-        return checked_load(dataset, lambda: load_from_source(dataset, plan.source))
-    return load_data(dataset, data_dir)
+    return load_from(plan.config["dataset"], plan.source, data_dir)
 
 
 def resume_conflicts(stored: dict, wanted: dict) -> dict[str, tuple]:
@@ -301,18 +299,15 @@ def stored_data_source(record: RunRecord) -> str | None:
 def load_run_data(record: RunRecord, config: RunConfig, data_dir: str | os.PathLike | None) -> Dataset:
     """A stored run's dataset: from ``data_dir`` when given, else from where the run recorded it came from
     (if that still exists), else the usual search ($FFNEURO_DATA, the cache)."""
-    source = stored_data_source(record) if data_dir is None else None
+    return load_from(config.dataset, stored_data_source(record) if data_dir is None else None, data_dir)
+
+
+def load_from(dataset: str, source: str | None, data_dir: str | os.PathLike | None) -> Dataset:
+    """``dataset`` from ``source`` (where a run recorded its data came from) when given, else from
+    ``data_dir`` or the usual search."""
     if source is not None:
-        return checked_load(config.dataset, lambda: load_from_source(config.dataset, source))
-    return load_data(config.dataset, data_dir)
-
-
-def stored_config(record: RunRecord, **overrides) -> RunConfig:
-    """The RunConfig a run file was trained with (``overrides`` e.g. device), or a one-line RunFileError."""
-    try:
-        return RunConfig.from_dict({**record.config, **overrides})
-    except (ConfigError, TypeError) as exc:
-        raise RunFileError(f"{record.path}: stored config is not valid for this ffneuro: {exc}") from exc
+        return checked_load(dataset, lambda: load_from_source(dataset, source))
+    return load_data(dataset, data_dir)
 
 
 def restore_run(record: RunRecord, config: RunConfig, weights: str, data_dir: str | os.PathLike | None) -> Trainer:
@@ -382,3 +377,59 @@ def plan_run(preset: str | None, overrides: dict, *, given_preset: str | None = 
             return RunPlan(config.to_dict(), out, out, False, done=True)
     check_out_path(out, force)
     return RunPlan(config.to_dict(), out, out, False)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What one ``train`` command asks for: a ``preset`` with ``overrides`` (``given_preset``: the preset
+    named on the command line, checked against a resumed run's), written to ``out`` (default: a
+    timestamped file) or replacing it with ``force``, or ``resume``-ing a run file; ``data_dir`` where
+    the data lies; ``restart`` the torchrun attempt number of a restarted job."""
+
+    preset: str | None
+    overrides: dict
+    given_preset: str | None = None
+    out: Path | None = None
+    force: bool = False
+    resume: Path | None = None
+    data_dir: str | os.PathLike | None = None
+    restart: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """How one ``train`` command ended: the ``plan`` it carried out (the run ends as ``plan.final``), its
+    ``config``, the ``dataset`` name and the training ``summary``; None when a resumed run was already
+    complete and only its replacement of ``plan.final`` was left to do."""
+
+    plan: RunPlan
+    config: RunConfig
+    dataset: str
+    summary: Summary | None
+    already_complete: bool = False   # a restarted job found its run complete with the same config
+
+
+def train_request(request: TrainRequest, *, parallel: Local | None = None, stop: StopSignals | None = None,
+                  progress: Progress | None = None) -> TrainOutcome:
+    """Carry out one ``train`` command in one process of the job (all of it without torchrun): the main
+    process plans what to train and where (the others would race it for a timestamped ``out``), every
+    process loads the data, then trains into the run file or resumes it."""
+    parallel = parallel or Local()
+    r = request
+    plan = parallel.share(on_main(parallel, lambda: plan_run(
+        r.preset, r.overrides, given_preset=r.given_preset, out=r.out, force=r.force, resume=r.resume,
+        data_dir=r.data_dir, restart=r.restart)))
+    config = RunConfig.from_dict(plan.config)
+    if plan.done:  # a restarted job whose last attempt finished the run: nothing to do, and not an error
+        return TrainOutcome(plan, config, config.dataset, None, already_complete=True)
+    data = load_plan_data(plan, r.data_dir)
+    if stop is not None:
+        stop.check()
+    if plan.resume:
+        record = read_run(plan.out) if parallel.is_main else None
+        summary = resume_run(record, config, data, progress=progress, stop=stop, parallel=parallel,
+                             data_source=source_of(config.dataset, r.data_dir) if r.data_dir else None)
+    else:
+        summary = train_to_file(config, data, plan.out, force=r.force, progress=progress, stop=stop,
+                                parallel=parallel, data_source=source_of(config.dataset, r.data_dir))
+    return TrainOutcome(plan, config, data.name, summary)

@@ -1,4 +1,5 @@
-"""Pure helpers for studies over many runs: sweep grids, run-file names, grouping and statistics.
+"""Many runs at once: the sweep grid that makes them, each point's run-file name, and grouping runs by
+config with statistics (pure helpers; the paper's studies themselves are data in :mod:`ffneuro.studies`).
 
 Nothing here touches files or torch. A *record* is a :class:`ffneuro.store.RunRecord` or any mapping
 with the same names (``config``, and optionally ``metrics``, ``groups``, ``path``, ``status``), so the

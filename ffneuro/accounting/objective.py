@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..catalog import GOODNESS_PER_CLASS, LOSS_INFO
 from . import ops
 
 
@@ -55,12 +56,7 @@ PAIRS = ObjectiveCost()   # the paper's objective: bce (or symba) on per-sample 
 
 def objective_cost(config, num_classes: int) -> ObjectiveCost:
     """The :class:`ObjectiveCost` of a :class:`~ffneuro.config.RunConfig` (its goodness, loss and peer norm)."""
-    from ..goodness import (  # torch-backed registries: imported only when a config is costed
-        GOODNESS,
-        LOSSES,
-    )
-
-    goodness, loss = GOODNESS.get(config.goodness), LOSSES.get(config.loss)
-    return ObjectiveCost(pairs=loss.kind == "pair", groups=num_classes if goodness.per_class else 1,
+    loss = LOSS_INFO[config.loss]
+    return ObjectiveCost(pairs=loss.kind == "pair", groups=num_classes if GOODNESS_PER_CLASS[config.goodness] else 1,
                          loss_fwd=tuple(loss.fwd_ops), loss_bwd=tuple(loss.bwd_ops),
                          peer_norm=getattr(config, "peer_norm", 0.0) > 0)

@@ -203,6 +203,9 @@ def test_data_parallel_units_match_one_process_to_float_tolerance(tmp_path):
     readout = sum(int(np.prod(s.out_shape)) for s in specs) * 10 + 10     # smoke reads out from unit 1
     np.testing.assert_array_equal(read_run(tmp_path / "lin.h5").metrics["wire_grad_bytes_per_step"],
                                   data_parallel_grad_bytes(specs, readout))
+    # the run keeps the accounting's prediction beside the measurement, as a pipeline's does
+    lin = read_run(tmp_path / "lin.h5").metrics
+    np.testing.assert_array_equal(lin["wire_grad_bytes_per_step_predicted"], lin["wire_grad_bytes_per_step"])
 
 
 def _workers(root: int) -> dict[int, int]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.distributed as dist
 
+from ..accounting.wire import data_parallel_grad_bytes
 from ..models.ff_net import StepResult
 from ..train.parallel import Local
 from .context import DistContext
@@ -40,6 +41,7 @@ class DataParallel(Local):
         self._device = torch.device("cpu")
         self.grad_bytes = 0               # gradient bytes handed to all-reduce since the last wire() call
         self.steps = 0
+        self.predicted = 0.0              # what the accounting says one step hands to all-reduce
 
     def device(self, requested: str) -> torch.device:
         self._device = self.ctx.device(requested)
@@ -48,6 +50,9 @@ class DataParallel(Local):
     def prepare(self, model, batch_size: int) -> None:
         for opt in model.optimizers().values():
             opt.register_step_pre_hook(self._average_gradients)
+        readout = getattr(model, "linear", None)
+        self.predicted = data_parallel_grad_bytes(
+            model.layer_specs(), sum(p.numel() for p in readout.parameters()) if readout is not None else 0)
 
     def _average_gradients(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
         """Σ_ranks (share / batch) · grad: the gradient of the whole batch's mean loss, in every rank."""
@@ -96,10 +101,11 @@ class DataParallel(Local):
         return self.ctx.broadcast(obj)
 
     def wire(self) -> dict[str, float]:
-        """Gradient bytes each rank handed to all-reduce per step (a ring all-reduce sends 2(W-1)/W of it)."""
+        """Gradient bytes each rank handed to all-reduce per step (a ring all-reduce sends 2(W-1)/W of it),
+        measured and as the accounting predicts."""
         per_step = self.grad_bytes / max(self.steps, 1)
         self.grad_bytes = self.steps = 0
-        return {"wire_grad_bytes_per_step": float(per_step)}
+        return {"wire_grad_bytes_per_step": float(per_step), "wire_grad_bytes_per_step_predicted": self.predicted}
 
     def describe(self) -> dict:
         return {"mode": self.name, "world_size": self.world}

@@ -158,13 +158,14 @@ def _parameters(node, key: str, shape: tuple[int, ...]) -> dict[str, Any]:
     for f in fields:
         if f.name in _NOT_PARAMETERS or getattr(node, f.name) is None:
             continue
+        size = np.size(getattr(node, f.name))
+        if size not in (0, 1, n):
+            raise ConfigError(f"NIR node {key}: {_kind(node)} has {size} values of {f.name} for an input of "
+                              f"{shape} ({n} elements)")
         v = _compact(getattr(node, f.name))
         if v is None:
             continue
         if isinstance(v, np.ndarray):
-            if v.size != n:
-                raise ConfigError(f"NIR node {key}: {_kind(node)} has {v.size} values of {f.name} for an input of "
-                                  f"{shape} ({n} elements)")
             v = v.reshape(shape)
         out[f.name] = v
     return out
@@ -370,8 +371,10 @@ def graph_to_spec(graph, *, name: str = "", input_encoding: str | None = None) -
 
     for key in order[1:]:
         node = nodes[key]
-        sources: list[int | str] = [out_of[p] for p in preds[key] if (p, key) not in delayed] + \
-            [p for p in preds[key] if (p, key) in delayed]
+        # an add is commutative: current inputs in spec order (the file's edge order is arbitrary), then
+        # the recurrent ones
+        sources: list[int | str] = [*sorted(out_of[p] for p in preds[key] if (p, key) not in delayed),
+                                    *(p for p in preds[key] if (p, key) in delayed)]
         shape = next((s for s in map(shape_at, sources) if s is not None), None) or _declared_input(node)
         if shape is None:
             raise ConfigError(f"NIR node {key}: its recurrent input has no known shape (give the node an input type)")

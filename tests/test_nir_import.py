@@ -386,3 +386,19 @@ def test_snntorch_export_itself_reads_as_recurrent():
     rec = spec.units[0]
     assert rec.feedback and rec.recurrent == (Linear((3,), 3),) and rec.macs == 15 + 9
     assert rec.neuron.parameters["v_threshold"] == pytest.approx(1.0)
+
+
+def test_hostile_files_are_one_line_config_errors(tmp_path):
+    import h5py
+
+    path = write(tmp_path / "rleaky.nir", *snntorch_rleaky())
+    with h5py.File(path, "r+") as f:
+        del f["node/nodes/fc2/type"]
+        f["node/nodes/fc2/type"] = b"Foo"
+    with pytest.raises(ConfigError, match="not a readable NIR file"):
+        read_nir(path)
+    nodes, edges = snntorch_rleaky()
+    with pytest.raises(ConfigError, match="NIR edge fc1 -> ghost names ghost, which is not a node"):
+        graph_to_spec(nir.NIRGraph(nodes=nodes, edges=[*edges, ("fc1", "ghost")], type_check=False))
+    result = CliRunner().invoke(main, ["profile", str(path), "--hw", "loihi"])
+    assert result.exit_code == 1 and result.stderr.startswith("Error:") and "Traceback" not in result.output

@@ -495,7 +495,7 @@ def _read_graph(path: str | os.PathLike, *, weights: bool):
             return nir.dict2NIRNode(d)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such NIR file") from None
-    except (OSError, KeyError, ValueError, TypeError, AssertionError) as e:
+    except (OSError, KeyError, ValueError, TypeError, AssertionError, RecursionError) as e:
         raise ConfigError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from None
     except ArithmeticError as e:  # the nir package infers shapes on reading: a stride of 0 divides by zero
         raise ConfigError(f"{path}: not a readable NIR file: a shape cannot be computed (a stride, kernel "

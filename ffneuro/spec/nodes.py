@@ -24,6 +24,7 @@ scalars of ``parameters`` but leaves arrays out (``null``: read them from the NI
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -44,6 +45,18 @@ def _pair(v, what: str) -> tuple[int, int]:
     if len(t) != 2:
         raise ConfigError(f"{what} must be an int or a pair of ints, got {v!r}")
     return t
+
+
+def _scalar(x: Any) -> bool | int | float | str | None:
+    """A parameter as JSON writes it: a scalar as itself (a numpy scalar as a Python number), anything
+    else (an array) as None."""
+    if x is None or isinstance(x, (bool, str)):
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return None
 
 
 def _int(v, what: str) -> int:
@@ -147,8 +160,7 @@ class Node:
                     d["name"] = v
             elif f.name == "parameters":
                 if v:   # scalars kept; an array is null: it stays in the NIR file (read_nir_parameters)
-                    d["parameters"] = {k: (x if isinstance(x, (bool, int, float, str)) or x is None else None)
-                                       for k, x in v.items()}
+                    d["parameters"] = {k: _scalar(x) for k, x in v.items()}
             else:
                 d[f.name] = list(v) if isinstance(v, tuple) else (dict(v) if isinstance(v, dict) else v)
         d["out_shape"] = list(self.out_shape)

@@ -4,9 +4,11 @@ A *unit* is what learns as one piece: one or more weighted nodes (conv2d, conv1d
 nodes around them (activation or neuron, pooling, flatten, normalisation, a residual add), in order,
 wired as a chain unless it says otherwise. A unit may be recurrent: a node that reads a node at or after
 its own position reads that node's output of the previous timestep (e.g. an RNN's recurrent synapses
-reading the layer's spikes of the last step), so its synapses run every timestep like the others. The profiler maps every weighted node of a unit onto cores of its
-own and costs the unit as one piece. A graph read from a NIR file is grouped into units of one
-weighted node each (:func:`group_units`); nodes before the first weighted node belong to the first unit.
+reading the layer's spikes of the last step), so its synapses run every timestep like the others. The
+profiler maps every weighted node of a unit onto cores of its own and costs the unit as one piece.
+:func:`group_units` splits a chain into units of one weighted node each (nodes before the first
+weighted node belong to the first unit); a graph read from a NIR file keeps a skip or a recurrent loop
+inside one unit (:mod:`ffneuro.spec.nir_io`).
 
 FFNet and BPNet produce their spec (``ffneuro.accounting.net_spec``), a NIR file is read into one
 (:mod:`ffneuro.spec.nir_io`), and accounting and profiling compute from it, not from torch modules.

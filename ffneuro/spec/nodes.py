@@ -60,7 +60,7 @@ def _scalar(x: Any) -> bool | int | float | str | None:
 
 
 def _int(v, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or int(v) != v:
         raise ConfigError(f"{what} must be an int, got {v!r}")
     return int(v)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from ..spec import Activation, NetSpec, Neuron, Pool2d, RMSNorm, Unit
+from ..spec import Activation, Add, NetSpec, Neuron, Pool2d, RMSNorm, Scale, Threshold, Unit
 from ..spec.block import BlockSpec
 from ..vector import FieldVector
 from . import ops
@@ -360,44 +360,62 @@ def inference_costs(layers: Sequence, *, readout: str, num_classes: int, batch: 
 # layer-spec graphs (SNN or ANN inference, e.g. read from a NIR file)
 
 
+# per element and timestep: NIR's integrator neuron I (v += r·x: a multiply and an add), a threshold's
+# compare, a scale's multiply, an add node's add; the other neuron models are ops.NEURON_OPS
+GRAPH_NEURON_OPS = {**ops.NEURON_OPS, "i": 2}
+THRESHOLD_OPS = SCALE_OPS = ADD_OPS = 1
+
+
 def update_ops(spec) -> int:
     """Elementwise ops per neuron per pass that belong to the neuron itself (bias, ReLU, or one timestep
-    of its neuron model, ``ops.NEURON_OPS``): what a neuromorphic core's neuron update replaces."""
+    of its neuron model, ``ops.NEURON_OPS``; a threshold node's compare): what a neuromorphic core's
+    neuron update replaces."""
     if not isinstance(spec, Unit):
         return spec.update_ops
     n = spec.neuron
-    act = ops.NEURON_OPS[n.model] if n is not None else \
-        ops.RELU_OPS if any(isinstance(x, Activation) for x in spec.nodes) else 0
+    act = GRAPH_NEURON_OPS[n.model] if n is not None else \
+        ops.RELU_OPS if any(isinstance(x, Activation) for x in spec.nodes) else \
+        THRESHOLD_OPS if any(isinstance(x, Threshold) for x in spec.nodes) else 0
     return (ops.BIAS_OPS if spec.bias else 0) + act
 
 
 def _node_ops(node, rows: int) -> int:
-    """Elementwise ops of a non-weighted node for ``rows`` passes."""
+    """Elementwise ops of a non-weighted node for ``rows`` passes (a delay line only moves values)."""
     if isinstance(node, Activation):
         return rows * ops.RELU_OPS * node.in_elems
     if isinstance(node, Neuron):
-        return rows * ops.NEURON_OPS[node.model] * node.in_elems
+        return rows * GRAPH_NEURON_OPS[node.model] * node.in_elems
     if isinstance(node, Pool2d):
         window = node.kernel[0] * node.kernel[1]
         per = {"max": window - 1, "sum": window - 1, "avg": window}[node.pool]
         return rows * per * node.out_elems
     if isinstance(node, RMSNorm):
         return rows * ops.rms_norm_fwd_ops(node.in_elems)
+    if isinstance(node, Threshold):
+        return rows * THRESHOLD_OPS * node.in_elems
+    if isinstance(node, Scale):
+        return rows * SCALE_OPS * node.in_elems
+    if isinstance(node, Add):
+        return rows * ADD_OPS * node.in_elems
     return 0
 
 
 def graph_inference_costs(spec: NetSpec, *, timesteps: int = 1, batch: int = 1, precision: str = "fp32",
                           master: str = MASTER_PRECISION) -> NetworkCost:
     """Inference of a layer-spec graph on ``batch`` samples, ``timesteps`` passes each (an SNN runs every
-    layer once per timestep; an ANN has one): per unit one ``forward`` phase with the weighted node's
-    MACs, the bias and every following node's elementwise ops, weights read once per timestep and batch,
-    and neuron state (one value per state variable) read and written every timestep."""
+    layer once per timestep; an ANN has one): per unit one ``forward`` phase with the MACs of every
+    weighted node, recurrent ones included (a recurrent layer's synapses run every timestep, on the
+    layer's previous output), each weighted node's bias adds and every other node's elementwise ops;
+    weights read once per timestep and batch, and the unit's state (neuron state variables, delay
+    buffers, outputs held for a recurrent read) read and written every timestep."""
     if timesteps < 1:
         raise ValueError(f"timesteps must be >= 1, got {timesteps}")
     rows, units = batch * timesteps, []
     for u in spec.units:
-        ew = (rows * u.neurons if u.bias else 0) + sum(_node_ops(n, rows) for n in u.nodes if not n.weighted)
-        state = sum(n.state_vars * n.in_elems for n in u.nodes if isinstance(n, Neuron))
+        ew = rows * sum(n.neurons for n in u.synapses if n.bias) + \
+            sum(_node_ops(n, rows) for n in u.nodes if not n.weighted)
+        held = {j for _, j in u.feedback}
+        state = sum(n.state_updates for n in u.nodes) + sum(u.nodes[j].out_elems for j in held)
         acts_in, acts_out = rows * u.in_elems, rows * (u.out_elems + state)
         phase = PhaseCost(
             "forward", macs=rows * u.macs, elementwise_ops=ew,

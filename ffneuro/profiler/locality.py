@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..accounting import PhaseCost, nbytes
 from ..accounting.ops import element_bits
-from ..spec import Conv2d
+from ..spec import Conv1d, Conv2d
 from ..vector import FieldVector
 from .hardware import HardwareProfile
 
@@ -105,6 +105,8 @@ class _Geometry:
 
 
 def _geometry(node, population: bool) -> _Geometry:
+    if isinstance(node, Conv1d):    # tiled as the same conv on a (C, 1, L) map
+        node = node.as_conv2d()
     if isinstance(node, Conv2d):
         c_in, h_in, w_in = node.in_shape
         c_out, h_out, w_out = node.out_shape
@@ -197,7 +199,7 @@ def _map_node(spec, node, hw: HardwareProfile, *, training: bool, precision: str
         per_neuron += hw.learning.neuron_state_bytes
     elif training and spec.trainable:
         per_synapse += 3 * 4                                    # fp32 gradient and Adam's two moments
-    copies = rule.copies if (shared and isinstance(node, Conv2d)) else 1   # a dense layer has one weight per synapse
+    copies = rule.copies if (shared and isinstance(node, (Conv2d, Conv1d))) else 1   # a dense layer: one weight per synapse
 
     def needs(g: int, p: int) -> dict:
         syn = copies * g * geo.fan_in if shared else g * p * geo.real_fan_in
@@ -333,7 +335,7 @@ def classify(phase: PhaseCost, *, style: str, params_local: bool, activations_lo
 
 def crossing_tensors(workload: str, spec, *, first: bool) -> tuple[str, ...]:
     """Names of the tensors that leave or enter a unit's core during one step of ``workload``."""
-    if not any(isinstance(n, Conv2d) for n in spec.synapses):
+    if not any(isinstance(n, (Conv2d, Conv1d)) for n in spec.synapses):
         out = ("features in", "class scores out")
         return out + (("error signal to the layer below", "features stored for the weight gradient")
                       if workload == "bp_train" else ())

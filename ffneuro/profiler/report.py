@@ -27,7 +27,7 @@ from ..accounting import (
 )
 from ..accounting.objective import PAIRS, ObjectiveCost, objective_cost
 from ..errors import NotModelled
-from ..spec import Conv2d, NetSpec
+from ..spec import Conv1d, Conv2d, NetSpec
 from ..spec.block import BlockSpec
 from .energy import (
     ActionCounts,
@@ -230,7 +230,7 @@ def _rows(phase, spec) -> float:
 
 
 def _is_linear(spec) -> bool:
-    return not any(isinstance(n, Conv2d) for n in spec.synapses)
+    return not any(isinstance(n, Conv2d | Conv1d) for n in spec.synapses)
 
 
 def _unit_working_bytes(spec, rows: float, precision: str) -> int:

@@ -1,10 +1,14 @@
 """A network as a layer-spec graph: a sequence of nodes, grouped into units, serialisable to JSON.
 
-A *unit* is what learns as one piece: one or more weighted nodes (conv2d or linear) with the nodes
-around them (activation or neuron, pooling, flatten, normalisation, a residual add), in order, wired
-as a chain unless it says otherwise. The profiler maps every weighted node of a unit onto cores of its
-own and costs the unit as one piece. A graph read from a NIR file is grouped into units of one
-weighted node each (:func:`group_units`); nodes before the first weighted node belong to the first unit.
+A *unit* is what learns as one piece: one or more weighted nodes (conv2d, conv1d or linear) with the
+nodes around them (activation or neuron, pooling, flatten, normalisation, a residual add), in order,
+wired as a chain unless it says otherwise. A unit may be recurrent: a node that reads a node at or after
+its own position reads that node's output of the previous timestep (e.g. an RNN's recurrent synapses
+reading the layer's spikes of the last step), so its synapses run every timestep like the others. The
+profiler maps every weighted node of a unit onto cores of its own and costs the unit as one piece.
+:func:`group_units` splits a chain into units of one weighted node each (nodes before the first
+weighted node belong to the first unit); a graph read from a NIR file keeps a skip or a recurrent loop
+inside one unit (:mod:`ffneuro.spec.nir_io`).
 
 FFNet and BPNet produce their spec (``ffneuro.accounting.net_spec``), a NIR file is read into one
 (:mod:`ffneuro.spec.nir_io`), and accounting and profiling compute from it, not from torch modules.
@@ -18,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .nodes import NODES, Conv2d, Linear, Neuron, Node, Pool2d, node_from_dict
+from .nodes import NODES, Conv1d, Conv2d, Linear, Neuron, Node, Pool2d, Threshold, node_from_dict
+
+INPUT_ENCODINGS = ("analog", "spikes")   # what the network's input carries (NetSpec.input_encoding)
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,11 @@ class Unit:
     """One or more weighted nodes and the elementwise nodes around them; ``trainable`` for training
     workloads. Nodes run in order; ``inputs`` wires them where that is not a plain chain: one tuple per
     node of the indices of the nodes it reads (``-1``: the unit's input), e.g. a residual block's skip
-    into an :class:`~.nodes.Add`. Empty ``inputs`` means each node reads the one before it."""
+    into an :class:`~.nodes.Add`. Empty ``inputs`` means each node reads the one before it.
+
+    An index ``j >= i`` in node ``i``'s inputs (the node itself or a later one) reads node ``j``'s output
+    of the *previous* timestep (zeros at the first): a recurrent connection. A simulator keeps those
+    outputs from one timestep to the next; their weighted nodes are the unit's :attr:`recurrent` ones."""
 
     name: str
     nodes: tuple[Node, ...]
@@ -37,20 +47,26 @@ class Unit:
     def __post_init__(self) -> None:
         nodes = tuple(self.nodes)
         if not any(n.weighted for n in nodes):
-            raise ConfigError(f"unit {self.name}: needs at least one conv2d or linear node")
+            raise ConfigError(f"unit {self.name}: needs at least one conv2d, conv1d or linear node")
         wiring = tuple(tuple(int(i) for i in ins) for ins in self.inputs) if self.inputs else \
             tuple((i - 1,) for i in range(len(nodes)))
         if len(wiring) != len(nodes):
             raise ConfigError(f"unit {self.name}: {len(wiring)} input lists for {len(nodes)} nodes")
+        readers = [i for i, ins in enumerate(wiring) if -1 in ins]
+        if not readers:
+            raise ConfigError(f"unit {self.name}: no node reads the unit's input (-1)")
+        unit_in = nodes[readers[0]].in_shape
         for i, (node, ins) in enumerate(zip(nodes, wiring)):
             if len(ins) != node.arity:
                 raise ConfigError(f"unit {self.name}: node {i} ({node.kind}) takes {node.arity} input(s), wired to {len(ins)}")
             for j in ins:
-                if not -1 <= j < i:
-                    raise ConfigError(f"unit {self.name}: node {i} ({node.kind}) reads node {j}, which does not come before it")
-                got = nodes[j].out_shape if j >= 0 else nodes[0].in_shape
+                if not -1 <= j < len(nodes):
+                    raise ConfigError(f"unit {self.name}: node {i} ({node.kind}) reads node {j}, which the unit "
+                                      f"does not have (it has {len(nodes)})")
+                got = nodes[j].out_shape if j >= 0 else unit_in
                 if got != node.in_shape:
-                    what = f"{nodes[j].kind} (node {j}) hands on" if j >= 0 else "the unit's input is"
+                    what = (f"{nodes[j].kind} (node {j}) hands on" + (" (previous timestep)" if j >= i else "")) \
+                        if j >= 0 else "the unit's input is"
                     raise ConfigError(f"unit {self.name}: {what} {got} but {node.kind} (node {i}) takes {node.in_shape}")
         object.__setattr__(self, "nodes", nodes)
         chained = wiring == tuple((i - 1,) for i in range(len(nodes)))
@@ -61,34 +77,55 @@ class Unit:
         """Each node's inputs (indices; -1 the unit's input), the chain spelled out where ``inputs`` is empty."""
         return self.inputs or tuple((i - 1,) for i in range(len(self.nodes)))
 
+    @property
+    def feedback(self) -> tuple[tuple[int, int], ...]:
+        """The recurrent connections as (reader, node read at the previous timestep) index pairs."""
+        return tuple((i, j) for i, ins in enumerate(self.wiring) for j in ins if j >= i)
+
+    @property
+    def recurrent(self) -> tuple[Node, ...]:
+        """The weighted nodes that read a previous timestep's output (an RNN's recurrent synapses): they
+        add into the neurons the other weighted nodes drive, every timestep."""
+        return tuple(self.nodes[i] for i, j in self.feedback if self.nodes[i].weighted)
+
     def upstream(self, i: int) -> set[int]:
-        """Indices of every node whose output node ``i`` depends on (not ``i`` itself)."""
+        """Indices of every node whose output of the same timestep node ``i`` depends on (not ``i`` itself;
+        recurrent reads of the previous timestep are not followed)."""
         seen: set[int] = set()
-        todo = [j for j in self.wiring[i] if j >= 0]
+        todo = [j for j in self.wiring[i] if 0 <= j < i]
         while todo:
             j = todo.pop()
             if j not in seen:
                 seen.add(j)
-                todo += [k for k in self.wiring[j] if k >= 0]
+                todo += [k for k in self.wiring[j] if 0 <= k < j]
         return seen
 
     @property
-    def synapses(self) -> tuple[Conv2d | Linear, ...]:
+    def synapses(self) -> tuple[Conv2d | Conv1d | Linear, ...]:
         """The unit's weighted nodes, in order: the synapses its cores store and the events they process."""
         return tuple(n for n in self.nodes if n.weighted)
 
+    def _after_first_weighted(self) -> tuple[Node, ...]:
+        first = next(i for i, n in enumerate(self.nodes) if n.weighted)
+        return self.nodes[first:]
+
     @property
     def neuron(self) -> Neuron | None:
-        return next((n for n in self.nodes if isinstance(n, Neuron)), None)
+        """The unit's neuron layer: the first neuron after its first weighted node (one before it, e.g.
+        a graph whose input drives neurons directly, only where there is none after)."""
+        return next((n for n in self._after_first_weighted() if isinstance(n, Neuron)), None) or \
+            next((n for n in self.nodes if isinstance(n, Neuron)), None)
 
     @property
     def spiking(self) -> bool:
-        """Whether the unit's output is spike events (a spiking neuron model)."""
-        return self.neuron is not None and self.neuron.spiking
+        """Whether the unit's output is spike events (a spiking neuron model, or a threshold node)."""
+        return (self.neuron is not None and self.neuron.spiking) or \
+            any(isinstance(n, Threshold) for n in self._after_first_weighted())
 
     @property
     def in_shape(self) -> tuple[int, ...]:
-        return self.nodes[0].in_shape
+        """The shape the unit reads: that of its nodes wired to the unit's input."""
+        return next(n.in_shape for n, ins in zip(self.nodes, self.wiring) if -1 in ins)
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -104,8 +141,26 @@ class Unit:
 
     @property
     def neurons(self) -> int:
-        """Outputs of every weighted node (a block with two convs has both maps' neurons)."""
-        return sum(n.neurons for n in self.synapses)
+        """Outputs of every weighted node (a block with two convs has both maps' neurons), except the
+        recurrent ones, which add into neurons the others already drive."""
+        rec = {i for i, _ in self.feedback}
+        return sum(n.neurons for i, n in enumerate(self.nodes) if n.weighted and i not in rec)
+
+    @property
+    def state_elems(self) -> int:
+        """Values the unit holds from one timestep to the next: neuron state, delay buffers, and the
+        outputs its recurrent connections read at the next timestep."""
+        held = {j for _, j in self.feedback}
+        return sum(n.state_elems for n in self.nodes) + sum(self.nodes[j].out_elems for j in held)
+
+    @property
+    def recurrent_macs(self) -> int:
+        """Of :attr:`macs`: those of the recurrent synapses (driven by the unit's own previous output)."""
+        return sum(n.macs for n in self.recurrent)
+
+    @property
+    def recurrent_synops(self) -> int:
+        return sum(n.synops for n in self.recurrent)
 
     @property
     def weights(self) -> int:
@@ -144,16 +199,23 @@ class Unit:
 @dataclass(frozen=True)
 class NetSpec:
     """A network: ``units`` in order, each fed by the one before it or, where a unit names its
-    ``source``, by that earlier unit (branches and skip connections; their merge is not costed)."""
+    ``source``, by that earlier unit (branches and skip connections; their merge is not costed).
+
+    ``input_encoding`` says what the network's input carries: ``"analog"`` values (images, currents: a
+    dense input, the default) or ``"spikes"`` (events, e.g. a DVS stream), so the profiler charges the
+    first layer's input as it arrives."""
 
     input_shape: tuple[int, ...]
     units: tuple[Unit, ...]
     name: str = ""
+    input_encoding: str = "analog"
 
     def __post_init__(self) -> None:
         units = tuple(self.units)
         if not units:
             raise ConfigError("a network spec needs at least one conv2d or linear node")
+        if self.input_encoding not in INPUT_ENCODINGS:
+            raise ConfigError(f"unknown input encoding {self.input_encoding!r}; valid: {', '.join(INPUT_ENCODINGS)}")
         shape = tuple(int(s) for s in self.input_shape)
         outputs = {"input": shape}
         for u in units:
@@ -202,7 +264,8 @@ class NetSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "ffneuro.spec", "schema_version": 1, "name": self.name,
-                "input_shape": list(self.input_shape), "units": [u.to_dict() for u in self.units]}
+                "input_shape": list(self.input_shape), "input_encoding": self.input_encoding,
+                "units": [u.to_dict() for u in self.units]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -213,7 +276,7 @@ class NetSpec:
             raise ConfigError("not an ffneuro.spec (version 1) document")
         units = tuple(Unit(u["name"], tuple(node_from_dict(n) for n in u["nodes"]), bool(u.get("trainable", True)),
                            u.get("source", ""), tuple(tuple(i) for i in u.get("inputs", ()))) for u in d["units"])
-        return cls(tuple(d["input_shape"]), units, d.get("name", ""))
+        return cls(tuple(d["input_shape"]), units, d.get("name", ""), d.get("input_encoding", "analog"))
 
     @classmethod
     def from_json(cls, text: str) -> NetSpec:

@@ -15,11 +15,18 @@ Counting conventions (docs/accounting.md):
 
 A new node kind is a frozen dataclass registered with ``@NODES.register("kind")``; ``node_from_dict``
 reads any registered kind back from ``to_dict``.
+
+Every node may also carry a ``name`` (where it came from, e.g. its NIR key, so a simulator finds its
+weights) and ``parameters`` (a neuron's tau, threshold, ...: a scalar where uniform, else an array).
+Both are descriptive only: they take no part in equality, ``repr`` or costs, and ``to_dict`` writes the
+scalars of ``parameters`` but leaves arrays out (``null``: read them from the NIR file).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
@@ -28,7 +35,7 @@ from ..registry import Registry
 NODES: Registry[type] = Registry("spec node")
 
 ACTIVATIONS = ("relu",)
-NEURON_MODELS = ("if", "lif", "cubalif", "li", "cubali")   # NIR's neuron nodes (LI/CubaLI do not spike)
+NEURON_MODELS = ("if", "lif", "cubalif", "li", "cubali", "i")   # NIR's neuron nodes (LI/CubaLI/I do not spike)
 SPIKING = ("if", "lif", "cubalif")
 POOL_KINDS = ("max", "avg", "sum")
 
@@ -38,6 +45,24 @@ def _pair(v, what: str) -> tuple[int, int]:
     if len(t) != 2:
         raise ConfigError(f"{what} must be an int or a pair of ints, got {v!r}")
     return t
+
+
+def _scalar(x: Any) -> bool | int | float | str | None:
+    """A parameter as JSON writes it: a scalar as itself (a numpy scalar as a Python number), anything
+    else (an array) as None."""
+    if x is None or isinstance(x, (bool, str)):
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return None
+
+
+def _int(v, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or int(v) != v:
+        raise ConfigError(f"{what} must be an int, got {v!r}")
+    return int(v)
 
 
 def _shape(v, what: str = "in_shape") -> tuple[int, ...]:
@@ -88,9 +113,15 @@ class Node:
     arity: ClassVar[int] = 1           # how many inputs it takes (each of in_shape)
 
     in_shape: tuple[int, ...]
+    # descriptive only (see the module doc): not compared, not in repr, not costed
+    name: str = field(default="", compare=False, repr=False, kw_only=True)
+    parameters: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", _shape(self.in_shape))
+        if not isinstance(self.parameters, Mapping):
+            raise ConfigError(f"{self.kind}: parameters must be a mapping of names to values, got {self.parameters!r}")
+        object.__setattr__(self, "parameters", dict(self.parameters))
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -110,11 +141,28 @@ class Node:
     macs: ClassVar[int] = 0
     synops: ClassVar[int] = 0
 
+    # values held from one timestep to the next (neuron state, delay buffers): 0 for a stateless node
+    @property
+    def state_elems(self) -> int:
+        return 0
+
+    @property
+    def state_updates(self) -> int:
+        """State values read and written once per timestep (a delay line moves one value per element)."""
+        return self.state_elems
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind}
         for f in fields(self):
             v = getattr(self, f.name)
-            d[f.name] = list(v) if isinstance(v, tuple) else (dict(v) if isinstance(v, dict) else v)
+            if f.name == "name":
+                if v:
+                    d["name"] = v
+            elif f.name == "parameters":
+                if v:   # scalars kept; an array is null: it stays in the NIR file (read_nir_parameters)
+                    d["parameters"] = {k: _scalar(x) for k, x in v.items()}
+            else:
+                d[f.name] = list(v) if isinstance(v, tuple) else (dict(v) if isinstance(v, dict) else v)
         d["out_shape"] = list(self.out_shape)
         return d
 
@@ -196,6 +244,82 @@ class Conv2d(Node):
         """Dense synaptic operations without padding: (output, weight) pairs whose input is in the map."""
         per_channel_pair = valid_taps(*self._axis(0)) * valid_taps(*self._axis(1))
         return self.out_channels * (self.in_shape[0] // self.groups) * per_channel_pair
+
+
+@NODES.register("conv1d")
+@dataclass(frozen=True)
+class Conv1d(Node):
+    """A 1-d convolution on a (C, L) input (NIR's Conv1d): ``out_channels`` filters of ``kernel`` taps,
+    ``stride``, zero ``padding`` (left, right; an int pads both alike), ``dilation`` and ``groups``. Its
+    counts are those of the same convolution as a 2-d one on a (C, 1, L) map (:meth:`as_conv2d`)."""
+
+    kind: ClassVar[str] = "conv1d"
+    weighted: ClassVar[bool] = True
+
+    out_channels: int = 1
+    kernel: int = 1
+    stride: int = 1
+    padding: tuple[int, int] = (0, 0)
+    dilation: int = 1
+    groups: int = 1
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("kernel", "stride", "dilation", "out_channels", "groups"):
+            object.__setattr__(self, name, _int(getattr(self, name), name))
+        p = (int(self.padding),) * 2 if isinstance(self.padding, (int, float)) else tuple(int(x) for x in self.padding)
+        if len(p) != 2 or min(p) < 0:
+            raise ConfigError(f"conv1d: padding must be an int >= 0 or a (left, right) pair, got {self.padding!r}")
+        object.__setattr__(self, "padding", p)
+        if len(self.in_shape) != 2:
+            raise ConfigError(f"conv1d needs a (C, L) input, got {self.in_shape}")
+        c = self.in_shape[0]
+        if self.out_channels < 1 or self.groups < 1 or c % self.groups or self.out_channels % self.groups:
+            raise ConfigError(f"conv1d: {c} input and {self.out_channels} output channels must both divide "
+                              f"into {self.groups} groups")
+        if min(self.kernel, self.stride, self.dilation) < 1:
+            raise ConfigError(f"conv1d: kernel, stride and dilation must be >= 1, got "
+                              f"{self.kernel}, {self.stride}, {self.dilation}")
+        if self.out_shape[1] < 1:
+            raise ConfigError(f"conv1d: a kernel of {self.kernel} does not fit a length-{self.in_shape[1]} input "
+                              f"padded by {self.padding}")
+
+    def as_conv2d(self) -> Conv2d:
+        """The same convolution on a (C, 1, L) map: what the core mapping tiles."""
+        c, n = self.in_shape
+        return Conv2d((c, 1, n), self.out_channels, (1, self.kernel), (1, self.stride), (0, 0, *self.padding),
+                      (1, self.dilation), self.groups, self.bias)
+
+    @property
+    def out_shape(self) -> tuple[int, int]:
+        return (self.out_channels, out_size(self.in_shape[1], self.kernel, self.stride, self.padding[0],
+                                            self.dilation, self.padding[1]))
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_shape[0] // self.groups * self.kernel
+
+    @property
+    def weights(self) -> int:
+        return self.out_channels * self.fan_in
+
+    @property
+    def params(self) -> int:
+        return self.weights + (self.out_channels if self.bias else 0)
+
+    @property
+    def neurons(self) -> int:
+        return self.out_elems
+
+    @property
+    def macs(self) -> int:
+        return self.out_elems * self.fan_in
+
+    @property
+    def synops(self) -> int:
+        return self.out_channels * (self.in_shape[0] // self.groups) * valid_taps(
+            self.in_shape[1], self.kernel, self.stride, self.padding[0], self.dilation, self.padding[1])
 
 
 @NODES.register("linear")
@@ -328,6 +452,58 @@ class Neuron(Node):
     def spiking(self) -> bool:
         return self.model in SPIKING
 
+    @property
+    def state_elems(self) -> int:
+        return self.state_vars * self.in_elems
+
+
+@NODES.register("scale")
+@dataclass(frozen=True)
+class Scale(Node):
+    """An elementwise multiply by a fixed factor per element (NIR's Scale): one op per element; its
+    factors are parameters (one per element)."""
+
+    kind: ClassVar[str] = "scale"
+
+    @property
+    def params(self) -> int:   # type: ignore[override]
+        return self.in_elems
+
+
+@NODES.register("threshold")
+@dataclass(frozen=True)
+class Threshold(Node):
+    """A spike where the input exceeds a threshold (NIR's Threshold, a Heaviside step): spiking but
+    stateless, one compare per element."""
+
+    kind: ClassVar[str] = "threshold"
+    spiking: ClassVar[bool] = True
+
+
+@NODES.register("delay")
+@dataclass(frozen=True)
+class Delay(Node):
+    """Its input ``steps`` timesteps later (NIR's Delay): a buffer of ``steps`` values per element, one
+    value in and one out per element and timestep."""
+
+    kind: ClassVar[str] = "delay"
+
+    steps: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "steps", _int(self.steps, "delay steps"))
+        if self.steps < 0:
+            raise ConfigError(f"delay: steps must be >= 0, got {self.steps}")
+
+    @property
+    def state_elems(self) -> int:
+        return self.steps * self.in_elems
+
+    @property
+    def state_updates(self) -> int:
+        return self.in_elems if self.steps else 0
+
 
 @NODES.register("rms_norm")
 @dataclass(frozen=True)
@@ -382,5 +558,6 @@ def node_from_dict(d: dict[str, Any]) -> Node:
     return node
 
 
-__all__ = ["ACTIVATIONS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "Add", "BatchNorm", "Conv2d", "Flatten",
-           "Linear", "Neuron", "Node", "Pool2d", "RMSNorm", "node_from_dict", "out_size", "valid_taps"]
+__all__ = ["ACTIVATIONS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "Add", "BatchNorm", "Conv1d",
+           "Conv2d", "Delay", "Flatten", "Linear", "Neuron", "Node", "Pool2d", "RMSNorm", "Scale", "Threshold",
+           "node_from_dict", "out_size", "valid_taps"]

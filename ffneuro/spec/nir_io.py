@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, FFNeuroError
 from .graph import INPUT_ENCODINGS, NetSpec, Unit
+from .nir_shapes import read_nir_shapes
 from .nodes import (
     Activation,
     Add,
@@ -505,7 +506,7 @@ def _read_graph(path: str | os.PathLike, *, weights: bool):
 def read_nir(path: str | os.PathLike, *, input_encoding: str | None = None) -> NetSpec:
     """Read a ``.nir`` file (HDF5) into a :class:`NetSpec`, weights as shapes only (never loaded); a bad
     or unsupported file is one ConfigError. ``input_encoding``: see :func:`graph_to_spec`."""
-    graph = _read_graph(path, weights=False)
+    graph = read_nir_shapes(path)
     try:
         return graph_to_spec(graph, name=os.path.basename(str(path)), input_encoding=input_encoding)
     except ConfigError as e:  # what is wrong in the graph, and which file it is in

@@ -40,6 +40,8 @@ def live_status(rec: RunRecord) -> str:
         status = f"failed ({rec.failure})"
     if rec.pending:
         status += f", replaces {rec.replaces}"
+    elif rec.cut_short:  # complete, killed between its last commit and its rename over STEM.h5
+        status += f", replaces {rec.replaces} (rename cut short; --resume finishes it)"
     return status
 
 

@@ -51,6 +51,10 @@ def _collect(paths: tuple[str, ...], include_incomplete: bool):
             if rec.pending:  # a --force run beside the run it will replace: counting both would count it twice
                 skipped.append((rec.path, f"unfinished replacement of {rec.replaces}"))
                 continue
+            if rec.cut_short:  # complete, but killed before its rename: STEM.h5 beside it is still the old run
+                skipped.append((rec.path, f"complete replacement of {rec.replaces} whose rename was cut short "
+                                          f"(ffneuro train --resume {rec.path} finishes it)"))
+                continue
             if rec.status != "complete" and not include_incomplete:
                 skipped.append((rec.path, f"status {rec.status}"))
                 continue
@@ -69,8 +73,8 @@ def table(paths, by, fmt, include_incomplete):
     """Group the runs in PATHS (folders or run files) by config; mean ± sd over seeds.
 
     Per group: best validation accuracy over epochs and test accuracy (per readout, mean ± sample sd),
-    best epoch and wall time (means), and n runs. With one run the sd is undefined: shown as the mean
-    alone (JSON null).
+    best epoch and wall time (means), n runs, and threads (processes × torch threads per process, as its
+    runs recorded them). With one run the sd is undefined: shown as the mean alone (JSON null).
     """
     records, skipped = _collect(paths, include_incomplete)
     for f, why in skipped:
@@ -88,7 +92,26 @@ def table(paths, by, fmt, include_incomplete):
         raise click.BadParameter(str(exc), param_hint="'--by'") from None
     stats = [g.stats() for g in groups]
     key_names = list(groups[0].key) if groups else []
-    click.echo(format_groups(stats, key_names, fmt, skipped=[str(f) for f, _ in skipped]), nl=False)
+    threads = {"threads": [group_threads(g.records) for g in groups]}
+    click.echo(format_groups(stats, key_names, fmt, skipped=[str(f) for f, _ in skipped], extra=threads), nl=False)
+
+
+def run_threads(rec) -> str:
+    """How a run computed: "PROCESSES×THREADS" (processes, each with THREADS torch threads, as recorded in
+    its environment), "?" where the run did not record it. Pipelined units match one process bit for bit
+    only at the same thread count, so runs that differ in it are told apart in tables."""
+    env = rec.environment if isinstance(rec.environment, dict) else {}
+    parallel = env.get("parallel") if isinstance(env.get("parallel"), dict) else {}
+    processes = env.get("processes", parallel.get("world_size", 1))
+    threads = env.get("torch_threads")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (processes, threads)):
+        return "?"
+    return f"{processes}×{threads}"
+
+
+def group_threads(records) -> str:
+    """The distinct :func:`run_threads` of a group's runs, comma-separated."""
+    return ",".join(sorted({run_threads(r) for r in records}))
 
 
 def format_groups(stats: list[dict], key_names: list[str], fmt: str, *, skipped=(), extra: dict | None = None) -> str:

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ from ffneuro.config import stored_config
 from ffneuro.errors import ConfigError, NotModelled, RunFileError
 from ffneuro.models import build_model
 from ffneuro.presets import resolve_config
+from ffneuro.profiler.network import network_from_run
 from ffneuro.store import read_run
 from ffneuro.store.sizes import check_stored_network, stored_weight_elements
 from ffneuro.train import memory_guard
@@ -150,3 +152,19 @@ def test_eval_cam_and_profile_of_a_crafted_run_are_one_line_quickly_in_bounded_m
     assert "parameters but its final weights hold" in results[0]["stderr"]
     assert "its network needs about" in results[3]["stderr"]
     assert not (tmp_path / "cam").exists()
+
+
+@pytest.mark.parametrize("image_shape, num_classes", [
+    ("abc", 10), (np.array([1.0, np.nan, 28.0]), 10), (np.array([1, -5, 28]), 10), (np.array([1, 28, 28]), 0),
+    (np.array([1, 28, 28]), np.array([10, 10])),
+])
+def test_a_crafted_data_group_is_one_line_naming_the_file_for_every_command(tmp_path, image_shape, num_classes):
+    """/data's image_shape and num_classes describe the network's input to eval, cam and profile alike."""
+    path = good_run(tmp_path, "data.h5")
+    with h5py.File(path, "a") as f:
+        f["data/image_shape"], f["data/num_classes"] = image_shape, num_classes
+    rec = read_run(path)
+    with pytest.raises(RunFileError, match=r"data\.h5: /data "):
+        check_restore(rec, stored_config(rec, device="cpu"))
+    with pytest.raises(RunFileError, match=r"data\.h5: /data "):
+        network_from_run(path)

@@ -17,7 +17,7 @@ from ..presets import resolve_config
 from ..spec import NetSpec
 from ..spec.nir_io import read_nir
 from ..store import RunRecord, read_run
-from ..store.sizes import check_stored_network
+from ..store.sizes import check_stored_network, stored_data_shape
 from .hardware import HardwareProfile
 from .report import ProfileReport, profile_config, profile_graph
 
@@ -67,11 +67,7 @@ def network_from_run(run_file: str | Path) -> Network:
     for the BP twin (its FF units are then profiled dense)."""
     rec = read_run(run_file)
     config = stored_config(rec)
-    data = rec.groups.get("data", {})
-    if "image_shape" in data:
-        shape, classes = tuple(int(v) for v in data["image_shape"]), int(data["num_classes"])
-    else:
-        shape, classes = dataset_shape(config.dataset)
+    shape, classes, _ = stored_data_shape(rec, config)   # checked: one line naming the file
     check_stored_network(rec, config, shape, classes)   # a config the stored weights cannot be for: refused
     measured = _zero_fractions(rec)
     if config.algo == "bp":

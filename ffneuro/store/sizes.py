@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 
 from ..config import RunConfig
+from ..data import dataset_shape
 from ..errors import RunFileError
 from .reader import RunRecord, _open
 
@@ -44,6 +45,27 @@ def stored_weight_elements(path: str | Path, which: str | None = None) -> tuple[
                 raise RunFileError(f"{path}: /weights/{names[0]}/{name} is not a dataset")
             total += math.prod(ds.shape or ())   # the header's shape: no data is read
         return names[0], total
+
+
+def stored_data_shape(record: RunRecord, config: RunConfig) -> tuple[tuple[int, ...], int, dict[str, int]]:
+    """The image shape, class count and split sizes (train/val/test images, where recorded) a run was
+    trained on, from its /data group (else the dataset's shape, no sizes); a one-line RunFileError for
+    values that are not counts."""
+    data = record.groups.get("data", {})
+    try:
+        if "image_shape" in data:
+            shape = tuple(int(v) for v in data["image_shape"])
+            classes = int(data["num_classes"])
+        else:
+            shape, classes = dataset_shape(config.dataset)
+        sizes = {k: int(data[k]) for k in ("train_images", "val_images", "test_images") if k in data}
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise RunFileError(f"{record.path}: /data does not describe the images (image_shape, num_classes, "
+                           f"split sizes): {type(exc).__name__}: {exc}") from None
+    if not shape or min(shape) < 1 or classes < 1 or min(sizes.values(), default=0) < 0:
+        raise RunFileError(f"{record.path}: /data holds image_shape {list(shape)} and num_classes {classes}; "
+                           "not a network's input")
+    return shape, classes, sizes
 
 
 def check_stored_network(record: RunRecord, config: RunConfig, image_shape: Sequence[int], num_classes: int,

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..data import Dataset, same_split
-from ..data.loading import checked_load, dataset_shape, load_data, load_from_source
+from ..data.loading import checked_load, load_data, load_from_source
 from ..data.loading import data_source as source_of  # (train_to_file's parameter is called data_source)
 from ..errors import ConfigError, Diverged, FFNeuroError, RunFileError
 from ..models.weights import weights_mismatch
 from ..presets import resolve_config
 from ..store import RunRecord, RunWriter, holder_of, read_run
-from ..store.sizes import check_stored_network
+from ..store.sizes import check_stored_network, stored_data_shape
 from .device import environment
 from .memory_guard import check_restore_memory, check_run_memory
 from .parallel import Local
@@ -309,27 +309,6 @@ def load_from(dataset: str, source: str | None, data_dir: str | os.PathLike | No
     if source is not None:
         return checked_load(dataset, lambda: load_from_source(dataset, source))
     return load_data(dataset, data_dir)
-
-
-def stored_data_shape(record: RunRecord, config: RunConfig) -> tuple[tuple[int, ...], int, dict[str, int]]:
-    """The image shape, class count and split sizes (train/val/test images, where recorded) a run was
-    trained on, from its /data group (else the dataset's shape, no sizes); a one-line RunFileError for
-    values that are not counts."""
-    data = record.groups.get("data", {})
-    try:
-        if "image_shape" in data:
-            shape = tuple(int(v) for v in data["image_shape"])
-            classes = int(data["num_classes"])
-        else:
-            shape, classes = dataset_shape(config.dataset)
-        sizes = {k: int(data[k]) for k in ("train_images", "val_images", "test_images") if k in data}
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise RunFileError(f"{record.path}: /data does not describe the images (image_shape, num_classes, "
-                           f"split sizes): {type(exc).__name__}: {exc}") from None
-    if not shape or min(shape) < 1 or classes < 1 or min(sizes.values(), default=0) < 0:
-        raise RunFileError(f"{record.path}: /data holds image_shape {list(shape)} and num_classes {classes}; "
-                           "not a network's input")
-    return shape, classes, sizes
 
 
 def check_restore(record: RunRecord, config: RunConfig, weights: str | None = None, *,

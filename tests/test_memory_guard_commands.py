@@ -12,8 +12,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
+from ffneuro.cli.main import main
 
 from ffneuro.config import stored_config
+from ffneuro.data import dataset_shape
 from ffneuro.errors import ConfigError, NotModelled, RunFileError
 from ffneuro.models import build_model
 from ffneuro.presets import resolve_config
@@ -44,7 +47,7 @@ def _sized_run(folder: Path, name: str, config_changes: dict, *, weights: bool =
     path = good_run(folder, name, status="complete" if weights else "running", epochs=1 if weights else 0)
     if weights:
         config = resolve_config("smoke", {})
-        state = build_model(config, (1, 28, 28), 10).state_dict()
+        state = build_model(config, *dataset_shape(config.dataset)).state_dict()
         with h5py.File(path, "a") as f:
             del f["weights/final"]
             for k, v in state.items():
@@ -55,13 +58,22 @@ def _sized_run(folder: Path, name: str, config_changes: dict, *, weights: bool =
 def test_a_config_claiming_more_parameters_than_the_file_stores_is_refused(tmp_path):
     sound = _sized_run(tmp_path, "sound.h5", {})
     rec = read_run(sound)
-    specs = check_stored_network(rec, stored_config(rec), (1, 28, 28), 10)
+    specs = check_stored_network(rec, stored_config(rec), *dataset_shape("synthetic"))
     assert sum(s.params for s in specs) <= stored_weight_elements(sound)[1]
     big = _sized_run(tmp_path, "big.h5", {"filters": 10**9})
     rec = read_run(big)
     with pytest.raises(RunFileError, match=r"big\.h5: its config describes a network of [\d,]+ parameters but its "
                                            r"final weights hold [\d,]+ values"):
-        check_stored_network(rec, stored_config(rec), (1, 28, 28), 10)
+        check_stored_network(rec, stored_config(rec), *dataset_shape("synthetic"))
+
+
+def test_eval_of_a_sound_run_passes_the_checks_and_any_eval_batch_size_gives_the_same_accuracy(tmp_path):
+    sound = _sized_run(tmp_path, "sound.h5", {})
+    runner = CliRunner()
+    default = runner.invoke(main, ["eval", str(sound), "--json", "--device", "cpu"])
+    small = runner.invoke(main, ["eval", str(sound), "--json", "--device", "cpu", "--eval-batch-size", "20"])
+    assert default.exit_code == 0 and small.exit_code == 0, default.output + small.output
+    assert json.loads(default.stdout)["accuracy"] == json.loads(small.stdout)["accuracy"]
 
 
 @pytest.mark.parametrize("changes", [

@@ -50,7 +50,7 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir, sto
     config = stored_config(record, device=device)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a folder")
-    trainer = restore_run(record, config, weights, data_dir)
+    trainer = restore_run(record, config, weights, data_dir, samples=samples)
     data = trainer.test if split == "test" else trainer.val
     if len(data) == 0:
         raise ConfigError(f"the {split} split of {run_file} is empty")

@@ -20,12 +20,15 @@ from .util import echo_json
               help="final: last epoch; best: the epoch with the best validation accuracy")
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
+              help="rows per evaluation batch (default: the run's); smaller needs less memory")
 @data_dir_option
 @json_option
-def eval_cmd(run_file, readout, weights, split, device, data_dir, as_json):
+def eval_cmd(run_file, readout, weights, split, device, eval_batch_size, data_dir, as_json):
     """Evaluate RUN_FILE's stored weights on the test (or validation) split."""
     record = read_run(run_file)
-    trainer = restore_run(record, stored_config(record, device=device), weights, data_dir)
+    given = {} if eval_batch_size is None else {"eval_batch_size": eval_batch_size}
+    trainer = restore_run(record, stored_config(record, device=device, **given), weights, data_dir)
     available = trainer.model.readouts()
     wanted = available if readout == "both" else [readout]
     missing = [r for r in wanted if r not in available]

@@ -17,6 +17,7 @@ from ..presets import resolve_config
 from ..spec import NetSpec
 from ..spec.nir_io import read_nir
 from ..store import RunRecord, read_run
+from ..store.sizes import check_stored_network
 from .hardware import HardwareProfile
 from .report import ProfileReport, profile_config, profile_graph
 
@@ -71,6 +72,7 @@ def network_from_run(run_file: str | Path) -> Network:
         shape, classes = tuple(int(v) for v in data["image_shape"]), int(data["num_classes"])
     else:
         shape, classes = dataset_shape(config.dataset)
+    check_stored_network(rec, config, shape, classes)   # a config the stored weights cannot be for: refused
     measured = _zero_fractions(rec)
     if config.algo == "bp":
         return Network(config, shape, classes, None, Path(run_file), str(run_file), bp_sparsity=measured)

@@ -279,3 +279,55 @@ def check_run_memory(config: RunConfig, data: Dataset) -> MemoryNeed | None:
     except NotModelled as exc:   # a block that does not model its memory: train unchecked, and say why
         log.warning("memory guard: not checked: %s", exc)
         return None
+
+
+def check_restore_memory(config: RunConfig, image_shape: Sequence[int], num_classes: int, *, eval_images: int,
+                         where: str, train_images: int = 0, samples: int | None = None,
+                         available: int | None = None) -> MemoryNeed | None:
+    """The memory guard for a stored run's network rebuilt to be evaluated (``eval``: batches of
+    ``config.eval_batch_size`` over up to ``eval_images`` images) or, with ``samples``, run once on that many
+    images with every label (``cam``): a one-line ConfigError naming ``where`` (the run file) when the
+    estimate plus the margins exceeds the free memory, with the largest ``--eval-batch-size`` (or
+    ``--samples``) that fits (``train_images``: the training split, which a GPU holds too). The estimate counts the network's resident state as training does, plus the
+    stored weights read beside it. A block that does not model its memory: not checked (one logged line)."""
+    device = pick_device(config.device)
+    try:
+        model = _Model(config, image_shape, num_classes, train_images=train_images, val_images=eval_images,
+                       test_images=eval_images, device=device)
+        model.activity_images = 0   # no activity pass: only the evaluation batches (or the CAM pass)
+        stored = model._resident.param_bytes   # the weights read from the file, beside the network's own
+        if samples is None:   # eval: batches of eval_batch_size rows (FF: // classes images, each with every label)
+            step, option, wanted = (num_classes if model.ff else 1), "--eval-batch-size", config.eval_batch_size
+            most = min(config.eval_batch_size // step, model.eval_images)
+        else:                 # cam: the samples at once, each with every label (FF)
+            step, option, wanted, most = 1, "--samples", samples, samples
+            model.eval_images = max(model.eval_images, samples)
+        rows = num_classes if model.ff else 1
+
+        def need_at(images: int) -> int:
+            return model.eval_bytes(images * rows) + stored
+
+        peak = need_at(max(1, most))
+    except NotModelled as exc:
+        log.warning("memory guard: not checked: %s", exc)
+        return None
+    need = MemoryNeed(0, peak, model.data)
+    what = "GPU memory" if device.type == "cuda" else "RAM"
+    if available is None:
+        available, what = available_memory(device)
+    if available is None:
+        return need
+    with_margin = lambda p: int((model.data + p) * (1 + MARGIN)) + MARGIN_BYTES
+    fits = lambda k: with_margin(need_at(k)) <= available
+    if with_margin(peak) <= available:
+        return need
+    best = _largest(fits, max(1, most) - 1)
+    hint = (f"the largest {option} that fits is {best * step}" if best
+            else f"even {option} {step} needs {_gb(with_margin(need_at(1)))}")
+    message = (f"{where}: its network needs about {_gb(with_margin(peak))} here (memory model estimate "
+               f"{_gb(model.data + peak)} at {option} {wanted}, plus {MARGIN:.0%} and {MARGIN_BYTES // 2**20} MiB) "
+               f"but {_gb(available)} of {what} is free; {hint}")
+    if os.environ.get(_GUARD_ENV, "").lower() in ("off", "0", "no", "false"):
+        log.warning("%s (%s=off: running anyway)", message, _GUARD_ENV)
+        return need
+    raise ConfigError(message + f" (or set {_GUARD_ENV}=off to run anyway)")

@@ -15,14 +15,15 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..data import Dataset, same_split
-from ..data.loading import checked_load, load_data, load_from_source
+from ..data.loading import checked_load, dataset_shape, load_data, load_from_source
 from ..data.loading import data_source as source_of  # (train_to_file's parameter is called data_source)
 from ..errors import ConfigError, Diverged, FFNeuroError, RunFileError
 from ..models.weights import weights_mismatch
 from ..presets import resolve_config
 from ..store import RunRecord, RunWriter, holder_of, read_run
+from ..store.sizes import check_stored_network
 from .device import environment
-from .memory_guard import check_run_memory
+from .memory_guard import check_restore_memory, check_run_memory
 from .parallel import Local
 from .stop import StopSignals
 from .trainer import Progress, Summary, Trainer
@@ -310,9 +311,46 @@ def load_from(dataset: str, source: str | None, data_dir: str | os.PathLike | No
     return load_data(dataset, data_dir)
 
 
-def restore_run(record: RunRecord, config: RunConfig, weights: str, data_dir: str | os.PathLike | None) -> Trainer:
+def stored_data_shape(record: RunRecord, config: RunConfig) -> tuple[tuple[int, ...], int, dict[str, int]]:
+    """The image shape, class count and split sizes (train/val/test images, where recorded) a run was
+    trained on, from its /data group (else the dataset's shape, no sizes); a one-line RunFileError for
+    values that are not counts."""
+    data = record.groups.get("data", {})
+    try:
+        if "image_shape" in data:
+            shape = tuple(int(v) for v in data["image_shape"])
+            classes = int(data["num_classes"])
+        else:
+            shape, classes = dataset_shape(config.dataset)
+        sizes = {k: int(data[k]) for k in ("train_images", "val_images", "test_images") if k in data}
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise RunFileError(f"{record.path}: /data does not describe the images (image_shape, num_classes, "
+                           f"split sizes): {type(exc).__name__}: {exc}") from None
+    if not shape or min(shape) < 1 or classes < 1 or min(sizes.values(), default=0) < 0:
+        raise RunFileError(f"{record.path}: /data holds image_shape {list(shape)} and num_classes {classes}; "
+                           "not a network's input")
+    return shape, classes, sizes
+
+
+def check_restore(record: RunRecord, config: RunConfig, weights: str | None = None, *,
+                  samples: int | None = None) -> None:
+    """Before a stored run's network is built: refuse a config whose network the file's weights cannot be for
+    (:func:`~ffneuro.store.sizes.check_stored_network`, which also refuses impossible shapes), then one that
+    does not fit the free memory for evaluation (or a CAM pass over ``samples`` images): the memory guard
+    (:func:`~ffneuro.train.memory_guard.check_restore_memory`). Nothing is allocated for the network here."""
+    shape, classes, sizes = stored_data_shape(record, config)
+    check_stored_network(record, config, shape, classes, weights)
+    held_out = max(sizes.get("val_images", 0), sizes.get("test_images", 0)) or 1 << 62  # unknown: no cap
+    check_restore_memory(config, shape, classes, eval_images=held_out, train_images=sizes.get("train_images", 0),
+                         where=str(record.path), samples=samples)
+
+
+def restore_run(record: RunRecord, config: RunConfig, weights: str, data_dir: str | os.PathLike | None, *,
+                samples: int | None = None) -> Trainer:
     """A Trainer for ``config`` on its dataset with the run's ``weights`` (final|best) loaded: what
-    ``eval`` and ``cam`` work on."""
+    ``eval`` and ``cam`` (``samples`` images at once) work on. The network's size and memory are checked
+    first (:func:`check_restore`): nothing is loaded or built for a network that cannot be the run's or fit."""
+    check_restore(record, config, weights, samples=samples)
     state = record.weights(weights)
     trainer = Trainer(config, load_run_data(record, config, data_dir))
     unfit = f"{record.path}: the stored {weights} weights do not fit the network of its config"

@@ -1,16 +1,27 @@
 """Where `profile` and `compare` get a network from: a stored run, or a preset plus model flags."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import click
 
 from ffneuro.config import RunConfig
 from ffneuro.data import dataset_shape
-from ffneuro.errors import ConfigError
+from ffneuro.errors import ConfigError, FFNeuroError
 from ffneuro.presets import resolve_config
 from ffneuro.profiler import ProfileReport, profile_config, profile_graph
+from ffneuro.profiler.activity import (
+    ActivitySources,
+    Simulation,
+    deployed_sources,
+    measured_sources,
+    parse_activity,
+    parse_input_activity,
+    pick_simulation,
+    simulation_from_group,
+)
+from ffneuro.profiler.static import WeightStats, weight_stats
 from ffneuro.spec import NetSpec
 from ffneuro.spec.nir_io import read_nir
 from ffneuro.store import read_run
@@ -32,17 +43,28 @@ class Network:
     label: str
     bp_sparsity: list[float] | None = None
     graph: NetSpec | None = None
-    timesteps: int = 1
-    activity: float | None = None
+    timesteps: int | None = None
+    activity: float | dict[str, float] | None = None      # --activity, parsed
+    input_activity: float | None = None
+    activity_from: str | None = None
+    measured: ActivitySources | None = None               # the run's /activity (of its own algo)
+    bp_measured: ActivitySources | None = None            # a BP run's, for the BP twin
+    simulations: dict[str, Simulation] = field(default_factory=dict)
+    weights: dict[str, WeightStats] | None = None         # the stored weights' counts, by layer name
+    algo: str = "ff"
 
     def sparsity_note(self) -> str:
+        given = "" if self.activity is None else f", given activity {_given_text(self.activity)}"
+        given += "" if self.input_activity is None else f", input activity {self.input_activity:g}"
         if self.graph is not None:
-            return f"{self.timesteps} timestep(s), activity " + \
-                (f"{self.activity:g}" if self.activity is not None else "default") + " spikes per neuron per timestep"
+            return f"{self.timesteps or 1} timestep(s){given or ', default activity'}"
 
         def state(sp):
             return "measured" if sp else "dense (not measured)"
-        return f"sparsity FF {state(self.sparsity)}, BP {state(self.bp_sparsity)}"
+        per_position = any(m is not None and m.synops for m in (self.measured, self.bp_measured))
+        sims = f", simulations: {', '.join(sorted(self.simulations))}" if self.simulations else ""
+        return f"sparsity FF {state(self.sparsity)}, BP {state(self.bp_sparsity)}" \
+            + (" (per-position synaptic ops)" if per_position else "") + sims + given
 
     def describe(self) -> str:
         """One line: what is profiled."""
@@ -54,12 +76,24 @@ class Network:
                 f"{self.sparsity_note()}")
 
     def profile(self, hw, *, precision: str | None = None, batch: int | None = None) -> ProfileReport:
-        """The estimate on ``hw`` at ``precision`` (default: the run's or preset's, fp32 for a NIR graph)."""
+        """The estimate on ``hw`` at ``precision`` (default: the run's or preset's, fp32 for a NIR graph).
+        A run is costed with its simulation on ``hw`` (or ``--activity-from``'s) where it holds one."""
         if self.graph is not None:
-            return profile_graph(self.graph, hw, timesteps=self.timesteps, activity=self.activity,
-                                 precision=precision or "fp32", batch=batch or 1)
+            return profile_graph(self.graph, hw, timesteps=self.timesteps or 1, activity=self.activity,
+                                 input_activity=self.input_activity, precision=precision or "fp32", batch=batch or 1)
+        sim = pick_simulation(self.simulations, hw.name, self.activity_from)
+        names = [f"{'layer' if self.algo == 'bp' else 'unit'}{i + 1}" for i in range(self.config.layers)]
+        own = deployed_sources(self.measured or ActivitySources(), names, simulation=sim, given=self.activity,
+                               input_activity=self.input_activity, timesteps=self.timesteps)
+        ff, bp = (own, self.bp_measured) if self.algo != "bp" else (None, own)
+        weights = {"weights": self.weights} if self.algo != "bp" else {"bp_weights": self.weights}
         return profile_config(self.config, self.image_shape, self.num_classes, hw, sparsity=self.sparsity,
-                              bp_sparsity=self.bp_sparsity, batch=batch, precision=precision)
+                              bp_sparsity=self.bp_sparsity, batch=batch, precision=precision,
+                              activity=ff, bp_activity=bp, **weights)
+
+
+def _given_text(activity) -> str:
+    return f"{activity:g}" if not isinstance(activity, dict) else ",".join(f"{k}={v:g}" for k, v in activity.items())
 
 
 def _zero_fractions(rec) -> list[float] | None:
@@ -67,24 +101,48 @@ def _zero_fractions(rec) -> list[float] | None:
     return None if values is None else [float(v) for v in values]
 
 
+def _simulations(rec) -> dict[str, Simulation]:
+    """The run's ``/simulation/TARGET`` groups (``ffneuro simulate``)."""
+    group = rec.groups.get("simulation") or {}
+    out = {}
+    for target, values in group.items():
+        if target == "attrs" or not isinstance(values, dict):
+            continue
+        out[target] = simulation_from_group(target, values, rec.group_attrs(f"simulation/{target}"))
+    return out
+
+
+def _weight_stats(rec) -> dict[str, WeightStats] | None:
+    """Counts of the run's final stored weights by layer name (None without weights or /activity names)."""
+    names = rec.groups.get("activity", {}).get("units")
+    if not names:
+        return None
+    try:
+        return weight_stats(rec.weights("final"), [names] if isinstance(names, str) else list(names))
+    except (FFNeuroError, ValueError):
+        return None
+
+
 def resolve_network(ctx: click.Context, run_file: str | None, preset: str, overrides: dict, *,
-                    timesteps: int | None = None, activity: float | None = None) -> Network:
+                    timesteps: int | None = None, activity: str | None = None, input_activity: float | None = None,
+                    activity_from: str | None = None) -> Network:
     """A RUN_FILE (or a NIR file) wins; model flags may not be combined with one (it fixes the network).
-    ``timesteps``/``activity`` apply to a NIR graph only."""
+    The activity options apply to a NIR graph or a run (``activity_from``: a run only), not to a preset."""
     is_nir = run_file is not None and str(run_file).endswith(".nir")
-    if (timesteps is not None or activity is not None) and not is_nir:
-        raise ConfigError("--timesteps and --activity apply to a NIR graph (NET.nir), not to a preset or a run")
+    parsed, input_activity = parse_activity(activity), parse_input_activity(input_activity)
+    if timesteps is not None and timesteps < 1:
+        raise ConfigError(f"--timesteps must be >= 1, got {timesteps}")
+    if run_file is None and any(v is not None for v in (timesteps, activity, input_activity, activity_from)):
+        raise ConfigError("--timesteps and the activity options apply to a NIR graph (NET.nir) or a run, not to a preset")
     if is_nir:
         given = [k for k, v in overrides.items() if v is not None]
         if given or ctx.get_parameter_source("preset") is click.core.ParameterSource.COMMANDLINE:
             raise ConfigError(f"a NIR file fixes the network: drop {', '.join(['--preset', *given]) if given else '--preset'}")
-        if timesteps is not None and timesteps < 1:
-            raise ConfigError(f"--timesteps must be >= 1, got {timesteps}")
-        if activity is not None and not 0.0 <= activity <= 1.0:
-            raise ConfigError(f"--activity must lie in [0, 1] (spikes per neuron per timestep), got {activity}")
+        if activity_from is not None:
+            raise ConfigError("--activity-from picks a run's stored simulation; a NIR graph has none")
         graph = read_nir(run_file)
         return Network(None, graph.input_shape, 0, None, None, str(run_file), graph=graph,
-                       timesteps=timesteps or 1, activity=activity)
+                       timesteps=timesteps or 1, activity=parsed, input_activity=input_activity)
     if run_file is None:
         config = resolve_config(preset, overrides)
         shape, classes = dataset_shape(config.dataset)
@@ -101,9 +159,13 @@ def resolve_network(ctx: click.Context, run_file: str | None, preset: str, overr
     else:
         shape, classes = dataset_shape(config.dataset)
     measured = _zero_fractions(rec)
+    extra = dict(timesteps=timesteps, activity=parsed, input_activity=input_activity, activity_from=activity_from,
+                 simulations=_simulations(rec), weights=_weight_stats(rec), algo=config.algo)
+    sources = measured_sources(rec.groups.get("activity"))
     if config.algo == "bp":  # a BP run's activity is the BP twin's; the FF units are then profiled dense
-        return Network(config, shape, classes, None, Path(run_file), str(run_file), bp_sparsity=measured)
-    return Network(config, shape, classes, measured, Path(run_file), str(run_file))
+        return Network(config, shape, classes, None, Path(run_file), str(run_file), bp_sparsity=measured,
+                       bp_measured=sources, **extra)
+    return Network(config, shape, classes, measured, Path(run_file), str(run_file), measured=sources, **extra)
 
 
 def with_bp_run(net: Network, bp_run: str | None) -> Network:
@@ -122,4 +184,5 @@ def with_bp_run(net: Network, bp_run: str | None) -> Network:
     measured = _zero_fractions(rec)
     if measured is None:
         raise ConfigError(f"--bp-run {bp_run} holds no measured activity (group activity); retrain it")
-    return replace(net, bp_sparsity=measured, label=f"{net.label} + BP {bp_run}")
+    return replace(net, bp_sparsity=measured, bp_measured=measured_sources(rec.groups.get("activity")),
+                   label=f"{net.label} + BP {bp_run}")

@@ -22,7 +22,7 @@ from .util import echo_json, no_store_option, store_in_run
 @no_store_option
 @json_option
 @click.pass_context
-def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timesteps, activity, overrides, preset,
+def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timesteps, activity, input_activity, activity_from, overrides, preset,
             store, as_json):
     """Estimate FF training, BP training and both inference readouts on a hardware target.
 
@@ -33,7 +33,8 @@ def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timest
     gives the BP estimate its measured activity. A NIR file (NET.nir, needs ffneuro[nir]) is profiled
     for inference at --timesteps and --activity.
     """
-    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity), bp_run)
+    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity,
+                                           input_activity=input_activity, activity_from=activity_from), bp_run)
     hw = load_profile(hw_name)
     report = net.profile(hw, precision=est_precision, batch=profile_batch)
     if as_json:

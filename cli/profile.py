@@ -32,6 +32,11 @@ def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timest
     flags describe the network (dense activity assumed). A BP RUN_FILE, or --bp-run beside an FF one,
     gives the BP estimate its measured activity. A NIR file (NET.nir, needs ffneuro[nir]) is profiled
     for inference at --timesteps and --activity.
+
+    A run that holds a simulation (ffneuro simulate) is costed for inference with its measured activity
+    per layer: the profiled target's, or --activity-from TARGET's. --activity (one rate, or
+    NAME=RATE,... by unit name) and --input-activity override it; the network input is dense analog
+    by default. Every unit's activity and its source are in the report.
     """
     net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity,
                                            input_activity=input_activity, activity_from=activity_from), bp_run)

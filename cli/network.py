@@ -83,7 +83,8 @@ class Network:
                                  input_activity=self.input_activity, precision=precision or "fp32", batch=batch or 1)
         sim = pick_simulation(self.simulations, hw.name, self.activity_from)
         names = [f"{'layer' if self.algo == 'bp' else 'unit'}{i + 1}" for i in range(self.config.layers)]
-        own = deployed_sources(self.measured or ActivitySources(), names, simulation=sim, given=self.activity,
+        measured = self.bp_measured if self.algo == "bp" else self.measured
+        own = deployed_sources(measured or ActivitySources(), names, simulation=sim, given=self.activity,
                                input_activity=self.input_activity, timesteps=self.timesteps)
         ff, bp = (own, self.bp_measured) if self.algo != "bp" else (None, own)
         weights = {"weights": self.weights} if self.algo != "bp" else {"bp_weights": self.weights}

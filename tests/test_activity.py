@@ -68,6 +68,24 @@ def test_a_run_now_stores_the_per_position_synops(trained):
     assert all(0 < e <= d for e, d in zip(act["effective_synops"], act["dense_synops"]))
 
 
+def test_a_bp_run_is_costed_with_its_per_layer_synops_head_included(tmp_path):
+    path = tmp_path / "bp.h5"
+    result = run("-q", "train", "--preset", "smoke", "--algo", "bp", "--readout", "linear", "--epochs", "1",
+                 "--out", path)
+    assert result.exit_code == 0, result.output
+    act = read_run(path).groups["activity"]
+    measured = dict(zip(act["synops_layers"], act["effective_synops"]))
+    rep = profile_json(path, "--hw", "loihi")
+    u = units(rep, "bp_infer")
+    assert set(u) == set(measured) == {"layer1", "layer2", "head"}
+    for name, eff in measured.items():
+        assert u[name]["effective_synops"] == pytest.approx(eff)
+        assert u[name]["activity_source"] == "measured sparsity"
+    assert u["head"]["effective_synops"] < u["head"]["synops"]   # the head's zero inputs skipped
+    assert rep["workloads"]["bp_infer"]["static_source"] == "stored weights"
+    assert rep["workloads"]["infer_linear"]["static_source"].startswith("specs")   # the FF twin was not trained
+
+
 def test_the_simulation_of_the_profiled_target_costs_inference(trained, simulated):
     plain = profile_json(trained, "--hw", "loihi2")
     sim = profile_json(simulated, "--hw", "loihi2")

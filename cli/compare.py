@@ -76,13 +76,14 @@ def _ranking_lines(reports) -> list[str]:
 @estimate_options
 @model_options(skip=("precision",))
 @click.pass_context
-def compare(ctx, run_file, hw_names, bp_run, fmt, plot, est_precision, timesteps, activity, overrides, preset):
+def compare(ctx, run_file, hw_names, bp_run, fmt, plot, est_precision, timesteps, activity, input_activity, activity_from, overrides, preset):
     """Compare FF and BP training and both inference readouts across hardware targets (per sample).
 
     Every estimate carries a low–high range from the basis of each number it uses (measured, modelled,
     assumed ...; docs/hw-profiles.md). Targets whose ranges overlap are reported as not resolved.
     RUN_FILE may also be a NIR file (inference only)."""
-    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity), bp_run)
+    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity,
+                                           input_activity=input_activity, activity_from=activity_from), bp_run)
     targets = [load_profile(n.strip()) for n in hw_names.split(",") if n.strip()]
     reports = [net.profile(hw, precision=est_precision) for hw in targets]
     rows = comparison_rows(reports)

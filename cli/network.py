@@ -9,35 +9,47 @@ from ffneuro.profiler.network import Network, network_from_nir, network_from_pre
 
 
 def resolve_network(ctx: click.Context, run_file: str | None, preset: str, overrides: dict, *,
-                    timesteps: int | None = None, activity: float | None = None) -> Network:
+                    timesteps: int | None = None, activity: str | None = None, input_activity: float | None = None,
+                    activity_from: str | None = None) -> Network:
     """A RUN_FILE (or a NIR file) wins; model flags may not be combined with one (it fixes the network).
-    ``timesteps``/``activity`` apply to a NIR graph only."""
+    The activity options apply to a NIR graph or a run (``activity_from``: a run only), not to a preset."""
     is_nir = run_file is not None and str(run_file).endswith(".nir")
-    if (timesteps is not None or activity is not None) and not is_nir:
-        raise ConfigError("--timesteps and --activity apply to a NIR graph (NET.nir), not to a preset or a run")
+    if run_file is None and any(v is not None for v in (timesteps, activity, input_activity, activity_from)):
+        raise ConfigError("--timesteps and the activity options apply to a NIR graph (NET.nir) or a run, not to a preset")
     given = [k for k, v in overrides.items() if v is not None]
     preset_given = ctx.get_parameter_source("preset") is click.core.ParameterSource.COMMANDLINE
     if is_nir:
         if given or preset_given:
             raise ConfigError(f"a NIR file fixes the network: drop {', '.join(['--preset', *given]) if given else '--preset'}")
-        return network_from_nir(run_file, timesteps=timesteps, activity=activity)
+        if activity_from is not None:
+            raise ConfigError("--activity-from picks a run's stored simulation; a NIR graph has none")
+        return network_from_nir(run_file, timesteps=timesteps, activity=activity, input_activity=input_activity)
     if run_file is None:
         return network_from_preset(preset, overrides)
     if given or preset_given:
         raise ConfigError("give either a RUN_FILE or --preset/model flags, not both "
                           f"(got {', '.join(['preset', *given]) if given else 'preset'})")
-    return network_from_run(run_file)
+    return network_from_run(run_file, timesteps=timesteps, activity=activity, input_activity=input_activity,
+                            activity_from=activity_from)
+
+
+def _given_text(activity) -> str:
+    return f"{activity:g}" if not isinstance(activity, dict) else ",".join(f"{k}={v:g}" for k, v in activity.items())
 
 
 def sparsity_note(net: Network) -> str:
-    """Whether the activity the estimate uses was measured, or (NIR) the timesteps and activity."""
+    """Where the activity the estimate uses comes from: measured or not, simulations, given values."""
+    given = "" if net.activity is None else f", given activity {_given_text(net.activity)}"
+    given += "" if net.input_activity is None else f", input activity {net.input_activity:g}"
     if net.graph is not None:
-        return f"{net.timesteps} timestep(s), activity " + \
-            (f"{net.activity:g}" if net.activity is not None else "default") + " spikes per neuron per timestep"
+        return f"{net.timesteps or 1} timestep(s){given or ', default activity'}"
 
     def state(sp):
         return "measured" if sp else "dense (not measured)"
-    return f"sparsity FF {state(net.sparsity)}, BP {state(net.bp_sparsity)}"
+    per_position = any(m is not None and m.synops for m in (net.measured, net.bp_measured))
+    sims = f", simulations: {', '.join(sorted(net.simulations))}" if net.simulations else ""
+    return f"sparsity FF {state(net.sparsity)}, BP {state(net.bp_sparsity)}" \
+        + (" (per-position synaptic ops)" if per_position else "") + sims + given
 
 
 def describe(net: Network) -> str:

@@ -202,12 +202,19 @@ json_option = click.option("--json", "as_json", is_flag=True, help="print a JSON
 
 
 def estimate_options(fn):
-    """``--precision`` (the estimate's), ``--timesteps`` and ``--activity`` (NIR graphs) of profile and compare."""
+    """``--precision`` (the estimate's), ``--timesteps``, and the activity options of profile and compare."""
     from ffneuro.profiler import ESTIMATE_PRECISIONS
 
-    fn = click.option("--activity", type=float, default=None,
-                      help="NIR SNN graphs: spikes per neuron per timestep (default 0.1 for a spiking graph)")(fn)
-    fn = click.option("--timesteps", type=int, default=None, help="NIR graphs: timesteps per sample (default 1)")(fn)
+    fn = click.option("--activity-from", default=None, metavar="TARGET",
+                      help="a run: cost inference with the activity of its simulation on TARGET (default: the "
+                           "profiled target's simulation when the run holds one, else its measured sparsity)")(fn)
+    fn = click.option("--input-activity", type=float, default=None,
+                      help="events per input element per timestep (default: dense analog input)")(fn)
+    fn = click.option("--activity", default=None, metavar="RATE|NAME=RATE,...",
+                      help="events per neuron per timestep of each layer's output: one number for every (spiking) "
+                           "layer or per unit name, e.g. conv1=0.2,conv2=0.1 (NIR default 0.1; runs: measured)")(fn)
+    fn = click.option("--timesteps", type=int, default=None,
+                      help="timesteps per sample (NIR default 1; a run: its simulation's)")(fn)
     return click.option("--precision", "est_precision", type=click.Choice(ESTIMATE_PRECISIONS), default=None,
                         help="estimate every target at this precision (default: the run's or preset's; "
                              "fp32 for a NIR graph)")(fn)

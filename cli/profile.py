@@ -23,7 +23,7 @@ from .util import echo_json, no_store_option, store_in_run
 @no_store_option
 @json_option
 @click.pass_context
-def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timesteps, activity, overrides, preset,
+def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timesteps, activity, input_activity, activity_from, overrides, preset,
             store, as_json):
     """Estimate FF training, BP training and both inference readouts on a hardware target.
 
@@ -33,8 +33,14 @@ def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timest
     flags describe the network (dense activity assumed). A BP RUN_FILE, or --bp-run beside an FF one,
     gives the BP estimate its measured activity. A NIR file (NET.nir, needs ffneuro[nir]) is profiled
     for inference at --timesteps and --activity.
+
+    A run that holds a simulation (ffneuro simulate) is costed for inference with its measured activity
+    per layer: the profiled target's, or --activity-from TARGET's. --activity (one rate, or
+    NAME=RATE,... by unit name) and --input-activity override it; the network input is dense analog
+    by default. Every unit's activity and its source are in the report.
     """
-    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity), bp_run)
+    net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity,
+                                           input_activity=input_activity, activity_from=activity_from), bp_run)
     hw = load_profile(hw_name)
     report = net.profile(hw, precision=est_precision, batch=profile_batch)
     if as_json:
@@ -99,6 +105,9 @@ def format_report(report: ProfileReport) -> str:
         lines.append(f"    {cores}peak memory {_peak(est.peak_memory_bytes)}, fits on chip: {fits}, "
                      f"weights on chip: {_yes_no(est.weights_on_chip)}, off-core share of bytes: "
                      f"{'not applicable (no bytes moved)' if share is None else f'{share:.1%}'}")
+        lines.append("    activity (events per input element per " + ("timestep" if est.timesteps > 1 else "pass")
+                     + "; source): " + ", ".join(f"{u.unit} {u.activity:.3g} ({u.activity_source})"
+                                                 for u in est.per_unit))
         for note in est.notes:
             lines.append(f"    note: {note}")
     return "\n".join(lines)

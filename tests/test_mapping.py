@@ -231,12 +231,13 @@ def test_rankings_are_resolved_only_where_ranges_do_not_overlap():
 # --- graphs (NIR) ----------------------------------------------------------------------------------------------
 
 def test_snn_graph_on_an_event_driven_target_by_hand(tmp_path):
-    """conv 1 → 2, 3×3 'same' on 4×4, LIF; 4 timesteps at 0.25 spikes per input per step, on the toy chip
+    """conv 1 → 2, 3×3 'same' on 4×4, LIF; 4 timesteps, the input given as 0.25 spikes per element per step
+    (by default a graph's input is dense analog), on the toy chip
     (1 pJ per synaptic op, no neuron-update energy). Real synapses 200 per step (see above); events
     200 × 4 × 0.25 = 200. Elementwise: bias 32 + LIF 4 · 32 per step, charged at half a MAC each."""
     hw = chip(tmp_path, limits=limit("neurons_per_core", 1024))
     spec = sequential((1, 4, 4), [("conv2d", {"out_channels": 2, "kernel": 3, "padding": 1}), ("neuron", {"model": "lif"})])
-    est = profile_graph(spec, hw, timesteps=4, activity=0.25)["infer"]
+    est = profile_graph(spec, hw, timesteps=4, activity=0.25, input_activity=0.25)["infer"]
     assert (est.macs, est.synops, est.effective_synops) == (4 * 288, 4 * 200, 200)
     ew = 4 * (32 + 4 * 32)
     assert est.energy.compute_j == pytest.approx((200 + ew / 2) * PJ)

@@ -47,10 +47,12 @@ def test_read_a_sequential_snn(tmp_path):
 
 
 def test_profile_nir_json_has_the_preset_fields_and_hand_counts(tmp_path):
-    """4 timesteps at 0.25: the conv's input is taken as spikes (its own neuron spikes), so 200 real
-    synapses × 4 steps × 0.25 = 200 events; the affine layer follows the LIF layer: 96 × 4 × 0.25 = 96."""
+    """4 timesteps at 0.25: the input given as spikes at 0.25 (--input-activity; by default it is dense
+    analog), so 200 real synapses × 4 steps × 0.25 = 200 events; the affine layer follows the LIF layer:
+    96 × 4 × 0.25 = 96."""
     path = tiny_snn(tmp_path / "net.nir")
-    result = run("profile", path, "--hw", "loihi", "--timesteps", 4, "--activity", 0.25, "--json")
+    result = run("profile", path, "--hw", "loihi", "--timesteps", 4, "--activity", 0.25, "--input-activity", 0.25,
+                 "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     w = data["workloads"]["infer"]

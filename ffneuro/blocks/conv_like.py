@@ -21,7 +21,7 @@ class ConvLike:
         if self.filters < 1:
             raise ConfigError(f"{self.name}: need filters >= 1, got {self.filters}")
         if self.pool not in self.pools:
-            raise ConfigError(f"a {self.kind} block downsamples with {', '.join(self.pools)}, got {self.pool!r}")
+            raise ConfigError(f"unknown pool {self.pool!r} for a {self.kind} block; valid: {', '.join(self.pools)}")
         check_conv_input(self.name, shape, self.kernel, self.pool)
         return shape
 

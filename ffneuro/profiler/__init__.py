@@ -63,4 +63,6 @@ __all__ = [
 from .ranking import FFvsBP, Ranked, ff_vs_bp, rank
 from .uncertainty import SCENARIOS, SPREAD, overlaps
 
-# sparsity needs torch; import it as ffneuro.profiler.sparsity (measure_sparsity, effective_macs)
+# sparsity and synops need torch; import them as ffneuro.profiler.sparsity (measure_activity, measure_sparsity)
+# and ffneuro.profiler.synops (layer_synops). activity (which rate each layer gets) and static (parameter
+# count, footprint, connection sparsity) are pure.

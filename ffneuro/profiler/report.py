@@ -20,15 +20,26 @@ from ..accounting import (
     ff_memory,
     ff_training_costs,
     graph_inference_costs,
+    head_spec,
     inference_costs,
     inference_peak_bytes,
     nbytes,
+    readout_spec,
     update_ops,
 )
 from ..accounting.objective import PAIRS, ObjectiveCost, objective_cost
 from ..errors import NotModelled
 from ..spec import Conv1d, Conv2d, NetSpec
 from ..spec.block import BlockSpec
+from .activity import (
+    DEFAULT_ACTIVITY,
+    INPUT,
+    ActivitySources,
+    InputActivity,
+    Wiring,
+    given_neurons,
+    resolve,
+)
 from .energy import (
     ActionCounts,
     ActionEnergies,
@@ -39,6 +50,7 @@ from .energy import (
 )
 from .hardware import HardwareProfile, load_profile
 from .locality import Mapping, UnitMapping, classify, crossing_tensors, map_units, mapping_style
+from .static import WeightStats, workload_static
 from .uncertainty import SCENARIOS
 
 PROFILED = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer")
@@ -79,6 +91,8 @@ class UnitEstimate:
     latency_range: tuple[float, float] | None = None
     precision: str = ""            # the format its MACs execute in
     cores_by: TMapping[str, int] = field(default_factory=dict)
+    activity: float = 1.0          # events per input element per pass: the share of its synaptic ops charged
+    activity_source: str = ""      # given, measured: simulation TARGET, measured sparsity, default
 
     @property
     def energy_j(self) -> float:
@@ -123,6 +137,11 @@ class WorkloadEstimate:
     cores_used: int | None = None
     precision: str = ""
     static_range: tuple[float, float] | None = None   # the static part of energy_range's low and high ends
+    timesteps: int = 1                     # passes per sample (an SNN's timesteps)
+    parameter_count: int | None = None     # of the layers the workload runs
+    footprint_bytes: int | None = None     # NeuroBench's Footprint: parameters at the weight precision + buffers
+    connection_sparsity: float | None = None   # NeuroBench's: share of zero conv/linear weights (stored weights)
+    static_source: str = ""                # where the three come from: stored weights, or the specs
 
     @property
     def energy_j(self) -> float | None:
@@ -198,8 +217,12 @@ class ProfileReport:
                 g["energy_j"] = [u.energy_j for u in w.per_unit]
                 for f in ("latency_s", "macs", "effective_macs", "synops", "effective_synops", "elementwise_ops",
                           "neuron_updates", "synaptic_updates", "bytes_on_core", "bytes_off_core",
-                          "bytes_interconnect", "cores", "weights_on_chip", "fan_in_fits", "input_zero_fraction"):
+                          "bytes_interconnect", "cores", "weights_on_chip", "fan_in_fits", "input_zero_fraction",
+                          "activity"):
                     g[f] = [num(getattr(u, f)) for u in w.per_unit]
+                g["activity_source"] = [u.activity_source for u in w.per_unit]
+                for f in ("timesteps", "parameter_count", "footprint_bytes", "connection_sparsity"):
+                    g[f] = num(getattr(w, f))
                 for f in ("energy_j", "latency_s", "peak_memory_bytes", "fits_on_chip", "cores_needed", "cores_used",
                           "chips_needed", "weights_on_chip", "macs", "effective_macs", "synops", "effective_synops",
                           "bytes_on_core", "bytes_off_core", "bytes_interconnect", "off_core_share"):
@@ -252,7 +275,7 @@ class _UnitTally:
     phases: UnitPhases
     mapping: UnitMapping
     per_sample: ActionCounts
-    zero_fraction: float
+    activity: InputActivity
     first: bool                    # the first conv unit (its input is the image)
     synops: float                  # per batch
     effective_synops: float        # per batch
@@ -262,10 +285,11 @@ class _UnitTally:
 
 
 def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *, style: str, batch: int,
-           zero_fraction: float, first: bool, params_local: bool, acts_local: bool,
+           activity: InputActivity, first: bool, params_local: bool, acts_local: bool,
            crossing_local: bool) -> _UnitTally:
     """Count what unit ``u`` does in its phases (placed by :func:`classify`) and what that costs on each
-    scenario's target."""
+    scenario's target; ``activity.share`` of the input-gated synaptic ops happen."""
+    zero_fraction = 1.0 - activity.share   # below 0 where pooled spikes bring more events than elements
     spec, nominal = u.spec, acts["nominal"]
     linear = _is_linear(spec)
     ratio = spec.synops / spec.macs if spec.macs else 1.0     # real synapses per padded MAC
@@ -294,19 +318,18 @@ def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *
     for sc, a in acts.items():
         t = latency(counts, a, cores=m.cores, style=style, inputs=inputs, linear=linear)
         energies[sc], lats[sc] = dynamic_energy(per, a, linear=linear), (None if t is None else t / batch)
-    return _UnitTally(phases=u, mapping=m, per_sample=per, zero_fraction=zero_fraction, first=first,
+    return _UnitTally(phases=u, mapping=m, per_sample=per, activity=activity, first=first,
                       synops=synops, effective_synops=eff_synops,
                       precision=nominal.linear_precision if linear else nominal.conv_precision,
                       energy=energies, latency=lats)
 
 
 def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, ActionEnergies], mapping: Mapping, *,
-              zero_fractions: TMapping[str, float], peak: int | None, act_precision: str,
+              activity: TMapping[str, InputActivity], peak: int | None, act_precision: str,
               concurrent: bool = False) -> WorkloadEstimate:
     """Per-unit and total estimate of one workload (``cost`` per batch) at the nominal values, with
-    (low, high) ranges from the ``acts`` of each scenario. ``zero_fractions``: by unit name, the share of
-    its inputs that are zero (measured sparsity, or 1 − activity of a spike train); a unit not in it is
-    dense. ``peak``: the workload's peak memory, None where it is not modelled. ``concurrent``: the units
+    (low, high) ranges from the ``acts`` of each scenario. ``activity``: by unit name, what its input
+    carries (:func:`.activity.resolve`); a unit not in it is dense. ``peak``: the workload's peak memory, None where it is not modelled. ``concurrent``: the units
     run at the same time (a many-core chip stepping every layer each timestep), so the slowest one sets
     the latency; otherwise they run one after another and their latencies add."""
     batch, style = cost.batch, mapping.style
@@ -329,7 +352,7 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
         else:
             local = dict(params_local=True, acts_local=True, crossing_local=False)
         tallies.append(_tally(u, mapping.unit(u.unit), acts, style=style, batch=batch,
-                              zero_fraction=zero_fractions.get(u.unit, 0.0), first=is_conv and conv_i == 0, **local))
+                              activity=activity.get(u.unit, _DENSE), first=is_conv and conv_i == 0, **local))
         conv_i += is_conv
     # latency: units one after another, or (concurrent) all at once, the slowest setting the pace; static
     # power of every chip in use runs for that whole time and is shared among the units by their busy time
@@ -355,7 +378,8 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
             synaptic_updates=per.synaptic_updates, bytes_on_core=per.read_on + per.write_on,
             bytes_off_core=per.read_off + per.write_off, bytes_interconnect=per.interconnect_bytes,
             cores=m.cores, limited_by=m.limited_by, weights_on_chip=mapping.weights_on_chip,
-            fan_in_fits=m.fan_in_fits, input_zero_fraction=t.zero_fraction,
+            fan_in_fits=m.fan_in_fits, input_zero_fraction=max(0.0, 1.0 - t.activity.share),
+            activity=t.activity.share, activity_source=t.activity.source,
             crossing=crossing_tensors(cost.workload, t.phases.spec, first=t.first),
             synops=t.synops / batch, effective_synops=t.effective_synops / batch,
             energy_range=(energies["low"].total_j, energies["high"].total_j), latency_range=_ranges(lats),
@@ -380,6 +404,9 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
         energy_range=(energy_by["low"], energy_by["high"]), latency_range=_ranges(latency_by),
         cores_used=mapping.cores_used or mapping.cores_needed, precision=executed,
         static_range=(static_by["low"], static_by["high"]))
+
+
+_DENSE = InputActivity(1.0, "default: dense")
 
 
 def _learning_notes(hw: HardwareProfile, workload: str, style: str) -> list[str]:
@@ -410,7 +437,10 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
                     precision: str = "fp32", sparsity: Sequence[float] | None = None,
                     bp_sparsity: Sequence[float] | None = None, readout_from: int = 1,
                     linear_readout: bool = True,
-                    workloads: Sequence[str] = PROFILED, objective: ObjectiveCost = PAIRS) -> ProfileReport:
+                    workloads: Sequence[str] = PROFILED, objective: ObjectiveCost = PAIRS,
+                    activity: ActivitySources | None = None, bp_activity: ActivitySources | None = None,
+                    weights: TMapping[str, WeightStats] | None = None,
+                    bp_weights: TMapping[str, WeightStats] | None = None) -> ProfileReport:
     """Estimate ``workloads`` of the FF network ``layers`` (and of its BP twin: the same shapes, every
     layer trained, a linear head) on ``hw``, per unit and in total, per sample.
 
@@ -418,6 +448,11 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
     :func:`profile_config`), mapped to the target's native formats and to what each op executes in.
     ``sparsity``: each FF unit's input zero fraction (:func:`~ffneuro.profiler.sparsity.measure_sparsity`),
     used on event-driven targets for FF training and inference; ``bp_sparsity`` likewise for BP.
+    ``activity``/``bp_activity``: everything else known about the activity (per-layer effective synaptic
+    ops, simulated or given spike rates, the input's, timesteps; :mod:`.activity`); given and simulated
+    rates and the timesteps cost the inference workloads only.
+    ``weights``/``bp_weights``: per layer name the stored weights' counts (:mod:`.static`), for the
+    parameter count, footprint and connection sparsity (from the specs where absent).
     ``linear_readout``: whether FF training also trains the linear readout (config ``readout`` linear/both).
     ``objective``: what the FF goodness and loss cost (default: the paper's, pairs of positives and negatives).
     """
@@ -438,6 +473,12 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
     native_w = native if native in ELEMENT_BITS else precision
     bp_layers = [replace(s, name=f"layer{i + 1}", trainable=True) for i, s in enumerate(layers)]
     ff_names, bp_names = [s.name for s in layers], [s.name for s in bp_layers]
+    ff_sources = _with_sparsity(activity, ff_names, sparsity)
+    bp_sources = _with_sparsity(bp_activity, bp_names, bp_sparsity)
+    ff_wiring = _chain_wiring(layers) + [_readout_wiring(layers, readout_spec(layers, num_classes, readout_from),
+                                                         readout_from)]
+    bp_wiring = _chain_wiring(bp_layers) + [_readout_wiring(bp_layers, head_spec(bp_layers, num_classes),
+                                                            len(bp_layers))]
     # a GPU/CPU runs this package's PyTorch code; anything else is assumed to run fused kernels
     scheme = "pytorch" if (hw.kind in ("gpu", "cpu") and act_prec in ("fp32", "bf16")) else "minimal"
     out: dict[str, WorkloadEstimate] = {}
@@ -457,79 +498,110 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
             peak = _modelled_peak(lambda: ff_memory(layers, batch, act_prec, num_classes=num_classes,
                                                     linear_readout=linear_readout, readout_from=readout_from,
                                                     scheme=scheme, objective=objective))
-            names, sp = ff_names, sparsity
+            sources, wiring, stats = ff_sources, ff_wiring, weights
         elif w == "bp_train":
             cost = bp_training_costs(bp_layers, num_classes=num_classes, batch=batch, precision=act_prec, master=master)
             peak = _modelled_peak(lambda: bp_memory(bp_layers, batch, act_prec, num_classes=num_classes, scheme=scheme))
-            names, sp = bp_names, bp_sparsity
+            sources, wiring, stats = bp_sources, bp_wiring, bp_weights
         elif w == "bp_infer":
             cost = inference_costs(bp_layers, readout="linear", num_classes=num_classes, batch=batch,
                                    precision=act_prec, algo="bp", master=master)
             peak = inference_peak_bytes(bp_layers, batch, act_prec, readout="linear", num_classes=num_classes,
                                         weight_precision=master, algo="bp")
-            names, sp = bp_names, bp_sparsity
+            sources, wiring, stats = bp_sources, bp_wiring, bp_weights
         else:
             readout = w.removeprefix("infer_")
             cost = inference_costs(layers, readout=readout, num_classes=num_classes, batch=batch, precision=act_prec,
                                    readout_from=readout_from, master=master, objective=objective)
             peak = inference_peak_bytes(layers, batch, act_prec, readout=readout, num_classes=num_classes,
                                         readout_from=readout_from, weight_precision=master, objective=objective)
-            names, sp = ff_names, sparsity
+            sources, wiring, stats = ff_sources, ff_wiring, weights
+        timesteps = 1 if training else sources.timesteps
+        if timesteps > 1:   # an SNN runs every layer once per timestep
+            cost = replace(cost, units=tuple(u.scaled(timesteps) for u in cost.units))
         mapping = map_units([u.spec for u in cost.units], hw, training=training, precision=act_prec,
                             weight_precision=native_w, work={u.unit: u.total.macs for u in cost.units})
-        est = _estimate(cost, hw, acts, mapping, zero_fractions=_by_block(names, sp),
+        est = _estimate(cost, hw, acts, mapping, activity=resolve(wiring, sources, deployed=not training),
                         peak=None if isinstance(peak, str) else peak, act_precision=act_prec)
+        est = replace(est, timesteps=timesteps, **workload_static(cost.units, stats, master))
         if isinstance(peak, str):
             est = replace(est, notes=est.notes + (f"peak memory not modelled: {peak}",))
         if training:
             est = replace(est, notes=est.notes + tuple(_learning_notes(hw, w, style)))
+        if timesteps > 1:
+            est = replace(est, notes=est.notes + (f"{timesteps} timesteps per sample (the simulation's): every layer "
+                                                  "runs once per timestep",))
         out[w] = est
     notes += _precision_notes(hw, precision, nominal)
     if nominal.event_driven:
-        given = {"FF": sparsity is not None, "BP": bp_sparsity is not None}
         notes.append("event-driven target: synaptic events are charged for real synapses only (no padding taps), "
-                     "and forward and weight-gradient events with a zero input are skipped ("
-                     + "; ".join(f"{k}: {'measured input sparsity' if v else 'none given, dense'}"
-                                 for k, v in given.items()) + ")")
+                     "and forward and weight-gradient events with a zero input are skipped; each unit's activity "
+                     "and its source are in the per-unit table (given and simulated activity cost inference, "
+                     "training keeps the measured sparsity)")
     return ProfileReport(target=hw.name, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
                          num_classes=num_classes, mapping_style=style, sparsity=_frozen(sparsity), actions=nominal,
                          workloads=out, unknown=nominal.unknown(), notes=tuple(notes),
                          bp_sparsity=_frozen(bp_sparsity))
 
 
-DEFAULT_ACTIVITY = 0.1   # spikes per neuron per timestep when an SNN graph is profiled without --activity
+def _with_sparsity(sources: ActivitySources | None, names: Sequence[str],
+                   sparsity: Sequence[float] | None) -> ActivitySources:
+    """``sources`` with the measured zero fractions of the ``sparsity`` list (one per block unit) added."""
+    sources = sources or ActivitySources()
+    if sparsity is None:
+        return sources
+    return replace(sources, zero_fractions={**_by_block(names, sparsity), **sources.zero_fractions})
 
 
-def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 1, activity: float | None = None,
+def _fired(unit) -> int:
+    """Outputs a unit's neurons fire per pass: before its first pooling node, else its output."""
+    pools = unit.pools
+    return math.prod(pools[0].in_shape) if pools else unit.out_elems
+
+
+def _chain_wiring(layers: Sequence[BlockSpec]) -> list[Wiring]:
+    return [Wiring(s.name, s.in_elems, (layers[i - 1].name,) if i else (INPUT,), _fired(s.unit()))
+            for i, s in enumerate(layers)]
+
+
+def _readout_wiring(layers: Sequence[BlockSpec], spec, readout_from: int) -> Wiring:
+    """The readout or head: a linear layer on the hand-on outputs of layers ``readout_from``..L."""
+    return Wiring(spec.name, spec.in_features, tuple(s.name for s in layers[readout_from - 1:]), spec.out_features)
+
+
+def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 1,
+                  activity: float | TMapping[str, float] | None = None, input_activity: float | None = None,
                   precision: str = "fp32", batch: int = 1) -> ProfileReport:
     """Inference of a layer-spec graph (e.g. read from a NIR file) on ``hw``, per sample: one workload,
     ``infer``, with the same fields as :func:`profile_network`'s.
 
-    Every layer runs once per timestep. The input of a unit that follows a spiking neuron (and the
-    network's input, when the first unit's neuron spikes) carries ``activity`` events per element per
-    timestep (default :data:`DEFAULT_ACTIVITY` for a spiking graph); other inputs are dense. Event-driven
-    targets charge real synapses × events; dense targets charge every MAC of every timestep.
+    Every layer runs once per timestep. ``activity``: events per neuron per timestep of each spiking
+    layer's output (one number, or by unit name; a named non-spiking layer counts too; default
+    :data:`DEFAULT_ACTIVITY`); a unit fed by such a layer receives its events (several per input element
+    where a sum pool gathers them). ``input_activity``: the network input's events per element per
+    timestep (default: dense analog input, charged as one event per element). Other inputs are dense.
+    Event-driven targets charge real synapses × events; dense targets charge every MAC of every timestep.
     """
     hw = load_profile(hw) if isinstance(hw, str) else hw
     if precision not in ESTIMATE_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(ESTIMATE_PRECISIONS)}")
-    any_spiking = any(u.spiking for u in spec.units)
-    if activity is None:
-        activity = DEFAULT_ACTIVITY if any_spiking else 1.0
-    if not 0.0 <= activity <= 1.0:
-        raise ValueError(f"activity must lie in [0, 1] (spikes per neuron per timestep), got {activity}")
+    values = list(activity.values()) if isinstance(activity, TMapping) else [activity, input_activity]
+    if any(v is not None and not (math.isfinite(v) and v >= 0) for v in values):
+        raise ValueError(f"activity must be a finite number >= 0 (events per neuron per timestep), got {activity}")
     acts = {sc: action_energies(hw, precision, sc) for sc in SCENARIOS}
     nominal = acts["nominal"]
     native = nominal.native_precision
     act_prec = native if native in ELEMENT_BITS else precision
     cost = graph_inference_costs(spec, timesteps=timesteps, batch=batch, precision=act_prec, master=act_prec)
-    # a unit's input spikes if the unit before it ends in a spiking neuron; the network input is taken
-    # as spikes when the first unit's own neuron spikes (an SNN fed events, as NIR benchmarks are)
-    spiking = {}
+    names = [u.name for u in spec.units]
+    spiking = [u.name for u in spec.units if u.spiking]
+    neurons = {n: (DEFAULT_ACTIVITY, "default") for n in spiking}
+    neurons.update(given_neurons(activity, names, spiking))
+    sources = ActivitySources(neurons=neurons, input=None if input_activity is None else (input_activity, "given"))
+    wiring = []
     for u in spec.units:
-        feeder = spec.feeder(u) or u
-        if feeder.spiking:
-            spiking[u.name] = activity
+        feeder = spec.feeder(u)
+        wiring.append(Wiring(u.name, u.in_elems, (feeder.name if feeder is not None else INPUT,), _fired(u)))
     mapping = map_units(list(spec.units), hw, training=False, precision=act_prec, weight_precision=act_prec,
                         work={u.unit: u.total.macs for u in cost.units})
     work = max(nbytes(batch * (u.in_elems + u.out_elems), act_prec) for u in spec.units)
@@ -537,19 +609,21 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     # a many-core chip steps every layer in each timestep (Loihi's barrier-synchronised timesteps, TrueNorth's
     # tick): the layers run concurrently and the slowest sets the pace; one device runs them in turn
     concurrent = mapping.style != "monolithic"
-    est = _estimate(cost, hw, acts, mapping, zero_fractions={name: 1.0 - a for name, a in spiking.items()},
+    est = _estimate(cost, hw, acts, mapping, activity=resolve(wiring, sources, deployed=True),
                     peak=peak, act_precision=act_prec, concurrent=concurrent)
+    est = replace(est, timesteps=timesteps, **workload_static(cost.units, None, act_prec))
     notes = _precision_notes(hw, precision, nominal)
     if concurrent:
         notes.append("layers run concurrently, every layer once per timestep: the slowest layer sets the latency "
                      "(time per sample at full throughput)")
     notes.append(f"{timesteps} timestep(s) per sample; "
-                 + (f"inputs of units after a spiking neuron carry {activity:g} spikes per element per timestep "
-                    f"({'given' if activity != DEFAULT_ACTIVITY else 'the default'}), other inputs are dense"
-                    if any_spiking else "no spiking neurons: every input dense"))
+                 + ("a unit after a spiking layer receives that layer's events (activity: events per neuron per "
+                    "timestep; each unit's is in the per-unit table with its source); the network input is "
+                    + ("given" if input_activity is not None else "dense analog (--input-activity for spikes)")
+                    if spiking else "no spiking neurons: every input dense"))
     if nominal.event_driven:
         notes.append("event-driven target: synaptic events are charged for real synapses only (no padding taps), "
-                     "one per input spike and synapse")
+                     "one per input event and synapse")
     return ProfileReport(target=hw.name, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
                          num_classes=0, mapping_style=mapping.style, sparsity=None, actions=nominal,
                          workloads={"infer": est}, unknown=nominal.unknown(), notes=tuple(notes))
@@ -580,7 +654,9 @@ def _precision_notes(hw: HardwareProfile, precision: str, a: ActionEnergies) -> 
 def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: HardwareProfile | str, *,
                    sparsity: Sequence[float] | None = None, bp_sparsity: Sequence[float] | None = None,
                    batch: int | None = None, workloads: Sequence[str] = PROFILED,
-                   precision: str | None = None) -> ProfileReport:
+                   precision: str | None = None, activity: ActivitySources | None = None,
+                   bp_activity: ActivitySources | None = None, weights: TMapping[str, WeightStats] | None = None,
+                   bp_weights: TMapping[str, WeightStats] | None = None) -> ProfileReport:
     """:func:`profile_network` for the network a :class:`~ffneuro.config.RunConfig` builds (no model
     needed); ``precision`` overrides the run's (e.g. int8 to estimate a quantised deployment)."""
     # the same refusal as for training: one line naming the unit
@@ -591,7 +667,8 @@ def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: Har
                            sparsity=sparsity, bp_sparsity=bp_sparsity,
                            readout_from=config.readout_from, linear_readout=config.readout in ("linear", "both"),
                            workloads=workloads,
-                           objective=objective_cost(config, num_classes))
+                           objective=objective_cost(config, num_classes), activity=activity,
+                           bp_activity=bp_activity, weights=weights, bp_weights=bp_weights)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -324,6 +324,12 @@ class RunRecord:
                 raise _fail(self.path, f"/{STATE}/{STATE_META} is {type(value).__name__}, not a JSON object")
             return arrays, value
 
+    def group_attrs(self, name: str) -> dict[str, Any]:
+        """The attributes of group ``/name`` at any depth (e.g. ``simulation/loihi2``); {} when it is absent."""
+        with _open(self.path) as f:
+            group = f.get(name)
+            return _attrs(self.path, group) if isinstance(group, h5py.Group) else {}
+
     def weights(self, which: str = "final") -> dict[str, np.ndarray]:
         """Load one parameter set ("final" or "best") from the file."""
         with _open(self.path) as f:

@@ -98,6 +98,16 @@ PRESETS.register("fashion-mnist-fast")(dict(_FAST, dataset="fashion-mnist", epoc
 PRESETS.register("cifar10-fast")(dict(_FAST, dataset="cifar10", widths=(60, 120, 240), lr=0.003,
                                       augment="crop+flip", epochs=7))
 
+# Deployable twins of the fast presets (`ffneuro export --format nir`): no max pooling and no batch norm
+# after a ReLU, which a chip cannot run. The paper's conv block (conv → ReLU → 2×2 average pool → RMS
+# norm) with the fast presets' widths, class-wise goodness and CwC loss; the export writes the average
+# pool as a sum pool with the next weights scaled by 1/4 and replaces the RMS norm by a fixed per-unit
+# scale calibrated on training images (ffneuro/deploy/export.py).
+_FAST_DEPLOY = dict(_FAST, arch="conv", pool="avg", block_options=None)
+PRESETS.register("mnist-fast-deploy")(dict(_FAST_DEPLOY, dataset="mnist", epochs=3))
+PRESETS.register("cifar10-fast-deploy")(dict(_FAST_DEPLOY, dataset="cifar10", widths=(60, 120, 240), lr=0.003,
+                                             augment="crop+flip", epochs=7))
+
 
 # ------------------------------------------------------------------------------------------------------
 # Published settings of the FF variants, named <variant>-<dataset> (docs/variants/*.md says, for each,

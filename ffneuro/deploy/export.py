@@ -132,7 +132,8 @@ def _run_node(node: Node, ins: list[torch.Tensor], module: nn.Module | None) -> 
     raise ConfigError(f"cannot deploy a {node.kind} node")
 
 
-def _max_pool_refusal(config: Mapping[str, Any], where: str) -> str:
+def max_pool_refusal(config: Mapping[str, Any], where: str) -> str:
+    """The one-line refusal of a max-pooling network, naming the deployable preset for its dataset."""
     deploy = DEPLOYABLE_PRESETS.get(str(config.get("dataset", "")), "mnist-fast-deploy or cifar10-fast-deploy")
     return (f"{where} max-pools, which NIR cannot hold and chips do not run; train a deployable network "
             f"instead: --preset {deploy} (or --pool avg|stride)")
@@ -150,7 +151,7 @@ def deploy_network(model: nn.Module, config: Mapping[str, Any], calibration: tor
     names = [u.name for u in units] if hasattr(model, "units") else model.unit_names()
     for name, m in zip(names, modules):
         if any(isinstance(n, Pool2d) and n.pool == "max" for n in m.spec.nodes()):
-            raise ConfigError(_max_pool_refusal(config, f"unit {name}"))
+            raise ConfigError(max_pool_refusal(config, f"unit {name}"))
     changes: list[str] = []
     weights: dict[str, dict[str, np.ndarray]] = {}
     out_units: list[Unit] = []

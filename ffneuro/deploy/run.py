@@ -10,7 +10,7 @@ import torch
 from ..errors import ConfigError
 from ..store import read_run
 from ..train.runfile import restore_run, stored_config
-from .export import Deployed, deploy_network, graph_forward, read_graph
+from .export import Deployed, deploy_network, graph_forward, max_pool_refusal, read_graph
 
 FORMATS = ("nir",)
 
@@ -80,7 +80,10 @@ def export_run(run_path: str | os.PathLike, out: str | os.PathLike, *, fmt: str 
     if images < 1 or calibration < 1:
         raise ConfigError("--images and --calibration must be >= 1")
     record = read_run(run_path)
-    trainer = restore_run(record, stored_config(record, device="cpu"), weights, data_dir)
+    config = stored_config(record, device="cpu")
+    if config.pool == "max":     # refused before any data loads (deploy_network checks each unit again)
+        raise ConfigError(max_pool_refusal(config.to_dict(), str(run_path)))
+    trainer = restore_run(record, config, weights, data_dir)
     model, config = trainer.model.eval(), trainer.config
     readouts = model.readouts()
     n = min(images, len(trainer.test))

@@ -400,14 +400,21 @@ def _pair(v) -> tuple[int, int]:
     return (int(a[0]), int(a[0])) if len(a) == 1 else (int(a[0]), int(a[1]))
 
 
-def graph_forward(graph, x: torch.Tensor, *, timesteps: int | None = None,
-                  record: tuple[str, ...] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+IF_MODELS = ("nir", "sinabs")
+
+
+def graph_forward(graph, x: torch.Tensor, *, timesteps: int | None = None, record: tuple[str, ...] = (),
+                  if_model: str = "nir") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run ``graph`` on a batch ``x`` (N, *input shape): the Output node's value and the recorded nodes'.
 
     ``timesteps`` None: IF neurons give their rate, relu(r·v)/v_threshold (the ANN the graph encodes).
     Otherwise ``x`` is fed as a constant current for T steps and IF neurons integrate ``v += r·I``, spike
     when ``v > v_threshold`` and reset to ``v_reset``; the outputs are summed over the steps (spike counts
-    for neurons, summed logits for the output)."""
+    for neurons, summed logits for the output). ``if_model="sinabs"``: sinabs's discretisation of IF
+    (IAFSqueeze: ``v += I``, as many spikes as whole thresholds in ``v``, reset by subtraction, ``v``
+    bounded below by ``−v_threshold``), so its outputs can be compared with sinabs's."""
+    if if_model not in IF_MODELS:
+        raise ConfigError(f"unknown IF model {if_model!r}; valid: {', '.join(IF_MODELS)}")
     order, preds = _order(graph)
     nodes = graph.nodes
     x = x.double()
@@ -441,6 +448,11 @@ def graph_forward(graph, x: torch.Tensor, *, timesteps: int | None = None,
                 r, th = _t(node.r), _t(node.v_threshold)
                 if timesteps is None:
                     y = torch.relu(r * v) / th
+                elif if_model == "sinabs":
+                    mem = state.get(key, torch.zeros_like(v)) + v
+                    spk = torch.relu(torch.div(mem, th, rounding_mode="trunc"))
+                    state[key] = torch.maximum(mem - spk * th, -th)
+                    y = spk
                 else:
                     mem = state.get(key, torch.zeros_like(v)) + r * v
                     spk = (mem > th).to(v.dtype)
@@ -465,4 +477,4 @@ def read_graph(path) -> Any:
     return _nir().read(str(path), type_check=False)
 
 
-__all__ = ["DEPLOYABLE_PRESETS", "PRECISIONS", "Deployed", "deploy_network", "graph_forward", "read_graph"]
+__all__ = ["DEPLOYABLE_PRESETS", "IF_MODELS", "PRECISIONS", "Deployed", "deploy_network", "graph_forward", "read_graph"]

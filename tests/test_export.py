@@ -21,7 +21,7 @@ from ffneuro.cli.main import main  # noqa: E402
 from ffneuro.deploy.export import deploy_network, graph_forward, read_graph  # noqa: E402
 from ffneuro.errors import ConfigError  # noqa: E402
 from ffneuro.models import build_model  # noqa: E402
-from ffneuro.presets import resolve_config  # noqa: E402
+from ffneuro.presets import PRESETS, resolve_config  # noqa: E402
 from ffneuro.spec.nir_io import read_nir  # noqa: E402
 
 SHAPE, CLASSES = (1, 16, 16), 10
@@ -165,6 +165,25 @@ def test_max_pooling_is_refused_naming_the_deployable_preset():
         deploy_network(model, {**config.to_dict(), "dataset": "mnist"}, _image())
 
 
+def test_every_preset_deploys_or_is_refused_naming_a_deployable_preset():
+    shapes = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
+              "synthetic": SHAPE}
+    for name in PRESETS:
+        config = resolve_config(name, {})
+        classes = 100 if config.dataset == "cifar100" else CLASSES
+        model = build_model(config, shapes[config.dataset], classes).eval()
+        x = torch.rand(2, *shapes[config.dataset])
+        if config.pool == "max":
+            with pytest.raises(ConfigError, match=r"max-pools.*--preset \S+-deploy"):
+                deploy_network(model, config.to_dict(), x)
+        else:
+            deployed = deploy_network(model, config.to_dict(), model.activity_input(x))
+            model.float()
+            out, _ = graph_forward(deployed.graph(), model.readout_input(x))
+            assert out.shape == (2, classes), name
+    assert {"mnist-fast-deploy", "cifar10-fast-deploy"} <= set(PRESETS)
+
+
 def test_int8_file_weights_on_the_grid_scales_in_metadata_and_readable_by_old_readers(tmp_path):
     model, config = _model("mnist-fast-deploy", layers=2, widths=(10, 20), pool_at=(1,))
     deployed = deploy_network(model, config.to_dict(), _image(4), precision="int8")
@@ -222,5 +241,5 @@ def test_cli_export_of_a_max_pooling_run_is_one_error_line(tmp_path):
     r = _cli("export", run, "--out", tmp_path / "net.nir")
     assert r.exit_code == 1
     lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error:") and "max-pools" in lines[0] and "deploy" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "max-pools" in lines[0] and "--preset mnist-fast-deploy" in lines[0] and "--pool avg" in lines[0]
     assert not (tmp_path / "net.nir").exists()

@@ -37,7 +37,9 @@ from ..spec import Activation, Add, BatchNorm, Conv2d, Flatten, Linear, NetSpec,
 from ..spec.nir_io import _nir, spec_to_graph, write_nir
 
 PRECISIONS = ("fp32", "int8")
-DEPLOYABLE_PRESETS = {"mnist": "mnist-fast-deploy", "cifar10": "cifar10-fast-deploy"}
+#: the deployable preset to train instead of a max-pooling network, by dataset
+DEPLOYABLE_PRESETS = {"mnist": "mnist-fast-deploy", "fashion-mnist": "mnist-fast-deploy --dataset fashion-mnist",
+                      "cifar10": "cifar10-fast-deploy", "cifar100": "cifar10-fast-deploy --dataset cifar100"}
 
 
 @dataclass
@@ -134,9 +136,10 @@ def _run_node(node: Node, ins: list[torch.Tensor], module: nn.Module | None) -> 
 
 def max_pool_refusal(config: Mapping[str, Any], where: str) -> str:
     """The one-line refusal of a max-pooling network, naming the deployable preset for its dataset."""
-    deploy = DEPLOYABLE_PRESETS.get(str(config.get("dataset", "")), "mnist-fast-deploy or cifar10-fast-deploy")
+    deploy = DEPLOYABLE_PRESETS.get(str(config.get("dataset", "")), "mnist-fast-deploy (or cifar10-fast-deploy)")
+    pool = "--pool none" if config.get("arch") in ("cfse", "trifecta") else "--pool avg or --pool stride"
     return (f"{where} max-pools, which NIR cannot hold and chips do not run; train a deployable network "
-            f"instead: --preset {deploy} (or --pool avg|stride)")
+            f"instead: --preset {deploy} (or this network with {pool})")
 
 
 def deploy_network(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tensor,

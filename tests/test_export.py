@@ -29,6 +29,8 @@ SHAPE, CLASSES = (1, 16, 16), 10
 
 def _model(preset: str, **overrides):
     torch.manual_seed(0)
+    if preset == "mnist-fast-deploy":     # the paper's conv block with average pooling unless told otherwise
+        overrides = {"arch": "conv", "pool": "avg", **overrides}
     layers = overrides.get("layers")
     if layers is not None:
         overrides.setdefault("readout_from", layers)
@@ -165,6 +167,15 @@ def test_max_pooling_is_refused_naming_the_deployable_preset():
         deploy_network(model, {**config.to_dict(), "dataset": "mnist"}, _image())
 
 
+def test_the_deploy_preset_exports_with_its_batch_norm_folded():
+    model, config = _model("mnist-fast-deploy", arch="trifecta", pool="none", pool_at=None, layers=2, widths=(10, 20))
+    deployed = deploy_network(model, config.to_dict(), _image(4))
+    model.float()
+    kinds = _kinds(deployed.graph())
+    assert kinds.count("Conv2d") == 2 and "Affine" in kinds and not any("Pool" in k for k in kinds)
+    assert any(line.startswith("batch norm: folded") for line in deployed.changes)
+
+
 def test_every_preset_deploys_or_is_refused_naming_a_deployable_preset():
     shapes = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
               "synthetic": SHAPE}
@@ -218,7 +229,7 @@ def _cli(*args):
 def test_cli_export_prints_each_change_and_the_accuracy_change(tmp_path):
     run = tmp_path / "run.h5"
     r = _cli("-q", "train", "--preset", "mnist-fast-deploy", "--dataset", "synthetic", "--widths", "10,20,40",
-             "--epochs", "1", "--out", run)
+             "--arch", "conv", "--pool", "avg", "--epochs", "1", "--out", run)
     assert r.exit_code == 0, r.output
     out = tmp_path / "net.nir"
     r = _cli("export", run, "--format", "nir", "--out", out, "--precision", "int8", "--images", "50",

@@ -32,10 +32,11 @@ SHAPE, CLASSES = (1, 16, 16), 10
 
 @pytest.fixture(scope="module", params=["avg", "stride"])
 def exported(request, tmp_path_factory):
-    """A mnist-fast-deploy-shaped network (untrained weights) exported to a file, and test inputs."""
+    """A deployable conv network (2×2 average pooling or stride 2; untrained weights) exported to a file, and inputs."""
     torch.manual_seed(0)
     config = resolve_config("mnist-fast-deploy", {"dataset": "synthetic", "layers": 2, "widths": (10, 20),
-                                                  "pool_at": (1,), "readout_from": 2, "pool": request.param})
+                                                  "pool_at": (1,), "readout_from": 2, "arch": "conv",
+                                                  "pool": request.param})
     model = build_model(config, SHAPE, CLASSES).eval()
     x = torch.rand((6, *SHAPE), generator=torch.Generator().manual_seed(1))
     deployed = deploy_network(model, config.to_dict(), x)

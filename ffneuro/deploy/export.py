@@ -146,7 +146,16 @@ def deploy_network(model: nn.Module, config: Mapping[str, Any], calibration: tor
                    precision: str = "fp32") -> Deployed:
     """The deployable form of a restored FF or BP ``model`` (``config``: its stored config dict);
     ``calibration``: (N, C, H, W) images in [0, 1] as the units see them (label embedded where the
-    objective embeds one), for the fixed RMS scales."""
+    objective embeds one), for the fixed RMS scales. The model runs in float64 here and is put back
+    in its own dtype after."""
+    dtype = next(model.parameters()).dtype
+    try:
+        return _deploy(model, config, calibration, precision)
+    finally:
+        model.to(dtype)
+
+
+def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tensor, precision: str) -> Deployed:
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     units = list(model.units) if hasattr(model, "units") else list(model.blocks)

@@ -95,7 +95,6 @@ def export_run(run_path: str | os.PathLike, out: str | os.PathLike, *, fmt: str 
     results: dict[str, dict[str, float]] = {r: {"float": float_acc[r]} for r in readouts}
     for prec in (["fp32", "int8"] if precision == "int8" else ["fp32"]):
         deployed = deploy_network(model, config.to_dict(), calib, prec)
-        model.float()
         if prec == precision:
             tmp = f"{out}.tmp{os.getpid()}"
             try:

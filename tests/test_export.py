@@ -203,7 +203,7 @@ def test_int8_file_weights_on_the_grid_scales_in_metadata_and_readable_by_old_re
     graph = read_graph(path)
     for key in ("unit1", "unit2", "readout"):
         node = graph.nodes[key]
-        scale = np.asarray(node.metadata["int8_scale"], dtype=np.float64)
+        scale = np.asarray(graph.metadata["int8_scales"][key], dtype=np.float64)
         q = np.asarray(node.weight, dtype=np.float64).reshape(len(scale), -1) / scale[:, None]
         np.testing.assert_allclose(q, np.round(q), atol=1e-3)
         assert np.abs(q).max() <= 127.001 and np.abs(q).max() >= 126.99

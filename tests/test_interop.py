@@ -30,17 +30,18 @@ from ffneuro.spec.nir_io import read_nir  # noqa: E402
 SHAPE, CLASSES = (1, 16, 16), 10
 
 
-@pytest.fixture(scope="module", params=["avg", "stride"])
+@pytest.fixture(scope="module", params=[("avg", "fp32"), ("stride", "int8")], ids=["avg-fp32", "stride-int8"])
 def exported(request, tmp_path_factory):
-    """A deployable conv network (2×2 average pooling or stride 2; untrained weights) exported to a file, and inputs."""
+    """A deployable conv network (2×2 average pooling or stride 2; untrained weights) exported to a file
+    (fp32 or int8: int8 files carry the scales in the graph's metadata), and inputs."""
     torch.manual_seed(0)
     config = resolve_config("mnist-fast-deploy", {"dataset": "synthetic", "layers": 2, "widths": (10, 20),
                                                   "pool_at": (1,), "readout_from": 2, "arch": "conv",
-                                                  "pool": request.param})
+                                                  "pool": request.param[0]})
     model = build_model(config, SHAPE, CLASSES).eval()
     x = torch.rand((6, *SHAPE), generator=torch.Generator().manual_seed(1))
-    deployed = deploy_network(model, config.to_dict(), x)
-    path = tmp_path_factory.mktemp("nir") / f"net-{request.param}.nir"
+    deployed = deploy_network(model, config.to_dict(), x, precision=request.param[1])
+    path = tmp_path_factory.mktemp("nir") / f"net-{'-'.join(request.param)}.nir"
     deployed.write(path)
     return path, x
 

@@ -277,6 +277,8 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
         _quantize(weights, changes)
     spec = NetSpec(tuple(calibration.shape[1:]), tuple(out_units), name=str(config.get("preset") or "ffneuro"))
     metadata = _metadata(model, config, precision, scales, readout_key)
+    if precision == "int8":   # in the graph's metadata: nir 1.0.4 (sinabs) refuses metadata on a node
+        metadata["int8_scales"] = {k: np.asarray(wb.pop("int8_scale"), dtype=np.float32) for k, wb in weights.items()}
     return Deployed(spec, weights, metadata, changes, readout_key, goodness_nodes)
 
 
@@ -356,8 +358,8 @@ def _quantize(weights: dict[str, dict[str, np.ndarray]], changes: list[str]) -> 
         wb["weight"] = (q * scale[:, None]).reshape(w.shape)
         wb["int8_scale"] = scale
         worst = max(worst, float(np.abs(wb["weight"] - w).max()))
-    changes.append(f"int8: every weight rounded to per-output-channel symmetric int8 (scale = max|w|/127, in each "
-                   f"node's metadata int8_scale; largest change {worst:.3g}); biases kept in float (int32 accumulators)")
+    changes.append(f"int8: every weight rounded to per-output-channel symmetric int8 (scale = max|w|/127, in the "
+                   f"graph's metadata int8_scales; largest change {worst:.3g}); biases kept in float (int32 accumulators)")
 
 
 def _metadata(model, config: Mapping[str, Any], precision: str, scales: dict, readout_key: str | None) -> dict[str, Any]:

@@ -298,8 +298,8 @@ def spec_to_graph(spec: NetSpec, weights: Mapping[str, Mapping[str, np.ndarray]]
     conversion of a ReLU network); RMS normalisation is left out (NIR has no such node; with IF
     neurons a per-layer scale goes into the threshold); an ``add`` node is its inputs' edges meeting at
     the next node, which NIR sums. A unit with a ``source`` reads that unit's output; the Output node
-    sums every unit no later unit reads (e.g. a readout split over several units). ``weights[key]
-    ["int8_scale"]`` goes into the node's metadata; ``metadata`` is the graph's."""
+    sums every unit no later unit reads (e.g. a readout split over several units). ``metadata`` is the
+    graph's (nodes get none: nir 1.0.4's node classes take no metadata)."""
     nir = _nir()
     weights = weights or {}
     th = float((neuron or {}).get("v_threshold", 1.0))
@@ -328,9 +328,6 @@ def spec_to_graph(spec: NetSpec, weights: Mapping[str, Mapping[str, np.ndarray]]
                                     v_threshold=np.full(node.in_shape, th, dtype=np.float32))
             else:
                 nodes[key] = _node_to_nir(nir, node, weights.get(key, {}) if node.weighted else {})
-                scale = weights.get(key, {}).get("int8_scale") if node.weighted else None
-                if scale is not None:
-                    nodes[key].metadata = {"int8_scale": np.asarray(scale, dtype=np.float32)}
             edges += [(src, key) for src in sources]
             outs[i] = [key]
         last = unit_out[u.name] = outs[len(u.nodes) - 1]

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("compare", "compare", "Compare FF and BP training and both inference readouts across hardware "
                                       "targets (per sample)."),
     "eval": ("evaluate", "eval_cmd", "Evaluate RUN_FILE's stored weights on the test (or validation) split."),
+    "export": ("export", "export", "Export RUN_FILE as a deployable NIR graph and print what differs from the trained network."),
     "hw": ("hw", "hw", "Hardware profiles (hw_profiles/*.toml) for `ffneuro profile` and `ffneuro compare`."),
     "plot": ("plot", "plot", "PNG figures of stored runs (needs matplotlib: pip install 'ffneuro[plot]')."),
     "profile": ("profile", "profile", "Estimate FF training, BP training and both inference readouts on a "

@@ -572,23 +572,32 @@ def _node_to_nir(nir, node: Node, weights: Mapping[str, np.ndarray]):
 
 
 def spec_to_graph(spec: NetSpec, weights: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-                  neuron: Mapping[str, Any] | None = None):
+                  neuron: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None):
     """A NIR graph from ``spec``; ``weights[unit]`` holds the ``weight``/``bias`` arrays of a unit's one
     weighted node, ``weights["unit.i"]`` those of node ``i`` of a unit with several.
 
     ReLU activations become IF neurons (``neuron`` gives their threshold, default 1: rate-coded
     conversion of a ReLU network); RMS normalisation is left out (NIR has no such node; with IF
     neurons a per-layer scale goes into the threshold); an ``add`` node is its inputs' edges meeting at
-    the next node, which NIR sums."""
+    the next node, which NIR sums. A unit with a ``source`` reads that unit's output; the Output node
+    sums every unit no later unit reads (e.g. a readout split over several units). ``metadata`` is the
+    graph's (nodes get none: nir 1.0.4's node classes take no metadata)."""
     nir = _nir()
     weights = weights or {}
     th = float((neuron or {}).get("v_threshold", 1.0))
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(spec.input_shape)})}
     edges: list[tuple[str, str]] = []
     last: list[str] = ["input"]          # what feeds the next unit: the NIR nodes whose outputs it sums
+    unit_out: dict[str, list[str]] = {"input": last}
+    read: set[str] = set()
 
-    for u in spec.units:
+    for k, u in enumerate(spec.units):
         several = len(u.synapses) > 1
+        if u.source:
+            last = unit_out[u.source]
+            read.add(u.source)
+        elif k:
+            read.add(spec.units[k - 1].name)
         outs: dict[int, list[str]] = {-1: last}
         feedback: list[tuple[int, str]] = []   # (node read at the previous timestep, the node reading it)
         for i, (node, ins) in enumerate(zip(u.nodes, u.wiring)):
@@ -606,16 +615,42 @@ def spec_to_graph(spec: NetSpec, weights: Mapping[str, Mapping[str, np.ndarray]]
             feedback += [(j, key) for j in ins if j >= i]
             outs[i] = [key]
         edges += [(src, key) for j, key in feedback for src in outs[j]]   # a recurrent edge closes a cycle
-        last = outs[len(u.nodes) - 1]
+        last = unit_out[u.name] = outs[len(u.nodes) - 1]
+    sinks = [src for u in spec.units if u.name not in read for src in unit_out[u.name]]
     nodes["output"] = nir.Output(output_type={"output": np.array(spec.output_shape)})
-    edges += [(src, "output") for src in last]
+    edges += [(src, "output") for src in sinks]
     # NIR's own type inference ignores a conv's groups, so the shapes are the spec's (checked there)
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(metadata or {}), type_check=False)
 
 
-def write_nir(spec: NetSpec, path: str | os.PathLike, weights: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
-    """Write ``spec`` (and ``weights``) as a NIR file."""
-    _nir().write(str(path), spec_to_graph(spec, weights))
+#: what a reader before nir 1.0.6 (sinabs 3.1 pins nir <= 1.0.4) rejects: IF/LIF's v_reset, added in 1.0.6;
+#: a zero reset is what every version assumes when it is absent
+_NEW_ZERO_FIELDS = {b"IF": ("v_reset",), b"LIF": ("v_reset",), b"CubaLIF": ("v_reset",)}
+
+
+def _strip_new_fields(path: str) -> None:
+    """Drop attributes that older NIR readers do not take where they hold their default (zero v_reset)."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        def visit(group) -> None:
+            for key in list(group.keys()):
+                item = group[key]
+                if isinstance(item, h5py.Group):
+                    kind = item["type"][()] if "type" in item and isinstance(item["type"], h5py.Dataset) else None
+                    for name in _NEW_ZERO_FIELDS.get(kind, ()):
+                        if name in item and not np.any(item[name][()]):
+                            del item[name]
+                    visit(item)
+        visit(f["node"])
+
+
+def write_nir(spec: NetSpec, path: str | os.PathLike, weights: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+              metadata: Mapping[str, Any] | None = None) -> None:
+    """Write ``spec`` (and ``weights``) as a NIR file that nir 1.0.4 to 1.0.8 readers load (a zero
+    ``v_reset``, which readers before 1.0.6 refuse, is left out: it is every version's default)."""
+    _nir().write(str(path), spec_to_graph(spec, weights, metadata=metadata))
+    _strip_new_fields(str(path))
 
 
 __all__ = ["SUPPORTED", "Unit", "graph_to_spec", "read_nir", "read_nir_parameters", "spec_to_graph", "write_nir"]

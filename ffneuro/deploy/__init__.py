@@ -1,0 +1,1 @@
+"""Deploying a trained run: NIR export with the changes a chip needs."""

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..config import stored_config
 from ..errors import ConfigError
 from ..store import read_run
-from ..train.runfile import restore_run, stored_config
+from ..train.runfile import restore_run
 from .export import Deployed, deploy_network, graph_forward, max_pool_refusal, read_graph
 
 FORMATS = ("nir",)

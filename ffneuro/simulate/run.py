@@ -13,7 +13,7 @@ import torch
 from ..errors import ConfigError
 from ..profiler.hardware import HardwareProfile
 from .engine import Trace, deploy, readout_logits, run, run_float
-from .network import Calibration, NetView, calibrate, net_view, norm_divisors
+from .network import Calibration, calibrate, net_view, norm_divisors
 from .targets import TargetNumerics, numerics_for
 
 GROUP = "simulation"

@@ -17,7 +17,6 @@ snntorch run a sequential network.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +44,7 @@ class Trace:
     saturated: list[int]
     input_events: float
     steps: int
+    input_saturated: int = 0
 
 
 @dataclass
@@ -99,7 +99,7 @@ def deploy(view: NetView, cal: Calibration, numerics: TargetNumerics) -> Deploym
     if view.linear_weight is not None:
         w = view.linear_weight
         if numerics.timed:   # the readout reads rates r = out / (s·λ) of each readout unit
-            factors = torch.cat([torch.full((math.prod(_out_shape(view, i)),),
+            factors = torch.cat([torch.full((view.out_sizes[i],),
                                             cal.norm_scale[i] * cal.lam[i]) for i in view.readout_units])
             readout, _ = _store(w * factors, numerics)
         elif numerics.weights == "int":
@@ -107,12 +107,6 @@ def deploy(view: NetView, cal: Calibration, numerics: TargetNumerics) -> Deploym
         else:
             readout = round_format(w, numerics.linear_format)
     return Deployment(weights, biases, readout, exceeded)
-
-
-def _out_shape(view: NetView, i: int) -> tuple[int, ...]:
-    """The hand-on shape of unit ``i`` (per row)."""
-    unit = view.scorers[i].block if view.ff else view.model.blocks[i]
-    return tuple(unit.out_shape)
 
 
 def _nonzero(t: torch.Tensor) -> float:
@@ -153,7 +147,8 @@ def run_int8(view: NetView, dep: Deployment, cal: Calibration, rows: torch.Tenso
     """One dense pass in integers: activations as codes 0..2^(b-1)-1 of one scale per layer."""
     levels = 2 ** (numerics.activation_bits - 1) - 1
     in_scale = cal.input_scale / levels
-    h, _ = quantize(rows.flatten(1) * cal.input_scale if view.layers[0].input_norm else rows, in_scale, 0, levels)
+    h, in_clipped = quantize(rows.flatten(1) * cal.input_scale if view.layers[0].input_norm else rows, in_scale, 0,
+                             levels)
     neurons, outs, ev, oev, sat = [], [], [], [], []
     for i, layer in enumerate(view.layers):
         w = dep.weights[i]
@@ -171,7 +166,7 @@ def run_int8(view: NetView, dep: Deployment, cal: Calibration, rows: torch.Tenso
         oev.append(_nonzero(out))
         sat.append(clipped)
         h, in_scale = out, a_scale * cal.norm_scale[i]
-    return Trace(neurons, outs, ev, oev, sat, _nonzero(rows), 1)
+    return Trace(neurons, outs, ev, oev, sat, _nonzero(rows), 1, in_clipped)
 
 
 # ------------------------------------------------------------------------------------------- timed passes
@@ -209,7 +204,7 @@ def run_if(view: NetView, dep: Deployment, cal: Calibration, rows: torch.Tensor,
     neurons = [cal.lam[i] * counts[i] / timesteps for i in range(len(view.layers))]
     outs = [out_counts[i] / timesteps for i in range(len(view.layers))]   # rates: the readout weights carry s·λ
     return Trace(neurons, outs, [float(c.sum()) for c in counts], [float(o.sum()) for o in out_counts],
-                 [int((c >= timesteps).sum()) for c in counts], in_events, timesteps)
+                 [int((c >= timesteps).sum()) for c in counts], in_events, timesteps, int((x > 1).sum()))
 
 
 @torch.no_grad()
@@ -221,7 +216,7 @@ def run_sigma_delta(view: NetView, dep: Deployment, cal: Calibration, rows: torc
     quantum = 1.0 / levels
     thr = quantum * (1 - _QUANTUM_SLACK)
     x = rows.flatten(1) if view.layers[0].kind == "linear" else rows
-    xq, _ = quantize(x, quantum, 0, levels)
+    xq, in_clipped = quantize(x, quantum, 0, levels)
     n = len(view.layers)
     in_sent = torch.zeros_like(xq)
     sent, sent_out = [None] * n, [None] * n
@@ -250,7 +245,7 @@ def run_sigma_delta(view: NetView, dep: Deployment, cal: Calibration, rows: torc
                 inp = sent[i]
     neurons = [cal.lam[i] * sent[i] for i in range(n)]
     outs = [sent_out[i] if view.layers[i].pool in ("max", "avg") else sent[i] for i in range(n)]
-    return Trace(neurons, outs, ev, oev, sat, in_events, timesteps)
+    return Trace(neurons, outs, ev, oev, sat, in_events, timesteps, in_clipped)
 
 
 def run(view: NetView, dep: Deployment, cal: Calibration, rows: torch.Tensor, numerics: TargetNumerics,

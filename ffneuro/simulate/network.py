@@ -69,6 +69,7 @@ class NetView:
     linear_weight: torch.Tensor | None
     linear_bias: torch.Tensor | None
     scorers: list = field(default_factory=list)   # FF units (their ``scores`` is the goodness)
+    out_sizes: list[int] = field(default_factory=list)   # hand-on elements per row, per layer
 
     def readouts(self) -> list[str]:
         return (["goodness"] if self.ff else []) + (["linear"] if self.linear_weight is not None else [])
@@ -130,11 +131,13 @@ def net_view(model: torch.nn.Module) -> NetView:
         linear = model.linear.linear if model.linear is not None else None
         return NetView(layers, model.num_classes, model, True, model.pairs, list(model.readout_units),
                        None if linear is None else linear.weight.detach().float().clone(),
-                       None if linear is None else linear.bias.detach().float().clone(), list(model.units))
+                       None if linear is None else linear.bias.detach().float().clone(), list(model.units),
+                       [math.prod(u.block.out_shape) for u in model.units])
     names = model.unit_names()
     layers = [_layer(n, b) for n, b in zip(names, model.blocks)]
     return NetView(layers, model.num_classes, model, False, False, [len(layers) - 1],
-                   model.head.weight.detach().float().clone(), model.head.bias.detach().float().clone())
+                   model.head.weight.detach().float().clone(), model.head.bias.detach().float().clone(),
+                   out_sizes=[math.prod(b.out_shape) for b in model.blocks])
 
 
 @dataclass

@@ -69,11 +69,12 @@ class _Tally:
     def __init__(self, n: int):
         self.events, self.out_events, self.saturated = [0.0] * n, [0.0] * n, [0] * n
         self.neurons, self.outs = [0] * n, [0] * n
-        self.input_events, self.input_elems, self.steps = 0.0, 0, 1
+        self.input_events, self.input_elems, self.steps, self.input_saturated = 0.0, 0, 1, 0
 
     def add(self, trace: Trace, rows: torch.Tensor) -> None:
         self.steps = trace.steps
         self.input_events += trace.input_events
+        self.input_saturated += trace.input_saturated
         self.input_elems += rows.numel()
         for i in range(len(self.events)):
             self.events[i] += trace.events[i]
@@ -166,7 +167,7 @@ def simulate_model(model: torch.nn.Module, hw: HardwareProfile, test_x: torch.Te
     return SimulationResult(
         target=hw.name, numerics=numerics, timesteps=steps, samples=int(len(test_y)), readouts=list(wanted),
         primary=primary, float_acc=float_acc, fixed_norm_acc=fixed_acc, deployed_acc=deployed, layer_names=names,
-        activity=activity, out_activity=out_activity, saturated=[0] + tally.saturated,
+        activity=activity, out_activity=out_activity, saturated=[tally.input_saturated] + tally.saturated,
         elements=[tally.input_elems] + tally.neurons, fan_in=[0] + [layer.fan_in for layer in view.layers],
         fan_in_exceeded=exceeded, calibration=cal, notes=notes)
 

@@ -199,6 +199,41 @@ def test_target_numerics_from_profiles():
     assert numerics_for(load_profile("h100"), "bf16").conv_format == "bf16"
 
 
+@pytest.mark.parametrize("overrides", [
+    {},                                                           # smoke: conv, no pooling, FF
+    {"pool": "max", "filters": 4},                                # 2×2 max pooling
+    {"pool": "avg", "filters": 4, "algo": "bp"},                  # BP with its linear head
+    {"arch": "fc", "widths": (12, 10)},                           # fully connected, input norm in unit 1
+])
+def test_view_reproduces_the_trained_network(overrides):
+    """The chip's view of a network (its layers, pools, norm and readouts), run in fp32 with the per-sample
+    norm, gives the network's own predictions and hand-on outputs: nothing is lost in the extraction."""
+    from ffneuro.models import build_model
+    from ffneuro.presets import resolve_config
+    from ffneuro.simulate.network import net_view
+
+    torch.manual_seed(0)
+    config = resolve_config("smoke", overrides)
+    model = build_model(config, (1, 16, 16), 10).eval()
+    view = net_view(model)
+    x = torch.rand(6, 1, 16, 16)
+    fp32 = numerics_for(load_profile("h100"), "fp32")
+    fp32 = type(fp32)(**{**fp32.__dict__, "conv_format": "fp32"})
+    cal = calibrate(view, view.calibration_rows(x, torch.arange(6)))
+    dep = deploy(view, cal, fp32)
+    for readout in view.readouts():
+        rows = view.rows(x, readout)
+        trace = run_float(view, dep, cal, rows, fp32, fixed_norm=False)
+        if readout == "goodness":
+            ours = view.goodness(trace.neurons, 6)
+            assert torch.allclose(ours, model.goodness_scores(x), rtol=1e-5, atol=1e-6)
+        else:
+            assert torch.equal(readout_logits(view, dep, trace, fp32).argmax(1), model.predict(x, "linear"))
+            walked = [s.out for s in model.walk(rows)]
+            for mine, theirs in zip(trace.outs, walked):
+                assert torch.allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------- the CLI
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,15 @@ READOUTS = ("goodness", "linear", "both")
               help="NIR graphs without --input: Poisson spikes with this probability per input per timestep")
 @click.option("--analog", is_flag=True, help="NIR graphs without --input: uniform values in [0, 1) instead of spikes")
 @click.option("--seed", type=int, default=0, show_default=True, help="NIR graphs: the default input's random seed")
+@click.option("--dt", type=float, default=1e-4, show_default=True,
+              help="NIR graphs: the Euler step in seconds (snntorch's exporter writes tau = dt / (1 - beta) with 1e-4)")
 @click.option("--no-store", "store", flag_value=False, default=True,
               help="print only; do not write /simulation/<target> into the run file")
 @data_dir_option
 @json_option
 @one_line_errors
 def simulate(source, target, timesteps, samples, readout, percentile, calib_images, weights, input_npz, input_rate,
-             analog, seed, store, data_dir, as_json):
+             analog, seed, dt, store, data_dir, as_json):
     """Run a stored network or a NIR graph with a hardware target's numerics.
 
     SOURCE (a run file, or a .nir graph) runs as the --hw target runs it: its weight and activation formats
@@ -53,7 +55,7 @@ def simulate(source, target, timesteps, samples, readout, percentile, calib_imag
         raise ConfigError(f"--calib-images must be >= 1, got {calib_images}")
     hw = load_profile(target)
     if Path(source).suffix.lower() == ".nir":
-        _nir(source, hw, timesteps, samples, input_npz, input_rate, analog, seed, as_json)
+        _nir(source, hw, timesteps, samples, input_npz, input_rate, analog, seed, dt, as_json)
         return
     if input_npz is not None:
         raise ConfigError("--input is for NIR graphs; a run file simulates its own test images")
@@ -102,11 +104,11 @@ def simulate(source, target, timesteps, samples, readout, percentile, calib_imag
     click.echo(f"stored in {source} (group simulation/{result.target})" if stored else "not stored")
 
 
-def _nir(source, hw, timesteps, samples, input_npz, input_rate, analog, seed, as_json) -> None:
+def _nir(source, hw, timesteps, samples, input_npz, input_rate, analog, seed, dt, as_json) -> None:
     from ffneuro.simulate.nir_sim import simulate_nir_file
 
     result = simulate_nir_file(source, hw, timesteps=timesteps, samples=samples, input_npz=input_npz,
-                               input_rate=input_rate, analog=analog, seed=seed)
+                               input_rate=input_rate, analog=analog, seed=seed, dt=dt)
     if as_json:
         echo_json({"graph": str(source), **result.to_dict()})
         return

@@ -7,8 +7,8 @@ Four ways, chosen by :class:`~ffneuro.simulate.targets.TargetNumerics`:
 * ``int8``: one dense pass in integers (MCUs): int8 weights per channel, int8 activations per layer
   (scale from the calibrated maximum; larger values clip to 127 and are counted), int32 biases.
 * ``if``: T timesteps of integrate-and-fire neurons on normalised weights (threshold balancing); the input
-  image is rate-coded by integrate-and-fire encoders (rate = pixel value); 2×2 max pooling gates spikes by
-  the running counts; a neuron's activation is read back as λ·count/T.
+  image is rate-coded by integrate-and-fire encoders (rate = pixel value); a 2×2 max-pooled neuron spikes
+  when its window's largest spike count grows; a neuron's activation is read back as λ·count/T.
 * ``sigma_delta``: T timesteps of graded spikes: each neuron's activation, quantised on its layer's scale,
   is sent as changes of at least one quantum; layers add up what they receive (Loihi 2's SDNN).
 
@@ -171,9 +171,9 @@ def run_int8(view: NetView, dep: Deployment, cal: Calibration, rows: torch.Tenso
 
 # ------------------------------------------------------------------------------------------- timed passes
 
-def _pool_spikes(layer: SimLayer, spikes: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+def _pool_spikes(layer: SimLayer, spikes: torch.Tensor, before: torch.Tensor | None, after: torch.Tensor) -> torch.Tensor:
     if layer.pool == "max":
-        return spike_max_pool(spikes, counts)
+        return spike_max_pool(before, after)
     if layer.pool == "avg":
         return F.avg_pool2d(spikes, 2)
     return spikes
@@ -197,8 +197,9 @@ def run_if(view: NetView, dep: Deployment, cal: Calibration, rows: torch.Tensor,
             if v[i] is None:
                 v[i], counts[i] = torch.zeros_like(cur), torch.zeros_like(cur)
             v[i], spikes = if_step(v[i], cur)
+            before = counts[i].clone() if layer.pool == "max" else None
             counts[i] += spikes
-            o = _pool_spikes(layer, spikes, counts[i])
+            o = _pool_spikes(layer, spikes, before, counts[i])
             out_counts[i] = o if out_counts[i] is None else out_counts[i] + o
             inp = o
     neurons = [cal.lam[i] * counts[i] / timesteps for i in range(len(view.layers))]

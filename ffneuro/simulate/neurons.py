@@ -4,6 +4,7 @@ tensors; the caller keeps the state."""
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 
 
 def if_step(v: torch.Tensor, current: torch.Tensor, threshold: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,19 +24,14 @@ def sigma_delta_step(sent: torch.Tensor, activation: torch.Tensor, threshold: fl
     return sent + message, message
 
 
-def spike_max_pool(spikes: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """2×2 max pooling of spike trains: each window passes the spike of the neuron that has fired most so
-    far (``counts``, spikes up to and including this step; ties to the first), so its rate tends to the
-    largest rate of the window (Rueckauer et al. 2017)."""
-    n, c, h, w = spikes.shape
-    h2, w2 = h // 2, w // 2
-
-    def windows(t: torch.Tensor) -> torch.Tensor:
-        t = t[:, :, : 2 * h2, : 2 * w2].reshape(n, c, h2, 2, w2, 2)
-        return t.permute(0, 1, 2, 4, 3, 5).reshape(n, c, h2, w2, 4)
-
-    winner = windows(counts).argmax(-1, keepdim=True)
-    return windows(spikes).gather(-1, winner).squeeze(-1)
+def spike_max_pool(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """2×2 max pooling of spike trains from each neuron's spike count before and after this step: the pooled
+    neuron spikes when the window's largest count grows (by at most one a step), so over T steps it fires
+    exactly as often as the window's busiest neuron: its rate is the max of the window's rates. Gating by
+    the leader so far (Rueckauer et al. 2017) loses spikes whenever the lead changes, and gating by the
+    count including this step passes nearly every spike of neurons with similar rates (both measured
+    worse on mnist-small)."""
+    return F.max_pool2d(after, 2) - F.max_pool2d(before, 2)
 
 
 def balance_scale(activations: torch.Tensor, percentile: float) -> float:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "profile": ("profile", "profile", "Estimate FF training, BP training and both inference readouts on a "
                                       "hardware target."),
     "runs": ("runs", "runs", "Inspect stored run files."),
+    "simulate": ("simulate", "simulate", "Run a stored network or a NIR graph with a hardware target's numerics."),
     "study": ("study", "study", "The paper's studies: list them, run them (resumable, sharing one folder) and "
                                 "tabulate them."),
     "sweep": ("sweep", "sweep", "Train every combination of the grid values × seeds into OUT_DIR, one run file "

@@ -215,8 +215,9 @@ def simulate_run_file(path: str | os.PathLike, hw: HardwareProfile, *, timesteps
                       device: str = "cpu") -> SimulationResult:
     """Restore the run at ``path`` (as ``ffneuro eval`` does) and simulate its first ``samples`` test images
     on ``hw``, calibrated on its first ``calib_images`` training images."""
+    from ..config import stored_config
     from ..store import read_run
-    from ..train.runfile import restore_run, stored_config
+    from ..train.runfile import restore_run
 
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")

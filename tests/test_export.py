@@ -6,17 +6,14 @@ batch-norm folding (after a ReLU, and the trifecta's before a conv), the RMS sca
 the residual add and the readout numerically, with no optional package but nir."""
 from __future__ import annotations
 
-import logging
-
 import h5py
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 pytest.importorskip("nir")
 
-from ffneuro.cli.main import main  # noqa: E402
+from cli_runner import invoke as _cli
 
 from ffneuro.deploy.export import deploy_network, graph_forward, read_graph  # noqa: E402
 from ffneuro.errors import ConfigError  # noqa: E402
@@ -216,14 +213,6 @@ def test_int8_file_weights_on_the_grid_scales_in_metadata_and_readable_by_old_re
     assert spec.output_shape == (CLASSES,)
 
 
-def _cli(*args):
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args])
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def test_cli_export_prints_each_change_and_the_accuracy_change(tmp_path):

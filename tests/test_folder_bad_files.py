@@ -7,7 +7,6 @@ are copies of a good run made malformed in one way each, plus files that are not
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -15,22 +14,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from ffneuro.cli.main import main
+from cli_runner import invoke as cli
 
 from ffneuro.errors import RunFileError
 
 GOOD = ("labels=fourier2_seed=0.h5", "seed=0.h5")
 
 
-def cli(*args):
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args])
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def _attr(name, value, group="/"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import resource
 import socket
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from click.testing import CliRunner
+from cli_runner import invoke as cli
 from hostile_files import (
     BAD_ATTRIBUTES,
     STRUCTURES,
@@ -46,17 +45,6 @@ needs_root = pytest.mark.skipif(not ROOT, reason="a second user needs root")
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/locks and description locks are Linux's")
 
 
-def cli(*args):
-    """``ffneuro ARGS`` in-process (the root logger restored afterwards)."""
-    from ffneuro.cli.main import main
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args])
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def one_error(result) -> str:

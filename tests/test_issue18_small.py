@@ -2,13 +2,10 @@
 threads each process computed with (the pipeline's bit-identity holds against a one-thread run)."""
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from ffneuro.cli.main import main
+from cli_runner import invoke as cli
 
 from ffneuro.data.loading import load_dataset
 from ffneuro.errors import DataError
@@ -17,14 +14,6 @@ from ffneuro.store import read_run
 TINY = ["--preset", "smoke", "--epochs", "1", "--train-limit", "200", "--val-size", "100"]
 
 
-def cli(*args):
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args])
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def _npz(path, n_train: int, n_test: int):

@@ -7,15 +7,13 @@ machine can hold unless ``--nproc-over-cap``; a restarted job that finds its run
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from ffneuro.cli.main import main
+from cli_runner import invoke as cli
 
 import ffneuro.distributed.launch as launch
 
@@ -23,14 +21,6 @@ TINY = ["--preset", "smoke", "--epochs", "1", "--train-limit", "200", "--val-siz
 DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT")
 
 
-def cli(*args):
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args])
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, FFNeuroError
+from ..hdf5_walk import checked_datasets
 
 #: Groups nested deeper than this are refused (a NIR file nests a few levels per nested graph).
 MAX_DEPTH = 64
@@ -66,46 +67,13 @@ def _check_structure(f, path: Path, size: int) -> None:
     :func:`read_budget` allows (weights excepted: they are never read)."""
     import h5py
 
-    links: list[tuple[bytes, str, int]] = []
-
-    def visit(name: bytes, info) -> bool | None:
-        text = name.decode("utf-8", "replace")
-        links.append((name, text, info.type))
-        return True if len(links) > MAX_LINKS or text.count("/") >= MAX_DEPTH else None  # True stops the walk
-
-    f.id.links.visit(visit, info=True)
-    if len(links) > MAX_LINKS:
-        raise _fail(path, f"more than {MAX_LINKS} links")
-    if h5py.h5o.get_info(f.id).rc > 1:
-        raise _fail(path, "the root group is linked more than once (a link loop)")
-    typed = {n.rpartition("/")[0] for _, n, _ in links if n.rpartition("/")[2] == "type"}
+    datasets = list(checked_datasets(f, lambda what: _fail(path, what), files="NIR files", max_links=MAX_LINKS,
+                                     max_depth=MAX_DEPTH))
+    names = [name for name, _ in datasets]
+    typed = {n.rpartition("/")[0] for n in names if n.rpartition("/")[2] == "type"}
     budget, total = read_budget(size), 0
-    for raw, name, kind in links:
-        where = "/" + name
-        if name.count("/") >= MAX_DEPTH:
-            raise _fail(path, f"groups nested deeper than {MAX_DEPTH} levels ({where[:80]}...)")
-        if kind == h5py.h5l.TYPE_SOFT:
-            raise _fail(path, f"{where} is a soft link; NIR files hold no links")
-        if kind == h5py.h5l.TYPE_EXTERNAL:
-            raise _fail(path, f"{where} is an external link (to another file); NIR files hold no links")
-        if kind != h5py.h5l.TYPE_HARD:
-            raise _fail(path, f"{where} is a user-defined link; NIR files hold no links")
-        oid = h5py.h5o.open(f.id, raw)
-        info = h5py.h5o.get_info(oid)
-        if info.type == h5py.h5o.TYPE_GROUP:
-            if info.rc > 1:
-                raise _fail(path, f"group {where} is linked more than once (a link loop)")
-            continue
-        if info.type != h5py.h5o.TYPE_DATASET:
-            raise _fail(path, f"{where} is an unsupported HDF5 object (not a group or a dataset)")
-        dcpl = oid.get_create_plist()
-        if dcpl.get_layout() == h5py.h5d.VIRTUAL:
-            raise _fail(path, f"{where} is a virtual dataset (its data would be read from other files)")
-        if dcpl.get_external_count():
-            target = dcpl.get_external(0)[0].decode("utf-8", "replace")
-            raise _fail(path, f"{where} uses external storage (its data would be read from or written to "
-                              f"{target[:80]}); refused")
-        dtype = oid.dtype
+    for name, oid in datasets:
+        where, dtype = "/" + name, oid.dtype
         string = dtype.kind == "O" and h5py.check_string_dtype(dtype) is not None
         if dtype.kind not in _KINDS and not string:
             raise _fail(path, f"dataset {where} has an unsupported type ({dtype})")

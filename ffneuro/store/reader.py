@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from ..errors import RunFileError
+from ..hdf5_walk import checked_datasets
 from .atomic import human_bytes
 from .lock import Holder, holder_of
 from .schema import (
@@ -79,46 +80,11 @@ def _supported(dtype: np.dtype) -> bool:
 def check_structure(f: h5py.File, path: Path, size: int) -> None:
     """Refuse, before any data is read, what would read another file, never end, or take more memory
     than a file of ``size`` bytes can honestly hold (HDF5's own calls: cheap, and no h5py objects)."""
-    links: list[tuple[bytes, str, int]] = []
-
-    def visit(name: bytes, info) -> bool | None:
-        text = name.decode("utf-8", "replace")
-        links.append((name, text, info.type))
-        return True if len(links) > MAX_LINKS or text.count("/") >= MAX_DEPTH else None  # True stops the walk
-
-    f.id.links.visit(visit, info=True)
-    if len(links) > MAX_LINKS:
-        raise _fail(path, f"more than {MAX_LINKS} links; not an ffneuro run")
-    if h5py.h5o.get_info(f.id).rc > 1:
-        raise _fail(path, "the root group is linked more than once (a link loop)")
     budget = max(READ_FLOOR, INFLATION * size)
     total = 0
-    for raw, name, kind in links:
-        where = "/" + name
-        if name.count("/") >= MAX_DEPTH:
-            raise _fail(path, f"groups nested deeper than {MAX_DEPTH} levels ({where[:80]}...)")
-        if kind == h5py.h5l.TYPE_SOFT:
-            raise _fail(path, f"{where} is a soft link; run files hold no links")
-        if kind == h5py.h5l.TYPE_EXTERNAL:
-            raise _fail(path, f"{where} is an external link (to another file); run files hold no links")
-        if kind != h5py.h5l.TYPE_HARD:
-            raise _fail(path, f"{where} is a user-defined link; run files hold no links")
-        oid = h5py.h5o.open(f.id, raw)
-        info = h5py.h5o.get_info(oid)
-        if info.type == h5py.h5o.TYPE_GROUP:
-            if info.rc > 1:
-                raise _fail(path, f"group {where} is linked more than once (a link loop)")
-            continue
-        if info.type != h5py.h5o.TYPE_DATASET:
-            raise _fail(path, f"{where} is an unsupported HDF5 object (not a group or a dataset)")
-        dcpl = oid.get_create_plist()
-        if dcpl.get_layout() == h5py.h5d.VIRTUAL:
-            raise _fail(path, f"{where} is a virtual dataset (its data would be read from other files)")
-        if dcpl.get_external_count():
-            target = dcpl.get_external(0)[0].decode("utf-8", "replace")
-            raise _fail(path, f"{where} uses external storage (its data would be read from or written to "
-                              f"{target[:80]}); refused")
-        dtype = oid.dtype
+    for name, oid in checked_datasets(f, lambda what: _fail(path, what), files="run files", max_links=MAX_LINKS,
+                                      max_depth=MAX_DEPTH):
+        where, dtype = "/" + name, oid.dtype
         if not _supported(dtype):
             raise _fail(path, f"dataset {where} has an unsupported type ({dtype})")
         nbytes, shape = _data_bytes(oid, dtype)

@@ -674,7 +674,8 @@ def test_help_lists_every_command_with_its_own_summary_and_loads_no_torch():
     assert "table" in main.get_command(ctx, "runs").commands
     code = ("import sys; from ffneuro.cli.main import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
             "assert 'torch' not in sys.modules, 'ffneuro --help imported torch'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # -P: the working directory (the repo root in CI) must not shadow the installed package (ffneuro.cli is cli/)
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout, result.stderr
 
 

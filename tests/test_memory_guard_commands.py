@@ -152,7 +152,8 @@ def test_eval_cam_and_profile_of_a_crafted_run_are_one_line_quickly_in_bounded_m
     commands = [["eval", str(big)], ["cam", str(big), "--out", str(tmp_path / "cam"), "--no-store"],
                 ["profile", str(big), "--hw", "loihi", "--no-store"],
                 ["eval", str(bare), "--device", "cpu"], ["cam", str(bare), "--out", str(tmp_path / "cam"), "--no-store"]]
-    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(commands)], capture_output=True, text=True,
+    # -P: the working directory (the repo root in CI) must not shadow the installed package (ffneuro.cli is cli/)
+    done = subprocess.run([sys.executable, "-P", "-c", _PROBE, json.dumps(commands)], capture_output=True, text=True,
                           timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout.strip().splitlines()[-1])

@@ -167,9 +167,30 @@ class Node:
         return d
 
 
+class _ConvCounts:
+    """What a conv node (1-d or 2-d) counts from its ``fan_in``, ``out_channels`` and ``bias``."""
+
+    @property
+    def weights(self) -> int:
+        return self.out_channels * self.fan_in
+
+    @property
+    def params(self) -> int:
+        return self.weights + (self.out_channels if self.bias else 0)
+
+    @property
+    def neurons(self) -> int:
+        return self.out_elems
+
+    @property
+    def macs(self) -> int:
+        """Dense MACs of one forward on one sample, padding taps counted (one dot product per output)."""
+        return self.out_elems * self.fan_in
+
+
 @NODES.register("conv2d")
 @dataclass(frozen=True)
-class Conv2d(Node):
+class Conv2d(_ConvCounts, Node):
     """A 2-d convolution on a (C, H, W) input: ``out_channels`` filters of ``kernel`` (kh, kw),
     ``stride``, zero ``padding`` (top, bottom, left, right; an int or a (rows, cols) pair is symmetric,
     as torch; TensorFlow's 'same' may pad one side more), ``dilation`` and ``groups``."""
@@ -223,23 +244,6 @@ class Conv2d(Node):
         return self.in_shape[0] // self.groups * self.kernel[0] * self.kernel[1]
 
     @property
-    def weights(self) -> int:
-        return self.out_channels * self.fan_in
-
-    @property
-    def params(self) -> int:
-        return self.weights + (self.out_channels if self.bias else 0)
-
-    @property
-    def neurons(self) -> int:
-        return self.out_elems
-
-    @property
-    def macs(self) -> int:
-        """Dense MACs of one forward on one sample, padding taps counted (one dot product per output)."""
-        return self.out_elems * self.fan_in
-
-    @property
     def synops(self) -> int:
         """Dense synaptic operations without padding: (output, weight) pairs whose input is in the map."""
         per_channel_pair = valid_taps(*self._axis(0)) * valid_taps(*self._axis(1))
@@ -248,7 +252,7 @@ class Conv2d(Node):
 
 @NODES.register("conv1d")
 @dataclass(frozen=True)
-class Conv1d(Node):
+class Conv1d(_ConvCounts, Node):
     """A 1-d convolution on a (C, L) input (NIR's Conv1d): ``out_channels`` filters of ``kernel`` taps,
     ``stride``, zero ``padding`` (left, right; an int pads both alike), ``dilation`` and ``groups``. Its
     counts are those of the same convolution as a 2-d one on a (C, 1, L) map (:meth:`as_conv2d`)."""
@@ -299,22 +303,6 @@ class Conv1d(Node):
     @property
     def fan_in(self) -> int:
         return self.in_shape[0] // self.groups * self.kernel
-
-    @property
-    def weights(self) -> int:
-        return self.out_channels * self.fan_in
-
-    @property
-    def params(self) -> int:
-        return self.weights + (self.out_channels if self.bias else 0)
-
-    @property
-    def neurons(self) -> int:
-        return self.out_elems
-
-    @property
-    def macs(self) -> int:
-        return self.out_elems * self.fan_in
 
     @property
     def synops(self) -> int:

@@ -10,7 +10,6 @@ import dataclasses
 import errno
 import io
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from cli_runner import invoke
 from click.testing import CliRunner
 from ffneuro.cli.main import main
 from ffneuro.cli.progress import BarProgress
@@ -64,20 +64,9 @@ def _offline(monkeypatch, tmp_path_factory):
 
 
 def cli(*args, ok: bool = True):
-    """Invoke ``ffneuro ARGS`` in-process; stdout and stderr are separate (click >= 8.2: result.stdout/.stderr).
-
-    The root logger is restored afterwards: the command points it at the runner's (then closed) stderr.
-    """
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        result = CliRunner().invoke(main, [str(a) for a in args])
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    if ok:
-        assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    return result
+    """Invoke ``ffneuro ARGS`` in-process (stdout and stderr separate: click >= 8.2's result.stdout/.stderr),
+    asserting exit 0 unless ``ok`` is false."""
+    return invoke(*args, ok=ok)
 
 
 def assert_clean_error(result, *fragments: str, code: int | None = None) -> str:

@@ -8,8 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from ffneuro.cli.main import main
+from cli_runner import invoke
 
 from ffneuro.profiler.hardware import load_profile
 from ffneuro.simulate.engine import deploy, readout_logits, run_float, run_if, run_int8, run_sigma_delta
@@ -23,10 +22,7 @@ TARGETS = ("loihi", "loihi2", "spinnaker2", "truenorth", "cortex-m7")
 
 
 def cli(*args, ok: bool = True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, (result.output, result.exception)
-    return result
+    return invoke(*args, ok=ok)
 
 
 # ------------------------------------------------------------------------------------------- a toy MLP

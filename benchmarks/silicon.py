@@ -380,6 +380,26 @@ def calibrate(model: Model, obs: list[Observation]) -> dict:
             "summary": summarize(held_rows), "fit_summary": summarize(fit_rows)}
 
 
+def explore_fit(model: Model, obs: list[Observation], spec: str) -> dict:
+    """``--fit TARGET:PATH[,PATH...]``: fit those numbers of TARGET's profile (bounded to a tenth and ten
+    times the file's value) to TARGET's measured rows, with a leave-one-out row for each; the profile is
+    not changed. What a fitted constant in a profile must then name as its fit set is printed."""
+    target, _, paths = spec.partition(":")
+    known = dict(load_profile(target).quantities())
+    names = [p for p in paths.split(",") if p]
+    bad = [p for p in names if p not in known]
+    if not names or bad:
+        raise SystemExit(f"Error: --fit {spec}: give TARGET:PATH[,PATH...] with paths of {target}'s numbers "
+                         f"(unknown: {', '.join(bad) or 'none given'}; e.g. {', '.join(list(known)[:4])})")
+    pts = [o for o in obs if o.target == target]
+    if not pts:
+        raise SystemExit(f"Error: --fit {spec}: no measured row of {target}")
+    start = [Constant(target, p, known[p].value_si, known[p].value_si / 10, known[p].value_si * 10) for p in names]
+    res = fit(start, pts, model)
+    loo = leave_one_out(start, pts, model) if len({o.id for o in pts}) >= 2 else []
+    return {"spec": spec, "result": res, "loo": loo, "start": start}
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
@@ -487,6 +507,9 @@ def main(argv=None) -> int:
     ap.add_argument("--predictions", type=Path, default=PREDICTIONS, help="recorded predictions (JSON)")
     ap.add_argument("--record", action="store_true",
                     help="append a prediction for every measurement and metric not yet recorded, then report")
+    ap.add_argument("--fit", action="append", default=[], metavar="TARGET:PATH[,PATH...]",
+                    help="explore: fit these numbers of TARGET's profile to its rows and show leave-one-out rows "
+                         "(the profile is not changed)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     data = tomllib.loads(args.data.read_text())
@@ -503,6 +526,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
     recorded = load_predictions(args.predictions)
     cal = calibrate(model, observations(results))
+    explored = [explore_fit(model, observations(results), f) for f in args.fit]
     awaiting = [{"id": res["record"], "metric": r["kind"], "predicted": r["predicted"],
                  "recorded": f"{res['record']}:{r['kind']}" in recorded}
                 for res in results for r in res["rows"] if not r["measured"]]
@@ -514,6 +538,12 @@ def main(argv=None) -> int:
                    "held_out_summary": [vars(s) for s in cal["summary"]],
                    "fit_summary": [vars(s) for s in cal["fit_summary"]],
                    "awaiting_measurement": awaiting, "cases": results,
+                   "explored_fits": [{"spec": e["spec"], "success": e["result"].success,
+                                      "constants": [vars(c) for c in e["result"].constants],
+                                      "fit_rows": [_row_dict(r, recorded) for r in e["result"].rows],
+                                      "leave_one_out_rows": [_row_dict(r, recorded) for r in e["loo"]],
+                                      "leave_one_out_summary": [vars(x) for x in summarize(e["loo"])]}
+                                     for e in explored],
                    "not_usable": data.get("not_usable", [])}, sys.stdout, indent=1, default=str)
         print()
         return 0
@@ -533,6 +563,16 @@ def main(argv=None) -> int:
     _print_rows(cal["held_rows"], recorded)
     print("\nheld-out error (mean |log2 ratio| is log2 of the geometric-mean error factor; 'all' pools the targets):")
     _print_summary(cal["summary"], targets)
+    for e in explored:
+        print(f"\nEXPLORED FIT (--fit {e['spec']}; no profile changed):")
+        for s0, c in zip(e["start"], e["result"].constants, strict=True):
+            print(f"  {c.target}:{c.path}: file {s0.initial:.4g} -> fitted {c.value:.4g}"
+                  f"{' (at a bound)' if c.at_bound else ''}; fit set: {', '.join(c.fit_set)}")
+        _print_rows(list(e["result"].rows), recorded)
+        if e["loo"]:
+            print("  leave-one-out (each row predicted by a refit without it):")
+            _print_rows(e["loo"], recorded)
+            _print_summary(summarize(e["loo"]), [])
     if awaiting:
         print("\nawaiting measurement (prediction only):")
         for a in awaiting:

@@ -267,3 +267,19 @@ def test_record_keeps_the_first_prediction_and_knows_what_was_measured(tmp_path)
     seen = Row(Observation(MCU[0], "cortex-m7", "energy", 1.0), 2.0, "held-out")
     assert silicon.preregistered(seen, silicon.load_predictions(path)).startswith("no")
     assert silicon.preregistered(Row(Observation("x", "t", "energy", 1.0), 1.0, "held-out"), {}) == "not recorded"
+
+
+def test_explored_fit_leaves_each_row_out_and_refuses_unknown_paths():
+    silicon = _silicon()
+    model, _ = _mcu_model(silicon)
+    obs = silicon.observations([model.result(r) for r in MCU])
+    e = silicon.explore_fit(model, obs, "cortex-m7:power.typical")
+    (c,) = e["result"].constants
+    assert c.fit_set == tuple(sorted(MCU)) and 0.03 <= c.value <= 3.0    # within the bounds it was given
+    assert {r.obs.id for r in e["loo"]} == set(MCU)
+    for r in e["loo"]:
+        assert all(r.obs.id not in k.fit_set for k in r.constants)
+    with pytest.raises(SystemExit, match="unknown: power.nonsense"):
+        silicon.explore_fit(model, obs, "cortex-m7:power.nonsense")
+    with pytest.raises(SystemExit, match="no measured row"):
+        silicon.explore_fit(model, obs, "loihi:power.static")

@@ -387,6 +387,9 @@ def explore_fit(model: Model, obs: list[Observation], spec: str) -> dict:
     target, _, paths = spec.partition(":")
     known = dict(load_profile(target).quantities())
     names = [p for p in paths.split(",") if p]
+    counts = [p for p in names if p in known and known[p].unit == "1"]
+    if counts:
+        raise SystemExit(f"Error: --fit {spec}: {', '.join(counts)} is a count (whole number), which is not fitted")
     bad = [p for p in names if p not in known]
     if not names or bad:
         raise SystemExit(f"Error: --fit {spec}: give TARGET:PATH[,PATH...] with paths of {target}'s numbers "

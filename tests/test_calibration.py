@@ -283,3 +283,19 @@ def test_explored_fit_leaves_each_row_out_and_refuses_unknown_paths():
         silicon.explore_fit(model, obs, "cortex-m7:power.nonsense")
     with pytest.raises(SystemExit, match="no measured row"):
         silicon.explore_fit(model, obs, "loihi:power.static")
+    with pytest.raises(SystemExit, match="is a count"):
+        silicon.explore_fit(model, obs, "cortex-m7:cores.count")
+
+
+def test_a_measurement_can_carry_its_own_case():
+    silicon = _silicon()
+    base = {"id": "new-row", "network": {"key": "abr_kws"}}
+    data = {"measurement": [{**base, "case": {"profile": "xylo-audio2", "timesteps": 10, "energy": "energy_per_inference"}}]}
+    case = next(c for c in silicon.cases_from_data(data) if c.record == "new-row")
+    assert (case.target, case.timesteps, case.energy) == ("xylo-audio2", 10, "energy_per_inference")
+    with pytest.raises(SystemExit, match="unknown keys"):
+        silicon.cases_from_data({"measurement": [{**base, "case": {"profile": "loihi", "timestep": 3}}]})
+    with pytest.raises(SystemExit, match="has no id"):
+        silicon.cases_from_data({"measurement": [{"title": "t"}]})
+    with pytest.raises(SystemExit, match="twice"):
+        silicon.cases_from_data({"measurement": [base, base]})

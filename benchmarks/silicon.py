@@ -362,8 +362,8 @@ def calibrate(model: Model, obs: list[Observation]) -> dict:
     fit_rows = [Row(o, model({c.path: c.value for c in constants_used(o, fitted)}, o), "fit",
                     constants_used(o, fitted)) for o in seen]
     refits, loo = [], []
-    for target in sorted({c.target for c in fitted}):
-        consts = [c for c in fitted if c.target == target]
+    for target in sorted({c.target for c in fitted}):   # a target's fitted constants are refitted together,
+        consts = [c for c in fitted if c.target == target]   # on the union of their fit sets
         pts = [o for o in seen if o.target == target]
         if not pts:
             refits.append({"target": target, "note": "no observation of its fit set is in the measurement file"})

@@ -1,24 +1,34 @@
 """Predicted against measured: published measurements on real chips, rebuilt as layer-spec graphs.
 
-    python benchmarks/silicon.py [--data benchmarks/data/silicon_measurements.toml] [--json]
+    python benchmarks/silicon.py [--data benchmarks/data/silicon_measurements.toml] [--json] [--record]
 
 The measurements (with what each includes, its source and how it was read) are in
-``benchmarks/data/silicon_measurements.toml``, collected for issue 9. Each case below profiles the
-measured network with the shipped hardware profile and prints predicted / measured for energy per
-inference, latency and cores. Nothing here is fitted: where the measured part differs from the
-profile in a specified fact (the MLPerf Tiny board's Cortex-M7 runs at 280 MHz, the profile at 480
-MHz), only that fact and the numbers the profile itself derives from it are changed, and the case
-says so. Activity (spikes per neuron per timestep) is not reported by any of the SNN sources, so the
-profiler's default (0.1) is used and stated. The results and what they say are in BENCHMARKS.md
-section 11 and docs/hw-profiles.md.
+``benchmarks/data/silicon_measurements.toml``. Each case profiles the measured network with the
+shipped hardware profile and compares predicted with measured energy per inference, latency and cores.
+Where the measured part differs from the profile in a specified fact (the MLPerf Tiny board's
+Cortex-M7 runs at 280 MHz, the profile at 480 MHz), only that fact and what the profile derives from
+it are changed, and the case says so. A measurement can carry its own ``[measurement.case]`` table
+(keys as :class:`Case`, ``profile`` for the target) instead of an entry in CASES.
+
+Calibration (issue 17): a profile number with ``basis = "fitted"`` names its fit set (measurement
+ids). The FIT TABLE lists the rows inside a fit set, with each fitted value refitted here beside the
+file's; the HELD-OUT TABLE lists only rows outside every fit set of the constants they use, plus
+leave-one-out rows (refit without the row, then predict it), with each measurement's run-to-run
+spread as its error bar, and the mean and maximum |log2(predicted / measured)| per target
+(ffneuro.profiler.calibration). ``--record`` appends the current prediction for every measurement
+not yet recorded to benchmarks/results/silicon-predictions.json with the code commit and whether the
+measured value was already in the file; the held-out table says, per row, whether its prediction was
+recorded before the measurement was entered.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ffneuro.profiler import (
@@ -27,6 +37,19 @@ from ffneuro.profiler import (
     load_profile,
     profile_from_dict,
     profile_graph,
+)
+from ffneuro.profiler.calibration import (
+    Constant,
+    FittedConstant,
+    Observation,
+    Row,
+    Summary,
+    constants_used,
+    fit,
+    leave_one_out,
+    split,
+    summarize,
+    validate,
 )
 from ffneuro.spec import (
     Activation,
@@ -154,15 +177,78 @@ CASES = [
 ]
 
 
+CASE_KEYS = {"profile", "precision", "timesteps", "activity", "input_activity", "batch", "clock_mhz", "energy",
+             "dynamic", "latency", "latency_per", "cores", "cores_exclude", "why"}
+METRIC_OF_ROW = {"energy": "energy", "latency": "latency", "cores": "cores"}
+# run-to-run columns of a record's repeat_runs, by measured metric: (column, factor to SI)
+REPEAT_COLUMNS = {"energy_per_inference": ("total_mJ", 1e-3), "dynamic_energy_per_inference": ("dynamic_mJ", 1e-3),
+                  "throughput": ("fps", 1.0), "cores": ("cores", 1.0)}
+PREDICTIONS = Path(__file__).with_name("results") / "silicon-predictions.json"
+PREDICTIONS_SCHEMA = "ffneuro.silicon_predictions"
+
+
+def cases_from_data(data: dict) -> list[Case]:
+    """The built-in cases, then any measurement with a ``[measurement.case]`` table (which replaces a
+    built-in case of the same id): a new measurement needs no edit here."""
+    ids = [m.get("id") for m in data["measurement"]]
+    for i, m in enumerate(data["measurement"]):
+        if not isinstance(m.get("id"), str) or not m["id"].strip():
+            raise SystemExit(f"Error: measurement #{i + 1} ({m.get('title', 'untitled')}) has no id; give it a "
+                             "stable one (predictions are recorded by id)")
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise SystemExit(f"Error: measurement ids used twice: {', '.join(sorted(dup))}")
+    cases = {c.record: c for c in CASES}
+    for m in data["measurement"]:
+        spec = m.get("case")
+        if spec is None:
+            continue
+        unknown = set(spec) - CASE_KEYS
+        if unknown or "profile" not in spec:
+            raise SystemExit(f"Error: {m['id']}: case: unknown keys {sorted(unknown)} or no profile; "
+                             f"valid: {', '.join(sorted(CASE_KEYS))}")
+        kw = {k: v for k, v in spec.items() if k != "profile"}
+        cases[m["id"]] = Case(m["id"], spec["profile"], **kw)
+    return list(cases.values())
+
+
 def _metric(record: dict, name: str) -> float | None:
-    for m in record["measured"]:
+    for m in record.get("measured", []):
         if m["metric"] == name and not isinstance(m["value"], list):
             return float(m["value"])
     return None
 
 
-def evaluate(case: Case, record: dict, networks: dict) -> dict:
-    hw = load_profile(case.target)
+def _spread(record: dict, name: str) -> tuple[float, float] | None:
+    """A measured metric's run-to-run range: its own ``spread = [low, high]``, else the min and max over
+    the record's ``repeat_runs``; None where the source gives one run."""
+    for m in record.get("measured", []):
+        if m["metric"] == name and "spread" in m:
+            lo, hi = m["spread"]
+            return float(lo), float(hi)
+    col = REPEAT_COLUMNS.get(name)
+    runs = record.get("repeat_runs") or []
+    if col and runs and all(col[0] in r for r in runs):
+        vals = [float(r[col[0]]) * col[1] for r in runs]
+        return min(vals), max(vals)
+    return None
+
+
+def with_constants(hw: HardwareProfile, values: dict[str, float]) -> HardwareProfile:
+    """``hw`` with the numbers at the dotted paths in ``values`` set (SI units): how a fit tries a value."""
+    if not values:
+        return hw
+    d = hw.to_dict()
+    for path, v in values.items():
+        node = d
+        for part in path.split("."):
+            node = node[part]
+        node.update(value=v, unit=node["unit_si"])
+    return profile_from_dict(d, origin=f"{hw.name} with {', '.join(values)} set")
+
+
+def evaluate(case: Case, record: dict, networks: dict, values: dict[str, float] | None = None) -> dict:
+    hw = with_constants(load_profile(case.target), values or {})
     if case.clock_mhz is not None:
         hw = at_clock(hw, case.clock_mhz)
     key = record["network"]["key"]
@@ -177,29 +263,200 @@ def evaluate(case: Case, record: dict, networks: dict) -> dict:
         pred = est.energy_j
         if case.dynamic:   # leave out static power, at each end of the range too
             pred, lo, hi = pred - est.energy.static_j, lo - est.static_range[0], hi - est.static_range[1]
-        rows.append({"metric": "energy per inference" + (" (dynamic)" if case.dynamic else ""), "predicted": pred,
-                     "low": lo, "high": hi, "measured": measured, "unit": "J"})
+        rows.append({"metric": "energy per inference" + (" (dynamic)" if case.dynamic else ""), "kind": "energy",
+                     "predicted": pred, "low": lo, "high": hi, "measured": measured,
+                     "spread": _spread(record, case.energy), "unit": "J"})
     if case.latency:
         measured = _metric(record, case.latency)
+        spread = _spread(record, case.latency)
         if case.latency == "throughput":
-            measured = 1.0 / measured
+            measured = None if measured is None else 1.0 / measured
+            spread = None if spread is None else (1.0 / spread[1], 1.0 / spread[0])
         lo, hi = est.latency_range or (None, None)
-        rows.append({"metric": "latency per inference", "predicted": est.latency_s, "low": lo, "high": hi,
-                     "measured": measured, "unit": "s"})
+        rows.append({"metric": "latency per inference", "kind": "latency", "predicted": est.latency_s, "low": lo,
+                     "high": hi, "measured": measured, "spread": spread, "unit": "s"})
     if case.cores:
-        measured = _metric(record, case.cores) - sum(case.cores_exclude.values())
+        measured = _metric(record, case.cores)
+        excl = sum(case.cores_exclude.values())
+        spread = _spread(record, case.cores)
         rows.append({"metric": "cores" + (" (without " + ", ".join(case.cores_exclude) + ")" if case.cores_exclude else ""),
-                     "predicted": est.cores_needed, "low": None, "high": None, "measured": measured, "unit": ""})
+                     "kind": "cores", "predicted": est.cores_needed, "low": None, "high": None,
+                     "measured": None if measured is None else measured - excl,
+                     "spread": None if spread is None else (spread[0] - excl, spread[1] - excl), "unit": ""})
     for r in rows:
         r["ratio"] = None if not r["measured"] or r["predicted"] is None else r["predicted"] / r["measured"]
         r["within_0.5_2"] = None if r["ratio"] is None else 0.5 <= r["ratio"] <= 2.0
     src = record["source"]
     return {"record": case.record, "target": case.target + (f" at {case.clock_mhz:g} MHz" if case.clock_mhz else ""),
-            "network": key, "macs": est.macs, "synops": est.synops, "timesteps": case.timesteps,
+            "profile": case.target, "network": key, "macs": est.macs, "synops": est.synops, "timesteps": case.timesteps,
             "activity": case.activity if case.activity is not None else (DEFAULT_ACTIVITY if any(u.spiking for u in spec.units) else 1.0),
             "includes": record["includes"], "source": f"{src.get('authors')}, {src.get('title')}, {src.get('year')}",
-            "url": src.get("url", ""), "rows": rows}
+            "url": src.get("url", ""), "rows": rows, "per_layer_cores": per_layer_cores(record, est)}
 
+
+def per_layer_cores(record: dict, est) -> list[dict]:
+    """The compiler's published cores per layer (the cores metric's ``per_layer`` table, or the record's
+    ``per_layer_cores``), each beside ffneuro's for the unit whose name starts the label; [] if none published."""
+    published = record.get("per_layer_cores")
+    if published is None:
+        published = next((m.get("per_layer") for m in record.get("measured", [])
+                          if m["metric"] == "cores" and m.get("per_layer")), None)
+    if not published:
+        return []
+    ours = {u.unit: u.cores for u in est.per_unit}
+    out = []
+    for label, n in published.items():
+        first = label.replace(",", " ").replace("(", " ").split()[0] if label.strip() else ""
+        out.append({"layer": label, "compiler": n, "ffneuro": ours.get(first)})
+    return out
+
+
+# ---- calibration: fit sets, held-out rows, recorded predictions --------------------------------------------
+
+def fitted_constants(targets: set[str]) -> list[FittedConstant]:
+    """Every number with basis 'fitted' in the profiles of ``targets``, with its value and fit set."""
+    out = []
+    for t in sorted(targets):
+        for path, q in load_profile(t).quantities():
+            if q.basis == "fitted":
+                out.append(FittedConstant(t, path, q.value_si, tuple(q.fit_set)))
+    return out
+
+
+class Model:
+    """Predictions for observations, by measurement id, with constants set: the ``predict`` callback
+    of :mod:`ffneuro.profiler.calibration` (cached, since a fit asks for each point many times)."""
+
+    def __init__(self, cases: list[Case], records: dict, networks: dict):
+        self.cases = {c.record: c for c in cases}
+        self.records = records
+        self.networks = networks
+        self._cache: dict = {}
+
+    def result(self, rid: str, values: dict[str, float] | None = None) -> dict:
+        key = (rid, tuple(sorted((values or {}).items())))
+        if key not in self._cache:
+            self._cache[key] = evaluate(self.cases[rid], self.records[rid], self.networks, values)
+        return self._cache[key]
+
+    def __call__(self, values, obs: Observation) -> float | None:
+        res = self.result(obs.id, dict(values))
+        row = next(r for r in res["rows"] if r["kind"] == obs.metric)
+        return row["predicted"]
+
+
+def observations(results: list[dict]) -> list[Observation]:
+    out = []
+    for res in results:
+        for r in res["rows"]:
+            if r["measured"]:
+                out.append(Observation(res["record"], res["profile"], r["kind"], r["measured"], r["spread"], r["metric"]))
+    return out
+
+
+def calibrate(model: Model, obs: list[Observation]) -> dict:
+    """The fit table (rows in a fit set, with a refit beside each file value) and the held-out table
+    (rows outside every fit set, plus leave-one-out rows for each fit set of two measurements or more)."""
+    fitted = fitted_constants({o.target for o in obs})
+    seen, held = split(obs, fitted)
+    fit_rows = [Row(o, model({c.path: c.value for c in constants_used(o, fitted)}, o), "fit",
+                    constants_used(o, fitted)) for o in seen]
+    refits, loo = [], []
+    for target in sorted({c.target for c in fitted}):   # a target's fitted constants are refitted together,
+        consts = [c for c in fitted if c.target == target]   # on the union of their fit sets
+        pts = [o for o in seen if o.target == target]
+        if not pts:
+            refits.append({"target": target, "note": "no observation of its fit set is in the measurement file"})
+            continue
+        start = [Constant(target, c.path, c.value, c.value / 10, c.value * 10) for c in consts]
+        res = fit(start, pts, model)
+        refits.append({"target": target, "success": res.success, "constants": [
+            {"path": c.path, "file_value": c.value, "refit_value": r.value, "fit_set": list(c.fit_set),
+             "refit_on": list(r.fit_set), "at_bound": r.at_bound} for c, r in zip(consts, res.constants, strict=True)]})
+        if len({o.id for o in pts}) >= 2:
+            loo.extend(leave_one_out(start, pts, model))
+    held_rows = validate(held, fitted, model) + loo
+    return {"fitted": fitted, "fit_rows": fit_rows, "refits": refits, "held_rows": held_rows,
+            "summary": summarize(held_rows), "fit_summary": summarize(fit_rows)}
+
+
+def explore_fit(model: Model, obs: list[Observation], spec: str) -> dict:
+    """``--fit TARGET:PATH[,PATH...]``: fit those numbers of TARGET's profile (bounded to a tenth and ten
+    times the file's value) to TARGET's measured rows, with a leave-one-out row for each; the profile is
+    not changed. What a fitted constant in a profile must then name as its fit set is printed."""
+    target, _, paths = spec.partition(":")
+    known = dict(load_profile(target).quantities())
+    names = [p for p in paths.split(",") if p]
+    counts = [p for p in names if p in known and known[p].unit == "1"]
+    if counts:
+        raise SystemExit(f"Error: --fit {spec}: {', '.join(counts)} is a count (whole number), which is not fitted")
+    bad = [p for p in names if p not in known]
+    if not names or bad:
+        raise SystemExit(f"Error: --fit {spec}: give TARGET:PATH[,PATH...] with paths of {target}'s numbers "
+                         f"(unknown: {', '.join(bad) or 'none given'}; e.g. {', '.join(list(known)[:4])})")
+    pts = [o for o in obs if o.target == target]
+    if not pts:
+        raise SystemExit(f"Error: --fit {spec}: no measured row of {target}")
+    start = [Constant(target, p, known[p].value_si, known[p].value_si / 10, known[p].value_si * 10) for p in names]
+    res = fit(start, pts, model)
+    loo = leave_one_out(start, pts, model) if len({o.id for o in pts}) >= 2 else []
+    return {"spec": spec, "result": res, "loo": loo, "start": start}
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def load_predictions(path: Path) -> dict[str, dict]:
+    """Recorded predictions by ``id:metric`` (the first recording of each; later ones never replace it)."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    if data.get("schema") != PREDICTIONS_SCHEMA:
+        raise SystemExit(f"Error: {path}: not a {PREDICTIONS_SCHEMA} file")
+    return {f"{p['id']}:{p['metric']}": p for p in data["predictions"]}
+
+
+def record_predictions(results: list[dict], path: Path) -> list[str]:
+    """Append a prediction for every (measurement, metric) not yet recorded, with the code commit, the
+    time, and whether the measured value was already in the data file; returns the keys added."""
+    known = load_predictions(path)
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+uncommitted changes"
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    added = []
+    for res in results:
+        for r in res["rows"]:
+            key = f"{res['record']}:{r['kind']}"
+            if key in known or r["predicted"] is None:
+                continue
+            known[key] = {"id": res["record"], "metric": r["kind"], "predicted": r["predicted"], "unit": r["unit"],
+                          "code_commit": commit, "recorded_utc": now, "measured_in_file": bool(r["measured"])}
+            added.append(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"schema": PREDICTIONS_SCHEMA, "schema_version": 1,
+                                "note": "append-only: silicon.py --record adds predictions, never replaces one",
+                                "predictions": sorted(known.values(), key=lambda p: (p["id"], p["metric"]))},
+                               indent=1) + "\n")
+    return added
+
+
+def preregistered(row: Row, recorded: dict[str, dict]) -> str:
+    """Whether the row's prediction was recorded before its measurement was entered."""
+    p = recorded.get(row.obs.key)
+    if p is None:
+        return "not recorded"
+    if p["measured_in_file"]:
+        return "no (recorded after)"
+    return f"yes ({p['recorded_utc'][:10]}, {p['code_commit'][:10]})"
+
+
+# ---- output ---------------------------------------------------------------------------------------------
 
 def fmt(v, unit: str) -> str:
     from ffneuro.profiler import format_si
@@ -209,32 +466,134 @@ def fmt(v, unit: str) -> str:
     return format_si(v, unit) if unit else f"{v:g}"
 
 
+UNITS = {"energy": "J", "latency": "s", "cores": ""}
+
+
+def _row_dict(r: Row, recorded: dict[str, dict]) -> dict:
+    return {"id": r.obs.id, "target": r.obs.target, "metric": r.obs.metric, "label": r.obs.label, "kind": r.kind,
+            "predicted": r.predicted, "measured": r.obs.measured, "spread": r.obs.spread, "ratio": r.ratio,
+            "log2_ratio": r.log2_ratio, "error_bar_log2": r.error_bar_log2, "within_spread": r.within_spread,
+            "constants": [{"path": c.path, "value": c.value, "fit_set": list(c.fit_set)} for c in r.constants],
+            "recorded_before_measured": preregistered(r, recorded)}
+
+
+def _print_rows(rows: list[Row], recorded: dict[str, dict]) -> None:
+    print(f"{'measurement':38s} {'metric':34s} {'how':13s} {'predicted':>10s} {'measured [run-to-run]':>30s} "
+          f"{'ratio':>6s} {'log2':>6s} {'log2 error bar':>15s}  recorded before measured")
+    for r in rows:
+        u = UNITS[r.obs.metric]
+        meas = fmt(r.obs.measured, u) + ("" if r.obs.spread is None else
+                                         f" [{fmt(r.obs.spread[0], u)}–{fmt(r.obs.spread[1], u)}]")
+        bar = "-" if r.error_bar_log2 is None else f"[{r.error_bar_log2[0]:+.2f}, {r.error_bar_log2[1]:+.2f}]"
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+        lr = "-" if r.log2_ratio is None else f"{r.log2_ratio:+.2f}"
+        flag = "" if r.ratio is None or 0.5 <= r.ratio <= 2 else "  outside [0.5, 2]"
+        print(f"{r.obs.id:38s} {(r.obs.label or r.obs.metric)[:34]:34s} {r.kind:13s} {fmt(r.predicted, u):>10s} {meas:>30s} {ratio:>6s} "
+              f"{lr:>6s} {bar:>15s}  {preregistered(r, recorded)}{flag}")
+
+
+def _print_summary(summary: list[Summary], targets: list[str]) -> None:
+    print(f"{'target':12s} {'metric':8s} {'n':>3s} {'mean |log2|':>11s} {'(typical x)':>11s} {'max |log2|':>10s} "
+          f"{'(worst x)':>9s} {'in [0.5,2]':>10s}")
+    for s in summary:
+        print(f"{s.target:12s} {s.metric:8s} {s.n:3d} {s.mean_abs_log2:11.2f} {s.typical_factor:11.2f} "
+              f"{s.max_abs_log2:10.2f} {s.worst_factor:9.2f} {s.within_2x:>6d}/{s.n}")
+    covered = {s.target for s in summary}
+    missing = [t for t in targets if t not in covered]
+    if missing:
+        print(f"no held-out rows yet: {', '.join(missing)}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--predictions", type=Path, default=PREDICTIONS, help="recorded predictions (JSON)")
+    ap.add_argument("--record", action="store_true",
+                    help="append a prediction for every measurement and metric not yet recorded, then report")
+    ap.add_argument("--fit", action="append", default=[], metavar="TARGET:PATH[,PATH...]",
+                    help="explore: fit these numbers of TARGET's profile to its rows and show leave-one-out rows "
+                         "(the profile is not changed)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     data = tomllib.loads(args.data.read_text())
+    cases = cases_from_data(data)
     records = {m["id"]: m for m in data["measurement"]}
-    results = [evaluate(c, records[c.record], data["networks"]) for c in CASES]
+    missing = [c.record for c in cases if c.record not in records]
+    if missing:
+        raise SystemExit(f"Error: cases without a measurement in {args.data}: {', '.join(missing)}")
+    model = Model(cases, records, data["networks"])
+    results = [model.result(c.record) for c in cases]
+    if args.record:
+        added = record_predictions(results, args.predictions)
+        print(f"recorded {len(added)} new prediction(s) in {args.predictions}: {', '.join(added) or '-'}",
+              file=sys.stderr)
+    recorded = load_predictions(args.predictions)
+    cal = calibrate(model, observations(results))
+    explored = [explore_fit(model, observations(results), f) for f in args.fit]
+    awaiting = [{"id": res["record"], "metric": r["kind"], "predicted": r["predicted"],
+                 "recorded": f"{res['record']}:{r['kind']}" in recorded}
+                for res in results for r in res["rows"] if not r["measured"]]
+    targets = sorted({c.target for c in cases} | {n.get("target_profile", "?") for n in data.get("not_usable", [])})
     if args.json:
-        json.dump(results, sys.stdout, indent=1, default=str)
+        json.dump({"fitted_constants": [vars(c) for c in cal["fitted"]], "refits": cal["refits"],
+                   "fit_rows": [_row_dict(r, recorded) for r in cal["fit_rows"]],
+                   "held_out_rows": [_row_dict(r, recorded) for r in cal["held_rows"]],
+                   "held_out_summary": [vars(s) for s in cal["summary"]],
+                   "fit_summary": [vars(s) for s in cal["fit_summary"]],
+                   "awaiting_measurement": awaiting, "cases": results,
+                   "explored_fits": [{"spec": e["spec"], "success": e["result"].success,
+                                      "constants": [vars(c) for c in e["result"].constants],
+                                      "fit_rows": [_row_dict(r, recorded) for r in e["result"].rows],
+                                      "leave_one_out_rows": [_row_dict(r, recorded) for r in e["loo"]],
+                                      "leave_one_out_summary": [vars(x) for x in summarize(e["loo"])]}
+                                     for e in explored],
+                   "not_usable": data.get("not_usable", [])}, sys.stdout, indent=1, default=str)
         print()
         return 0
-    print(f"{'measurement':38s} {'target':22s} {'metric':44s} {'predicted [range]':34s} {'measured':>10s} {'ratio':>6s}")
-    for res in results:
-        for r in res["rows"]:
-            rng = "" if r["low"] is None else f" [{fmt(r['low'], r['unit'])}–{fmt(r['high'], r['unit'])}]"
-            ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
-            flag = "" if r["within_0.5_2"] in (None, True) else "  outside [0.5, 2]"
-            print(f"{res['record']:38s} {res['target']:22s} {r['metric']:44s} {fmt(r['predicted'], r['unit']) + rng:34s} "
-                  f"{fmt(r['measured'], r['unit']):>10s} {ratio:>6s}{flag}")
+    print("FIT TABLE: measurements inside a fit set (they show how well the fit fits, not how well it predicts)")
+    if not cal["fitted"]:
+        print("  (empty: no constant of the profiles used has basis = 'fitted')")
+    for ref in cal["refits"]:
+        for c in ref.get("constants", []):
+            print(f"  {ref['target']}:{c['path']} = {c['file_value']:.4g} (file), refit here {c['refit_value']:.4g}"
+                  f"{' at a bound' if c['at_bound'] else ''}; fit set: {', '.join(c['fit_set'])}")
+        if "note" in ref:
+            print(f"  {ref['target']}: {ref['note']}")
+    if cal["fit_rows"]:
+        _print_rows(cal["fit_rows"], recorded)
+    print("\nHELD-OUT TABLE: measurements outside every fit set of the constants they use "
+          "(leave-one-out rows: predicted by a refit without them)")
+    _print_rows(cal["held_rows"], recorded)
+    print("\nheld-out error (mean |log2 ratio| is log2 of the geometric-mean error factor; 'all' pools the targets):")
+    _print_summary(cal["summary"], targets)
+    for e in explored:
+        print(f"\nEXPLORED FIT (--fit {e['spec']}; no profile changed):")
+        for s0, c in zip(e["start"], e["result"].constants, strict=True):
+            print(f"  {c.target}:{c.path}: file {s0.initial:.4g} -> fitted {c.value:.4g}"
+                  f"{' (at a bound)' if c.at_bound else ''}; fit set: {', '.join(c.fit_set)}")
+        _print_rows(list(e["result"].rows), recorded)
+        if e["loo"]:
+            print("  leave-one-out (each row predicted by a refit without it):")
+            _print_rows(e["loo"], recorded)
+            _print_summary(summarize(e["loo"]), [])
+    if awaiting:
+        print("\nawaiting measurement (prediction only):")
+        for a in awaiting:
+            print(f"  {a['id']} {a['metric']}: {a['predicted']:.4g}{' (recorded)' if a['recorded'] else ''}")
+    layers = [(res["record"], pl) for res in results for pl in res["per_layer_cores"]]
+    if layers:
+        print("\ncores per layer: the compiler's (published) beside ffneuro's ('-': no such unit in the rebuilt spec)")
+        for rid, pl in layers:
+            print(f"  {rid:22s} {pl['layer'][:60]:60s} {pl['compiler']:>4} {'-' if pl['ffneuro'] is None else pl['ffneuro']:>4}")
     print("\nwhat each measurement includes, and its source:")
     for res in results:
         inc = res["includes"]
         print(f"- {res['record']}: {res['network']}, {res['timesteps']} timestep(s), activity {res['activity']:g}; "
               f"energy: {inc.get('energy_scope', '-')}; hardware: {inc.get('hardware_scope', '-')}; "
               f"source: {res['source']} ({res['url']})")
+    if data.get("not_usable"):
+        print("\nnot usable (no row): " + "; ".join(f"{n['id']} ({n.get('target_profile', '?')})"
+                                                  for n in data["not_usable"]))
     return 0
 
 

@@ -58,7 +58,8 @@ TOP_KEYS_OPTIONAL = ("process", "training_note", "notes", "cores", "memory", "in
                      "power", "clock", "mapping", "learning", "executed_as")
 FACT_KEYS_REQUIRED = ("value", "source", "basis")
 QUANTITY_KEYS_REQUIRED = ("value", "unit", "source", "basis")
-QUANTITY_KEYS_OPTIONAL = ("note",)
+QUANTITY_KEYS_OPTIONAL = ("note", "fit_set")
+FACT_KEYS_OPTIONAL = ("note",)
 
 
 class _Ctx:
@@ -130,8 +131,9 @@ class _Ctx:
             as_si = "" if unit == si else f" ({value_si:g} {si})"
             raise self.fail(f"{key}.value", f"{number:g} {unit}{as_si} is {problem}")
         source, basis, note = self.provenance(key, value, "number")
+        fit_set = self.fit_set(key, value, basis)
         try:
-            return Quantity(value_si, si, source, basis, note, given_value=number, given_unit=unit)
+            return Quantity(value_si, si, source, basis, note, given_value=number, given_unit=unit, fit_set=fit_set)
         except HardwareProfileError as e:  # every rejection names the file and the key
             raise self.fail(key, str(e)) from None
 
@@ -140,9 +142,28 @@ class _Ctx:
         if not isinstance(value, dict):
             raise self.fail(key, f"expected an inline table {{ value, source, basis }} with value one of "
                                  f"{', '.join(choices)}, got {_type_name(value)}")
-        self.check_keys(key, value, FACT_KEYS_REQUIRED, QUANTITY_KEYS_OPTIONAL)
+        self.check_keys(key, value, FACT_KEYS_REQUIRED, FACT_KEYS_OPTIONAL)
         choice = self.choice(f"{key}.value", value["value"], choices)
+        if value["basis"] == "fitted":
+            raise self.fail(f"{key}.basis", "a choice is not fitted; only numbers can have basis 'fitted'")
         return Fact(choice, *self.provenance(key, value, "choice"))
+
+    def fit_set(self, key: str, value: dict, basis: str) -> tuple[str, ...]:
+        """A fitted number's fit set: the ids of the measurements it was fitted to (required for
+        basis 'fitted', refused for any other basis)."""
+        ids = value.get("fit_set")
+        if basis != "fitted":
+            if ids is not None:
+                raise self.fail(f"{key}.fit_set", f"only a number with basis 'fitted' has a fit set (basis is {basis!r})")
+            return ()
+        if not isinstance(ids, list) or not ids:
+            raise self.fail(f"{key}.fit_set", "basis 'fitted' needs fit_set: a non-empty array of the measurement "
+                                              "ids it was fitted to")
+        for i, m in enumerate(ids):
+            self.string(f"{key}.fit_set[{i}]", m)
+        if len(set(ids)) != len(ids):
+            raise self.fail(f"{key}.fit_set", "names a measurement twice")
+        return tuple(ids)
 
     def provenance(self, key: str, value: dict, what: str) -> tuple[str, str, str]:
         """A number's or choice's ``source``, ``basis`` and ``note`` (required for the bases that need one)."""

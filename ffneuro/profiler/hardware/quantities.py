@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from .errors import _need
 
-BASES = ("measured", "specified", "modelled", "scaled", "assumed")
-BASES_NEEDING_NOTE = ("modelled", "scaled", "assumed")
+BASES = ("measured", "specified", "modelled", "scaled", "assumed", "fitted")
+BASES_NEEDING_NOTE = ("modelled", "scaled", "assumed", "fitted")
 
 _B = 1.0
 _KI = 1024.0
@@ -69,7 +69,9 @@ class Quantity:
     """One number in SI units, with where it came from.
 
     ``value_si`` is in ``unit`` (one of J, W, B, op/s, Hz, B/s, s, 1); ``given_value``/``given_unit``
-    keep what the file said (e.g. 23.6 pJ). ``basis`` is one of :data:`BASES`.
+    keep what the file said (e.g. 23.6 pJ). ``basis`` is one of :data:`BASES`. A ``"fitted"`` number
+    names its ``fit_set``: the ids of the measurements it was fitted to (ffneuro.profiler.calibration),
+    which a validation must never count as held out.
     """
 
     value_si: float
@@ -79,6 +81,7 @@ class Quantity:
     note: str = ""
     given_value: float | None = None
     given_unit: str = ""
+    fit_set: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _need(self.unit in SI_UNITS, f"unit {self.unit!r} is not an SI unit; valid: {', '.join(SI_UNITS)}")
@@ -94,6 +97,11 @@ class Quantity:
               f"basis {self.basis!r} needs a note saying how the number was derived or why it was assumed")
         if self.unit == "1":
             _need(float(self.value_si).is_integer(), f"a count must be a whole number, got {self.value_si}")
+        _need(isinstance(self.fit_set, tuple) and all(isinstance(i, str) and i.strip() for i in self.fit_set),
+              "fit_set must be a list of measurement ids (non-empty strings)")
+        _need((self.basis == "fitted") == bool(self.fit_set),
+              "a fitted number needs its fit_set (the measurement ids it was fitted to)" if self.basis == "fitted"
+              else f"fit_set is only for basis 'fitted', not {self.basis!r}")
         object.__setattr__(self, "value_si", float(self.value_si))
         if self.given_value is None:
             object.__setattr__(self, "given_value", self.value_si)
@@ -123,6 +131,8 @@ class Quantity:
              "source": self.source, "basis": self.basis}
         if self.note:
             d["note"] = self.note
+        if self.fit_set:
+            d["fit_set"] = list(self.fit_set)
         return d
 
     def __str__(self) -> str:
@@ -147,7 +157,8 @@ class Fact:
     def __post_init__(self) -> None:
         _need(isinstance(self.value, str) and bool(self.value.strip()), "a fact's value must be a non-empty string")
         _need(isinstance(self.source, str) and bool(self.source.strip()), "source must be a non-empty string")
-        _need(self.basis in BASES, f"unknown basis {self.basis!r}; valid: {', '.join(BASES)}")
+        _need(self.basis in BASES and self.basis != "fitted",
+              f"unknown basis {self.basis!r} for a choice; valid: {', '.join(b for b in BASES if b != 'fitted')}")
         _need(self.basis not in BASES_NEEDING_NOTE or bool(self.note.strip()),
               f"basis {self.basis!r} needs a note saying how the choice was derived or why it was assumed")
 

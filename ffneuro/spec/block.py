@@ -151,7 +151,13 @@ class BlockSpec(ABC):
     # ---- derived from the nodes, alike for every block (the counts are its unit's: one model of a unit)
 
     def unit(self) -> Unit:
-        return Unit(self.name, self.nodes(), self.trainable, inputs=self.wiring())
+        """The block's validated unit, built once per (immutable) spec: every count below reads it, and the
+        memory guard's batch-size search asks for them many times."""
+        cached = self.__dict__.get("_unit")
+        if cached is None:
+            cached = Unit(self.name, self.nodes(), self.trainable, inputs=self.wiring())
+            object.__setattr__(self, "_unit", cached)     # frozen dataclass: a cache, not a field
+        return cached
 
     @property
     def synapses(self) -> tuple[Conv2d | Linear, ...]:

@@ -14,7 +14,7 @@ from ffneuro.train.sweep import train_points
 
 from .progress import BarProgress
 from .sweep import ListOf, counts_line, folder_options, start_folder_run
-from .table import format_groups
+from .table import format_groups, group_threads
 from .util import echo_json, one_line_errors
 from .util import table as text_table
 
@@ -134,7 +134,8 @@ def table(name, folder, budget, fmt):
         groups = group_runs(records, keys)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    extra = {"paper (its own setting)": paper_values(s, [g.key for g in groups])}
+    extra = {"paper (its own setting)": paper_values(s, [g.key for g in groups]),
+             "threads": [group_threads(g.records) for g in groups]}
     if fmt == "table":
         click.echo(f"{s.title} — budget {budget}: {BUDGETS.get(budget).note}")
     click.echo(format_groups([g.stats() for g in groups], keys, fmt, skipped=missing, extra=extra), nl=False)

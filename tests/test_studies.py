@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -157,6 +158,7 @@ def test_run_resumes_shares_points_and_tabulates(tmp_path):
     assert all(g["n"] == 1 for g in table["groups"])
     assert table["groups"][0]["extra"]["paper (its own setting)"].startswith("0.9916")
     assert table["groups"][1]["extra"]["paper (its own setting)"] is None
+    assert all(re.fullmatch(r"1×\d+", g["extra"]["threads"]) for g in table["groups"])   # one process, N threads
     # the study's seeds 1 and 2 were not trained: listed, not silently dropped
     assert sorted(table["skipped"]) == ["labels=fourier2_seed=1", "labels=fourier2_seed=2", "seed=1", "seed=2"]
 

@@ -25,9 +25,9 @@ from ffneuro.profiler import (
     DEFAULT_ACTIVITY,
     HardwareProfile,
     load_profile,
-    profile_from_dict,
     profile_graph,
 )
+from ffneuro.profiler.hardware import at_clock as _at_clock
 from ffneuro.spec import (
     Activation,
     Conv2d,
@@ -98,20 +98,9 @@ def spec_from_layers(net: dict) -> NetSpec:
 
 
 def at_clock(hw: HardwareProfile, mhz: float) -> HardwareProfile:
-    """``hw`` with its core clock at ``mhz`` and what the profile derives from the clock (peak rates, and
-    all-in MAC energies = power.typical / rate) rederived: the measured part's specified clock, nothing fitted."""
-    d = hw.to_dict()
-    old = d["clock"]["core"]["value_si"] / 1e6
-    scale = mhz / old
-    d["clock"]["core"].update(value=mhz, unit="MHz", note=f"the measured part's clock (profile: {old:g} MHz)")
-    power = hw.power.typical.value_si if hw.power and hw.power.typical else None
-    for c in d["compute"].values():
-        if "peak_rate" in c:
-            c["peak_rate"]["value"] = c["peak_rate"]["value"] * scale
-        if power is not None and c["scope"] == "all_in" and "peak_rate" in c:
-            rate = c["peak_rate"]["value_si"] * scale / 2     # MAC/s
-            c["mac"].update(value=power / rate * 1e12, unit="pJ")
-    return profile_from_dict(d, origin=f"{hw.name} at {mhz:g} MHz")
+    """``hw`` at the measured part's clock: the profiler's operating point (``--hw NAME@CLOCK``), which
+    rederives peak rates, voltage and supply power (dynamic ∝ f·V², static ∝ V) from the clock; nothing fitted."""
+    return _at_clock(hw, mhz * 1e6)
 
 
 @dataclass

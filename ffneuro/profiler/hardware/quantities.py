@@ -3,7 +3,9 @@
 Every number in a file is an inline table ``{ value, unit, source, basis[, note] }``. The unit is
 checked against the field's dimension and converted to SI (J, W, bytes, op/s, Hz, B/s, s). ``basis``
 says where the number comes from (see :data:`BASES`); anything not measured or specified needs a
-``note`` saying how it was derived or why it was assumed.
+``note`` saying how it was derived or why it was assumed. A ``fitted`` number also names its
+``fit_set``: the measurements (ids in benchmarks/data/silicon_measurements.toml) it was fitted on,
+so a validation can keep those out of its held-out table.
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 
 from .errors import _need
 
-BASES = ("measured", "specified", "modelled", "scaled", "assumed")
-BASES_NEEDING_NOTE = ("modelled", "scaled", "assumed")
+BASES = ("measured", "specified", "modelled", "scaled", "assumed", "fitted")
+BASES_NEEDING_NOTE = ("modelled", "scaled", "assumed", "fitted")
 
 _B = 1.0
 _KI = 1024.0
@@ -43,6 +45,11 @@ UNITS: dict[str, tuple[str, dict[str, float]]] = {
     }),
     "time": ("s", {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12}),
     "count": ("1", {"1": 1.0, "count": 1.0}),
+    "voltage": ("V", {"V": 1.0, "mV": 1e-3}),
+    # roofline constants (ffneuro.profiler.roofline): per core cycle, so they hold at any clock
+    "macs_per_cycle": ("MAC/cycle", {"MAC/cycle": 1.0, "op/cycle": 0.5}),
+    "bytes_per_cycle": ("B/cycle", {"B/cycle": 1.0}),
+    "cycles": ("cycle", {"cycle": 1.0, "kcycle": 1e3}),
 }
 #: Every number of a profile, in SI units, lies in [MIN_SI, MAX_SI]: 15 orders of magnitude beyond any real
 #: chip (fJ to kJ, bytes to TB, Hz to PFLOP/s), so that the products and sums an estimate makes of them
@@ -79,8 +86,14 @@ class Quantity:
     note: str = ""
     given_value: float | None = None
     given_unit: str = ""
+    fit_set: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fit_set", tuple(self.fit_set))
+        _need(self.basis != "fitted" or bool(self.fit_set),
+              "basis 'fitted' needs a fit_set naming the measurements the number was fitted on")
+        _need(self.basis == "fitted" or not self.fit_set, "fit_set is only for basis 'fitted'")
+        _need(all(isinstance(m, str) and m.strip() for m in self.fit_set), "fit_set lists measurement ids (strings)")
         _need(self.unit in SI_UNITS, f"unit {self.unit!r} is not an SI unit; valid: {', '.join(SI_UNITS)}")
         _need(isinstance(self.value_si, (int, float)) and not isinstance(self.value_si, bool),
               f"value must be a number, got {self.value_si!r}")
@@ -100,13 +113,15 @@ class Quantity:
             object.__setattr__(self, "given_unit", self.unit)
 
     @classmethod
-    def of(cls, value: float, unit: str, *, source: str, basis: str, note: str = "") -> Quantity:
+    def of(cls, value: float, unit: str, *, source: str, basis: str, note: str = "",
+           fit_set: tuple[str, ...] = ()) -> Quantity:
         """Build from a value in any accepted unit, e.g. ``Quantity.of(23.6, "pJ", ...)``."""
         dim = _UNIT_DIMENSION.get(unit)
         _need(dim is not None, f"unknown unit {unit!r}")
         si, table = UNITS[dim]
         _need(isinstance(value, (int, float)) and not isinstance(value, bool), f"value must be a number, got {value!r}")
-        return cls(_to_si(value, table[unit]), si, source, basis, note, given_value=value, given_unit=unit)
+        return cls(_to_si(value, table[unit]), si, source, basis, note, given_value=value, given_unit=unit,
+                   fit_set=tuple(fit_set))
 
     @property
     def dimension(self) -> str:
@@ -123,6 +138,8 @@ class Quantity:
              "source": self.source, "basis": self.basis}
         if self.note:
             d["note"] = self.note
+        if self.fit_set:
+            d["fit_set"] = list(self.fit_set)
         return d
 
     def __str__(self) -> str:

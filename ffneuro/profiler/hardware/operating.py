@@ -135,3 +135,37 @@ def at_clock(hw: HardwareProfile, clock_hz: float) -> HardwareProfile:
     d["notes"] = [*d.get("notes", []), f"operating point {where}: {why}; voltage "
                   + (f"{v_new:g} V (profile: {v_ref:g} V)" if v_ref is not None else "not given (held)")]
     return profile_from_dict(d, origin=f"{hw.origin or hw.name} at {_fmt_hz(clock_hz)}")
+
+
+def describe(hw: HardwareProfile) -> list[str]:
+    """Lines for ``ffneuro hw show``: the operating point, how to choose another, what scales with it,
+    the roofline's ceilings, and which numbers were fitted on which measurements."""
+    out = []
+    clock = hw.clock.core.value_si if (hw.clock and hw.clock.core) else None
+    if clock is None:
+        out.append("operating point: no clock.core, so --hw NAME@CLOCK is refused for this target")
+    else:
+        volts = f", core {hw.voltage.core.value_si:g} V" if hw.voltage else ""
+        if hw.voltage and hw.voltage.levels:
+            top = hw.voltage.levels[-1].max_clock.value_si
+            levels = ", ".join(f"<= {_fmt_hz(lv.max_clock.value_si)}: {lv.core.value_si:g} V" for lv in hw.voltage.levels)
+            choose = f"a clock up to {_fmt_hz(top)}; voltage levels {levels}"
+        else:
+            choose = f"a clock up to {_fmt_hz(clock)} (no voltage levels given: voltage held)"
+        out.append(f"operating point: {_fmt_hz(clock)}{volts}. Another: --hw {hw.name}@CLOCK (e.g. {hw.name}@"
+                   f"{_fmt_hz(clock / 2).replace(' ', '')}), {choose}")
+        out.append("  scales with the clock: peak rates and on-chip bandwidths (∝ f), event times (∝ 1/f), power "
+                   "(dynamic ∝ f·V², static ∝ V; an unsplit all-in power counts as dynamic), all-in MAC energies "
+                   "(power / rate); roofline ceilings are per cycle and a flash's wait states follow its access time")
+    if hw.roofline is not None:
+        for p in hw.roofline.precisions:
+            ks = ", ".join(f"{k.kind} {k.macs_per_cycle.value_si:g}" + (f" (+{k.overhead.value_si:g} cycles/call)"
+                                                                          if k.overhead else "")
+                           for k in hw.roofline.for_precision(p))
+            out.append(f"roofline {p} (MAC/cycle): {ks}; latency = Σ max(compute, memory) + overhead per layer")
+        if hw.power is not None and hw.power.running_w is not None:
+            out.append(f"  energy with the roofline = supply power ({hw.power.running_w * 1e3:.4g} mW = static + dynamic) "
+                       "× latency")
+    for key, q in hw.fitted():
+        out.append(f"fitted: {key} = {q} on {', '.join(q.fit_set)} (validate on other measurements only)")
+    return out

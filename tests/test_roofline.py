@@ -289,3 +289,39 @@ def test_bad_operating_points_are_one_error_line(args):
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and "Traceback" not in r.output
     assert "valid" in lines[0]
+
+
+# ---- the shipped fits are reproducible and their rows are marked -----------------------------------
+
+BENCH = __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.skipif(not (BENCH / "silicon.py").exists(), reason="benchmarks/ is not in this checkout")
+def test_the_shipped_fits_reproduce_their_fit_sets(monkeypatch):
+    # what benchmarks/fit_roofline.py solves for: the roofline gives each fit-set run's measured time
+    monkeypatch.syspath_prepend(str(BENCH))
+    import tomllib
+
+    import silicon
+
+    data = tomllib.loads(silicon.DATA.read_text())
+    records = {m["id"]: m for m in data["measurement"]}
+    for target, batch, metric in (("cortex-m7", 1, "latency"), ("h100", 2048, "time_per_inference_at_throughput")):
+        hw = load_profile(target)
+        for rid in sorted(silicon.fit_set(hw)):
+            spec = silicon.spec_from_layers(data["networks"][records[rid]["network"]["key"]])
+            est = profile_graph(spec, hw, precision="int8", batch=batch)["infer"]
+            assert est.latency_s == pytest.approx(silicon._metric(records[rid], metric), rel=3e-3), rid
+
+
+@pytest.mark.skipif(not (BENCH / "silicon.py").exists(), reason="benchmarks/ is not in this checkout")
+def test_silicon_marks_fit_set_rows_and_keeps_kws_held_out(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import silicon
+
+    assert silicon.fit_set(load_profile("cortex-m7")) == {"cortexm7-mlperftiny-ic", "cortexm7-mlperftiny-vww",
+                                                          "cortexm7-mlperftiny-ad"}
+    assert silicon.fit_set(load_profile("h100")) == {"h100-resnet50-mlperf-x1"}
+    ids = [c.record for c in silicon.CASES]
+    assert "h100-resnet50-mlperf-dgx-maxq-power" not in ids            # dropped: a server at the wall
+    assert sum(i.startswith("cortexm7-mlperftiny-") for i in ids) >= 30   # the other stacks and rounds

@@ -670,7 +670,11 @@ def _frozen(sp):
 
 def _precision_notes(hw: HardwareProfile, precision: str, a: ActionEnergies) -> list[str]:
     notes = []
-    if a.all_in:
+    if a.roofline is not None:
+        notes.append(f"latency: {hw.name}'s per-layer roofline for {a.native_precision} (max(compute, memory) + call "
+                     f"overhead per layer, at {a.roofline.clock_hz / 1e6:g} MHz)"
+                     + ("" if a.running_w is None else f"; energy = supply power {a.running_w * 1e3:.4g} mW x latency"))
+    if a.all_in and not (a.roofline is not None and a.running_w is not None):
         notes.append(f"compute.{a.conv_precision} is all-in: memory, interconnect and static energy are inside the MAC "
                      "energy and are not added (their byte counts are still reported)")
     if a.native_precision != precision:

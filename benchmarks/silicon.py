@@ -5,10 +5,11 @@
 The measurements (with what each includes, its source and how it was read) are in
 ``benchmarks/data/silicon_measurements.toml``, collected for issue 9. Each case below profiles the
 measured network with the shipped hardware profile and prints predicted / measured for energy per
-inference, latency and cores. Nothing here is fitted: where the measured part differs from the
-profile in a specified fact (the MLPerf Tiny board's Cortex-M7 runs at 280 MHz, the profile at 480
-MHz), only that fact and the numbers the profile itself derives from it are changed, and the case
-says so. Activity (spikes per neuron per timestep) is not reported by any of the SNN sources, so the
+inference, latency and cores. Nothing here is fitted; a profile's own fitted constants (basis
+"fitted") name their fit sets, and rows of those measurements are marked "[fit set]" (not held out).
+Where the measured part differs from the profile in a specified fact (a clock), the profile runs at
+that operating point (``--hw NAME@CLOCK``: what it derives from the clock and voltage rederived), and
+the case says so. Activity (spikes per neuron per timestep) is not reported by any of the SNN sources, so the
 profiler's default (0.1) is used and stated. The results and what they say are in BENCHMARKS.md
 section 11 and docs/hw-profiles.md.
 """

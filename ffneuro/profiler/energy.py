@@ -130,7 +130,13 @@ class ActionEnergies:
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["executed_notes"] = list(self.executed_notes)
-        d["roofline"] = None if self.roofline is None else repr(self.roofline)
+        r = self.roofline
+        d["roofline"] = None if r is None else {
+            "clock_hz": r.clock_hz,
+            "kernels": {k.kind: {"macs_per_cycle": k.macs_per_cycle, "overhead_cycles": k.overhead_cycles}
+                        for k in r.kernels},
+            "weights_bytes_per_cycle": r.weights.bytes_per_cycle_at(r.clock_hz),
+            "activations_bytes_per_cycle": r.activations.bytes_per_cycle_at(r.clock_hz)}
         return d
 
 

@@ -130,6 +130,8 @@ def test_at_clock_rederives_what_depends_on_the_clock():
     # roofline constants are per cycle: unchanged
     assert [k.macs_per_cycle for k in half.roofline.kernels] == [k.macs_per_cycle for k in base.roofline.kernels]
     assert "operating point cortex-m7@140 MHz" in half.notes[-1]
+    assert half.name == "cortex-m7" and half.label == "cortex-m7@140MHz" and base.label == "cortex-m7"
+    assert profile_graph(_mlp(), half, precision="int8").target == "cortex-m7@140MHz"   # reports tell them apart
     # the same clock is the same profile, number for number
     same = load_profile("cortex-m7@280MHz")
     assert [q.value_si for _, q in same.quantities()] == pytest.approx([q.value_si for _, q in base.quantities()])

@@ -567,7 +567,7 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
                      "and forward and weight-gradient events with a zero input are skipped; each unit's activity "
                      "and its source are in the per-unit table (given and simulated activity cost inference, "
                      "training keeps the measured sparsity)")
-    return ProfileReport(target=hw.name, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
+    return ProfileReport(target=hw.label, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
                          num_classes=num_classes, mapping_style=style, sparsity=_frozen(sparsity), actions=nominal,
                          workloads=out, unknown=nominal.unknown(), notes=tuple(notes),
                          bp_sparsity=_frozen(bp_sparsity))
@@ -653,7 +653,7 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     if nominal.event_driven:
         notes.append("event-driven target: synaptic events are charged for real synapses only (no padding taps), "
                      "one per input event and synapse")
-    return ProfileReport(target=hw.name, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
+    return ProfileReport(target=hw.label, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
                          num_classes=0, mapping_style=mapping.style, sparsity=None, actions=nominal,
                          workloads={"infer": est}, unknown=nominal.unknown(), notes=tuple(notes))
 

@@ -9,6 +9,7 @@ rate. Roofline constants are per cycle and stay; a flash's wait states follow fr
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from .errors import HardwareProfileError
 from .parse import profile_from_dict
@@ -134,7 +135,8 @@ def at_clock(hw: HardwareProfile, clock_hz: float) -> HardwareProfile:
     # roofline constants are per cycle (or a flash access time whose wait states follow the clock): unchanged
     d["notes"] = [*d.get("notes", []), f"operating point {where}: {why}; voltage "
                   + (f"{v_new:g} V (profile: {v_ref:g} V)" if v_ref is not None else "not given (held)")]
-    return profile_from_dict(d, origin=f"{hw.origin or hw.name} at {_fmt_hz(clock_hz)}")
+    out = profile_from_dict(d, origin=f"{hw.origin or hw.name} at {_fmt_hz(clock_hz)}")
+    return replace(out, operating_point=_fmt_hz(clock_hz).replace(" ", ""))
 
 
 def describe(hw: HardwareProfile) -> list[str]:

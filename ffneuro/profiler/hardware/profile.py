@@ -518,6 +518,7 @@ class HardwareProfile:
     training_note: str = ""
     notes: tuple[str, ...] = ()
     origin: str = field(default="", compare=False)
+    operating_point: str = field(default="", compare=False)   # "140MHz" for a profile loaded as NAME@CLOCK
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and bool(_NAME_RE.match(self.name)),
@@ -571,6 +572,11 @@ class HardwareProfile:
         object.__setattr__(self, "notes", tuple(self.notes))
 
     # ---- look-ups the profiler uses
+
+    @property
+    def label(self) -> str:
+        """How reports name the target: ``name``, or ``name@CLOCK`` at another operating point."""
+        return f"{self.name}@{self.operating_point}" if self.operating_point else self.name
 
     @property
     def n_cores(self) -> int:

@@ -5,9 +5,9 @@
 The measurements (with what each includes, its source and how it was read) are in
 ``benchmarks/data/silicon_measurements.toml``. Each case profiles the measured network with the
 shipped hardware profile and compares predicted with measured energy per inference, latency and cores.
-Where the measured part differs from the profile in a specified fact (the MLPerf Tiny board's
-Cortex-M7 runs at 280 MHz, the profile at 480 MHz), only that fact and what the profile derives from
-it are changed, and the case says so. A measurement can carry its own ``[measurement.case]`` table
+Where the measured part differs from the profile in a specified fact (a clock), the profile runs at
+that operating point (``--hw NAME@CLOCK``: what it derives from the clock and voltage rederived), and
+the case says so. A measurement can carry its own ``[measurement.case]`` table
 (keys as :class:`Case`, ``profile`` for the target) instead of an entry in CASES.
 
 Calibration (issue 17): a profile number with ``basis = "fitted"`` names its fit set (measurement
@@ -51,6 +51,7 @@ from ffneuro.profiler.calibration import (
     summarize,
     validate,
 )
+from ffneuro.profiler.hardware import at_clock as _at_clock
 from ffneuro.spec import (
     Activation,
     Conv2d,
@@ -121,20 +122,9 @@ def spec_from_layers(net: dict) -> NetSpec:
 
 
 def at_clock(hw: HardwareProfile, mhz: float) -> HardwareProfile:
-    """``hw`` with its core clock at ``mhz`` and what the profile derives from the clock (peak rates, and
-    all-in MAC energies = power.typical / rate) rederived: the measured part's specified clock, nothing fitted."""
-    d = hw.to_dict()
-    old = d["clock"]["core"]["value_si"] / 1e6
-    scale = mhz / old
-    d["clock"]["core"].update(value=mhz, unit="MHz", note=f"the measured part's clock (profile: {old:g} MHz)")
-    power = hw.power.typical.value_si if hw.power and hw.power.typical else None
-    for c in d["compute"].values():
-        if "peak_rate" in c:
-            c["peak_rate"]["value"] = c["peak_rate"]["value"] * scale
-        if power is not None and c["scope"] == "all_in" and "peak_rate" in c:
-            rate = c["peak_rate"]["value_si"] * scale / 2     # MAC/s
-            c["mac"].update(value=power / rate * 1e12, unit="pJ")
-    return profile_from_dict(d, origin=f"{hw.name} at {mhz:g} MHz")
+    """``hw`` at the measured part's clock: the profiler's operating point (``--hw NAME@CLOCK``), which
+    rederives peak rates, voltage and supply power (dynamic ∝ f·V², static ∝ V) from the clock; nothing fitted."""
+    return _at_clock(hw, mhz * 1e6)
 
 
 @dataclass
@@ -172,9 +162,26 @@ CASES = [
          energy="dynamic_energy_per_inference", dynamic=True, latency="throughput"),
     Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency"),
     Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores"),
-    Case("h100-resnet50-mlperf-x1", "h100", latency="time_per_inference_at_throughput"),
-    Case("h100-resnet50-mlperf-dgx-maxq-power", "h100", energy="energy_per_inference_system"),
+    # batch 2048: NVIDIA's resnet50 Offline config for H100_SXM_80GBx1. The DGX MaxQ wall-power row is
+    # dropped (a whole 8-GPU server at the wall against one GPU; the record's dropped_because says why)
+    Case("h100-resnet50-mlperf-x1", "h100", batch=2048, latency="time_per_inference_at_throughput"),
+    Case("h100-resnet50-mlperf-x8-offline", "h100", batch=2048, latency="time_per_inference_at_throughput_per_gpu"),
 ]
+# the other stacks and rounds of MLPerf Tiny on the same STM32H7A3 board (held out from the cortex-m7 fit)
+CASES += [Case(f"cortexm7-mlperftiny-{bench}-{stack}", "cortex-m7", clock_mhz=280,
+               energy="energy_per_inference" if energy else None, latency="latency")
+          for stack, energy, benches in (
+              ("st-v0.7", True, "ic kws vww ad"), ("st-v1.0", True, "ic kws vww ad"), ("st-v1.1", True, "ic kws vww ad"),
+              ("krai-xcubeai7.3-v1.1", True, "ic kws vww"), ("krai-xcubeai7.3-v1.1", False, "ad"),
+              ("krai-xcubeai8.0-v1.1", True, "ic kws vww ad"), ("plumerai-v1.1", False, "ic kws vww ad"),
+              ("bosch-v1.1", False, "ic kws vww ad"), ("bosch-v1.2", False, "ic kws vww ad"),
+              ("bosch-maxperf-v1.2", False, "ad"))
+          for bench in benches.split()]
+
+
+def fit_set(hw: HardwareProfile) -> set[str]:
+    """The measurements any fitted constant of ``hw`` was fitted on (their rows are not held out)."""
+    return {m for _, q in hw.fitted() for m in q.fit_set}
 
 
 CASE_KEYS = {"profile", "precision", "timesteps", "activity", "input_activity", "batch", "clock_mhz", "energy",
@@ -288,7 +295,8 @@ def evaluate(case: Case, record: dict, networks: dict, values: dict[str, float] 
         r["within_0.5_2"] = None if r["ratio"] is None else 0.5 <= r["ratio"] <= 2.0
     src = record["source"]
     return {"record": case.record, "target": case.target + (f" at {case.clock_mhz:g} MHz" if case.clock_mhz else ""),
-            "profile": case.target, "network": key, "macs": est.macs, "synops": est.synops, "timesteps": case.timesteps,
+            "profile": case.target, "in_fit_set": case.record in fit_set(hw),
+            "network": key, "macs": est.macs, "synops": est.synops, "timesteps": case.timesteps,
             "activity": case.activity if case.activity is not None else (DEFAULT_ACTIVITY if any(u.spiking for u in spec.units) else 1.0),
             "includes": record["includes"], "source": f"{src.get('authors')}, {src.get('title')}, {src.get('year')}",
             "url": src.get("url", ""), "rows": rows, "per_layer_cores": per_layer_cores(record, est)}

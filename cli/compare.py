@@ -67,7 +67,7 @@ def _ranking_lines(reports) -> list[str]:
 @click.command()
 @click.argument("run_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--hw", "hw_names", required=True,
-              help="comma-separated targets: shipped names (ffneuro hw list) or .toml paths")
+              help="comma-separated targets: shipped names (ffneuro hw list) or .toml paths, each optionally NAME@CLOCK (e.g. cortex-m7@140MHz)")
 @click.option("--bp-run", type=click.Path(dir_okay=False), default=None,
               help="a BP run of the same network: its measured activity feeds the BP training estimate")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)

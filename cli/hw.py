@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ffneuro.profiler import load_profile, shipped_profiles, validate_file
+from ffneuro.profiler.hardware import describe
 
 from .options import json_option
 from .util import echo_json, table
@@ -35,7 +36,11 @@ def list_cmd(as_json):
 @click.argument("name_or_path")
 @json_option
 def show_cmd(name_or_path, as_json):
-    """Show every number of a profile with its unit, source and basis."""
+    """Show every number of a profile with its unit, source and basis.
+
+    NAME_OR_PATH may carry an operating point, NAME@CLOCK (e.g. cortex-m7@140MHz): the profile at that
+    core clock, with what it derives from the clock rederived (rates ∝ f, power: dynamic ∝ f·V² and
+    static ∝ V at the voltage level that runs the clock). The same form works wherever --hw is taken."""
     p = load_profile(name_or_path)
     if as_json:
         echo_json(p.to_dict())
@@ -47,6 +52,8 @@ def show_cmd(name_or_path, as_json):
     rows += [[key, str(q), q.basis, q.source] for key, q in p.quantities()]
     rows += [[key, str(f), f.basis, f.source] for key, f in p.facts()]
     click.echo("\n".join("  " + line for line in table(rows).splitlines()))
+    for line in describe(p):
+        click.echo(f"  {line}")
     for note in p.notes:
         click.echo(f"  note: {note}")
     missing = p.unknown_fields()

@@ -13,7 +13,7 @@ from .util import echo_json, no_store_option, store_in_run
 
 @click.command()
 @click.argument("run_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--hw", "hw_name", required=True, help="a shipped profile name (ffneuro hw list) or a .toml path")
+@click.option("--hw", "hw_name", required=True, help="a shipped profile name (ffneuro hw list) or a .toml path, optionally at a clock: NAME@CLOCK (e.g. cortex-m7@140MHz)")
 @click.option("--bp-run", type=click.Path(dir_okay=False), default=None,
               help="a BP run of the same network: its measured activity feeds the BP training estimate")
 @click.option("--profile-batch", type=click.IntRange(min=1), default=None,

@@ -16,7 +16,7 @@ READOUTS = ("goodness", "linear", "both")
 
 @click.command("simulate")
 @click.argument("source", type=click.Path(dir_okay=False))
-@click.option("--hw", "target", required=True, help="a shipped profile (ffneuro hw list) or a profile's TOML path")
+@click.option("--hw", "target", required=True, help="a shipped profile (ffneuro hw list) or a profile's TOML path, optionally NAME@CLOCK (e.g. cortex-m7@140MHz)")
 @click.option("--timesteps", type=int, default=32, show_default=True,
               help="timesteps per sample on spiking targets (dense targets run one pass)")
 @click.option("--samples", type=int, default=200, show_default=True, help="the first N test images (or npz inputs)")

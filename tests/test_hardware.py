@@ -155,12 +155,17 @@ def test_h100_numbers_and_derivations():
 
 
 def test_cortex_m7_numbers():
-    p = load_profile("cortex-m7")
-    assert p.kind == "mcu" and p.n_cores == 1 and p.clock.core.value_si == 480e6
-    assert p.power.typical.basis == "assumed"
+    p = load_profile("cortex-m7")   # the STM32H7A3 of the MLPerf Tiny measurements
+    assert p.kind == "mcu" and p.n_cores == 1 and p.clock.core.value_si == 280e6
+    assert p.power.typical.basis == "measured"
+    assert p.power.running_w == pytest.approx(p.power.typical.value_si, rel=1e-9)   # static + dynamic = measured
     for c in p.compute:
         assert c.scope == "all_in"
-        assert c.mac.value_si == pytest.approx(p.power.typical.value_si / c.peak_macs_per_s, rel=1e-9)
+        assert c.mac.value_si == pytest.approx(p.power.typical.value_si / c.peak_macs_per_s, rel=1e-3)
+    fitted = dict(p.fitted())   # every fitted number names the measurements it was fitted on
+    assert set(fitted) == {f"roofline.int8.{k}.macs_per_cycle" for k in ("conv", "pointwise", "depthwise", "linear")}
+    assert all(q.fit_set for q in fitted.values())
+    assert not any("kws" in m for q in fitted.values() for m in q.fit_set)   # KWS stays held out
 
 
 def test_nearest_precision_prefers_family_then_width():

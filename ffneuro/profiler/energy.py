@@ -27,6 +27,9 @@ Latency of a unit: the slower of compute time and off-core memory time (a roofli
 ops / ``peak_rate`` scaled to the cores the unit occupies (the whole device on a monolithic target),
 or synaptic-op and neuron-update times spread over the unit's cores, or one tick per input on a
 time-stepped chip that gives only ``clock.tick``. Units run one after another, so latencies add.
+A profile with a ``[roofline]`` for the run's precision (MCUs, GPUs) times each unit with its
+per-layer roofline instead (:mod:`.roofline`), and where it splits its supply power into
+``power.static`` + ``power.dynamic`` a unit's energy is that power × the unit's time.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..vector import FieldVector
 from .hardware import HardwareProfile
+from .roofline import Roofline, roofline_for
 from .uncertainty import value
 
 ENERGY_TERMS = ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "static_j")
@@ -96,6 +100,8 @@ class ActionEnergies:
     precision: str = ""
     scenario: str = "nominal"
     executed_notes: tuple[str, ...] = ()
+    roofline: Roofline | None = None      # per-layer roofline (MCU/GPU profiles with [roofline]); sets the latency
+    running_w: float | None = None        # power.static + power.dynamic: with a roofline, energy = this × latency
 
     @property
     def all_in(self) -> bool:
@@ -124,6 +130,13 @@ class ActionEnergies:
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["executed_notes"] = list(self.executed_notes)
+        r = self.roofline
+        d["roofline"] = None if r is None else {
+            "clock_hz": r.clock_hz,
+            "kernels": {k.kind: {"macs_per_cycle": k.macs_per_cycle, "overhead_cycles": k.overhead_cycles}
+                        for k in r.kernels},
+            "weights_bytes_per_cycle": r.weights.bytes_per_cycle_at(r.clock_hz),
+            "activations_bytes_per_cycle": r.activations.bytes_per_cycle_at(r.clock_hz)}
         return d
 
 
@@ -168,6 +181,9 @@ def action_energies(hw: HardwareProfile, precision: str, scenario: str = "nomina
     ic = hw.interconnect
     ic_j = value(ic.packet, scenario) / ic.packet_size.value_si if (ic is not None and ic.packet is not None) else None
     static = value(hw.power.static, scenario) if (hw.power and hw.power.static) else None
+    running = None
+    if hw.power is not None and hw.power.dynamic is not None:
+        running = value(hw.power.dynamic, scenario) + (static or 0.0)
     return ActionEnergies(
         target=hw.name, native_precision=native, scope=comp.scope, event_driven=event_driven,
         mac_j=mac, elementwise_j=elementwise, neuron_update_j=neuron_update, synaptic_update_j=synaptic_update,
@@ -178,7 +194,8 @@ def action_energies(hw: HardwareProfile, precision: str, scenario: str = "nomina
         neuron_update_time_s=value(neuro.neuron_update_time, scenario) if (neuro and neuro.neuron_update_time) else None,
         tick_hz=value(hw.clock.tick, scenario, rate=True) if (hw.clock and hw.clock.tick) else None,
         off_core_bandwidth=off_bw, linear_mac_j=lin_mac, linear_peak_ops_per_s=lin_peak, conv_precision=conv_p,
-        linear_precision=lin_p, precision=precision, scenario=scenario, executed_notes=notes)
+        linear_precision=lin_p, precision=precision, scenario=scenario, executed_notes=notes,
+        roofline=roofline_for(hw, native, scenario), running_w=running)
 
 
 @dataclass(frozen=True)

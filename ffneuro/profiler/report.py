@@ -48,8 +48,9 @@ from .energy import (
     dynamic_energy,
     latency,
 )
-from .hardware import HardwareProfile, load_profile
+from .hardware import PRECISION_BITS, HardwareProfile, load_profile
 from .locality import Mapping, UnitMapping, classify, crossing_tensors, map_units, mapping_style
+from .roofline import LayerWork, kernel_kind, layer_time
 from .static import WeightStats, workload_static
 from .uncertainty import SCENARIOS
 
@@ -262,6 +263,26 @@ def _unit_working_bytes(spec, rows: float, precision: str) -> int:
     return nbytes(int(rows) * (spec.in_elems + spec.neurons + spec.out_elems), precision)
 
 
+def _roofline_work(spec, counts: ActionCounts, rows: float, calls: int, bits: int) -> LayerWork:
+    """What one unit does, for the per-layer roofline: its kernel kind (by its first weighted node), MACs,
+    elementwise ops, the weights it streams once per call and the activations it reads and writes."""
+    node = spec.synapses[0]
+    if _is_linear(spec):
+        kind = "linear"
+    else:
+        k = node.kernel if isinstance(node.kernel, tuple) else (node.kernel,)
+        kind = kernel_kind("conv", groups=node.groups, in_channels=node.in_shape[0], kernel=k)
+    per = bits / 8
+    syn = spec.synapses
+    weights = sum(n.weights for n in syn)
+    if kind == "linear":
+        elems = syn[0].in_features + syn[-1].neurons
+    else:
+        elems = math.prod(syn[0].in_shape) + math.prod(syn[-1].out_shape)
+    return LayerWork(kind, counts.macs, counts.elementwise_ops, weights * per * max(calls, 1),
+                     elems * per * rows, calls=max(calls, 1))
+
+
 def _ranges(per_scenario: dict[str, float | None]) -> tuple[float, float] | None:
     lo, hi = per_scenario.get("low"), per_scenario.get("high")
     return None if lo is None or hi is None else (lo, hi)
@@ -295,6 +316,7 @@ def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *
     ratio = spec.synops / spec.macs if spec.macs else 1.0     # real synapses per padded MAC
     counts = ActionCounts()
     inputs = synops = eff_synops = 0.0
+    calls = 0
     for p in u.phases:
         place = classify(p, style=style, params_local=params_local, activations_local=acts_local,
                          crossing_local=crossing_local)
@@ -304,6 +326,7 @@ def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *
         if p.phase.startswith("forward"):
             r = _rows(p, spec)
             inputs += r
+            calls += 1
             if nominal.neuron_update_j is not None:
                 nu = r * spec.neurons
                 ew = max(0.0, ew - r * spec.neurons * update_ops(spec))
@@ -316,8 +339,14 @@ def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *
     per = counts.scaled(1 / batch)
     energies, lats = {}, {}
     for sc, a in acts.items():
-        t = latency(counts, a, cores=m.cores, style=style, inputs=inputs, linear=linear)
+        if a.roofline is not None and spec.synapses:   # MCU/GPU: the per-layer roofline sets the time
+            bits = PRECISION_BITS[a.linear_precision if linear else a.conv_precision]
+            t = layer_time(_roofline_work(spec, counts, inputs, calls, bits), a.roofline).cycles / a.roofline.clock_hz
+        else:
+            t = latency(counts, a, cores=m.cores, style=style, inputs=inputs, linear=linear)
         energies[sc], lats[sc] = dynamic_energy(per, a, linear=linear), (None if t is None else t / batch)
+        if a.roofline is not None and a.running_w is not None and t is not None:
+            energies[sc] = EnergyBreakdown(compute_j=a.running_w * t / batch)   # supply power × time
     return _UnitTally(phases=u, mapping=m, per_sample=per, activity=activity, first=first,
                       synops=synops, effective_synops=eff_synops,
                       precision=nominal.linear_precision if linear else nominal.conv_precision,
@@ -538,7 +567,7 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
                      "and forward and weight-gradient events with a zero input are skipped; each unit's activity "
                      "and its source are in the per-unit table (given and simulated activity cost inference, "
                      "training keeps the measured sparsity)")
-    return ProfileReport(target=hw.name, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
+    return ProfileReport(target=hw.label, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
                          num_classes=num_classes, mapping_style=style, sparsity=_frozen(sparsity), actions=nominal,
                          workloads=out, unknown=nominal.unknown(), notes=tuple(notes),
                          bp_sparsity=_frozen(bp_sparsity))
@@ -624,7 +653,7 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     if nominal.event_driven:
         notes.append("event-driven target: synaptic events are charged for real synapses only (no padding taps), "
                      "one per input event and synapse")
-    return ProfileReport(target=hw.name, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
+    return ProfileReport(target=hw.label, kind=hw.kind, precision=precision, native_precision=native, batch=batch,
                          num_classes=0, mapping_style=mapping.style, sparsity=None, actions=nominal,
                          workloads={"infer": est}, unknown=nominal.unknown(), notes=tuple(notes))
 
@@ -641,7 +670,11 @@ def _frozen(sp):
 
 def _precision_notes(hw: HardwareProfile, precision: str, a: ActionEnergies) -> list[str]:
     notes = []
-    if a.all_in:
+    if a.roofline is not None:
+        notes.append(f"latency: {hw.name}'s per-layer roofline for {a.native_precision} (max(compute, memory) + call "
+                     f"overhead per layer, at {a.roofline.clock_hz / 1e6:g} MHz)"
+                     + ("" if a.running_w is None else f"; energy = supply power {a.running_w * 1e3:.4g} mW x latency"))
+    if a.all_in and not (a.roofline is not None and a.running_w is not None):
         notes.append(f"compute.{a.conv_precision} is all-in: memory, interconnect and static energy are inside the MAC "
                      "energy and are not added (their byte counts are still reported)")
     if a.native_precision != precision:

@@ -4,6 +4,8 @@ quantities (units, Quantity) ← profile (the schema dataclasses) ← parse (TOM
 """
 from .errors import HardwareProfileError, UnknownProfileError
 from .load import PACKAGE, load_profile, shipped_profiles, validate_file
+from .operating import FORM as OPERATING_POINT_FORM
+from .operating import OperatingPointError, at_clock, describe, split_operating_point, voltage_at
 from .parse import (
     QUANTITY_KEYS_OPTIONAL,
     QUANTITY_KEYS_REQUIRED,
@@ -40,6 +42,11 @@ from .profile import (
     MemorySpec,
     NeuroSpec,
     PowerSpec,
+    RooflineKernel,
+    RooflineMemory,
+    RooflineSpec,
+    VoltageLevel,
+    VoltageSpec,
 )
 from .quantities import BASES, BASES_NEEDING_NOTE, SI_UNITS, UNITS, Fact, Quantity
 
@@ -49,7 +56,8 @@ __all__ = [
     "Quantity", "CoreSpec", "ComputeSpec", "MemorySpec", "InterconnectSpec", "NeuroSpec", "PowerSpec",
     "ClockSpec", "HardwareProfile", "MappingSpec", "LearningSpec", "ExecutedAs", "Fact", "CONV_WEIGHTS",
     "load_profile", "validate_file", "shipped_profiles", "parse_profile", "parse_toml",
-    "profile_from_dict",
+    "profile_from_dict", "at_clock", "describe", "split_operating_point", "voltage_at", "OperatingPointError",
+    "OPERATING_POINT_FORM", "RooflineSpec", "RooflineKernel", "RooflineMemory", "VoltageSpec", "VoltageLevel",
     # the rest of the schema's tables, importable from here as they were from the single module
     "PACKAGE", "BASES_NEEDING_NOTE", "FLOAT_PRECISIONS", "SI_UNITS",
     "CORE_FIELDS", "COMPUTE_FIELDS", "MEMORY_FIELDS", "INTERCONNECT_FIELDS", "NEURO_FIELDS", "POWER_FIELDS",

@@ -26,9 +26,14 @@ from .profile import (
     NEURO_FIELDS,
     POWER_FIELDS,
     PRECISION_BITS,
+    ROOFLINE_KERNEL_FIELDS,
+    ROOFLINE_KERNELS,
+    ROOFLINE_MEMORIES,
+    ROOFLINE_MEMORY_FIELDS,
     SCHEMA,
     SCHEMA_VERSION,
     SCOPES,
+    VOLTAGE_LEVEL_FIELDS,
     ClockSpec,
     ComputeSpec,
     CoreSpec,
@@ -40,6 +45,11 @@ from .profile import (
     MemorySpec,
     NeuroSpec,
     PowerSpec,
+    RooflineKernel,
+    RooflineMemory,
+    RooflineSpec,
+    VoltageLevel,
+    VoltageSpec,
 )
 from .quantities import (
     _UNIT_DIMENSION,
@@ -55,7 +65,7 @@ from .quantities import (
 TOP_KEYS_REQUIRED = ("schema", "schema_version", "name", "description", "kind", "on_chip_learning",
                      "supports_training", "precisions", "compute")
 TOP_KEYS_OPTIONAL = ("process", "training_note", "notes", "cores", "memory", "interconnect", "neuro",
-                     "power", "clock", "mapping", "learning", "executed_as")
+                     "power", "clock", "mapping", "learning", "executed_as", "voltage", "roofline")
 FACT_KEYS_REQUIRED = ("value", "source", "basis")
 QUANTITY_KEYS_REQUIRED = ("value", "unit", "source", "basis")
 QUANTITY_KEYS_OPTIONAL = ("note", "fit_set")
@@ -221,6 +231,8 @@ def _strip_si(value: Any) -> Any:
     """Drop the value_si/unit_si keys that to_dict adds, so its output parses like a file."""
     if isinstance(value, dict):
         return {k: _strip_si(v) for k, v in value.items() if k not in ("value_si", "unit_si")}
+    if isinstance(value, list):   # arrays of tables ([[voltage.levels]])
+        return [_strip_si(v) for v in value]
     return value
 
 
@@ -335,6 +347,8 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
             if section not in data:
                 raise ctx.fail(section, f"missing required table for a neuromorphic target (docs/hw-profiles.md: "
                                         f"{'its event costs' if section == 'neuro' else 'how conv weights are laid out'})")
+    voltage = _voltage(ctx, data["voltage"]) if "voltage" in data else None
+    roofline = _roofline(ctx, data["roofline"], precisions) if "roofline" in data else None
     if on_chip_learning and "learning" not in data:
         raise ctx.fail("learning", "missing required table when on_chip_learning = true (what the learning rule stores)")
 
@@ -344,10 +358,64 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
             on_chip_learning=on_chip_learning, precisions=tuple(precisions), compute=tuple(compute),
             cores=cores, memory=tuple(memory), interconnect=interconnect, neuro=neuro, power=power,
             clock=clock, mapping=mapping, learning=learning, executed_as=tuple(executed), process=process,
+            voltage=voltage, roofline=roofline,
             training_note=training_note, notes=notes, origin=origin,
         )
     except HardwareProfileError as e:  # cross-field checks not caught above
         raise ctx.fail("", str(e)) from None
+
+
+def _voltage(ctx: _Ctx, value: Any) -> VoltageSpec:
+    """``[voltage]``: ``core`` (V at clock.core) and optional ``[[voltage.levels]]`` of max_clock and core."""
+    tbl = ctx.table("voltage", value)
+    ctx.check_keys("voltage", tbl, ("core",), ("levels",))
+    core = ctx.quantity("voltage.core", tbl["core"], "voltage")
+    raw = tbl.get("levels", [])
+    if not isinstance(raw, list):
+        raise ctx.fail("voltage.levels", f"expected an array of tables ([[voltage.levels]]), got {_type_name(raw)}")
+    levels = []
+    for i, lv in enumerate(raw):
+        key = f"voltage.levels[{i}]"
+        lv = ctx.table(key, lv)
+        ctx.check_keys(key, lv, tuple(VOLTAGE_LEVEL_FIELDS), ())
+        levels.append(VoltageLevel(**{n: ctx.quantity(f"{key}.{n}", lv[n], dim)
+                                      for n, (dim, _) in VOLTAGE_LEVEL_FIELDS.items()}))
+    try:
+        return VoltageSpec(core=core, levels=tuple(levels))
+    except HardwareProfileError as e:
+        raise ctx.fail("voltage", str(e)) from None
+
+
+def _roofline(ctx: _Ctx, value: Any, precisions: list) -> RooflineSpec:
+    """``[roofline]``: ``[roofline.weights]``, ``[roofline.activations]`` and ``[roofline.<precision>.<kind>]``."""
+    tbl = ctx.table("roofline", value)
+    for k in tbl:
+        if k not in ROOFLINE_MEMORIES and k not in PRECISION_BITS:
+            raise ctx.fail(f"roofline.{k}", f"unknown key; valid: {', '.join(ROOFLINE_MEMORIES)} or a precision")
+    memories = {}
+    for role in ROOFLINE_MEMORIES:
+        if role not in tbl:
+            raise ctx.fail(f"roofline.{role}", "missing required table")
+        values = ctx.section(f"roofline.{role}", tbl[role], ROOFLINE_MEMORY_FIELDS)
+        try:
+            memories[role] = RooflineMemory(role, **values)
+        except HardwareProfileError as e:
+            raise ctx.fail(f"roofline.{role}", str(e)) from None
+    kernels = []
+    for p, kinds in tbl.items():
+        if p in ROOFLINE_MEMORIES:
+            continue
+        if p not in precisions:
+            raise ctx.fail(f"roofline.{p}", f"precision {p!r} is not listed in precisions")
+        for kind, k in ctx.table(f"roofline.{p}", kinds).items():
+            key = f"roofline.{p}.{kind}"
+            if kind not in ROOFLINE_KERNELS:
+                raise ctx.fail(key, f"unknown kernel kind; valid: {', '.join(ROOFLINE_KERNELS)}")
+            kernels.append(RooflineKernel(p, kind, **ctx.section(key, k, ROOFLINE_KERNEL_FIELDS)))
+    try:
+        return RooflineSpec(weights=memories["weights"], activations=memories["activations"], kernels=tuple(kernels))
+    except HardwareProfileError as e:
+        raise ctx.fail("roofline", str(e)) from None
 
 
 def parse_toml(text: str | bytes, origin: str) -> HardwareProfile:

@@ -68,7 +68,15 @@ NEURO_FIELDS = {
     "neuron_update_time": ("time", False),
     "synaptic_update": ("energy", False), "synaptic_update_time": ("time", False),
 }
-POWER_FIELDS = {"static": ("power", False), "typical": ("power", False), "tdp": ("power", False)}
+POWER_FIELDS = {"static": ("power", False), "dynamic": ("power", False), "typical": ("power", False),
+                "tdp": ("power", False)}
+VOLTAGE_FIELDS = {"core": ("voltage", True)}
+VOLTAGE_LEVEL_FIELDS = {"max_clock": ("frequency", True), "core": ("voltage", True)}
+ROOFLINE_KERNELS = ("conv", "depthwise", "pointwise", "linear", "pool")
+ROOFLINE_KERNEL_FIELDS = {"macs_per_cycle": ("macs_per_cycle", True), "overhead": ("cycles", False)}
+ROOFLINE_MEMORIES = ("weights", "activations")
+ROOFLINE_MEMORY_FIELDS = {"bytes_per_cycle": ("bytes_per_cycle", False), "bandwidth": ("bandwidth", False),
+                          "access_bytes": ("bytes", False), "access_time": ("time", False)}
 CLOCK_FIELDS = {"core": ("frequency", False), "tick": ("frequency", False)}
 
 
@@ -220,7 +228,12 @@ class NeuroSpec:
 
 @dataclass(frozen=True)
 class PowerSpec:
+    """Powers at the profile's clock and voltage. ``static`` + ``dynamic`` split a supply power for
+    scaling to another operating point (dynamic ∝ f·V², static ∝ V); on a target with a
+    ``[roofline]`` the two together are the power drawn while running (energy = power × latency)."""
+
     static: Quantity | None = None    # leakage/idle power, charged for the whole run time
+    dynamic: Quantity | None = None   # switching power while running, at clock.core and voltage.core
     typical: Quantity | None = None   # a published operating-point power (informational)
     tdp: Quantity | None = None       # thermal design power (an upper bound)
 
@@ -230,6 +243,124 @@ class PowerSpec:
 
     def to_dict(self) -> dict:
         return _quantities_dict(self, POWER_FIELDS)
+
+    @property
+    def running_w(self) -> float | None:
+        """static + dynamic (W), the supply power while running; None unless ``dynamic`` is given."""
+        if self.dynamic is None:
+            return None
+        return self.dynamic.value_si + (0.0 if self.static is None else self.static.value_si)
+
+
+@dataclass(frozen=True)
+class VoltageLevel:
+    """One voltage-scaling level: the core voltage the chip needs up to ``max_clock``."""
+
+    max_clock: Quantity
+    core: Quantity
+
+    def __post_init__(self) -> None:
+        _check_dims("voltage.levels", self, VOLTAGE_LEVEL_FIELDS)
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, VOLTAGE_LEVEL_FIELDS)
+
+
+@dataclass(frozen=True)
+class VoltageSpec:
+    """The core voltage at the profile's clock, and the voltage-scaling levels (lowest voltage first)
+    an operating point picks from (``NAME@CLOCK``: the lowest level whose max_clock reaches CLOCK)."""
+
+    core: Quantity
+    levels: tuple[VoltageLevel, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_dims("voltage", self, VOLTAGE_FIELDS)
+        levels = tuple(sorted(self.levels, key=lambda lv: lv.max_clock.value_si))
+        _need(len({lv.max_clock.value_si for lv in levels}) == len(levels), "voltage.levels: a max_clock is given twice")
+        object.__setattr__(self, "levels", levels)
+
+    def level_for(self, clock_hz: float) -> VoltageLevel | None:
+        """The lowest level that runs ``clock_hz``; None if no level reaches it (or none is given)."""
+        return next((lv for lv in self.levels if clock_hz <= lv.max_clock.value_si * (1 + 1e-12)), None)
+
+    def to_dict(self) -> dict:
+        d = _quantities_dict(self, VOLTAGE_FIELDS)
+        if self.levels:
+            d["levels"] = [lv.to_dict() for lv in self.levels]
+        return d
+
+
+@dataclass(frozen=True)
+class RooflineKernel:
+    """What the target's ``precision`` kernels of one kind reach (ffneuro.profiler.roofline)."""
+
+    precision: str
+    kind: str
+    macs_per_cycle: Quantity
+    overhead: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        _need(self.kind in ROOFLINE_KERNELS, f"roofline: unknown kernel kind {self.kind!r}; valid: {', '.join(ROOFLINE_KERNELS)}")
+        _check_dims(f"roofline.{self.precision}.{self.kind}", self, ROOFLINE_KERNEL_FIELDS)
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, ROOFLINE_KERNEL_FIELDS)
+
+
+@dataclass(frozen=True)
+class RooflineMemory:
+    """Where weights (``weights``) or activations (``activations``) are read from: ``bytes_per_cycle``,
+    ``bandwidth`` (B/s), or ``access_bytes`` per ``access_time`` (flash; wait states follow the clock)."""
+
+    role: str
+    bytes_per_cycle: Quantity | None = None
+    bandwidth: Quantity | None = None
+    access_bytes: Quantity | None = None
+    access_time: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        _need(self.role in ROOFLINE_MEMORIES, f"roofline: unknown memory {self.role!r}; valid: {', '.join(ROOFLINE_MEMORIES)}")
+        _check_dims(f"roofline.{self.role}", self, ROOFLINE_MEMORY_FIELDS)
+        forms = [self.bytes_per_cycle is not None, self.bandwidth is not None,
+                 self.access_bytes is not None or self.access_time is not None]
+        _need(sum(forms) == 1, f"roofline.{self.role}: give exactly one of bytes_per_cycle, bandwidth, or "
+                               "access_bytes with access_time")
+        _need(not forms[2] or (self.access_bytes is not None and self.access_time is not None),
+              f"roofline.{self.role}: access_bytes and access_time go together")
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, ROOFLINE_MEMORY_FIELDS)
+
+
+@dataclass(frozen=True)
+class RooflineSpec:
+    """A per-layer roofline (docs/hw-profiles.md): kernel ceilings by precision and kind, and the
+    memories weights and activations stream from."""
+
+    weights: RooflineMemory
+    activations: RooflineMemory
+    kernels: tuple[RooflineKernel, ...]
+
+    def __post_init__(self) -> None:
+        kernels = tuple(self.kernels)
+        keys = [(k.precision, k.kind) for k in kernels]
+        _need(len(set(keys)) == len(keys), "roofline: a kernel is given twice")
+        _need(len(kernels) > 0, "roofline: give at least one kernel table, e.g. [roofline.int8.conv]")
+        object.__setattr__(self, "kernels", kernels)
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k.precision for k in self.kernels))
+
+    def for_precision(self, precision: str) -> tuple[RooflineKernel, ...]:
+        return tuple(k for k in self.kernels if k.precision == precision)
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"weights": self.weights.to_dict(), "activations": self.activations.to_dict()}
+        for k in self.kernels:
+            d.setdefault(k.precision, {})[k.kind] = k.to_dict()
+        return d
 
 
 @dataclass(frozen=True)
@@ -381,10 +512,13 @@ class HardwareProfile:
     mapping: MappingSpec | None = None
     learning: LearningSpec | None = None
     executed_as: tuple[ExecutedAs, ...] = ()
+    voltage: VoltageSpec | None = None
+    roofline: RooflineSpec | None = None
     process: str = ""
     training_note: str = ""
     notes: tuple[str, ...] = ()
     origin: str = field(default="", compare=False)
+    operating_point: str = field(default="", compare=False)   # "140MHz" for a profile loaded as NAME@CLOCK
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and bool(_NAME_RE.match(self.name)),
@@ -423,6 +557,14 @@ class HardwareProfile:
             _need(e.precision in self.precisions, f"executed_as.{e.precision}: not one of precisions")
             for op, f in e.ops:
                 _need(f.value in self.precisions, f"executed_as.{e.precision}.{op}: {f.value} is not one of precisions")
+        if self.roofline is not None:
+            for p in self.roofline.precisions:
+                _need(p in precisions, f"roofline.{p}: not one of precisions")
+            kinds = {k.kind for k in self.roofline.kernels}
+            _need("pool" in kinds, "roofline: a [roofline.<precision>.pool] ceiling is required (elementwise "
+                                   "ops: activations, pooling, adds)")
+            _need(self.clock is not None and self.clock.core is not None,
+                  "roofline: needs clock.core (its ceilings are per core cycle)")
         object.__setattr__(self, "executed_as", executed)
         object.__setattr__(self, "precisions", precisions)
         object.__setattr__(self, "compute", compute)
@@ -430,6 +572,11 @@ class HardwareProfile:
         object.__setattr__(self, "notes", tuple(self.notes))
 
     # ---- look-ups the profiler uses
+
+    @property
+    def label(self) -> str:
+        """How reports name the target: ``name``, or ``name@CLOCK`` at another operating point."""
+        return f"{self.name}@{self.operating_point}" if self.operating_point else self.name
 
     @property
     def n_cores(self) -> int:
@@ -499,10 +646,22 @@ class HardwareProfile:
             yield from walk(f"compute.{c.precision}.", vars(c))
         for m in self.memory:
             yield from walk(f"memory.{m.level}.", vars(m))
-        for section in ("interconnect", "neuro", "power", "clock", "mapping", "learning"):
+        for section in ("interconnect", "neuro", "power", "clock", "mapping", "learning", "voltage"):
             spec = getattr(self, section)
             if spec is not None:
                 yield from walk(f"{section}.", vars(spec))
+        if self.voltage is not None:
+            for lv in self.voltage.levels:
+                yield from walk(f"voltage.levels[{lv.max_clock}].", vars(lv))
+        if self.roofline is not None:
+            for role in ROOFLINE_MEMORIES:
+                yield from walk(f"roofline.{role}.", vars(getattr(self.roofline, role)))
+            for k in self.roofline.kernels:
+                yield from walk(f"roofline.{k.precision}.{k.kind}.", vars(k))
+
+    def fitted(self) -> list[tuple[str, Quantity]]:
+        """The numbers fitted to measurements, with their keys (each names its fit_set)."""
+        return [(key, q) for key, q in self.quantities() if q.basis == "fitted"]
 
     def facts(self) -> Iterator[tuple[str, Fact]]:
         """Every stated choice with its dotted key, e.g. ``("mapping.conv_weights", Fact("shared", ...))``."""
@@ -572,4 +731,8 @@ class HardwareProfile:
                 d[section] = spec.to_dict()
         if self.executed_as:
             d["executed_as"] = {e.precision: e.to_dict() for e in self.executed_as}
+        if self.voltage is not None:
+            d["voltage"] = self.voltage.to_dict()
+        if self.roofline is not None:
+            d["roofline"] = self.roofline.to_dict()
         return d

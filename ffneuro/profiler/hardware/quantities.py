@@ -3,7 +3,9 @@
 Every number in a file is an inline table ``{ value, unit, source, basis[, note] }``. The unit is
 checked against the field's dimension and converted to SI (J, W, bytes, op/s, Hz, B/s, s). ``basis``
 says where the number comes from (see :data:`BASES`); anything not measured or specified needs a
-``note`` saying how it was derived or why it was assumed.
+``note`` saying how it was derived or why it was assumed. A ``fitted`` number also names its
+``fit_set``: the measurements (ids in benchmarks/data/silicon_measurements.toml) it was fitted on,
+so a validation can keep those out of its held-out table.
 """
 from __future__ import annotations
 
@@ -43,6 +45,11 @@ UNITS: dict[str, tuple[str, dict[str, float]]] = {
     }),
     "time": ("s", {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12}),
     "count": ("1", {"1": 1.0, "count": 1.0}),
+    "voltage": ("V", {"V": 1.0, "mV": 1e-3}),
+    # roofline constants (ffneuro.profiler.roofline): per core cycle, so they hold at any clock
+    "macs_per_cycle": ("MAC/cycle", {"MAC/cycle": 1.0, "op/cycle": 0.5}),
+    "bytes_per_cycle": ("B/cycle", {"B/cycle": 1.0}),
+    "cycles": ("cycle", {"cycle": 1.0, "kcycle": 1e3}),
 }
 #: Every number of a profile, in SI units, lies in [MIN_SI, MAX_SI]: 15 orders of magnitude beyond any real
 #: chip (fJ to kJ, bytes to TB, Hz to PFLOP/s), so that the products and sums an estimate makes of them
@@ -84,6 +91,7 @@ class Quantity:
     fit_set: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fit_set", tuple(self.fit_set))
         _need(self.unit in SI_UNITS, f"unit {self.unit!r} is not an SI unit; valid: {', '.join(SI_UNITS)}")
         _need(isinstance(self.value_si, (int, float)) and not isinstance(self.value_si, bool),
               f"value must be a number, got {self.value_si!r}")
@@ -108,13 +116,15 @@ class Quantity:
             object.__setattr__(self, "given_unit", self.unit)
 
     @classmethod
-    def of(cls, value: float, unit: str, *, source: str, basis: str, note: str = "") -> Quantity:
+    def of(cls, value: float, unit: str, *, source: str, basis: str, note: str = "",
+           fit_set: tuple[str, ...] = ()) -> Quantity:
         """Build from a value in any accepted unit, e.g. ``Quantity.of(23.6, "pJ", ...)``."""
         dim = _UNIT_DIMENSION.get(unit)
         _need(dim is not None, f"unknown unit {unit!r}")
         si, table = UNITS[dim]
         _need(isinstance(value, (int, float)) and not isinstance(value, bool), f"value must be a number, got {value!r}")
-        return cls(_to_si(value, table[unit]), si, source, basis, note, given_value=value, given_unit=unit)
+        return cls(_to_si(value, table[unit]), si, source, basis, note, given_value=value, given_unit=unit,
+                   fit_set=tuple(fit_set))
 
     @property
     def dimension(self) -> str:

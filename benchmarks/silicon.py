@@ -134,6 +134,9 @@ class Case:
     cores: str | None = None
     cores_exclude: dict = field(default_factory=dict)   # per-layer cores of the measurement the spec does not have
     why: str = ""
+    input_encoder: bool = False    # the input is encoded on chip by neurons with cores of their own
+    stack: str | None = None       # the profile's software stack (per-timestep and per-inference costs)
+    input_cores: int = 1           # cores the host injects input spikes into (a fact of the measured run)
 
 
 CASES = [
@@ -144,11 +147,16 @@ CASES = [
     # the spiking cases' first layers take spikes (PilotNet's from its on-chip input LIF layer, the others
     # injected by the host), at the profiler's default rate: no published rate exists for them
     Case("loihi2-pilotnet-lif", "loihi2", timesteps=16, input_activity=DEFAULT_ACTIVITY, energy="energy_per_inference",
-         latency="throughput", cores="cores", cores_exclude={"input layer (LIF encoding of the image, no synapses)": 13}),
+         latency="throughput", cores="cores", input_encoder=True),
     Case("loihi-kws-blouw2019", "loihi", timesteps=10, input_activity=DEFAULT_ACTIVITY,
-         energy="dynamic_energy_per_inference", dynamic=True, latency="throughput"),
-    Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency"),
-    Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores"),
+         energy="dynamic_energy_per_inference", dynamic=True, latency="throughput", stack="nengo-loihi", input_cores=2),
+    *(Case(f"loihi-kws-scaling-{n}x10", "loihi", timesteps=10, input_activity=DEFAULT_ACTIVITY,
+           energy="dynamic_energy_per_inference", dynamic=True, latency="latency", stack="nengo-loihi", input_cores=8)
+      for n in (0, 1, 2, 4, 6, 8, 10)),
+    Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_management",
+         stack="nxtf"),
+    Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores",
+         stack="nxtf"),
     Case("h100-resnet50-mlperf-x1", "h100", latency="time_per_inference_at_throughput"),
     Case("h100-resnet50-mlperf-dgx-maxq-power", "h100", energy="energy_per_inference_system"),
 ]
@@ -168,7 +176,8 @@ def evaluate(case: Case, record: dict, networks: dict) -> dict:
     key = record["network"]["key"]
     spec = spec_from_layers(networks[key])
     rep = profile_graph(spec, hw, timesteps=case.timesteps, activity=case.activity, input_activity=case.input_activity,
-                        precision=case.precision, batch=case.batch)
+                        precision=case.precision, batch=case.batch, input_encoder=case.input_encoder, stack=case.stack,
+                        input_cores=case.input_cores)
     est = rep["infer"]
     rows = []
     if case.energy:
@@ -190,15 +199,21 @@ def evaluate(case: Case, record: dict, networks: dict) -> dict:
         measured = _metric(record, case.cores) - sum(case.cores_exclude.values())
         rows.append({"metric": "cores" + (" (without " + ", ".join(case.cores_exclude) + ")" if case.cores_exclude else ""),
                      "predicted": est.cores_needed, "low": None, "high": None, "measured": measured, "unit": ""})
-    for r in rows:
+    fitted_by = " ".join(record.get("fitted_by", []))
+    for r, metric in zip(rows, [m for m in (case.energy, case.latency, case.cores) if m], strict=True):
         r["ratio"] = None if not r["measured"] or r["predicted"] is None else r["predicted"] / r["measured"]
         r["within_0.5_2"] = None if r["ratio"] is None else 0.5 <= r["ratio"] <= 2.0
+        # a profile constant was fitted to this row (the record's fitted_by names the metric): not a validation
+        r["fitted"] = f"({r['metric'].split()[0]}" in fitted_by or f"({metric})" in fitted_by
+    published = next((m["value"] for m in record["measured"] if m["metric"] == "cores_per_layer"), None)
+    per_layer = None if published is None else \
+        {u.unit: [u.cores, published.get(u.unit)] for u in est.per_unit}
     src = record["source"]
     return {"record": case.record, "target": case.target + (f" at {case.clock_mhz:g} MHz" if case.clock_mhz else ""),
             "network": key, "macs": est.macs, "synops": est.synops, "timesteps": case.timesteps,
             "activity": case.activity if case.activity is not None else (DEFAULT_ACTIVITY if any(u.spiking for u in spec.units) else 1.0),
             "includes": record["includes"], "source": f"{src.get('authors')}, {src.get('title')}, {src.get('year')}",
-            "url": src.get("url", ""), "rows": rows}
+            "url": src.get("url", ""), "rows": rows, "cores_per_layer": per_layer}
 
 
 def fmt(v, unit: str) -> str:
@@ -227,8 +242,13 @@ def main(argv=None) -> int:
             rng = "" if r["low"] is None else f" [{fmt(r['low'], r['unit'])}–{fmt(r['high'], r['unit'])}]"
             ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
             flag = "" if r["within_0.5_2"] in (None, True) else "  outside [0.5, 2]"
+            flag += "  (fitted to this row)" if r.get("fitted") else ""
             print(f"{res['record']:38s} {res['target']:22s} {r['metric']:44s} {fmt(r['predicted'], r['unit']) + rng:34s} "
                   f"{fmt(r['measured'], r['unit']):>10s} {ratio:>6s}{flag}")
+    for res in results:
+        if res["cores_per_layer"]:
+            print(f"\ncores per layer, {res['record']} (predicted / compiler's): " + ", ".join(
+                f"{unit} {p}/{'-' if c is None else c}" for unit, (p, c) in res["cores_per_layer"].items()))
     print("\nwhat each measurement includes, and its source:")
     for res in results:
         inc = res["includes"]

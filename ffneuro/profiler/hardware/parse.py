@@ -24,11 +24,14 @@ from .profile import (
     MEMORY_FIELDS,
     MEMORY_LEVELS,
     NEURO_FIELDS,
+    PARTITIONER_FACTS,
+    PARTITIONER_FIELDS,
     POWER_FIELDS,
     PRECISION_BITS,
     SCHEMA,
     SCHEMA_VERSION,
     SCOPES,
+    STACK_FIELDS,
     ClockSpec,
     ComputeSpec,
     CoreSpec,
@@ -39,7 +42,9 @@ from .profile import (
     MappingSpec,
     MemorySpec,
     NeuroSpec,
+    PartitionerSpec,
     PowerSpec,
+    StackSpec,
 )
 from .quantities import (
     _UNIT_DIMENSION,
@@ -55,7 +60,7 @@ from .quantities import (
 TOP_KEYS_REQUIRED = ("schema", "schema_version", "name", "description", "kind", "on_chip_learning",
                      "supports_training", "precisions", "compute")
 TOP_KEYS_OPTIONAL = ("process", "training_note", "notes", "cores", "memory", "interconnect", "neuro",
-                     "power", "clock", "mapping", "learning", "executed_as")
+                     "power", "clock", "mapping", "learning", "executed_as", "partitioner", "stacks")
 FACT_KEYS_REQUIRED = ("value", "source", "basis")
 QUANTITY_KEYS_REQUIRED = ("value", "unit", "source", "basis")
 QUANTITY_KEYS_OPTIONAL = ("note",)
@@ -299,6 +304,14 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
         if "mapping" in data else None
     learning = LearningSpec(**ctx.mixed_section("learning", data["learning"], LEARNING_FIELDS, LEARNING_FACTS)) \
         if "learning" in data else None
+    partitioner = PartitionerSpec(**ctx.mixed_section("partitioner", data["partitioner"], PARTITIONER_FIELDS,
+                                                      PARTITIONER_FACTS)) if "partitioner" in data else None
+    stacks = []
+    if "stacks" in data:
+        for stack, tbl in ctx.table("stacks", data["stacks"]).items():
+            if not _NAME_RE.match(stack):
+                raise ctx.fail(f"stacks.{stack}", "a stack name must be lower-case letters, digits, '-' or '_'")
+            stacks.append(StackSpec(stack, **ctx.section(f"stacks.{stack}", tbl, STACK_FIELDS)))
     executed = []
     if "executed_as" in data:
         for p, tbl in ctx.table("executed_as", data["executed_as"]).items():
@@ -323,6 +336,7 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
             on_chip_learning=on_chip_learning, precisions=tuple(precisions), compute=tuple(compute),
             cores=cores, memory=tuple(memory), interconnect=interconnect, neuro=neuro, power=power,
             clock=clock, mapping=mapping, learning=learning, executed_as=tuple(executed), process=process,
+            partitioner=partitioner, stacks=tuple(stacks),
             training_note=training_note, notes=notes, origin=origin,
         )
     except HardwareProfileError as e:  # cross-field checks not caught above

@@ -153,6 +153,9 @@ CASES = [
     *(Case(f"loihi-kws-scaling-{n}x10", "loihi", timesteps=10, input_activity=DEFAULT_ACTIVITY,
            energy="dynamic_energy_per_inference", dynamic=True, latency="latency", stack="nengo-loihi", input_cores=8)
       for n in (0, 1, 2, 4, 6, 8, 10)),
+    Case("loihi-slayer-ntidigits", "loihi", timesteps=3000, input_activity=DEFAULT_ACTIVITY,
+         energy="dynamic_energy_per_inference", dynamic=True, latency="latency", cores="cores", input_encoder=True,
+         stack="nxtf"),
     Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_management",
          stack="nxtf"),
     Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores",

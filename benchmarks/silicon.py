@@ -137,6 +137,7 @@ class Case:
     input_encoder: bool = False    # the input is encoded on chip by neurons with cores of their own
     stack: str | None = None       # the profile's software stack (per-timestep and per-inference costs)
     input_cores: int = 1           # cores the host injects input spikes into (a fact of the measured run)
+    compartments: int = 1          # compartments per neuron (NxTF's soft reset: 2; a fact of the measured run)
 
 
 CASES = [
@@ -159,7 +160,7 @@ CASES = [
     Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_management",
          stack="nxtf"),
     Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores",
-         stack="nxtf"),
+         stack="nxtf", compartments=2),
     Case("h100-resnet50-mlperf-x1", "h100", latency="time_per_inference_at_throughput"),
     Case("h100-resnet50-mlperf-dgx-maxq-power", "h100", energy="energy_per_inference_system"),
 ]
@@ -180,7 +181,7 @@ def evaluate(case: Case, record: dict, networks: dict) -> dict:
     spec = spec_from_layers(networks[key])
     rep = profile_graph(spec, hw, timesteps=case.timesteps, activity=case.activity, input_activity=case.input_activity,
                         precision=case.precision, batch=case.batch, input_encoder=case.input_encoder, stack=case.stack,
-                        input_cores=case.input_cores)
+                        input_cores=case.input_cores, compartments_per_neuron=case.compartments)
     est = rep["infer"]
     rows = []
     if case.energy:

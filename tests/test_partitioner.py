@@ -152,3 +152,16 @@ def test_profile_sections_are_validated():
         profile_from_dict(d)
     hw = load_profile("loihi2")
     assert profile_from_dict(hw.to_dict()) == hw                        # round-trips with the new sections
+
+
+def test_two_compartment_neurons_take_twice_the_slots_and_updates():
+    # NxTF builds a soft-reset neuron from 2 compartments (dnn_layers.py: neuronSize = 2 if resetMode == 'soft'):
+    # 600 neurons fit one 1,024-compartment Loihi core, 1,200 compartments need 2
+    hw = load_profile("loihi")
+    net = _net(_dense("fc", 16, 600), shape=(16,))
+    one = profile_graph(net, hw, timesteps=3, input_activity=0.1, precision="int8")["infer"]
+    two = profile_graph(net, hw, timesteps=3, input_activity=0.1, precision="int8", compartments_per_neuron=2)["infer"]
+    assert (one.unit("fc").cores, two.unit("fc").cores) == (1, 2)
+    assert two.unit("fc").neuron_updates == 2 * one.unit("fc").neuron_updates == 2 * 600 * 3
+    with pytest.raises(ValueError, match="compartments_per_neuron"):
+        profile_graph(net, hw, compartments_per_neuron=0)

@@ -290,7 +290,7 @@ class _UnitTally:
 
 def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *, style: str, batch: int,
            activity: InputActivity, first: bool, params_local: bool, acts_local: bool,
-           crossing_local: bool) -> _UnitTally:
+           crossing_local: bool, compartments: int = 1) -> _UnitTally:
     """Count what unit ``u`` does in its phases (placed by :func:`classify`) and what that costs on each
     scenario's target; ``activity.share`` of the input-gated synaptic ops happen."""
     zero_fraction = 1.0 - activity.share   # below 0 where pooled spikes bring more events than elements
@@ -309,7 +309,7 @@ def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *
             r = _rows(p, spec)
             inputs += r
             if nominal.neuron_update_j is not None:
-                nu = r * spec.neurons
+                nu = r * spec.neurons * compartments     # a multi-compartment neuron updates each one
                 ew = max(0.0, ew - r * spec.neurons * update_ops(spec))
         if p.phase == "update" and spec.trainable and nominal.synaptic_update_j is not None:
             su, ew = m.synapses, 0.0
@@ -349,7 +349,7 @@ def _encoder_estimate(m: UnitMapping, acts: TMapping[str, ActionEnergies], times
 def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, ActionEnergies], mapping: Mapping, *,
               activity: TMapping[str, InputActivity], peak: int | None, act_precision: str,
               concurrent: bool = False, timesteps: int = 1,
-              overhead: TMapping[str, StackOverhead | None] | None = None) -> WorkloadEstimate:
+              overhead: TMapping[str, StackOverhead | None] | None = None, compartments: int = 1) -> WorkloadEstimate:
     """Per-unit and total estimate of one workload (``cost`` per batch) at the nominal values, with
     (low, high) ranges from the ``acts`` of each scenario. ``activity``: by unit name, what its input
     carries (:func:`.activity.resolve`); a unit not in it is dense. ``peak``: the workload's peak memory, None where it is not modelled. ``concurrent``: the units
@@ -359,7 +359,7 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
     scenario) adds a software stack's time and energy per sample."""
     batch, style = cost.batch, mapping.style
     encoder = next((m for m in mapping.units if m.unit == ENCODER), None)
-    enc = _encoder_estimate(encoder, acts, timesteps) if encoder is not None else None
+    enc = _encoder_estimate(encoder, acts, timesteps * compartments) if encoder is not None else None
     overhead = overhead or {}
     nominal = acts["nominal"]
     cap = mapping.on_chip_bytes
@@ -380,7 +380,8 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
         else:
             local = dict(params_local=True, acts_local=True, crossing_local=False)
         tallies.append(_tally(u, mapping.unit(u.unit), acts, style=style, batch=batch,
-                              activity=activity.get(u.unit, _DENSE), first=is_conv and conv_i == 0, **local))
+                              activity=activity.get(u.unit, _DENSE), first=is_conv and conv_i == 0,
+                              compartments=compartments, **local))
         conv_i += is_conv
     # latency: units one after another, or (concurrent) all at once, the slowest setting the pace; static
     # power of every chip in use runs for that whole time and is shared among the units by their busy time
@@ -606,7 +607,7 @@ def _readout_wiring(layers: Sequence[BlockSpec], spec, readout_from: int) -> Wir
 def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 1,
                   activity: float | TMapping[str, float] | None = None, input_activity: float | None = None,
                   precision: str = "fp32", batch: int = 1, input_encoder: bool = False,
-                  stack: str | None = None, input_cores: int = 1) -> ProfileReport:
+                  stack: str | None = None, input_cores: int = 1, compartments_per_neuron: int = 1) -> ProfileReport:
     """Inference of a layer-spec graph (e.g. read from a NIR file) on ``hw``, per sample: one workload,
     ``infer``, with the same fields as :func:`profile_network`'s.
 
@@ -620,10 +621,13 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     cores of its own (many-core targets). ``stack``: the software stack whose per-timestep and
     per-inference costs are added (many-core targets whose profile gives ``[stacks]``; None: the first);
     ``input_cores``: cores the host injects input spikes into, for the stack's per-input-core time.
+    ``compartments_per_neuron``: neuron slots each neuron takes on a many-core chip (NxTF builds a neuron
+    with subtractive 'soft' reset from 2 compartments).
     """
     hw = load_profile(hw) if isinstance(hw, str) else hw
-    if input_cores < 1 or timesteps < 1:
-        raise ValueError(f"timesteps and input_cores must be >= 1, got {timesteps} and {input_cores}")
+    if min(input_cores, timesteps, compartments_per_neuron) < 1:
+        raise ValueError(f"timesteps, input_cores and compartments_per_neuron must be >= 1, got {timesteps}, "
+                         f"{input_cores} and {compartments_per_neuron}")
     if precision not in ESTIMATE_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(ESTIMATE_PRECISIONS)}")
     values = list(activity.values()) if isinstance(activity, TMapping) else [activity, input_activity]
@@ -646,7 +650,8 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     many_core = mapping_style(hw) != "monolithic"
     mapping = map_units(list(spec.units), hw, training=False, precision=act_prec, weight_precision=act_prec,
                         work={u.unit: u.total.macs for u in cost.units},
-                        encoder_shape=spec.input_shape if (input_encoder and many_core) else None)
+                        encoder_shape=spec.input_shape if (input_encoder and many_core) else None,
+                        compartments_per_neuron=compartments_per_neuron)
     overhead = {sc: stack_overhead(hw, timesteps=timesteps, stack=stack, input_cores=input_cores, scenario=sc)
                 for sc in SCENARIOS} if many_core else {}
     work = max(nbytes(batch * (u.in_elems + u.out_elems), act_prec) for u in spec.units)
@@ -656,7 +661,7 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     concurrent = mapping.style != "monolithic"
     est = _estimate(cost, hw, acts, mapping, activity=resolve(wiring, sources, deployed=True),
                     peak=peak, act_precision=act_prec, concurrent=concurrent, timesteps=timesteps,
-                    overhead=overhead)
+                    overhead=overhead, compartments=compartments_per_neuron if many_core else 1)
     est = replace(est, timesteps=timesteps, **workload_static(cost.units, None, act_prec))
     notes = _precision_notes(hw, precision, nominal)
     if est.overhead is not None:

@@ -147,6 +147,10 @@ class Case:
     cores: str | None = None
     cores_exclude: dict = field(default_factory=dict)   # per-layer cores of the measurement the spec does not have
     why: str = ""
+    input_encoder: bool = False    # the input is encoded on chip by neurons with cores of their own
+    stack: str | None = None       # the profile's software stack (per-timestep and per-inference costs)
+    input_cores: int = 1           # cores the host injects input spikes into (a fact of the measured run)
+    compartments: int = 1          # compartments per neuron (NxTF's soft reset: 2; a fact of the measured run)
 
 
 CASES = [
@@ -157,11 +161,19 @@ CASES = [
     # the spiking cases' first layers take spikes (PilotNet's from its on-chip input LIF layer, the others
     # injected by the host), at the profiler's default rate: no published rate exists for them
     Case("loihi2-pilotnet-lif", "loihi2", timesteps=16, input_activity=DEFAULT_ACTIVITY, energy="energy_per_inference",
-         latency="throughput", cores="cores", cores_exclude={"input layer (LIF encoding of the image, no synapses)": 13}),
+         latency="throughput", cores="cores", input_encoder=True),
     Case("loihi-kws-blouw2019", "loihi", timesteps=10, input_activity=DEFAULT_ACTIVITY,
-         energy="dynamic_energy_per_inference", dynamic=True, latency="throughput"),
-    Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency"),
-    Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores"),
+         energy="dynamic_energy_per_inference", dynamic=True, latency="throughput", stack="nengo-loihi", input_cores=2),
+    *(Case(f"loihi-kws-scaling-{n}x10", "loihi", timesteps=10, input_activity=DEFAULT_ACTIVITY,
+           energy="dynamic_energy_per_inference", dynamic=True, latency="latency", stack="nengo-loihi", input_cores=8)
+      for n in (0, 1, 2, 4, 6, 8, 10)),
+    Case("loihi-slayer-ntidigits", "loihi", timesteps=3000, input_activity=DEFAULT_ACTIVITY,
+         energy="dynamic_energy_per_inference", dynamic=True, latency="latency", cores="cores", input_encoder=True,
+         stack="nxtf"),
+    Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_management",
+         stack="nxtf"),
+    Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores",
+         stack="nxtf", compartments=2),
     # batch 2048: NVIDIA's resnet50 Offline config for H100_SXM_80GBx1. The DGX MaxQ wall-power row is
     # dropped (a whole 8-GPU server at the wall against one GPU; the record's dropped_because says why)
     Case("h100-resnet50-mlperf-x1", "h100", batch=2048, latency="time_per_inference_at_throughput"),
@@ -261,7 +273,8 @@ def evaluate(case: Case, record: dict, networks: dict, values: dict[str, float] 
     key = record["network"]["key"]
     spec = spec_from_layers(networks[key])
     rep = profile_graph(spec, hw, timesteps=case.timesteps, activity=case.activity, input_activity=case.input_activity,
-                        precision=case.precision, batch=case.batch)
+                        precision=case.precision, batch=case.batch, input_encoder=case.input_encoder, stack=case.stack,
+                        input_cores=case.input_cores, compartments_per_neuron=case.compartments)
     est = rep["infer"]
     rows = []
     if case.energy:
@@ -309,6 +322,9 @@ def per_layer_cores(record: dict, est) -> list[dict]:
     if published is None:
         published = next((m.get("per_layer") for m in record.get("measured", [])
                           if m["metric"] == "cores" and m.get("per_layer")), None)
+    if published is None:
+        published = next((m["value"] for m in record.get("measured", [])
+                          if m["metric"] == "cores_per_layer" and isinstance(m.get("value"), dict)), None)
     if not published:
         return []
     ours = {u.unit: u.cores for u in est.per_unit}

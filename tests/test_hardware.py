@@ -102,7 +102,9 @@ def test_loihi_numbers():
     assert p.neuro.neuron_update.value_si == approx(81e-12)
     assert p.neuro.neuron_update_idle.value_si == approx(52e-12)
     assert p.neuro.synaptic_op_time.value_si == approx(3.5e-9)
-    assert p.interconnect.packet.value_si == approx(1.7e-12) and p.interconnect.packet_size.value_si == 4
+    # SANA-FE's calibrated message energy (its own Loihi runs are its fit set), not Table 2's 1.7 pJ tile hop
+    assert p.interconnect.packet.value_si == approx(111e-12) and p.interconnect.packet_size.value_si == 4
+    assert p.interconnect.packet.basis == "fitted" and "SANA-FE" in p.interconnect.packet.source
     assert p.mac_energy("fp32") == approx(23.6e-12)          # fp32 maps onto the only native format
     assert p.compute_for("int8").peak_macs_per_s == pytest.approx(128 / 3.5e-9, rel=1e-3)  # rounded in the file
     assert p.cores.limits() == {"neurons": 1024, "axons": 4096, "synapse_bytes": 131072,
@@ -110,11 +112,18 @@ def test_loihi_numbers():
     assert p.clock is None   # asynchronous: no clock is claimed
 
 
-def test_loihi2_marks_its_unpublished_numbers_assumed():
+def test_loihi2_marks_its_unpublished_numbers_assumed_and_its_fitted_times_with_their_fit_set():
     p = load_profile("loihi2")
     assert p.cores.n == 128 and p.on_chip_learning
     assert p.compute_for("int8").mac.basis == "assumed"
-    assert all(q.basis == "assumed" for _, q in p.quantities() if q.dimension in ("energy", "time"))
+    assert all(q.basis == "assumed" for _, q in p.quantities() if q.dimension == "energy")
+    times = {k: q for k, q in p.quantities() if q.dimension == "time" and k.startswith("neuro.")
+             and k.endswith(("synaptic_op_time", "neuron_update_time"))}
+    assert set(times) == {"neuro.synaptic_op_time", "neuro.neuron_update_time"}
+    assert all(q.basis == "fitted" and "fit set: loihi2-pilotnet-lif" in q.note for q in times.values())
+    # one factor scales both of Loihi 1's times: 3.5 ns -> 1.63 ns, 8.4 ns -> 3.92 ns
+    assert times["neuro.synaptic_op_time"].value_si / 3.5e-9 == pytest.approx(
+        times["neuro.neuron_update_time"].value_si / 8.4e-9, rel=2e-3)
 
 
 def test_truenorth_cannot_train_but_estimates_inference():

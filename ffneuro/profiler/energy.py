@@ -17,6 +17,8 @@ off-core byte          ``memory.off_chip`` if the profile has it, else ``memory.
                        core's ``memory.on_core`` (the tensor is parked in a different core's SRAM)
 interconnect byte      ``interconnect.packet / packet_size``, for bytes a unit sends to another core
 static                 ``power.static`` × latency × chips
+overhead               a software stack's (``[stacks.NAME]``) per-timestep management and per-inference
+                       host I/O: ``step_power`` × their time + ``inference_energy`` (:func:`stack_overhead`)
 =====================  ==================================================================================
 
 With ``scope = "all_in"`` the compute energy already contains memory, routing and static power: only
@@ -40,7 +42,7 @@ from .hardware import HardwareProfile
 from .roofline import Roofline, roofline_for
 from .uncertainty import value
 
-ENERGY_TERMS = ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "static_j")
+ENERGY_TERMS = ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "static_j", "overhead_j")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class EnergyBreakdown(FieldVector):
     off_core_j: float = 0.0
     interconnect_j: float = 0.0
     static_j: float = 0.0
+    overhead_j: float = 0.0    # the software stack's per-timestep management and per-inference host I/O
 
     @property
     def total_j(self) -> float:
@@ -251,3 +254,32 @@ def latency(c: ActionCounts, a: ActionEnergies, *, cores: int, style: str, input
     if a.off_core_bandwidth is not None:
         t = max(t, (c.read_off + c.write_off) / a.off_core_bandwidth)
     return t
+
+
+@dataclass(frozen=True)
+class StackOverhead:
+    """What a software stack adds to one inference (:func:`stack_overhead`), each term named."""
+
+    stack: str
+    step_time_s: float          # per timestep: barrier sync and management (+ host input per input core)
+    inference_time_s: float     # per inference: host I/O
+    time_s: float               # all of it over one inference's timesteps
+    energy_j: float             # step_power over that time, plus the per-inference energy
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def stack_overhead(hw: HardwareProfile, *, timesteps: int, stack: str | None = None, input_cores: int = 1,
+                   scenario: str = "nominal") -> StackOverhead | None:
+    """Per-inference time and energy of the software stack ``stack`` of ``hw`` (None: its first) around
+    the neurocores for ``timesteps`` steps, with the host's input entering ``input_cores`` cores; None if
+    the profile gives no stack."""
+    st = hw.stack(stack)
+    if st is None:
+        return None
+    step = (value(st.step_time, scenario) or 0.0) + input_cores * (value(st.step_time_per_input_core, scenario) or 0.0)
+    once = value(st.inference_time, scenario) or 0.0
+    time = timesteps * step + once
+    energy = time * (value(st.step_power, scenario) or 0.0) + (value(st.inference_energy, scenario) or 0.0)
+    return StackOverhead(st.name, step, once, time, energy)

@@ -18,6 +18,12 @@ gives a lower bound; the largest bound is reported as the *binding* limit (``lim
 bounds are kept (``cores_by``). With ``spread = "idle_cores"`` the cores of the chips in use that no
 unit needs are shared out among the units in proportion to their MACs (SpiNNaker 2's PEs).
 
+A profile with a ``[partitioner]`` follows its toolchain instead (:func:`lava_cores`): Lava (Loihi 2)
+cuts a conv layer along its output width into power-of-two column slices and a dense layer into
+power-of-two neuron groups, each within the compiler's neurons and synapse-memory words per core.
+An on-chip *input encoder* (a layer of neurons, one per input element, with no synapses, such as
+lava-dl PilotNet's input LIF layer) gets cores too (``encoder_shape`` of :func:`map_units`).
+
 Traffic of each phase (from :mod:`ffneuro.accounting`) is split three ways: the tensors that cross a
 unit's boundary (FF: only its input and its handed-on output; BP: also every stored activation and
 every error signal); the parameter state (weights, weight gradients, optimiser or learning state);
@@ -166,11 +172,12 @@ def parameter_state_bytes(spec, *, training: bool, weight_precision: str, master
     return w
 
 
-def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wprec: str) -> tuple[UnitMapping, list[str]]:
+def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wprec: str,
+               compartments: int = 1) -> tuple[UnitMapping, list[str]]:
     """One unit on a ``shared`` or ``unrolled`` target (see the module doc): each of its weighted nodes
     gets cores of its own (a depthwise and a pointwise conv, a residual block's two convs), and the
     unit's mapping adds them up."""
-    parts = [_map_node(spec, node, hw, training=training, precision=precision, wprec=wprec)
+    parts = [_map_node(spec, node, hw, training=training, precision=precision, wprec=wprec, compartments=compartments)
              for node in spec.synapses]
     if len(parts) == 1:
         return parts[0]
@@ -186,8 +193,9 @@ def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wpr
 
 
 def _map_node(spec, node, hw: HardwareProfile, *, training: bool, precision: str,
-              wprec: str) -> tuple[UnitMapping, list[str]]:
-    """One weighted node of the unit ``spec`` onto its own cores."""
+              wprec: str, compartments: int = 1) -> tuple[UnitMapping, list[str]]:
+    """One weighted node of the unit ``spec`` onto its own cores; each neuron takes ``compartments`` of a
+    core's neuron slots."""
     rule, limits = hw.mapping, (hw.cores.limits() if hw.cores is not None else {})
     shared = rule.shared
     geo = _geometry(node, rule.population_axons)
@@ -203,7 +211,7 @@ def _map_node(spec, node, hw: HardwareProfile, *, training: bool, precision: str
 
     def needs(g: int, p: int) -> dict:
         syn = copies * g * geo.fan_in if shared else g * p * geo.real_fan_in
-        return {"neurons": g * p, "synapses": syn, "synapse_bytes": syn * per_synapse,
+        return {"neurons": g * p * compartments, "synapses": syn, "synapse_bytes": syn * per_synapse,
                 "sram_bytes": syn * per_synapse + g * p * per_neuron, "axons": geo.axons(g, p)}
 
     given = {k: v for k, v in limits.items() if k in LIMITS}
@@ -242,6 +250,81 @@ def _map_node(spec, node, hw: HardwareProfile, *, training: bool, precision: str
                        {k: int(v) for k, v in cores_by.items()}, g, p, cores), notes
 
 
+ENCODER = "input encoder"
+
+
+def _pow2_floor(x: float) -> int:
+    """The largest power of two <= x (0 if x < 1)."""
+    return 0 if x < 1 else 1 << (int(x).bit_length() - 1)
+
+
+def lava_cores(columns: int, column_neurons: int, *, neurons_cap: float, words_cap: float | None = None,
+               core_words: float = 0.0, column_words: float = 0.0) -> tuple[int, int, str]:
+    """Cores Lava's partitioner gives a layer of ``columns`` output columns of ``column_neurons`` each
+    (a dense layer: columns = neurons, one neuron each): the widest power-of-two slice of columns whose
+    neurons stay within ``neurons_cap`` and whose synapse words (``core_words`` per core, a conv's kernel,
+    plus ``column_words`` per column, a dense neuron's fan-in) within ``words_cap``. Returns (cores,
+    columns per core, the binding limit). A column too big for one core is cut further (a lower bound)."""
+    def fits(w: int) -> tuple[bool, bool]:
+        words_ok = words_cap is None or core_words + w * column_words <= words_cap
+        return w * column_neurons <= neurons_cap, words_ok
+
+    n_ok, w_ok = fits(1)
+    if not (n_ok and w_ok):   # one column exceeds a core: split it (not a slice the compiler is known to make)
+        parts = max(math.ceil(column_neurons / neurons_cap),
+                    1 if words_cap is None else math.ceil((core_words + column_words) / words_cap))
+        return columns * parts, 1, "neurons" if not n_ok else "synapse_words"
+    w, limit = 1, "none"
+    while w < columns:
+        n_ok, w_ok = fits(2 * w)
+        if not (n_ok and w_ok):
+            limit = "neurons" if not n_ok else "synapse_words"
+            break
+        w *= 2
+    return math.ceil(columns / w), w, limit
+
+
+def _lava_node(spec, node, hw: HardwareProfile, compartments: int = 1) -> UnitMapping:
+    """One weighted node on Loihi 2 as Lava partitions it (:func:`lava_cores`)."""
+    part = hw.partitioner
+    cap = part.get("neurons_per_core") or (hw.cores.limits().get("neurons") or math.inf)
+    words = part.get("synapse_words_per_core")
+    if isinstance(node, Conv1d):
+        node = node.as_conv2d()
+    if isinstance(node, Conv2d):
+        c_out, h_out, w_out = node.out_shape
+        kernel = c_out * node.fan_in               # weights one core holds (the whole kernel, shared)
+        cores, w, limit = lava_cores(w_out, c_out * h_out * compartments, neurons_cap=cap, words_cap=words,
+                                     core_words=kernel / ((part.get("conv_synapses_per_1000_words") or 1000) / 1000))
+        synapses, fan_in, per_core = kernel * cores, node.fan_in, (c_out, w * h_out)
+    else:
+        n, fan_in = node.out_features, node.in_features
+        cores, w, limit = lava_cores(n, compartments, neurons_cap=cap, words_cap=words,
+                                     column_words=fan_in / ((part.get("dense_synapses_per_1000_words") or 1000) / 1000))
+        synapses, per_core = n * fan_in, (w, 1)
+    return UnitMapping(spec.name, node.neurons, synapses, synapses + node.neurons, cores, limit, fan_in, None,
+                       {limit: cores} if limit != "none" else {}, per_core[0], per_core[1], cores)
+
+
+def encoder_mapping(shape: Sequence[int], hw: HardwareProfile, compartments: int = 1) -> UnitMapping:
+    """Cores of an on-chip input encoder over an input of ``shape`` (C, H, W) or (N,): one neuron per
+    element (of ``compartments`` slots each), no synapses; cut into column slices like a conv layer under
+    Lava, else by neurons per core."""
+    neurons = math.prod(shape)
+    part = hw.partitioner
+    cap = (part.get("neurons_per_core") if part is not None else None) or \
+        ((hw.cores.limits().get("neurons") if hw.cores is not None else None) or math.inf)
+    if part is not None and part.rule.value == "lava" and len(shape) == 3:
+        c, h, w = shape
+        cores, cols, limit = lava_cores(w, c * h * compartments, neurons_cap=cap)
+        per_core = (c, cols * h)
+    else:
+        cores = 1 if math.isinf(cap) else math.ceil(neurons * compartments / cap)
+        limit, per_core = "neurons", (1, math.ceil(neurons / cores))
+    return UnitMapping(ENCODER, neurons, 0, 0, cores, limit, 0, None, {"neurons": cores}, per_core[0],
+                       per_core[1], cores)
+
+
 def _spread(units: list[UnitMapping], work: TMapping[str, float], idle: int) -> list[UnitMapping]:
     """Share ``idle`` cores among the units in proportion to their ``work`` (largest remainder), each
     unit at most one core per neuron."""
@@ -260,11 +343,14 @@ def _spread(units: list[UnitMapping], work: TMapping[str, float], idle: int) -> 
 
 
 def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision: str,
-              weight_precision: str | None = None, work: TMapping[str, float] | None = None) -> Mapping:
+              weight_precision: str | None = None, work: TMapping[str, float] | None = None,
+              encoder_shape: Sequence[int] | None = None, compartments_per_neuron: int = 1) -> Mapping:
     """Map unit specs (anything with ``name``, ``synapses``, ``neurons``, ``params``, ``trainable``) onto
     ``hw``. ``precision`` is the activation format on the device; weights are stored at
     ``weight_precision`` (default: ``precision``). ``work`` (MACs per unit) shares idle cores out where
-    the profile spreads layers."""
+    the profile spreads layers. ``encoder_shape``: the input is encoded on chip by a layer of neurons of
+    that shape (:data:`ENCODER`, first in the mapping; many-core targets only). ``compartments_per_neuron``:
+    neuron slots one neuron takes on a many-core target (NxTF's subtractive 'soft' reset uses 2)."""
     style = mapping_style(hw)
     wprec = weight_precision or precision
     on_chip = hw.on_chip_sram_bytes
@@ -281,8 +367,20 @@ def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision
         resident = sum(parameter_state_bytes(s, training=training, weight_precision=wprec) for s in specs)
         return Mapping(style, tuple(units), 1, 1, None if on_chip is None else resident <= on_chip, on_chip, 1)
     units, notes = [], []
+    if encoder_shape is not None:
+        units.append(encoder_mapping(encoder_shape, hw, compartments_per_neuron))
+    lava = hw.partitioner is not None and hw.partitioner.rule.value == "lava"
     for s in specs:
-        m, n = _many_core(s, hw, training=training, precision=precision, wprec=wprec)
+        if lava and not training:
+            parts = [_lava_node(s, node, hw, compartments_per_neuron) for node in s.synapses]
+            m = parts[0] if len(parts) == 1 else UnitMapping(
+                s.name, s.neurons, sum(p.synapses for p in parts), sum(p.state_bytes for p in parts),
+                sum(p.cores for p in parts), "+".join(sorted({p.limited_by for p in parts})),
+                max(p.fan_in for p in parts), None, {}, 0, 0, sum(p.cores for p in parts))
+            units.append(m)
+            continue
+        m, n = _many_core(s, hw, training=training, precision=precision, wprec=wprec,
+                          compartments=compartments_per_neuron)
         units.append(m)
         notes += n
     cores_needed = sum(u.cores for u in units)

@@ -44,12 +44,14 @@ from .energy import (
     ActionCounts,
     ActionEnergies,
     EnergyBreakdown,
+    StackOverhead,
     action_energies,
     dynamic_energy,
     latency,
+    stack_overhead,
 )
 from .hardware import PRECISION_BITS, HardwareProfile, load_profile
-from .locality import Mapping, UnitMapping, classify, crossing_tensors, map_units, mapping_style
+from .locality import ENCODER, Mapping, UnitMapping, classify, crossing_tensors, map_units, mapping_style
 from .roofline import LayerWork, kernel_kind, layer_time
 from .static import WeightStats, workload_static
 from .uncertainty import SCENARIOS
@@ -143,6 +145,7 @@ class WorkloadEstimate:
     footprint_bytes: int | None = None     # NeuroBench's Footprint: parameters at the weight precision + buffers
     connection_sparsity: float | None = None   # NeuroBench's: share of zero conv/linear weights (stored weights)
     static_source: str = ""                # where the three come from: stored weights, or the specs
+    overhead: StackOverhead | None = None  # the software stack's per-timestep and per-inference terms
 
     @property
     def energy_j(self) -> float | None:
@@ -161,6 +164,7 @@ class WorkloadEstimate:
         d["per_unit"] = [u.to_dict() for u in self.per_unit]
         d["energy"] = None if self.energy is None else self.energy.to_dict()
         d["notes"] = list(self.notes)
+        d["overhead"] = None if self.overhead is None else self.overhead.to_dict()
         for k in ("energy_range", "latency_range", "static_range"):
             d[k] = None if d[k] is None else list(d[k])
         d.update(energy_j=self.energy_j, off_core_share=self.off_core_share)
@@ -212,7 +216,7 @@ class ProfileReport:
             g: dict = {"supported": float(w.supported), "reason": w.reason}
             if w.supported:
                 g["unit"] = [u.unit for u in w.per_unit]
-                for term in ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "static_j"):
+                for term in ("compute_j", "on_core_j", "off_core_j", "interconnect_j", "static_j", "overhead_j"):
                     g[term] = [getattr(u.energy, term) for u in w.per_unit]
                     g[f"total_{term}"] = getattr(w.energy, term)
                 g["energy_j"] = [u.energy_j for u in w.per_unit]
@@ -307,7 +311,7 @@ class _UnitTally:
 
 def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *, style: str, batch: int,
            activity: InputActivity, first: bool, params_local: bool, acts_local: bool,
-           crossing_local: bool) -> _UnitTally:
+           crossing_local: bool, compartments: int = 1) -> _UnitTally:
     """Count what unit ``u`` does in its phases (placed by :func:`classify`) and what that costs on each
     scenario's target; ``activity.share`` of the input-gated synaptic ops happen."""
     zero_fraction = 1.0 - activity.share   # below 0 where pooled spikes bring more events than elements
@@ -328,7 +332,7 @@ def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *
             inputs += r
             calls += 1
             if nominal.neuron_update_j is not None:
-                nu = r * spec.neurons
+                nu = r * spec.neurons * compartments     # a multi-compartment neuron updates each one
                 ew = max(0.0, ew - r * spec.neurons * update_ops(spec))
         if p.phase == "update" and spec.trainable and nominal.synaptic_update_j is not None:
             su, ew = m.synapses, 0.0
@@ -353,15 +357,39 @@ def _tally(u: UnitPhases, m: UnitMapping, acts: TMapping[str, ActionEnergies], *
                       energy=energies, latency=lats)
 
 
+def _encoder_estimate(m: UnitMapping, acts: TMapping[str, ActionEnergies], timesteps: int
+                      ) -> tuple[UnitEstimate, dict[str, float], dict[str, float | None]]:
+    """An on-chip input encoder (neurons, no synapses): every neuron updates every timestep, its cores
+    sharing the neurons; per scenario its energy and latency per sample."""
+    updates = m.neurons * timesteps
+    per_core = math.ceil(m.neurons / max(m.cores, 1)) * timesteps
+    energy = {sc: updates * (a.neuron_update_j or 0.0) for sc, a in acts.items()}
+    lat = {sc: (None if a.neuron_update_time_s is None else per_core * a.neuron_update_time_s) for sc, a in acts.items()}
+    ue = UnitEstimate(unit=ENCODER, energy=EnergyBreakdown(compute_j=energy["nominal"]), latency_s=lat["nominal"],
+                      macs=0.0, effective_macs=0.0, elementwise_ops=0.0, neuron_updates=float(updates),
+                      synaptic_updates=0.0, bytes_on_core=0.0, bytes_off_core=0.0, bytes_interconnect=0.0,
+                      cores=m.cores, limited_by=m.limited_by, weights_on_chip=True, fan_in_fits=None,
+                      input_zero_fraction=0.0, crossing=("input (written as bias)", "spikes out"),
+                      energy_range=(energy["low"], energy["high"]), latency_range=_ranges(lat),
+                      cores_by=dict(m.cores_by), activity_source="every neuron updates every timestep")
+    return ue, energy, lat
+
+
 def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, ActionEnergies], mapping: Mapping, *,
               activity: TMapping[str, InputActivity], peak: int | None, act_precision: str,
-              concurrent: bool = False) -> WorkloadEstimate:
+              concurrent: bool = False, timesteps: int = 1,
+              overhead: TMapping[str, StackOverhead | None] | None = None, compartments: int = 1) -> WorkloadEstimate:
     """Per-unit and total estimate of one workload (``cost`` per batch) at the nominal values, with
     (low, high) ranges from the ``acts`` of each scenario. ``activity``: by unit name, what its input
     carries (:func:`.activity.resolve`); a unit not in it is dense. ``peak``: the workload's peak memory, None where it is not modelled. ``concurrent``: the units
     run at the same time (a many-core chip stepping every layer each timestep), so the slowest one sets
-    the latency; otherwise they run one after another and their latencies add."""
+    the latency; otherwise they run one after another and their latencies add. A mapping with an
+    :data:`~.locality.ENCODER` unit costs its neuron updates over ``timesteps``; ``overhead`` (by
+    scenario) adds a software stack's time and energy per sample."""
     batch, style = cost.batch, mapping.style
+    encoder = next((m for m in mapping.units if m.unit == ENCODER), None)
+    enc = _encoder_estimate(encoder, acts, timesteps * compartments) if encoder is not None else None
+    overhead = overhead or {}
     nominal = acts["nominal"]
     cap = mapping.on_chip_bytes
     fits = None if (style != "monolithic" or cap is None or peak is None) else peak <= cap
@@ -381,19 +409,25 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
         else:
             local = dict(params_local=True, acts_local=True, crossing_local=False)
         tallies.append(_tally(u, mapping.unit(u.unit), acts, style=style, batch=batch,
-                              activity=activity.get(u.unit, _DENSE), first=is_conv and conv_i == 0, **local))
+                              activity=activity.get(u.unit, _DENSE), first=is_conv and conv_i == 0,
+                              compartments=compartments, **local))
         conv_i += is_conv
     # latency: units one after another, or (concurrent) all at once, the slowest setting the pace; static
     # power of every chip in use runs for that whole time and is shared among the units by their busy time
     latency_by: dict[str, float | None] = {}
     static_by: dict[str, float] = {}
     for sc, a in acts.items():
-        ts = [t.latency[sc] for t in tallies]
+        ts = [t.latency[sc] for t in tallies] + ([enc[2][sc]] if enc is not None else [])
         latency_by[sc] = None if any(t is None for t in ts) else (max(ts, default=0.0) if concurrent else sum(ts))
+        if latency_by[sc] is not None and overhead.get(sc) is not None:
+            latency_by[sc] += overhead[sc].time_s
         static_by[sc] = 0.0 if (latency_by[sc] is None or a.static_w is None or a.all_in) else \
             a.static_w * latency_by[sc] * mapping.chips_needed
-    energy_by = {sc: static_by[sc] for sc in acts}
+    energy_by = {sc: static_by[sc] + (overhead[sc].energy_j if overhead.get(sc) is not None else 0.0)
+                 + (enc[1][sc] if enc is not None else 0.0) for sc in acts}
     units = []
+    if enc is not None:   # its share of static power is left in the units' (it is small: neuron updates only)
+        units.append(enc[0])
     for t in tallies:
         energies, lats, per, m = t.energy, t.latency, t.per_sample, t.mapping
         for sc in acts:
@@ -416,10 +450,11 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
     if style == "monolithic" and fits is False and nominal.off_core_level not in ("off_chip", "on_chip"):
         notes.append(f"the working set ({peak / 2**20:.1f} MiB) exceeds on-chip memory ({cap / 2**20:.1f} MiB) and "
                      f"{hw.name} has no off-chip memory level: the workload does not fit the device")
-    energy = EnergyBreakdown()
+    energy = EnergyBreakdown(overhead_j=overhead["nominal"].energy_j) if overhead.get("nominal") else EnergyBreakdown()
     for ue in units:
         energy = energy + ue.energy
-    kinds = {("linear" if _is_linear(u.spec) else "conv"): ue.precision for u, ue in zip(cost.units, units, strict=True)}
+    kinds = {("linear" if _is_linear(u.spec) else "conv"): ue.precision
+             for u, ue in zip(cost.units, units[1:] if enc is not None else units, strict=True)}
     executed = next(iter(kinds.values())) if len(set(kinds.values())) == 1 else \
         ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
     return WorkloadEstimate(
@@ -432,7 +467,7 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
         synops=sum(ue.synops for ue in units), effective_synops=sum(ue.effective_synops for ue in units),
         energy_range=(energy_by["low"], energy_by["high"]), latency_range=_ranges(latency_by),
         cores_used=mapping.cores_used or mapping.cores_needed, precision=executed,
-        static_range=(static_by["low"], static_by["high"]))
+        static_range=(static_by["low"], static_by["high"]), overhead=overhead.get("nominal"))
 
 
 _DENSE = InputActivity(1.0, "default: dense")
@@ -600,7 +635,8 @@ def _readout_wiring(layers: Sequence[BlockSpec], spec, readout_from: int) -> Wir
 
 def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 1,
                   activity: float | TMapping[str, float] | None = None, input_activity: float | None = None,
-                  precision: str = "fp32", batch: int = 1) -> ProfileReport:
+                  precision: str = "fp32", batch: int = 1, input_encoder: bool = False,
+                  stack: str | None = None, input_cores: int = 1, compartments_per_neuron: int = 1) -> ProfileReport:
     """Inference of a layer-spec graph (e.g. read from a NIR file) on ``hw``, per sample: one workload,
     ``infer``, with the same fields as :func:`profile_network`'s.
 
@@ -610,8 +646,17 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     where a sum pool gathers them). ``input_activity``: the network input's events per element per
     timestep (default: dense analog input, charged as one event per element). Other inputs are dense.
     Event-driven targets charge real synapses × events; dense targets charge every MAC of every timestep.
+    ``input_encoder``: the input is encoded on chip by a layer of neurons, one per input element, with
+    cores of its own (many-core targets). ``stack``: the software stack whose per-timestep and
+    per-inference costs are added (many-core targets whose profile gives ``[stacks]``; None: the first);
+    ``input_cores``: cores the host injects input spikes into, for the stack's per-input-core time.
+    ``compartments_per_neuron``: neuron slots each neuron takes on a many-core chip (NxTF builds a neuron
+    with subtractive 'soft' reset from 2 compartments).
     """
     hw = load_profile(hw) if isinstance(hw, str) else hw
+    if min(input_cores, timesteps, compartments_per_neuron) < 1:
+        raise ValueError(f"timesteps, input_cores and compartments_per_neuron must be >= 1, got {timesteps}, "
+                         f"{input_cores} and {compartments_per_neuron}")
     if precision not in ESTIMATE_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(ESTIMATE_PRECISIONS)}")
     values = list(activity.values()) if isinstance(activity, TMapping) else [activity, input_activity]
@@ -631,17 +676,31 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     for u in spec.units:
         feeder = spec.feeder(u)
         wiring.append(Wiring(u.name, u.in_elems, (feeder.name if feeder is not None else INPUT,), _fired(u)))
+    many_core = mapping_style(hw) != "monolithic"
     mapping = map_units(list(spec.units), hw, training=False, precision=act_prec, weight_precision=act_prec,
-                        work={u.unit: u.total.macs for u in cost.units})
+                        work={u.unit: u.total.macs for u in cost.units},
+                        encoder_shape=spec.input_shape if (input_encoder and many_core) else None,
+                        compartments_per_neuron=compartments_per_neuron)
+    overhead = {sc: stack_overhead(hw, timesteps=timesteps, stack=stack, input_cores=input_cores, scenario=sc)
+                for sc in SCENARIOS} if many_core else {}
     work = max(nbytes(batch * (u.in_elems + u.out_elems), act_prec) for u in spec.units)
     peak = sum(nbytes(u.params, act_prec) for u in spec.units) + work
     # a many-core chip steps every layer in each timestep (Loihi's barrier-synchronised timesteps, TrueNorth's
     # tick): the layers run concurrently and the slowest sets the pace; one device runs them in turn
     concurrent = mapping.style != "monolithic"
     est = _estimate(cost, hw, acts, mapping, activity=resolve(wiring, sources, deployed=True),
-                    peak=peak, act_precision=act_prec, concurrent=concurrent)
+                    peak=peak, act_precision=act_prec, concurrent=concurrent, timesteps=timesteps,
+                    overhead=overhead, compartments=compartments_per_neuron if many_core else 1)
     est = replace(est, timesteps=timesteps, **workload_static(cost.units, None, act_prec))
     notes = _precision_notes(hw, precision, nominal)
+    if est.overhead is not None:
+        o = est.overhead
+        notes.append(f"software stack {o.stack}: {format_si(o.step_time_s, 's')} per timestep (barrier, management, "
+                     f"host input into {input_cores} core(s)) and {format_si(o.inference_time_s, 's')} per inference "
+                     f"(host I/O): {format_si(o.time_s, 's')} and {format_si(o.energy_j, 'J')} per sample")
+    if input_encoder and many_core:
+        notes.append(f"input encoded on chip: {math.prod(spec.input_shape):,} neurons, no synapses, updated every "
+                     "timestep, on cores of their own")
     if concurrent:
         notes.append("layers run concurrently, every layer once per timestep: the slowest layer sets the latency "
                      "(time per sample at full throughput)")

@@ -24,6 +24,8 @@ from .profile import (
     MEMORY_FIELDS,
     MEMORY_LEVELS,
     NEURO_FIELDS,
+    PARTITIONER_FACTS,
+    PARTITIONER_FIELDS,
     POWER_FIELDS,
     PRECISION_BITS,
     ROOFLINE_KERNEL_FIELDS,
@@ -33,6 +35,7 @@ from .profile import (
     SCHEMA,
     SCHEMA_VERSION,
     SCOPES,
+    STACK_FIELDS,
     VOLTAGE_LEVEL_FIELDS,
     ClockSpec,
     ComputeSpec,
@@ -44,10 +47,12 @@ from .profile import (
     MappingSpec,
     MemorySpec,
     NeuroSpec,
+    PartitionerSpec,
     PowerSpec,
     RooflineKernel,
     RooflineMemory,
     RooflineSpec,
+    StackSpec,
     VoltageLevel,
     VoltageSpec,
 )
@@ -65,7 +70,8 @@ from .quantities import (
 TOP_KEYS_REQUIRED = ("schema", "schema_version", "name", "description", "kind", "on_chip_learning",
                      "supports_training", "precisions", "compute")
 TOP_KEYS_OPTIONAL = ("process", "training_note", "notes", "cores", "memory", "interconnect", "neuro",
-                     "power", "clock", "mapping", "learning", "executed_as", "voltage", "roofline")
+                     "power", "clock", "mapping", "learning", "executed_as", "voltage", "roofline", "partitioner",
+                     "stacks")
 FACT_KEYS_REQUIRED = ("value", "source", "basis")
 QUANTITY_KEYS_REQUIRED = ("value", "unit", "source", "basis")
 QUANTITY_KEYS_OPTIONAL = ("note", "fit_set")
@@ -332,6 +338,14 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
         if "mapping" in data else None
     learning = LearningSpec(**ctx.mixed_section("learning", data["learning"], LEARNING_FIELDS, LEARNING_FACTS)) \
         if "learning" in data else None
+    partitioner = PartitionerSpec(**ctx.mixed_section("partitioner", data["partitioner"], PARTITIONER_FIELDS,
+                                                      PARTITIONER_FACTS)) if "partitioner" in data else None
+    stacks = []
+    if "stacks" in data:
+        for stack, tbl in ctx.table("stacks", data["stacks"]).items():
+            if not _NAME_RE.match(stack):
+                raise ctx.fail(f"stacks.{stack}", "a stack name must be lower-case letters, digits, '-' or '_'")
+            stacks.append(StackSpec(stack, **ctx.section(f"stacks.{stack}", tbl, STACK_FIELDS)))
     executed = []
     if "executed_as" in data:
         for p, tbl in ctx.table("executed_as", data["executed_as"]).items():
@@ -358,7 +372,7 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
             on_chip_learning=on_chip_learning, precisions=tuple(precisions), compute=tuple(compute),
             cores=cores, memory=tuple(memory), interconnect=interconnect, neuro=neuro, power=power,
             clock=clock, mapping=mapping, learning=learning, executed_as=tuple(executed), process=process,
-            voltage=voltage, roofline=roofline,
+            voltage=voltage, roofline=roofline, partitioner=partitioner, stacks=tuple(stacks),
             training_note=training_note, notes=notes, origin=origin,
         )
     except HardwareProfileError as e:  # cross-field checks not caught above

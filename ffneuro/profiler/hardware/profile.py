@@ -385,6 +385,16 @@ EXECUTED_OPS = ("conv", "linear")
 MAPPING_FIELDS = {"kernel_copies": ("count", False)}
 MAPPING_FACTS = {"conv_weights": (CONV_WEIGHTS, True), "axons": (AXON_MODES, False), "spread": (SPREAD_MODES, False)}
 LEARNING_FIELDS = {"synapse_state": ("bytes", False), "neuron_state": ("bytes", False)}
+PARTITIONER_RULES = ("lava", "nxtf")        # the toolchain whose partitioner the mapping follows
+PARTITIONER_FACTS = {"rule": (PARTITIONER_RULES, True)}
+PARTITIONER_FIELDS = {"neurons_per_core": ("count", False), "synapse_words_per_core": ("count", False),
+                      "dense_synapses_per_1000_words": ("count", False), "conv_synapses_per_1000_words": ("count", False),
+                      "output_axons_per_core": ("count", False), "synapses_per_entry": ("count", False),
+                      "synapse_words_per_axon": ("count", False)}
+# per-timestep and per-inference costs of a software stack (the host and embedded-CPU work around the cores)
+STACK_FIELDS = {"step_time": ("time", False), "step_time_per_input_core": ("time", False),
+                "step_power": ("power", False), "inference_time": ("time", False),
+                "inference_energy": ("energy", False)}
 LEARNING_FACTS = {"rule": (LEARNING_RULES, True)}
 
 
@@ -468,6 +478,60 @@ class LearningSpec:
 
 
 @dataclass(frozen=True)
+class PartitionerSpec:
+    """The limits a toolchain's partitioner applies when it cuts layers into cores (docs/hw-profiles.md).
+
+    ``rule = "lava"`` (Loihi 2, Lava/netx): a conv layer is cut along its output width into slices of a
+    power-of-two number of columns (the whole height and all channels), the widest slice that keeps
+    ``neurons_per_core`` and ``synapse_words_per_core`` (weights packed ``conv_synapses_per_1000_words`` a word);
+    a dense layer into groups of a power-of-two number of neurons whose fan-in fits the synapse words
+    (``dense_synapses_per_1000_words``). ``rule = "nxtf"`` (Loihi, NxTF): the core limits of ``[cores]`` plus
+    the per-core synapse words, output-axon entries and synapses per entry given here."""
+
+    rule: Fact
+    neurons_per_core: Quantity | None = None
+    synapse_words_per_core: Quantity | None = None
+    dense_synapses_per_1000_words: Quantity | None = None
+    conv_synapses_per_1000_words: Quantity | None = None
+    output_axons_per_core: Quantity | None = None
+    synapses_per_entry: Quantity | None = None
+    synapse_words_per_axon: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        _check_facts("partitioner", self, PARTITIONER_FACTS)
+        _check_dims("partitioner", self, PARTITIONER_FIELDS)
+
+    def get(self, name: str) -> float | None:
+        q = getattr(self, name)
+        return None if q is None else q.value_si
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule.to_dict(), **_quantities_dict(self, PARTITIONER_FIELDS)}
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """A software stack's costs around the neurocores: ``step_time`` per timestep (barrier sync and the
+    embedded CPUs' management), ``step_time_per_input_core`` per timestep for each core the host injects
+    input spikes into, ``step_power`` drawn while that overhead runs (above idle), and per inference
+    ``inference_time``/``inference_energy`` (host I/O)."""
+
+    name: str
+    step_time: Quantity | None = None
+    step_time_per_input_core: Quantity | None = None
+    step_power: Quantity | None = None
+    inference_time: Quantity | None = None
+    inference_energy: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.name, str) and bool(_NAME_RE.match(self.name)), f"bad stack name {self.name!r}")
+        _check_dims(f"stacks.{self.name}", self, STACK_FIELDS)
+
+    def to_dict(self) -> dict:
+        return _quantities_dict(self, STACK_FIELDS)
+
+
+@dataclass(frozen=True)
 class ExecutedAs:
     """How a run in ``precision`` actually executes each op kind on this target (``conv``, ``linear``),
     e.g. PyTorch runs fp32 convolutions on TF32 tensor cores by default on Ampere and later GPUs."""
@@ -514,6 +578,8 @@ class HardwareProfile:
     executed_as: tuple[ExecutedAs, ...] = ()
     voltage: VoltageSpec | None = None
     roofline: RooflineSpec | None = None
+    partitioner: PartitionerSpec | None = None
+    stacks: tuple[StackSpec, ...] = ()
     process: str = ""
     training_note: str = ""
     notes: tuple[str, ...] = ()
@@ -566,6 +632,9 @@ class HardwareProfile:
             _need(self.clock is not None and self.clock.core is not None,
                   "roofline: needs clock.core (its ceilings are per core cycle)")
         object.__setattr__(self, "executed_as", executed)
+        stacks = tuple(self.stacks)
+        _need(len({st.name for st in stacks}) == len(stacks), "a software stack is given twice")
+        object.__setattr__(self, "stacks", stacks)
         object.__setattr__(self, "precisions", precisions)
         object.__setattr__(self, "compute", compute)
         object.__setattr__(self, "memory", tuple(sorted(memory, key=lambda m: MEMORY_LEVELS.index(m.level))))
@@ -616,6 +685,15 @@ class HardwareProfile:
         """J per MAC in ``precision`` (mapped to the nearest native format)."""
         return self.compute_for(precision).mac.value_si
 
+    def stack(self, name: str | None = None) -> StackSpec | None:
+        """The software stack ``name`` (None: the profile's first, its default); None if it gives none."""
+        if name is None:
+            return self.stacks[0] if self.stacks else None
+        found = next((st for st in self.stacks if st.name == name), None)
+        _need(found is not None, f"{self.name} has no software stack {name!r}; valid: "
+                                 f"{', '.join(st.name for st in self.stacks) or 'none'}")
+        return found
+
     def memory_level(self, level: str) -> MemorySpec | None:
         _need(level in MEMORY_LEVELS, f"unknown memory level {level!r}; valid: {', '.join(MEMORY_LEVELS)}")
         return next((m for m in self.memory if m.level == level), None)
@@ -646,7 +724,7 @@ class HardwareProfile:
             yield from walk(f"compute.{c.precision}.", vars(c))
         for m in self.memory:
             yield from walk(f"memory.{m.level}.", vars(m))
-        for section in ("interconnect", "neuro", "power", "clock", "mapping", "learning", "voltage"):
+        for section in ("interconnect", "neuro", "power", "clock", "mapping", "learning", "voltage", "partitioner"):
             spec = getattr(self, section)
             if spec is not None:
                 yield from walk(f"{section}.", vars(spec))
@@ -658,6 +736,8 @@ class HardwareProfile:
                 yield from walk(f"roofline.{role}.", vars(getattr(self.roofline, role)))
             for k in self.roofline.kernels:
                 yield from walk(f"roofline.{k.precision}.{k.kind}.", vars(k))
+        for st in self.stacks:
+            yield from walk(f"stacks.{st.name}.", vars(st))
 
     def fitted(self) -> list[tuple[str, Quantity]]:
         """The numbers fitted to measurements, with their keys (each names its fit_set)."""
@@ -665,7 +745,7 @@ class HardwareProfile:
 
     def facts(self) -> Iterator[tuple[str, Fact]]:
         """Every stated choice with its dotted key, e.g. ``("mapping.conv_weights", Fact("shared", ...))``."""
-        for section in ("mapping", "learning"):
+        for section in ("mapping", "learning", "partitioner"):
             spec = getattr(self, section)
             if spec is not None:
                 for key, value in vars(spec).items():
@@ -735,4 +815,8 @@ class HardwareProfile:
             d["voltage"] = self.voltage.to_dict()
         if self.roofline is not None:
             d["roofline"] = self.roofline.to_dict()
+        if self.partitioner is not None:
+            d["partitioner"] = self.partitioner.to_dict()
+        if self.stacks:
+            d["stacks"] = {st.name: st.to_dict() for st in self.stacks}
         return d

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from .errors import _need
 
-BASES = ("measured", "specified", "modelled", "scaled", "assumed", "fitted")
-BASES_NEEDING_NOTE = ("modelled", "scaled", "assumed", "fitted")
+BASES = ("measured", "specified", "modelled", "scaled", "assumed", "derived", "fitted")
+# derived: arithmetic on measurements, shown in the note; fitted: chosen to match named measurements
+# (the note names the fit set, which may then not be used to validate it)
+BASES_NEEDING_NOTE = ("modelled", "scaled", "assumed", "derived", "fitted")
 
 _B = 1.0
 _KI = 1024.0

@@ -109,7 +109,8 @@ PRESETS.register("cifar10-fast")(dict(_FAST, dataset="cifar10", widths=(60, 120,
 # / 71.01%); not yet trained at the full budget. Exported, the batch norm's shift is approximate at the
 # zero-padded borders: linear readout on 1000 test images 92.6% → 91.8% (10,000 images), 86.0% → 81.5%
 # (4000), where the conv block exports without loss (53.9% → 54.0%) but learned less (README_deploy.md).
-_FAST_DEPLOY = dict(_FAST, arch="trifecta", pool="none", pool_at=None, widths=(20, 40, 80), block_options=None)
+_FAST_DEPLOY = dict(_FAST, arch="trifecta", pool="none", pool_at=None, widths=(20, 40, 80),
+                    block_options={"pad_first": True})
 PRESETS.register("mnist-fast-deploy")(dict(_FAST_DEPLOY, dataset="mnist", epochs=3))
 # CIFAR-10: the same blocks, wider (30, 60, 120), lr 0.003, crops and flips as cifar10-fast; untrained
 PRESETS.register("cifar10-fast-deploy")(dict(_FAST_DEPLOY, dataset="cifar10", widths=(30, 60, 120), lr=0.003,
@@ -170,8 +171,12 @@ PRESETS.register("trifecta-cifar10")(dict(_TRIFECTA, dataset="cifar10"))
 
 
 def resolve_config(preset: str | None, overrides: dict) -> RunConfig:
-    """The preset's values, then every override that is not None; validated."""
+    """The preset's values, then every override that is not None; validated. The preset's block options
+    belong to its block type: another ``arch`` leaves them behind (``--preset mnist-fast-deploy --arch conv``)."""
     values = dict(PRESETS.get(preset)) if preset else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("arch", values.get("arch")) != values.get("arch") and "block_options" not in given:
+        values.pop("block_options", None)
+    values.update(given)
     values["preset"] = preset
     return RunConfig.from_dict(values)

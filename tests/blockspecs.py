@@ -8,6 +8,12 @@ from ffneuro.blocks import layer_pools
 from ffneuro.blocks.conv import ConvBlock
 from ffneuro.spec.block import StackPlan
 
+#: block types checked again with options other than their defaults (the block contract test runs every
+#: case): case name -> (block type, its ``block_options``)
+BLOCK_VARIANTS: dict[str, tuple[str, dict]] = {
+    "trifecta-pad-first": ("trifecta", {"pad_first": True}),   # pad → batch norm → unpadded conv (deploy presets)
+}
+
 
 def conv_stack_specs(image_shape: Sequence[int], layers: int, filters: int, kernel: int, pool: str = "none", *,
                      prefix: str = "unit", trainable: Sequence[bool] | bool = True,

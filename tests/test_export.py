@@ -140,6 +140,64 @@ def test_trifecta_batch_norm_before_the_conv_folds_into_it():
     assert "one pass per class" in deployed.metadata["input"]
 
 
+def _trifecta_border_gap(pad_first: bool) -> tuple[float, float, float, float, str]:
+    """A 2-unit trifecta network (3×3 'same' convs, batch norm far from identity) exported; on 4 images, the
+    graph's neurons vs the torch network's: unit 1's (it reads the raw image) on the map's one-pixel border
+    and inside it, both units' anywhere, the logits; and the export's batch-norm line."""
+    model, config = _model("mnist-fast-deploy", arch="trifecta", pool="none", pool_at=None, layers=2, widths=(10, 20),
+                           readout_from=1, block_options={"pad_first": pad_first})
+    assert all(u.block.spec.pad_first is pad_first for u in model.units)
+    x = _image(4, seed=2)
+    deployed = deploy_network(model, config.to_dict(), model.activity_input(_image(4)))
+    model.float()
+    keys = {name: key for name, (key, _, _) in deployed.goodness_nodes.items()}
+    got, rec = graph_forward(deployed.graph(), model.readout_input(x), record=tuple(keys.values()))
+    border = torch.ones(SHAPE[1:], dtype=torch.bool)
+    border[1:-1, 1:-1] = False
+    diffs = []
+    h = model.readout_input(x)
+    with torch.no_grad():
+        for unit in model.units:
+            y = unit(h)
+            _, a, b = deployed.goodness_nodes[unit.name]
+            diffs.append((rec[keys[unit.name]] * a.double() + b.double() - y.double()).abs())
+            h = unit.hand_on(y)
+    logits = float((got - _logits(model, x)).abs().max())
+    line = next(line for line in deployed.changes if line.startswith("batch norm"))
+    return (float(diffs[0][..., border].max()), float(diffs[0][..., ~border].max()), max(float(d.max()) for d in diffs),
+            logits, line)
+
+
+def test_trifecta_padded_before_its_batch_norm_exports_exactly_at_the_borders():
+    border, inside, anywhere, logits, line = _trifecta_border_gap(pad_first=True)
+    assert border < 1e-5 and inside < 1e-5 and anywhere < 1e-5 and logits < 1e-5, (border, inside, anywhere, logits)
+    assert "approximate" not in line and "exact at the borders of unit1, unit2" in line, line
+
+
+def test_trifecta_padding_after_its_batch_norm_exports_exactly_only_inside_the_map():
+    # the Trifecta's own order (the default, the trifecta-* presets): the conv pads the normalised map with
+    # zeros, which the folded bias shifts; unit 1 differs at its border pixels only, and the network's logits
+    border, inside, _, logits, line = _trifecta_border_gap(pad_first=False)
+    assert inside < 1e-5, inside
+    assert border > 1e-2 and logits > 1e-3, (border, logits)
+    assert "approximate at the zero-padded border pixels of unit1, unit2" in line, line
+
+
+def test_the_deploy_presets_pad_before_the_batch_norm_and_the_trifecta_presets_do_not():
+    from ffneuro.blocks import layer_specs
+
+    for name in ("mnist-fast-deploy", "cifar10-fast-deploy", "trifecta-mnist", "trifecta-cifar10"):
+        config = resolve_config(name, {})
+        shape = (3, 32, 32) if "cifar" in name else (1, 28, 28)
+        specs = layer_specs(config, shape, num_classes=CLASSES)
+        assert {s.pad_first for s in specs} == {name.endswith("-deploy")}, name
+    # another block type leaves the preset's trifecta option behind
+    assert resolve_config("mnist-fast-deploy", {"arch": "conv"}).block_options is None
+    with pytest.raises(ConfigError, match="pad_first is true or false"):
+        layer_specs(resolve_config("mnist-fast-deploy", {"block_options": {"pad_first": 1}}), (1, 28, 28),
+                    num_classes=CLASSES)
+
+
 @pytest.mark.parametrize("arch", ["residual", "dwsep"])
 def test_units_with_several_weighted_nodes(arch):
     model, config = _model("mnist-fast-deploy", arch=arch, layers=2, widths=(10, 10), pool_at=(1,))

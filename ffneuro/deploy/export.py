@@ -7,7 +7,9 @@ neurons (ReLU in rate coding), SumPool2d and an Affine readout:
 
 * batch norm (eval statistics) is an affine map per channel; it is folded into the next weighted node
   (exact for a linear node or a conv without padding; a conv's zero padding sees the shift only inside the
-  map, so the border pixels are approximate; measured);
+  map, so the border pixels are approximate; measured), unless the block pads its input before the batch
+  norm (its spec's ``input_padding``: the trifecta's ``pad_first``): then the shift reaches the border in
+  training too, and the fold into a zero-padded conv on the raw input is exact everywhere;
 * RMS normalisation y / rms(y) becomes a fixed per-unit scale 1 / mean(rms) calibrated on training
   images and folded into the next weights (the per-sample rescaling is gone; measured);
 * average pooling becomes SumPool2d and its 1/k² goes into the next weights;
@@ -85,9 +87,10 @@ class Pending:
         return Pending(self.a.expand(*shape).reshape(-1).clone(), self.b.expand(*shape).reshape(-1).clone())
 
 
-def _fold(node: Node, module: nn.Module, p: Pending) -> tuple[np.ndarray, np.ndarray, bool]:
+def _fold(node: Node, module: nn.Module, p: Pending, border_shifted: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
     """``module``'s weight and bias with ``p`` (on its input) folded in, and whether the fold is only
-    approximate (a shift under zero padding)."""
+    approximate (a shift under zero padding). ``border_shifted``: the trained network shifted its padded
+    border too (padding before the batch norm), so the zero-padded conv with the folded bias is exact."""
     w = module.weight.detach().double().cpu()
     bias = module.bias.detach().double().cpu() if module.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
     if isinstance(node, Linear):
@@ -101,7 +104,7 @@ def _fold(node: Node, module: nn.Module, p: Pending) -> tuple[np.ndarray, np.nda
     b = p.b.reshape(-1).expand(node.in_shape[0])[idx]
     w2 = w * a[:, :, None, None]
     bias2 = bias + (w * b[:, :, None, None]).sum((1, 2, 3))
-    approx = bool(torch.any(b != 0)) and any(node.padding)
+    approx = bool(torch.any(b != 0)) and any(node.padding) and not border_shifted
     return w2.numpy(), bias2.numpy(), approx
 
 
@@ -171,12 +174,15 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
     h = calibration.double()
     model = model.double().eval()
     outputs: dict[str, tuple[torch.Tensor, Pending]] = {}
-    approx_units, scales = [], {}
+    approx_units, exact_padded_units, scales = [], [], {}
     goodness_nodes: dict[str, tuple[str, torch.Tensor, torch.Tensor]] = {}
     with torch.no_grad():
         for name, module in zip(names, modules):
             spec_nodes = module.spec.nodes()
             wiring = module.spec.unit().wiring
+            # zeros the block pads around its input before its batch norm (trifecta's pad_first; 0: none)
+            input_padding = int(getattr(module.spec, "input_padding", 0))
+            shifted_borders: set[int] = set()   # batch norms whose shift reached the padded border
             wmods, bmods = iter(_weighted_modules(module)), iter(_norm_modules(module))
             several = sum(n.weighted for n in spec_nodes) > 1
             vals: dict[int, tuple[torch.Tensor, Pending]] = {-1: (h, pending)}
@@ -190,9 +196,11 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
                 if node.weighted:
                     m = next(wmods)
                     key = f"{name}.{len(kept)}" if several else name   # spec_to_graph's key: the kept index
-                    w, b, approx = _fold(node, m, ps[0])
+                    w, b, approx = _fold(node, m, ps[0], border_shifted=ins[0] in shifted_borders)
                     if approx:
                         approx_units.append(name)
+                    elif ins[0] in shifted_borders:
+                        exact_padded_units.append(name)
                     y = _run_node(node, xs, m)
                     kept.append(_with_bias(node, True))
                     kept_in.append(tuple(where[j] for j in ins))
@@ -206,8 +214,14 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
                     t = (bn.bias.double() - bn.running_mean.double() * s).cpu()
                     shape = (-1, 1, 1) if len(node.in_shape) == 3 else (-1,)
                     s, t = s.reshape(shape), t.reshape(shape)
-                    p = ps[0]
-                    vals[i] = (_run_node(node, xs, bn), Pending(s * p.a, s * p.b + t))
+                    p, x = ps[0], xs[0]
+                    if input_padding and ins == (-1,) and len(node.in_shape) == 3:
+                        # the block normalises its zero-padded input (its conv pads nothing): the graph's zeros
+                        # around the unscaled signal are the true zeros when the incoming map has no shift
+                        x = F.pad(x, (input_padding,) * 4)
+                        if not torch.any(p.b != 0):
+                            shifted_borders.add(i)
+                    vals[i] = (_run_node(node, [x], bn), Pending(s * p.a, s * p.b + t))
                     where[i] = where[ins[0]]
                 elif isinstance(node, RMSNorm):
                     x = xs[0]
@@ -271,7 +285,7 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
             local = tuple(tuple(j for j in ins) for ins in kept_in)
             unit = Unit(name, tuple(kept), inputs=local)
             out_units.append(unit)
-    _changes_for(changes, modules, names, scales, approx_units, goodness_nodes)
+    _changes_for(changes, modules, names, scales, approx_units, goodness_nodes, exact_padded_units)
     readout_key = _readout(model, names, outputs, out_units, weights, changes)
     if precision == "int8":
         _quantize(weights, changes)
@@ -298,12 +312,15 @@ def _with_bias(node: Node, bias: bool) -> Node:
     return Linear(node.in_shape, node.out_features, bias)
 
 
-def _changes_for(changes: list[str], modules, names, scales, approx_units, goodness_nodes) -> None:
+def _changes_for(changes: list[str], modules, names, scales, approx_units, goodness_nodes,
+                 exact_padded_units=()) -> None:
     kinds = {n.kind for m in modules for n in m.spec.nodes()}
     if "batch_norm" in kinds:
         changes.append("batch norm: folded (eval statistics) into the next conv/linear weights and biases"
                        + (f"; approximate at the zero-padded border pixels of {', '.join(sorted(set(approx_units)))}"
-                          if approx_units else ""))
+                          if approx_units else "")
+                       + (f"; exact at the borders of {', '.join(sorted(set(exact_padded_units)))} (padded before "
+                          "their batch norm)" if exact_padded_units else ""))
     if scales:
         changes.append("RMS normalisation: replaced by a fixed scale per unit (calibrated on training images: "
                        + ", ".join(f"{k} ×{v:.4g}" for k, v in scales.items()) + ") folded into the next weights")

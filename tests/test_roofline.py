@@ -235,8 +235,8 @@ def test_a_toy_roofline_parses():
 
 
 @pytest.mark.parametrize("old, new, fragment", [
-    ('fit_set = ["toy-run"], ', "", "roofline.int8.conv.macs_per_cycle.fit_set: basis 'fitted' needs a fit_set"),
-    ('basis = "fitted", fit_set = ["toy-run"]', 'basis = "measured", fit_set = ["toy-run"]', "only a fitted number"),
+    ('fit_set = ["toy-run"], ', "", "roofline.int8.conv.macs_per_cycle.fit_set: basis 'fitted' needs fit_set"),
+    ('basis = "fitted", fit_set = ["toy-run"]', 'basis = "measured", fit_set = ["toy-run"]', "only a number with basis 'fitted' has a fit set"),
     ('fit_set = ["toy-run"]', "fit_set = []", "non-empty array"),
     ('[roofline.int8.pool]\nmacs_per_cycle = { value = 2, unit = "op/cycle", source = "made up", basis = "specified" }\n',
      "", "pool"),

@@ -181,7 +181,7 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
             spec_nodes = module.spec.nodes()
             wiring = module.spec.unit().wiring
             # zeros the block pads around its input before its batch norm (trifecta's pad_first; 0: none)
-            input_padding = int(getattr(module.spec, "input_padding", 0))
+            input_padding = module.spec.input_padding
             shifted_borders: set[int] = set()   # batch norms whose shift reached the padded border
             wmods, bmods = iter(_weighted_modules(module)), iter(_norm_modules(module))
             several = sum(n.weighted for n in spec_nodes) > 1

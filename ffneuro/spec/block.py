@@ -174,6 +174,12 @@ class BlockSpec(ABC):
         return math.prod(self.goodness_shape)
 
     @property
+    def input_padding(self) -> int:
+        """Zeros the block pads around its input before anything else runs (0: none). Export needs it: a
+        normalisation on the padded map folds into the next conv exactly (the trifecta's ``pad_first``)."""
+        return 0
+
+    @property
     def fan_in(self) -> int:
         """The largest fan-in of its weighted nodes."""
         return max(n.fan_in for n in self.synapses)

@@ -120,6 +120,7 @@ def test_sinabs_loads_and_runs_the_exported_file(exported, tmp_path):
     python = os.environ.get("FFNEURO_SINABS_PYTHON")
     if not python:
         pytest.skip("sinabs pins nir<=1.0.4: set FFNEURO_SINABS_PYTHON to a python with sinabs 3.1 installed")
+    assert os.access(python, os.X_OK), f"FFNEURO_SINABS_PYTHON={python} is not an executable (CI builds .venv-sinabs)"
     path, x = exported
     steps = 8
     np.save(tmp_path / "x.npy", x.numpy())

@@ -24,7 +24,7 @@ from ..spec import Activation, BatchNorm, Conv2d, Node, Pool2d
 from ..spec.block import BlockSpec, StackPlan
 from . import register_block
 from .conv_like import ConvLike
-from .module import BlockModule
+from .module import BlockModule, max_pool2x2
 
 CFSE_POOLS = ("none", "max")
 BN_EPS = 1e-4   # CwComp's batch-norm epsilon (its Conv_Layer)
@@ -98,38 +98,74 @@ class CFSEBlock(ConvLike, BlockSpec):
         """The ReLU output, the pooled map (batch norm's input) when pooled, and the normalised output."""
         return self.neurons + (self.out_elems if self.pooled else 0) + self.out_elems
 
+    def _replay_pool_relu(self, t: r.Timeline, rows: int, save: bool, where: str, prefix: str = "") -> None:
+        """The 2×2 max pool of ``conv_out`` then the ReLU (``max_pool2x2``): a channels-last copy of the conv
+        output, the pooled map and indices in that layout, their NCHW copies (the indices only when kept for
+        the backward, ``save``; the conv output is then kept too), then the quarter-size ReLU output
+        ``<prefix>relu``."""
+        t.alloc("pool_in_cl", r.f32(rows * self.neurons))
+        t.alloc("pool_cl", r.f32(rows * self.out_elems))
+        t.alloc("pool_cl_idx", rows * self.out_elems * r.INDEX_BYTES)
+        t.mark(where + "max pool (channels-last)")
+        t.free("pool_in_cl")
+        if save:
+            t.alloc(prefix + "p_idx", rows * self.out_elems * r.INDEX_BYTES)
+        t.alloc(prefix + "p", r.f32(rows * self.out_elems))
+        t.mark(where + "pool")
+        t.free("pool_cl", "pool_cl_idx")
+        if save:
+            t.rename("conv_out", prefix + "conv")   # the pool's saved input
+        else:
+            t.free("conv_out")
+        t.alloc(prefix + "relu", r.f32(rows * self.out_elems))
+        t.mark(where + "relu")
+        t.free(prefix + "p")
+
+    def _replay_relu(self, t: r.Timeline, rows: int, where: str, prefix: str = "") -> None:
+        """Conv output → ReLU ``<prefix>relu`` (saved input of the pool, or of batch norm), with the pool if any."""
+        if self.pooled:
+            self._replay_pool_relu(t, rows, self.trainable, where, prefix)
+            return
+        t.alloc(prefix + "relu", r.f32(rows * self.neurons))
+        t.mark(where + "relu")
+        t.free("conv_out")
+
+    def _replay_relu_pool_backward(self, t: r.Timeline, rows: int, where: str, prefix: str = "") -> None:
+        """From batch norm's input gradient ``g_bn_in`` to the conv output's ``g_conv``: the ReLU backward on
+        the pooled map, then the pool backward (a zero-filled conv-sized gradient); frees what they saved."""
+        if self.pooled:
+            t.alloc("g_p", r.f32(rows * self.out_elems))
+            t.mark(where + "relu backward")
+            t.free("g_bn_in", prefix + "relu")
+            t.alloc("g_conv", r.f32(rows * self.neurons))
+            t.mark(where + "pool backward")
+            t.free("g_p", prefix + "p_idx", prefix + "conv")
+        else:
+            t.alloc("g_conv", r.f32(rows * self.neurons))
+            t.mark(where + "relu backward")
+            t.free("g_bn_in", prefix + "relu")
+
     def replay_ff_unit(self, t: r.Timeline, step: r.ReplayStep, where: str) -> None:
-        """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): conv, ReLU, pool,
+        """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): conv, pool, ReLU,
         batch norm (its output is goodness input and hand-on output), then the backward through all of
         them to dW, and Adam."""
         step.fp32_only(self.kind)
         rows = step.rows
-        r.conv_forward(t, rows, self, step, where)
-        t.alloc("relu", r.f32(rows * self.neurons))
-        t.mark(where + "relu")
-        t.free("conv_out")
-        if self.pooled:
-            r.max_pool(t, rows, self.out_elems)
+        r.conv_step(t, "forward", self.conv, rows, step, "conv_out", r.f32(rows * self.neurons), where + "conv")
+        self._replay_relu(t, rows, where)
         t.alloc("y", r.f32(rows * self.out_elems))   # batch norm's output
         t.mark(where + "batch norm")
-        if not self.trainable:   # nothing saved: ReLU output and pooled map go once batch norm has run
-            t.free("relu", "p", "p_idx")
+        if not self.trainable:   # nothing saved: the ReLU output goes once batch norm has run
+            t.free("relu")
         r.goodness_forward(t, rows, self.out_elems, where)
         if self.trainable:
             t.free(f"grad:{self.name}")
             r.goodness_backward(t, step, self.out_elems, where)
             r.batch_norm_backward(t, rows, self.out_elems, where)
-            t.free("g_y", "p")
-            if self.pooled:
-                t.alloc("g_relu", r.f32(rows * self.neurons))
-                t.mark(where + "pool backward")
-                t.free("g_bn_in", "p_idx")
-            t.alloc("g_conv", r.f32(rows * self.neurons))
-            t.mark(where + "relu backward")
-            t.free("g_relu", "g_bn_in", "relu")
-            r.conv_weight_grad(t, rows, self, step, where)
-            t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
-            t.mark(where + "conv backward")
+            t.free("g_y")
+            self._replay_relu_pool_backward(t, rows, where)
+            r.conv_step(t, "weight", self.conv, rows, step, f"grad:{self.name}", r.nbytes(self.params, step.master),
+                        where + "conv backward")
             t.free("g_conv")
             r.update(t, self, step, where)
         t.live["out"] = t.live.pop("y")   # the hand-on output is batch norm's output itself
@@ -137,47 +173,36 @@ class CFSEBlock(ConvLike, BlockSpec):
     def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:
         """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
         step.fp32_only(self.kind)
-        r.conv_forward(t, rows, self, step, where)
-        t.alloc("n_relu", r.f32(rows * self.neurons))
-        t.mark(where + "relu")
-        t.free("conv_out")
+        r.conv_step(t, "forward", self.conv, rows, step, "conv_out", r.f32(rows * self.neurons), where + "conv")
         if self.pooled:
-            r.max_pool(t, rows, self.out_elems, "n_p")
-            t.mark(where + "pool")
-            t.free("n_p_idx", "n_relu")
+            self._replay_pool_relu(t, rows, False, where, "n_")
+        else:
+            t.alloc("n_relu", r.f32(rows * self.neurons))
+            t.mark(where + "relu")
+            t.free("conv_out")
         t.alloc("n_out", r.f32(rows * self.out_elems))
         t.mark(where + "batch norm")
-        t.free("n_relu", "n_p")
+        t.free("n_relu")
 
     def replay_bp_forward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
-        """BP forward: saves the ReLU output, the pooled map and its indices, and the batch-norm output ``h_<layer>``."""
+        """BP forward: saves the conv output and the pool's indices (when pooled), the ReLU output, and the
+        batch-norm output ``h_<layer>``."""
         step.fp32_only(self.kind)
-        r.conv_forward(t, n, self, step, where)
-        t.alloc(f"relu_{layer}", r.f32(n * self.neurons))
-        t.mark(where + "relu")
-        t.free("conv_out")
-        if self.pooled:
-            r.max_pool(t, n, self.out_elems, f"p_{layer}")
+        r.conv_step(t, "forward", self.conv, n, step, "conv_out", r.f32(n * self.neurons), where + "conv")
+        self._replay_relu(t, n, where, f"l{layer}_")
         t.alloc(f"h_{layer}", r.f32(n * self.out_elems))
         t.mark(where + "batch norm")
 
     def replay_bp_backward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
-        """BP backward from ``g``: batch norm, pool and ReLU backward, then dL/dx (not for layer 1) and dW."""
+        """BP backward from ``g``: batch norm, ReLU and pool backward, then dL/dx (not for layer 1) and dW."""
         step.fp32_only(self.kind)
         r.batch_norm_backward(t, n, self.out_elems, where)
-        t.free("g", f"p_{layer}", f"h_{layer}")
-        if self.pooled:
-            t.alloc("g_relu", r.f32(n * self.neurons))
-            t.mark(where + "pool backward")
-            t.free("g_bn_in", f"p_{layer}_idx")
-        t.alloc("g_conv", r.f32(n * self.neurons))
-        t.mark(where + "relu backward")
-        t.free("g_relu", "g_bn_in", f"relu_{layer}")
+        t.free("g", f"h_{layer}")
+        self._replay_relu_pool_backward(t, n, where, f"l{layer}_")
         if layer > 1:
-            r.conv_input_grad(t, n, self, step, where)
-        r.conv_weight_grad(t, n, self, step, where)
-        t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
-        t.mark(where + "conv backward")
+            r.conv_step(t, "input", self.conv, n, step, "g_x", r.f32(n * self.in_elems), where + "conv input gradient")
+        r.conv_step(t, "weight", self.conv, n, step, f"grad:{self.name}", r.nbytes(self.params, step.master),
+                    where + "conv backward")
         t.free("g_conv")
         if layer > 1:
             t.live["g"] = t.live.pop("g_x")
@@ -222,9 +247,9 @@ class CFSEModule(BlockModule):
         self.norm = nn.BatchNorm2d(spec.filters, eps=BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.conv(x))
-        if self.spec.pooled:
-            y = nn.functional.max_pool2d(y, 2)
+        # max pooling before the ReLU: the same values and gradient as ReLU then pool (ReLU is monotone, and
+        # a window whose maximum is not positive passes no gradient either way), with the ReLU a quarter the size
+        y = torch.relu(max_pool2x2(self.conv(x)) if self.spec.pooled else self.conv(x))
         return self.norm(y)
 
     def hand_on(self, y: torch.Tensor) -> torch.Tensor:

@@ -99,24 +99,26 @@ class CFSEBlock(ConvLike, BlockSpec):
         return self.neurons + (self.out_elems if self.pooled else 0) + self.out_elems
 
     def _replay_pool_relu(self, t: r.Timeline, rows: int, save: bool, where: str, prefix: str = "") -> None:
-        """The 2×2 max pool of ``conv_out`` then the ReLU (``max_pool2x2``): a channels-last copy of the conv
-        output, the pooled map and indices in that layout, their NCHW copies (the indices only when kept for
-        the backward, ``save``; the conv output is then kept too), then the quarter-size ReLU output
-        ``<prefix>relu``."""
-        t.alloc("pool_in_cl", r.f32(rows * self.neurons))
-        t.alloc("pool_cl", r.f32(rows * self.out_elems))
-        t.alloc("pool_cl_idx", rows * self.out_elems * r.INDEX_BYTES)
-        t.mark(where + "max pool (channels-last)")
-        t.free("pool_in_cl")
+        """The 2×2 max pool of ``conv_out`` then the ReLU (``max_pool2x2``), then the quarter-size ReLU output
+        ``<prefix>relu``. Kept for the backward (``save``): a channels-last copy of the conv output, the pooled
+        map and indices in that layout, their NCHW copies; the conv output and the indices stay. Otherwise
+        the pooled map and one temporary of its size (two maxima of strided quarters)."""
         if save:
+            t.alloc("pool_in_cl", r.f32(rows * self.neurons))
+            t.alloc("pool_cl", r.f32(rows * self.out_elems))
+            t.alloc("pool_cl_idx", rows * self.out_elems * r.INDEX_BYTES)
+            t.mark(where + "max pool (channels-last)")
+            t.free("pool_in_cl")
             t.alloc(prefix + "p_idx", rows * self.out_elems * r.INDEX_BYTES)
-        t.alloc(prefix + "p", r.f32(rows * self.out_elems))
-        t.mark(where + "pool")
-        t.free("pool_cl", "pool_cl_idx")
-        if save:
+            t.alloc(prefix + "p", r.f32(rows * self.out_elems))
+            t.mark(where + "pool")
+            t.free("pool_cl", "pool_cl_idx")
             t.rename("conv_out", prefix + "conv")   # the pool's saved input
         else:
-            t.free("conv_out")
+            t.alloc(prefix + "p", r.f32(rows * self.out_elems))
+            t.alloc("pool_tmp", r.f32(rows * self.out_elems))
+            t.mark(where + "pool")
+            t.free("pool_tmp", "conv_out")
         t.alloc(prefix + "relu", r.f32(rows * self.out_elems))
         t.mark(where + "relu")
         t.free(prefix + "p")

@@ -17,13 +17,17 @@ class _MaxPool2x2(torch.autograd.Function):
     """2×2 max pooling (stride 2, floor) equal to ``max_pool2d(y, 2)`` in values and gradient, faster on
     the CPU: the forward runs torch's channels-last kernel (vectorised over channels; the NCHW kernel is
     not), the backward the ordinary NCHW one with the same indices (both keep the first maximum of a
-    window). Saves the input and the indices only when a gradient is wanted."""
+    window). Without a gradient to compute, no indices at all: the maximum of the window's four strided
+    quarters (the same values, NaN included)."""
 
     @staticmethod
     def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+        if not ctx.needs_input_grad[0]:
+            h, w = y.shape[-2] // 2 * 2, y.shape[-1] // 2 * 2   # floor mode: an odd last row/column is dropped
+            top = torch.maximum(y[..., 0:h:2, 0:w:2], y[..., 0:h:2, 1:w:2])
+            return torch.maximum(top, torch.maximum(y[..., 1:h:2, 0:w:2], y[..., 1:h:2, 1:w:2]), out=top)
         out, idx = torch.ops.aten.max_pool2d_with_indices(y.contiguous(memory_format=torch.channels_last), [2, 2], [2, 2])
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(y, idx.contiguous())
+        ctx.save_for_backward(y, idx.contiguous())
         return out.contiguous()
 
     @staticmethod

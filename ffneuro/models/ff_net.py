@@ -199,6 +199,9 @@ class FFNet(nn.Module):
     def train_batch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None,
                     rows: slice | None = None) -> StepResult:
         """One step: every unit updates on its own loss, then the linear readout on detached features.
+        Without a label in the image (class objective) those are the readout units' hand-on outputs of this
+        very step (training-mode batch norm, the units before their update): no extra forward. With one,
+        a single neutral pass through the readout units after the update (eval mode, ``no_grad``).
         ``rows``: train on those images of the batch only (a data-parallel share), after drawing the whole
         batch's negative labels, so that the shares together are the one-process step."""
         # pair objective: positives and negatives stay one tensor of 2N rows (positives first) through every unit

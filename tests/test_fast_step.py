@@ -124,6 +124,8 @@ def test_max_pool_without_gradients_keeps_nothing_and_equals_max_pool2d(shape):
     assert out.grad_fn is None and out.is_contiguous()
     assert torch.equal(out.nan_to_num(7.0), nn.functional.max_pool2d(z, 2).nan_to_num(7.0))
     assert out[0, 0, 0, 0].isnan()
+    with torch.no_grad():            # a tensor that requires a gradient, where none is computed
+        assert max_pool2x2(z.requires_grad_()).grad_fn is None
 
 
 def test_cfse_block_output_and_weight_gradients_equal_relu_then_max_pool2d():

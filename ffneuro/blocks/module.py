@@ -17,15 +17,10 @@ class _MaxPool2x2(torch.autograd.Function):
     """2×2 max pooling (stride 2, floor) equal to ``max_pool2d(y, 2)`` in values and gradient, faster on
     the CPU: the forward runs torch's channels-last kernel (vectorised over channels; the NCHW kernel is
     not), the backward the ordinary NCHW one with the same indices (both keep the first maximum of a
-    window). Without a gradient to compute, no indices at all: the maximum of the window's four strided
-    quarters (the same values, NaN included)."""
+    window)."""
 
     @staticmethod
     def forward(ctx, y: torch.Tensor) -> torch.Tensor:
-        if not ctx.needs_input_grad[0]:
-            h, w = y.shape[-2] // 2 * 2, y.shape[-1] // 2 * 2   # floor mode: an odd last row/column is dropped
-            top = torch.maximum(y[..., 0:h:2, 0:w:2], y[..., 0:h:2, 1:w:2])
-            return torch.maximum(top, torch.maximum(y[..., 1:h:2, 0:w:2], y[..., 1:h:2, 1:w:2]), out=top)
         out, idx = torch.ops.aten.max_pool2d_with_indices(y.contiguous(memory_format=torch.channels_last), [2, 2], [2, 2])
         ctx.save_for_backward(y, idx.contiguous())
         return out.contiguous()
@@ -37,12 +32,23 @@ class _MaxPool2x2(torch.autograd.Function):
                                                                False, idx)
 
 
+def _max_of_quarters(y: torch.Tensor) -> torch.Tensor:
+    """2×2 max pooling without indices (nothing to backpropagate): the maximum of the window's four strided
+    quarters, the same values as ``max_pool2d`` (NaN included)."""
+    h, w = y.shape[-2] // 2 * 2, y.shape[-1] // 2 * 2   # floor mode: an odd last row/column is dropped
+    top = torch.maximum(y[..., 0:h:2, 0:w:2], y[..., 0:h:2, 1:w:2])
+    return torch.maximum(top, torch.maximum(y[..., 1:h:2, 0:w:2], y[..., 1:h:2, 1:w:2]), out=top)
+
+
 def max_pool2x2(y: torch.Tensor) -> torch.Tensor:
-    """2×2 max pooling of a contiguous (N, C, H, W) tensor on the CPU through :class:`_MaxPool2x2`;
-    elsewhere (CUDA, other layouts) torch's own ``max_pool2d``."""
-    if y.device.type == "cpu" and y.dim() == 4 and y.is_contiguous():
+    """2×2 max pooling of a contiguous (N, C, H, W) tensor on the CPU: through :class:`_MaxPool2x2` when
+    a gradient is to flow back, else without indices (:func:`_max_of_quarters`); elsewhere (CUDA, other
+    layouts) torch's own ``max_pool2d``."""
+    if y.device.type != "cpu" or y.dim() != 4 or not y.is_contiguous():
+        return nn.functional.max_pool2d(y, 2)
+    if torch.is_grad_enabled() and y.requires_grad:
         return _MaxPool2x2.apply(y)
-    return nn.functional.max_pool2d(y, 2)
+    return _max_of_quarters(y)
 
 
 def pool_out(y: torch.Tensor, pool: str) -> torch.Tensor:

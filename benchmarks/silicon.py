@@ -52,6 +52,7 @@ from ffneuro.profiler.calibration import (
     validate,
 )
 from ffneuro.profiler.hardware import at_clock as _at_clock
+from ffneuro.profiler.locality import ENCODER
 from ffneuro.spec import (
     Activation,
     Conv2d,
@@ -331,6 +332,8 @@ def per_layer_cores(record: dict, est) -> list[dict]:
     out = []
     for label, n in published.items():
         first = label.replace(",", " ").replace("(", " ").split()[0] if label.strip() else ""
+        if first == "input":     # the compiler's input layer is ffneuro's on-chip input encoder
+            first = ENCODER
         out.append({"layer": label, "compiler": n, "ffneuro": ours.get(first)})
     return out
 

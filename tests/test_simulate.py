@@ -429,7 +429,7 @@ def test_batch_norm_runs_simulate_on_every_target(bn_run):
     arch, path = bn_run
     evaluated = json.loads(cli("eval", path, "--json", ok=True).stdout)
     dense = simulate_run_file(path, load_profile("cortex-m7"), samples=200)
-    assert dense.samples == 200 and dense.float_acc == pytest.approx(evaluated["accuracy"], abs=1e-9)
+    assert dense.samples == 200 and dense.float_acc == pytest.approx(evaluated["accuracy"], abs=1e-6)
     assert dense.float_acc["linear"] > 0.15           # trained (chance: 0.1)
     assert abs(dense.deployed_acc["linear"] - dense.fixed_norm_acc["linear"]) <= 0.05
     assert any("batch norm: folded" in n for n in dense.notes)

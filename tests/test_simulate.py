@@ -202,15 +202,46 @@ def test_target_numerics_from_profiles():
     assert numerics_for(load_profile("h100"), "bf16").conv_format == "bf16"
 
 
+def _randomize_batch_norms(model: torch.nn.Module) -> None:
+    """Give every batch norm statistics and an affine map far from the identity (a fresh one is nearly
+    the identity, which a simulator that ignored batch norm would also reproduce)."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            m.weight.data.copy_(torch.randn(c, generator=g))
+            m.bias.data.copy_(torch.randn(c, generator=g) * 0.5)
+
+
+def _hand_on(layer, out):
+    """A unit's hand-on output from the simulator's: its trailing batch norm (folded forward) applied."""
+    if layer.out_affine is None:
+        return out
+    a, b = layer.out_affine
+    return out * a + b
+
+
+CLASSWISE = {"goodness": "classwise", "loss": "cwc", "labels": "none"}
+
+
 @pytest.mark.parametrize("overrides", [
     {},                                                           # smoke: conv, no pooling, FF
     {"pool": "max", "filters": 4},                                # 2×2 max pooling
     {"pool": "avg", "filters": 4, "algo": "bp"},                  # BP with its linear head
     {"arch": "fc", "widths": (12, 10)},                           # fully connected, input norm in unit 1
+    # batch norm folded: 1×1 convs (no padding) make the fold exact everywhere
+    {"arch": "cfse", "filters": 10, "kernel": 1, "pool": "max", **CLASSWISE},   # unit2 grouped by class
+    {"arch": "cfse", "filters": 10, "kernel": 1, "pool": "max", "algo": "bp"},
+    {"arch": "trifecta", "filters": 10, "kernel": 1, "pool": "max"},           # label in the image, pooled goodness
+    {"arch": "trifecta", "filters": 10, "kernel": 1, **CLASSWISE},
+    {"arch": "dwsep", "filters": 4, "pool": "max"},               # two layers of neurons per unit
 ])
 def test_view_reproduces_the_trained_network(overrides):
-    """The chip's view of a network (its layers, pools, norm and readouts), run in fp32 with the per-sample
-    norm, gives the network's own predictions and hand-on outputs: nothing is lost in the extraction."""
+    """The chip's view of a network (its layers, pools, norm, folded batch norms and readouts), run in fp32
+    with the per-sample norm, gives the network's own predictions, goodness inputs and hand-on outputs:
+    nothing is lost in the extraction."""
     from ffneuro.models import build_model
     from ffneuro.presets import resolve_config
     from ffneuro.simulate.network import net_view
@@ -218,23 +249,103 @@ def test_view_reproduces_the_trained_network(overrides):
     torch.manual_seed(0)
     config = resolve_config("smoke", overrides)
     model = build_model(config, (1, 16, 16), 10).eval()
+    _randomize_batch_norms(model)
     view = net_view(model)
     x = torch.rand(6, 1, 16, 16)
     fp32 = numerics_for(load_profile("h100"), "fp32")
     fp32 = type(fp32)(**{**fp32.__dict__, "conv_format": "fp32"})
     cal = calibrate(view, view.calibration_rows(x, torch.arange(6)))
     dep = deploy(view, cal, fp32)
+    assert not any(layer.approx_border for layer in view.layers)
+    units = [i for i, layer in enumerate(view.layers) if layer.tap]
+    assert len(units) == config.layers
     for readout in view.readouts():
         rows = view.rows(x, readout)
         trace = run_float(view, dep, cal, rows, fp32, fixed_norm=False)
         if readout == "goodness":
             ours = view.goodness(trace.neurons, 6)
-            assert torch.allclose(ours, model.goodness_scores(x), rtol=1e-5, atol=1e-6)
+            assert torch.allclose(ours, model.goodness_scores(x), rtol=1e-5, atol=1e-5)
         else:
             assert torch.equal(readout_logits(view, dep, trace, fp32).argmax(1), model.predict(x, "linear"))
-            walked = [s.out for s in model.walk(rows)]
-            for mine, theirs in zip(trace.outs, walked):
-                assert torch.allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+            with torch.no_grad():
+                for i, step in zip(units, model.walk(rows), strict=True):   # a step's y lives until the next
+                    layer = view.layers[i]
+                    assert torch.allclose(layer.goodness_input(trace.neurons[i]), step.y, rtol=1e-5, atol=1e-5)
+                    assert torch.allclose(_hand_on(layer, trace.outs[i]), step.out, rtol=1e-5, atol=1e-5)
+    if config.arch in ("cfse", "trifecta"):
+        # the batch norms matter: without them the first unit's goodness input is another tensor
+        block = (model.units[0].block if hasattr(model, "units") else model.blocks[0])
+        with torch.no_grad():
+            bare = torch.relu(block.conv(view.rows(x, view.readouts()[-1])))
+            if block.spec.pooled:
+                bare = torch.nn.functional.max_pool2d(bare, 2)
+            assert not torch.allclose(bare, block(view.rows(x, view.readouts()[-1])), atol=1e-2)
+
+
+@pytest.mark.parametrize("arch, first", [("trifecta", 0), ("cfse", 1)])
+def test_batch_norm_folded_under_padding_is_approximate_only_at_the_border(arch, first):
+    """A batch norm's shift folded into a zero-padded 3×3 conv (trifecta: its own input norm; cfse: the unit
+    before's norm into unit 2) is exact inside the map and off at the one-pixel border, as ffneuro export
+    folds it; the layer says so and the simulation's notes name it."""
+    from ffneuro.models import build_model
+    from ffneuro.presets import resolve_config
+    from ffneuro.simulate.network import net_view
+    from ffneuro.simulate.run import _fold_notes
+
+    torch.manual_seed(0)
+    config = resolve_config("smoke", {"arch": arch, "filters": 10, "kernel": 3, "pool": "none",
+                                      "block_options": {"group_at": ()} if arch == "cfse" else None, **CLASSWISE})
+    model = build_model(config, (1, 16, 16), 10).eval()
+    _randomize_batch_norms(model)
+    view = net_view(model)
+    assert [layer.approx_border for layer in view.layers] == [i >= first for i in range(2)]
+    assert "approximate at the border pixels of " + ", ".join(view.layers[i].name for i in range(first, 2)) \
+        in " ".join(_fold_notes(view))
+    x = torch.rand(4, 1, 16, 16)
+    h = a = x
+    with torch.no_grad():
+        for i, (layer, unit) in enumerate(zip(view.layers, model.units)):
+            y = unit.block(h)                        # the trained unit, batch norm unfolded
+            neurons = torch.relu(layer.op(a))        # the simulator's layer, batch norm folded
+            mine = layer.goodness_input(neurons)
+            inner = (slice(None), slice(None), slice(i + 1, -(i + 1)), slice(i + 1, -(i + 1)))
+            assert torch.allclose(mine[inner], y[inner], atol=1e-5)
+            if i >= first:
+                assert (mine - y).abs().max() > 1e-2
+            h, a = unit.block.hand_on(y), layer.pool_values(neurons)
+
+
+def _pads_first() -> bool:
+    from ffneuro.blocks.trifecta import TrifectaBlock
+
+    return "pad_first" in getattr(TrifectaBlock, "option_names", ())
+
+
+@pytest.mark.skipif(not _pads_first(), reason="the trifecta block has no pad_first option in this tree")
+def test_trifecta_padded_before_its_norm_folds_exactly():
+    """With pad_first (zeros padded before the batch norm) the folded 3×3 conv reproduces the block
+    everywhere, borders included: no layer is approximate and the goodness and outputs are the module's."""
+    from ffneuro.models import build_model
+    from ffneuro.presets import resolve_config
+    from ffneuro.simulate.network import net_view
+
+    torch.manual_seed(0)
+    config = resolve_config("smoke", {"arch": "trifecta", "filters": 10, "kernel": 3, "pool": "none",
+                                      "block_options": {"pad_first": True}, **CLASSWISE})
+    model = build_model(config, (1, 16, 16), 10).eval()
+    _randomize_batch_norms(model)
+    view = net_view(model)
+    assert not any(layer.approx_border for layer in view.layers)
+    x = torch.rand(4, 1, 16, 16)
+    a = x
+    with torch.no_grad():
+        for layer, step in zip(view.layers, model.walk(x), strict=True):
+            neurons = torch.relu(layer.op(a))
+            assert torch.allclose(layer.goodness_input(neurons), step.y, atol=1e-5)
+            a = layer.pool_values(neurons)
+        assert torch.allclose(view.goodness([torch.relu(view.layers[0].op(x)),
+                                             torch.relu(view.layers[1].op(torch.relu(view.layers[0].op(x))))], 4),
+                              model.goodness_scores(x), atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------- the CLI
@@ -288,6 +399,68 @@ def test_cli_bad_input_is_one_error_line(run_file, args, message):
     assert result.exit_code != 0
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], result.output
+
+
+# ------------------------------------------------------------------- batch-norm blocks, runs of them
+
+#: tiny twins of the fast presets on the synthetic set: cfse (conv → ReLU → 2×2 max pool → batch norm, unit 2
+#: grouped by class) and trifecta (batch norm → conv → ReLU, no pooling: mnist-fast-deploy's block)
+BN_RUNS = {
+    "cfse": ["--preset", "mnist-fast", "--pool-at", "1,2", "--group-at", "2"],
+    "trifecta": ["--preset", "mnist-fast-deploy"],
+}
+ALL_TARGETS = (*TARGETS, "h100")
+
+
+@pytest.fixture(scope="module", params=sorted(BN_RUNS))
+def bn_run(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp("sim-bn") / f"{request.param}.h5"
+    cli("train", *BN_RUNS[request.param], "--dataset", "synthetic", "--layers", "2", "--widths", "10,20",
+        "--readout-from", "2", "--train-limit", "300", "--val-size", "100", "--epochs", "2", "--out", path, "-q", ok=True)
+    return request.param, path
+
+
+def test_batch_norm_runs_simulate_on_every_target(bn_run):
+    """A trained cfse / trifecta run simulates on every target; its float accuracy is the run's own
+    evaluation (ffneuro eval, all 200 test images); the dense targets stay near the float network as
+    deployed (folded batch norm); the CLI prints and stores the units' activity."""
+    from ffneuro.simulate import simulate_run_file
+
+    arch, path = bn_run
+    evaluated = json.loads(cli("eval", path, "--json", ok=True).stdout)
+    dense = simulate_run_file(path, load_profile("cortex-m7"), samples=200)
+    assert dense.samples == 200 and dense.float_acc == pytest.approx(evaluated["accuracy"], abs=1e-6)
+    assert dense.float_acc["linear"] > 0.15           # trained (chance: 0.1)
+    assert abs(dense.deployed_acc["linear"] - dense.fixed_norm_acc["linear"]) <= 0.05
+    assert any("batch norm: folded" in n for n in dense.notes)
+    for target in ALL_TARGETS:
+        r = simulate_run_file(path, load_profile(target), samples=10, timesteps=4)
+        assert r.layer_names == ["input", "unit1", "unit2"] and set(r.deployed_acc) == {"goodness", "linear"}
+        assert all(0 <= a <= 1 for a in r.deployed_acc.values())
+        assert all(a > 0 for a in r.activity[1:]), (target, r.activity)
+        if arch == "cfse":   # unit 2 is grouped by class: each neuron reads its group's 1 channel × 3 × 3
+            assert r.fan_in == [0, 9, 9]
+    result = cli("simulate", path, "--hw", "loihi2", "--samples", "10", "--timesteps", "4", ok=True)
+    assert "\nunit1 " in result.stdout and "\nunit2 " in result.stdout and "batch norm: folded" in result.stdout
+    with h5py.File(path, "r") as f:
+        assert f["simulation/loihi2"]["layer_names"].asstr()[()].tolist() == ["input", "unit1", "unit2"]
+
+
+def test_residual_run_is_refused_in_one_line_and_its_nir_export_simulates(tmp_path):
+    """A residual unit's skip add is refused in one line naming the block and the way that works: its NIR
+    export, which ffneuro simulate runs for activity."""
+    path = tmp_path / "res.h5"
+    cli("train", *SMOKE, "--arch", "residual", "--train-limit", "60", "--out", path, "-q", ok=True)
+    result = cli("simulate", path, "--hw", "loihi", "--samples", "5", ok=False)
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    assert "'residual'" in lines[0] and "ffneuro export" in lines[0] and "NET.nir" in lines[0]
+    pytest.importorskip("nir")
+    cli("export", path, "--format", "nir", "--out", tmp_path / "res.nir", "--images", "10", ok=True)
+    out = cli("simulate", tmp_path / "res.nir", "--hw", "loihi", "--analog", "--dt", "1", "--samples", "3",
+              "--timesteps", "8", "--json", ok=True)
+    data = json.loads(out.stdout)
+    assert any(layer["activity"] > 0 for layer in data["layers"] if layer["type"] == "IF")
 
 
 def test_cli_run_without_weights_is_one_error_line(run_file, tmp_path):

@@ -137,6 +137,22 @@ def _run_node(node: Node, ins: list[torch.Tensor], module: nn.Module | None) -> 
     raise ConfigError(f"cannot deploy a {node.kind} node")
 
 
+def fold_into(node: Node, module: nn.Module, p: Pending) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Public form of :func:`_fold` (``ffneuro simulate`` runs the weights export writes): ``module``'s
+    weight and bias with ``p`` on its input folded in, and whether that is approximate."""
+    return _fold(node, module, p)
+
+
+def batch_norm_affine(bn: nn.Module, in_shape: tuple[int, ...], p: Pending) -> Pending:
+    """The eval-mode batch norm ``bn`` on a signal of per-sample ``in_shape`` that carries ``p``: the composed
+    map, s·p.a and s·p.b + t with s = γ/√(var+ε), t = β − mean·s per channel (as :func:`_deploy` folds it)."""
+    s = (bn.weight.detach().double() / (bn.running_var.double() + bn.eps).sqrt()).cpu()
+    t = (bn.bias.detach().double() - bn.running_mean.double() * s).cpu()
+    shape = (-1, 1, 1) if len(in_shape) == 3 else (-1,)
+    s, t = s.reshape(shape), t.reshape(shape)
+    return Pending(s * p.a, s * p.b + t)
+
+
 def max_pool_refusal(config: Mapping[str, Any], where: str) -> str:
     """The one-line refusal of a max-pooling network, naming the deployable preset for its dataset."""
     deploy = DEPLOYABLE_PRESETS.get(str(config.get("dataset", "")), "mnist-fast-deploy (or cifar10-fast-deploy)")
@@ -508,4 +524,5 @@ def read_graph(path) -> Any:
     return _nir().read(str(path), type_check=False)
 
 
-__all__ = ["DEPLOYABLE_PRESETS", "IF_MODELS", "PRECISIONS", "Deployed", "deploy_network", "graph_forward", "read_graph"]
+__all__ = ["DEPLOYABLE_PRESETS", "IF_MODELS", "PRECISIONS", "Deployed", "Pending", "batch_norm_affine", "deploy_network",
+           "fold_into", "graph_forward", "read_graph"]

@@ -13,7 +13,7 @@ import torch
 from ..errors import ConfigError
 from ..profiler.hardware import HardwareProfile
 from .engine import Trace, deploy, readout_logits, run, run_float
-from .network import Calibration, calibrate, net_view, norm_divisors
+from .network import Calibration, NetView, calibrate, net_view, norm_divisors
 from .targets import TargetNumerics, numerics_for
 
 GROUP = "simulation"
@@ -124,11 +124,16 @@ def simulate_model(model: torch.nn.Module, hw: HardwareProfile, test_x: torch.Te
     for start in range(0, len(test_y), batch_images):
         x = test_x[start: start + batch_images]
         n = len(x)
+        done = None   # (rows, trace, fixed) of the readout before: readouts that see the same rows share one pass
         for r in wanted:
             float_preds[r].append(model.predict(x, r))
             rows = view.rows(x, r)
-            trace = run(view, dep, cal, rows, numerics, steps)
-            fixed = run_float(view, float_dep, cal, rows, float_numerics, fixed_norm=True)
+            if done is not None and done[0] is rows:
+                _, trace, fixed = done
+            else:
+                trace = run(view, dep, cal, rows, numerics, steps)
+                fixed = run_float(view, float_dep, cal, rows, float_numerics, fixed_norm=True)
+                done = (rows, trace, fixed)
             if r == primary:
                 tally.add(trace, rows)
             if r == "goodness":
@@ -140,7 +145,9 @@ def simulate_model(model: torch.nn.Module, hw: HardwareProfile, test_x: torch.Te
                 preds[r].append(readout_logits(view, dep, trace, numerics).argmax(1))
                 fixed_preds[r].append(view.logits(fixed.outs).argmax(1))
     float_acc = {r: _accuracy(torch.cat(float_preds[r]), test_y) for r in wanted}
-    fixed_acc = {r: _accuracy(torch.cat(fixed_preds[r]), test_y) for r in wanted} if numerics.fixed_norm else {}
+    folded_approx = any(layer.approx_border for layer in view.layers)
+    fixed_acc = ({r: _accuracy(torch.cat(fixed_preds[r]), test_y) for r in wanted}
+                 if numerics.fixed_norm or folded_approx else {})
     deployed = {r: _accuracy(torch.cat(preds[r]), test_y) for r in wanted}
 
     names = [INPUT] + [layer.name for layer in view.layers]
@@ -149,7 +156,7 @@ def simulate_model(model: torch.nn.Module, hw: HardwareProfile, test_x: torch.Te
         [e / (m * per_step) if m else 0.0 for e, m in zip(tally.events, tally.neurons)]
     out_activity = [activity[0]] + [e / (m * per_step) if m else 0.0 for e, m in zip(tally.out_events, tally.outs)]
     notes = list(numerics.assumptions)
-    if numerics.fixed_norm:
+    if numerics.fixed_norm and any(layer.norm == "rms" or layer.input_norm for layer in view.layers):
         notes.append("the per-sample RMS norm between units is a fixed per-layer scale calibrated on "
                      f"{cal.images} training images (fixed_norm accuracy: float with that scale)")
     if numerics.timed:
@@ -158,6 +165,7 @@ def simulate_model(model: torch.nn.Module, hw: HardwareProfile, test_x: torch.Te
                      if numerics.neuron == "if" else
                      f"activations in units of λ (the {percentile:g}th percentile on the calibration images); the "
                      "input image is sent as graded changes too")
+    notes += _fold_notes(view)
     exceeded = [False] + dep.fan_in_exceeded
     if any(exceeded):
         bad = [f"{n} ({layer.fan_in})" for n, layer, x in zip(names[1:], view.layers, dep.fan_in_exceeded) if x]
@@ -170,6 +178,27 @@ def simulate_model(model: torch.nn.Module, hw: HardwareProfile, test_x: torch.Te
         activity=activity, out_activity=out_activity, saturated=[tally.input_saturated] + tally.saturated,
         elements=[tally.input_elems] + tally.neurons, fan_in=[0] + [layer.fan_in for layer in view.layers],
         fan_in_exceeded=exceeded, calibration=cal, notes=notes)
+
+
+def _fold_notes(view: NetView) -> list[str]:
+    """What the network's batch norms became: folded as ``ffneuro export`` folds them, exact or approximate
+    at the zero-padded border pixels of the named layers; a layer inside a unit (dwsep) named for the record."""
+    notes = []
+    folded = [layer for layer in view.layers if layer.out_affine is not None]
+    if folded or any(layer.approx_border for layer in view.layers) or _has_batch_norm(view):
+        approx = [layer.name for layer in view.layers if layer.approx_border]
+        notes.append("batch norm: folded (eval statistics) into the weights that read it, as ffneuro export folds it"
+                     + (f"; its shift under zero padding is approximate at the border pixels of {', '.join(approx)} "
+                        "(the float network as deployed: the fixed norm column)" if approx else "; exact"))
+    inner = [layer.name for layer in view.layers if not layer.tap]
+    if inner:
+        notes.append(f"layers inside a unit (neurons the unit's next conv reads): {', '.join(inner)}")
+    return notes
+
+
+def _has_batch_norm(view: NetView) -> bool:
+    return view.model is not None and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                          for m in view.model.modules())
 
 
 def _finite(v: float) -> float:

@@ -27,3 +27,14 @@ def conv_unit_cost(name: str, in_shape: tuple[int, int, int], filters: int, kern
         raise ValueError(f"a conv block has stride 1 or 2, got {stride}")
     spec = ConvBlock(name, in_shape, filters, kernel, "stride" if stride == 2 else "none", trainable, bias)
     return unit_cost(spec, precision)
+
+
+#: block types checked again with their options by tests/test_block_contract.py: case name -> the config
+#: values that case changes (``arch`` names the block type)
+BLOCK_VARIANTS: dict[str, dict] = {
+    # DeeperForward's parts: group norm with one group per class, no biases, mean goodness, stride-2 downsampling
+    "residual-deeperforward": dict(arch="residual", widths=(10, 20), pool="stride", labels="none",
+                                   goodness="classmean", loss="cwc", block_options={"norm": "group", "bias": False}),
+    # layer norm (one group) over the pooled map, with the default objective
+    "residual-layernorm": dict(arch="residual", block_options={"norm": "layer"}),
+}

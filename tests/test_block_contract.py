@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import pytest
 import torch
+from blockspecs import BLOCK_VARIANTS
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,6 +50,7 @@ from ffneuro.spec import Activation, Flatten, Linear, NetSpec, Neuron, Node
 from ffneuro.spec.block import BlockSpec, StackPlan
 
 NAMES = BLOCKS.names()
+CASES = NAMES + sorted(BLOCK_VARIANTS)   # every block type, then block types with options (tests/blockspecs.py)
 CLASSES = 10
 SHAPE = (3, 8, 8)
 
@@ -64,7 +66,9 @@ MEASURED: dict[str, float] = {}   # replay / allocator per case, printed with -s
 
 
 def config(name: str, **overrides) -> RunConfig:
-    values = {**DEFAULT, **NEEDS.get(name, {}), "arch": name, "readout": "both", "readout_from": 1,
+    variant = BLOCK_VARIANTS.get(name, {})
+    arch = variant.get("arch", name)
+    values = {**DEFAULT, **NEEDS.get(arch, {}), **variant, "arch": arch, "readout": "both", "readout_from": 1,
               "train_first_layer": True, "epochs": 1, "lr": 1e-2}
     values.update(overrides)
     return RunConfig(**values)
@@ -94,7 +98,7 @@ def test_each_block_type_is_registered_under_its_own_name(name):
 # ------------------------------------------------------------------------------------- spec and module
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_the_spec_matches_its_torch_module(name):
     cfg = config(name)
     torch.manual_seed(0)
@@ -139,7 +143,7 @@ def torch_extra_macs(specs, rows: int) -> int:
                if getattr(n, "groups", 1) > 1)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_ff_step_and_readout_macs_equal_the_flop_counter(name):
     cfg = config(name)
     torch.manual_seed(0)
@@ -165,7 +169,7 @@ def test_ff_step_and_readout_macs_equal_the_flop_counter(name):
         assert counted_flops(lambda r=readout: net.predict(x, r)) == 2 * cost.macs, readout
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_bp_step_and_readout_macs_equal_the_flop_counter(name):
     cfg = bp_config(name)
     torch.manual_seed(0)
@@ -185,7 +189,7 @@ def test_bp_step_and_readout_macs_equal_the_flop_counter(name):
 # measurement; the label patterns are a buffer of the model, in the measurement but outside the replay.
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_ff_step_memory_replay_matches_the_cpu_allocator(name):
     cfg, n = config(name), 8     # 16 rows with pairs: 1×1 convs take oneDNN; see the BP test for the other path
     torch.manual_seed(0)
@@ -201,7 +205,7 @@ def test_ff_step_memory_replay_matches_the_cpu_allocator(name):
     assert abs(est - measured) <= MEMORY_TOLERANCE * measured, (est, measured, m.peak_at)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_bp_step_memory_replay_matches_the_cpu_allocator(name):
     cfg, n = bp_config(name), 8  # 8 rows, one thread: ATen's own kernel runs 1×1 convs
     torch.manual_seed(0)
@@ -217,7 +221,7 @@ def test_bp_step_memory_replay_matches_the_cpu_allocator(name):
 # ------------------------------------------------------------------------------------- JSON and NIR
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_the_spec_graph_round_trips_through_json(name):
     torch.manual_seed(0)
     for spec in (FFNet(config(name), SHAPE, CLASSES).spec(), BPNet(bp_config(name), SHAPE, CLASSES).spec()):
@@ -243,12 +247,12 @@ def spec_head(spec: NetSpec) -> tuple:
     return (LinearSpec("head", linear.in_features, linear.out_features),)
 
 
-NIR_LACKS = "batch_norm", "max pooling"   # node kinds NIR has no counterpart for (the writer must refuse them)
+NIR_LACKS = "batch_norm", "group_norm", "max pooling"   # node kinds NIR has no counterpart for (the writer refuses them)
 
 
 def nir_lacks(node: Node) -> str | None:
-    if node.kind == "batch_norm":
-        return "batch_norm"
+    if node.kind in ("batch_norm", "group_norm"):
+        return node.kind
     if node.kind == "pool2d" and node.pool == "max":
         return "max pooling"
     return None
@@ -273,7 +277,7 @@ def _signature(u, i: int) -> tuple | str:
     return (repr(node), tuple(sorted((_signature(u, j) for j in u.wiring[i]), key=repr)))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_the_spec_graph_round_trips_through_nir(name, tmp_path):
     pytest.importorskip("nir")
     from ffneuro.spec.nir_io import read_nir, write_nir
@@ -320,7 +324,7 @@ def _numbers_or_marked(est, report) -> None:
         assert (u.latency_s is None and no_rate) or math.isfinite(u.latency_s), (report.target, est.workload, u.unit)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_the_profiler_estimates_every_shipped_target(name):
     from ffneuro.profiler import profile_config, shipped_profiles
 
@@ -348,7 +352,7 @@ def test_the_profiler_estimates_every_shipped_target(name):
 # ---------------------------------------------------------------------------------------------- learning
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_one_epoch_on_synthetic_data_learns_above_chance(name):
     from ffneuro.data.synthetic import make_synthetic
     from ffneuro.train.memory_guard import check_run_memory

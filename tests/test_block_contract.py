@@ -13,7 +13,8 @@ every model. A new block type is a file and a line in ``BLOCK_FILES``; it is don
 And a block without memory replays is reported as such, never costed by another block's replay.
 
 Each block type is built from one small config: :data:`DEFAULT`, changed only where a block type cannot take it
-(:data:`NEEDS`); a new block type needs no entry when the default suits it.
+(:data:`NEEDS`); a new block type needs no entry when the default suits it. Block types with options are checked
+again, once per case of ``BLOCK_VARIANTS`` in tests/blockspecs.py (e.g. the residual block's group norm).
 """
 from __future__ import annotations
 

@@ -193,7 +193,9 @@ def test_deeperforward_studies_carry_the_papers_numbers():
         assert study.preset == name
         assert [round(p.mean, 4) for p in study.paper] == [value]
         assert study.paper[0].sd is not None and study.paper[0].split == "test"
-        assert study.points("cpu20k", seeds=(0,))   # the CPU budget resolves (1 and 2 epochs)
+        points = study.points("cpu20k", seeds=(0,))   # the CPU budget: 1 and 2 epochs at a fifth of the widths
+        assert [c.epochs for _, c in points] == [1, 2]
+        assert all(c.widths == (20, 20, 40, 40, 80, 80, 160, 160) for _, c in points)
 
 
 def test_mnist_fast_residual_is_mnist_fast_on_residual_units_with_deeperforwards_parts():

@@ -8,7 +8,7 @@ RMS-normalised map is handed on. ``pool`` is none, max or avg (a 2×2 pool after
 stride (the first conv and the projection have stride 2). This is the building block of ResNet-8 and
 of DeeperForward-class FF networks.
 
-Its options (``--block-options``): ``norm`` is the hand-on normalisation, ``rms`` (the default, ffneuro's),
+Its options (the run config's ``block_options``, set by presets): ``norm`` is the hand-on normalisation, ``rms`` (the default, ffneuro's),
 ``group`` (group norm with one group per class and no γ, β: DeeperForward's, Sun et al. ICLR 2025, which
 hands each class's channels on with their own mean and scale removed) or ``layer`` (group norm with one
 group: layer norm over (C, H, W), as the DeeperForward paper's text names it); ``bias`` false drops the

@@ -16,7 +16,8 @@ from .errors import ConfigError
 
 #: goodness name -> whether it is class-wise (one value per class-owned channel group, CwComp) rather
 #: than one value per sample (:class:`ffneuro.goodness.Goodness` ``per_class``)
-GOODNESS_PER_CLASS: Mapping[str, bool] = {"sumsq": False, "meansq": False, "classwise": True}
+GOODNESS_PER_CLASS: Mapping[str, bool] = {"sumsq": False, "meansq": False, "classwise": True,
+                                              "classmean": True}
 
 #: the registered label schemes (``--labels``; ``none`` is the config's "no label in the image")
 LABEL_SCHEMES: tuple[str, ...] = ("fourier1", "fourier2", "morph", "onehot")

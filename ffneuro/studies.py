@@ -327,3 +327,29 @@ _published(
     "updates?", (PaperValue({}, "goodness", "test", 0.84, None, "Dooms et al. 2023, abstract: 'around 84%'"),),
     "The 84% is with overlapping local updates (gradients across two blocks), which ffneuro's units forbid; "
     "ours are the layer-wise ablation. The paper's layer-wise number was not read.", _TRIFECTA_CPU)
+
+# DeeperForward (Sun et al., ICLR 2025): the numbers its reference code's README tables for the 17-layer ResNet
+# (mean ± sd; the paper reports them over 5 runs, as its reviews quote). The README does not say which epoch
+# or readout they are: its main.py prints the test accuracy of the goodness readout after every epoch, summed
+# over the layers SIP chose on the validation split.
+_DEEPERFORWARD_NOTE = ("The README's table of the 17-layer ResNet (mean ± sd). Our presets differ from the code "
+                       "in the skips (in-unit, two convs per loss) and the optimiser (docs/variants/deeperforward.md); "
+                       "the epoch of the reported number was not read.")
+_DF_SOURCE = "DeeperForward (Sun et al., ICLR 2025), reference code README, Main Results: ResNet, 17 layers"
+# the ResNet is 1.26 GMAC per 32×32 forward pass: its CPU rows use a fifth of the widths (a 25th of the MACs)
+_DEEPERFORWARD_CPU = {"epochs": (1, 2), "widths": ((20, 20, 40, 40, 80, 80, 160, 160),)}
+_published(
+    "deeperforward-mnist", "DeeperForward (ICLR 2025) on MNIST", "Does the residual mean-goodness network reach "
+    "DeeperForward's published MNIST accuracy?",
+    (PaperValue({}, "goodness", "test", 0.9963, 0.0004, _DF_SOURCE + ": 99.63 ± 0.04%"),), _DEEPERFORWARD_NOTE,
+    _DEEPERFORWARD_CPU)
+_published(
+    "deeperforward-fashion-mnist", "DeeperForward (ICLR 2025) on Fashion-MNIST", "Does the residual mean-goodness "
+    "network reach DeeperForward's published F-MNIST accuracy?",
+    (PaperValue({}, "goodness", "test", 0.9313, 0.0013, _DF_SOURCE + ": 93.13 ± 0.13%"),), _DEEPERFORWARD_NOTE,
+    _DEEPERFORWARD_CPU)
+_published(
+    "deeperforward-cifar10", "DeeperForward (ICLR 2025) on CIFAR-10", "Does the residual mean-goodness network reach "
+    "DeeperForward's published CIFAR-10 accuracy?",
+    (PaperValue({}, "goodness", "test", 0.8622, 0.0017, _DF_SOURCE + ": 86.22 ± 0.17%"),), _DEEPERFORWARD_NOTE,
+    _DEEPERFORWARD_CPU)

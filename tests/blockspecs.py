@@ -8,12 +8,6 @@ from ffneuro.blocks import layer_pools
 from ffneuro.blocks.conv import ConvBlock
 from ffneuro.spec.block import StackPlan
 
-#: block types checked again with options other than their defaults (the block contract test runs every
-#: case): case name -> (block type, its ``block_options``)
-BLOCK_VARIANTS: dict[str, tuple[str, dict]] = {
-    "trifecta-pad-first": ("trifecta", {"pad_first": True}),   # pad → batch norm → unpadded conv (deploy presets)
-}
-
 
 def conv_stack_specs(image_shape: Sequence[int], layers: int, filters: int, kernel: int, pool: str = "none", *,
                      prefix: str = "unit", trainable: Sequence[bool] | bool = True,
@@ -33,3 +27,16 @@ def conv_unit_cost(name: str, in_shape: tuple[int, int, int], filters: int, kern
         raise ValueError(f"a conv block has stride 1 or 2, got {stride}")
     spec = ConvBlock(name, in_shape, filters, kernel, "stride" if stride == 2 else "none", trainable, bias)
     return unit_cost(spec, precision)
+
+
+#: block types checked again with their options by tests/test_block_contract.py: case name -> the config
+#: values that case changes (``arch`` names the block type)
+BLOCK_VARIANTS: dict[str, dict] = {
+    # DeeperForward's parts: group norm with one group per class, no biases, mean goodness, stride-2 downsampling
+    "residual-deeperforward": dict(arch="residual", widths=(10, 20), pool="stride", labels="none",
+                                   goodness="classmean", loss="cwc", block_options={"norm": "group", "bias": False}),
+    # layer norm (one group) over the pooled map, with the default objective
+    "residual-layernorm": dict(arch="residual", block_options={"norm": "layer"}),
+    # pad → batch norm → unpadded conv (the deploy presets)
+    "trifecta-pad-first": dict(arch="trifecta", block_options={"pad_first": True}),
+}

@@ -13,8 +13,8 @@ every model. A new block type is a file and a line in ``BLOCK_FILES``; it is don
 And a block without memory replays is reported as such, never costed by another block's replay.
 
 Each block type is built from one small config: :data:`DEFAULT`, changed only where a block type cannot take it
-(:data:`NEEDS`); a new block type needs no entry when the default suits it. Block options that change what a
-block computes are checked as cases of their own (``tests/blockspecs.py``, ``BLOCK_VARIANTS``).
+(:data:`NEEDS`); a new block type needs no entry when the default suits it. Block types with options are checked
+again, once per case of ``BLOCK_VARIANTS`` in tests/blockspecs.py (e.g. the residual block's group norm).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ from ffneuro.spec import Activation, Flatten, Linear, NetSpec, Neuron, Node
 from ffneuro.spec.block import BlockSpec, StackPlan
 
 NAMES = BLOCKS.names()
-CASES = NAMES + sorted(BLOCK_VARIANTS)   # every block type, then the variants checked as blocks of their own
+CASES = NAMES + sorted(BLOCK_VARIANTS)   # every block type, then block types with options (tests/blockspecs.py)
 CLASSES = 10
 SHAPE = (3, 8, 8)
 
@@ -66,13 +66,12 @@ MEMORY_TOLERANCE = 0.10
 MEASURED: dict[str, float] = {}   # replay / allocator per case, printed with -s (docs/variants/blocks.md)
 
 
-def config(case: str, **overrides) -> RunConfig:
-    """The config of ``case``: a block type's name, or a variant's (its block type with its options)."""
-    name, options = BLOCK_VARIANTS.get(case, (case, None))
-    values = {**DEFAULT, **NEEDS.get(name, {}), "arch": name, "readout": "both", "readout_from": 1,
+def config(name: str, **overrides) -> RunConfig:
+    """The config of ``name``: a block type's, or a variant's (its block type with its options and objective)."""
+    variant = BLOCK_VARIANTS.get(name, {})
+    arch = variant.get("arch", name)
+    values = {**DEFAULT, **NEEDS.get(arch, {}), **variant, "arch": arch, "readout": "both", "readout_from": 1,
               "train_first_layer": True, "epochs": 1, "lr": 1e-2}
-    if options is not None:
-        values["block_options"] = options
     values.update(overrides)
     return RunConfig(**values)
 
@@ -250,12 +249,12 @@ def spec_head(spec: NetSpec) -> tuple:
     return (LinearSpec("head", linear.in_features, linear.out_features),)
 
 
-NIR_LACKS = "batch_norm", "max pooling"   # node kinds NIR has no counterpart for (the writer must refuse them)
+NIR_LACKS = "batch_norm", "group_norm", "max pooling"   # node kinds NIR has no counterpart for (the writer refuses them)
 
 
 def nir_lacks(node: Node) -> str | None:
-    if node.kind == "batch_norm":
-        return "batch_norm"
+    if node.kind in ("batch_norm", "group_norm"):
+        return node.kind
     if node.kind == "pool2d" and node.pool == "max":
         return "max pooling"
     return None

@@ -242,6 +242,9 @@ def test_every_preset_deploys_or_is_refused_naming_a_deployable_preset():
         if config.pool == "max":
             with pytest.raises(ConfigError, match=r"max-pools.*--preset \S+-deploy"):
                 deploy_network(model, config.to_dict(), x)
+        elif (config.block_options or {}).get("norm") in ("group", "layer"):   # deeperforward-*: no group norm in NIR
+            with pytest.raises(ConfigError, match="cannot deploy a group_norm node"):
+                deploy_network(model, config.to_dict(), model.activity_input(x))
         else:
             deployed = deploy_network(model, config.to_dict(), model.activity_input(x))
             model.float()

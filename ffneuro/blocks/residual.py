@@ -8,6 +8,12 @@ RMS-normalised map is handed on. ``pool`` is none, max or avg (a 2×2 pool after
 stride (the first conv and the projection have stride 2). This is the building block of ResNet-8 and
 of DeeperForward-class FF networks.
 
+Its options (the run config's ``block_options``, set by presets): ``norm`` is the hand-on normalisation, ``rms`` (the default, ffneuro's),
+``group`` (group norm with one group per class and no γ, β: DeeperForward's, Sun et al. ICLR 2025, which
+hands each class's channels on with their own mean and scale removed) or ``layer`` (group norm with one
+group: layer norm over (C, H, W), as the DeeperForward paper's text names it); ``bias`` false drops the
+convs' biases (DeeperForward's convs have none).
+
 The first ReLU and the add and ReLU after it run in place (a conv's backward needs its input, not its
 output): the main path holds one tensor per conv.
 """
@@ -22,13 +28,19 @@ from torch import nn
 from ..accounting import ops
 from ..accounting import replay as r
 from ..accounting.ops import BIAS_OPS, RELU_OPS
-from ..spec import Activation, Add, Conv2d, Node, Pool2d, RMSNorm
-from ..spec.block import BlockSpec
+from ..errors import ConfigError
+from ..spec import Activation, Add, Conv2d, GroupNorm, Node, Pool2d, RMSNorm
+from ..spec.block import BlockSpec, StackPlan
 from . import register_block
 from .conv_like import ConvLike
 from .module import PooledRMSModule
 
 ADD_OPS = 1   # one add per element where the skip joins the main path (and where BP's two input gradients meet)
+NORMS = ("rms", "group", "layer")   # the hand-on normalisation (``norm`` option)
+GROUP_NORM_FWD = (5, 4)   # per element: square, accumulate x and x², subtract the mean, multiply by 1/σ;
+                          # per group: mean, variance, +eps, 1/sqrt
+GROUP_NORM_BWD = (7, 3)   # per element: accumulate g and g·x̂ (3), dx = (g − mean g − x̂·mean(g·x̂))/σ (4); per group 3
+GROUP_NORM_EPS = 1e-5     # torch's F.group_norm default, which DeeperForward's code uses
 
 
 @register_block
@@ -37,6 +49,7 @@ class ResidualBlock(ConvLike, BlockSpec):
     """One residual block of ``filters`` channels, ``kernel``×``kernel`` 'same' convs, on a (C, H, W) input."""
 
     kind: ClassVar[str] = "residual"
+    option_names: ClassVar[tuple[str, ...]] = ("norm", "bias")
 
     name: str
     in_shape: tuple[int, int, int]
@@ -45,9 +58,36 @@ class ResidualBlock(ConvLike, BlockSpec):
     pool: str = "none"
     trainable: bool = True
     bias: bool = True
+    norm: str = "rms"
+    norm_groups: int = 1   # group norm's groups (``norm`` group: the classes; layer: 1)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", self._checked_in_shape())
+        if self.norm not in NORMS:
+            raise ConfigError(f"unknown norm {self.norm!r} for a residual block; valid: {', '.join(NORMS)}")
+        if self.norm != "rms" and (self.norm_groups < 1 or self.filters % self.norm_groups):
+            raise ConfigError(f"{self.name}: group norm splits its {self.filters} channels into {self.norm_groups} "
+                              f"equal groups (one per class); make the width a multiple of {self.norm_groups}")
+
+    @classmethod
+    def _stack_extra(cls, i: int, shape: tuple[int, ...], width: int, plan: StackPlan) -> dict:
+        """The block options: ``norm`` (rms, group or layer) and ``bias`` (true or false)."""
+        norm, bias = plan.options.get("norm", "rms"), plan.options.get("bias", True)
+        if norm not in NORMS:
+            raise ConfigError(f"block option norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        if not isinstance(bias, bool):
+            raise ConfigError(f"block option bias must be true or false; got {bias!r}")
+        groups = 1
+        if norm == "group":
+            if plan.num_classes is None:
+                raise ConfigError("norm group needs the number of classes (one group per class)")
+            groups = plan.num_classes
+        return {"bias": bias, "norm": norm, "norm_groups": groups}
+
+    @property
+    def grouped_norm(self) -> bool:
+        """Whether the hand-on is normalised by group norm (``norm`` group or layer) rather than RMS."""
+        return self.norm != "rms"
 
     @property
     def projected(self) -> bool:
@@ -76,7 +116,8 @@ class ResidualBlock(ConvLike, BlockSpec):
         out += [Add(c2.out_shape), Activation(c2.out_shape, "relu")]
         if self.pooled:
             out.append(Pool2d(c2.out_shape, self.pool, 2, 2))
-        out.append(RMSNorm(out[-1].out_shape))
+        shape = out[-1].out_shape
+        out.append(GroupNorm(shape, self.norm_groups) if self.grouped_norm else RMSNorm(shape))
         return tuple(out)
 
     def wiring(self) -> tuple[tuple[int, ...], ...]:
@@ -113,12 +154,22 @@ class ResidualBlock(ConvLike, BlockSpec):
         projection's bias-free outputs are counted alike)."""
         return (BIAS_OPS if self.bias else 0) + RELU_OPS
 
+    def _norm_fwd_ops(self) -> int:
+        if not self.grouped_norm:
+            return ops.rms_norm_fwd_ops(self.out_elems)
+        return GROUP_NORM_FWD[0] * self.out_elems + GROUP_NORM_FWD[1] * self.norm_groups
+
+    def _norm_bwd_ops(self) -> int:
+        if not self.grouped_norm:
+            return ops.rms_norm_bwd_ops(self.out_elems)
+        return GROUP_NORM_BWD[0] * self.out_elems + GROUP_NORM_BWD[1] * self.norm_groups
+
     @property
     def forward_ops(self) -> int:
-        """Biases, conv1's ReLU, the add and the ReLU after it, the pool, and the RMS norm of the hand-on output."""
+        """Biases, conv1's ReLU, the add and the ReLU after it, the pool, and the norm of the hand-on output."""
         return BIAS_OPS * self.biased_neurons + RELU_OPS * self.conv1.neurons \
             + (ADD_OPS + RELU_OPS) * self.map_elems \
-            + ops.pool_fwd_ops(self.pool, self.out_elems) + ops.rms_norm_fwd_ops(self.out_elems)
+            + ops.pool_fwd_ops(self.pool, self.out_elems) + self._norm_fwd_ops()
 
     @property
     def neuron_grad_ops(self) -> int:
@@ -131,9 +182,9 @@ class ResidualBlock(ConvLike, BlockSpec):
         return self.biased_neurons
 
     def bp_input_grad_ops(self, first: bool) -> int:
-        """RMS norm, pool and both ReLUs' backward and, unless ``first``, the sum of the main path's and the
+        """The norm, pool and both ReLUs' backward and, unless ``first``, the sum of the main path's and the
         skip's input gradients."""
-        return ops.rms_norm_bwd_ops(self.out_elems) + ops.pool_bwd_ops(self.pool, self.map_elems, self.out_elems) \
+        return self._norm_bwd_ops() + ops.pool_bwd_ops(self.pool, self.map_elems, self.out_elems) \
             + RELU_OPS * (self.map_elems + self.conv1.neurons) + (0 if first else ADD_OPS * self.in_elems)
 
     @property
@@ -162,6 +213,39 @@ class ResidualBlock(ConvLike, BlockSpec):
             r.conv_step(t, "forward", self.projection, rows, step, "skip", a, where + "projection")
             t.free("skip")
 
+    def _replay_pool(self, t: r.Timeline, rows: int, pooled: str, idx: str, where: str) -> None:
+        """The 2×2 pool (max pooling's int64 indices too, even under no_grad); nothing for none or stride."""
+        if self.pooled:
+            t.alloc(pooled, r.f32(rows * self.out_elems))
+            if self.pool == "max":
+                t.alloc(idx, rows * self.out_elems * r.INDEX_BYTES)
+            t.mark(where + "pool")
+
+    def _replay_hand_on(self, t: r.Timeline, rows: int, prefix: str, where: str) -> None:
+        """The hand-on without gradients (pool, then the norm) into ``<prefix>out``; frees the temporaries."""
+        if not self.grouped_norm:
+            r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, prefix, where)
+            return
+        self._replay_pool(t, rows, f"{prefix}pooled", f"{prefix}pool_idx", where)
+        t.free(f"{prefix}pool_idx")
+        t.alloc(f"{prefix}out", r.f32(rows * self.out_elems))
+        t.alloc(f"{prefix}gn_stats", r.f32(2 * rows * self.norm_groups))
+        t.mark(where + "hand-on group norm")
+        t.free(f"{prefix}gn_stats", f"{prefix}pooled")
+
+    def _replay_bp_group_norm_backward(self, t: r.Timeline, n: int, k: int, where: str) -> None:
+        """BP backward from ``g`` through the group norm and the pool: leaves ``g_y`` (dL/d the pool's input)."""
+        t.free(f"h_{k}")
+        t.alloc("g_p", r.f32(n * self.out_elems))
+        t.mark(where + "group norm backward")
+        t.free("g", f"gn_{k}")
+        if self.pooled:
+            t.alloc("g_y", r.f32(n * self.map_elems))
+            t.mark(where + "pool")
+            t.free("g_p", f"p_{k}", f"idx_{k}")
+        else:
+            t.rename("g_p", "g_y")
+
     def replay_ff_unit(self, t: r.Timeline, step: r.ReplayStep, where: str) -> None:
         """Forward, goodness; then goodness and ReLU backward, the projection's weight gradient (autograd runs
         it first), conv2's input and weight gradients, conv1's ReLU backward and weight gradient (no dL/dx:
@@ -189,13 +273,13 @@ class ResidualBlock(ConvLike, BlockSpec):
             r.conv_step(t, "weight", self.conv1, rows, step, f"grad:{self.name}", r.f32(self.conv1.params), u + "conv1")
             t.free("g_c1")
             r.adam(t, r.conv_param_tensors(self.convs), u + "update", step.backend)
-        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "", u)
+        self._replay_hand_on(t, rows, "", u)
 
     def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:
         """One pass without gradients (the readout's neutral features): leaves the hand-on output ``n_out``."""
         step.fp32_only(self.kind)
         self._forward(t, rows, step, where, "n_c1", "n_y", saved=False)
-        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "n_", where)
+        self._replay_hand_on(t, rows, "n_", where)
         t.free("n_y")
 
     def replay_infer(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str, *, bp: bool) -> None:
@@ -203,7 +287,7 @@ class ResidualBlock(ConvLike, BlockSpec):
         neurons ``y_new``."""
         step.fp32_only(self.kind)
         self._forward(t, rows, step, where, "c1", "y_new", saved=False)
-        r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "", where)
+        self._replay_hand_on(t, rows, "", where)
         if bp:
             t.free("y_new")
 
@@ -212,7 +296,13 @@ class ResidualBlock(ConvLike, BlockSpec):
         indices, the rms, and leaves ``h_<k>``."""
         step.fp32_only(self.kind)
         self._forward(t, n, step, where, f"a_{layer}", f"y_{layer}", saved=True)
-        r.bp_pooled_rms_norm(t, n, self.out_elems, self.pool, layer, where)
+        if not self.grouped_norm:
+            r.bp_pooled_rms_norm(t, n, self.out_elems, self.pool, layer, where)
+            return
+        self._replay_pool(t, n, f"p_{layer}", f"idx_{layer}", where)
+        t.alloc(f"h_{layer}", r.f32(n * self.out_elems))
+        t.alloc(f"gn_{layer}", r.f32(2 * n * self.norm_groups))   # the mean and 1/σ per group, saved
+        t.mark(where + "group norm")
 
     def replay_bp_backward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         """BP backward from ``g``: norm, pool and ReLU backward; the projection's dL/dx and dW (autograd runs it
@@ -221,7 +311,10 @@ class ResidualBlock(ConvLike, BlockSpec):
         step.fp32_only(self.kind)
         k = layer
         a1, a, x = r.f32(n * self.conv1.neurons), r.f32(n * self.map_elems), r.f32(n * self.in_elems)
-        r.bp_pooled_rms_norm_backward(t, n, self.out_elems, self.map_elems, self.pool, k, where)
+        if self.grouped_norm:
+            self._replay_bp_group_norm_backward(t, n, k, where)
+        else:
+            r.bp_pooled_rms_norm_backward(t, n, self.out_elems, self.map_elems, self.pool, k, where)
         t.alloc("g_z", a)
         t.mark(where + "relu")
         t.free("g_y", f"y_{k}")
@@ -253,7 +346,7 @@ class ResidualBlock(ConvLike, BlockSpec):
 
 
 class ResidualModule(PooledRMSModule):
-    """conv1, ReLU, conv2, plus the skip, ReLU; the 2×2 pool and RMS norm come in :meth:`hand_on`."""
+    """conv1, ReLU, conv2, plus the skip, ReLU; the 2×2 pool and the norm (RMS or group) come in :meth:`hand_on`."""
 
     def __init__(self, spec: ResidualBlock):
         super().__init__(spec)
@@ -264,8 +357,21 @@ class ResidualModule(PooledRMSModule):
         self.projection = None if proj is None else nn.Conv2d(proj.in_shape[0], proj.out_channels, 1,
                                                               stride=proj.stride, bias=False)
 
+    def hand_on(self, y: torch.Tensor) -> torch.Tensor:
+        """Pooled, then normalised in fp32 (RMS, or group norm without γ and β): what the next unit receives."""
+        if not self.spec.grouped_norm:
+            return super().hand_on(y)
+        return group_normalize(self.pool_out(y).float(), self.spec.norm_groups)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The ReLU output after the add (before pooling): what goodness is measured on."""
         out = self.conv2(torch.relu_(self.conv1(x)))
         out += x if self.projection is None else self.projection(x)
         return torch.relu_(out)
+
+
+def group_normalize(y: torch.Tensor, groups: int) -> torch.Tensor:
+    """(y − mean) / sqrt(var + eps) per sample over each of ``groups`` equal channel groups (biased variance,
+    no γ or β): each class's channels reach the next unit with their level and scale removed, so the
+    next unit cannot read this one's goodness off them."""
+    return nn.functional.group_norm(y, groups, eps=GROUP_NORM_EPS)

@@ -1,7 +1,8 @@
 """Goodness functions, local losses and their accuracies: the pure math of an FF unit's objective.
 
 * :mod:`.functions`: goodness (how strongly a unit's activity says "positive"), per sample (``sumsq``,
-  ``meansq``) or per class-owned channel group (``classwise``, CwComp), and the FF logit.
+  ``meansq``) or per class-owned channel group (``classwise``, CwComp; ``classmean``, DeeperForward's
+  mean goodness), and the FF logit.
 * :mod:`.losses`: the local losses, each registered with the goodness it takes and its
   hyperparameters (settable with ``--loss-params``): ``bce``, ``symba`` on positive/negative pairs;
   ``cwc``, ``pvn``, ``cwg`` on class-wise goodness (no negative images).
@@ -10,6 +11,7 @@
 from .functions import (
     GOODNESS,
     Goodness,
+    classwise_means,
     classwise_squares,
     discrimination_accuracy,
     ff_logits,
@@ -20,6 +22,6 @@ from .functions import (
 from .losses import LOSSES, Loss, cwc_loss, cwg_loss, ff_loss, pvn_loss, symba_loss
 from .peer import peer_normalisation
 
-__all__ = ["GOODNESS", "LOSSES", "Goodness", "Loss", "classwise_squares", "cwc_loss", "cwg_loss",
+__all__ = ["GOODNESS", "LOSSES", "Goodness", "Loss", "classwise_means", "classwise_squares", "cwc_loss", "cwg_loss",
            "discrimination_accuracy", "ff_logits", "ff_loss", "mean_squares", "pair_accuracy", "peer_normalisation",
            "pvn_loss", "sum_squares", "symba_loss"]

@@ -71,6 +71,38 @@ class _GroupSumSquares(torch.autograd.Function):
         return out.view_as(y), None
 
 
+class _GroupMean(torch.autograd.Function):
+    """Per-sample, per-group mean of ``y`` over ``groups`` equal, consecutive slices of each sample's
+    (channel-major) activations. Its gradient does not depend on ``y`` (1/count per element), so
+    nothing is saved; the backward writes one full-size tensor, the gradient itself."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, groups: int) -> torch.Tensor:
+        ctx.shape, ctx.dtype, ctx.groups = y.shape, y.dtype, groups
+        return y.reshape(y.shape[0], groups, -1).mean(2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        n, groups = ctx.shape[0], ctx.groups
+        count = math.prod(ctx.shape[1:]) // groups
+        out = torch.empty(ctx.shape, dtype=ctx.dtype, device=grad.device)
+        out.view(n, groups, count).copy_((grad / count).to(ctx.dtype).unsqueeze(2).expand(n, groups, count))
+        return out, None
+
+
+def classwise_means(y: torch.Tensor, groups: int) -> torch.Tensor:
+    """mean y over each of ``groups`` consecutive channel (or feature) groups: (N, ...) → (N, groups).
+
+    DeeperForward's "mean goodness" (Sun et al., ICLR 2025): the plain mean, not the mean square, of the
+    ReLU outputs of the channels class k owns. Its gradient is the same for every neuron of a group, so a
+    neuron whose output is small still learns as fast as a large one (the square's gradient, 2y, starves
+    it), which is what lets the paper train 17 layers.
+    """
+    if y.shape[1] % groups:
+        raise ValueError(f"{y.shape[1]} channels do not split into {groups} equal groups")
+    return _GroupMean.apply(y, groups)
+
+
 def classwise_squares(y: torch.Tensor, groups: int) -> torch.Tensor:
     """mean y² over each of ``groups`` consecutive channel (or feature) groups: (N, ...) → (N, groups).
 
@@ -88,13 +120,15 @@ class Goodness:
 
     ``per_class``: the goodness is one value per class-owned group of channels ((N, classes), CwComp),
     not one per sample; a unit then classifies by itself, and the network needs no label in its input.
-    ``fn`` takes the activations (and, when ``per_class``, the number of groups).
+    ``fn`` takes the activations (and, when ``per_class``, the number of groups). ``power``: the goodness
+    sums ``y ** power`` over neurons (2: squares; 1: DeeperForward's mean of the activity itself).
     """
 
     name: str
     fn: Callable[..., torch.Tensor]
     default_theta: Callable[[int], float]
     per_class: bool = False
+    power: int = 2
 
     def __call__(self, y: torch.Tensor, groups: int | None = None) -> torch.Tensor:
         """Goodness of ``y``: (N,) per sample, or (N, groups) when ``per_class``."""
@@ -107,11 +141,11 @@ class Goodness:
     def position_map(self, y: torch.Tensor, groups: int | None = None) -> torch.Tensor:
         """Each spatial position's share of the goodness: (N, C, H, W) → (N, K, H, W) whose sum over
         (H, W) is the goodness (K = 1 per sample, K = groups when ``per_class``). The goodness of every
-        registered function is a sum of squares over neurons, so it splits exactly by position."""
+        registered function is a sum of ``y ** power`` over neurons, so it splits exactly by position."""
         if y.dim() != 4:
             raise ValueError(f"a goodness map needs (N, C, H, W) activations; these are {tuple(y.shape)} "
                              "(a fully connected unit has no spatial layout)")
-        sq = y.float().pow(2)
+        sq = y.float().pow(self.power)
         if not self.per_class:
             scale = float(self.fn(torch.ones(1, *y.shape[1:]))) / y[0].numel()
             return sq.sum(1, keepdim=True) * scale
@@ -124,6 +158,9 @@ GOODNESS.register("sumsq")(Goodness("sumsq", sum_squares, lambda neurons: float(
 GOODNESS.register("meansq")(Goodness("meansq", mean_squares, lambda neurons: 1.0))
 # CwComp's threshold (used by its pvn and cwg losses) is 2.0 on the mean square of a class's channels
 GOODNESS.register("classwise")(Goodness("classwise", classwise_squares, lambda neurons: 2.0, per_class=True))
+# DeeperForward's mean goodness (class-wise, no square); its losses (cwc) use no threshold: θ is a placeholder
+# for the pvn and cwg losses, half the mean of a unit-variance ReLU's (≈ 0.4) rounded
+GOODNESS.register("classmean")(Goodness("classmean", classwise_means, lambda neurons: 0.2, per_class=True, power=1))
 
 
 def ff_logits(y: torch.Tensor, goodness: Goodness, theta: float) -> torch.Tensor:

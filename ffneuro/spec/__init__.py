@@ -13,6 +13,7 @@ from .nodes import (
     Conv2d,
     Delay,
     Flatten,
+    GroupNorm,
     Linear,
     Neuron,
     Node,
@@ -26,5 +27,5 @@ from .nodes import (
 )
 
 __all__ = ["INPUT_ENCODINGS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "Add", "BatchNorm",
-           "Conv1d", "Conv2d", "Delay", "Flatten", "Linear", "NetSpec", "Neuron", "Node", "Pool2d", "RMSNorm", "Scale",
+           "Conv1d", "Conv2d", "Delay", "Flatten", "GroupNorm", "Linear", "NetSpec", "Neuron", "Node", "Pool2d", "RMSNorm", "Scale",
            "Threshold", "Unit", "chain", "group_units", "node_from_dict", "out_size", "sequential", "valid_taps"]

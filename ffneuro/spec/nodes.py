@@ -501,6 +501,23 @@ class RMSNorm(Node):
     kind: ClassVar[str] = "rms_norm"
 
 
+@NODES.register("group_norm")
+@dataclass(frozen=True)
+class GroupNorm(Node):
+    """(x − mean) / sqrt(var + eps) per sample over each of ``groups`` equal channel groups, no γ or β
+    (DeeperForward's hand-on normalisation; ``groups`` 1 is layer normalisation over (C, H, W)). Its
+    statistics are the sample's own, alike in training and inference."""
+
+    kind: ClassVar[str] = "group_norm"
+
+    groups: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.groups < 1 or self.in_shape[0] % self.groups:
+            raise ConfigError(f"group_norm: {self.in_shape[0]} channels do not split into {self.groups} equal groups")
+
+
 @NODES.register("batch_norm")
 @dataclass(frozen=True)
 class BatchNorm(Node):
@@ -547,5 +564,5 @@ def node_from_dict(d: dict[str, Any]) -> Node:
 
 
 __all__ = ["ACTIVATIONS", "NEURON_MODELS", "NODES", "POOL_KINDS", "SPIKING", "Activation", "Add", "BatchNorm", "Conv1d",
-           "Conv2d", "Delay", "Flatten", "Linear", "Neuron", "Node", "Pool2d", "RMSNorm", "Scale", "Threshold",
+           "Conv2d", "Delay", "Flatten", "Linear", "Neuron", "Node", "Pool2d", "RMSNorm", "GroupNorm", "Scale", "Threshold",
            "node_from_dict", "out_size", "valid_taps"]

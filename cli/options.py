@@ -91,6 +91,41 @@ class LossParams(click.ParamType):
         return out
 
 
+class BlockOptions(click.ParamType):
+    """``name=value`` pairs separated by ``;`` → a dict of block options: true/false, integers, numbers,
+    comma-separated integers (a list), anything else a word (``norm=group;bias=false``, ``pad_first=true``)."""
+
+    name = "name=value[;...]"
+
+    @staticmethod
+    def _value(text: str):
+        t = text.strip()
+        if t.lower() in ("true", "false"):
+            return t.lower() == "true"
+        for kind in (int, float):
+            try:
+                return kind(t)
+            except ValueError:
+                pass
+        if "," in t:
+            try:
+                return [int(v) for v in t.split(",")]
+            except ValueError:
+                pass
+        return t
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dict):
+            return value
+        out = {}
+        for item in str(value).split(";"):
+            key, sep, text = item.partition("=")
+            if not sep or not key.strip() or not text.strip():
+                self.fail(f"{item!r} is not name=value (e.g. pad_first=true; several: norm=group;bias=false)", param, ctx)
+            out[key.strip()] = self._value(text)
+        return out
+
+
 # (flag, RunConfig field, click type, help). Every default is None so the preset's value stands.
 MODEL_OPTIONS = [
     ("--dataset", "dataset", str, "mnist | fashion-mnist | cifar10 | cifar100 | synthetic | npz:PATH"),
@@ -105,6 +140,9 @@ MODEL_OPTIONS = [
      "block type of every unit (each is one file, ffneuro/blocks/NAME.py; docs/variants)"),
     ("--group-at", "group_at", IntList(),
      "cfse: the units (1-based, comma-separated) whose conv is grouped by class (default: every second; none: no unit)"),
+    ("--block-options", "block_options", BlockOptions(),
+     "options of the block type, over the preset's: e.g. pad_first=true (trifecta), norm=group;bias=false "
+     "(residual); docs/variants/blocks.md"),
     ("--widths", "widths", IntList(), "filters (conv) or neurons (fc) of each layer, comma-separated (default: --filters)"),
     ("--labels", "labels", click.Choice([*sorted(LABEL_SCHEMES), NO_LABELS]),
      "how the label is written into the image (none: class-wise losses, no label in the image)"),

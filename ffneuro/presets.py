@@ -229,11 +229,14 @@ PRESETS.register("mnist-fast-residual")(dict(
 
 def resolve_config(preset: str | None, overrides: dict) -> RunConfig:
     """The preset's values, then every override that is not None; validated. The preset's block options
-    belong to its block type: another ``arch`` leaves them behind (``--preset mnist-fast-deploy --arch conv``)."""
+    belong to its block type: another ``arch`` leaves them behind (``--preset mnist-fast-deploy --arch conv``);
+    given block options go over the preset's."""
     values = dict(PRESETS.get(preset)) if preset else {}
     given = {k: v for k, v in overrides.items() if v is not None}
-    if given.get("arch", values.get("arch")) != values.get("arch") and "block_options" not in given:
+    if given.get("arch", values.get("arch")) != values.get("arch"):
         values.pop("block_options", None)
+    elif given.get("block_options") and values.get("block_options"):   # given options go over the preset's
+        given["block_options"] = {**values["block_options"], **given["block_options"]}
     values.update(given)
     values["preset"] = preset
     return RunConfig.from_dict(values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ffneuro.blocks import layer_widths
 from ffneuro.errors import ConfigError
 from ffneuro.profiler.network import Network, network_from_nir, network_from_preset, network_from_run
 
@@ -58,5 +59,7 @@ def describe(net: Network) -> str:
     if net.graph is not None:
         return f"{net.label}: NIR graph, {len(net.graph.units)} units, input {shape}, {sparsity_note(net)}"
     c = net.config
-    return (f"{net.label}: {c.layers} units × {c.filters} filters {c.kernel}×{c.kernel}, input {shape}, "
+    widths = layer_widths(c)
+    filters = f"× {widths[0]}" if len(set(widths)) == 1 else "of " + "/".join(map(str, widths))
+    return (f"{net.label}: {c.layers} {c.arch} units {filters} filters {c.kernel}×{c.kernel}, input {shape}, "
             f"{sparsity_note(net)}")

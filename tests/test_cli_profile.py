@@ -147,3 +147,12 @@ def test_bp_run_with_another_cfse_grouping_is_not_the_twin(tmp_path):
     same = run("compare", "--preset", "smoke", "--arch", "cfse", "--filters", "10", "--group-at", "none",
                "--bp-run", bp, "--hw", "loihi")
     assert same.exit_code == 0, same.output
+
+
+def test_the_header_names_the_block_type_and_each_width():
+    from cli_runner import invoke
+
+    head = invoke("profile", "--preset", "mnist-fast-deploy", "--hw", "loihi", ok=True).output.splitlines()[0]
+    assert "3 trifecta units of 20/40/80 filters 3×3" in head
+    head = invoke("profile", "--preset", "mnist-small", "--hw", "loihi", ok=True).output.splitlines()[0]
+    assert "3 conv units × 32 filters 5×5" in head

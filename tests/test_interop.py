@@ -78,6 +78,22 @@ class _IF(torch.nn.Module):
         return s, torch.where(s > 0, self.reset, v)
 
 
+def _assert_spike_counts_match(module, path, x, steps: int) -> None:
+    """``module`` (a reader's stateful module: ``(out, state) = module(x, state)``) stepped ``steps`` times per
+    sample, one sample at a time (NIR's Flatten is per sample, which the readers map to torch's), sums to the
+    spike counts of ffneuro's own spiking evaluation of the file."""
+    got = []
+    for xi in x:
+        state, total = None, 0
+        for _ in range(steps):
+            out, state = module(xi, state)
+            total = total + out
+        got.append(total)
+    want, _ = graph_forward(read_graph(path), x, timesteps=steps)
+    torch.testing.assert_close(torch.stack(got).double(), want, rtol=1e-4, atol=1e-4)
+    assert want.abs().sum() > 0
+
+
 def test_nirtorch_runs_the_exported_file_at_the_rate(exported):
     nirtorch = pytest.importorskip("nirtorch", reason="pip install 'ffneuro[interop]' (nirtorch)")
     path, x = exported
@@ -94,17 +110,7 @@ def test_nirtorch_runs_the_exported_file_spiking(exported):
     path, x = exported
     graph = nir.read(str(path), type_check=False)
     module = nirtorch.nir_to_torch(graph, {nir.IF: _IF, nir.Affine: _affine})
-    steps = 12
-    got = []
-    for xi in x:
-        state, total = None, 0
-        for _ in range(steps):
-            out, state = module(xi, state)
-            total = total + out
-        got.append(total)
-    want, _ = graph_forward(read_graph(path), x, timesteps=steps)
-    torch.testing.assert_close(torch.stack(got).double(), want, rtol=1e-4, atol=1e-4)
-    assert want.abs().sum() > 0
+    _assert_spike_counts_match(module, path, x, steps=12)
 
 
 _SINABS = textwrap.dedent("""
@@ -142,17 +148,7 @@ def test_norse_loads_and_runs_the_exported_file(exported):
     norse = pytest.importorskip("norse.torch", reason="pip install --no-deps norse==1.1.0 (with nir and nirtorch)")
     path, x = exported
     module = norse.from_nir(nir.read(str(path), type_check=False))   # IF -> IAFCell: v += I, reset to 0
-    steps = 8
-    got = []
-    for xi in x:     # NIR's Flatten is per sample; norse's map reads it as torch's
-        state, total = None, 0
-        for _ in range(steps):
-            out, state = module(xi, state)
-            total = total + out
-        got.append(total)
-    want, _ = graph_forward(read_graph(path), x, timesteps=steps)
-    torch.testing.assert_close(torch.stack(got).double(), want, rtol=1e-4, atol=1e-4)
-    assert want.abs().sum() > 0
+    _assert_spike_counts_match(module, path, x, steps=8)
 
 
 def test_nirtorch_export_reads_into_ffneuro(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cli_runner import invoke
 
 from ffneuro.config import RunConfig
 from ffneuro.errors import ConfigError
@@ -47,3 +48,15 @@ def test_bad_readout_settings_are_config_errors(bad):
     with pytest.raises(ConfigError):
         _fc(**bad)
 
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--linear-optimizer", "rmsprop"], "--linear-optimizer"),
+    (["--linear-weight-decay", "-1"], "--linear-weight-decay"),
+])
+def test_bad_readout_flags_are_one_line_errors(tmp_path, args, fragment):
+    out = tmp_path / "bad.h5"
+    result = invoke("train", "--preset", "smoke", "--epochs", "1", *args, "--out", out)
+    assert result.exit_code != 0
+    assert fragment in result.output and "Traceback" not in result.output
+    assert not out.exists()

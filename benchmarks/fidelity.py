@@ -240,6 +240,33 @@ def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: st
 REFERENCE_RUNNERS = {"loewe": run_loewe, "cwcomp": run_cwcomp}
 
 
+def bn_probe(preset: str, seed: int, train_limit: int, test_limit: int, data_dir: str | None, standardise: bool,
+             refresh_batches: int = 10) -> dict:
+    """One epoch of the preset, then its test accuracy (first ``test_limit`` images) twice: as trained, and
+    after ``refresh_batches`` training batches more have run through the finished units with batch norm in
+    training mode (as CwComp's code does in its predict calls), so that the running statistics follow the
+    weights the test sees. ``standardise``: inputs (x - 0.1307) / 0.3081, as CwComp's code feeds MNIST."""
+    import torch
+
+    from ffneuro.presets import resolve_config
+    from ffneuro.train import trainer as trainer_mod
+    if standardise:
+        plain = trainer_mod.Split.batch
+        trainer_mod.Split.batch = lambda self, idx: ((lambda x, y: ((x - 0.1307) / 0.3081, y))(*plain(self, idx)))
+    cfg = resolve_config(preset, {"epochs": 2, "train_limit": train_limit, "val_size": 0, "seed": seed})
+    tr = trainer_mod.Trainer(cfg, mnist(data_dir))
+    tr._train_epoch(0, trainer_mod._Silent())
+    out = {"as trained": tr.evaluate(tr.test, limit=test_limit)}
+    tr.model.train()
+    with torch.no_grad():
+        for b in range(refresh_batches):
+            x, _ = tr.train.batch(torch.arange(b * cfg.batch_size, (b + 1) * cfg.batch_size))
+            for unit in tr.model.units:
+                x = unit.hand_on(unit(x))
+    out["batch-norm statistics refreshed"] = tr.evaluate(tr.test, limit=test_limit)
+    return out
+
+
 def epochs_from_log(text: str) -> list[dict]:
     """The finished epochs of a run that was stopped before it saved, from its log: this script's own
     "epoch N: readout acc ..." lines (ffneuro side), loeweX's "Epoch k val ... classification_accuracy"
@@ -327,11 +354,30 @@ def main() -> None:
     log.add_argument("--epochs", type=int, default=2, help="the epochs the stopped run had planned")
     log.add_argument("--label", default="as published")
     log.add_argument("--command", required=True, help="the command that made the log")
+    probe = sub.add_parser("bn-probe", help="a preset's accuracy before/after refreshing its batch-norm statistics")
+    probe.add_argument("preset", choices=sorted(VARIANTS))
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--train-limit", type=int, default=5000)
+    probe.add_argument("--test-limit", type=int, default=2000)
+    probe.add_argument("--standardise", action="store_true")
+    probe.add_argument("--data-dir")
     tab = sub.add_parser("table")
     tab.add_argument("preset", choices=sorted(VARIANTS))
     args = ap.parse_args()
     if args.cmd == "table":
         print(table(args.preset))
+        return
+    if args.cmd == "bn-probe":
+        result = bn_probe(args.preset, args.seed, args.train_limit, args.test_limit, args.data_dir, args.standardise)
+        entry = {"preset": args.preset, "seed": args.seed, "train_images": args.train_limit,
+                 "test_images": args.test_limit, "standardised_inputs": args.standardise, "test": result,
+                 "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                 "command": " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])}
+        print(json.dumps(entry), flush=True)
+        path = results_path(args.preset).with_name(f"fidelity-{args.preset}-bn-probe.json")
+        runs = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps([r for r in runs if r["standardised_inputs"] != args.standardise] + [entry],
+                                   indent=1) + "\n")
         return
     if args.cmd == "from-log":
         epochs = epochs_from_log(args.log.read_text(errors="replace"))

@@ -144,8 +144,9 @@ PRESETS.register("hinton-fc-mnist")(dict(
 # image; Adam lr 0.01 per layer, constant; batch 128; the layer schedule "ILT Acc" (each layer learns in
 # its first k epochs only); the goodness and softmax predictors read the last layer.
 # NOT YET FAITHFUL: beside the reference code on the same 5k images (BENCHMARKS.md section 16, one
-# seed), epoch 1 gives 23.0% / 80.0% (goodness / linear) against the code's 73.4% / 94.8%; the cause is
-# open (docs/variants/cwcomp.md lists the candidates).
+# seed), epoch 1 gives 23.0% / 80.0% (goodness / linear) against the code's 73.4% / 94.8%. Measured
+# causes (docs/variants/cwcomp.md): unstandardised inputs and batch-norm statistics that lag the weights
+# (both fixed in a probe: 70.8% / 88.1% on 2,000 test images); neither fix is in the training path yet.
 _CWCOMP = dict(
     algo="ff", arch="cfse", layers=4, widths=(20, 80, 240, 480), kernel=3, pool="max", pool_every=2,
     labels="none", goodness="classwise", loss="cwc", train_first_layer=True, readout_from=4, readout="both",

@@ -30,7 +30,7 @@ NETWORK_KEYS = ("dataset", "layers", "filters", "kernel", "pool", "pool_every", 
 MOVED_TO_BLOCK_OPTIONS = ("group_at",)
 # the real-valued fields: each must be a finite number (theta may also be None: the goodness's default)
 FLOAT_FIELDS = ("label_strength", "theta", "lr", "cooldown_start", "linear_lr", "peer_norm", "peer_momentum",
-                "momentum", "weight_decay")
+                "momentum", "weight_decay", "linear_weight_decay")
 
 
 def _is_finite(value) -> bool:
@@ -78,9 +78,11 @@ class RunConfig:
     loss_params: dict[str, float] | None = None  # the loss's hyperparameters (None: its defaults), e.g. {"alpha": 4}
     peer_norm: float = 0.0             # weight of Hinton's peer-normalisation penalty in every unit's loss (0: off)
     peer_momentum: float = 0.9         # momentum of the running mean activity peer normalisation compares
-    optimizer: str = "adam"            # every unit's optimiser: adam | sgd (the linear readout keeps Adam)
+    optimizer: str = "adam"            # every unit's optimiser: adam | sgd (the linear readout: linear_optimizer)
     momentum: float = 0.9              # sgd momentum
     weight_decay: float = 0.0          # the units' optimisers' weight decay
+    linear_optimizer: str = "adam"     # the FF linear readout's optimiser: adam | sgd (with ``momentum``)
+    linear_weight_decay: float = 0.0   # the FF linear readout's weight decay (Hinton's code: sgd, 3e-3)
     unit_epochs: tuple[int, ...] | None = None   # unit i learns only in its first unit_epochs[i] epochs (None: all)
     pool_at: tuple[int, ...] | None = None  # the units (1-based) that downsample with pool (None: every pool_every-th)
     cooldown_per_step: bool = False    # the cool-down lowers the lr every batch (else once per epoch)
@@ -102,7 +104,8 @@ class RunConfig:
         # the names the torch-backed registries hold, from their torch-free tables (ffneuro.catalog)
         for kind, name, valid in (("goodness", self.goodness, GOODNESS_PER_CLASS), ("FF loss", self.loss, LOSS_INFO),
                                   (BLOCKS.kind, self.arch, BLOCKS.names()),
-                                  ("optimizer", self.optimizer, OPTIMIZER_NAMES)):
+                                  ("optimizer", self.optimizer, OPTIMIZER_NAMES),
+                                  ("optimizer", self.linear_optimizer, OPTIMIZER_NAMES)):
             need(name in valid, f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
         need(self.labels == NO_LABELS or self.labels in LABEL_SCHEMES,
              f"unknown label scheme {self.labels!r}; valid: {', '.join([*sorted(LABEL_SCHEMES), NO_LABELS])}")
@@ -129,6 +132,7 @@ class RunConfig:
         need(0.0 <= self.peer_momentum < 1.0, f"peer-momentum must lie in [0, 1), got {self.peer_momentum}")
         need(0.0 <= self.momentum < 1.0, f"momentum must lie in [0, 1), got {self.momentum}")
         need(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
+        need(self.linear_weight_decay >= 0, f"linear weight decay must be >= 0, got {self.linear_weight_decay}")
         need(self.layers >= 1, f"layers must be >= 1, got {self.layers}")
         need(self.filters >= 1, f"filters must be >= 1, got {self.filters}")
         need(self.kernel >= 1 and self.kernel % 2 == 1, f"kernel must be a positive odd number, got {self.kernel}")

@@ -1,17 +1,22 @@
-"""The linear readout: a classifier on detached FF features, trained alongside with its own Adam."""
+"""The linear readout: a classifier on detached FF features, trained alongside with its own optimiser (Adam
+unless the config names another)."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..units.optim import OPTIMIZERS
+
 
 class LinearReadout(nn.Module):
     """One linear layer, cross-entropy, its own optimiser; gradients never reach the FF units."""
 
-    def __init__(self, in_features: int, num_classes: int, lr: float):
+    def __init__(self, in_features: int, num_classes: int, lr: float, optimizer: str = "adam",
+                 momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__()
         self.linear = nn.Linear(in_features, num_classes)
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        self.optimizer = OPTIMIZERS.get(optimizer)(self.parameters(), lr=lr, momentum=momentum,
+                                                   weight_decay=weight_decay)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear(features)

@@ -1,0 +1,416 @@
+"""Side-by-side fidelity runs: a published-setting preset against its authors' reference code on the same
+images (issue 19, item 1). Both sides train on the first N MNIST training images and read the full test
+set after every epoch; one 2-epoch run gives the epoch-1 and epoch-2 points (both presets keep their lr
+constant over 2 epochs, as both reference codes do).
+
+    # ffneuro side (any RunConfig field may be overridden with --set, to change one difference at a time)
+    python benchmarks/fidelity.py run hinton-fc-mnist --side ffneuro --seeds 0,1,2 --data-dir ../shared/datasets
+    python benchmarks/fidelity.py run hinton-fc-mnist --side ffneuro --set linear_lr=0.01 --label "readout lr"
+    # reference side: REF is an unmodified checkout of the authors' repository (never part of ffneuro)
+    python benchmarks/fidelity.py run hinton-fc-mnist --side reference --reference /tmp/fid/loewe --seeds 0,1,2
+    python benchmarks/fidelity.py table hinton-fc-mnist            # markdown: mean and spread per epoch
+
+The reference code is imported from REF and run as its authors wrote it; this script only hands it the
+data (the same uint8 arrays ffneuro reads, from --data-dir), cuts the training set and the epochs, moves
+it to the CPU (the CwComp code calls ``.cuda()`` everywhere: those calls become no-ops) and reads the
+test accuracies it prints. Results go to benchmarks/results/fidelity-<preset>.json, one entry per
+(side, label, seed), replaced when rerun.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import re
+import runpy
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = {"hinton-fc-mnist": "loewe", "cwcomp-mnist": "cwcomp"}   # preset -> which reference runner
+
+
+def results_path(preset: str) -> Path:
+    return Path(os.environ.get("FIDELITY_RESULTS", RESULTS)) / f"fidelity-{preset}.json"
+
+
+def machine() -> str:
+    import torch
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
+def mnist(data_dir: str | None):
+    from ffneuro.data import load_dataset
+    return load_dataset("mnist", data_dir, download=False)
+
+
+# ------------------------------------------------------------------------------------------------ ffneuro
+
+
+class _TestEveryEpoch:
+    """A Recorder that reads the test set after every epoch (the trainer itself reads it only at the end)."""
+
+    def __init__(self, trainer, on_epoch) -> None:
+        self.trainer, self.epochs, self.on_epoch = trainer, [], on_epoch
+
+    def commit_epoch(self, epoch, scalars, per_unit, weights, *, best, state=None, state_meta=None) -> None:
+        test = self.trainer.evaluate(self.trainer.test)
+        self.epochs.append({"epoch": epoch, "test": test, "train_s": scalars["epoch_train_time_s"]})
+        self.on_epoch(self.epochs)
+        print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()), flush=True)
+
+    def heartbeat(self) -> None:
+        pass
+
+
+def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
+                overrides: dict, on_epoch) -> list[dict]:
+    """The preset on the first ``train_limit`` images (no validation split), test read after each epoch."""
+    from ffneuro.presets import resolve_config
+    from ffneuro.train.trainer import Trainer
+    cfg = resolve_config(preset, {"epochs": epochs, "train_limit": train_limit, "val_size": 0, "seed": seed,
+                                  **overrides})
+    trainer = Trainer(cfg, mnist(data_dir))
+    rec = _TestEveryEpoch(trainer, on_epoch)
+    trainer.run(rec)
+    return rec.epochs
+
+
+# ---------------------------------------------------------------------------------------------- reference
+
+
+class _ImageList:
+    """(image, label) pairs as torchvision's MNIST gives them, from ffneuro's uint8 arrays: an HxW uint8
+    array (CwComp turns it into a tensor itself) or, with ``as_tensor``, ToTensor's 1xHxW float in [0, 1]."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, as_tensor: bool) -> None:
+        self.x, self.y, self.as_tensor = x, y, as_tensor
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        import torch
+        if self.as_tensor:
+            return torch.from_numpy(self.x[i].astype(np.float32) / 255.0), int(self.y[i])
+        return self.x[i, 0], int(self.y[i])
+
+
+def _torchvision_without_ops() -> None:
+    """Import torchvision (the reference codes use its datasets and transforms) where its compiled ops
+    cannot load: PyPI's torchvision is built for CUDA torch, and its fake-kernel registrations for nms and
+    roi ops then fail on the CPU torch. Those ops are never used here, so a failed registration is skipped."""
+    import torch
+    import torch.library
+    original = torch.library.register_fake
+
+    def register_fake(op, *args, **kwargs):
+        if args and callable(args[0]):
+            return original(op, *args, **kwargs)
+        inner = original(op, *args, **kwargs)
+
+        def decorate(fn):
+            try:
+                return inner(fn)
+            except RuntimeError:
+                return fn
+        return decorate
+    torch.library.register_fake = register_fake
+    try:
+        import torchvision  # noqa: F401
+    finally:
+        torch.library.register_fake = original
+
+
+def run_loewe(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
+              on_epoch) -> list[dict]:
+    """loeweX/Forward-Forward (Hinton's MATLAB code in PyTorch): its config.yaml with the preset's network
+    (4 x 2000) unless overridden, on the CPU; its per-epoch validation pass is pointed at the test set
+    (``val_idx`` 1), and its only readout is the softmax on neutral-label activities ("linear")."""
+    import torch
+    from omegaconf import OmegaConf
+    _torchvision_without_ops()
+    sys.path.insert(0, str(ref))
+    import main as ref_main  # noqa: E402  (their main.py)
+    from src import utils as ref_utils  # noqa: E402
+    data = mnist(data_dir)
+    opt = OmegaConf.load(ref / "config.yaml")
+    settings = {"seed": seed, "device": "cpu", "training.epochs": epochs, "training.val_idx": 1,
+                "training.final_test": False, "model.hidden_dim": 2000, "model.num_layers": 4, **overrides}
+    for key, value in settings.items():
+        OmegaConf.update(opt, key, value)
+    parts = {"train": _ImageList(data.x_train[:train_limit], data.y_train[:train_limit], True),
+             "val": _ImageList(data.x_test, data.y_test, True)}
+    ref_utils.get_MNIST_partition = lambda opt, partition: parts[partition]   # data path and subset
+    epochs_out: list[dict] = []
+    t_train = [time.perf_counter()]
+    original_print = ref_utils.print_results
+
+    def capture(partition, iteration_time, scalar_outputs, epoch=None):
+        original_print(partition, iteration_time, scalar_outputs, epoch)
+        if partition == "train":
+            t_train.append(iteration_time)
+        elif partition == "val":
+            epochs_out.append({"epoch": epoch + 1, "test": {"linear": float(scalar_outputs["classification_accuracy"])},
+                               "train_s": t_train[-1]})
+            on_epoch(epochs_out)
+    ref_utils.print_results = capture
+    ref_main.utils.print_results = capture
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ref_utils.parse_args(opt)
+    model, optimizer = ref_utils.get_model_and_optimizer(opt)
+    ref_main.train(opt, model, optimizer)
+    return epochs_out
+
+
+def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
+               on_epoch) -> list[dict]:
+    """andreaspapac/CwComp: its main_train.py with its defaults for MNIST (CFSE, CwC_CE loss, ILT Acc, Avg
+    and Sf predictors, batch 128), on the CPU; the epoch's printed test errors are read back ("Avg" is
+    the goodness readout, "Sf" the softmax one, here "linear"). Its test error is the mean of the per-batch
+    errors (78 batches of 128 and one of 16), as printed."""
+    import torch
+    from torch import nn
+    src = ref / "src"
+    sys.path.insert(0, str(src))
+    torch.Tensor.cuda = lambda self, *a, **k: self          # CPU only: .cuda() is a no-op
+    nn.Module.cuda = lambda self, *a, **k: self
+    torch.cuda.current_device = lambda: -1
+    _torchvision_without_ops()
+    import configure as ref_configure  # noqa: E402  (their configure.py)
+
+    def parse(text: str) -> list[dict]:
+        avg = [float(v) for v in re.findall(r"Avg Pred - Test Error = ([0-9.eE+-]+)", text)]
+        sf = [float(v) for v in re.findall(r"Sf Pred -- Test Error = ([0-9.eE+-]+)", text)]
+        return [{"epoch": i + 1, "test": {"goodness": 1 - a, "linear": 1 - s}, "train_s": None}
+                for i, (a, s) in enumerate(zip(avg, sf))]
+    data = mnist(data_dir)
+    sets = {True: _ImageList(data.x_train[:train_limit], data.y_train[:train_limit], False),
+            False: _ImageList(data.x_test, data.y_test, False)}
+    ref_configure.MNIST = lambda path, train, download: sets[train]            # data path and subset
+    full_x = ref_configure.X_MNIST
+
+    class Subset(full_x):   # their X_MNIST walks 60,000 images; stop at the subset's end
+        def __init__(self, data_samples, number_samples=60000, **kw):
+            super().__init__(data_samples, number_samples=min(number_samples, len(data_samples)), **kw)
+    ref_configure.X_MNIST = Subset
+    args = ["main_train.py", "--dataset", "MNIST", "--seed", str(seed), "--n_epochs", str(epochs), "--save", "False"]
+    for key, value in overrides.items():
+        args += [f"--{key}", str(value)]
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    out = io.StringIO()
+
+    class Tee(io.TextIOBase):
+        def write(self, s):
+            out.write(s)
+            n = sys.__stdout__.write(s)
+            sys.__stdout__.flush()   # a stopped run still leaves its finished epochs in the log
+            if "Sf Pred -- Test Error" in s:
+                on_epoch(parse(out.getvalue()))
+            return n
+
+        def flush(self):
+            sys.__stdout__.flush()
+    argv, cwd = sys.argv, os.getcwd()
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"cwcomp-run-{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        sys.argv = args
+        os.chdir(work)   # it writes its training logs to the working folder
+        with contextlib.redirect_stdout(Tee()):
+            runpy.run_path(str(src / "main_train.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+    return parse(out.getvalue())
+
+
+REFERENCE_RUNNERS = {"loewe": run_loewe, "cwcomp": run_cwcomp}
+
+
+def bn_probe(preset: str, seed: int, train_limit: int, test_limit: int, data_dir: str | None, standardise: bool,
+             refresh_batches: int = 10) -> dict:
+    """One epoch of the preset, then its test accuracy (first ``test_limit`` images) twice: as trained, and
+    after ``refresh_batches`` training batches more have run through the finished units with batch norm in
+    training mode (as CwComp's code does in its predict calls), so that the running statistics follow the
+    weights the test sees. ``standardise``: inputs (x - 0.1307) / 0.3081, as CwComp's code feeds MNIST."""
+    import torch
+
+    from ffneuro.presets import resolve_config
+    from ffneuro.train import trainer as trainer_mod
+    if standardise:
+        plain = trainer_mod.Split.batch
+        trainer_mod.Split.batch = lambda self, idx: ((lambda x, y: ((x - 0.1307) / 0.3081, y))(*plain(self, idx)))
+    cfg = resolve_config(preset, {"epochs": 2, "train_limit": train_limit, "val_size": 0, "seed": seed})
+    tr = trainer_mod.Trainer(cfg, mnist(data_dir))
+    tr._train_epoch(0, trainer_mod._Silent())
+    out = {"as trained": tr.evaluate(tr.test, limit=test_limit)}
+    tr.model.train()
+    with torch.no_grad():
+        for b in range(refresh_batches):
+            x, _ = tr.train.batch(torch.arange(b * cfg.batch_size, (b + 1) * cfg.batch_size))
+            for unit in tr.model.units:
+                x = unit.hand_on(unit(x))
+    out["batch-norm statistics refreshed"] = tr.evaluate(tr.test, limit=test_limit)
+    return out
+
+
+def epochs_from_log(text: str) -> list[dict]:
+    """The finished epochs of a run that was stopped before it saved, from its log: this script's own
+    "epoch N: readout acc ..." lines (ffneuro side), loeweX's "Epoch k val ... classification_accuracy"
+    lines, or CwComp's "Avg Pred - Test Error" / "Sf Pred -- Test Error" lines."""
+    found = re.findall(r"^epoch (\d+): (.*)$", text, re.M)
+    if found:
+        return [{"epoch": int(n), "test": {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)", rest)},
+                 "train_s": None} for n, rest in found]
+    loewe = re.findall(r"^Epoch (\d+) \tval .*?classification_accuracy: ([0-9.]+)", text, re.M)
+    if loewe:
+        return [{"epoch": int(n) + 1, "test": {"linear": float(v)}, "train_s": None} for n, v in loewe]
+    avg = [float(v) for v in re.findall(r"Avg Pred - Test Error = ([0-9.eE+-]+)", text)]
+    sf = [float(v) for v in re.findall(r"Sf Pred -- Test Error = ([0-9.eE+-]+)", text)]
+    return [{"epoch": i + 1, "test": {"goodness": 1 - a, "linear": 1 - s}, "train_s": None}
+            for i, (a, s) in enumerate(zip(avg, sf))]
+
+
+# -------------------------------------------------------------------------------------------------- store
+
+
+def parse_value(text: str):
+    """A --set value: JSON (numbers, lists, true/false) where it parses, else the string itself."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def save(preset: str, entry: dict) -> None:
+    path = results_path(preset)
+    doc = json.loads(path.read_text()) if path.exists() else {"preset": preset, "runs": []}
+    key = (entry["side"], entry["label"], entry["seed"], entry["train_images"])
+    doc["runs"] = [r for r in doc["runs"] if (r["side"], r["label"], r["seed"], r["train_images"]) != key] + [entry]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def table(preset: str) -> str:
+    """Markdown: one row per (side, label, epoch, readout): mean test accuracy, min–max over seeds, seeds."""
+    doc = json.loads(results_path(preset).read_text())
+    groups: dict[tuple, dict] = {}
+    for r in doc["runs"]:
+        for e in r["epochs"]:
+            for readout, acc in e["test"].items():
+                groups.setdefault((r["side"], r["label"], readout, r["train_images"]), {}).setdefault(
+                    e["epoch"], []).append(acc)
+    lines = ["| side | setting | readout | epoch 1 | epoch 2 | seeds |", "|---|---|---|---|---|---|"]
+    for (side, label, readout, _), by_epoch in sorted(groups.items(), key=lambda kv: (kv[0][0] != "reference",
+                                                                                           kv[0][1], kv[0][2])):
+        cells = []
+        for ep in (1, 2):
+            accs = by_epoch.get(ep, [])
+            if not accs:
+                cells.append("–")
+            elif len(accs) == 1:
+                cells.append(f"{100 * accs[0]:.2f}%")
+            else:
+                cells.append(f"{100 * np.mean(accs):.2f}% ({100 * min(accs):.2f}–{100 * max(accs):.2f})")
+        n = max(len(v) for v in by_epoch.values())
+        lines.append(f"| {side} | {label} | {readout} | {cells[0]} | {cells[1]} | {n} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("preset", choices=sorted(VARIANTS))
+    run.add_argument("--side", choices=["ffneuro", "reference"], required=True)
+    run.add_argument("--reference", type=Path, help="checkout of the authors' repository (reference side)")
+    run.add_argument("--seeds", default="0")
+    run.add_argument("--epochs", type=int, default=2)
+    run.add_argument("--train-limit", type=int, default=20000)
+    run.add_argument("--data-dir")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="ffneuro: a RunConfig field; reference: a config key (loewe) or flag (cwcomp)")
+    run.add_argument("--label", default="as published")
+    log = sub.add_parser("from-log", help="record the finished epochs of a stopped run from its log")
+    log.add_argument("preset", choices=sorted(VARIANTS))
+    log.add_argument("log", type=Path)
+    log.add_argument("--side", choices=["ffneuro", "reference"], required=True)
+    log.add_argument("--seed", type=int, required=True)
+    log.add_argument("--train-limit", type=int, default=20000)
+    log.add_argument("--epochs", type=int, default=2, help="the epochs the stopped run had planned")
+    log.add_argument("--label", default="as published")
+    log.add_argument("--command", required=True, help="the command that made the log")
+    probe = sub.add_parser("bn-probe", help="a preset's accuracy before/after refreshing its batch-norm statistics")
+    probe.add_argument("preset", choices=sorted(VARIANTS))
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--train-limit", type=int, default=5000)
+    probe.add_argument("--test-limit", type=int, default=2000)
+    probe.add_argument("--standardise", action="store_true")
+    probe.add_argument("--data-dir")
+    tab = sub.add_parser("table")
+    tab.add_argument("preset", choices=sorted(VARIANTS))
+    args = ap.parse_args()
+    if args.cmd == "table":
+        print(table(args.preset))
+        return
+    if args.cmd == "bn-probe":
+        result = bn_probe(args.preset, args.seed, args.train_limit, args.test_limit, args.data_dir, args.standardise)
+        entry = {"preset": args.preset, "seed": args.seed, "train_images": args.train_limit,
+                 "test_images": args.test_limit, "standardised_inputs": args.standardise, "test": result,
+                 "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                 "command": " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])}
+        print(json.dumps(entry), flush=True)
+        path = results_path(args.preset).with_name(f"fidelity-{args.preset}-bn-probe.json")
+        runs = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps([r for r in runs if r["standardised_inputs"] != args.standardise] + [entry],
+                                   indent=1) + "\n")
+        return
+    if args.cmd == "from-log":
+        epochs = epochs_from_log(args.log.read_text(errors="replace"))
+        if not epochs:
+            sys.exit(f"Error: no finished epoch in {args.log}")
+        save(args.preset, {"side": args.side, "label": args.label, "seed": args.seed, "train_images": args.train_limit,
+                           "epochs_planned": args.epochs, "overrides": {}, "epochs": epochs, "wall_s": None,
+                           "machine": machine(), "threads": None, "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                           "command": args.command, "stopped": True})
+        return
+    overrides = dict((k, parse_value(v)) for k, v in (s.split("=", 1) for s in args.set))
+    if args.side == "reference" and args.reference is None:
+        ap.error("--side reference needs --reference PATH (a checkout of the authors' code)")
+    for seed in (int(s) for s in args.seeds.split(",")):
+        t0 = time.perf_counter()
+
+        def record(epochs: list[dict], seed: int = seed, t0: float = t0) -> None:
+            """Save the run so far: after every epoch, so a run stopped early keeps what it finished."""
+            save(args.preset, {
+                "side": args.side, "label": args.label, "seed": seed, "train_images": args.train_limit,
+                "epochs_planned": args.epochs,
+                "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+                "epochs": epochs, "wall_s": round(time.perf_counter() - t0, 1), "machine": machine(),
+                "threads": torch_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                "command": " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])})
+
+        if args.side == "ffneuro":
+            record(run_ffneuro(args.preset, seed, args.epochs, args.train_limit, args.data_dir, overrides, record))
+        else:
+            runner = REFERENCE_RUNNERS[VARIANTS[args.preset]]
+            record(runner(args.reference.resolve(), seed, args.epochs, args.train_limit, args.data_dir, overrides,
+                          record))
+
+
+if __name__ == "__main__":
+    main()

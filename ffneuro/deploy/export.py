@@ -87,7 +87,7 @@ class Pending:
         return Pending(self.a.expand(*shape).reshape(-1).clone(), self.b.expand(*shape).reshape(-1).clone())
 
 
-def _fold(node: Node, module: nn.Module, p: Pending, border_shifted: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
+def fold_into(node: Node, module: nn.Module, p: Pending, border_shifted: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
     """``module``'s weight and bias with ``p`` (on its input) folded in, and whether the fold is only
     approximate (a shift under zero padding). ``border_shifted``: the trained network shifted its padded
     border too (padding before the batch norm), so the zero-padded conv with the folded bias is exact."""
@@ -137,15 +137,9 @@ def _run_node(node: Node, ins: list[torch.Tensor], module: nn.Module | None) -> 
     raise ConfigError(f"cannot deploy a {node.kind} node")
 
 
-def fold_into(node: Node, module: nn.Module, p: Pending) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Public form of :func:`_fold` (``ffneuro simulate`` runs the weights export writes): ``module``'s
-    weight and bias with ``p`` on its input folded in, and whether that is approximate."""
-    return _fold(node, module, p)
-
-
 def batch_norm_affine(bn: nn.Module, in_shape: tuple[int, ...], p: Pending) -> Pending:
     """The eval-mode batch norm ``bn`` on a signal of per-sample ``in_shape`` that carries ``p``: the composed
-    map, s·p.a and s·p.b + t with s = γ/√(var+ε), t = β − mean·s per channel (as :func:`_deploy` folds it)."""
+    map, s·p.a and s·p.b + t with s = γ/√(var+ε), t = β − mean·s per channel."""
     s = (bn.weight.detach().double() / (bn.running_var.double() + bn.eps).sqrt()).cpu()
     t = (bn.bias.detach().double() - bn.running_mean.double() * s).cpu()
     shape = (-1, 1, 1) if len(in_shape) == 3 else (-1,)
@@ -212,7 +206,7 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
                 if node.weighted:
                     m = next(wmods)
                     key = f"{name}.{len(kept)}" if several else name   # spec_to_graph's key: the kept index
-                    w, b, approx = _fold(node, m, ps[0], border_shifted=ins[0] in shifted_borders)
+                    w, b, approx = fold_into(node, m, ps[0], border_shifted=ins[0] in shifted_borders)
                     if approx:
                         approx_units.append(name)
                     elif ins[0] in shifted_borders:
@@ -226,10 +220,6 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
                     vals[i] = (y, Pending.identity(node.out_shape))
                 elif isinstance(node, BatchNorm):
                     bn = next(bmods)
-                    s = (bn.weight.double() / (bn.running_var.double() + bn.eps).sqrt()).cpu()
-                    t = (bn.bias.double() - bn.running_mean.double() * s).cpu()
-                    shape = (-1, 1, 1) if len(node.in_shape) == 3 else (-1,)
-                    s, t = s.reshape(shape), t.reshape(shape)
                     p, x = ps[0], xs[0]
                     if input_padding and ins == (-1,) and len(node.in_shape) == 3:
                         # the block normalises its zero-padded input (its conv pads nothing): the graph's zeros
@@ -237,7 +227,7 @@ def _deploy(model: nn.Module, config: Mapping[str, Any], calibration: torch.Tens
                         x = F.pad(x, (input_padding,) * 4)
                         if not torch.any(p.b != 0):
                             shifted_borders.add(i)
-                    vals[i] = (_run_node(node, [x], bn), Pending(s * p.a, s * p.b + t))
+                    vals[i] = (_run_node(node, [x], bn), batch_norm_affine(bn, node.in_shape, p))
                     where[i] = where[ins[0]]
                 elif isinstance(node, RMSNorm):
                     x = xs[0]

@@ -165,10 +165,10 @@ def _block_layers(name: str, block: nn.Module, pending: Pending) -> tuple[list[S
     the end of the block before left on this block's input. Returns the layers and the map this block
     leaves on its own output (the identity, or its trailing batch norm)."""
     spec = block.spec
-    kind = getattr(spec, "kind", type(block).__name__)
+    kind = spec.kind
     nodes = spec.nodes()
-    wiring = getattr(spec.unit(), "wiring", None) if hasattr(spec, "unit") else None
-    if wiring is not None and any(tuple(ins) != (i - 1,) for i, ins in enumerate(wiring)):
+    wiring = spec.unit().wiring
+    if any(tuple(ins) != (i - 1,) for i, ins in enumerate(wiring)):
         raise _refusal(name, kind)
     weighted = [m for m in block.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     norms = [m for m in block.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -177,10 +177,9 @@ def _block_layers(name: str, block: nn.Module, pending: Pending) -> tuple[list[S
     wi, bi = iter(weighted), iter(norms)
     several = len(weighted) > 1
     layers: list[SimLayer] = []
-    # zeros the block pads around its input before its batch norm (the trifecta's pad_first; read through the
-    # spec, 0 for blocks without it): that norm's shift then reaches the border taps in training too, so its
-    # fold into the zero-padded conv is exact (ffneuro export reads the same attribute)
-    pads_first = int(getattr(spec, "input_padding", 0) or 0) > 0
+    # zeros the block pads around its input before its batch norm (the trifecta's pad_first): that norm's
+    # shift then reaches the border taps in training too, so its fold into the zero-padded conv is exact
+    pads_first = spec.input_padding > 0
     shifted = False
     relu = True   # whether the last layer has its ReLU (none yet: nothing to attach to)
     for node in nodes:
@@ -188,8 +187,7 @@ def _block_layers(name: str, block: nn.Module, pending: Pending) -> tuple[list[S
             if not relu:
                 raise ConfigError(f"{name}: two weighted nodes without a ReLU between; simulate runs ReLU layers only")
             module = next(wi)
-            w, b, approx = fold_into(node, module, pending)
-            approx = approx and not shifted
+            w, b, approx = fold_into(node, module, pending, border_shifted=shifted)
             lname = f"{name}.{len(layers) + 1}" if several else name
             if isinstance(node, Conv2d):
                 sym = node.symmetric_padding

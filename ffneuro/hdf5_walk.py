@@ -1,11 +1,40 @@
 """An HDF5 file's structure walked before any of its data is read, for the readers of run files and NIR
 files alike: every link a hostile file could use to read or write other files or never end (soft,
 external and user-defined links, link loops, deep nesting, virtual datasets, external storage) is
-refused by name, and every dataset is handed to the caller, which checks its type and size."""
+refused by name, and every dataset is handed to the caller, which checks its type
+(:func:`supported_dtype`) and what reading it would take (:func:`data_bytes`)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
+
+#: numpy kinds the readers accept: bool, integers, floats, fixed-length bytes (and HDF5 strings)
+KINDS = "biufS"
+
+
+def supported_dtype(dtype) -> bool:
+    """A numeric or fixed-length bytes dtype, or an HDF5 variable-length string."""
+    import h5py
+
+    return dtype.kind in KINDS or (dtype.kind == "O" and h5py.check_string_dtype(dtype) is not None)
+
+
+def data_bytes(dsid, dtype) -> tuple[int, tuple]:
+    """What reading a dataset whole takes in memory, and its shape, from its header alone (no data read)."""
+    import h5py
+
+    space = dsid.get_space()
+    kind = space.get_simple_extent_type()
+    shape = tuple(space.shape) if kind == h5py.h5s.SIMPLE else ()
+    count = 0 if kind == h5py.h5s.NULL else math.prod(shape)
+    if dtype.kind == "O":  # a variable-length string: its fill value is repeated for every unwritten element
+        try:
+            fill = h5py.Dataset(dsid).fillvalue
+        except (OSError, ValueError, TypeError):
+            fill = b""
+        return count * (16 + (len(fill) if isinstance(fill, (bytes, str)) else 0)), shape
+    return count * dtype.itemsize, shape
 
 
 def checked_datasets(f, fail: Callable[[str], Exception], *, files: str, max_links: int,

@@ -13,7 +13,6 @@ the file.
 """
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, FFNeuroError
-from ..hdf5_walk import checked_datasets
+from ..hdf5_walk import checked_datasets, data_bytes, supported_dtype
 
 #: Groups nested deeper than this are refused (a NIR file nests a few levels per nested graph).
 MAX_DEPTH = 64
@@ -33,7 +32,6 @@ MAX_LINKS = 200_000
 #: far larger than its share of the file, but not a fill value claiming gigabytes.
 READ_FLOOR = 256 * 2**20
 INFLATION = 64
-_KINDS = "biufS"
 
 
 def _nir():
@@ -65,7 +63,6 @@ def _is_weight(name: str, parents_with_type: set[str]) -> bool:
 def _check_structure(f, path: Path, size: int) -> None:
     """Refuse, before any data is read, what would read another file, never end, or read more than
     :func:`read_budget` allows (weights excepted: they are never read)."""
-    import h5py
 
     datasets = list(checked_datasets(f, lambda what: _fail(path, what), files="NIR files", max_links=MAX_LINKS,
                                      max_depth=MAX_DEPTH))
@@ -74,17 +71,13 @@ def _check_structure(f, path: Path, size: int) -> None:
     budget, total = read_budget(size), 0
     for name, oid in datasets:
         where, dtype = "/" + name, oid.dtype
-        string = dtype.kind == "O" and h5py.check_string_dtype(dtype) is not None
-        if dtype.kind not in _KINDS and not string:
+        if not supported_dtype(dtype):
             raise _fail(path, f"dataset {where} has an unsupported type ({dtype})")
         if _is_weight(name, typed):
             continue   # never read: only its shape is used
-        space = oid.get_space()
-        simple = space.get_simple_extent_type() == h5py.h5s.SIMPLE
-        count = math.prod(space.shape) if simple else (0 if space.get_simple_extent_type() == h5py.h5s.NULL else 1)
-        nbytes = count * (16 if string else dtype.itemsize)   # a string's fill value counts at least its pointer
+        nbytes, shape = data_bytes(oid, dtype)
         if nbytes > budget:
-            raise _fail(path, f"dataset {where} is too large: {nbytes:,} bytes (shape {tuple(space.shape)}) in a "
+            raise _fail(path, f"dataset {where} is too large: {nbytes:,} bytes (shape {shape}) in a "
                               f"file of {size:,} bytes; at most {budget:,} bytes besides the weights are read")
         total += nbytes
     if total > budget:

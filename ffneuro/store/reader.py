@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import h5py
 import numpy as np
 
 from ..errors import RunFileError
-from ..hdf5_walk import checked_datasets
+from ..hdf5_walk import checked_datasets, data_bytes, supported_dtype
 from .atomic import human_bytes
 from .lock import Holder, holder_of
 from .schema import (
@@ -50,31 +49,10 @@ MAX_LINKS = 100_000
 #: compression, so its data is never larger than the file; the slack allows a repacked (compressed) file.
 READ_FLOOR = 64 * 2**20
 INFLATION = 16
-#: numpy kinds a run's data may have: bool, integers, floats, fixed-length bytes (and HDF5 strings)
-_KINDS = "biufS"
 
 
 def _fail(path: Path, what: str) -> RunFileError:
     return RunFileError(f"{path}: {what}")
-
-
-def _data_bytes(dsid: h5py.h5d.DatasetID, dtype: np.dtype) -> tuple[int, tuple]:
-    """What reading a dataset whole takes in memory, and its shape, from its header alone (no data read)."""
-    space = dsid.get_space()
-    kind = space.get_simple_extent_type()
-    shape = tuple(space.shape) if kind == h5py.h5s.SIMPLE else ()
-    count = 0 if kind == h5py.h5s.NULL else math.prod(shape)
-    if dtype.kind == "O":  # a variable-length string: its fill value is repeated for every unwritten element
-        try:
-            fill = h5py.Dataset(dsid).fillvalue
-        except (OSError, ValueError, TypeError):
-            fill = b""
-        return count * (16 + (len(fill) if isinstance(fill, (bytes, str)) else 0)), shape
-    return count * dtype.itemsize, shape
-
-
-def _supported(dtype: np.dtype) -> bool:
-    return dtype.kind in _KINDS or (dtype.kind == "O" and h5py.check_string_dtype(dtype) is not None)
 
 
 def check_structure(f: h5py.File, path: Path, size: int) -> None:
@@ -85,9 +63,9 @@ def check_structure(f: h5py.File, path: Path, size: int) -> None:
     for name, oid in checked_datasets(f, lambda what: _fail(path, what), files="run files", max_links=MAX_LINKS,
                                       max_depth=MAX_DEPTH):
         where, dtype = "/" + name, oid.dtype
-        if not _supported(dtype):
+        if not supported_dtype(dtype):
             raise _fail(path, f"dataset {where} has an unsupported type ({dtype})")
-        nbytes, shape = _data_bytes(oid, dtype)
+        nbytes, shape = data_bytes(oid, dtype)
         if nbytes > budget:
             raise _fail(path, f"dataset {where} is too large: {human_bytes(nbytes)} (shape {shape}) in a file of "
                               f"{human_bytes(size)}; at most {human_bytes(budget)} is read")

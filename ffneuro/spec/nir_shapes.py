@@ -63,7 +63,6 @@ def _is_weight(name: str, parents_with_type: set[str]) -> bool:
 def _check_structure(f, path: Path, size: int) -> None:
     """Refuse, before any data is read, what would read another file, never end, or read more than
     :func:`read_budget` allows (weights excepted: they are never read)."""
-
     datasets = list(checked_datasets(f, lambda what: _fail(path, what), files="NIR files", max_links=MAX_LINKS,
                                      max_depth=MAX_DEPTH))
     names = [name for name, _ in datasets]

@@ -344,9 +344,8 @@ def fitted_constants(targets: set[str]) -> list[FittedConstant]:
     """Every number with basis 'fitted' in the profiles of ``targets``, with its value and fit set."""
     out = []
     for t in sorted(targets):
-        for path, q in load_profile(t).quantities():
-            if q.basis == "fitted":
-                out.append(FittedConstant(t, path, q.value_si, tuple(q.fit_set)))
+        for path, q in load_profile(t).fitted():
+            out.append(FittedConstant(t, path, q.value_si, tuple(q.fit_set)))
     return out
 
 

@@ -10,6 +10,7 @@ from ffneuro.accounting.ops import POOLS
 from ffneuro.blocks import BLOCKS
 from ffneuro.catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
 from ffneuro.config import ALGOS, AUGMENTS, DEVICES, NO_LABELS, READOUTS
+from ffneuro.data.normalise import NORMALISATIONS
 from ffneuro.precision import PRECISIONS
 from ffneuro.presets import PRESETS, resolve_config
 
@@ -186,6 +187,8 @@ MODEL_OPTIONS = [
      "evaluate validation every k epochs and after the last (the goodness readout costs C forwards per image)"),
     ("--augment", "augment", click.Choice(AUGMENTS),
      "training-batch augmentation: crop (pad 4, random crop), flip (horizontal), or both"),
+    ("--normalise", "normalise", click.Choice(list(NORMALISATIONS)),
+     "standardise the [0, 1] images: (x - mean) / std with MNIST's, 0.5's or ImageNet's statistics"),
     ("--unit-lrs", "unit_lrs", FloatList(), "FF: Adam lr of each unit, comma-separated, one per layer (e.g. 1e-3,5e-4)"),
 ]
 

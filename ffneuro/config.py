@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .accounting.ops import POOLS
 from .blocks import BLOCKS, layer_pools, layer_specs
 from .catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
+from .data.normalise import NORMALISATIONS
 from .errors import ConfigError, RunFileError
 from .precision import PRECISIONS
 from .spec import Conv2d
@@ -89,6 +90,9 @@ class RunConfig:
     # the block type's own options, as its file declares them (ffneuro/blocks/NAME.py, option_names) and checks
     # when the network is built, e.g. cfse's {"group_at": [2]}: the units whose conv is grouped by class
     block_options: dict[str, Any] | None = None
+    # input standardisation after scaling to [0, 1]: none | mnist | half | imagenet (ffneuro.data.normalise, where
+    # each setting's mean/std and source are); run files written before this field read as none
+    normalise: str = "none"
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -110,6 +114,8 @@ class RunConfig:
         need(self.labels == NO_LABELS or self.labels in LABEL_SCHEMES,
              f"unknown label scheme {self.labels!r}; valid: {', '.join([*sorted(LABEL_SCHEMES), NO_LABELS])}")
         self._check_objective()
+        need(self.normalise in NORMALISATIONS,
+             f"unknown normalise {self.normalise!r}; valid: {', '.join(NORMALISATIONS)}")
         need(self.augment in AUGMENTS, f"unknown augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
         for name in FLOAT_FIELDS:  # first: NaN slips through every range check below (comparisons are false)
             value = getattr(self, name)

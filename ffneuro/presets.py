@@ -156,13 +156,17 @@ PRESETS.register("hinton-fc-mnist")(dict(
 _CWCOMP = dict(
     algo="ff", arch="cfse", layers=4, widths=(20, 80, 240, 480), kernel=3, pool="max", pool_every=2,
     labels="none", goodness="classwise", loss="cwc", train_first_layer=True, readout_from=4, readout="both",
-    batch_size=128, lr=0.01, linear_lr=1e-3, cooldown_start=1.0,
+    batch_size=128, lr=0.01, linear_lr=1e-3, cooldown_start=1.0, block_options={"bn_refresh": True},
 )
-PRESETS.register("cwcomp-mnist")(dict(_CWCOMP, dataset="mnist", epochs=20, unit_epochs=(2, 3, 4, 5)))
+# inputs standardised as the code's Datasets.py does: MNIST (0.1307, 0.3081), F-MNIST (0.5, 0.5), CIFAR-10
+# ImageNet's channel statistics (ffneuro.data.normalise)
+PRESETS.register("cwcomp-mnist")(dict(_CWCOMP, dataset="mnist", normalise="mnist", epochs=20,
+                                      unit_epochs=(2, 3, 4, 5)))
 # F-MNIST and CIFAR-10: the reference code's layer schedules; its softmax predictor learns to epoch 50
-PRESETS.register("cwcomp-fashion-mnist")(dict(_CWCOMP, dataset="fashion-mnist", epochs=50,
+PRESETS.register("cwcomp-fashion-mnist")(dict(_CWCOMP, dataset="fashion-mnist", normalise="half", epochs=50,
                                               unit_epochs=(10, 15, 19, 23)))
-PRESETS.register("cwcomp-cifar10")(dict(_CWCOMP, dataset="cifar10", epochs=50, unit_epochs=(11, 16, 21, 25)))
+PRESETS.register("cwcomp-cifar10")(dict(_CWCOMP, dataset="cifar10", normalise="imagenet", epochs=50,
+                                        unit_epochs=(11, 16, 21, 25)))
 
 # The Trifecta (Dooms, Tsang & Oramas 2023) as its reference code's "small" model and defaults
 # (github.com/tdooms/trifecta, main.py): six 3×3 conv blocks of 128, 128, 256, 256, 256, 512 channels,

@@ -7,6 +7,11 @@ others; which blocks pool is set as for any network (--pool, --pool-every, --poo
 second). Goodness (class-wise,
 one value per class-owned channel group) is measured on the batch-normalised output, which is also
 what the block hands on.
+
+Option ``bn_refresh`` (CwComp's code): after each update the unit runs its block once more on the same
+input in training mode, so that batch norm's running statistics (what evaluation normalises with) take
+one more step toward those of the new weights. CwComp gets this from its training loop, which calls the
+model's predict on every batch after the layers' updates while the model is in training mode.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ class CFSEBlock(ConvLike, BlockSpec):
 
     kind: ClassVar[str] = "cfse"
     pools: ClassVar[tuple[str, ...]] = CFSE_POOLS
-    option_names: ClassVar[tuple[str, ...]] = ("group_at",)
+    option_names: ClassVar[tuple[str, ...]] = ("group_at", "bn_refresh")
 
     name: str
     in_shape: tuple[int, int, int]
@@ -47,6 +52,7 @@ class CFSEBlock(ConvLike, BlockSpec):
     groups: int = 1
     trainable: bool = True
     bias: bool = True
+    bn_refresh: bool = False   # a training-mode forward after each update refreshes batch norm's running statistics
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", self._checked_in_shape())
@@ -214,6 +220,9 @@ class CFSEBlock(ConvLike, BlockSpec):
         """CFSE blocks: those in ``group_at`` (1-based; default every second one, 2nd, 4th, ...) are grouped
         into ``num_classes`` channel groups."""
         num_classes, group_at = plan.num_classes, plan.options.get("group_at")
+        bn_refresh = plan.options.get("bn_refresh", False)
+        if not isinstance(bn_refresh, bool):
+            raise ConfigError(f"bn_refresh must be true or false, got {bn_refresh!r}")
         if group_at is not None:
             try:
                 group_at = {int(v) for v in group_at}
@@ -230,7 +239,8 @@ class CFSEBlock(ConvLike, BlockSpec):
             if groups > 1 and (shape[0] % groups or width % groups):
                 raise ConfigError(f"{plan.prefix}{i + 1}'s grouped conv gives each of the {groups} classes an equal share of "
                                   f"its {shape[0]} input and {width} output channels; make the widths multiples of {groups}")
-            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, groups, trainable=plan.trainable[i]))
+            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, plan.kernel, pool, groups, trainable=plan.trainable[i],
+                             bn_refresh=bn_refresh))
             shape = specs[-1].out_shape
         return specs
 
@@ -256,3 +266,9 @@ class CFSEModule(BlockModule):
 
     def hand_on(self, y: torch.Tensor) -> torch.Tensor:
         return y.float()
+
+    def after_update(self, x: torch.Tensor) -> None:
+        """``bn_refresh``: one more training-mode forward of ``x`` through the updated conv, so batch norm's
+        running statistics move toward the new weights' (CwComp's predict call after every update)."""
+        if self.spec.bn_refresh and self.training:
+            self(x)

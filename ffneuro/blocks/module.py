@@ -87,6 +87,11 @@ class BlockModule(nn.Module):
     def hand_on(self, y: torch.Tensor) -> torch.Tensor:
         return y.float()
 
+    def after_update(self, x: torch.Tensor) -> None:
+        """Called by an FF unit right after its optimiser step, with the input it learned on (under
+        ``no_grad``): a block that keeps state following its weights (batch-norm running statistics)
+        may refresh it here. Nothing by default."""
+
 
 class PooledRMSModule(BlockModule):
     """A block that hands on its last ReLU output 2×2-pooled (max or avg; none for stride) and RMS-normalised

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import stored_config
+from ..data.normalise import refuse_standardised
 from ..errors import ConfigError
 from ..store import read_run
 from ..train.runfile import restore_run
@@ -84,6 +85,9 @@ def export_run(run_path: str | os.PathLike, out: str | os.PathLike, *, fmt: str 
     config = stored_config(record, device="cpu")
     if config.pool == "max":     # refused before any data loads (deploy_network checks each unit again)
         raise ConfigError(max_pool_refusal(config.to_dict(), str(run_path)))
+    refuse_standardised(config.normalise, str(run_path), "export",
+                        "a NIR graph has no input-normalisation node, and the first conv's zero padding keeps it "
+                        "from being folded into the weights exactly")
     trainer = restore_run(record, config, weights, data_dir)
     model, config = trainer.model.eval(), trainer.config
     readouts = model.readouts()

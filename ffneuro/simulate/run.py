@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data.normalise import refuse_standardised
 from ..errors import ConfigError
 from ..profiler.hardware import HardwareProfile
 from .engine import Trace, deploy, readout_logits, run, run_float
@@ -254,6 +255,8 @@ def simulate_run_file(path: str | os.PathLike, hw: HardwareProfile, *, timesteps
         raise ConfigError(f"--timesteps must be >= 1, got {timesteps}")
     record = read_run(path)
     config = stored_config(record, device=device)
+    refuse_standardised(config.normalise, str(path), "simulate",
+                        "its input encoders rate-code pixel values in [0, 1], and standardised pixels are negative")
     trainer = restore_run(record, config, weights, data_dir)
     test, train = trainer.test, trainer.train
     n = min(samples, len(test))

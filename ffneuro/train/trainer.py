@@ -14,6 +14,7 @@ import torch
 from ..config import RunConfig
 from ..data import Dataset, split_train_val
 from ..data.augment import augment_batch
+from ..data.normalise import NONE, check_normalisation, standardise
 from ..errors import ConfigError
 from ..models import build_model
 from .divergence import DivergenceGuard
@@ -48,20 +49,30 @@ class _Silent:
 
 @dataclass
 class Split:
-    """One part of the data on the device: uint8 images (scaled per batch) and labels."""
+    """One part of the data on the device: uint8 images (scaled per batch) and labels. ``batch`` is the one
+    way a run's images reach its network (training, evaluation, eval/cam/export/simulate of a run file):
+    scaled to [0, 1], then standardised as the run's ``normalise`` says (ffneuro.data.normalise)."""
 
     x: torch.Tensor
     y: torch.Tensor
+    normalise: str = NONE
 
     @classmethod
-    def of(cls, x: np.ndarray, y: np.ndarray, device: torch.device) -> Split:
-        return cls(torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y).to(device))
+    def of(cls, x: np.ndarray, y: np.ndarray, device: torch.device, normalise: str = NONE) -> Split:
+        check_normalisation(normalise, x.shape[1] if x.ndim == 4 else None)
+        return cls(torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y).to(device), normalise)
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[idx].float().div_(255.0), self.y[idx]
+    def batch(self, idx, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``idx`` and their labels; ``augment`` runs on the [0, 1] images, before standardisation
+        (so a random crop's zero padding stays black, as torchvision's crop-then-normalise has it)."""
+        x = self.x[idx].float().div_(255.0)
+        if augment is not None:
+            x = augment(x)
+        return standardise(x, self.normalise), self.y[idx]
 
 
 @dataclass
@@ -92,9 +103,9 @@ class Trainer:
         if config.val_size is None and config.train_limit is not None:  # the automatic split followed the limit
             log.log(logging.WARNING if len(x_val) == 0 else logging.INFO, "using %d training / %d validation images%s",
                     len(x_tr), len(x_val), " (none left for validation)" if len(x_val) == 0 else "")
-        self.train = Split.of(x_tr, y_tr, self.device)
-        self.val = Split.of(x_val, y_val, self.device)
-        self.test = Split.of(data.x_test, data.y_test, self.device)
+        self.train = Split.of(x_tr, y_tr, self.device, config.normalise)
+        self.val = Split.of(x_val, y_val, self.device, config.normalise)
+        self.test = Split.of(data.x_test, data.y_test, self.device, config.normalise)
         self.model = build_model(config, data.image_shape, data.num_classes).to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.progress = RunProgress()
@@ -153,8 +164,9 @@ class Trainer:
             if cfg.cooldown_per_step:   # the cool-down at this batch's fraction of the run
                 at = epoch + b / len(batches)
                 model.set_lrs(lambda base, at=at: cfg.lr_at(at, base))
-            x, y = self.train.batch(order[start: start + cfg.batch_size])
-            x = augment_batch(x, cfg.augment, self.generator)  # training batches only, never evaluation
+            # augmentation: training batches only, never evaluation
+            x, y = self.train.batch(order[start: start + cfg.batch_size],
+                                    lambda x: augment_batch(x, cfg.augment, self.generator))
             step = self.parallel.train_batch(model, x, y, self.generator)
             if step.unit_stats is not None:
                 unit_sums = step.unit_stats if unit_sums is None else [a + b for a, b in zip(unit_sums, step.unit_stats)]

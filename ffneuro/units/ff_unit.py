@@ -167,6 +167,8 @@ class FFUnit(nn.Module):
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                with torch.no_grad(), autocast(x.device, self.precision):
+                    self.block.after_update(x)   # e.g. cfse's bn_refresh: batch-norm statistics of the new weights
         with torch.no_grad():
             stats = self._stats(loss.detach(), scores.detach(), n, labels)
             out = self.hand_on(y)

@@ -391,6 +391,8 @@ def main() -> None:
     overrides = dict((k, parse_value(v)) for k, v in (s.split("=", 1) for s in args.set))
     if args.side == "reference" and args.reference is None:
         ap.error("--side reference needs --reference PATH (a checkout of the authors' code)")
+    # read now: the CwComp runner replaces sys.argv with the reference code's own while it runs
+    command = " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
 
@@ -401,8 +403,7 @@ def main() -> None:
                 "epochs_planned": args.epochs,
                 "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
                 "epochs": epochs, "wall_s": round(time.perf_counter() - t0, 1), "machine": machine(),
-                "threads": torch_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                "command": " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])})
+                "threads": torch_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command})
 
         if args.side == "ffneuro":
             record(run_ffneuro(args.preset, seed, args.epochs, args.train_limit, args.data_dir, overrides, record))

@@ -152,9 +152,10 @@ PRESETS.register("hinton-fc-mnist")(dict(
 # Like the code, the inputs are standardised (normalise) and batch norm's running statistics follow the
 # weights (bn_refresh: a training-mode forward after each update, as the code's predict call in training
 # mode does). Measured beside the reference code on the first 5k MNIST images (BENCHMARKS.md section 17,
-# one seed, full test set): without the two, epoch 1 gave 23.0% / 80.0% (goodness / linear) against the
-# code's 73.4% / 94.8%; with them 77.2% / 91.8% (epoch 2: 82.6% / 94.5%). The differences left are in
-# docs/variants/cwcomp.md.
+# full test set): without the two, epoch 1 gave 23.0% / 80.0% (goodness / linear, seed 0) against the
+# code's 73.4% / 94.8%; with them 75.8–77.2% / 91.4–91.8% over seeds 0 and 1 against the code's
+# 62.1–74.2% / 77.1–94.9% over seeds 0-2 (epoch 2: 59.2–82.6% / 81.7–94.5% against 76.2–80.6% /
+# 92.2–95.4%). The differences left are in docs/variants/cwcomp.md.
 _CWCOMP = dict(
     algo="ff", arch="cfse", layers=4, widths=(20, 80, 240, 480), kernel=3, pool="max", pool_every=2,
     labels="none", goodness="classwise", loss="cwc", train_first_layer=True, readout_from=4, readout="both",

@@ -38,8 +38,13 @@ def test_the_benchmark_runs_and_reports_ratios(capsys):
     assert silicon.main(["--json"]) == 0
     import json
 
-    results = json.loads(capsys.readouterr().out)["cases"]   # beside the fit and held-out tables
+    out = json.loads(capsys.readouterr().out)
+    results = out["cases"]   # beside the fit and held-out tables
     assert len(results) >= 6 and len({r["target"].split()[0] for r in results}) >= 4
+    held_targets = {s["target"] for s in out["held_out_summary"]} - {"all"}
+    assert len(held_targets) >= 5 and "loihi2" in held_targets   # issue 17: held-out rows on five targets
+    fit_ids = {r["id"] for r in out["fit_rows"]}
+    assert not fit_ids & {r["id"] for r in out["held_out_rows"] if r["kind"] == "held-out"}
     for r in results:
         for row in r["rows"]:
             assert row["ratio"] == pytest.approx(row["predicted"] / row["measured"])

@@ -1,6 +1,6 @@
 """Predicted against measured: published measurements on real chips, rebuilt as layer-spec graphs.
 
-    python benchmarks/silicon.py [--data benchmarks/data/silicon_measurements.toml] [--json] [--record]
+    python benchmarks/silicon.py [--data benchmarks/data/silicon_measurements.toml] [--json] [--record [ID ...]]
 
 The measurements (with what each includes, its source and how it was read) are in
 ``benchmarks/data/silicon_measurements.toml``. Each case profiles the measured network with the
@@ -15,10 +15,10 @@ ids). The FIT TABLE lists the rows inside a fit set, with each fitted value refi
 file's; the HELD-OUT TABLE lists only rows outside every fit set of the constants they use, plus
 leave-one-out rows (refit without the row, then predict it), with each measurement's run-to-run
 spread as its error bar, and the mean and maximum |log2(predicted / measured)| per target
-(ffneuro.profiler.calibration). ``--record`` appends the current prediction for every measurement
-not yet recorded to benchmarks/results/silicon-predictions.json with the code commit and whether the
-measured value was already in the file; the held-out table says, per row, whether its prediction was
-recorded before the measurement was entered.
+(ffneuro.profiler.calibration). ``--record [ID ...]`` appends the current prediction for every
+measurement (or only those named) not yet recorded to benchmarks/results/silicon-predictions.json with
+the code commit and whether the measured value was already in the file; the held-out table says, per
+row, whether its prediction was recorded before the measurement was entered.
 """
 from __future__ import annotations
 
@@ -447,9 +447,10 @@ def load_predictions(path: Path) -> dict[str, dict]:
     return {f"{p['id']}:{p['metric']}": p for p in data["predictions"]}
 
 
-def record_predictions(results: list[dict], path: Path) -> list[str]:
-    """Append a prediction for every (measurement, metric) not yet recorded, with the code commit, the
-    time, and whether the measured value was already in the data file; returns the keys added."""
+def record_predictions(results: list[dict], path: Path, only: set[str] | None = None) -> list[str]:
+    """Append a prediction for every (measurement, metric) not yet recorded (of the measurements in
+    ``only`` where given), with the code commit, the time, and whether the measured value was already
+    in the data file; returns the keys added."""
     known = load_predictions(path)
     commit = _git("rev-parse", "HEAD") or "unknown"
     if _git("status", "--porcelain", "--untracked-files=no"):
@@ -457,6 +458,8 @@ def record_predictions(results: list[dict], path: Path) -> list[str]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     added = []
     for res in results:
+        if only is not None and res["record"] not in only:
+            continue
         for r in res["rows"]:
             key = f"{res['record']}:{r['kind']}"
             if key in known or r["predicted"] is None:
@@ -534,8 +537,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--predictions", type=Path, default=PREDICTIONS, help="recorded predictions (JSON)")
-    ap.add_argument("--record", action="store_true",
-                    help="append a prediction for every measurement and metric not yet recorded, then report")
+    ap.add_argument("--record", nargs="*", metavar="ID", default=None,
+                    help="append a prediction for every measurement and metric not yet recorded (only the "
+                         "measurements ID... where given), then report")
     ap.add_argument("--fit", action="append", default=[], metavar="TARGET:PATH[,PATH...]",
                     help="explore: fit these numbers of TARGET's profile to its rows and show leave-one-out rows "
                          "(the profile is not changed)")
@@ -547,10 +551,13 @@ def main(argv=None) -> int:
     missing = [c.record for c in cases if c.record not in records]
     if missing:
         raise SystemExit(f"Error: cases without a measurement in {args.data}: {', '.join(missing)}")
+    unknown = sorted(set(args.record or ()) - records.keys())
+    if unknown:
+        raise SystemExit(f"Error: --record: no measurement with id {', '.join(unknown)} in {args.data}")
     model = Model(cases, records, data["networks"])
     results = [model.result(c.record) for c in cases]
-    if args.record:
-        added = record_predictions(results, args.predictions)
+    if args.record is not None:
+        added = record_predictions(results, args.predictions, set(args.record) or None)
         print(f"recorded {len(added)} new prediction(s) in {args.predictions}: {', '.join(added) or '-'}",
               file=sys.stderr)
     recorded = load_predictions(args.predictions)

@@ -8,12 +8,16 @@ shipped hardware profile and compares predicted with measured energy per inferen
 Where the measured part differs from the profile in a specified fact (a clock), the profile runs at
 that operating point (``--hw NAME@CLOCK``: what it derives from the clock and voltage rederived), and
 the case says so. A measurement can carry its own ``[measurement.case]`` table
-(keys as :class:`Case`, ``profile`` for the target) instead of an entry in CASES.
+(keys as :class:`Case`, ``profile`` for the target) instead of an entry in CASES. A case's ``stack``
+is the measured run's software stack, applied as ``--hw NAME:STACK`` is (the MLPerf Tiny runs of other
+submissions on the Cortex-M7 each run their own ``[stacks.NAME]``).
 
 Calibration (issue 17): a profile number with ``basis = "fitted"`` names its fit set (measurement
 ids). The FIT TABLE lists the rows inside a fit set, with each fitted value refitted here beside the
 file's; the HELD-OUT TABLE lists only rows outside every fit set of the constants they use, plus
-leave-one-out rows (refit without the row, then predict it), with each measurement's run-to-run
+leave-one-out rows (refit without the row, then predict it; constants are refitted in groups linked
+by shared fit-set measurements, e.g. one software stack's numbers, and a row the rest of its group does
+not determine is listed as not validated instead), with each measurement's run-to-run
 spread as its error bar, and the mean and maximum |log2(predicted / measured)| per target
 (ffneuro.profiler.calibration). ``--record`` appends the current prediction for every measurement
 not yet recorded to benchmarks/results/silicon-predictions.json with the code commit and whether the

@@ -431,3 +431,27 @@ def test_hw_show_lists_the_stacks_and_how_to_choose_one():
     r = invoke("hw", "show", "cortex-m7:nonesuch")
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error:") and "valid:" in lines[0]
+
+
+@pytest.mark.skipif(not (BENCH / "silicon.py").exists(), reason="benchmarks/ is not in this checkout")
+def test_a_shipped_stack_is_what_a_fit_on_its_runs_gives(monkeypatch):
+    # refit bosch-v1.2's two kernel speeds on its four runs from a start 30% off: the file's values come back
+    monkeypatch.syspath_prepend(str(BENCH))
+    import tomllib
+
+    import silicon
+
+    from ffneuro.profiler.calibration import Constant, fit
+
+    data = tomllib.loads(silicon.DATA.read_text())
+    records = {m["id"]: m for m in data["measurement"]}
+    ids = [f"cortexm7-mlperftiny-{b}-bosch-v1.2" for b in ("ic", "kws", "vww", "ad")]
+    model = silicon.Model([c for c in silicon.CASES if c.record in ids], records, data["networks"])
+    obs = silicon.observations([model.result(r) for r in ids])
+    st = load_profile("cortex-m7").stack("bosch-v1.2")
+    paths = ("dense_kernel_speed", "separable_kernel_speed")
+    start = [Constant("cortex-m7", f"stacks.bosch-v1.2.{p}", getattr(st, p).value_si * 1.3, 0.05, 5.0) for p in paths]
+    res = fit(start, obs, model)
+    for p, c in zip(paths, res.constants, strict=True):
+        assert c.value == pytest.approx(getattr(st, p).value_si, rel=5e-3), p
+        assert set(c.fit_set) == set(ids) == set(getattr(st, p).fit_set)

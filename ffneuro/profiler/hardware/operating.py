@@ -268,8 +268,9 @@ def _describe_stacks(hw: HardwareProfile) -> list[str]:
     how = "selected" if hw.selected_stack else "default"
     out = [f"software stack: {chosen} ({how}). Another: --hw {hw.name}:STACK (e.g. {hw.name}:{hw.stacks[-1].name}); "
            f"stacks: {', '.join(st.name for st in hw.stacks)}"]
-    for st in hw.stacks:
+    for i, st in enumerate(hw.stacks):
         parts = [f"{k} {getattr(st, k)}" + (" (fitted)" if getattr(st, k).basis == "fitted" else "")
                  for k in st.to_dict()]
-        out.append(f"  {st.name}: {', '.join(parts) or 'the numbers above'}")
+        own = i == 0 and not hw.selected_stack and hw.roofline is not None
+        out.append(f"  {st.name}: {', '.join(parts) or '-'}" + ("; the roofline and power above are its numbers" if own else ""))
     return out

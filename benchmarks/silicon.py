@@ -8,12 +8,16 @@ shipped hardware profile and compares predicted with measured energy per inferen
 Where the measured part differs from the profile in a specified fact (a clock), the profile runs at
 that operating point (``--hw NAME@CLOCK``: what it derives from the clock and voltage rederived), and
 the case says so. A measurement can carry its own ``[measurement.case]`` table
-(keys as :class:`Case`, ``profile`` for the target) instead of an entry in CASES.
+(keys as :class:`Case`, ``profile`` for the target) instead of an entry in CASES. A case's ``stack``
+is the measured run's software stack, applied as ``--hw NAME:STACK`` is (the MLPerf Tiny runs of other
+submissions on the Cortex-M7 each run their own ``[stacks.NAME]``).
 
 Calibration (issue 17): a profile number with ``basis = "fitted"`` names its fit set (measurement
 ids). The FIT TABLE lists the rows inside a fit set, with each fitted value refitted here beside the
 file's; the HELD-OUT TABLE lists only rows outside every fit set of the constants they use, plus
-leave-one-out rows (refit without the row, then predict it), with each measurement's run-to-run
+leave-one-out rows (refit without the row, then predict it; constants are refitted in groups linked
+by shared fit-set measurements, e.g. one software stack's numbers, and a row the rest of its group does
+not determine is listed as not validated instead), with each measurement's run-to-run
 spread as its error bar, and the mean and maximum |log2(predicted / measured)| per target
 (ffneuro.profiler.calibration). ``--record [ID ...]`` appends the current prediction for every
 measurement (or only those named) not yet recorded to benchmarks/results/silicon-predictions.json with
@@ -52,6 +56,7 @@ from ffneuro.profiler.calibration import (
     validate,
 )
 from ffneuro.profiler.hardware import at_clock as _at_clock
+from ffneuro.profiler.hardware import with_stack
 from ffneuro.profiler.locality import ENCODER
 from ffneuro.spec import (
     Activation,
@@ -181,8 +186,10 @@ CASES = [
     Case("h100-resnet50-mlperf-x8-offline", "h100", batch=2048, latency="time_per_inference_at_throughput_per_gpu"),
 ]
 # the other stacks and rounds of MLPerf Tiny on the same STM32H7A3 board (held out from the cortex-m7 fit)
+# each runs its own software stack (hw_profiles/cortex-m7.toml [stacks.NAME]), fitted on that stack's rows and
+# validated leave-one-out across its benchmarks
 CASES += [Case(f"cortexm7-mlperftiny-{bench}-{stack}", "cortex-m7", clock_mhz=280,
-               energy="energy_per_inference" if energy else None, latency="latency")
+               energy="energy_per_inference" if energy else None, latency="latency", stack=stack)
           for stack, energy, benches in (
               ("st-v0.7", True, "ic kws vww ad"), ("st-v1.0", True, "ic kws vww ad"), ("st-v1.1", True, "ic kws vww ad"),
               ("krai-xcubeai7.3-v1.1", True, "ic kws vww"), ("krai-xcubeai7.3-v1.1", False, "ad"),
@@ -260,15 +267,30 @@ def with_constants(hw: HardwareProfile, values: dict[str, float]) -> HardwarePro
         return hw
     d = hw.to_dict()
     for path, v in values.items():
-        node = d
-        for part in path.split("."):
-            node = node[part]
+        node = _at_path(d, path)
         node.update(value=v, unit=node["unit_si"])
     return profile_from_dict(d, origin=f"{hw.name} with {', '.join(values)} set")
 
 
+def _at_path(d: dict, path: str) -> dict:
+    """The entry of a profile dict at a dotted path whose keys may hold dots themselves (a stack named
+    ``st-v1.2``: ``stacks.st-v1.2.supply_power``): the longest key that matches is taken at each level."""
+    parts, node, i = path.split("."), d, 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if isinstance(node, dict) and key in node:
+                node, i = node[key], j
+                break
+        else:
+            raise KeyError(f"no number at {path!r}")
+    return node
+
+
 def evaluate(case: Case, record: dict, networks: dict, values: dict[str, float] | None = None) -> dict:
     hw = with_constants(load_profile(case.target), values or {})
+    if case.stack is not None:   # the measured run's software stack (its per-stack numbers applied)
+        hw = with_stack(hw, case.stack)
     if case.clock_mhz is not None:
         hw = at_clock(hw, case.clock_mhz)
     key = record["network"]["key"]
@@ -380,6 +402,21 @@ def observations(results: list[dict]) -> list[Observation]:
     return out
 
 
+def fit_groups(fitted: list[FittedConstant]) -> list[list[FittedConstant]]:
+    """A target's fitted constants in groups that share fit-set measurements (linked through any chain):
+    each group is refitted, and validated leave-one-out, on its own measurements, with the other
+    constants at their file values (a software stack's numbers apart from another stack's)."""
+    groups: list[list[FittedConstant]] = []
+    for c in fitted:
+        linked = [g for g in groups if g[0].target == c.target and any(set(c.fit_set) & set(x.fit_set) for x in g)]
+        merged = [c]
+        for g in linked:
+            merged = g + merged
+            groups.remove(g)
+        groups.append(merged)
+    return groups
+
+
 def calibrate(model: Model, obs: list[Observation]) -> dict:
     """The fit table (rows in a fit set, with a refit beside each file value) and the held-out table
     (rows outside every fit set, plus leave-one-out rows for each fit set of two measurements or more)."""
@@ -388,19 +425,28 @@ def calibrate(model: Model, obs: list[Observation]) -> dict:
     fit_rows = [Row(o, model({c.path: c.value for c in constants_used(o, fitted)}, o), "fit",
                     constants_used(o, fitted)) for o in seen]
     refits, loo = [], []
-    for target in sorted({c.target for c in fitted}):   # a target's fitted constants are refitted together,
-        consts = [c for c in fitted if c.target == target]   # on the union of their fit sets
-        pts = [o for o in seen if o.target == target]
+    for consts in fit_groups(fitted):   # constants whose fit sets share a measurement are refitted together,
+        target = consts[0].target      # on the union of their fit sets (e.g. one software stack's numbers)
+        ids = {m for c in consts for m in c.fit_set}
+        pts = [o for o in seen if o.target == target and o.id in ids]
         if not pts:
-            refits.append({"target": target, "note": "no observation of its fit set is in the measurement file"})
+            refits.append({"target": target, "paths": [c.path for c in consts],
+                           "note": "no observation of its fit set is in the measurement file"})
             continue
         start = [Constant(target, c.path, c.value, c.value / 10, c.value * 10) for c in consts]
         res = fit(start, pts, model)
-        refits.append({"target": target, "success": res.success, "constants": [
+        n_ids = len({o.id for o in pts})
+        refits.append({"target": target, "success": res.success, "measurements": n_ids, "constants": [
             {"path": c.path, "file_value": c.value, "refit_value": r.value, "fit_set": list(c.fit_set),
              "refit_on": list(r.fit_set), "at_bound": r.at_bound} for c, r in zip(consts, res.constants, strict=True)]})
-        if len({o.id for o in pts}) >= 2:
-            loo.extend(leave_one_out(start, pts, model))
+        if n_ids >= 2:
+            loose: list[Observation] = []
+            loo.extend(leave_one_out(start, pts, model, undetermined=loose))
+            if loose:
+                refits[-1]["undetermined"] = [o.key for o in loose]
+        else:   # one measurement: nothing left to refit on, so it cannot be validated (fit table only)
+            refits[-1]["note"] = (f"fit set of one measurement ({pts[0].id}): it cannot be validated, so it has no "
+                                  "held-out row")
     held_rows = validate(held, fitted, model) + loo
     return {"fitted": fitted, "fit_rows": fit_rows, "refits": refits, "held_rows": held_rows,
             "summary": summarize(held_rows), "fit_summary": summarize(fit_rows)}
@@ -591,7 +637,11 @@ def main(argv=None) -> int:
             print(f"  {ref['target']}:{c['path']} = {c['file_value']:.4g} (file), refit here {c['refit_value']:.4g}"
                   f"{' at a bound' if c['at_bound'] else ''}; fit set: {', '.join(c['fit_set'])}")
         if "note" in ref:
-            print(f"  {ref['target']}: {ref['note']}")
+            print(f"  {ref['target']}:{','.join(ref.get('paths', [c['path'] for c in ref.get('constants', [])]))}: "
+                  f"{ref['note']}")
+        if ref.get("undetermined"):
+            print(f"  not validated (the rest of this fit set does not determine its prediction, so a refit "
+                  f"without it would keep the value that saw it): {', '.join(ref['undetermined'])}")
     if cal["fit_rows"]:
         _print_rows(cal["fit_rows"], recorded)
     print("\nHELD-OUT TABLE: measurements outside every fit set of the constants they use "

@@ -11,6 +11,7 @@ from typing import Any
 from .errors import HardwareProfileError, _a
 from .profile import (
     _NAME_RE,
+    _STACK_NAME_RE,
     CLOCK_FIELDS,
     COMPUTE_FIELDS,
     CORE_FIELDS,
@@ -343,8 +344,8 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
     stacks = []
     if "stacks" in data:
         for stack, tbl in ctx.table("stacks", data["stacks"]).items():
-            if not _NAME_RE.match(stack):
-                raise ctx.fail(f"stacks.{stack}", "a stack name must be lower-case letters, digits, '-' or '_'")
+            if not _STACK_NAME_RE.match(stack):
+                raise ctx.fail(f"stacks.{stack}", "a stack name must be lower-case letters, digits, '.', '-' or '_'")
             stacks.append(StackSpec(stack, **ctx.section(f"stacks.{stack}", tbl, STACK_FIELDS)))
     executed = []
     if "executed_as" in data:

@@ -175,8 +175,9 @@ CASES = [
       for n in (0, 1, 2, 4, 6, 8, 10)),
     Case("loihi-slayer-ntidigits", "loihi", timesteps=3000, input_activity=DEFAULT_ACTIVITY,
          energy="dynamic_energy_per_inference", dynamic=True, latency="latency", cores="cores", input_encoder=True,
-         stack="nxtf"),
-    Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_management",
+         stack="slayer"),
+    # host wall clock per sample, as the nxtf stack's per-sample readout/reset/injection term predicts it
+    Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_io",
          stack="nxtf"),
     Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores",
          stack="nxtf", compartments=2),
@@ -205,7 +206,7 @@ def fit_set(hw: HardwareProfile) -> set[str]:
 
 
 CASE_KEYS = {"profile", "precision", "timesteps", "activity", "input_activity", "batch", "clock_mhz", "energy",
-             "dynamic", "latency", "latency_per", "cores", "cores_exclude", "why"}
+             "dynamic", "latency", "latency_per", "cores", "cores_exclude", "why", "stack"}
 METRIC_OF_ROW = {"energy": "energy", "latency": "latency", "cores": "cores"}
 # run-to-run columns of a record's repeat_runs, by measured metric: (column, factor to SI)
 REPEAT_COLUMNS = {"energy_per_inference": ("total_mJ", 1e-3), "dynamic_energy_per_inference": ("dynamic_mJ", 1e-3),
@@ -295,9 +296,12 @@ def evaluate(case: Case, record: dict, networks: dict, values: dict[str, float] 
         hw = at_clock(hw, case.clock_mhz)
     key = record["network"]["key"]
     spec = spec_from_layers(networks[key])
+    # layers trained with synaptic delays (the network file's delay_bits: ceil(log2(max delay))): the
+    # partitioner caps their neurons per core by the dendritic accumulator
+    delays = {la["name"]: int(la["delay_bits"]) for la in networks[key]["layers"] if la.get("delay_bits")}
     rep = profile_graph(spec, hw, timesteps=case.timesteps, activity=case.activity, input_activity=case.input_activity,
                         precision=case.precision, batch=case.batch, input_encoder=case.input_encoder, stack=case.stack,
-                        input_cores=case.input_cores, compartments_per_neuron=case.compartments)
+                        input_cores=case.input_cores, compartments_per_neuron=case.compartments, delay_bits=delays)
     est = rep["infer"]
     rows = []
     if case.energy:

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from .errors import HardwareProfileError
 from .parse import profile_from_dict
-from .profile import _STACK_NAME_RE, STACK_KERNEL_SPEEDS, HardwareProfile
+from .profile import _STACK_NAME_RE, STACK_FIELDS, STACK_KERNEL_SPEEDS, HardwareProfile
 
 _CLOCK_UNITS = {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}
 _CLOCK_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(Hz|kHz|MHz|GHz)$")
@@ -270,7 +270,9 @@ def _describe_stacks(hw: HardwareProfile) -> list[str]:
            f"stacks: {', '.join(st.name for st in hw.stacks)}"]
     for i, st in enumerate(hw.stacks):
         parts = [f"{k} {getattr(st, k)}" + (" (fitted)" if getattr(st, k).basis == "fitted" else "")
-                 for k in st.to_dict()]
+                 for k in STACK_FIELDS if getattr(st, k) is not None]
+        if not parts and st.note:
+            parts = [f"no numbers: {st.note}"]
         own = i == 0 and not hw.selected_stack and hw.roofline is not None
         out.append(f"  {st.name}: {', '.join(parts) or '-'}" + ("; the roofline and power above are its numbers" if own else ""))
     return out

@@ -392,7 +392,7 @@ PARTITIONER_FACTS = {"rule": (PARTITIONER_RULES, True)}
 PARTITIONER_FIELDS = {"neurons_per_core": ("count", False), "synapse_words_per_core": ("count", False),
                       "dense_synapses_per_1000_words": ("count", False), "conv_synapses_per_1000_words": ("count", False),
                       "output_axons_per_core": ("count", False), "synapses_per_entry": ("count", False),
-                      "synapse_words_per_axon": ("count", False)}
+                      "synapse_words_per_axon": ("count", False), "dendritic_accumulator_slots": ("count", False)}
 # per-timestep and per-inference costs of a software stack (the host and embedded-CPU work around the cores)
 # (neuromorphic targets), and of an MCU's inference library: its kernels' speed against the profile's
 # [roofline] ceilings, its per-layer call overhead, and the supply its submission ran at
@@ -495,7 +495,9 @@ class PartitionerSpec:
     ``neurons_per_core`` and ``synapse_words_per_core`` (weights packed ``conv_synapses_per_1000_words`` a word);
     a dense layer into groups of a power-of-two number of neurons whose fan-in fits the synapse words
     (``dense_synapses_per_1000_words``). ``rule = "nxtf"`` (Loihi, NxTF): the core limits of ``[cores]`` plus
-    the per-core synapse words, output-axon entries and synapses per entry given here."""
+    the per-core synapse words, output-axon entries and synapses per entry given here. A layer whose synapses
+    carry delays of ``d`` bits keeps at most ``dendritic_accumulator_slots`` / 2**d compartments on a core (each
+    compartment needs an accumulator slot per delay value; NxSDK refuses more)."""
 
     rule: Fact
     neurons_per_core: Quantity | None = None
@@ -505,6 +507,7 @@ class PartitionerSpec:
     output_axons_per_core: Quantity | None = None
     synapses_per_entry: Quantity | None = None
     synapse_words_per_axon: Quantity | None = None
+    dendritic_accumulator_slots: Quantity | None = None
 
     def __post_init__(self) -> None:
         _check_facts("partitioner", self, PARTITIONER_FACTS)
@@ -527,7 +530,8 @@ class StackSpec:
     inference library (``dense_kernel_speed``/``separable_kernel_speed``: factors on the [roofline]
     ceilings of conv and linear / depthwise and pointwise kernels, ``layer_overhead`` cycles per layer
     call, and the ``supply_power``/``supply_voltage`` its measurement ran at). Applied with
-    :func:`~.operating.with_stack`; a field left out keeps the profile's number."""
+    :func:`~.operating.with_stack`; a field left out keeps the profile's number. A stack with no numbers
+    (it adds nothing, e.g. inputs preloaded on chip) must say why in ``source`` and ``note``."""
 
     name: str
     step_time: Quantity | None = None
@@ -540,14 +544,21 @@ class StackSpec:
     layer_overhead: Quantity | None = None
     supply_power: Quantity | None = None
     supply_voltage: Quantity | None = None
+    source: str = ""
+    note: str = ""
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and bool(_STACK_NAME_RE.match(self.name)),
               f"bad stack name {self.name!r}: lower-case letters, digits, '.', '-' or '_'")
         _check_dims(f"stacks.{self.name}", self, STACK_FIELDS)
+        _need(any(getattr(self, n) is not None for n in STACK_FIELDS) or (self.source.strip() and self.note.strip()),
+              f"stacks.{self.name}: give at least one of {', '.join(STACK_FIELDS)}, or (a stack that adds "
+              "nothing) a source and a note saying why")
 
     def to_dict(self) -> dict:
-        return _quantities_dict(self, STACK_FIELDS)
+        d = _quantities_dict(self, STACK_FIELDS)
+        d.update({k: getattr(self, k) for k in ("source", "note") if getattr(self, k)})
+        return d
 
 
 @dataclass(frozen=True)

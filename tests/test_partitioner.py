@@ -213,3 +213,13 @@ def test_two_compartment_neurons_take_twice_the_slots_and_updates():
     assert two.unit("fc").neuron_updates == 2 * one.unit("fc").neuron_updates == 2 * 600 * 3
     with pytest.raises(ValueError, match="compartments_per_neuron"):
         profile_graph(net, hw, compartments_per_neuron=0)
+
+
+def test_loihi2_maps_a_deep_yolo_kp_conv_in_channel_groups_not_width_columns():
+    # YOLO-KP's conv6 (3 x 3, 256 -> 256 channels, 14 x 14 out): the compiler's table gives 16 cores; a rule
+    # cutting the width only, with the whole kernel on every core, needed 98
+    c = Conv2d((256, 28, 28), 256, (3, 3), (2, 2), (1, 1, 1, 1), 1, 1, True)
+    m = map_units([Unit("conv6", (c, Neuron(c.out_shape, "lif")), True, "")], load_profile("loihi2"),
+                  training=False, precision="int8")
+    u = m.unit("conv6")
+    assert (u.cores, u.limited_by, u.channels_per_core) == (16, "synapse_words", 32)

@@ -390,7 +390,9 @@ LEARNING_FIELDS = {"synapse_state": ("bytes", False), "neuron_state": ("bytes", 
 PARTITIONER_RULES = ("lava", "nxtf")        # the toolchain whose partitioner the mapping follows
 PARTITIONER_FACTS = {"rule": (PARTITIONER_RULES, True)}
 PARTITIONER_FIELDS = {"neurons_per_core": ("count", False), "synapse_words_per_core": ("count", False),
-                      "dense_synapses_per_1000_words": ("count", False), "conv_synapses_per_1000_words": ("count", False),
+                      "synapse_word_bits": ("bytes", False), "synapse_group_header_bits": ("bytes", False),
+                      "synapses_per_group": ("count", False), "dense_synapse_bits": ("bytes", False),
+                      "conv_synapse_bits": ("bytes", False),
                       "output_axons_per_core": ("count", False), "synapses_per_entry": ("count", False),
                       "synapse_words_per_axon": ("count", False), "dendritic_accumulator_slots": ("count", False)}
 # per-timestep and per-inference costs of a software stack (the host and embedded-CPU work around the cores)
@@ -490,20 +492,24 @@ class LearningSpec:
 class PartitionerSpec:
     """The limits a toolchain's partitioner applies when it cuts layers into cores (docs/hw-profiles.md).
 
-    ``rule = "lava"`` (Loihi 2, Lava/netx): a conv layer is cut along its output width into slices of a
-    power-of-two number of columns (the whole height and all channels), the widest slice that keeps
-    ``neurons_per_core`` and ``synapse_words_per_core`` (weights packed ``conv_synapses_per_1000_words`` a word);
-    a dense layer into groups of a power-of-two number of neurons whose fan-in fits the synapse words
-    (``dense_synapses_per_1000_words``). ``rule = "nxtf"`` (Loihi, NxTF): the core limits of ``[cores]`` plus
-    the per-core synapse words, output-axon entries and synapses per entry given here. A layer whose synapses
-    carry delays of ``d`` bits keeps at most ``dendritic_accumulator_slots`` / 2**d compartments on a core (each
-    compartment needs an accumulator slot per delay value; NxSDK refuses more)."""
+    ``rule = "lava"`` (Loihi 2, Lava/netx): a conv layer's output is cut into slices (a power-of-two width,
+    a halved height, halved channels), the fewest that keep ``neurons_per_core`` and
+    ``synapse_words_per_core``; a dense layer by a split ratio grown until its synapse words fit. Words
+    are counted per input axon: groups of ``synapses_per_group`` synapses of ``conv_synapse_bits`` or
+    ``dense_synapse_bits`` behind a ``synapse_group_header_bits`` header, in ``synapse_word_bits`` words.
+    ``rule = "nxtf"`` (Loihi, NxTF): the core limits of ``[cores]`` plus the per-core synapse words,
+    output-axon entries and synapses per entry given here. A layer whose synapses carry delays of ``d`` bits
+    keeps at most ``dendritic_accumulator_slots`` / 2**d compartments on a core (each compartment needs an
+    accumulator slot per delay value; NxSDK refuses more)."""
 
     rule: Fact
     neurons_per_core: Quantity | None = None
     synapse_words_per_core: Quantity | None = None
-    dense_synapses_per_1000_words: Quantity | None = None
-    conv_synapses_per_1000_words: Quantity | None = None
+    synapse_word_bits: Quantity | None = None
+    synapse_group_header_bits: Quantity | None = None
+    synapses_per_group: Quantity | None = None
+    dense_synapse_bits: Quantity | None = None
+    conv_synapse_bits: Quantity | None = None
     output_axons_per_core: Quantity | None = None
     synapses_per_entry: Quantity | None = None
     synapse_words_per_axon: Quantity | None = None

@@ -8,6 +8,7 @@ constant over 2 epochs, as both reference codes do).
     python benchmarks/fidelity.py run hinton-fc-mnist --side ffneuro --set linear_lr=0.01 --label "readout lr"
     # reference side: REF is an unmodified checkout of the authors' repository (never part of ffneuro)
     python benchmarks/fidelity.py run hinton-fc-mnist --side reference --reference /tmp/fid/loewe --seeds 0,1,2
+    python benchmarks/fidelity.py run trifecta-mnist --side reference --reference /tmp/fid/trifecta --set olu=false
     python benchmarks/fidelity.py table hinton-fc-mnist            # markdown: mean and spread per epoch
 
 The reference code is imported from REF and run as its authors wrote it; this script only hands it the

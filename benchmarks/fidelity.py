@@ -8,6 +8,7 @@ constant over 2 epochs, as both reference codes do).
     python benchmarks/fidelity.py run hinton-fc-mnist --side ffneuro --set linear_lr=0.01 --label "readout lr"
     # reference side: REF is an unmodified checkout of the authors' repository (never part of ffneuro)
     python benchmarks/fidelity.py run hinton-fc-mnist --side reference --reference /tmp/fid/loewe --seeds 0,1,2
+    python benchmarks/fidelity.py run trifecta-mnist --side reference --reference /tmp/fid/trifecta --set olu=false
     python benchmarks/fidelity.py table hinton-fc-mnist            # markdown: mean and spread per epoch
 
 The reference code is imported from REF and run as its authors wrote it; this script only hands it the
@@ -28,13 +29,16 @@ import re
 import runpy
 import sys
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-VARIANTS = {"hinton-fc-mnist": "loewe", "cwcomp-mnist": "cwcomp"}   # preset -> which reference runner
+VARIANTS = {"hinton-fc-mnist": "loewe", "cwcomp-mnist": "cwcomp",
+            "trifecta-mnist": "trifecta"}   # preset -> which reference runner
+TEST_LIMIT: int | None = None   # --test-limit: both sides read only the first N test images (None: all 10,000)
 
 
 def results_path(preset: str) -> Path:
@@ -52,8 +56,14 @@ def torch_threads() -> int:
 
 
 def mnist(data_dir: str | None):
+    """MNIST as ffneuro reads it; with ``TEST_LIMIT`` only the first test images (the same on both sides)."""
+    from dataclasses import replace
+
     from ffneuro.data import load_dataset
-    return load_dataset("mnist", data_dir, download=False)
+    data = load_dataset("mnist", data_dir, download=False)
+    if TEST_LIMIT is not None:
+        data = replace(data, x_test=data.x_test[:TEST_LIMIT], y_test=data.y_test[:TEST_LIMIT])
+    return data
 
 
 # ------------------------------------------------------------------------------------------------ ffneuro
@@ -69,6 +79,9 @@ class _TestEveryEpoch:
         test = self.trainer.evaluate(self.trainer.test)
         self.epochs.append({"epoch": epoch, "test": test, "train_s": scalars["epoch_train_time_s"]})
         self.on_epoch(self.epochs)
+        if epoch == self.trainer.config.epochs:   # read: the trainer's own final test read would repeat it
+            from ffneuro.train.trainer import Split
+            self.trainer.test = Split(self.trainer.test.x[:0], self.trainer.test.y[:0])
         print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()), flush=True)
 
     def heartbeat(self) -> None:
@@ -79,7 +92,9 @@ def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir:
                 overrides: dict, on_epoch) -> list[dict]:
     """The preset on the first ``train_limit`` images (no validation split), test read after each epoch."""
     from ffneuro.presets import resolve_config
+    from ffneuro.train import trainer as trainer_mod
     from ffneuro.train.trainer import Trainer
+    trainer_mod.TRAIN_EVAL_SIZE = 0   # the trainer's train-accuracy read (not reported here) would cost an epoch's test read
     cfg = resolve_config(preset, {"epochs": epochs, "train_limit": train_limit, "val_size": 0, "seed": seed,
                                   **overrides})
     trainer = Trainer(cfg, mnist(data_dir))
@@ -237,7 +252,74 @@ def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: st
     return parse(out.getvalue())
 
 
-REFERENCE_RUNNERS = {"loewe": run_loewe, "cwcomp": run_cwcomp}
+class _PILImages:
+    """(transform(image), label) pairs as torchvision's MNIST gives them (a PIL "L" image through the
+    dataset's transform), from ffneuro's uint8 arrays."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, transform) -> None:
+        self.x, self.y, self.transform = x, y, transform
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.x[i, 0], mode="L")), int(self.y[i])
+
+
+def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
+                 on_epoch) -> list[dict]:
+    """tdooms/trifecta: its main.py's ``Model`` and ``Data`` with the ``Config`` its ``__main__`` runs
+    (model "small", dataset "mnist": OLU, learned label channel, SymBa α 4, batch norm, Adam 1e-3, batch
+    512, crops and rotations, inputs standardised), fields overridable with --set (``olu=false``: its
+    layer-wise ablation). Its own ``run`` asks for a GPU in 16-bit mixed precision and validates every 5th
+    epoch; here the same Lightning ``Trainer`` runs on the CPU in fp32 and validates (on the test set, as
+    its code does) after every epoch; ``Config.test`` is set, which only keeps the data loading in this
+    process (no worker processes). The accuracy read is its ``val/accuracy`` (last block's goodness)."""
+    import torch
+    torch.Tensor.cuda = lambda self, *a, **k: self          # CPU only: .cuda() (the negative labels) is a no-op
+    _torchvision_without_ops()
+    import lightning  # noqa: E402  (after torchvision: torchmetrics imports it)
+    warnings.filterwarnings("ignore", message=".*no logger configured.*")   # one per metric its code logs
+    sys.path.insert(0, str(ref))
+    import main as ref_main  # noqa: E402  (their main.py)
+    data = mnist(data_dir)
+    sets = {True: (data.x_train[:train_limit], data.y_train[:train_limit]), False: (data.x_test, data.y_test)}
+    ref_main.MNIST = lambda root, train, transform: _PILImages(*sets[train], transform)   # data path and subset
+    config = ref_main.Config(model="small", dataset="mnist", epochs=epochs, test=True)
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            sys.exit(f"Error: the Trifecta's Config has no field {key!r}")
+        setattr(config, key, value)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    lightning.seed_everything(seed, verbose=False)
+    epochs_out: list[dict] = []
+
+    class Read(lightning.Callback):
+        def on_train_epoch_start(self, trainer, module) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_validation_start(self, trainer, module) -> None:
+            self.train_s = time.perf_counter() - self.t0
+
+        def on_validation_end(self, trainer, module) -> None:
+            metrics = trainer.callback_metrics
+            epochs_out.append({"epoch": trainer.current_epoch + 1,
+                               "test": {"goodness": float(metrics["val/accuracy"])}, "train_s": self.train_s,
+                               "per_block": [float(metrics[f"val/accuracy_{i}"]) for i in range(6)
+                                             if f"val/accuracy_{i}" in metrics]})
+            print(f"epoch {trainer.current_epoch + 1}: goodness {epochs_out[-1]['test']['goodness']:.4f}", flush=True)
+            on_epoch(epochs_out)
+    model = ref_main.Model(config)
+    trainer = lightning.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, check_val_every_n_epoch=1,
+                                precision="32-true", num_sanity_val_steps=0, enable_checkpointing=False,
+                                logger=False, enable_progress_bar=False, enable_model_summary=False,
+                                callbacks=[Read()])
+    trainer.fit(model, ref_main.Data(config))
+    return epochs_out
+
+
+REFERENCE_RUNNERS = {"loewe": run_loewe, "cwcomp": run_cwcomp, "trifecta": run_trifecta}
 
 
 def bn_probe(preset: str, seed: int, train_limit: int, test_limit: int, data_dir: str | None, standardise: bool,
@@ -345,6 +427,7 @@ def main() -> None:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="ffneuro: a RunConfig field; reference: a config key (loewe) or flag (cwcomp)")
     run.add_argument("--label", default="as published")
+    run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     log = sub.add_parser("from-log", help="record the finished epochs of a stopped run from its log")
     log.add_argument("preset", choices=sorted(VARIANTS))
     log.add_argument("log", type=Path)
@@ -389,6 +472,8 @@ def main() -> None:
                            "command": args.command, "stopped": True})
         return
     overrides = dict((k, parse_value(v)) for k, v in (s.split("=", 1) for s in args.set))
+    global TEST_LIMIT
+    TEST_LIMIT = args.test_limit
     if args.side == "reference" and args.reference is None:
         ap.error("--side reference needs --reference PATH (a checkout of the authors' code)")
     # read now: the CwComp runner replaces sys.argv with the reference code's own while it runs
@@ -400,7 +485,7 @@ def main() -> None:
             """Save the run so far: after every epoch, so a run stopped early keeps what it finished."""
             save(args.preset, {
                 "side": args.side, "label": args.label, "seed": seed, "train_images": args.train_limit,
-                "epochs_planned": args.epochs,
+                **({"test_images": args.test_limit} if args.test_limit else {}), "epochs_planned": args.epochs,
                 "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
                 "epochs": epochs, "wall_s": round(time.perf_counter() - t0, 1), "machine": machine(),
                 "threads": torch_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command})

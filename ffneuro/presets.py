@@ -88,8 +88,18 @@ _FAST = dict(
     labels="none", goodness="classwise", loss="cwc", train_first_layer=True, readout_from=3, readout="both",
     batch_size=128, lr=0.01, linear_lr=1e-3, cooldown_start=0.3, cooldown_per_step=True,
 )
-# MNIST: 3 epochs (validation 99.24%; 5 epochs gave 99.22%), about 3-5 minutes on 2 shared cores
-PRESETS.register("mnist-fast")(dict(_FAST, dataset="mnist", epochs=3))
+# MNIST (issue 19's record run: >= 99.5% test within 15 minutes on the idle 2-core VM): 12 epochs with random
+# crops (zero-pad 4 px, crop back to 28×28), the lr cooled per step over the 12 epochs; _FAST's values unchanged.
+# Chosen on the validation split (50k training images, the last 10k validate), linear / goodness readout:
+#   3 epochs, no augment (the earlier mnist-fast)      99.24% / 99.09%
+#   5 epochs, no augment                               99.22% (linear)
+#   12 epochs, crop (this)                             99.34% / 99.31%; per epoch 97.96 98.09 97.89 98.18 98.14
+#     98.62 98.91 99.11 99.27 99.17 99.33 99.34% (linear), still rising at the end
+# So the validation split does not reach 99.5% yet. The 12-epoch run took 55.6 min (3334 s) under load (1 thread,
+# nice 10, load average 3.5-8.8 on the 2 cores; 150-384 s of training per epoch); idle it should take about 10 min
+# (12 × ~51 s per epoch from the 3-epoch run's 154 s), not yet measured. benchmarks/records.sh runs it and its BP
+# twin on the same budget; benchmarks/results/mnist-fast-record-choice.json holds the curve.
+PRESETS.register("mnist-fast")(dict(_FAST, dataset="mnist", epochs=12, augment="crop"))
 # Fashion-MNIST: the same network, 6 epochs (validation 91.9%, about 5 minutes)
 PRESETS.register("fashion-mnist-fast")(dict(_FAST, dataset="fashion-mnist", epochs=6))
 # CIFAR-10: wider (60, 120, 240 channels), lr 0.003, random crops and flips; 7 epochs, what fits in
@@ -177,7 +187,9 @@ PRESETS.register("cwcomp-cifar10")(dict(_CWCOMP, dataset="cifar10", normalise="i
 # mean square; Adam lr 1e-3; batch 512; 100 epochs; random crops (4-pixel padding); the goodness of the
 # last block classifies. Not here: its overlapping local updates (gradients crossing two blocks,
 # which ffneuro's units forbid by design), its learned label channel (a Fourier label instead) and
-# its random rotations.
+# its random rotations. Beside the reference code's layer-wise mode (BENCHMARKS section 17; 2,048 images,
+# batch 64): far behind after one epoch (16.7% vs 46.1%), inside its seed spread after two (38.0% vs 44.0%);
+# K = 0.1 lifts epoch 1 (31.6%) but not epoch 2 (37.8%), so K stays 0.35.
 _TRIFECTA = dict(
     algo="ff", arch="trifecta", layers=6, widths=(128, 128, 256, 256, 256, 512), kernel=3, pool="max",
     pool_at=(1, 3, 6), labels="fourier1", label_strength=0.35, goodness="meansq", loss="symba",

@@ -4,13 +4,21 @@ hand-computed small cases (issue 17)."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 
 from ffneuro.errors import FFNeuroError
 from ffneuro.profiler import load_profile, profile_from_dict, profile_graph
 from ffneuro.profiler.energy import stack_overhead
-from ffneuro.profiler.locality import ENCODER, encoder_mapping, lava_cores, map_units
+from ffneuro.profiler.locality import (
+    ENCODER,
+    encoder_mapping,
+    lava_axon_words,
+    lava_conv_cores,
+    lava_dense_cores,
+    map_units,
+)
 from ffneuro.spec import Conv2d, Linear, NetSpec, Neuron, Unit
 
 
@@ -28,38 +36,77 @@ def _dense(name, n_in, n_out) -> Unit:
     return Unit(name, (lin, Neuron(lin.out_shape, "lif")), True, "")
 
 
-# --- Lava's slicing rule -------------------------------------------------------------------------------------
+# --- Lava's slicing rule and the synapse format ------------------------------------------------------------
 
-def test_a_layer_over_the_neuron_cap_splits_into_power_of_two_column_slices():
-    # 10 columns of 300 neurons, cap 1000: 1 col = 300, 2 = 600, 4 = 1200 > cap -> 2 columns a core, 5 cores
-    assert lava_cores(10, 300, neurons_cap=1000) == (5, 2, "neurons")
-    # the slice is a power of two even past the layer's width: 3 columns (900 neurons) still take 2 cores, as
-    # PilotNet's conv5 (20 columns of 128) took 2 cores of 16 columns although 2,560 neurons fit one
-    assert lava_cores(3, 300, neurons_cap=1000) == (2, 2, "neurons")
-    assert lava_cores(20, 128, neurons_cap=4095) == (2, 16, "neurons")
-    assert lava_cores(2, 300, neurons_cap=1000) == (1, 2, "none")
-
-
-def test_synapse_memory_caps_a_dense_layers_neurons_per_core():
-    # 100 neurons of fan-in 2560 at 2.824 weights a word: 906.5 words each; 12,000 words: 13.2 -> 8 a core
-    cores, per_core, limit = lava_cores(100, 1, neurons_cap=4095, words_cap=12000, column_words=2560 / 2.824)
-    assert (cores, per_core, limit) == (13, 8, "synapse_words")
-    # a shared conv kernel larger than a core's words splits even a one-column layer (lower bound)
-    assert lava_cores(1, 10, neurons_cap=4095, words_cap=100, core_words=250)[0] == 3
+def test_an_axons_synapses_take_whole_words_per_group_behind_a_header():
+    # groups of <= 64 synapses, each a 10-bit header plus 15 bits a synapse, rounded up to 64-bit words
+    assert lava_axon_words(0, 15) == 0
+    assert lava_axon_words(1, 15) == 1                       # 25 bits
+    assert lava_axon_words(9, 15) == 3                       # 145 bits
+    assert lava_axon_words(64, 15) == 16                     # 970 bits
+    assert lava_axon_words(100, 15) == 16 + 9                # 64 + 36 synapses: two groups, two headers
+    assert lava_axon_words(24, 5) == 3 and lava_axon_words(64, 5) == 6
 
 
-def test_loihi2_maps_pilotnet_convs_as_the_compiler_did():
+def test_a_dense_layers_split_ratio_grows_by_the_words_overshoot_as_lavas_log_shows():
+    # PilotNet fc1, 100 neurons x 2,560 axons at 15 bits a synapse: ratio 1 needs 64,000 words of 12,000 ->
+    # ratio 6 (17 neurons: 5 words an axon, 12,800 words, the log's violation) -> ratio 12 (9 neurons, 7,680 words)
+    pack = partial(lava_axon_words, synapse_bits=15)
+    assert 2560 * pack(17) == 12800
+    assert lava_dense_cores(100, 2560, neurons_cap=4095, words_cap=12000, axon_words=pack) == (12, 9, "synapse_words")
+    # MNIST fc1 (784 -> 128): 25,088 words at ratio 1 -> ratio 3, 43 neurons a core: the compiler's 3 cores
+    assert lava_dense_cores(128, 784, neurons_cap=4095, words_cap=12000, axon_words=pack)[:2] == (3, 43)
+    # the neuron cap alone
+    assert lava_dense_cores(10000, 1, neurons_cap=4095) == (3, 3334, "neurons")
+
+
+def test_conv_slices_are_a_power_of_two_wide_and_keep_height_and_channels_while_they_can():
+    # PilotNet's convs (C, H, W out) take the compiler's 25 / 13 / 3 / 3 / 2 cores, whole height and channels
+    got = [lava_conv_cores(s, neurons_cap=4095) for s in [(24, 32, 99), (36, 15, 49), (48, 7, 24), (64, 4, 22),
+                                                          (64, 2, 20)]]
+    assert [g[0] for g in got] == [25, 13, 3, 3, 2]
+    assert [g[1] for g in got] == [(24, 32, 4), (36, 15, 4), (48, 7, 8), (64, 4, 8), (64, 2, 16)]
+    # a 224 x 224 x 16 map: 3,584 neurons a core (16 channels x 224 positions), cut in height too: 224 cores
+    cores, (c, h, w), limit = lava_conv_cores((16, 224, 224), neurons_cap=4095)
+    assert cores == 224 and c * h * w == 3584 and limit == "neurons"
+
+
+def test_synapse_words_halve_a_convs_channels():
+    # YOLO-KP's conv6, 256 x 14 x 14 out of a 3 x 3 x 256 kernel: 2,304 rows; 64 channels a core at 5 bits
+    # would take 6 words a row (13,824 > 12,000), 32 channels 3 (6,912): 8 channel groups x 2 slices = 16 cores
+    rows = 256 * 9
+    cores, (c, h, w), limit = lava_conv_cores((256, 14, 14), neurons_cap=4095, words_cap=12000,
+                                              slice_words=lambda cs: rows * lava_axon_words(cs, 5))
+    assert (cores, c, limit) == (16, 32, "synapse_words") and c * h * w <= 4095
+
+
+def test_the_fitted_synapse_bits_are_the_best_fit_to_pilotnets_per_core_table():
+    # the compiler's Synapses column (words a core): conv rows (input channels x taps, output channels a core)
+    # and dense rows (axons, neurons a core), including the log's fc1 at all 100 neurons (61,440 words)
+    conv = [(27, 24, 81), (216, 36, 864), (324, 48, 1620), (432, 64, 2160), (576, 64, 2880)]
+    dense = [(2560, 8, 7253), (100, 50, 1300), (50, 10, 150), (10, 1, 10), (2560, 100, 61440)]
+    part = load_profile("loihi2").partitioner
+
+    def err(rows, b):
+        return sum(math.log(r * lava_axon_words(n, b) / words) ** 2 for r, n, words in rows)
+
+    for rows, field in ((conv, "conv_synapse_bits"), (dense, "dense_synapse_bits")):
+        b = part.get(field) * 8
+        assert all(err(rows, b) < err(rows, other) for other in range(2, 25) if other != b), field
+    q = part.conv_synapse_bits
+    assert q.basis == "fitted" and list(q.fit_set) == ["loihi2-pilotnet-lif"]
+
+
+def test_loihi2_maps_pilotnet_as_the_compiler_did():
     hw = load_profile("loihi2")
-    # PilotNet's conv3 (48 x 7 x 24 out): 336 neurons a column, 8 columns = 2,688, 16 = 5,376 > 4,095 -> 3 cores
     conv3 = _conv("conv3", (36, 15, 49), 48, stride=2)
-    # conv4-like: 16 columns of 4 x 64 = 4,096 neurons is refused (cap 4,095), so 8 columns a core
     conv4 = Unit("conv4", (c4 := Conv2d((48, 7, 24), 64, (3, 3), (2, 1), (1, 1, 0, 0), 1, 1, True),
                            Neuron(c4.out_shape, "lif")), True, "")
     fc1 = _dense("fc1", 2560, 100)
     m = map_units([conv3, conv4, fc1], hw, training=False, precision="int8")
-    assert [u.cores for u in m.units] == [3, 3, 13]
+    assert [u.cores for u in m.units] == [3, 3, 12]
     assert m.unit("conv3").positions_per_core == 8 * 7 and m.unit("fc1").limited_by == "synapse_words"
-    assert m.cores_needed == 19
+    assert m.unit("fc1").channels_per_core == 9 and m.cores_needed == 18
 
 
 def test_an_input_encoder_gets_cores_on_a_many_core_target():
@@ -125,7 +172,7 @@ def test_profile_graph_adds_the_stacks_time_and_energy_on_top_of_the_cores():
 
 def test_loihi_stacks_are_named_and_the_kws_intercept_is_the_management():
     hw = load_profile("loihi")
-    assert [s.name for s in hw.stacks] == ["nxtf", "nengo-loihi"]
+    assert [s.name for s in hw.stacks] == ["nxtf", "slayer", "nengo-loihi"]
     step = hw.stack("nxtf").step_time      # read from the MNIST run, so that run's row is in its fit set
     assert hw.stack().name == "nxtf" and step.basis == "fitted" and step.fit_set == ("loihi-nxtf-mnist",)
     nl = hw.stack("nengo-loihi")
@@ -166,3 +213,13 @@ def test_two_compartment_neurons_take_twice_the_slots_and_updates():
     assert two.unit("fc").neuron_updates == 2 * one.unit("fc").neuron_updates == 2 * 600 * 3
     with pytest.raises(ValueError, match="compartments_per_neuron"):
         profile_graph(net, hw, compartments_per_neuron=0)
+
+
+def test_loihi2_maps_a_deep_yolo_kp_conv_in_channel_groups_not_width_columns():
+    # YOLO-KP's conv6 (3 x 3, 256 -> 256 channels, 14 x 14 out): the compiler's table gives 16 cores; a rule
+    # cutting the width only, with the whole kernel on every core, needed 98
+    c = Conv2d((256, 28, 28), 256, (3, 3), (2, 2), (1, 1, 1, 1), 1, 1, True)
+    m = map_units([Unit("conv6", (c, Neuron(c.out_shape, "lif")), True, "")], load_profile("loihi2"),
+                  training=False, precision="int8")
+    u = m.unit("conv6")
+    assert (u.cores, u.limited_by, u.channels_per_core) == (16, "synapse_words", 32)

@@ -1,9 +1,10 @@
 """Input standardisation (``RunConfig.normalise``): what a run's images become after scaling to [0, 1].
 
-Every consumer of a run's inputs (training, validation and test evaluation, ``ffneuro eval``, ``cam``,
-``export``'s and ``simulate``'s calibration) reads its batches through the trainer's ``Split.batch``,
-which calls :func:`standardise` — the one place the option is applied. ``"none"`` (the default, and
-what a run file written before the option existed means) leaves the images in [0, 1].
+Every consumer of a run's inputs (training, validation and test evaluation, ``ffneuro eval``, ``cam``)
+reads its batches through the trainer's ``Split.batch``, which calls :func:`standardise`: the one place
+the option is applied. ``export`` and ``simulate`` refuse a standardised run (:func:`refuse_standardised`).
+``"none"`` (the default, and what a run file written before the option existed means) leaves the images
+in [0, 1].
 
 Each named setting is (per-channel mean, per-channel std) of the [0, 1]-scaled image, with its source:
 

@@ -18,9 +18,11 @@ gives a lower bound; the largest bound is reported as the *binding* limit (``lim
 bounds are kept (``cores_by``). With ``spread = "idle_cores"`` the cores of the chips in use that no
 unit needs are shared out among the units in proportion to their MACs (SpiNNaker 2's PEs).
 
-A profile with a ``[partitioner]`` follows its toolchain instead (:func:`lava_cores`): Lava (Loihi 2)
-cuts a conv layer along its output width into power-of-two column slices and a dense layer into
-power-of-two neuron groups, each within the compiler's neurons and synapse-memory words per core.
+A profile with a ``[partitioner]`` follows its toolchain instead: Lava (Loihi 2) cuts a conv layer's
+output into slices of a power-of-two width, a halved height and halved channels (:func:`lava_conv_cores`)
+and a dense layer by a growing split ratio (:func:`lava_dense_cores`), each within the compiler's
+neurons and synapse-memory words per core, the words counted per input axon in the chip's synapse
+format (:func:`lava_axon_words`: groups of synapses behind a header, rounded up to 64-bit words).
 An on-chip *input encoder* (a layer of neurons, one per input element, with no synapses, such as
 lava-dl PilotNet's input LIF layer) gets cores too (``encoder_shape`` of :func:`map_units`).
 
@@ -172,12 +174,26 @@ def parameter_state_bytes(spec, *, training: bool, weight_precision: str, master
     return w
 
 
+def delay_neurons_cap(hw: HardwareProfile, delay_bits: int) -> float | None:
+    """Compartments a core may hold for a layer whose synapses carry delays of ``delay_bits`` bits: the
+    partitioner's ``dendritic_accumulator_slots`` / 2**bits (Loihi: 8,192 slots, so 6 delay bits leave
+    128); None where the profile gives no such limit or the layer has no delays."""
+    part = hw.partitioner
+    slots = part.get("dendritic_accumulator_slots") if part is not None else None
+    if slots is None or delay_bits <= 0:
+        return None
+    return slots / (1 << delay_bits)
+
+
 def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wprec: str,
-               compartments: int = 1) -> tuple[UnitMapping, list[str]]:
+               compartments: int = 1, delay_bits: int = 0) -> tuple[UnitMapping, list[str]]:
     """One unit on a ``shared`` or ``unrolled`` target (see the module doc): each of its weighted nodes
     gets cores of its own (a depthwise and a pointwise conv, a residual block's two convs), and the
-    unit's mapping adds them up."""
-    parts = [_map_node(spec, node, hw, training=training, precision=precision, wprec=wprec, compartments=compartments)
+    unit's mapping adds them up. ``delay_bits``: the unit's synapses carry delays of that many bits
+    (:func:`delay_neurons_cap` then caps its neurons per core)."""
+    cap = delay_neurons_cap(hw, delay_bits)
+    parts = [_map_node(spec, node, hw, training=training, precision=precision, wprec=wprec, compartments=compartments,
+                       neurons_cap=cap)
              for node in spec.synapses]
     if len(parts) == 1:
         return parts[0]
@@ -193,10 +209,12 @@ def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wpr
 
 
 def _map_node(spec, node, hw: HardwareProfile, *, training: bool, precision: str,
-              wprec: str, compartments: int = 1) -> tuple[UnitMapping, list[str]]:
+              wprec: str, compartments: int = 1, neurons_cap: float | None = None) -> tuple[UnitMapping, list[str]]:
     """One weighted node of the unit ``spec`` onto its own cores; each neuron takes ``compartments`` of a
-    core's neuron slots."""
+    core's neuron slots, of which a core offers at most ``neurons_cap`` where given (below [cores]'s)."""
     rule, limits = hw.mapping, (hw.cores.limits() if hw.cores is not None else {})
+    if neurons_cap is not None:
+        limits = {**limits, "neurons": min(neurons_cap, limits.get("neurons", math.inf))}
     shared = rule.shared
     geo = _geometry(node, rule.population_axons)
     on_chip_rule = training and spec.trainable and hw.on_chip_learning and hw.learning is not None
@@ -253,71 +271,150 @@ def _map_node(spec, node, hw: HardwareProfile, *, training: bool, precision: str
 ENCODER = "input encoder"
 
 
-def _pow2_floor(x: float) -> int:
-    """The largest power of two <= x (0 if x < 1)."""
-    return 0 if x < 1 else 1 << (int(x).bit_length() - 1)
+def lava_axon_words(n: int, synapse_bits: float, *, word_bits: float = 64, header_bits: float = 10,
+                    group: int = 64) -> int:
+    """Synapse-memory words one input axon's ``n`` synapses take on a core: the synapses are stored in
+    groups of at most ``group``, each group a header of ``header_bits`` plus ``synapse_bits`` a synapse,
+    rounded up to whole ``word_bits`` words (Loihi's synapse encoding; see hw_profiles/loihi2.toml)."""
+    if n <= 0:
+        return 0
+    group = max(1, int(group))
+    full, rest = divmod(int(n), group)
+
+    def words(k: int) -> int:
+        return math.ceil((header_bits + k * synapse_bits) / word_bits)
+
+    return full * words(group) + (words(rest) if rest else 0)
 
 
-def lava_cores(columns: int, column_neurons: int, *, neurons_cap: float, words_cap: float | None = None,
-               core_words: float = 0.0, column_words: float = 0.0) -> tuple[int, int, str]:
-    """Cores Lava's partitioner gives a layer of ``columns`` output columns of ``column_neurons`` each
-    (a dense layer: columns = neurons, one neuron each): the widest power-of-two slice of columns whose
-    neurons stay within ``neurons_cap`` and whose synapse words (``core_words`` per core, a conv's kernel,
-    plus ``column_words`` per column, a dense neuron's fan-in) within ``words_cap``. Returns (cores,
-    columns per core, the binding limit). A column too big for one core is cut further (a lower bound)."""
-    def fits(w: int) -> tuple[bool, bool]:
-        words_ok = words_cap is None or core_words + w * column_words <= words_cap
-        return w * column_neurons <= neurons_cap, words_ok
+def _halvings(n: int) -> list[int]:
+    """The slice sizes ceil(n / 2^k) for k = 0, 1, ... down to 1 (each once)."""
+    out, k = [], 0
+    while True:
+        s = math.ceil(n / (1 << k))
+        if not out or s != out[-1]:
+            out.append(s)
+        if s == 1:
+            return out
+        k += 1
 
-    n_ok, w_ok = fits(1)
-    if not (n_ok and w_ok):   # one column exceeds a core: split it (not a slice the compiler is known to make)
-        parts = max(math.ceil(column_neurons / neurons_cap),
-                    1 if words_cap is None else math.ceil((core_words + column_words) / words_cap))
-        return columns * parts, 1, "neurons" if not n_ok else "synapse_words"
-    w, limit = 1, "none"
-    while w < columns:
-        n_ok, w_ok = fits(2 * w)
-        if not (n_ok and w_ok):
-            limit = "neurons" if not n_ok else "synapse_words"
+
+def lava_conv_cores(shape: Sequence[int], *, neurons_cap: float, words_cap: float | None = None,
+                    slice_words: Callable[[int], float] | None = None,
+                    compartments: int = 1) -> tuple[int, tuple[int, int, int], str]:
+    """Cores Lava's partitioner gives a (C, H, W) map of neurons, in slices of c x h x w as the compiler's
+    per-core tables label them (PilotNet's Conv(4, 32, 24), YOLO-KP's Conv(8, 7, 64)): the channels are
+    halved (c = ceil(C / 2^j)) only until the slice's synapse words (``slice_words(c)``: the kernel rows
+    for c output channels) fit ``words_cap`` and one position of c neurons fits ``neurons_cap``; then the
+    fewest cores over a power-of-two width w <= W and a halved height h = ceil(H / 2^k) whose neurons fit
+    ``neurons_cap`` (ties keep the whole height, then the widest slice). Returns (cores, (c, h, w) per
+    core, the binding limit: "synapse_words" where the words split the channels, else "neurons" or "none")."""
+    c_all, h_all, w_all = (int(x) for x in shape)
+    # powers of two up to the width: PilotNet's conv5 (20 wide) took 2 cores of 16 columns though 20 fit one
+    widths = [1 << k for k in range(max(w_all, 1).bit_length())]
+    words_split = False
+    for cs in _halvings(c_all):
+        if words_cap is not None and slice_words is not None and slice_words(cs) > words_cap:
+            words_split = True
+            continue
+        if cs * compartments > neurons_cap:
+            continue
+        found = None
+        for hs in _halvings(h_all):
+            for ws in widths:
+                if ws * hs * cs * compartments > neurons_cap:
+                    continue
+                cores = math.ceil(w_all / ws) * math.ceil(h_all / hs) * math.ceil(c_all / cs)
+                key = (cores, -hs, -ws)
+                if found is None or key < found[0]:
+                    found = (key, (cs, hs, ws))
+        cores = found[0][0]
+        return cores, found[1], "synapse_words" if words_split else ("neurons" if cores > 1 else "none")
+    # one output channel's kernel rows exceed a core: a lower bound (not a slice the compiler is known to make)
+    per = max(math.ceil(slice_words(1) / words_cap), 1) if (slice_words is not None and words_cap) else 1
+    return c_all * per * math.ceil(h_all * w_all * compartments / max(neurons_cap, 1)), (1, 1, 1), "synapse_words"
+
+
+def lava_dense_cores(n: int, axons: int, *, neurons_cap: float, words_cap: float | None = None,
+                     axon_words: Callable[[int], float] | None = None,
+                     compartments: int = 1) -> tuple[int, int, str]:
+    """Cores Lava's partitioner gives a dense layer of ``n`` neurons with ``axons`` inputs: it splits the
+    neurons ``ratio`` ways and, while a core's synapse words (``axons x axon_words(neurons a core)``)
+    exceed ``words_cap``, multiplies the ratio by ceil(words / cap), as its log shows for PilotNet's fc1
+    ('Final max_ratio=6 ... SynMem allocation=12800 ... 12000' -> 12 cores). Returns (cores, neurons per
+    core, the binding limit)."""
+    ratio = max(1, math.ceil(n * compartments / neurons_cap)) if math.isfinite(neurons_cap) else 1
+    limit = "neurons" if ratio > 1 else "none"
+    while True:
+        per = math.ceil(n / ratio)
+        if words_cap is None or axon_words is None:
             break
-        w *= 2
-    return math.ceil(columns / w), w, limit
+        alloc = axons * axon_words(per)
+        if alloc <= words_cap:
+            break
+        if per == 1:    # one neuron's fan-in exceeds a core: a lower bound
+            return n * math.ceil(alloc / words_cap), 1, "synapse_words"
+        ratio *= math.ceil(alloc / words_cap)
+        limit = "synapse_words"
+    return math.ceil(n / per), per, limit
+
+
+def _lava_packing(hw: HardwareProfile, kind: str) -> Callable[[int], int] | None:
+    """Words one input axon takes for k synapses on a core, from the profile's synapse format; None
+    when the profile gives no bits for ``kind`` ("conv" or "dense")."""
+    part = hw.partitioner
+    bits = part.get(f"{kind}_synapse_bits")     # bit fields are stored in bytes (SI)
+    if bits is None:
+        return None
+    bits *= 8
+    word = 8 * (part.get("synapse_word_bits") or 8)
+    header = 8 * (part.get("synapse_group_header_bits") or 0)
+    group = int(part.get("synapses_per_group") or 1 << 30)
+    return lambda k: lava_axon_words(k, bits, word_bits=word, header_bits=header, group=group)
 
 
 def _lava_node(spec, node, hw: HardwareProfile, compartments: int = 1) -> UnitMapping:
-    """One weighted node on Loihi 2 as Lava partitions it (:func:`lava_cores`)."""
+    """One weighted node on Loihi 2 as Lava partitions it (:func:`lava_conv_cores`, :func:`lava_dense_cores`),
+    with the synapse words of :func:`lava_axon_words`."""
     part = hw.partitioner
     cap = part.get("neurons_per_core") or (hw.cores.limits().get("neurons") or math.inf)
     words = part.get("synapse_words_per_core")
     if isinstance(node, Conv1d):
         node = node.as_conv2d()
     if isinstance(node, Conv2d):
-        c_out, h_out, w_out = node.out_shape
-        kernel = c_out * node.fan_in               # weights one core holds (the whole kernel, shared)
-        cores, w, limit = lava_cores(w_out, c_out * h_out * compartments, neurons_cap=cap, words_cap=words,
-                                     core_words=kernel / ((part.get("conv_synapses_per_1000_words") or 1000) / 1000))
-        synapses, fan_in, per_core = kernel * cores, node.fan_in, (c_out, w * h_out)
+        c_out = node.out_shape[0]
+        per_group = c_out // node.groups
+        rows = node.fan_in                              # one axon row per input channel and kernel tap
+        pack = _lava_packing(hw, "conv")
+
+        def slice_words(cs: int) -> float:            # rows of every group the slice touches, cs synapses over them
+            groups = math.ceil(cs / per_group)
+            return 0.0 if pack is None else groups * rows * pack(min(cs, per_group))
+
+        cores, (cs, hs, ws), limit = lava_conv_cores(node.out_shape, neurons_cap=cap, words_cap=words,
+                                                     slice_words=slice_words, compartments=compartments)
+        synapses, fan_in, per_core = cs * node.fan_in * cores, node.fan_in, (cs, hs * ws)
     else:
         n, fan_in = node.out_features, node.in_features
-        cores, w, limit = lava_cores(n, compartments, neurons_cap=cap, words_cap=words,
-                                     column_words=fan_in / ((part.get("dense_synapses_per_1000_words") or 1000) / 1000))
-        synapses, per_core = n * fan_in, (w, 1)
+        pack = _lava_packing(hw, "dense")
+        cores, per, limit = lava_dense_cores(n, fan_in, neurons_cap=cap, words_cap=words, axon_words=pack,
+                                             compartments=compartments)
+        synapses, per_core = n * fan_in, (per, 1)
     return UnitMapping(spec.name, node.neurons, synapses, synapses + node.neurons, cores, limit, fan_in, None,
                        {limit: cores} if limit != "none" else {}, per_core[0], per_core[1], cores)
 
 
 def encoder_mapping(shape: Sequence[int], hw: HardwareProfile, compartments: int = 1) -> UnitMapping:
     """Cores of an on-chip input encoder over an input of ``shape`` (C, H, W) or (N,): one neuron per
-    element (of ``compartments`` slots each), no synapses; cut into column slices like a conv layer under
-    Lava, else by neurons per core."""
+    element (of ``compartments`` slots each), no synapses; cut into slices like a conv layer's neurons
+    under Lava, else by neurons per core."""
     neurons = math.prod(shape)
     part = hw.partitioner
     cap = (part.get("neurons_per_core") if part is not None else None) or \
         ((hw.cores.limits().get("neurons") if hw.cores is not None else None) or math.inf)
     if part is not None and part.rule.value == "lava" and len(shape) == 3:
-        c, h, w = shape
-        cores, cols, limit = lava_cores(w, c * h * compartments, neurons_cap=cap)
-        per_core = (c, cols * h)
+        cores, (cs, hs, ws), limit = lava_conv_cores(shape, neurons_cap=cap, compartments=compartments)
+        per_core = (cs, hs * ws)
     else:
         cores = 1 if math.isinf(cap) else math.ceil(neurons * compartments / cap)
         limit, per_core = "neurons", (1, math.ceil(neurons / cores))
@@ -344,13 +441,16 @@ def _spread(units: list[UnitMapping], work: TMapping[str, float], idle: int) -> 
 
 def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision: str,
               weight_precision: str | None = None, work: TMapping[str, float] | None = None,
-              encoder_shape: Sequence[int] | None = None, compartments_per_neuron: int = 1) -> Mapping:
+              encoder_shape: Sequence[int] | None = None, compartments_per_neuron: int = 1,
+              delay_bits: TMapping[str, int] | None = None) -> Mapping:
     """Map unit specs (anything with ``name``, ``synapses``, ``neurons``, ``params``, ``trainable``) onto
     ``hw``. ``precision`` is the activation format on the device; weights are stored at
     ``weight_precision`` (default: ``precision``). ``work`` (MACs per unit) shares idle cores out where
     the profile spreads layers. ``encoder_shape``: the input is encoded on chip by a layer of neurons of
     that shape (:data:`ENCODER`, first in the mapping; many-core targets only). ``compartments_per_neuron``:
-    neuron slots one neuron takes on a many-core target (NxTF's subtractive 'soft' reset uses 2)."""
+    neuron slots one neuron takes on a many-core target (NxTF's subtractive 'soft' reset uses 2).
+    ``delay_bits``: by unit name, the bits of its synaptic delays (a SLAYER layer trained with delays); the
+    partitioner's dendritic accumulator then caps its compartments per core (:func:`delay_neurons_cap`)."""
     style = mapping_style(hw)
     wprec = weight_precision or precision
     on_chip = hw.on_chip_sram_bytes
@@ -380,7 +480,7 @@ def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision
             units.append(m)
             continue
         m, n = _many_core(s, hw, training=training, precision=precision, wprec=wprec,
-                          compartments=compartments_per_neuron)
+                          compartments=compartments_per_neuron, delay_bits=(delay_bits or {}).get(s.name, 0))
         units.append(m)
         notes += n
     cores_needed = sum(u.cores for u in units)

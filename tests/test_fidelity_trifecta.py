@@ -1,0 +1,151 @@
+"""benchmarks/fidelity.py's Trifecta runner (issue 19): it hands the reference code's ``main.py`` the first N
+training images (as PIL images through the code's own transforms), sets its ``Config`` fields from --set,
+and reads back the test accuracy after every epoch. A stand-in ``main.py`` with the reference's interface
+(``Config``, ``Data`` reading ``MNIST(root=, train=, transform=)``, a Lightning ``Model`` logging
+``val/accuracy``) takes the place of the authors' checkout, so no download is needed."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ffneuro.data.dataset import Dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAKE_MAIN = '''
+from dataclasses import dataclass
+import torch
+from torch.utils.data import DataLoader
+from lightning import LightningModule, LightningDataModule
+from torchvision.datasets import MNIST
+from torchvision.transforms import Compose, ToTensor
+
+SEEN = {}
+
+
+class Data(LightningDataModule):
+    def __init__(self, config):
+        super().__init__()
+        self.batch_size = config.batch_size
+        SEEN["test_flag"] = config.test
+
+    def setup(self, stage):
+        self.train = MNIST(root="../data", train=True, transform=Compose([ToTensor()]))
+        self.test = MNIST(root="../data", train=False, transform=Compose([ToTensor()]))
+        SEEN["sizes"] = (len(self.train), len(self.test))
+        SEEN["first"] = self.train[0]
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.test, batch_size=2 * self.batch_size, shuffle=False)
+
+
+class Model(LightningModule):
+    """Predicts label 3 for every image; its 'accuracy' is the fraction of 3s in the test set."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.automatic_optimization = False
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        SEEN["config"] = config
+
+    def training_step(self, batch, iteration):
+        pass
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        self.log_dict({"val/accuracy": (y == 3).float().mean(), "val/accuracy_5": (y == 3).float().mean()},
+                      on_step=False, on_epoch=True)
+
+    def configure_optimizers(self):
+        return None
+
+
+@dataclass
+class Config:
+    lr: float = 1e-3
+    olu: bool = True
+    batch_size: int = 512
+    test: bool = False
+    epochs: int = 100
+    dataset: str = "cifar10"
+    model: str = "large"
+'''
+
+
+def _needs_reference_packages() -> None:
+    """Skip without lightning and torchvision (what the reference code imports; not ffneuro dependencies).
+    Not imported here: torchvision only imports through the runner's ``_torchvision_without_ops``."""
+    for name in ("lightning", "torchvision"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed (pip install lightning torchvision)")
+
+
+def _fidelity():
+    spec = importlib.util.spec_from_file_location("fidelity_under_test", ROOT / "benchmarks" / "fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _data() -> Dataset:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(60, 1, 28, 28), dtype=np.uint8)
+    y_test = np.array([3, 3, 1, 3, 0, 2, 3, 3, 9, 3], dtype=np.int64)   # 6 of 10 are 3s; 3 of the first 5
+    return Dataset("mnist", x[:50], np.arange(50, dtype=np.int64) % 10, x[50:], y_test, 10)
+
+
+def test_test_limit_cuts_the_test_set_for_both_sides(monkeypatch):
+    fid = _fidelity()
+    monkeypatch.setattr("ffneuro.data.load_dataset", lambda *a, **k: _data())
+    assert len(fid.mnist(None).x_test) == 10
+    fid.TEST_LIMIT = 4
+    data = fid.mnist(None)
+    assert data.x_test.shape[0] == 4 and list(data.y_test) == [3, 3, 1, 3]
+    assert data.x_train.shape[0] == 50   # the training set is cut by train_limit, not here
+
+
+def test_trifecta_runner_feeds_the_reference_code_and_reads_every_epoch(tmp_path, monkeypatch):
+    _needs_reference_packages()
+    (tmp_path / "main.py").write_text(FAKE_MAIN)
+    fid = _fidelity()
+    data = _data()
+    monkeypatch.setattr(fid, "mnist", lambda data_dir: data)
+    monkeypatch.delitem(sys.modules, "main", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)   # the runner makes .cuda() a no-op
+    seen_epochs = []
+    out = fid.run_trifecta(tmp_path, seed=0, epochs=2, train_limit=16, data_dir=None,
+                           overrides={"olu": False, "batch_size": 4}, on_epoch=lambda e: seen_epochs.append(len(e)))
+    ref = sys.modules["main"].SEEN
+    config = ref["config"]
+    # the Config its __main__ runs (small model, MNIST), the run's epochs, --set fields, no worker processes
+    assert (config.model, config.dataset, config.epochs, config.olu, config.batch_size) == ("small", "mnist", 2,
+                                                                                           False, 4)
+    assert ref["test_flag"] is True
+    assert ref["sizes"] == (16, 10)
+    image, label = ref["first"]
+    assert label == 0 and tuple(image.shape) == (1, 28, 28)
+    assert np.allclose(image.numpy()[0], data.x_train[0, 0] / 255.0)   # the uint8 image, through its transforms
+    assert [e["epoch"] for e in out] == [1, 2] and seen_epochs == [1, 2]
+    assert all(e["test"]["goodness"] == pytest.approx(0.6) for e in out)
+
+
+def test_trifecta_runner_rejects_an_unknown_config_field(tmp_path, monkeypatch):
+    _needs_reference_packages()
+    (tmp_path / "main.py").write_text(FAKE_MAIN)
+    fid = _fidelity()
+    monkeypatch.setattr(fid, "mnist", lambda data_dir: _data())
+    monkeypatch.delitem(sys.modules, "main", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)
+    with pytest.raises(SystemExit, match="no field 'nonsense'"):
+        fid.run_trifecta(tmp_path, seed=0, epochs=1, train_limit=8, data_dir=None, overrides={"nonsense": 1},
+                         on_epoch=lambda e: None)

@@ -1,0 +1,67 @@
+"""The fast CPU presets: mnist-fast's record setting (issue 19) and its BP twin on the same budget."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ffneuro.data import load_dataset
+from ffneuro.presets import resolve_config
+from ffneuro.train import trainer as trainer_mod
+from ffneuro.train.trainer import Trainer
+
+# the CPU record's budget: chosen on the validation split (ffneuro/presets.py, benchmarks/records.sh)
+RECORD_EPOCHS, RECORD_AUGMENT = 12, "crop"
+
+
+def test_mnist_fast_is_the_record_setting_and_strict_ff():
+    cfg = resolve_config("mnist-fast", {})
+    assert (cfg.dataset, cfg.epochs, cfg.augment) == ("mnist", RECORD_EPOCHS, RECORD_AUGMENT)
+    # strict FF: class-wise goodness of every unit on its own loss, no label in the image, no negatives
+    assert (cfg.algo, cfg.goodness, cfg.loss, cfg.labels) == ("ff", "classwise", "cwc", "none")
+    assert cfg.cooldown_per_step and cfg.lr == 0.01 and cfg.widths == (40, 80, 160)
+
+
+@pytest.mark.parametrize("name,epochs,augment", [
+    ("fashion-mnist-fast", 6, "none"), ("cifar10-fast", 7, "crop+flip"),
+    ("mnist-fast-deploy", 3, "none"), ("mnist-fast-residual", 3, "none"),
+])
+def test_record_does_not_leak_into_the_presets_built_on_the_same_parts(name, epochs, augment):
+    """mnist-fast's longer, augmented budget overrides _FAST in mnist-fast only: the presets measured at
+    their own budgets keep them."""
+    cfg = resolve_config(name, {})
+    assert (cfg.epochs, cfg.augment) == (epochs, augment)
+
+
+def test_bp_twin_trains_on_the_same_budget_augmented_and_cooled_per_step(monkeypatch):
+    """``--preset mnist-fast --algo bp``: the twin inherits the preset's epochs and augment, every training
+    batch is augmented, and its lr cools every batch along the same schedule as the FF units'."""
+    calls = []
+    real_augment = trainer_mod.augment_batch
+
+    def spy(x, mode, generator):
+        calls.append(mode)
+        return real_augment(x, mode, generator)
+
+    monkeypatch.setattr(trainer_mod, "augment_batch", spy)
+    cfg = resolve_config("mnist-fast", {"algo": "bp", "readout": "linear", "lr": 1e-3, "dataset": "synthetic",
+                                        "train_limit": 64, "val_size": 16, "batch_size": 16, "epochs": 2,
+                                        "widths": (10, 10, 10), "device": "cpu"})
+    assert (cfg.epochs, cfg.augment) == (2, RECORD_AUGMENT)  # given epochs win; augment comes from the preset
+    tr = Trainer(cfg, load_dataset("synthetic"))
+    seen = []
+    train_batch = tr.model.train_batch
+
+    def record(x, y, g=None, rows=None):
+        seen.append(tr.model.optimizer.param_groups[0]["lr"])
+        return train_batch(x, y, g)
+
+    monkeypatch.setattr(tr.model, "train_batch", record)
+    nb = -(-len(tr.train) // cfg.batch_size)
+    for epoch in range(cfg.epochs):
+        tr._train_epoch(epoch, trainer_mod._Silent())
+    assert calls == [RECORD_AUGMENT] * (cfg.epochs * nb)
+    expected = [cfg.lr_at(e + b / nb, cfg.lr) for e in range(cfg.epochs) for b in range(nb)]
+    assert seen == pytest.approx(expected)
+    assert seen[0] == 1e-3 and seen[nb - 1] < seen[0]   # cools inside the first epoch: per step, not per epoch
+    assert seen[-1] < seen[nb] < seen[nb - 1]
+    assert torch.isfinite(torch.tensor(seen)).all()

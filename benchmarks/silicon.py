@@ -1,6 +1,6 @@
 """Predicted against measured: published measurements on real chips, rebuilt as layer-spec graphs.
 
-    python benchmarks/silicon.py [--data benchmarks/data/silicon_measurements.toml] [--json] [--record]
+    python benchmarks/silicon.py [--data benchmarks/data/silicon_measurements.toml] [--json] [--record [ID ...]]
 
 The measurements (with what each includes, its source and how it was read) are in
 ``benchmarks/data/silicon_measurements.toml``. Each case profiles the measured network with the
@@ -8,17 +8,21 @@ shipped hardware profile and compares predicted with measured energy per inferen
 Where the measured part differs from the profile in a specified fact (a clock), the profile runs at
 that operating point (``--hw NAME@CLOCK``: what it derives from the clock and voltage rederived), and
 the case says so. A measurement can carry its own ``[measurement.case]`` table
-(keys as :class:`Case`, ``profile`` for the target) instead of an entry in CASES.
+(keys as :class:`Case`, ``profile`` for the target) instead of an entry in CASES. A case's ``stack``
+is the measured run's software stack, applied as ``--hw NAME:STACK`` is (the MLPerf Tiny runs of other
+submissions on the Cortex-M7 each run their own ``[stacks.NAME]``).
 
 Calibration (issue 17): a profile number with ``basis = "fitted"`` names its fit set (measurement
 ids). The FIT TABLE lists the rows inside a fit set, with each fitted value refitted here beside the
 file's; the HELD-OUT TABLE lists only rows outside every fit set of the constants they use, plus
-leave-one-out rows (refit without the row, then predict it), with each measurement's run-to-run
+leave-one-out rows (refit without the row, then predict it; constants are refitted in groups linked
+by shared fit-set measurements, e.g. one software stack's numbers, and a row the rest of its group does
+not determine is listed as not validated instead), with each measurement's run-to-run
 spread as its error bar, and the mean and maximum |log2(predicted / measured)| per target
-(ffneuro.profiler.calibration). ``--record`` appends the current prediction for every measurement
-not yet recorded to benchmarks/results/silicon-predictions.json with the code commit and whether the
-measured value was already in the file; the held-out table says, per row, whether its prediction was
-recorded before the measurement was entered.
+(ffneuro.profiler.calibration). ``--record [ID ...]`` appends the current prediction for every
+measurement (or only those named) not yet recorded to benchmarks/results/silicon-predictions.json with
+the code commit and whether the measured value was already in the file; the held-out table says, per
+row, whether its prediction was recorded before the measurement was entered.
 """
 from __future__ import annotations
 
@@ -52,6 +56,7 @@ from ffneuro.profiler.calibration import (
     validate,
 )
 from ffneuro.profiler.hardware import at_clock as _at_clock
+from ffneuro.profiler.hardware import with_stack
 from ffneuro.profiler.locality import ENCODER
 from ffneuro.spec import (
     Activation,
@@ -170,8 +175,9 @@ CASES = [
       for n in (0, 1, 2, 4, 6, 8, 10)),
     Case("loihi-slayer-ntidigits", "loihi", timesteps=3000, input_activity=DEFAULT_ACTIVITY,
          energy="dynamic_energy_per_inference", dynamic=True, latency="latency", cores="cores", input_encoder=True,
-         stack="nxtf"),
-    Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_management",
+         stack="slayer"),
+    # host wall clock per sample, as the nxtf stack's per-sample readout/reset/injection term predicts it
+    Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_io",
          stack="nxtf"),
     Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores",
          stack="nxtf", compartments=2),
@@ -181,8 +187,10 @@ CASES = [
     Case("h100-resnet50-mlperf-x8-offline", "h100", batch=2048, latency="time_per_inference_at_throughput_per_gpu"),
 ]
 # the other stacks and rounds of MLPerf Tiny on the same STM32H7A3 board (held out from the cortex-m7 fit)
+# each runs its own software stack (hw_profiles/cortex-m7.toml [stacks.NAME]), fitted on that stack's rows and
+# validated leave-one-out across its benchmarks
 CASES += [Case(f"cortexm7-mlperftiny-{bench}-{stack}", "cortex-m7", clock_mhz=280,
-               energy="energy_per_inference" if energy else None, latency="latency")
+               energy="energy_per_inference" if energy else None, latency="latency", stack=stack)
           for stack, energy, benches in (
               ("st-v0.7", True, "ic kws vww ad"), ("st-v1.0", True, "ic kws vww ad"), ("st-v1.1", True, "ic kws vww ad"),
               ("krai-xcubeai7.3-v1.1", True, "ic kws vww"), ("krai-xcubeai7.3-v1.1", False, "ad"),
@@ -198,7 +206,7 @@ def fit_set(hw: HardwareProfile) -> set[str]:
 
 
 CASE_KEYS = {"profile", "precision", "timesteps", "activity", "input_activity", "batch", "clock_mhz", "energy",
-             "dynamic", "latency", "latency_per", "cores", "cores_exclude", "why"}
+             "dynamic", "latency", "latency_per", "cores", "cores_exclude", "why", "stack"}
 METRIC_OF_ROW = {"energy": "energy", "latency": "latency", "cores": "cores"}
 # run-to-run columns of a record's repeat_runs, by measured metric: (column, factor to SI)
 REPEAT_COLUMNS = {"energy_per_inference": ("total_mJ", 1e-3), "dynamic_energy_per_inference": ("dynamic_mJ", 1e-3),
@@ -260,22 +268,40 @@ def with_constants(hw: HardwareProfile, values: dict[str, float]) -> HardwarePro
         return hw
     d = hw.to_dict()
     for path, v in values.items():
-        node = d
-        for part in path.split("."):
-            node = node[part]
+        node = _at_path(d, path)
         node.update(value=v, unit=node["unit_si"])
     return profile_from_dict(d, origin=f"{hw.name} with {', '.join(values)} set")
 
 
+def _at_path(d: dict, path: str) -> dict:
+    """The entry of a profile dict at a dotted path whose keys may hold dots themselves (a stack named
+    ``st-v1.2``: ``stacks.st-v1.2.supply_power``): the longest key that matches is taken at each level."""
+    parts, node, i = path.split("."), d, 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if isinstance(node, dict) and key in node:
+                node, i = node[key], j
+                break
+        else:
+            raise KeyError(f"no number at {path!r}")
+    return node
+
+
 def evaluate(case: Case, record: dict, networks: dict, values: dict[str, float] | None = None) -> dict:
     hw = with_constants(load_profile(case.target), values or {})
+    if case.stack is not None:   # the measured run's software stack (its per-stack numbers applied)
+        hw = with_stack(hw, case.stack)
     if case.clock_mhz is not None:
         hw = at_clock(hw, case.clock_mhz)
     key = record["network"]["key"]
     spec = spec_from_layers(networks[key])
+    # layers trained with synaptic delays (the network file's delay_bits: ceil(log2(max delay))): the
+    # partitioner caps their neurons per core by the dendritic accumulator
+    delays = {la["name"]: int(la["delay_bits"]) for la in networks[key]["layers"] if la.get("delay_bits")}
     rep = profile_graph(spec, hw, timesteps=case.timesteps, activity=case.activity, input_activity=case.input_activity,
                         precision=case.precision, batch=case.batch, input_encoder=case.input_encoder, stack=case.stack,
-                        input_cores=case.input_cores, compartments_per_neuron=case.compartments)
+                        input_cores=case.input_cores, compartments_per_neuron=case.compartments, delay_bits=delays)
     est = rep["infer"]
     rows = []
     if case.energy:
@@ -380,6 +406,21 @@ def observations(results: list[dict]) -> list[Observation]:
     return out
 
 
+def fit_groups(fitted: list[FittedConstant]) -> list[list[FittedConstant]]:
+    """A target's fitted constants in groups that share fit-set measurements (linked through any chain):
+    each group is refitted, and validated leave-one-out, on its own measurements, with the other
+    constants at their file values (a software stack's numbers apart from another stack's)."""
+    groups: list[list[FittedConstant]] = []
+    for c in fitted:
+        linked = [g for g in groups if g[0].target == c.target and any(set(c.fit_set) & set(x.fit_set) for x in g)]
+        merged = [c]
+        for g in linked:
+            merged = g + merged
+            groups.remove(g)
+        groups.append(merged)
+    return groups
+
+
 def calibrate(model: Model, obs: list[Observation]) -> dict:
     """The fit table (rows in a fit set, with a refit beside each file value) and the held-out table
     (rows outside every fit set, plus leave-one-out rows for each fit set of two measurements or more)."""
@@ -388,19 +429,28 @@ def calibrate(model: Model, obs: list[Observation]) -> dict:
     fit_rows = [Row(o, model({c.path: c.value for c in constants_used(o, fitted)}, o), "fit",
                     constants_used(o, fitted)) for o in seen]
     refits, loo = [], []
-    for target in sorted({c.target for c in fitted}):   # a target's fitted constants are refitted together,
-        consts = [c for c in fitted if c.target == target]   # on the union of their fit sets
-        pts = [o for o in seen if o.target == target]
+    for consts in fit_groups(fitted):   # constants whose fit sets share a measurement are refitted together,
+        target = consts[0].target      # on the union of their fit sets (e.g. one software stack's numbers)
+        ids = {m for c in consts for m in c.fit_set}
+        pts = [o for o in seen if o.target == target and o.id in ids]
         if not pts:
-            refits.append({"target": target, "note": "no observation of its fit set is in the measurement file"})
+            refits.append({"target": target, "paths": [c.path for c in consts],
+                           "note": "no observation of its fit set is in the measurement file"})
             continue
         start = [Constant(target, c.path, c.value, c.value / 10, c.value * 10) for c in consts]
         res = fit(start, pts, model)
-        refits.append({"target": target, "success": res.success, "constants": [
+        n_ids = len({o.id for o in pts})
+        refits.append({"target": target, "success": res.success, "measurements": n_ids, "constants": [
             {"path": c.path, "file_value": c.value, "refit_value": r.value, "fit_set": list(c.fit_set),
              "refit_on": list(r.fit_set), "at_bound": r.at_bound} for c, r in zip(consts, res.constants, strict=True)]})
-        if len({o.id for o in pts}) >= 2:
-            loo.extend(leave_one_out(start, pts, model))
+        if n_ids >= 2:
+            loose: list[Observation] = []
+            loo.extend(leave_one_out(start, pts, model, undetermined=loose))
+            if loose:
+                refits[-1]["undetermined"] = [o.key for o in loose]
+        else:   # one measurement: nothing left to refit on, so it cannot be validated (fit table only)
+            refits[-1]["note"] = (f"fit set of one measurement ({pts[0].id}): it cannot be validated, so it has no "
+                                  "held-out row")
     held_rows = validate(held, fitted, model) + loo
     return {"fitted": fitted, "fit_rows": fit_rows, "refits": refits, "held_rows": held_rows,
             "summary": summarize(held_rows), "fit_summary": summarize(fit_rows)}
@@ -447,9 +497,10 @@ def load_predictions(path: Path) -> dict[str, dict]:
     return {f"{p['id']}:{p['metric']}": p for p in data["predictions"]}
 
 
-def record_predictions(results: list[dict], path: Path) -> list[str]:
-    """Append a prediction for every (measurement, metric) not yet recorded, with the code commit, the
-    time, and whether the measured value was already in the data file; returns the keys added."""
+def record_predictions(results: list[dict], path: Path, only: set[str] | None = None) -> list[str]:
+    """Append a prediction for every (measurement, metric) not yet recorded (of the measurements in
+    ``only`` where given), with the code commit, the time, and whether the measured value was already
+    in the data file; returns the keys added."""
     known = load_predictions(path)
     commit = _git("rev-parse", "HEAD") or "unknown"
     if _git("status", "--porcelain", "--untracked-files=no"):
@@ -457,6 +508,8 @@ def record_predictions(results: list[dict], path: Path) -> list[str]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     added = []
     for res in results:
+        if only is not None and res["record"] not in only:
+            continue
         for r in res["rows"]:
             key = f"{res['record']}:{r['kind']}"
             if key in known or r["predicted"] is None:
@@ -534,8 +587,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--predictions", type=Path, default=PREDICTIONS, help="recorded predictions (JSON)")
-    ap.add_argument("--record", action="store_true",
-                    help="append a prediction for every measurement and metric not yet recorded, then report")
+    ap.add_argument("--record", nargs="*", metavar="ID", default=None,
+                    help="append a prediction for every measurement and metric not yet recorded (only the "
+                         "measurements ID... where given), then report")
     ap.add_argument("--fit", action="append", default=[], metavar="TARGET:PATH[,PATH...]",
                     help="explore: fit these numbers of TARGET's profile to its rows and show leave-one-out rows "
                          "(the profile is not changed)")
@@ -547,10 +601,13 @@ def main(argv=None) -> int:
     missing = [c.record for c in cases if c.record not in records]
     if missing:
         raise SystemExit(f"Error: cases without a measurement in {args.data}: {', '.join(missing)}")
+    unknown = sorted(set(args.record or ()) - records.keys())
+    if unknown:
+        raise SystemExit(f"Error: --record: no measurement with id {', '.join(unknown)} in {args.data}")
     model = Model(cases, records, data["networks"])
     results = [model.result(c.record) for c in cases]
-    if args.record:
-        added = record_predictions(results, args.predictions)
+    if args.record is not None:
+        added = record_predictions(results, args.predictions, set(args.record) or None)
         print(f"recorded {len(added)} new prediction(s) in {args.predictions}: {', '.join(added) or '-'}",
               file=sys.stderr)
     recorded = load_predictions(args.predictions)
@@ -584,7 +641,11 @@ def main(argv=None) -> int:
             print(f"  {ref['target']}:{c['path']} = {c['file_value']:.4g} (file), refit here {c['refit_value']:.4g}"
                   f"{' at a bound' if c['at_bound'] else ''}; fit set: {', '.join(c['fit_set'])}")
         if "note" in ref:
-            print(f"  {ref['target']}: {ref['note']}")
+            print(f"  {ref['target']}:{','.join(ref.get('paths', [c['path'] for c in ref.get('constants', [])]))}: "
+                  f"{ref['note']}")
+        if ref.get("undetermined"):
+            print(f"  not validated (the rest of this fit set does not determine its prediction, so a refit "
+                  f"without it would keep the value that saw it): {', '.join(ref['undetermined'])}")
     if cal["fit_rows"]:
         _print_rows(cal["fit_rows"], recorded)
     print("\nHELD-OUT TABLE: measurements outside every fit set of the constants they use "

@@ -12,6 +12,7 @@ from ffneuro.profiler.calibration import (
     FittedConstant,
     Observation,
     Row,
+    determined,
     fit,
     in_fit_set,
     leave_one_out,
@@ -100,6 +101,39 @@ def test_leave_one_out_excludes_the_point():
     for r in rows:   # every refit used for a row has a fit set without that row
         assert all(r.obs.id not in c.fit_set for c in r.constants)
         assert set().union(*(c.fit_set for c in r.constants)) == set(WORK) - {r.obs.id}
+
+
+def test_leave_one_out_skips_a_point_the_others_do_not_determine():
+    # "e" alone carries the static power (the others do no waiting): without it, power.static is free, and a
+    # refit would keep its start value, so e's row would be no prediction at all
+    work = {**{k: (v[0], 0.0) for k, v in WORK.items()}, "e": (8e6, 1e-2)}
+
+    def model(values, obs):
+        ops, t = work[obs.id]
+        return values.get("neuro.synaptic_op", 1e-11) * ops + values.get("power.static", 0.01) * t
+
+    obs = [Observation(i, "chip", "energy", model(TRUE, Observation(i, "chip", "energy", 1.0))) for i in work]
+    loose: list = []
+    rows = leave_one_out(start(), obs, model, undetermined=loose)
+    assert [o.id for o in loose] == ["e"] and "e" not in {r.obs.id for r in rows}
+    assert {r.obs.id for r in rows} == set(work) - {"e"}
+    for r in rows:   # the determined rows are predicted from the truth the others recover
+        assert r.ratio == pytest.approx(1.0, rel=1e-4)
+
+
+def test_determined_by_the_row_space_of_the_jacobian():
+    # one measurement of a product k1*k2 fixes only the product: a row of the product is determined, a row of
+    # k1 alone is not (any k1/k2 trade leaves the fit's residual unchanged)
+    consts = [Constant("chip", "k1", 1.0, 0.01, 100.0), Constant("chip", "k2", 1.0, 0.01, 100.0)]
+
+    def model(values, obs):
+        k1, k2 = values.get("k1", 1.0), values.get("k2", 1.0)
+        return {"prod": k1 * k2, "prod2": 3 * k1 * k2, "k1": k1}[obs.id]
+
+    res = fit(consts, [Observation("prod", "chip", "latency", 6.0)], model)
+    assert res.constants[0].value * res.constants[1].value == pytest.approx(6.0, rel=1e-6)
+    assert determined(res, Observation("prod2", "chip", "latency", 1.0), model)
+    assert not determined(res, Observation("k1", "chip", "latency", 1.0), model)
 
 
 def test_leave_one_out_needs_two_points():
@@ -210,20 +244,22 @@ def _silicon():
 MCU = ["cortexm7-mlperftiny-ic", "cortexm7-mlperftiny-kws", "cortexm7-mlperftiny-vww", "cortexm7-mlperftiny-ad"]
 
 
-def _mcu_model(silicon):
+def _mcu_model(silicon, ids=MCU):
     import tomllib
 
     data = tomllib.loads(silicon.DATA.read_text())
     records = {m["id"]: m for m in data["measurement"]}
-    cases = [c for c in silicon.CASES if c.record in MCU]
+    cases = [c for c in silicon.CASES if c.record in ids]
     return silicon.Model(cases, records, data["networks"]), data
 
 
 def test_silicon_tables_keep_fit_set_rows_out_of_the_held_out_table(monkeypatch):
     silicon = _silicon()
     real = silicon.load_profile
-    shipped = silicon.fit_set(real("cortex-m7")) & set(MCU)     # the shipped roofline's fit rows
-    fit_set = [MCU[0]]                                          # the supply power, marked fitted here
+    bosch = [f"cortexm7-mlperftiny-{b}-bosch-v1.2" for b in ("ic", "kws", "vww", "ad")]
+    rows = MCU + bosch
+    shipped = silicon.fit_set(real("cortex-m7")) & set(rows)      # the shipped ceilings' and bosch's fit rows
+    fit_set = [MCU[0]]                                            # the supply power, marked fitted here
 
     def fitted(name):
         hw = real(name)
@@ -234,20 +270,38 @@ def test_silicon_tables_keep_fit_set_rows_out_of_the_held_out_table(monkeypatch)
         return silicon.profile_from_dict(d)
 
     monkeypatch.setattr(silicon, "load_profile", fitted)
-    model, _ = _mcu_model(silicon)
-    obs = silicon.observations([model.result(r) for r in MCU])
+    model, _ = _mcu_model(silicon, rows)
+    obs = silicon.observations([model.result(r) for r in rows])
     cal = silicon.calibrate(model, obs)
     seen = set(fit_set) | shipped
-    assert seen != set(MCU)                                     # the check below has a held-out row to see
+    assert set(bosch) <= seen and seen != set(rows)              # the check below has a held-out row to see
     assert {r.obs.id for r in cal["fit_rows"]} == seen
     plain = [r for r in cal["held_rows"] if r.kind == "held-out"]
-    assert {r.obs.id for r in plain} == set(MCU) - seen
+    assert {r.obs.id for r in plain} == set(rows) - seen
     loo = [r for r in cal["held_rows"] if r.kind == "leave-one-out"]
-    assert {r.obs.id for r in loo} <= seen and MCU[0] in {r.obs.id for r in loo}
+    assert {r.obs.id for r in loo} == set(bosch)                 # each predicted by a refit of bosch's numbers without it
     for r in loo:
         assert all(r.obs.id not in c.fit_set for c in r.constants)
-    power = [c for ref in cal["refits"] for c in ref["constants"] if c["path"] == "power.typical"]
+        assert {c.path for c in r.constants} == {"stacks.bosch-v1.2.dense_kernel_speed",
+                                                 "stacks.bosch-v1.2.separable_kernel_speed"}
+    # ST's IC and VWW fit two ceilings between them, the supply power is fitted on IC alone: with one of
+    # the two left out, the other cannot determine its prediction, so neither is counted as held out
+    groups = {tuple(sorted(c["path"] for c in ref.get("constants", []))): ref for ref in cal["refits"]}
+    st = next(ref for paths, ref in groups.items() if "power.typical" in paths)
+    assert {k.split(":")[0] for k in st["undetermined"]} == {"cortexm7-mlperftiny-ic", "cortexm7-mlperftiny-vww"}
+    linear = next(ref for paths, ref in groups.items() if paths == ("roofline.int8.linear.macs_per_cycle",))
+    assert "cannot be validated" in linear["note"]               # AD alone fits the linear ceiling
+    power = [c for ref in cal["refits"] for c in ref.get("constants", []) if c["path"] == "power.typical"]
     assert len(power) == 1 and power[0]["fit_set"] == fit_set
+
+
+def test_fit_groups_link_constants_through_shared_measurements():
+    silicon = _silicon()
+    fc = [FittedConstant("m", "a", 1.0, ("r1", "r2")), FittedConstant("m", "b", 1.0, ("r3",)),
+          FittedConstant("m", "c", 1.0, ("r2", "r3")), FittedConstant("m", "d", 1.0, ("r9",)),
+          FittedConstant("n", "e", 1.0, ("r1",))]
+    groups = sorted(sorted(c.path for c in g) for g in silicon.fit_groups(fc))
+    assert groups == [["a", "b", "c"], ["d"], ["e"]]            # a-c through r2, b-c through r3; n is apart
 
 
 def test_record_keeps_the_first_prediction_and_knows_what_was_measured(tmp_path):

@@ -137,6 +137,37 @@ def test_predict_linear_uses_neutral_features():
     assert torch.equal(net.predict(x, "linear"), expected)
 
 
+def class_wise_net(**overrides) -> FFNet:
+    """A class-objective net (no label in the image): both readouts read one forward of the image."""
+    torch.manual_seed(0)
+    cfg = config(arch="cfse", layers=2, widths=(4, 8), labels="none", goodness="classwise", loss="cwc",
+                 readout_from=1, block_options={"group_at": ()}, **overrides)
+    return FFNet(cfg, SHAPE, CLASSES)
+
+
+@pytest.mark.parametrize("make", [ff_net, class_wise_net], ids=["pair", "class-wise"])
+def test_predict_all_equals_predict_per_readout(make):
+    net = make()
+    net.eval()
+    x = images(6)
+    got = net.predict_all(x, ["goodness", "linear"])
+    assert list(got) == ["goodness", "linear"]
+    for r in ("goodness", "linear"):
+        assert torch.equal(got[r], net.predict(x, r))
+    assert list(net.predict_all(x, ["linear"])) == ["linear"]
+
+
+def test_predict_all_walks_a_class_wise_net_once():
+    """Both readouts of a class-objective net come from one pass: each unit runs once per batch, not twice."""
+    net = class_wise_net()
+    net.eval()
+    calls = []
+    for unit in net.units:
+        unit.register_forward_hook(lambda module, args, out: calls.append(module))
+    net.predict_all(images(3), ["goodness", "linear"])
+    assert len(calls) == len(net.units)
+
+
 def test_readouts_and_missing_linear_readout():
     assert ff_net(readout="both").readouts() == ["goodness", "linear"]
     net = ff_net(readout="goodness")

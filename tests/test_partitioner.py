@@ -125,7 +125,7 @@ def test_profile_graph_adds_the_stacks_time_and_energy_on_top_of_the_cores():
 
 def test_loihi_stacks_are_named_and_the_kws_intercept_is_the_management():
     hw = load_profile("loihi")
-    assert [s.name for s in hw.stacks] == ["nxtf", "nengo-loihi"]
+    assert [s.name for s in hw.stacks] == ["nxtf", "slayer", "nengo-loihi"]
     step = hw.stack("nxtf").step_time      # read from the MNIST run, so that run's row is in its fit set
     assert hw.stack().name == "nxtf" and step.basis == "fitted" and step.fit_set == ("loihi-nxtf-mnist",)
     nl = hw.stack("nengo-loihi")

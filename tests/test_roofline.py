@@ -12,6 +12,8 @@ from ffneuro.profiler.hardware import (
     at_clock,
     parse_toml,
     split_operating_point,
+    split_stack,
+    with_stack,
 )
 from ffneuro.profiler.roofline import (
     KernelCeiling,
@@ -310,7 +312,9 @@ def test_the_shipped_fits_reproduce_their_fit_sets(monkeypatch):
     records = {m["id"]: m for m in data["measurement"]}
     for target, batch, metric in (("cortex-m7", 1, "latency"), ("h100", 2048, "time_per_inference_at_throughput")):
         hw = load_profile(target)
-        for rid in sorted(silicon.fit_set(hw)):
+        roof_fit = {m for key, q in hw.fitted() if key.startswith("roofline.") for m in q.fit_set}
+        assert roof_fit
+        for rid in sorted(roof_fit):
             spec = silicon.spec_from_layers(data["networks"][records[rid]["network"]["key"]])
             est = profile_graph(spec, hw, precision="int8", batch=batch)["infer"]
             assert est.latency_s == pytest.approx(silicon._metric(records[rid], metric), rel=3e-3), rid
@@ -321,9 +325,133 @@ def test_silicon_marks_fit_set_rows_and_keeps_kws_held_out(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     import silicon
 
-    assert silicon.fit_set(load_profile("cortex-m7")) == {"cortexm7-mlperftiny-ic", "cortexm7-mlperftiny-vww",
-                                                          "cortexm7-mlperftiny-ad"}
+    m7 = load_profile("cortex-m7")
+    roof_fit = {m for key, q in m7.fitted() if key.startswith("roofline.") for m in q.fit_set}
+    assert roof_fit == {"cortexm7-mlperftiny-ic", "cortexm7-mlperftiny-vww", "cortexm7-mlperftiny-ad"}
+    assert "cortexm7-mlperftiny-kws" not in silicon.fit_set(m7)           # ST's own KWS: held out
+    # every other stack's row runs its own stack, and is in the fit set of that stack's numbers only
+    import tomllib
+
+    records = {m["id"]: m for m in tomllib.loads(silicon.DATA.read_text())["measurement"]}
+    stacks = {st.name for st in m7.stacks}
+    others = [c for c in silicon.CASES if c.target == "cortex-m7" and c.stack is not None]
+    assert len(others) >= 30
+    for c in others:
+        assert c.stack in stacks and records[c.record]["stack"] == c.stack, c.record
+        keys = {key for key, q in m7.fitted() if c.record in q.fit_set}
+        assert keys and all(k.startswith(f"stacks.{c.stack}.") for k in keys), c.record
     assert silicon.fit_set(load_profile("h100")) == {"h100-resnet50-mlperf-x1"}
     ids = [c.record for c in silicon.CASES]
     assert "h100-resnet50-mlperf-dgx-maxq-power" not in ids            # dropped: a server at the wall
     assert sum(i.startswith("cortexm7-mlperftiny-") for i in ids) >= 30   # the other stacks and rounds
+
+
+# ---- software stacks (NAME:STACK) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("cortex-m7:bosch-v1.2", ("cortex-m7", "bosch-v1.2")), ("cortex-m7", ("cortex-m7", None)),
+    ("chips/m7.toml:st-v0.7", ("chips/m7.toml", "st-v0.7")), ("C:\\chips\\m7.toml", ("C:\\chips\\m7.toml", None)),
+    ("a:b/m7.toml", ("a:b/m7.toml", None)),
+])
+def test_split_stack(text, expected):
+    assert split_stack(text) == expected
+
+
+def test_a_stack_scales_the_kernel_ceilings_and_sets_the_supply_power():
+    base, old = load_profile("cortex-m7"), load_profile("cortex-m7:st-v0.7")
+    st = base.stack("st-v0.7")
+    dense, sep = st.dense_kernel_speed.value_si, st.separable_kernel_speed.value_si
+    assert dense < 1 and sep < 1 and base.stack().name == "st-v1.2"      # the default: ST's v1.2
+    r0, r1 = roofline_for(base, "int8"), roofline_for(old, "int8")
+    for kind, f in (("conv", dense), ("linear", dense), ("depthwise", sep), ("pointwise", sep), ("pool", 1.0)):
+        assert r1.ceiling(kind).macs_per_cycle == pytest.approx(r0.ceiling(kind).macs_per_cycle * f), kind
+    # supply power: the stack's (its own runs'); the static share held, the rest dynamic; all-in MACs follow
+    assert old.power.running_w == pytest.approx(st.supply_power.value_si)
+    assert old.power.static.value_si == base.power.static.value_si
+    ratio = st.supply_power.value_si / base.power.running_w
+    assert old.compute_for("int8").mac.value_si == pytest.approx(base.compute_for("int8").mac.value_si * ratio)
+    # a derived ceiling is fitted on both fit sets: the default's runs and the stack's
+    q = next(k for k in old.roofline.kernels if k.kind == "conv").macs_per_cycle
+    assert q.basis == "fitted" and {"cortexm7-mlperftiny-ic", "cortexm7-mlperftiny-ic-st-v0.7"} <= set(q.fit_set)
+    assert old.label == "cortex-m7:st-v0.7" and old.stack().name == "st-v0.7"
+    # the estimate: slower kernels, the same network -> a longer latency and energy = supply power x latency
+    net = NetSpec((64,), (Unit("fc", (Linear((64,), 32, True), Activation((32,), "relu"))),), "tiny")
+    e0, e1 = profile_graph(net, base, precision="int8")["infer"], profile_graph(net, old, precision="int8")["infer"]
+    assert e1.latency_s > e0.latency_s
+    assert e1.energy_j == pytest.approx(old.power.running_w * e1.latency_s, rel=1e-9)
+
+
+def test_the_default_stack_changes_nothing_and_stacks_compose_with_the_clock():
+    base = load_profile("cortex-m7")
+    same = load_profile("cortex-m7:st-v1.2")
+    assert roofline_for(same, "int8") == roofline_for(base, "int8")
+    assert same.power.running_w == base.power.running_w and same.label == "cortex-m7:st-v1.2"
+    # a stack without a stated supply (no energy submitted) keeps the profile's power
+    bosch = load_profile("cortex-m7:bosch-v1.2@140MHz")
+    assert bosch.label == "cortex-m7:bosch-v1.2@140MHz"
+    assert bosch.power.running_w == pytest.approx(load_profile("cortex-m7@140MHz").power.running_w)
+    assert roofline_for(bosch, "int8").clock_hz == 140e6
+    # selecting is idempotent for the same stack, refused for another on top
+    assert with_stack(same, "st-v1.2") is same
+    with pytest.raises(OperatingPointError, match="already selected"):
+        with_stack(same, "bosch-v1.2")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("cortex-m7:nonesuch", "valid: st-v1.2, st-v0.7"), ("cortex-m7:Bosch!", "NAME:STACK"),
+    ("horowitz45:x", "valid: none"),
+])
+def test_unknown_or_bad_stacks_are_refused_with_the_valid_ones(text, fragment):
+    with pytest.raises(HardwareProfileError) as e:
+        load_profile(text)
+    assert fragment in str(e.value)
+
+
+def test_stack_tables_are_checked():
+    ok = TOY + """
+[stacks."lib-v1.0"]
+dense_kernel_speed = { value = 0.5, unit = "factor", source = "made up", basis = "fitted", fit_set = ["toy-run-2"], note = "solved" }
+supply_power = { value = 90, unit = "mW", source = "made up", basis = "measured" }
+"""
+    p = parse_toml(ok, "toy.toml")
+    assert p.stacks[0].dense_kernel_speed.value_si == 0.5
+    assert dict(p.fitted())["stacks.lib-v1.0.dense_kernel_speed"].fit_set == ("toy-run-2",)
+    with pytest.raises(HardwareProfileError, match="factor"):
+        parse_toml(ok.replace('value = 0.5, unit = "factor"', 'value = 0.5, unit = "mW"'), "toy.toml")
+    with pytest.raises(HardwareProfileError, match="stack name"):
+        parse_toml(ok.replace('[stacks."lib-v1.0"]', '[stacks."Lib v1"]'), "toy.toml")
+
+
+def test_hw_show_lists_the_stacks_and_how_to_choose_one():
+    out = invoke("hw", "show", "cortex-m7", ok=True).output
+    assert "software stack: st-v1.2 (default)" in out and "--hw cortex-m7:STACK" in out
+    assert "bosch-v1.2: dense_kernel_speed" in out and "(fitted)" in out
+    out = invoke("hw", "show", "cortex-m7:st-v0.7@140MHz", ok=True).output
+    assert "software stack: st-v0.7 (selected)" in out and "operating point: 140 MHz" in out
+    r = invoke("hw", "show", "cortex-m7:nonesuch")
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error:") and "valid:" in lines[0]
+
+
+@pytest.mark.skipif(not (BENCH / "silicon.py").exists(), reason="benchmarks/ is not in this checkout")
+def test_a_shipped_stack_is_what_a_fit_on_its_runs_gives(monkeypatch):
+    # refit bosch-v1.2's two kernel speeds on its four runs from a start 30% off: the file's values come back
+    monkeypatch.syspath_prepend(str(BENCH))
+    import tomllib
+
+    import silicon
+
+    from ffneuro.profiler.calibration import Constant, fit
+
+    data = tomllib.loads(silicon.DATA.read_text())
+    records = {m["id"]: m for m in data["measurement"]}
+    ids = [f"cortexm7-mlperftiny-{b}-bosch-v1.2" for b in ("ic", "kws", "vww", "ad")]
+    model = silicon.Model([c for c in silicon.CASES if c.record in ids], records, data["networks"])
+    obs = silicon.observations([model.result(r) for r in ids])
+    st = load_profile("cortex-m7").stack("bosch-v1.2")
+    paths = ("dense_kernel_speed", "separable_kernel_speed")
+    start = [Constant("cortex-m7", f"stacks.bosch-v1.2.{p}", getattr(st, p).value_si * 1.3, 0.05, 5.0) for p in paths]
+    res = fit(start, obs, model)
+    for p, c in zip(paths, res.constants, strict=True):
+        assert c.value == pytest.approx(getattr(st, p).value_si, rel=5e-3), p
+        assert set(c.fit_set) == set(ids) == set(getattr(st, p).fit_set)

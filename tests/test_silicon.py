@@ -38,8 +38,34 @@ def test_the_benchmark_runs_and_reports_ratios(capsys):
     assert silicon.main(["--json"]) == 0
     import json
 
-    results = json.loads(capsys.readouterr().out)["cases"]   # beside the fit and held-out tables
+    out = json.loads(capsys.readouterr().out)
+    results = out["cases"]   # beside the fit and held-out tables
     assert len(results) >= 6 and len({r["target"].split()[0] for r in results}) >= 4
+    held_targets = {s["target"] for s in out["held_out_summary"]} - {"all"}
+    assert len(held_targets) >= 5 and "loihi2" in held_targets   # issue 17: held-out rows on five targets
+    fit_ids = {r["id"] for r in out["fit_rows"]}
+    assert not fit_ids & {r["id"] for r in out["held_out_rows"] if r["kind"] == "held-out"}
     for r in results:
         for row in r["rows"]:
             assert row["ratio"] == pytest.approx(row["predicted"] / row["measured"])
+
+
+def test_record_only_the_named_measurements(tmp_path):
+    """``--record ID ...`` appends predictions for those measurements only (a helper adding one
+    measurement must not freeze everyone else's predictions), and says which were not yet measured."""
+    silicon = load()
+    rows = [{"kind": "cores", "predicted": 3.0, "unit": "", "measured": None},
+            {"kind": "energy", "predicted": 1e-3, "unit": "J", "measured": 2e-3}]
+    results = [{"record": "a", "rows": rows}, {"record": "b", "rows": rows}]
+    path = tmp_path / "pred.json"
+    assert silicon.record_predictions(results, path, {"a"}) == ["a:cores", "a:energy"]
+    recorded = silicon.load_predictions(path)
+    assert set(recorded) == {"a:cores", "a:energy"}
+    assert recorded["a:cores"]["measured_in_file"] is False and recorded["a:energy"]["measured_in_file"] is True
+    assert silicon.record_predictions(results, path) == ["b:cores", "b:energy"]   # all, never replacing a
+
+
+def test_record_refuses_an_unknown_id(capsys):
+    silicon = load()
+    with pytest.raises(SystemExit, match="Error: --record: no measurement with id no-such-id"):
+        silicon.main(["--record", "no-such-id"])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import torch
@@ -77,6 +77,11 @@ class BPNet(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor, readout: str = "linear") -> torch.Tensor:
         return self(x).argmax(1)
+
+    @torch.no_grad()
+    def predict_all(self, x: torch.Tensor, readouts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """:meth:`predict` for each readout (the BP network has one)."""
+        return {r: self.predict(x, r) for r in readouts}
 
     def readouts(self) -> list[str]:
         return ["linear"]

@@ -13,7 +13,7 @@ Every pass through the units (features, goodness scores, maps, activity) is :met
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -238,19 +238,7 @@ class FFNet(nn.Module):
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened hand-on activations of the readout layers for prepared input (:meth:`readout_input`)."""
-        # Write each readout unit's flattened output straight into one preallocated (N, features) tensor
-        # (allocated with the hand-on output's dtype and device when the first readout unit is done),
-        # so only the result and the current unit's tensors are alive, not a list plus its torch.cat.
-        sizes = [math.prod(self.units[i].block.out_shape) for i in self.readout_units]
-        out, col = None, 0
-        for step in self.walk(x, self.readout_units[-1] + 1):
-            if step.index in self.readout_units:
-                if out is None:
-                    out = step.out.new_empty((step.out.shape[0], sum(sizes)))
-                k = sizes[step.index - self.readout_units[0]]
-                out[:, col: col + k].copy_(step.out.flatten(1))
-                col += k
-        return out
+        return self._readout_pass(x, scores=False, features=True)[1]
 
     @torch.no_grad()
     def goodness_scores(self, x: torch.Tensor) -> torch.Tensor:
@@ -258,12 +246,29 @@ class FFNet(nn.Module):
         candidate label embedded (one forward per class); class objective: the class-wise goodness of one
         forward of the image."""
         h = self.labels.embed_all(x) if self.pairs else x
-        total = None
+        return self._readout_pass(h, scores=True, features=False)[0].view(x.shape[0], self.num_classes)
+
+    def _readout_pass(self, h: torch.Tensor, *, scores: bool, features: bool
+                      ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """One walk up to the last readout unit: the summed goodness scores of the readout units and/or
+        their flattened hand-on outputs, written straight into one preallocated (N, features) tensor (so
+        only the result and the current unit's tensors are alive, not a list plus its torch.cat)."""
+        sizes = [math.prod(self.units[i].block.out_shape) for i in self.readout_units]
+        total = out = None
+        col = 0
         for step in self.walk(h, self.readout_units[-1] + 1):
-            if step.index in self.readout_units:
+            if step.index not in self.readout_units:
+                continue
+            if scores:
                 g = step.unit.scores(step.y)
                 total = g if total is None else total + g
-        return total.view(x.shape[0], self.num_classes)
+            if features:
+                if out is None:
+                    out = step.out.new_empty((step.out.shape[0], sum(sizes)))
+                k = sizes[step.index - self.readout_units[0]]
+                out[:, col: col + k].copy_(step.out.flatten(1))
+                col += k
+        return total, out
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, readout: str) -> torch.Tensor:
@@ -272,6 +277,16 @@ class FFNet(nn.Module):
         if readout == "linear" and self.linear is not None:
             return self.linear(self.features(self.readout_input(x))).argmax(1)
         raise ValueError(f"this network has no {readout!r} readout")
+
+    @torch.no_grad()
+    def predict_all(self, x: torch.Tensor, readouts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """:meth:`predict` for several readouts. Where no label enters the image, the goodness readout and
+        the linear one read the same forward, so one walk serves both (evaluation's cost halves)."""
+        if self.pairs or self.linear is None or set(readouts) != {"goodness", "linear"}:
+            return {r: self.predict(x, r) for r in readouts}
+        total, feats = self._readout_pass(x, scores=True, features=True)
+        return {"goodness": total.view(x.shape[0], self.num_classes).argmax(1),
+                "linear": self.linear(feats).argmax(1)}
 
     def readouts(self) -> list[str]:
         return ["goodness"] + (["linear"] if self.linear is not None else [])

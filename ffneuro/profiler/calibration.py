@@ -11,7 +11,10 @@ module knows nothing about networks or profiles beyond those names.
   reporting the fitted values and every residual.
 - :func:`validate`: predictions for observations outside every fit set of the constants they use; it
   refuses (raises :class:`CalibrationError`) an observation inside one.
-- :func:`leave_one_out`: where data is scarce, refit without each point and predict it.
+- :func:`leave_one_out`: where data is scarce, refit without each point and predict it; a point whose
+  prediction the other points do not determine (it moves along a direction of the constants they leave
+  free, so the refit's answer would be its start value, the file's, which saw the point) is not
+  predicted but returned as undetermined.
 - :func:`summarize`: per target and metric, and over all targets, the mean and maximum of
   ``|log2(predicted / measured)|``. The mean is the log2 of the geometric-mean error factor
   (0.5 = a typical error of 2^0.5 = 1.41x).
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -138,6 +141,7 @@ class FitResult:
     rows: tuple[Row, ...]
     success: bool
     message: str
+    jacobian: np.ndarray | None = field(default=None, compare=False, repr=False)   # d residual / d log constant
 
     @property
     def values(self) -> dict[str, float]:
@@ -210,6 +214,7 @@ def fit(constants: Sequence[Constant], observations: Sequence[Observation], pred
     x0 = np.log([c.initial for c in constants])
     lo = np.log([c.low for c in constants])
     hi = np.log([c.high for c in constants])
+    jac = None
     if np.all(lo == hi):   # nothing free: the "fit" is the given value
         x, ok, msg = x0, True, "all constants pinned by their bounds"
     else:
@@ -217,14 +222,40 @@ def fit(constants: Sequence[Constant], observations: Sequence[Observation], pred
         free_hi = np.where(lo == hi, hi + 1e-12, hi)
         res = least_squares(residuals, x0, bounds=(free_lo, free_hi), method="trf", x_scale=1.0,
                             xtol=1e-12, ftol=1e-12, gtol=1e-12)
-        x, ok, msg = res.x, bool(res.success), str(res.message)
+        x, ok, msg, jac = res.x, bool(res.success), str(res.message), np.asarray(res.jac)
+        jac[:, lo == hi] = 0.0   # a pinned constant is not free to explain anything
     vals = values_of(x)
     fit_set = tuple(sorted({o.id for o in observations}))
     fitted = tuple(FittedConstant(c.target, c.path, vals[c.path], fit_set,
                                   at_bound=bool(np.isclose(v, l_, rtol=0, atol=1e-9) or np.isclose(v, h, rtol=0, atol=1e-9)))
                    for c, v, l_, h in zip(constants, x, lo, hi, strict=True))
     rows = tuple(Row(o, predict(vals, o), "fit", fitted) for o in observations)
-    return FitResult(fitted, rows, ok, msg)
+    return FitResult(fitted, rows, ok, msg, jac)
+
+
+def determined(result: FitResult, obs: Observation, predict: Predict, *, step: float = 1e-4,
+               tol: float = 1e-3) -> bool:
+    """Whether the fit's observations determine ``obs``'s prediction: the gradient of log(prediction)
+    in the log constants must lie in the row space of the fit's Jacobian (else some change of the
+    constants moves the prediction without moving any residual, and the fit's value along it is just its
+    start). Forward differences of relative ``step``; ``tol``: the relative size of the gradient's part
+    outside that row space that still counts as none."""
+    if result.jacobian is None:
+        return True   # nothing free: the prediction is the given constants'
+    vals = {c.path: c.value for c in result.constants}
+    base = predict(vals, obs)
+    if base is None or not base > 0:
+        return False
+    grad = np.zeros(len(result.constants))
+    for k, c in enumerate(result.constants):
+        p = predict({**vals, c.path: c.value * math.exp(step)}, obs)
+        grad[k] = (math.log(p) - math.log(base)) / step if p and p > 0 else 0.0
+    norm = float(np.linalg.norm(grad))
+    if norm == 0.0:
+        return True   # the prediction does not depend on the fitted constants at all
+    jac = result.jacobian
+    coef, *_ = np.linalg.lstsq(jac.T, grad, rcond=1e-10)   # grad ≈ Jᵀ c: a combination of the residuals' gradients
+    return float(np.linalg.norm(jac.T @ coef - grad)) <= tol * norm
 
 
 def constants_used(obs: Observation, fitted: Iterable[FittedConstant]) -> tuple[FittedConstant, ...]:
@@ -262,17 +293,23 @@ def validate(observations: Sequence[Observation], fitted: Sequence[FittedConstan
 
 
 def leave_one_out(constants: Sequence[Constant], observations: Sequence[Observation],
-                  predict: Predict) -> list[Row]:
-    """For each observation: refit ``constants`` on the others, then predict it (through
-    :func:`validate`, so a row whose refit saw it cannot slip through). Needs two observations or more."""
+                  predict: Predict, undetermined: list[Observation] | None = None) -> list[Row]:
+    """For each observation: refit ``constants`` on the others (every observation of another
+    measurement), then predict it (through :func:`validate`, so a row whose refit saw it cannot slip
+    through). An observation the others do not :func:`determined` is left out and appended to
+    ``undetermined`` (when given). Needs two observations or more."""
     if len(observations) < 2:
         raise CalibrationError("leave-one-out needs at least two observations (one to fit, one to predict)")
     rows = []
-    for i, o in enumerate(observations):
-        rest = [p for j, p in enumerate(observations) if j != i and p.id != o.id]
+    for o in observations:
+        rest = [p for p in observations if p.id != o.id]
         if not rest:
             raise CalibrationError(f"{o.key}: no observation of another measurement left to refit on")
         refit = fit(constants, rest, predict)
+        if not determined(refit, o, predict):
+            if undetermined is not None:
+                undetermined.append(o)
+            continue
         rows.extend(validate([o], refit.constants, predict, kind="leave-one-out"))
     return rows
 
@@ -295,5 +332,5 @@ def summarize(rows: Iterable[Row]) -> list[Summary]:
 
 
 __all__ = ["ALL_TARGETS", "METRICS", "CalibrationError", "Constant", "FitResult", "FittedConstant", "Observation",
-           "Predict", "Row", "Summary", "constants_used", "fit", "in_fit_set", "leave_one_out", "split",
+           "Predict", "Row", "Summary", "constants_used", "determined", "fit", "in_fit_set", "leave_one_out", "split",
            "summarize", "validate"]

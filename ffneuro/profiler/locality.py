@@ -172,12 +172,26 @@ def parameter_state_bytes(spec, *, training: bool, weight_precision: str, master
     return w
 
 
+def delay_neurons_cap(hw: HardwareProfile, delay_bits: int) -> float | None:
+    """Compartments a core may hold for a layer whose synapses carry delays of ``delay_bits`` bits: the
+    partitioner's ``dendritic_accumulator_slots`` / 2**bits (Loihi: 8,192 slots, so 6 delay bits leave
+    128); None where the profile gives no such limit or the layer has no delays."""
+    part = hw.partitioner
+    slots = part.get("dendritic_accumulator_slots") if part is not None else None
+    if slots is None or delay_bits <= 0:
+        return None
+    return slots / (1 << delay_bits)
+
+
 def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wprec: str,
-               compartments: int = 1) -> tuple[UnitMapping, list[str]]:
+               compartments: int = 1, delay_bits: int = 0) -> tuple[UnitMapping, list[str]]:
     """One unit on a ``shared`` or ``unrolled`` target (see the module doc): each of its weighted nodes
     gets cores of its own (a depthwise and a pointwise conv, a residual block's two convs), and the
-    unit's mapping adds them up."""
-    parts = [_map_node(spec, node, hw, training=training, precision=precision, wprec=wprec, compartments=compartments)
+    unit's mapping adds them up. ``delay_bits``: the unit's synapses carry delays of that many bits
+    (:func:`delay_neurons_cap` then caps its neurons per core)."""
+    cap = delay_neurons_cap(hw, delay_bits)
+    parts = [_map_node(spec, node, hw, training=training, precision=precision, wprec=wprec, compartments=compartments,
+                       neurons_cap=cap)
              for node in spec.synapses]
     if len(parts) == 1:
         return parts[0]
@@ -193,10 +207,12 @@ def _many_core(spec, hw: HardwareProfile, *, training: bool, precision: str, wpr
 
 
 def _map_node(spec, node, hw: HardwareProfile, *, training: bool, precision: str,
-              wprec: str, compartments: int = 1) -> tuple[UnitMapping, list[str]]:
+              wprec: str, compartments: int = 1, neurons_cap: float | None = None) -> tuple[UnitMapping, list[str]]:
     """One weighted node of the unit ``spec`` onto its own cores; each neuron takes ``compartments`` of a
-    core's neuron slots."""
+    core's neuron slots, of which a core offers at most ``neurons_cap`` where given (below [cores]'s)."""
     rule, limits = hw.mapping, (hw.cores.limits() if hw.cores is not None else {})
+    if neurons_cap is not None:
+        limits = {**limits, "neurons": min(neurons_cap, limits.get("neurons", math.inf))}
     shared = rule.shared
     geo = _geometry(node, rule.population_axons)
     on_chip_rule = training and spec.trainable and hw.on_chip_learning and hw.learning is not None
@@ -344,13 +360,16 @@ def _spread(units: list[UnitMapping], work: TMapping[str, float], idle: int) -> 
 
 def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision: str,
               weight_precision: str | None = None, work: TMapping[str, float] | None = None,
-              encoder_shape: Sequence[int] | None = None, compartments_per_neuron: int = 1) -> Mapping:
+              encoder_shape: Sequence[int] | None = None, compartments_per_neuron: int = 1,
+              delay_bits: TMapping[str, int] | None = None) -> Mapping:
     """Map unit specs (anything with ``name``, ``synapses``, ``neurons``, ``params``, ``trainable``) onto
     ``hw``. ``precision`` is the activation format on the device; weights are stored at
     ``weight_precision`` (default: ``precision``). ``work`` (MACs per unit) shares idle cores out where
     the profile spreads layers. ``encoder_shape``: the input is encoded on chip by a layer of neurons of
     that shape (:data:`ENCODER`, first in the mapping; many-core targets only). ``compartments_per_neuron``:
-    neuron slots one neuron takes on a many-core target (NxTF's subtractive 'soft' reset uses 2)."""
+    neuron slots one neuron takes on a many-core target (NxTF's subtractive 'soft' reset uses 2).
+    ``delay_bits``: by unit name, the bits of its synaptic delays (a SLAYER layer trained with delays); the
+    partitioner's dendritic accumulator then caps its compartments per core (:func:`delay_neurons_cap`)."""
     style = mapping_style(hw)
     wprec = weight_precision or precision
     on_chip = hw.on_chip_sram_bytes
@@ -380,7 +399,7 @@ def map_units(specs: Sequence, hw: HardwareProfile, *, training: bool, precision
             units.append(m)
             continue
         m, n = _many_core(s, hw, training=training, precision=precision, wprec=wprec,
-                          compartments=compartments_per_neuron)
+                          compartments=compartments_per_neuron, delay_bits=(delay_bits or {}).get(s.name, 0))
         units.append(m)
         notes += n
     cores_needed = sum(u.cores for u in units)

@@ -636,7 +636,8 @@ def _readout_wiring(layers: Sequence[BlockSpec], spec, readout_from: int) -> Wir
 def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 1,
                   activity: float | TMapping[str, float] | None = None, input_activity: float | None = None,
                   precision: str = "fp32", batch: int = 1, input_encoder: bool = False,
-                  stack: str | None = None, input_cores: int = 1, compartments_per_neuron: int = 1) -> ProfileReport:
+                  stack: str | None = None, input_cores: int = 1, compartments_per_neuron: int = 1,
+                  delay_bits: TMapping[str, int] | None = None) -> ProfileReport:
     """Inference of a layer-spec graph (e.g. read from a NIR file) on ``hw``, per sample: one workload,
     ``infer``, with the same fields as :func:`profile_network`'s.
 
@@ -651,7 +652,9 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     per-inference costs are added (many-core targets whose profile gives ``[stacks]``; None: the first);
     ``input_cores``: cores the host injects input spikes into, for the stack's per-input-core time.
     ``compartments_per_neuron``: neuron slots each neuron takes on a many-core chip (NxTF builds a neuron
-    with subtractive 'soft' reset from 2 compartments).
+    with subtractive 'soft' reset from 2 compartments). ``delay_bits``: by unit name, the bits of the
+    unit's synaptic delays (a network trained with delays, e.g. by SLAYER): the partitioner's dendritic
+    accumulator limit then caps its neurons per core.
     """
     hw = load_profile(hw) if isinstance(hw, str) else hw
     if min(input_cores, timesteps, compartments_per_neuron) < 1:
@@ -659,6 +662,9 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
                          f"{input_cores} and {compartments_per_neuron}")
     if precision not in ESTIMATE_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(ESTIMATE_PRECISIONS)}")
+    unknown = set(delay_bits or {}) - {u.name for u in spec.units}
+    if unknown:
+        raise ValueError(f"delay_bits names no unit of the network: {', '.join(sorted(unknown))}")
     values = list(activity.values()) if isinstance(activity, TMapping) else [activity, input_activity]
     if any(v is not None and not (math.isfinite(v) and v >= 0) for v in values):
         raise ValueError(f"activity must be a finite number >= 0 (events per neuron per timestep), got {activity}")
@@ -680,7 +686,7 @@ def profile_graph(spec: NetSpec, hw: HardwareProfile | str, *, timesteps: int = 
     mapping = map_units(list(spec.units), hw, training=False, precision=act_prec, weight_precision=act_prec,
                         work={u.unit: u.total.macs for u in cost.units},
                         encoder_shape=spec.input_shape if (input_encoder and many_core) else None,
-                        compartments_per_neuron=compartments_per_neuron)
+                        compartments_per_neuron=compartments_per_neuron, delay_bits=delay_bits)
     overhead = {sc: stack_overhead(hw, timesteps=timesteps, stack=stack, input_cores=input_cores, scenario=sc)
                 for sc in SCENARIOS} if many_core else {}
     work = max(nbytes(batch * (u.in_elems + u.out_elems), act_prec) for u in spec.units)

@@ -58,8 +58,8 @@ class Local:
         for sl in slices:
             check_stop()
             x, y = split.batch(sl)
-            for r in readouts:
-                correct[r] += int((model.predict(x, r) == y).sum())
+            for r, pred in model.predict_all(x, readouts).items():
+                correct[r] += int((pred == y).sum())
         return correct
 
     def gather_state(self, model, state: dict[str, np.ndarray], arrays: dict, meta: dict

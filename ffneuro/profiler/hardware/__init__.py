@@ -5,7 +5,15 @@ quantities (units, Quantity) ← profile (the schema dataclasses) ← parse (TOM
 from .errors import HardwareProfileError, UnknownProfileError
 from .load import PACKAGE, load_profile, shipped_profiles, validate_file
 from .operating import FORM as OPERATING_POINT_FORM
-from .operating import OperatingPointError, at_clock, describe, split_operating_point, voltage_at
+from .operating import (
+    OperatingPointError,
+    at_clock,
+    describe,
+    split_operating_point,
+    split_stack,
+    voltage_at,
+    with_stack,
+)
 from .parse import (
     QUANTITY_KEYS_OPTIONAL,
     QUANTITY_KEYS_REQUIRED,
@@ -56,7 +64,7 @@ __all__ = [
     "Quantity", "CoreSpec", "ComputeSpec", "MemorySpec", "InterconnectSpec", "NeuroSpec", "PowerSpec",
     "ClockSpec", "HardwareProfile", "MappingSpec", "LearningSpec", "ExecutedAs", "Fact", "CONV_WEIGHTS",
     "load_profile", "validate_file", "shipped_profiles", "parse_profile", "parse_toml",
-    "profile_from_dict", "at_clock", "describe", "split_operating_point", "voltage_at", "OperatingPointError",
+    "profile_from_dict", "at_clock", "describe", "split_operating_point", "voltage_at", "split_stack", "with_stack", "OperatingPointError",
     "OPERATING_POINT_FORM", "RooflineSpec", "RooflineKernel", "RooflineMemory", "VoltageSpec", "VoltageLevel",
     # the rest of the schema's tables, importable from here as they were from the single module
     "PACKAGE", "BASES_NEEDING_NOTE", "FLOAT_PRECISIONS", "SI_UNITS",

@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import HardwareProfileError, UnknownProfileError
-from .operating import at_clock, split_operating_point
+from .operating import at_clock, split_operating_point, split_stack, with_stack
 from .parse import parse_toml
 from .profile import HardwareProfile
 
@@ -50,11 +50,15 @@ def validate_file(path: str | os.PathLike) -> HardwareProfile:
 
 def load_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     """A shipped profile by name (``"loihi"``) or any profile by path (``"my/chip.toml"``), optionally
-    at an operating point: ``"cortex-m7@140MHz"`` (:func:`~.operating.at_clock`)."""
+    with one of its software stacks and at an operating point: ``"cortex-m7:bosch-v1.2@140MHz"``
+    (:func:`~.operating.with_stack`, then :func:`~.operating.at_clock`)."""
     if isinstance(name_or_path, str):
         base, clock_hz = split_operating_point(name_or_path)
         if clock_hz is not None:
             return at_clock(load_profile(base), clock_hz)
+        base, stack = split_stack(name_or_path)
+        if stack is not None:
+            return with_stack(load_profile(base), stack)
     if _looks_like_path(name_or_path):
         return validate_file(name_or_path)
     if not isinstance(name_or_path, str):

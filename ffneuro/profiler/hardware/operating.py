@@ -1,4 +1,5 @@
-"""Operating points: a profile at another core clock (``--hw NAME@CLOCK``, e.g. ``cortex-m7@140MHz``).
+"""Operating points: a profile at another core clock (``--hw NAME@CLOCK``, e.g. ``cortex-m7@140MHz``),
+and with another of its software stacks (``--hw NAME:STACK``, e.g. ``cortex-m7:bosch-v1.2@140MHz``).
 
 Everything the profile derives from the clock is rederived, nothing else: peak rates and on-chip
 bandwidths scale with the clock, event times with its inverse; the core voltage is the lowest
@@ -13,7 +14,7 @@ from dataclasses import replace
 
 from .errors import HardwareProfileError
 from .parse import profile_from_dict
-from .profile import HardwareProfile
+from .profile import _STACK_NAME_RE, STACK_FIELDS, STACK_KERNEL_SPEEDS, HardwareProfile
 
 _CLOCK_UNITS = {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}
 _CLOCK_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(Hz|kHz|MHz|GHz)$")
@@ -39,6 +40,91 @@ def split_operating_point(text: str) -> tuple[str, float | None]:
     if hz <= 0:
         raise OperatingPointError(f"bad hardware operating point {text!r}: the clock must be > 0; valid form: {FORM}")
     return name, hz
+
+
+def split_stack(text: str) -> tuple[str, str | None]:
+    """``"cortex-m7:bosch-v1.2"`` → ``("cortex-m7", "bosch-v1.2")``; text without a stack → ``(text, None)``.
+    The stack is the part after the last ``:`` where that part is a stack name (a path's ``C:\\`` is not)."""
+    name, sep, stack = text.rpartition(":")
+    if not sep or not name or "/" in stack or "\\" in stack:
+        return text, None
+    if not _STACK_NAME_RE.match(stack):
+        raise OperatingPointError(f"bad software stack in {text!r}: {stack!r}; valid form: NAME:STACK, STACK of "
+                                  "lower-case letters, digits, '.', '-' or '_' (ffneuro hw show NAME lists them)")
+    return name, stack
+
+
+def _merge_fit(q: dict, other: dict, factor: float, note: str) -> None:
+    """``q`` × ``factor`` (``other``'s value), fitted where either was, on the union of their fit sets."""
+    q["value"] = q["value"] * factor
+    q["note"] = (q.get("note", "") + f"; {note}").lstrip("; ")
+    fit_set = sorted({*q.get("fit_set", []), *other.get("fit_set", [])})
+    if fit_set:
+        q["basis"], q["fit_set"] = "fitted", fit_set
+    elif q["basis"] in ("measured", "specified"):
+        q["basis"] = "modelled"
+
+
+def with_stack(hw: HardwareProfile, name: str) -> HardwareProfile:
+    """``hw`` with its software stack ``name`` selected: it becomes the profile's default stack (the one a
+    neuromorphic estimate adds per timestep), and on an MCU its kernel speeds multiply the [roofline]
+    ceilings (dense: conv, linear; separable: depthwise, pointwise), its ``layer_overhead`` replaces every
+    kernel's call overhead and its ``supply_power`` the running power (dynamic = supply - static; all-in
+    MAC energies follow). Numbers the stack leaves out keep the profile's."""
+    st = hw.stack(name)
+    if hw.selected_stack:
+        if hw.selected_stack == name:
+            return hw
+        raise OperatingPointError(f"{hw.label}: a software stack is already selected; load {hw.name}:{name} instead")
+    d = hw.to_dict()
+    sd = st.to_dict()
+    d["stacks"] = {name: sd, **{k: v for k, v in d["stacks"].items() if k != name}}
+    why = f"software stack {name}"
+    if "roofline" in d:
+        for field, kinds in STACK_KERNEL_SPEEDS.items():
+            if field not in sd:
+                continue
+            for prec, table in d["roofline"].items():
+                if prec in ("weights", "activations"):
+                    continue
+                for kind in kinds:
+                    if kind in table:
+                        _merge_fit(table[kind]["macs_per_cycle"], sd[field], sd[field]["value_si"],
+                                   f"× {sd[field]['value_si']:.4g} ({why}'s stacks.{name}.{field})")
+        if "layer_overhead" in sd:
+            for prec, table in d["roofline"].items():
+                if prec in ("weights", "activations"):
+                    continue
+                for kind in table.values():
+                    kind["overhead"] = dict(sd["layer_overhead"])
+    if "supply_power" in sd and hw.power is not None:
+        old = hw.power.running_w or (hw.power.typical.value_si if hw.power.typical else None)
+        new = sd["supply_power"]["value_si"]
+        supply = {k: v for k, v in sd["supply_power"].items() if k not in ("value_si", "unit_si")}
+        supply["note"] = (supply.get("note", "") + f"; {why}'s supply power").lstrip("; ")
+        d["power"]["typical"] = dict(supply)
+        static = hw.power.static.value_si if hw.power.static else 0.0
+        if hw.power.dynamic is not None:
+            if new <= static:
+                raise OperatingPointError(f"{hw.name}:{name}: supply_power {new:g} W is not above power.static "
+                                          f"{static:g} W")
+            dyn = dict(supply)
+            dyn.update(value=new - static, unit="W",
+                       note=f"{why}: supply_power {new:g} W - power.static {static:g} W")
+            if dyn["basis"] in ("measured", "specified"):
+                dyn["basis"] = "modelled"
+            d["power"]["dynamic"] = dyn
+        if old:
+            for c in d["compute"].values():
+                if c["scope"] == "all_in":
+                    for k in ("mac", "add", "mult"):
+                        if k in c:
+                            c[k]["value"] = c[k]["value"] * new / old
+                            c[k]["note"] = (c[k].get("note", "") + f"; × {new / old:.4g} ({why}'s supply power "
+                                            f"over the profile's)").lstrip("; ")
+    d["notes"] = [*d.get("notes", []), f"{why} selected (--hw {hw.name}:{name})"]
+    out = profile_from_dict(d, origin=f"{hw.origin or hw.name} with {why}")
+    return replace(out, operating_point=hw.operating_point, selected_stack=name)
 
 
 def _fmt_hz(hz: float) -> str:
@@ -136,7 +222,7 @@ def at_clock(hw: HardwareProfile, clock_hz: float) -> HardwareProfile:
     d["notes"] = [*d.get("notes", []), f"operating point {where}: {why}; voltage "
                   + (f"{v_new:g} V (profile: {v_ref:g} V)" if v_ref is not None else "not given (held)")]
     out = profile_from_dict(d, origin=f"{hw.origin or hw.name} at {_fmt_hz(clock_hz)}")
-    return replace(out, operating_point=_fmt_hz(clock_hz).replace(" ", ""))
+    return replace(out, operating_point=_fmt_hz(clock_hz).replace(" ", ""), selected_stack=hw.selected_stack)
 
 
 def describe(hw: HardwareProfile) -> list[str]:
@@ -168,6 +254,25 @@ def describe(hw: HardwareProfile) -> list[str]:
         if hw.power is not None and hw.power.running_w is not None:
             out.append(f"  energy with the roofline = supply power ({hw.power.running_w * 1e3:.4g} mW = static + dynamic) "
                        "× latency")
+    out.extend(_describe_stacks(hw))
     for key, q in hw.fitted():
         out.append(f"fitted: {key} = {q} on {', '.join(q.fit_set)} (validate on other measurements only)")
+    return out
+
+
+def _describe_stacks(hw: HardwareProfile) -> list[str]:
+    """The software stacks, the selected (or default) one first, and how to choose another."""
+    if not hw.stacks:
+        return []
+    chosen = hw.stacks[0].name
+    how = "selected" if hw.selected_stack else "default"
+    out = [f"software stack: {chosen} ({how}). Another: --hw {hw.name}:STACK (e.g. {hw.name}:{hw.stacks[-1].name}); "
+           f"stacks: {', '.join(st.name for st in hw.stacks)}"]
+    for i, st in enumerate(hw.stacks):
+        parts = [f"{k} {getattr(st, k)}" + (" (fitted)" if getattr(st, k).basis == "fitted" else "")
+                 for k in STACK_FIELDS if getattr(st, k) is not None]
+        if not parts and st.note:
+            parts = [f"no numbers: {st.note}"]
+        own = i == 0 and not hw.selected_stack and hw.roofline is not None
+        out.append(f"  {st.name}: {', '.join(parts) or '-'}" + ("; the roofline and power above are its numbers" if own else ""))
     return out

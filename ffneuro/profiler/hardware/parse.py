@@ -11,6 +11,7 @@ from typing import Any
 from .errors import HardwareProfileError, _a
 from .profile import (
     _NAME_RE,
+    _STACK_NAME_RE,
     CLOCK_FIELDS,
     COMPUTE_FIELDS,
     CORE_FIELDS,
@@ -242,6 +243,25 @@ def _strip_si(value: Any) -> Any:
     return value
 
 
+def _stack(ctx, name: str, value: Any) -> StackSpec:
+    """One ``[stacks.NAME]`` table: its numbers, and ``source``/``note`` text; a stack that gives no
+    number (it adds nothing) must give both texts, saying why."""
+    tbl = ctx.table(f"stacks.{name}", value)
+    text = {}
+    for k in ("source", "note"):
+        if k in tbl:
+            if not isinstance(tbl[k], str):
+                raise ctx.fail(f"stacks.{name}.{k}", f"expected text, got {_type_name(tbl[k])}")
+            text[k] = tbl[k]
+    numbers = {k: v for k, v in tbl.items() if k not in text}
+    if not numbers:
+        if not all(text.get(k, "").strip() for k in ("source", "note")):
+            raise ctx.fail(f"stacks.{name}", f"empty section; give at least one of: {', '.join(STACK_FIELDS)} "
+                           "(or, for a stack that adds nothing, a source and a note saying why)")
+        return StackSpec(name, **text)
+    return StackSpec(name, **ctx.section(f"stacks.{name}", numbers, STACK_FIELDS), **text)
+
+
 def parse_profile(data: dict, origin: str) -> HardwareProfile:
     """Validate parsed TOML (a dict) into a :class:`HardwareProfile`; errors name ``origin`` and the key."""
     ctx = _Ctx(origin)
@@ -343,9 +363,9 @@ def parse_profile(data: dict, origin: str) -> HardwareProfile:
     stacks = []
     if "stacks" in data:
         for stack, tbl in ctx.table("stacks", data["stacks"]).items():
-            if not _NAME_RE.match(stack):
-                raise ctx.fail(f"stacks.{stack}", "a stack name must be lower-case letters, digits, '-' or '_'")
-            stacks.append(StackSpec(stack, **ctx.section(f"stacks.{stack}", tbl, STACK_FIELDS)))
+            if not _STACK_NAME_RE.match(stack):
+                raise ctx.fail(f"stacks.{stack}", "a stack name must be lower-case letters, digits, '.', '-' or '_'")
+            stacks.append(_stack(ctx, stack, tbl))
     executed = []
     if "executed_as" in data:
         for p, tbl in ctx.table("executed_as", data["executed_as"]).items():

@@ -30,6 +30,8 @@ PRECISION_BITS = {"fp64": 64, "fp32": 32, "tf32": 19, "bf16": 16, "fp16": 16, "f
 FLOAT_PRECISIONS = frozenset({"fp64", "fp32", "tf32", "bf16", "fp16", "fp8"})
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# a software stack's name may carry a version ("st-v1.2", "krai-xcubeai7.3-v1.1")
+_STACK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 def _check_dims(owner: str, obj: Any, spec: dict[str, tuple[str, bool]]) -> None:
@@ -390,11 +392,18 @@ PARTITIONER_FACTS = {"rule": (PARTITIONER_RULES, True)}
 PARTITIONER_FIELDS = {"neurons_per_core": ("count", False), "synapse_words_per_core": ("count", False),
                       "dense_synapses_per_1000_words": ("count", False), "conv_synapses_per_1000_words": ("count", False),
                       "output_axons_per_core": ("count", False), "synapses_per_entry": ("count", False),
-                      "synapse_words_per_axon": ("count", False)}
+                      "synapse_words_per_axon": ("count", False), "dendritic_accumulator_slots": ("count", False)}
 # per-timestep and per-inference costs of a software stack (the host and embedded-CPU work around the cores)
+# (neuromorphic targets), and of an MCU's inference library: its kernels' speed against the profile's
+# [roofline] ceilings, its per-layer call overhead, and the supply its submission ran at
 STACK_FIELDS = {"step_time": ("time", False), "step_time_per_input_core": ("time", False),
                 "step_power": ("power", False), "inference_time": ("time", False),
-                "inference_energy": ("energy", False)}
+                "inference_energy": ("energy", False),
+                "dense_kernel_speed": ("factor", False), "separable_kernel_speed": ("factor", False),
+                "layer_overhead": ("cycles", False), "supply_power": ("power", False),
+                "supply_voltage": ("voltage", False)}
+# which roofline kernel kinds each stack speed multiplies
+STACK_KERNEL_SPEEDS = {"dense_kernel_speed": ("conv", "linear"), "separable_kernel_speed": ("depthwise", "pointwise")}
 LEARNING_FACTS = {"rule": (LEARNING_RULES, True)}
 
 
@@ -486,7 +495,9 @@ class PartitionerSpec:
     ``neurons_per_core`` and ``synapse_words_per_core`` (weights packed ``conv_synapses_per_1000_words`` a word);
     a dense layer into groups of a power-of-two number of neurons whose fan-in fits the synapse words
     (``dense_synapses_per_1000_words``). ``rule = "nxtf"`` (Loihi, NxTF): the core limits of ``[cores]`` plus
-    the per-core synapse words, output-axon entries and synapses per entry given here."""
+    the per-core synapse words, output-axon entries and synapses per entry given here. A layer whose synapses
+    carry delays of ``d`` bits keeps at most ``dendritic_accumulator_slots`` / 2**d compartments on a core (each
+    compartment needs an accumulator slot per delay value; NxSDK refuses more)."""
 
     rule: Fact
     neurons_per_core: Quantity | None = None
@@ -496,6 +507,7 @@ class PartitionerSpec:
     output_axons_per_core: Quantity | None = None
     synapses_per_entry: Quantity | None = None
     synapse_words_per_axon: Quantity | None = None
+    dendritic_accumulator_slots: Quantity | None = None
 
     def __post_init__(self) -> None:
         _check_facts("partitioner", self, PARTITIONER_FACTS)
@@ -511,10 +523,15 @@ class PartitionerSpec:
 
 @dataclass(frozen=True)
 class StackSpec:
-    """A software stack's costs around the neurocores: ``step_time`` per timestep (barrier sync and the
-    embedded CPUs' management), ``step_time_per_input_core`` per timestep for each core the host injects
-    input spikes into, ``step_power`` drawn while that overhead runs (above idle), and per inference
-    ``inference_time``/``inference_energy`` (host I/O)."""
+    """A software stack: on a neuromorphic chip its costs around the neurocores (``step_time`` per
+    timestep for barrier sync and the embedded CPUs' management, ``step_time_per_input_core`` per
+    timestep for each core the host injects input spikes into, ``step_power`` drawn while that overhead
+    runs, and per inference ``inference_time``/``inference_energy`` for host I/O); on an MCU its
+    inference library (``dense_kernel_speed``/``separable_kernel_speed``: factors on the [roofline]
+    ceilings of conv and linear / depthwise and pointwise kernels, ``layer_overhead`` cycles per layer
+    call, and the ``supply_power``/``supply_voltage`` its measurement ran at). Applied with
+    :func:`~.operating.with_stack`; a field left out keeps the profile's number. A stack with no numbers
+    (it adds nothing, e.g. inputs preloaded on chip) must say why in ``source`` and ``note``."""
 
     name: str
     step_time: Quantity | None = None
@@ -522,13 +539,26 @@ class StackSpec:
     step_power: Quantity | None = None
     inference_time: Quantity | None = None
     inference_energy: Quantity | None = None
+    dense_kernel_speed: Quantity | None = None
+    separable_kernel_speed: Quantity | None = None
+    layer_overhead: Quantity | None = None
+    supply_power: Quantity | None = None
+    supply_voltage: Quantity | None = None
+    source: str = ""
+    note: str = ""
 
     def __post_init__(self) -> None:
-        _need(isinstance(self.name, str) and bool(_NAME_RE.match(self.name)), f"bad stack name {self.name!r}")
+        _need(isinstance(self.name, str) and bool(_STACK_NAME_RE.match(self.name)),
+              f"bad stack name {self.name!r}: lower-case letters, digits, '.', '-' or '_'")
         _check_dims(f"stacks.{self.name}", self, STACK_FIELDS)
+        _need(any(getattr(self, n) is not None for n in STACK_FIELDS) or (self.source.strip() and self.note.strip()),
+              f"stacks.{self.name}: give at least one of {', '.join(STACK_FIELDS)}, or (a stack that adds "
+              "nothing) a source and a note saying why")
 
     def to_dict(self) -> dict:
-        return _quantities_dict(self, STACK_FIELDS)
+        d = _quantities_dict(self, STACK_FIELDS)
+        d.update({k: getattr(self, k) for k in ("source", "note") if getattr(self, k)})
+        return d
 
 
 @dataclass(frozen=True)
@@ -585,6 +615,7 @@ class HardwareProfile:
     notes: tuple[str, ...] = ()
     origin: str = field(default="", compare=False)
     operating_point: str = field(default="", compare=False)   # "140MHz" for a profile loaded as NAME@CLOCK
+    selected_stack: str = field(default="", compare=False)    # "bosch-v1.2" for a profile loaded as NAME:STACK
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and bool(_NAME_RE.match(self.name)),
@@ -644,8 +675,10 @@ class HardwareProfile:
 
     @property
     def label(self) -> str:
-        """How reports name the target: ``name``, or ``name@CLOCK`` at another operating point."""
-        return f"{self.name}@{self.operating_point}" if self.operating_point else self.name
+        """How reports name the target: ``name``, with ``:STACK`` for a selected software stack and
+        ``@CLOCK`` at another operating point."""
+        return (self.name + (f":{self.selected_stack}" if self.selected_stack else "")
+                + (f"@{self.operating_point}" if self.operating_point else ""))
 
     @property
     def n_cores(self) -> int:

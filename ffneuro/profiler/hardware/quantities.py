@@ -52,6 +52,8 @@ UNITS: dict[str, tuple[str, dict[str, float]]] = {
     "macs_per_cycle": ("MAC/cycle", {"MAC/cycle": 1.0, "op/cycle": 0.5}),
     "bytes_per_cycle": ("B/cycle", {"B/cycle": 1.0}),
     "cycles": ("cycle", {"cycle": 1.0, "kcycle": 1e3}),
+    # a dimensionless multiplier on another number of the profile (a software stack's kernel speed)
+    "factor": ("factor", {"factor": 1.0}),
 }
 #: Every number of a profile, in SI units, lies in [MIN_SI, MAX_SI]: 15 orders of magnitude beyond any real
 #: chip (fJ to kJ, bytes to TB, Hz to PFLOP/s), so that the products and sums an estimate makes of them

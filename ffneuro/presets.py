@@ -142,7 +142,7 @@ PRESETS.register("hinton-fc-mnist")(dict(
     labels="onehot", goodness="sumsq", loss="bce", train_first_layer=True, readout_from=2, readout="both",
     epochs=60, batch_size=100, optimizer="sgd", lr=1e-3, momentum=0.9, weight_decay=3e-4,
     linear_optimizer="sgd", linear_lr=1e-2, linear_weight_decay=3e-3, linear_init="zero",
-    cooldown_start=0.5, peer_norm=0.03, peer_momentum=0.9,
+    cooldown_start=0.5, peer_norm=0.03, peer_momentum=0.9, block_options={"init": "normal"},
 ))
 
 # CwComp (Papachristodoulou et al., AAAI 2024) as in its reference code (github.com/andreaspapac/CwComp,

@@ -81,11 +81,78 @@ class _TestEveryEpoch:
         self.on_epoch(self.epochs)
         if epoch == self.trainer.config.epochs:   # read: the trainer's own final test read would repeat it
             from ffneuro.train.trainer import Split
-            self.trainer.test = Split(self.trainer.test.x[:0], self.trainer.test.y[:0])
+            test_split = self.trainer.test
+            self.trainer.test = Split(test_split.x[:0], test_split.y[:0], test_split.normalise)
         print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()), flush=True)
 
     def heartbeat(self) -> None:
         pass
+
+
+# The known differences between the fc block / readout and loeweX's code that no RunConfig field covers, as
+# patches a probe run may apply one at a time (--patch NAME, ffneuro side; hinton-fc-mnist only).
+
+
+def _patch_st_relu() -> None:
+    """The fc block's ReLU passes the gradient through unchanged, also where its input is negative (the
+    reference code's ReLU_full_grad)."""
+    import torch
+
+    from ffneuro.blocks import fc
+    from ffneuro.blocks.module import rms_normalize
+
+    class StraightThroughReLU(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clamp(min=0)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)
+        if self.spec.input_norm:
+            h = rms_normalize(h)
+        return StraightThroughReLU.apply(self.linear(h))
+    fc.FCModule.forward = forward
+
+
+def _patch_normal_init() -> None:
+    """The fc block's weights drawn from N(0, 1/out_features) and its biases zero, as the reference code does."""
+    import math
+
+    import torch
+
+    from ffneuro.blocks import fc
+    plain = fc.FCModule.__init__
+
+    def init(self, spec) -> None:
+        plain(self, spec)
+        torch.nn.init.normal_(self.linear.weight, 0.0, 1.0 / math.sqrt(self.linear.weight.shape[0]))
+        if self.linear.bias is not None:
+            torch.nn.init.zeros_(self.linear.bias)
+    fc.FCModule.__init__ = init
+
+
+def _patch_readout_zero_nobias() -> None:
+    """The linear readout without a bias and started at zero, as the reference code's classifier."""
+    from torch import nn
+
+    from ffneuro.models import readouts
+    from ffneuro.units.optim import OPTIMIZERS
+
+    def init(self, in_features, num_classes, lr, optimizer="adam", momentum=0.9, weight_decay=0.0) -> None:
+        nn.Module.__init__(self)
+        self.linear = nn.Linear(in_features, num_classes, bias=False)
+        nn.init.zeros_(self.linear.weight)
+        self.optimizer = OPTIMIZERS.get(optimizer)(self.parameters(), lr=lr, momentum=momentum,
+                                                   weight_decay=weight_decay)
+    readouts.LinearReadout.__init__ = init
+
+
+PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
+           "readout-zero-nobias": _patch_readout_zero_nobias}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
@@ -428,6 +495,9 @@ def main() -> None:
                      help="ffneuro: a RunConfig field; reference: a config key (loewe) or flag (cwcomp)")
     run.add_argument("--label", default="as published")
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
+    run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
+                     help="ffneuro side, hinton-fc-mnist: apply one of the reference code's differences no "
+                          "RunConfig field covers (st-relu, normal-init, readout-zero-nobias)")
     log = sub.add_parser("from-log", help="record the finished epochs of a stopped run from its log")
     log.add_argument("preset", choices=sorted(VARIANTS))
     log.add_argument("log", type=Path)
@@ -478,6 +548,10 @@ def main() -> None:
         ap.error("--side reference needs --reference PATH (a checkout of the authors' code)")
     # read now: the CwComp runner replaces sys.argv with the reference code's own while it runs
     command = " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
+    if args.patch and (args.side != "ffneuro" or args.preset != "hinton-fc-mnist"):
+        ap.error("--patch applies to the ffneuro side of hinton-fc-mnist only")
+    for name in args.patch:
+        PATCHES[name]()
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
 
@@ -487,6 +561,7 @@ def main() -> None:
                 "side": args.side, "label": args.label, "seed": seed, "train_images": args.train_limit,
                 **({"test_images": args.test_limit} if args.test_limit else {}), "epochs_planned": args.epochs,
                 "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+                **({"patches": args.patch} if args.patch else {}),
                 "epochs": epochs, "wall_s": round(time.perf_counter() - t0, 1), "machine": machine(),
                 "threads": torch_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command})
 

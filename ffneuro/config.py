@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 ALGOS = ("ff", "bp")
 READOUTS = ("goodness", "linear", "both")
+# how the FF linear readout starts: torch (PyTorch's default weights, a bias) | zero (no bias, weights at zero:
+# Hinton's code's softmax classifier)
+LINEAR_INITS = ("torch", "zero")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation (ffneuro.data.augment)
 NO_LABELS = "none"  # --labels none: the image carries no label (class-wise losses: each unit classifies itself)
@@ -84,6 +87,7 @@ class RunConfig:
     weight_decay: float = 0.0          # the units' optimisers' weight decay
     linear_optimizer: str = "adam"     # the FF linear readout's optimiser: adam | sgd (with ``momentum``)
     linear_weight_decay: float = 0.0   # the FF linear readout's weight decay (Hinton's code: sgd, 3e-3)
+    linear_init: str = "torch"         # the FF linear readout's start: torch | zero (no bias, zero weights)
     unit_epochs: tuple[int, ...] | None = None   # unit i learns only in its first unit_epochs[i] epochs (None: all)
     pool_at: tuple[int, ...] | None = None  # the units (1-based) that downsample with pool (None: every pool_every-th)
     cooldown_per_step: bool = False    # the cool-down lowers the lr every batch (else once per epoch)
@@ -101,6 +105,8 @@ class RunConfig:
 
         need(self.algo in ALGOS, f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
         need(self.readout in READOUTS, f"unknown readout {self.readout!r}; valid: {', '.join(READOUTS)}")
+        need(self.linear_init in LINEAR_INITS,
+             f"unknown linear init {self.linear_init!r}; valid: {', '.join(LINEAR_INITS)}")
         need(self.device in DEVICES, f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
         need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         need(self.pool in POOLS, f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")

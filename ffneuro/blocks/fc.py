@@ -3,9 +3,15 @@
 The first unit sees the flattened image, RMS-normalised (``input_norm``), as Hinton's code does with its
 input; every unit hands on its ReLU output divided by its root mean square, so the next unit cannot read
 this unit's goodness off the length of its input. Goodness is measured on the ReLU output.
+
+Option ``init`` (``block_options={"init": "normal"}``; the ``hinton-fc-mnist`` preset): weights drawn from
+N(0, 1/width) and biases started at zero, as Hinton's code does (github.com/loeweX/Forward-Forward,
+src/ff_model.py); the default ``torch`` keeps PyTorch's own start (uniform, std 1/√(3·inputs)), which gives
+a layer fed by 2000 unit-RMS inputs a third of the reference's pre-activation variance.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -21,6 +27,8 @@ from ..spec.block import BlockSpec, StackPlan
 from . import register_block
 from .module import BlockModule, rms_normalize
 
+INITS = ("torch", "normal")   # the weights' start (block option init)
+
 
 @register_block
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class FCBlock(BlockSpec):
     kind: ClassVar[str] = "fc"
     pool: ClassVar[str] = "none"      # a dense block never downsamples
     pooled: ClassVar[bool] = False
+    option_names: ClassVar[tuple[str, ...]] = ("init",)
 
     name: str
     in_shape: tuple[int, ...]
@@ -37,6 +46,7 @@ class FCBlock(BlockSpec):
     trainable: bool = True
     bias: bool = True
     input_norm: bool = False           # RMS-normalise the flattened input first (the image, in unit 1)
+    init: str = "torch"                # torch: PyTorch's default start; normal: N(0, 1/width), zero biases
 
     def __post_init__(self) -> None:
         shape = tuple(int(s) for s in self.in_shape)
@@ -44,6 +54,8 @@ class FCBlock(BlockSpec):
             raise ConfigError(f"{self.name}: in_shape must be positive ints, got {self.in_shape}")
         if self.width < 1:
             raise ConfigError(f"{self.name}: need width >= 1, got {self.width}")
+        if self.init not in INITS:
+            raise ConfigError(f"block option init must be one of {', '.join(INITS)}; got {self.init!r}")
         object.__setattr__(self, "in_shape", shape)
 
     @property
@@ -186,8 +198,10 @@ class FCBlock(BlockSpec):
         if any(p != "none" for p in plan.pools):
             raise ConfigError("fully connected units do not downsample; use --pool none with --arch fc")
         specs, shape = [], tuple(image_shape)
+        init = plan.options.get("init", "torch")
         for i, width in enumerate(widths):
-            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, trainable=plan.trainable[i], input_norm=i == 0))
+            specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, trainable=plan.trainable[i], input_norm=i == 0,
+                             init=init))
             shape = specs[-1].out_shape
         return specs
 
@@ -203,6 +217,10 @@ class FCModule(BlockModule):
     def __init__(self, spec: FCBlock):
         super().__init__(spec)
         self.linear = nn.Linear(spec.in_elems, spec.width, bias=spec.bias)
+        if spec.init == "normal":   # Hinton's code: N(0, 1/out_features), zero biases
+            nn.init.normal_(self.linear.weight, 0.0, 1.0 / math.sqrt(spec.width))
+            if self.linear.bias is not None:
+                nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.flatten(1)

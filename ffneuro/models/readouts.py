@@ -12,9 +12,13 @@ class LinearReadout(nn.Module):
     """One linear layer, cross-entropy, its own optimiser; gradients never reach the FF units."""
 
     def __init__(self, in_features: int, num_classes: int, lr: float, optimizer: str = "adam",
-                 momentum: float = 0.9, weight_decay: float = 0.0):
+                 momentum: float = 0.9, weight_decay: float = 0.0, init: str = "torch"):
+        """``init`` torch: PyTorch's default weights and a bias; zero: no bias, every weight 0 (the softmax
+        classifier of Hinton's code, github.com/loeweX/Forward-Forward, src/ff_model.py)."""
         super().__init__()
-        self.linear = nn.Linear(in_features, num_classes)
+        self.linear = nn.Linear(in_features, num_classes, bias=init != "zero")
+        if init == "zero":
+            nn.init.zeros_(self.linear.weight)
         self.optimizer = OPTIMIZERS.get(optimizer)(self.parameters(), lr=lr, momentum=momentum,
                                                    weight_decay=weight_decay)
 

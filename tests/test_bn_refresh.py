@@ -89,3 +89,20 @@ def test_a_training_step_of_the_network_refreshes_each_unit_once():
     x, y = torch.rand(8, 1, 16, 16), torch.randint(0, 10, (8,))
     model.train_batch(x, y)
     assert [u.block.norm.num_batches_tracked.item() for u in model.units] == [2, 2]
+
+
+def test_the_accounting_charges_the_refresh_forward():
+    """The refresh forward is real work: the unit's training MACs and the step's phases count it (one more
+    forward of the step's rows); without the option, or on a frozen block, nothing is added."""
+    from ffneuro.accounting import unit_cost
+    from ffneuro.accounting.phases import PAIRS, ff_training_costs
+    plain = CFSEBlock("u", (1, 6, 6), 4, 3, "max")
+    fresh = CFSEBlock("u", (1, 6, 6), 4, 3, "max", bn_refresh=True)
+    frozen = CFSEBlock("u", (1, 6, 6), 4, 3, "max", bn_refresh=True, trainable=False)
+    assert (plain.refresh_after_update, fresh.refresh_after_update, frozen.refresh_after_update) == (False, True, False)
+    a, b = unit_cost(plain, ff_passes=1), unit_cost(fresh, ff_passes=1)
+    assert b.macs_ff_train - a.macs_ff_train == plain.macs
+    phases = {p.phase: p for p in ff_training_costs([fresh], num_classes=CLASSES, batch=8, objective=PAIRS).units[0].phases}
+    assert phases["forward_refresh"].macs == 16 * fresh.macs          # positives and negatives once more
+    names = [p.phase for p in ff_training_costs([plain], num_classes=CLASSES, batch=8, objective=PAIRS).units[0].phases]
+    assert "forward_refresh" not in names

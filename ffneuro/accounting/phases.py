@@ -222,7 +222,8 @@ def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precisi
     ``forward_pos`` and ``forward_neg`` (label embedding charged to unit 1), else one ``forward`` of the
     unlabelled images; then ``goodness_loss``, ``backward`` (weight gradient only: inputs arrive
     detached; a block that trains parameters before its weighted node also computes that node's input
-    gradient) and ``update``; frozen units have zero backward and update.
+    gradient) and ``update``; frozen units have zero backward and update. A block that refreshes its
+    batch-norm statistics after the update (``refresh_after_update``) runs ``forward_refresh`` on the rows.
 
     With ``linear_readout`` the step trains the readout (``readout``: forward, loss, backward of the
     weights only, since its features are detached, and update); a pair objective first runs every unit
@@ -253,6 +254,8 @@ def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precisi
         else:
             backward = PhaseCost("backward")
         phases = [*fwd, goodness, backward, _update(s, m)]
+        if s.trainable and getattr(s, "refresh_after_update", False):
+            phases.append(_conv_forward("forward_refresh", s, rows, b, m))   # the step's rows once more
         if linear_readout and objective.pairs:
             phases.append(_conv_forward("forward_neutral", s, n, b, m, _embed_ops(s, n) if i == 0 else 0))
         units.append(UnitPhases(s.name, s, tuple(phases)))

@@ -25,13 +25,16 @@ class UnitCost:
     synops_forward: int = 0     # one forward pass without padding taps (NeuroBench's synaptic operations)
     ff_passes: int = 2          # FF rows per training image: positive and negative (1: a class-wise loss)
     macs_ff_input_grad: int = 0 # the input gradients an FF step computes inside the block (parameters upstream learn)
+    refresh_passes: int = 0     # forwards after the update (cfse's bn_refresh runs the step's rows once more)
 
     @property
     def macs_ff_train(self) -> int:
         """FF training per sample: the forward of each pass (positive and negative, or the one unlabelled
-        image), the weight gradient of each (and the input gradient where the block needs it)."""
+        image), the weight gradient of each (and the input gradient where the block needs it), and any forward
+        the unit runs after its update."""
         backward = self.macs_weight_grad + self.macs_ff_input_grad
-        return self.ff_passes * (self.macs_forward + (backward if self.trainable else 0))
+        return self.ff_passes * (self.macs_forward + (backward if self.trainable else 0)) \
+            + self.refresh_passes * self.macs_forward
 
     def macs_inference(self, num_classes: int, readout: str) -> int:
         """Linear readout: one forward; goodness readout: one forward per candidate class."""
@@ -49,4 +52,5 @@ def unit_cost(spec, precision: str = "fp32", ff_passes: int = 2) -> UnitCost:
                     activation_bytes=spec.neurons * BYTES_PER_ELEMENT[precision], macs_forward=macs,
                     macs_weight_grad=macs, macs_input_grad=spec.bp_input_grad_macs(False), trainable=spec.trainable,
                     synops_forward=spec.synops, ff_passes=ff_passes,
-                    macs_ff_input_grad=spec.ff_backward_macs - macs)
+                    macs_ff_input_grad=spec.ff_backward_macs - macs,
+                    refresh_passes=ff_passes if getattr(spec, "refresh_after_update", False) else 0)

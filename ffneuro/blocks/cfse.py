@@ -71,6 +71,10 @@ class CFSEBlock(ConvLike, BlockSpec):
         return tuple(out)
 
     @property
+    def refresh_after_update(self) -> bool:
+        return self.bn_refresh and self.trainable
+
+    @property
     def goodness_shape(self) -> tuple[int, int, int]:
         """Goodness is measured on the batch-normalised output."""
         return self.out_shape

@@ -116,6 +116,12 @@ class BlockSpec(ABC):
     def update_ops(self) -> int:
         """Elementwise ops per neuron per pass that a neuromorphic neuron update replaces."""
 
+    @property
+    def refresh_after_update(self) -> bool:
+        """True where the unit runs its block once more on the step's rows after each update (a training-mode
+        forward that refreshes batch-norm statistics, cfse's ``bn_refresh``): the accounting charges it."""
+        return False
+
     # ---- the torch module
 
     @abstractmethod

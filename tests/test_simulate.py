@@ -237,6 +237,9 @@ CLASSWISE = {"goodness": "classwise", "loss": "cwc", "labels": "none"}
     {"arch": "trifecta", "filters": 10, "kernel": 1, "pool": "max"},           # label in the image, pooled goodness
     {"arch": "trifecta", "filters": 10, "kernel": 1, **CLASSWISE},
     {"arch": "dwsep", "filters": 4, "pool": "max"},               # two layers of neurons per unit
+    # a readout without a bias (loeweX's zero-started classifier, hinton-fc-mnist), plain and batch-norm folded
+    {"arch": "fc", "widths": (12, 10), "linear_init": "zero"},
+    {"arch": "cfse", "filters": 10, "kernel": 1, "pool": "max", "linear_init": "zero", **CLASSWISE},
 ])
 def test_view_reproduces_the_trained_network(overrides):
     """The chip's view of a network (its layers, pools, norm, folded batch norms and readouts), run in fp32
@@ -250,6 +253,8 @@ def test_view_reproduces_the_trained_network(overrides):
     config = resolve_config("smoke", overrides)
     model = build_model(config, (1, 16, 16), 10).eval()
     _randomize_batch_norms(model)
+    if getattr(model, "linear", None) is not None and model.linear.linear.bias is None:
+        torch.nn.init.normal_(model.linear.linear.weight)    # zero-started: give its predictions something to say
     view = net_view(model)
     x = torch.rand(6, 1, 16, 16)
     fp32 = numerics_for(load_profile("h100"), "fp32")
@@ -297,6 +302,8 @@ def test_batch_norm_folded_under_padding_is_approximate_only_at_the_border(arch,
                                       "block_options": {"group_at": ()} if arch == "cfse" else None, **CLASSWISE})
     model = build_model(config, (1, 16, 16), 10).eval()
     _randomize_batch_norms(model)
+    if getattr(model, "linear", None) is not None and model.linear.linear.bias is None:
+        torch.nn.init.normal_(model.linear.linear.weight)    # zero-started: give its predictions something to say
     view = net_view(model)
     assert [layer.approx_border for layer in view.layers] == [i >= first for i in range(2)]
     assert "approximate at the border pixels of " + ", ".join(view.layers[i].name for i in range(first, 2)) \
@@ -334,6 +341,8 @@ def test_trifecta_padded_before_its_norm_folds_exactly():
                                       "block_options": {"pad_first": True}, **CLASSWISE})
     model = build_model(config, (1, 16, 16), 10).eval()
     _randomize_batch_norms(model)
+    if getattr(model, "linear", None) is not None and model.linear.linear.bias is None:
+        torch.nn.init.normal_(model.linear.linear.weight)    # zero-started: give its predictions something to say
     view = net_view(model)
     assert not any(layer.approx_border for layer in view.layers)
     x = torch.rand(4, 1, 16, 16)

@@ -347,7 +347,8 @@ def _readout(model, names, outputs, out_units, weights, changes) -> str | None:
                        "(goodness readout: see the metadata)")
         return None
     w = lin.weight.detach().double().cpu()
-    bias = lin.bias.detach().double().cpu()
+    bias = (lin.bias.detach().double().cpu() if lin.bias is not None   # a zero-started readout has none
+            else torch.zeros(w.shape[0], dtype=torch.float64))
     col = 0
     keys = []
     for k, src in enumerate(reads):

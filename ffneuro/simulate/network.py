@@ -265,10 +265,12 @@ def _units(named_blocks) -> tuple[list[SimLayer], list[int], list[Pending]]:
     return layers, last, outs
 
 
-def _readout(weight: torch.Tensor, bias: torch.Tensor, outs: list[Pending], shapes: list[tuple[int, ...]]
+def _readout(weight: torch.Tensor, bias: torch.Tensor | None, outs: list[Pending], shapes: list[tuple[int, ...]]
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """The linear readout with the maps its units leave on their outputs (a cfse unit's batch norm) folded in,
-    by export's fold of a linear node."""
+    by export's fold of a linear node; a readout without a bias (``--linear-init zero``) gets a zero one."""
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
     if all(p.is_identity for p in outs):
         return weight.detach().float().clone(), bias.detach().float().clone()
     a = torch.cat([p.flat(s).a for p, s in zip(outs, shapes)])

@@ -65,7 +65,7 @@ def _cam(run_file, samples, out_dir: Path, split, weights, device, data_dir, sto
             good = goodness_maps(model, x)
         except ValueError as exc:   # e.g. fully connected units: no spatial map to draw
             raise ConfigError(f"{run_file}: {exc}") from None
-        preds = {r: model.predict(x, r).cpu().numpy() for r in model.readouts()}
+        preds = {r: p.cpu().numpy() for r, p in model.predict_all(x, model.readouts()).items()}
     lin = {k: v.cpu().numpy() for k, v in lin.items()}
     good = {k: v.cpu().numpy() for k, v in good.items()}
     labels = y.cpu().numpy()

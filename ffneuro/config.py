@@ -74,6 +74,7 @@ class RunConfig:
     eval_batch_size: int = 1000
     preset: str | None = None
     augment: str = "none"              # training batches only: none | crop | flip | crop+flip
+    crop_padding: int = 4              # crop: zero pixels padded on every side before the random crop
     unit_lrs: tuple[float, ...] | None = None  # FF: Adam lr of each unit (None: lr for all); BP ignores it
     eval_every: int = 1                # evaluate validation every k epochs (and always after the last)
     pool_every: int = 1                # unit i (1-based) downsamples iff i % pool_every == 0 (and pool != none)
@@ -123,6 +124,8 @@ class RunConfig:
         need(self.normalise in NORMALISATIONS,
              f"unknown normalise {self.normalise!r}; valid: {', '.join(NORMALISATIONS)}")
         need(self.augment in AUGMENTS, f"unknown augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
+        need(isinstance(self.crop_padding, int) and not isinstance(self.crop_padding, bool) and 0 <= self.crop_padding <= 16,
+             f"crop-padding must be an integer in 0..16, got {self.crop_padding!r}")
         for name in FLOAT_FIELDS:  # first: NaN slips through every range check below (comparisons are false)
             value = getattr(self, name)
             need(value is None and name == "theta" or _is_finite(value),

@@ -110,11 +110,29 @@ def test_config_augment_validated_and_default_none():
         RunConfig(augment="rotate")
 
 
+def test_crop_padding_validated_and_used():
+    """``crop_padding`` bounds each shift: with padding p no pixel moves more than p rows or columns."""
+    assert RunConfig().crop_padding == 4
+    for bad in (-1, 17, 2.0, True):
+        with pytest.raises(ConfigError, match="crop-padding"):
+            RunConfig(crop_padding=bad)
+    x = torch.zeros(64, 1, 12, 12)
+    x[:, :, 6, 6] = 1.0   # one lit pixel per image: where it lands is the shift
+    for p in (1, 3):
+        out = augment_batch(x, "crop", gen(), padding=p)
+        where = out[:, 0].flatten(1).argmax(1)
+        rows, cols = where // 12 - 6, where % 12 - 6
+        assert int(rows.abs().max()) == p and int(cols.abs().max()) == p   # 64 draws reach the extremes
+    old = RunConfig().to_dict()
+    del old["crop_padding"]   # a run stored before the field existed loads with the former padding
+    assert RunConfig.from_dict(old).crop_padding == 4
+
+
 def test_evaluation_never_sees_augmented_images(monkeypatch):
     """Spy: augmentation marks its output (+1000); training must see only marked images, evaluation none."""
     calls = []
 
-    def marking(x, mode, generator):
+    def marking(x, mode, generator, padding):
         calls.append(mode)
         return x + 1000.0
 
@@ -189,9 +207,9 @@ def test_cli_train_with_augment_and_unit_lrs(tmp_path, monkeypatch):
     augmented, unit_lrs = [], []
     augment = trainer_mod.augment_batch
 
-    def spy_augment(x, mode, generator):
-        out = augment(x, mode, generator)
-        augmented.append((mode, not torch.equal(out, x)))
+    def spy_augment(x, mode, generator, padding):
+        out = augment(x, mode, generator, padding)
+        augmented.append((mode, padding, not torch.equal(out, x)))
         return out
 
     start_epoch = FFNet.start_epoch
@@ -206,19 +224,19 @@ def test_cli_train_with_augment_and_unit_lrs(tmp_path, monkeypatch):
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        result = CliRunner().invoke(main, ["train", "--preset", "smoke", "--augment", "crop+flip",
+        result = CliRunner().invoke(main, ["train", "--preset", "smoke", "--augment", "crop+flip", "--crop-padding", "2",
                                            "--unit-lrs", "1e-3,5e-4", "--epochs", "1", "--train-limit", "200",
                                            "--device", "cpu", "--out", str(out)])
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
-    assert augmented and {mode for mode, _ in augmented} == {"crop+flip"}
-    assert any(changed for _, changed in augmented)   # the crops and flips moved pixels
+    assert augmented and {(mode, padding) for mode, padding, _ in augmented} == {("crop+flip", 2)}
+    assert any(changed for _, _, changed in augmented)   # the crops and flips moved pixels
     assert unit_lrs == [pytest.approx([1e-3, 5e-4])]
     with h5py.File(out, "r") as f:
         stored = json.loads(f["config"].attrs["json"])
-    assert stored["augment"] == "crop+flip" and stored["unit_lrs"] == [1e-3, 5e-4]
+    assert stored["augment"] == "crop+flip" and stored["crop_padding"] == 2 and stored["unit_lrs"] == [1e-3, 5e-4]
 
 
 def test_cli_rejects_bad_unit_lrs(tmp_path):

@@ -42,8 +42,10 @@ def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: fl
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
-def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Apply ``mode`` (``RunConfig.augment``): none | crop | flip | crop+flip (crop first, then flip)."""
+def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator | None = None,
+                  padding: int = CROP_PADDING) -> torch.Tensor:
+    """Apply ``mode`` (``RunConfig.augment``): none | crop | flip | crop+flip (crop first, then flip);
+    a crop pads ``padding`` pixels (``RunConfig.crop_padding``) on every side."""
     if mode == "none":
         return x
     parts = mode.split("+")
@@ -51,7 +53,7 @@ def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator | None 
     if unknown:
         raise ValueError(f"unknown augment {mode!r}; valid: none, crop, flip, crop+flip")
     if "crop" in parts:
-        x = random_crop(x, CROP_PADDING, generator)
+        x = random_crop(x, padding, generator)
     if "flip" in parts:
         x = random_flip(x, generator)
     return x

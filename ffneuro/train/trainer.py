@@ -166,7 +166,7 @@ class Trainer:
                 model.set_lrs(lambda base, at=at: cfg.lr_at(at, base))
             # augmentation: training batches only, never evaluation
             x, y = self.train.batch(order[start: start + cfg.batch_size],
-                                    lambda x: augment_batch(x, cfg.augment, self.generator))
+                                    lambda x: augment_batch(x, cfg.augment, self.generator, cfg.crop_padding))
             step = self.parallel.train_batch(model, x, y, self.generator)
             if step.unit_stats is not None:
                 unit_sums = step.unit_stats if unit_sums is None else [a + b for a, b in zip(unit_sums, step.unit_stats)]

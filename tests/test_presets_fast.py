@@ -65,3 +65,31 @@ def test_bp_twin_trains_on_the_same_budget_augmented_and_cooled_per_step(monkeyp
     assert seen[0] == 1e-3 and seen[nb - 1] < seen[0]   # cools inside the first epoch: per step, not per epoch
     assert seen[-1] < seen[nb] < seen[nb - 1]
     assert torch.isfinite(torch.tensor(seen)).all()
+
+
+@pytest.mark.parametrize("preset,minutes", [("mnist-fast", 15), ("fashion-mnist-fast", 30)])
+def test_records_script_runs_the_preset_and_its_bp_twin(tmp_path, preset, minutes):
+    """benchmarks/records.sh (smoke, synthetic data): trains PRESET and PRESET-bp, prints each curve and
+    judges the wall time against that preset's record time."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash not available")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "records.sh"
+    env = {**os.environ, "PRESET": preset, "FFNEURO_DATA": str(tmp_path / "data"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    out = subprocess.run([bash, str(script), str(tmp_path / "data"), str(tmp_path / "out"), "both",
+                          "--dataset", "synthetic", "--epochs", "1", "--widths", "10,10,10", "--train-limit", "64",
+                          "--val-size", "32"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"{preset}: ff epochs 1" in out.stdout and f"{preset}-bp: bp epochs 1" in out.stdout
+    assert out.stdout.count(f"within {minutes} min") == 2
+    assert (tmp_path / "out" / f"{preset}.h5").exists() and (tmp_path / "out" / f"{preset}-bp.h5").exists()
+    bad = subprocess.run([bash, str(script), str(tmp_path / "data")], capture_output=True, text=True,
+                         env={**env, "PRESET": "smoke"}, timeout=60)
+    assert bad.returncode == 2 and "no record time for preset smoke" in bad.stderr

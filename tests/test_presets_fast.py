@@ -67,8 +67,7 @@ def test_bp_twin_trains_on_the_same_budget_augmented_and_cooled_per_step(monkeyp
     assert torch.isfinite(torch.tensor(seen)).all()
 
 
-@pytest.mark.parametrize("preset,minutes", [("mnist-fast", 15), ("fashion-mnist-fast", 30)])
-def test_records_script_runs_the_preset_and_its_bp_twin(tmp_path, preset, minutes):
+def test_records_script_runs_the_preset_and_its_bp_twin(tmp_path):
     """benchmarks/records.sh (smoke, synthetic data): trains PRESET and PRESET-bp, prints each curve and
     judges the wall time against that preset's record time."""
     import os
@@ -77,6 +76,7 @@ def test_records_script_runs_the_preset_and_its_bp_twin(tmp_path, preset, minute
     import sys
     from pathlib import Path
 
+    preset, minutes = "fashion-mnist-fast", 30   # not mnist-fast: the script's default until PRESET is read
     bash = shutil.which("bash")
     if bash is None:
         pytest.skip("bash not available")
@@ -85,9 +85,9 @@ def test_records_script_runs_the_preset_and_its_bp_twin(tmp_path, preset, minute
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     out = subprocess.run([bash, str(script), str(tmp_path / "data"), str(tmp_path / "out"), "both",
                           "--dataset", "synthetic", "--epochs", "1", "--widths", "10,10,10", "--train-limit", "64",
-                          "--val-size", "32"], capture_output=True, text=True, env=env, timeout=300)
+                          "--val-size", "32"], capture_output=True, text=True, env=env, timeout=1200)
     assert out.returncode == 0, out.stderr
-    assert f"{preset}: ff epochs 1" in out.stdout and f"{preset}-bp: bp epochs 1" in out.stdout
+    assert f"{preset}.h5: ff epochs 1" in out.stdout and f"{preset}-bp.h5: bp epochs 1" in out.stdout
     assert out.stdout.count(f"within {minutes} min") == 2
     assert (tmp_path / "out" / f"{preset}.h5").exists() and (tmp_path / "out" / f"{preset}-bp.h5").exists()
     bad = subprocess.run([bash, str(script), str(tmp_path / "data")], capture_output=True, text=True,

@@ -133,3 +133,18 @@ def test_the_prediction_replay_holds_a_readout_without_a_bias():
     kw = dict(readout="linear", num_classes=CLASSES, readout_from=2, backend="cpu", onednn_block=8)
     assert inference_memory(specs, 4, **kw).param_bytes - \
         inference_memory(specs, 4, readout_bias=False, **kw).param_bytes == 4 * CLASSES
+
+
+def test_the_profile_costs_and_names_the_runs_optimisers():
+    """The profiler takes the run's optimisers: an SGD run's FF update moves less optimiser state than Adam's,
+    and an on-chip learning note names SGD, not Adam (BP's twin stays Adam)."""
+    from ffneuro.profiler import profile_config
+
+    small = {**FC, "widths": (32, 32, 16)}
+    sgd = profile_config(RunConfig(**{**small, **HINTON}), SHAPE, CLASSES, "loihi", batch=4)
+    adam = profile_config(RunConfig(**small), SHAPE, CLASSES, "loihi", batch=4)
+    assert any("SGD with momentum" in n for n in sgd["ff_train"].notes)
+    assert not any("SGD" in n for n in adam["ff_train"].notes)
+    assert any("(Adam)" in n for n in sgd["bp_train"].notes)
+    assert sgd["ff_train"].peak_memory_bytes < adam["ff_train"].peak_memory_bytes
+    assert sgd["infer_linear"].parameter_count == adam["infer_linear"].parameter_count - CLASSES   # no readout bias

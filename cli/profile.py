@@ -1,10 +1,11 @@
-"""``ffneuro profile``: energy, latency, memory and locality of a network on one hardware target."""
+"""``ffneuro profile``: energy, latency, memory and locality of a network on one or more hardware targets."""
 from __future__ import annotations
 
 import click
 
 from ffneuro.profiler import ProfileReport, format_si, load_profile
 from ffneuro.profiler.network import with_bp_run
+from ffneuro.profiler.stored import profile_group
 
 from .network import describe, resolve_network
 from .options import estimate_options, json_option, model_options
@@ -13,7 +14,9 @@ from .util import echo_json, no_store_option, store_in_run
 
 @click.command()
 @click.argument("run_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--hw", "hw_name", required=True, help="a shipped profile name (ffneuro hw list) or a .toml path, optionally at a clock: NAME@CLOCK (e.g. cortex-m7@140MHz)")
+@click.option("--hw", "hw_names", required=True, multiple=True,
+              help="a shipped profile name (ffneuro hw list) or a .toml path, optionally with a software stack and "
+                   "at a clock: NAME[:STACK][@CLOCK] (e.g. cortex-m7@140MHz); repeat for several targets")
 @click.option("--bp-run", type=click.Path(dir_okay=False), default=None,
               help="a BP run of the same network: its measured activity feeds the BP training estimate")
 @click.option("--profile-batch", type=click.IntRange(min=1), default=None,
@@ -23,13 +26,14 @@ from .util import echo_json, no_store_option, store_in_run
 @no_store_option
 @json_option
 @click.pass_context
-def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timesteps, activity, input_activity, activity_from, overrides, preset,
+def profile(ctx, run_file, hw_names, bp_run, profile_batch, est_precision, timesteps, activity, input_activity, activity_from, overrides, preset,
             store, as_json):
-    """Estimate FF training, BP training and both inference readouts on a hardware target.
+    """Estimate FF training, BP training and both inference readouts on hardware targets (--hw, repeatable).
 
-    With RUN_FILE, the stored network and its measured activation sparsity are used and the estimate
-    is also written into the run file (group profile-<target>; not with --no-store, nor when the file is
-    read-only or being trained: then a warning says so). Without it, --preset and the model
+    With RUN_FILE, the stored network and its measured activation sparsity are used and each estimate
+    is also written into the run file (group profile-<target>, the full target string: two clocks or stacks
+    of one chip are two groups; not with --no-store, nor when the file is read-only or being trained: then a
+    warning says so). Without it, --preset and the model
     flags describe the network (dense activity assumed). A BP RUN_FILE, or --bp-run beside an FF one,
     gives the BP estimate its measured activity. A NIR file (NET.nir, needs ffneuro[nir]) is profiled
     for inference at --timesteps and --activity.
@@ -41,15 +45,23 @@ def profile(ctx, run_file, hw_name, bp_run, profile_batch, est_precision, timest
     """
     net = with_bp_run(resolve_network(ctx, run_file, preset, overrides, timesteps=timesteps, activity=activity,
                                            input_activity=input_activity, activity_from=activity_from), bp_run)
-    hw = load_profile(hw_name)
-    report = net.profile(hw, precision=est_precision, batch=profile_batch)
+    # every name checked before any estimate; a target named twice is profiled once
+    profiles = list({hw.label: hw for hw in map(load_profile, hw_names)}.values())
+    reports = [(hw, net.profile(hw, precision=est_precision, batch=profile_batch)) for hw in profiles]
     if as_json:
-        echo_json({"network": net.label, **report.to_dict()})
+        if len(reports) == 1:
+            echo_json({"network": net.label, **reports[0][1].to_dict()})
+        else:   # one report per target, by its full target string
+            echo_json({"network": net.label, "targets": [hw.label for hw, _ in reports],
+                       "reports": {hw.label: report.to_dict() for hw, report in reports}})
     else:
         click.echo(describe(net))
-        click.echo(format_report(report))
+        click.echo("\n\n".join(format_report(report) for _, report in reports))
     if net.run is not None:  # after printing: a run that cannot take the result still shows it
-        store_in_run(net.run, f"profile-{hw.name}", report.to_columns(), {"hw_origin": hw.origin}, store)
+        for hw, report in reports:
+            if not store_in_run(net.run, profile_group(hw.label), report.to_columns(),
+                                {"hw_origin": hw.origin, "hw_target": hw.label}, store):
+                break
 
 
 def _yes_no(v: bool | None, unknown: str = "unknown (capacity not in the profile)") -> str:

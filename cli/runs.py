@@ -13,6 +13,7 @@ import click
 
 from ffneuro.errors import RunFileError
 from ffneuro.jsonable import jsonable
+from ffneuro.profiler.stored import stored_profiles
 from ffneuro.run_groups import run_numbers
 from ffneuro.store import RunRecord, read_run
 from ffneuro.store.folder import read_checked, runs_in
@@ -105,6 +106,7 @@ def show_cmd(run_file, as_json):
             **_summary(rec), "created": rec.created, "config": rec.config, "environment": rec.environment,
             "units": rec.unit_names, "accounting": rec.accounting, "last_epoch": last,
             "groups": {k: v for k, v in rec.groups.items()},
+            "profiled_on": list(stored_profiles(rec.groups)),
         }), indent=2))
         return
     s = _summary(rec)
@@ -132,6 +134,9 @@ def show_cmd(run_file, as_json):
     if last:
         click.echo("  last epoch: " + ", ".join(f"{k}={_fmt(v)}" for k, v in last.items()))
     click.echo("  test: " + (", ".join(f"{k}={_fmt(v)}" for k, v in s["test_acc"].items()) or "not evaluated"))
+    profiles = stored_profiles(rec.groups)
+    if profiles:   # ffneuro profile RUN_FILE: one per full target string (name, stack, clock)
+        click.echo("  profiled on: " + ", ".join(profiles))
 
 
 def _epoch_rows(rec: RunRecord) -> list[dict]:

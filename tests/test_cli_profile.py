@@ -156,3 +156,53 @@ def test_the_header_names_the_block_type_and_each_width():
     assert "3 trifecta units of 20/40/80 filters 3×3" in head
     head = invoke("profile", "--preset", "mnist-small", "--hw", "loihi", ok=True).output.splitlines()[0]
     assert "3 conv units × 32 filters 5×5" in head
+
+
+def test_profile_at_two_operating_points_of_one_target_stores_and_shows_both(smoke_run, tmp_path):
+    """Results are keyed by the full target string (name, stack, clock): two clocks of one chip are two
+    groups and two reports, not one overwritten."""
+    path = tmp_path / "points.h5"
+    path.write_bytes(smoke_run.read_bytes())
+    targets = ("loihi", "cortex-m7@140MHz", "cortex-m7@280MHz")
+    hw_args = [a for t in targets for a in ("--hw", t)]
+    text = run("profile", path, *hw_args)
+    assert text.exit_code == 0, text.output
+    for t in targets:
+        assert f"\n{t} (" in text.stdout          # each report's header names its full target
+    groups = read_run(path).groups
+    slow, fast = groups["profile-cortex-m7@140MHz"], groups["profile-cortex-m7@280MHz"]
+    assert (slow["target"], fast["target"]) == ("cortex-m7@140MHz", "cortex-m7@280MHz")
+    assert slow["infer_linear"]["total_latency_s"] > fast["infer_linear"]["total_latency_s"]
+    assert "profile-cortex-m7" not in groups and groups["profile-loihi"]["target"] == "loihi"
+    assert read_run(path).group_attrs("profile-cortex-m7@140MHz")["hw_target"] == "cortex-m7@140MHz"
+    data = json.loads(run("profile", path, *hw_args, "--json", "--no-store").stdout)
+    assert data["targets"] == list(targets) and set(data["reports"]) == set(targets)
+    assert data["reports"]["cortex-m7@140MHz"]["target"] == "cortex-m7@140MHz"
+    shown = run("runs", "show", path)
+    assert "profiled on: cortex-m7@140MHz, cortex-m7@280MHz, loihi" in shown.stdout, shown.output
+    assert json.loads(run("runs", "show", path, "--json").stdout)["profiled_on"] == sorted(targets)
+
+
+def test_profile_groups_of_older_files_are_read_by_their_stored_target(smoke_run, tmp_path):
+    """Before, the group was named by the profile's name alone (``profile-cortex-m7`` for cortex-m7@140MHz);
+    such a group is read under the target it records, beside a new one."""
+    from ffneuro.profiler.stored import stored_profiles
+    from ffneuro.store import write_back
+
+    path = tmp_path / "old.h5"
+    path.write_bytes(smoke_run.read_bytes())
+    write_back(path, "profile-cortex-m7", {"target": "cortex-m7@140MHz", "kind": "mcu"}, {"hw_origin": "shipped"})
+    write_back(path, "profile-horowitz45", {"kind": "asic"})          # no target recorded: the group's suffix
+    assert run("profile", path, "--hw", "cortex-m7@280MHz").exit_code == 0
+    profiles = stored_profiles(read_run(path).groups)
+    earlier = [t for t in profiles if t == "loihi"]    # another test of this module may have profiled the run
+    assert list(profiles) == ["cortex-m7@140MHz", "cortex-m7@280MHz", "horowitz45", *earlier]
+    assert profiles["cortex-m7@140MHz"]["kind"] == "mcu"
+    assert "profiled on: " + ", ".join(profiles) in run("runs", "show", path).stdout
+
+
+def test_profile_repeated_target_is_profiled_once_and_a_bad_one_is_one_line():
+    data = json.loads(run("profile", "--preset", "smoke", "--hw", "loihi", "--hw", "loihi", "--json").stdout)
+    assert data["target"] == "loihi"      # one target: the single-report JSON as before
+    bad = run("profile", "--preset", "smoke", "--hw", "loihi", "--hw", "cortex-m7@999MHz")
+    assert bad.exit_code != 0 and bad.stderr.startswith("Error:") and len(bad.stderr.strip().splitlines()) == 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ffneuro.accounting import ff_memory
+from ffneuro.accounting import ff_memory, optimizers_of
 from ffneuro.accounting.objective import objective_cost
 from ffneuro.blocks.cfse import CFSEBlock
 from ffneuro.config import RunConfig
@@ -27,6 +27,11 @@ CASES = [  # (config, image shape, batch)
           readout="both", readout_from=2), (1, 12, 12), 8),
     (dict(arch="fc", layers=2, widths=(256, 256), labels="onehot", goodness="sumsq", loss="symba", readout="both",
           train_first_layer=False, readout_from=2), (1, 16, 16), 16),
+    # hinton-fc-mnist's optimisers: SGD units with momentum and weight decay, a zero-started SGD readout without
+    # a bias (replayed as Adam with a bias, 1.40 of the allocator)
+    (dict(arch="fc", layers=3, widths=(128, 128, 96), labels="onehot", goodness="sumsq", loss="bce", readout="both",
+          readout_from=2, optimizer="sgd", weight_decay=3e-4, linear_optimizer="sgd", linear_weight_decay=3e-3,
+          linear_init="zero"), (1, 12, 12), 8),
     (dict(arch="cfse", layers=2, widths=(20, 40), kernel=3, pool="max", pool_every=2, labels="none",
           goodness="classwise", loss="cwc", readout="goodness", readout_from=2), (1, 12, 12), 4),
     (dict(arch="cfse", layers=4, widths=(20, 40, 80, 160), kernel=3, pool="max", pool_every=2, labels="none",
@@ -49,7 +54,8 @@ def test_ff_memory_replay_of_every_block_type_matches_the_cpu_allocator_within_1
     x, y = torch.rand(n, *shape), torch.arange(n) % CLASSES
     model, measured = step_peak_bytes(lambda: FFNet(cfg, shape, CLASSES), x, y)
     est = ff_memory(model.layer_specs(), n, num_classes=CLASSES, linear_readout=cfg.readout == "both",
-                    readout_from=cfg.readout_from, backend="cpu", objective=objective_cost(cfg, CLASSES)).peak_bytes
+                    readout_from=cfg.readout_from, backend="cpu", objective=objective_cost(cfg, CLASSES),
+                    optimizers=optimizers_of(cfg)).peak_bytes
     if model.labels is not None:   # the label patterns are a buffer of the model, outside the replay
         est += model.labels.patterns.numel() * 4
     assert abs(est - measured) <= 0.1 * measured, (est, measured)

@@ -11,6 +11,7 @@ energy, latency and locality for a hardware target.
 * :mod:`.replay`: the public toolkit a block's PyTorch memory replay is written with
 * :mod:`.phases`: per-unit, per-phase ops and bytes of FF training, BP training and inference
 * :mod:`.memory`: resident state, per-unit activations and the peak of a training step or a ``predict``
+* :mod:`.optimizer`: what the units' and the readout's optimisers (Adam, SGD) keep and cost per parameter
 * :mod:`.onednn`: the channel-blocked copies oneDNN makes around a conv on an x86 CPU
 * :mod:`.unit_cost`: the per-unit summary recorded in the run file (``UnitCost``)
 """
@@ -35,6 +36,7 @@ from .ops import (
     linear_macs,
     nbytes,
 )
+from .optimizer import DEFAULT_OPTIMIZERS, OptimizerCost, Optimizers, optimizers_of
 from .phases import (
     CATEGORIES,
     WORKLOADS,
@@ -52,10 +54,10 @@ from .specs import LinearSpec, head_spec, net_spec, readout_spec
 from .unit_cost import UnitCost, unit_cost
 
 __all__ = [
-    "BYTES_PER_ELEMENT", "CATEGORIES", "ELEMENT_BITS", "MASTER_PRECISION", "SCHEMES", "WORKLOADS",
-    "LinearSpec", "MemoryCost", "NetworkCost", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
+    "BYTES_PER_ELEMENT", "CATEGORIES", "DEFAULT_OPTIMIZERS", "ELEMENT_BITS", "MASTER_PRECISION", "SCHEMES", "WORKLOADS",
+    "LinearSpec", "MemoryCost", "NetworkCost", "OptimizerCost", "Optimizers", "PhaseCost", "Traffic", "UnitCost", "UnitPhases",
     "bp_memory", "bp_peak_training_bytes", "bp_training_costs", "conv2d_macs",
     "ff_memory", "ff_peak_training_bytes", "ff_training_costs", "flops", "head_spec",
     "graph_inference_costs", "inference_costs", "inference_memory", "inference_peak_bytes", "update_ops",
-    "linear_macs", "nbytes", "net_spec", "readout_spec", "unit_cost",
+    "linear_macs", "nbytes", "net_spec", "optimizers_of", "readout_spec", "unit_cost",
 ]

@@ -23,8 +23,9 @@ docs/accounting.md).
 input (positives and negatives), its neurons (saved for the backward) and its output; BP, every
 stored activation of every layer plus the gradient in flight at the largest layer.
 
-Both add the resident state: all parameters, their gradients and Adam's two moments (fp32), and the
-input batch.
+Both add the resident state: all parameters, their gradients and the optimisers' state (fp32: Adam's
+two moments, SGD's momentum buffer or nothing; FF's units and linear readout each with the run's own,
+:class:`~.optimizer.Optimizers`), and the input batch. BP's network is always Adam.
 
 This module replays what every network shares (resident state, the label embedding, the readouts,
 the BP head); each block replays its own layer (``BlockSpec.replay_*``, written with :mod:`.replay`).
@@ -40,7 +41,8 @@ from ..spec.block import BlockSpec
 from .objective import PAIRS, ObjectiveCost
 from .onednn import check_block, detect_onednn_block
 from .ops import MASTER_PRECISION, nbytes
-from .replay import ReplayStep, Timeline, adam, f32, param_tensor_bytes
+from .optimizer import ADAM, DEFAULT_OPTIMIZERS, OptimizerCost, Optimizers
+from .replay import ReplayStep, Timeline, f32, optimizer_step, param_tensor_bytes
 from .specs import LinearSpec, head_spec, readout_spec
 
 SCHEMES = ("pytorch", "minimal")
@@ -109,11 +111,15 @@ def _block(backend: str, onednn_block: int | None) -> int | None:
 
 
 def _resident(t: Timeline, specs: Sequence[BlockSpec | LinearSpec], batch: int, image_elems: int,
-              master: str) -> tuple[int, int, int, int]:
+              master: str, optimizer: OptimizerCost = ADAM,
+              readout: LinearSpec | None = None, readout_optimizer: OptimizerCost = ADAM) -> tuple[int, int, int, int]:
+    """Parameters, gradients and optimiser state of ``specs`` (``readout``, one of them, has its own optimiser)
+    and the input batch."""
     params = sum(nbytes(s.params, master) for s in specs)
     trained = [s for s in specs if s.trainable]
     grads = sum(nbytes(s.params, master) for s in trained)
-    optim = 2 * grads
+    optim = sum(nbytes(s.params, master) * (readout_optimizer if s is readout else optimizer).state_per_param
+                for s in trained)
     inputs = nbytes(batch * image_elems, "fp32") + batch * LABEL_BYTES
     t.alloc("params", params)
     t.alloc("optimizer", optim)
@@ -132,13 +138,14 @@ def _embed(t: Timeline, rows: int, image_elems: int, name: str) -> None:
     t.free("embed_tmp")
 
 
-def _readout_step(t: Timeline, readout: LinearSpec, batch: int, master: str, backend: str) -> None:
-    """The linear readout's own step on its gathered features: logits, backward, Adam."""
+def _readout_step(t: Timeline, readout: LinearSpec, batch: int, master: str, backend: str,
+                  optimizer: OptimizerCost = ADAM) -> None:
+    """The linear readout's own step on its gathered features: logits, backward, its optimiser."""
     t.alloc("logits", 3 * f32(batch * readout.out_features))
     t.free(f"grad:{readout.name}")
     t.alloc(f"grad:{readout.name}", nbytes(readout.params, master))
     t.mark("readout: backward")
-    adam(t, param_tensor_bytes([readout], master), "readout: update", backend)
+    optimizer_step(t, param_tensor_bytes([readout], master), "readout: update", backend, optimizer)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,25 +155,28 @@ def _readout_step(t: Timeline, readout: LinearSpec, batch: int, master: str, bac
 def ff_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", *, num_classes: int = 10,
               linear_readout: bool = False, readout_from: int = 1, scheme: str = "pytorch",
               master: str = MASTER_PRECISION, backend: str = "cuda", onednn_block: int | None = None,
-              objective: ObjectiveCost = PAIRS, threads: int = 1) -> MemoryCost:
+              objective: ObjectiveCost = PAIRS, threads: int = 1,
+              optimizers: Optimizers = DEFAULT_OPTIMIZERS) -> MemoryCost:
     """Memory of one ``FFNet.train_batch``: units run one at a time on one tensor of ``batch``
     positives and ``batch`` negatives (a class-wise ``objective``: on the ``batch`` images themselves);
     all units' parameters and optimiser states stay resident. ``backend="cpu"`` adds the blocked copies
     oneDNN makes around every conv (fp32 only), with channels rounded up to ``onednn_block`` (8 or 16;
     default: this CPU's, see :func:`.onednn.detect_onednn_block`); ``"cuda"`` leaves out cuDNN's
     workspace. ``threads``: the CPU threads convs run on (a few small convs skip oneDNN on one thread).
+    ``optimizers``: the units' and the readout's optimiser and the readout's bias (default: Adam, a bias).
     Each block replays its own step (``replay_ff_unit``); one without a replay raises
     :class:`~ffneuro.errors.NotModelled`."""
     _check(scheme, precision, backend)
     block = _block(backend, onednn_block)
     act, rows = precision, batch * objective.rows_per_image
     specs: list = list(layers)
-    readout = readout_spec(layers, num_classes, readout_from) if linear_readout else None
+    readout = readout_spec(layers, num_classes, readout_from, optimizers.readout_bias) if linear_readout else None
     if readout is not None:
         specs.append(readout)
     t = Timeline()
     image = layers[0].in_elems
-    params, grads, optim, inputs = _resident(t, specs, batch, image, master)
+    params, grads, optim, inputs = _resident(t, specs, batch, image, master, optimizers.units, readout,
+                                             optimizers.readout)
     held = tuple(nbytes(rows * s.in_elems, "fp32" if scheme == "pytorch" else act) + nbytes(rows * s.neurons, act)
                  for s in layers)
     names = tuple(s.name for s in specs)
@@ -178,7 +188,7 @@ def ff_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", 
         return MemoryCost("ff", scheme, batch, precision, params, grads, optim, inputs, held, names,
                           t.total + work, layers[k].name)
 
-    step = ReplayStep(rows, batch, act, master, backend, block, objective, threads)
+    step = ReplayStep(rows, batch, act, master, backend, block, objective, threads, optimizers.units)
     if objective.pairs:
         _embed(t, batch, image, "h_pos")
         _embed(t, batch, image, "h_neg")
@@ -203,7 +213,7 @@ def ff_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", 
             t.alloc("features", f32(batch * readout.in_features))
             t.mark("readout: features")
             t.free(*kept)
-        _readout_step(t, readout, batch, master, backend)
+        _readout_step(t, readout, batch, master, backend, optimizers.readout)
     elif readout is not None:
         # features(embed_neutral(x)) under no_grad, then the readout's own step
         t.alloc("neutral", f32(batch * image))
@@ -220,7 +230,7 @@ def ff_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", 
                 t.alloc("features", f32(batch * readout.in_features))
                 t.mark("readout: features")
         t.free(cur)
-        _readout_step(t, readout, batch, master, backend)
+        _readout_step(t, readout, batch, master, backend, optimizers.readout)
     return MemoryCost("ff", scheme, batch, precision, params, grads, optim, inputs, held, names, t.peak, t.peak_at)
 
 
@@ -281,7 +291,7 @@ def bp_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", 
         s = layers[k - 1]
         s.replay_bp_backward(t, n, k, step, f"{s.name} backward: ")
         t.free(f"h_{k - 1}")
-    adam(t, param_tensor_bytes(specs, master), "update", backend)
+    optimizer_step(t, param_tensor_bytes(specs, master), "update", backend, ADAM)
     return MemoryCost("bp", scheme, batch, precision, params, grads, optim, inputs, tuple(held), names,
                       t.peak, t.peak_at)
 
@@ -297,14 +307,17 @@ def bp_peak_training_bytes(layers: Sequence[BlockSpec], batch: int, precision: s
 
 def inference_peak_bytes(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", *, readout: str,
                          num_classes: int = 10, readout_from: int = 1, algo: str = "ff",
-                         weight_precision: str = MASTER_PRECISION, objective: ObjectiveCost = PAIRS) -> int:
+                         weight_precision: str = MASTER_PRECISION, objective: ObjectiveCost = PAIRS,
+                         readout_bias: bool = True) -> int:
     """Peak bytes of classifying ``batch`` images (``"minimal"`` scheme): every parameter, the input
     batch, and the largest unit's input, neurons and output for all rows at once (the goodness readout
-    of a pair objective runs batch×classes rows); with the linear readout also its gathered features."""
+    of a pair objective runs batch×classes rows); with the linear readout also its gathered features
+    (``readout_bias`` False: an FF readout without a bias)."""
     rows = batch * (num_classes if readout == "goodness" and objective.pairs else 1)
     lin = None
     if readout == "linear":
-        lin = head_spec(layers, num_classes) if algo == "bp" else readout_spec(layers, num_classes, readout_from)
+        lin = head_spec(layers, num_classes) if algo == "bp" else \
+            readout_spec(layers, num_classes, readout_from, readout_bias)
     params = sum(nbytes(s.params, weight_precision) for s in [*layers, *([lin] if lin else [])])
     work = max(nbytes(rows * (s.in_elems + s.neurons + s.out_elems), precision) for s in layers)
     if lin is not None:
@@ -315,7 +328,7 @@ def inference_peak_bytes(layers: Sequence[BlockSpec], batch: int, precision: str
 def inference_memory(layers: Sequence[BlockSpec], batch: int, *, readout: str, num_classes: int = 10,
                      readout_from: int = 1, algo: str = "ff", linear_readout: bool | None = None,
                      master: str = MASTER_PRECISION, backend: str = "cuda",
-                     onednn_block: int | None = None, threads: int = 1) -> MemoryCost:
+                     onednn_block: int | None = None, threads: int = 1, readout_bias: bool = True) -> MemoryCost:
     """Memory of one ``predict`` call on ``batch`` images (fp32, under ``no_grad``): the ``"pytorch"``
     replay of what this package's readouts allocate and free, as :func:`ff_memory` does for training,
     with each block's ``replay_infer`` (a block without one raises :class:`~ffneuro.errors.NotModelled`).
@@ -325,7 +338,8 @@ def inference_memory(layers: Sequence[BlockSpec], batch: int, *, readout: str, n
     unit's goodness squares its neurons once. FF linear (``features``): the neutrally embedded batch stays
     alive through the whole pass, beside the preallocated features. BP (``BPNet.forward``): each block's
     forward and hand-on. Resident: every parameter (an FF net's linear readout when ``linear_readout``,
-    by default when ``readout`` is linear; BP's head) and the fp32 input batch."""
+    by default when ``readout`` is linear, without a bias when not ``readout_bias``; BP's head) and the fp32
+    input batch."""
     _check("pytorch", "fp32", backend)
     block = _block(backend, onednn_block)
     if readout not in ("goodness", "linear"):
@@ -338,7 +352,8 @@ def inference_memory(layers: Sequence[BlockSpec], batch: int, *, readout: str, n
         extra = [head_spec(layers, num_classes)]
     else:
         with_linear = readout == "linear" if linear_readout is None else linear_readout
-        extra = [readout_spec(layers, num_classes, readout_from)] if with_linear or readout == "linear" else []
+        extra = [readout_spec(layers, num_classes, readout_from, readout_bias)] \
+            if with_linear or readout == "linear" else []
     t = Timeline()
     params = sum(nbytes(s.params, master) for s in [*layers, *extra])
     t.alloc("params", params)

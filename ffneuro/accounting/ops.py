@@ -6,7 +6,7 @@ Two kinds of arithmetic are kept apart everywhere in ffneuro:
   weight gradient). These are exact: they are what ``torch.utils.flop_counter.FlopCounterMode``
   counts, at 2 FLOPs per MAC.
 * ``elementwise_ops``: every other arithmetic operation (bias add, ReLU, pooling, RMS norm, goodness,
-  losses, their backward passes, the Adam update), counted as one op per add, multiply, compare,
+  losses, their backward passes, the optimiser's update), counted as one op per add, multiply, compare,
   divide, square root or exponential. These are a model of the arithmetic, not of any kernel: the
   constants below say what is counted.
 
@@ -56,6 +56,9 @@ LABEL_EMBED_OPS = 6        # per pixel: scale pattern, add, min, max, subtract, 
 NEURON_OPS = {"if": 3, "lif": 4, "cubalif": 6, "li": 2, "cubali": 4}
 ADAM_OPS = 13              # per parameter: lerp m (3), v = b2 v + (1-b2) g² (4), sqrt/bias-corr/+eps (3),
                            # addcdiv into the parameter (3); per-tensor scalar work not counted
+SGD_OPS = 2                # per parameter: p -= lr·g (multiply, add)
+MOMENTUM_OPS = 2           # per parameter: buf = momentum·buf + g (multiply, add)
+WEIGHT_DECAY_OPS = 2       # per parameter: g + wd·p (multiply, add), either optimiser
 
 
 def conv2d_macs(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int) -> int:

@@ -5,9 +5,10 @@ Every count is for one batch of ``batch`` samples (FF training handles ``batch``
 pass per batch and updated once per batch, so their per-sample share falls as the batch grows.
 
 Traffic model: the bytes a fused implementation must move through memory, i.e. each kernel (conv +
-bias + ReLU; pool + RMS norm; goodness + loss; the elementwise backward; the weight gradient; Adam)
-reads its operands once and writes its results once. Activations and activation gradients are at the
-run's ``precision``; weights, weight gradients and Adam's two moments at ``master`` (fp32).
+bias + ReLU; pool + RMS norm; goodness + loss; the elementwise backward; the weight gradient; the
+optimiser's update) reads its operands once and writes its results once. Activations and activation
+gradients are at the run's ``precision``; weights, weight gradients and optimiser state (Adam's two
+moments, SGD's momentum buffer or none: :mod:`.optimizer`) at ``master`` (fp32).
 ``crossing_read``/``crossing_written`` mark the part of that traffic that crosses a unit's boundary
 (see docs/accounting.md): in FF only a unit's input and its handed-on output; in BP also every
 activation stored for the backward pass and every error signal.
@@ -23,6 +24,7 @@ from ..vector import FieldVector
 from . import ops
 from .objective import PAIRS, ObjectiveCost
 from .ops import MASTER_PRECISION, nbytes
+from .optimizer import ADAM, DEFAULT_OPTIMIZERS, OptimizerCost, Optimizers
 from .specs import LinearSpec, head_spec, readout_spec
 
 CATEGORIES = ("weights", "activations", "errors", "gradients", "optimizer")
@@ -32,7 +34,7 @@ WORKLOADS = ("ff_train", "bp_train", "infer_linear", "infer_goodness", "bp_infer
 @dataclass(frozen=True)
 class Traffic(FieldVector):
     """Bytes by what they hold: ``weights``; ``activations``; ``errors`` (gradients of activations, the
-    error signals of backprop); ``gradients`` (of the parameters); ``optimizer`` (Adam's moments).
+    error signals of backprop); ``gradients`` (of the parameters); ``optimizer`` (the optimiser's state).
     ``+``, ``scaled`` and ``total`` (all bytes) come from :class:`~ffneuro.vector.FieldVector`."""
 
     weights: float = 0
@@ -171,14 +173,16 @@ def _act(n: float, precision: str) -> int:
     return nbytes(int(n), precision)
 
 
-def _update(spec, master: str) -> PhaseCost:
-    """Adam on every parameter once per batch: read w, g, m, v; write w, m, v."""
+def _update(spec, master: str, optimizer: OptimizerCost = ADAM) -> PhaseCost:
+    """The optimiser on every parameter once per batch: read w, g and its state; write w and its state
+    (Adam: m, v; SGD: the momentum buffer, or no state without momentum)."""
     if not spec.trainable:
         return PhaseCost("update")
     p = nbytes(spec.params, master)
-    return PhaseCost("update", elementwise_ops=ops.ADAM_OPS * spec.params,
-                     bytes_read=Traffic(weights=p, gradients=p, optimizer=2 * p),
-                     bytes_written=Traffic(weights=p, optimizer=2 * p))
+    state = optimizer.state_per_param * p
+    return PhaseCost("update", elementwise_ops=optimizer.ops_per_param * spec.params,
+                     bytes_read=Traffic(weights=p, gradients=p, optimizer=state),
+                     bytes_written=Traffic(weights=p, optimizer=state))
 
 
 def _conv_forward(name: str, s, rows: int, precision: str, master: str, extra_ops: int = 0) -> PhaseCost:
@@ -217,7 +221,7 @@ def _embed_ops(first, rows: int) -> int:
 
 def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precision: str = "fp32",
                       linear_readout: bool = False, readout_from: int = 1, master: str = MASTER_PRECISION,
-                      objective: ObjectiveCost = PAIRS) -> NetworkCost:
+                      objective: ObjectiveCost = PAIRS, optimizers: Optimizers = DEFAULT_OPTIMIZERS) -> NetworkCost:
     """One FF training step (``FFNet.train_batch``) on ``batch`` images, per unit: with a pair objective
     ``forward_pos`` and ``forward_neg`` (label embedding charged to unit 1), else one ``forward`` of the
     unlabelled images; then ``goodness_loss``, ``backward`` (weight gradient only: inputs arrive
@@ -228,6 +232,7 @@ def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precisi
     With ``linear_readout`` the step trains the readout (``readout``: forward, loss, backward of the
     weights only, since its features are detached, and update); a pair objective first runs every unit
     once more on the neutral embedding (``forward_neutral``), a class-wise one reuses the training rows.
+    ``optimizers``: the units' and the readout's optimiser (their ``update``) and the readout's bias.
     """
     n, b, m = batch, precision, master
     rows = n * objective.rows_per_image
@@ -253,21 +258,21 @@ def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precisi
                 bytes_written=Traffic(gradients=nbytes(s.params, m)), sparse_macs=macs)
         else:
             backward = PhaseCost("backward")
-        phases = [*fwd, goodness, backward, _update(s, m)]
+        phases = [*fwd, goodness, backward, _update(s, m, optimizers.units)]
         if s.trainable and getattr(s, "refresh_after_update", False):
             phases.append(_conv_forward("forward_refresh", s, rows, b, m))   # the step's rows once more
         if linear_readout and objective.pairs:
             phases.append(_conv_forward("forward_neutral", s, n, b, m, _embed_ops(s, n) if i == 0 else 0))
         units.append(UnitPhases(s.name, s, tuple(phases)))
     if linear_readout:
-        r = readout_spec(layers, num_classes, readout_from)
+        r = readout_spec(layers, num_classes, readout_from, optimizers.readout_bias)
         backward = PhaseCost(
             "backward", macs=n * r.macs,
             elementwise_ops=n * (ops.CE_BWD[0] * r.out_features + ops.CE_BWD[1] + (r.out_features if r.bias else 0)),
             bytes_read=Traffic(activations=_act(n * r.in_features, b), errors=_act(n * r.out_features, b)),
             bytes_written=Traffic(gradients=nbytes(r.params, m)), sparse_macs=n * r.macs)
         units.append(UnitPhases(r.name, r, (_linear_forward("forward", r, n, b, m), _ce_loss(r, n, b),
-                                            backward, _update(r, m))))
+                                            backward, _update(r, m, optimizers.readout))))
     return NetworkCost("ff_train", batch, precision, tuple(units))
 
 
@@ -324,7 +329,8 @@ def bp_training_costs(layers: Sequence[BlockSpec], *, num_classes: int, batch: i
 
 def inference_costs(layers: Sequence, *, readout: str, num_classes: int, batch: int = 1,
                     precision: str = "fp32", readout_from: int = 1, algo: str = "ff",
-                    master: str = MASTER_PRECISION, objective: ObjectiveCost = PAIRS) -> NetworkCost:
+                    master: str = MASTER_PRECISION, objective: ObjectiveCost = PAIRS,
+                    readout_bias: bool = True) -> NetworkCost:
     """Classifying ``batch`` images.
 
     ``readout="linear"``: one forward of every unit (FF pairs: on the neutral embedding) and the linear
@@ -332,6 +338,7 @@ def inference_costs(layers: Sequence, *, readout: str, num_classes: int, batch: 
     ``readout="goodness"`` (FF only): with a pair objective one forward per candidate class
     (``num_classes`` passes, run as one batch of batch×classes rows, so weights are read once), else
     (class-wise goodness) one forward; the goodness of layers ``readout_from``..L summed, and an argmax.
+    ``readout_bias`` False: the FF readout has no bias (``linear_init=zero``).
     """
     if readout not in ("linear", "goodness"):
         raise ValueError(f"unknown readout {readout!r}; valid: linear, goodness")
@@ -352,7 +359,8 @@ def inference_costs(layers: Sequence, *, readout: str, num_classes: int, batch: 
             phases.append(PhaseCost("goodness", elementwise_ops=ew, bytes_read=Traffic(activations=_act(rows * g, b))))
         units.append(UnitPhases(s.name, s, tuple(phases)))
     if readout == "linear":
-        lin = head_spec(layers, num_classes) if algo == "bp" else readout_spec(layers, num_classes, readout_from)
+        lin = head_spec(layers, num_classes) if algo == "bp" else \
+            readout_spec(layers, num_classes, readout_from, readout_bias)
         units.append(UnitPhases(lin.name, lin, (_linear_forward("forward", lin, rows, b, m,
                                                                 rows * num_classes * ops.ARGMAX_OPS),)))
     workload = "bp_infer" if algo == "bp" else f"infer_{readout}"

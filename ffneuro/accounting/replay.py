@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from .objective import PAIRS, ObjectiveCost
 from .onednn import ConvCopies, conv_copies, detect_onednn_block
 from .ops import INDEX_BYTES, nbytes
+from .optimizer import ADAM, OptimizerCost
 
 __all__ = ["INDEX_BYTES", "ReplayStep", "Timeline", "adam", "batch_norm_backward", "blocked", "conv_forward", "conv_input_grad", "conv_pass",
            "conv_param_tensors", "conv_step", "conv_weight_grad", "f32", "goodness_backward", "goodness_forward", "max_pool", "nbytes",
-           "bp_pooled_rms_norm", "bp_pooled_rms_norm_backward", "param_tensor_bytes", "pooled_rms_hand_on",
+           "optimizer_step", "bp_pooled_rms_norm", "bp_pooled_rms_norm_backward", "param_tensor_bytes", "pooled_rms_hand_on",
            "rms_hand_on", "update"]
 
 
@@ -58,8 +59,9 @@ class Timeline:
 class ReplayStep:
     """How a replayed step runs: ``rows`` through each unit (FF: positives and negatives, or the images of
     a class-wise objective), ``positives`` of them; activations at ``precision``; parameters, their
-    gradients and Adam's moments at ``master``; ``backend`` cuda or cpu, where ``onednn_block`` is the
-    channel block of oneDNN's copies (None: no copies, as on CUDA)."""
+    gradients and optimiser state at ``master``; ``backend`` cuda or cpu, where ``onednn_block`` is the
+    channel block of oneDNN's copies (None: no copies, as on CUDA); ``optimizer``: the units' optimiser
+    (its step's temporaries, :func:`update`)."""
 
     rows: int
     positives: int
@@ -69,6 +71,7 @@ class ReplayStep:
     onednn_block: int | None = None
     objective: ObjectiveCost = PAIRS
     threads: int = 1                 # the CPU threads a conv runs on (small 1×1 convs skip oneDNN on one)
+    optimizer: OptimizerCost = ADAM
 
     def fp32_only(self, kind: str) -> None:
         """Refuse, as not modelled, a precision other than fp32 for a block replayed in fp32 only."""
@@ -95,17 +98,24 @@ def param_tensor_bytes(specs: Sequence, master: str) -> list[int]:
 
 
 def adam(t: Timeline, tensors: Sequence[int], where: str, backend: str) -> None:
-    """Adam's transient: on CUDA the foreach path's ``_foreach_sqrt(exp_avg_sqs)``, one tensor per
-    parameter; on CPU the single-tensor path's ``exp_avg_sq.sqrt() / c``, two tensors the size of one
-    parameter at a time, so the largest tensor sets it."""
-    t.alloc("adam_tmp", sum(tensors) if backend == "cuda" else 2 * max(tensors))
+    """Adam's transient (no weight decay): on CUDA the foreach path's ``_foreach_sqrt(exp_avg_sqs)``, one
+    tensor per parameter; on CPU the single-tensor path's ``exp_avg_sq.sqrt() / c``, two tensors the size
+    of one parameter at a time, so the largest tensor sets it."""
+    optimizer_step(t, tensors, where, backend, ADAM)
+
+
+def optimizer_step(t: Timeline, tensors: Sequence[int], where: str, backend: str,
+                   optimizer: OptimizerCost = ADAM) -> None:
+    """One ``optimizer.step()`` on parameter tensors of ``tensors`` bytes: its temporaries
+    (:meth:`.OptimizerCost.transient_bytes`; SGD without weight decay makes none)."""
+    t.alloc("optim_tmp", optimizer.transient_bytes(tensors, backend))
     t.mark(where)
-    t.free("adam_tmp")
+    t.free("optim_tmp")
 
 
 def update(t: Timeline, s, step: ReplayStep, where: str) -> None:
-    """Adam on the block ``s``'s own parameters."""
-    adam(t, param_tensor_bytes([s], step.master), where + "update", step.backend)
+    """The units' optimiser (``step.optimizer``) on the block ``s``'s own parameters."""
+    optimizer_step(t, param_tensor_bytes([s], step.master), where + "update", step.backend, step.optimizer)
 
 
 def conv_pass(t: Timeline, result: str, size: int, where: str, copies: ConvCopies | None) -> None:

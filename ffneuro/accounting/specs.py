@@ -49,11 +49,12 @@ class LinearSpec:
         return BIAS_OPS if self.bias else 0
 
 
-def readout_spec(layers: Sequence, num_classes: int, readout_from: int = 1) -> LinearSpec:
-    """The FF linear readout: a classifier on the hand-on outputs of layers ``readout_from``..L (1-based)."""
+def readout_spec(layers: Sequence, num_classes: int, readout_from: int = 1, bias: bool = True) -> LinearSpec:
+    """The FF linear readout: a classifier on the hand-on outputs of layers ``readout_from``..L (1-based);
+    ``bias`` False for a readout without one (``linear_init=zero``)."""
     if not 1 <= readout_from <= len(layers):
         raise ValueError(f"readout_from must lie in 1..{len(layers)}, got {readout_from}")
-    return LinearSpec("readout", sum(s.out_elems for s in layers[readout_from - 1:]), num_classes)
+    return LinearSpec("readout", sum(s.out_elems for s in layers[readout_from - 1:]), num_classes, bias)
 
 
 def head_spec(layers: Sequence, num_classes: int) -> LinearSpec:

@@ -160,7 +160,7 @@ class DWSepBlock(ConvLike, BlockSpec):
             t.free("g_a", "dw_out")
             r.conv_step(t, "weight", dw, rows, step, f"grad:{self.name}", r.f32(dw.params), u + "depthwise conv")
             t.free("g_dw")
-            r.adam(t, r.conv_param_tensors((dw, pw)), u + "update", step.backend)
+            r.optimizer_step(t, r.conv_param_tensors((dw, pw)), u + "update", step.backend, step.optimizer)
         r.pooled_rms_hand_on(t, rows, self.out_elems, self.pool, "", u)
 
     def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:

@@ -272,7 +272,7 @@ class ResidualBlock(ConvLike, BlockSpec):
             t.free("g_a", "c1")
             r.conv_step(t, "weight", self.conv1, rows, step, f"grad:{self.name}", r.f32(self.conv1.params), u + "conv1")
             t.free("g_c1")
-            r.adam(t, r.conv_param_tensors(self.convs), u + "update", step.backend)
+            r.optimizer_step(t, r.conv_param_tensors(self.convs), u + "update", step.backend, step.optimizer)
         self._replay_hand_on(t, rows, "", u)
 
     def replay_forward(self, t: r.Timeline, rows: int, step: r.ReplayStep, where: str) -> None:

@@ -28,6 +28,7 @@ from ..accounting import (
     update_ops,
 )
 from ..accounting.objective import PAIRS, ObjectiveCost, objective_cost
+from ..accounting.optimizer import ADAM, DEFAULT_OPTIMIZERS, OptimizerCost, Optimizers, optimizers_of
 from ..errors import NotModelled
 from ..spec import Conv1d, Conv2d, NetSpec
 from ..spec.block import BlockSpec
@@ -473,13 +474,22 @@ def _estimate(cost: NetworkCost, hw: HardwareProfile, acts: TMapping[str, Action
 _DENSE = InputActivity(1.0, "default: dense")
 
 
-def _learning_notes(hw: HardwareProfile, workload: str, style: str) -> list[str]:
+def _optimizer_words(optimizer: OptimizerCost) -> str:
+    """The configured optimiser and the state it keeps, in words (for the on-chip learning note)."""
+    if optimizer.name == "adam":
+        return "the configured optimiser (Adam) keeps two moments per parameter"
+    if optimizer.state_per_param:
+        return "the configured optimiser (SGD with momentum) keeps a momentum buffer per parameter"
+    return "the configured optimiser (SGD without momentum) keeps no state, but applies each weight's exact gradient"
+
+
+def _learning_notes(hw: HardwareProfile, workload: str, style: str, optimizer: OptimizerCost = ADAM) -> list[str]:
     """What an on-chip learning estimate stands for when the chip cannot run the configured optimiser."""
     if not hw.on_chip_learning or hw.learning is None:
         return []
     rule = hw.learning
-    out = [(f"{workload}: the configured optimiser (Adam) keeps two moments per parameter; {hw.name}'s learning "
-            f"engine holds none, so training is costed as its nearest supported rule: a {rule.rule.value} rule "
+    out = [(f"{workload}: {_optimizer_words(optimizer)}; {hw.name}'s learning "
+            f"engine cannot run it, so training is costed as its nearest supported rule: a {rule.rule.value} rule "
             f"({rule.rule.source}) that updates every stored synapse once per batch, storing the weight plus "
             f"{rule.synapse_state_bytes:g} B per synapse and {rule.neuron_state_bytes:g} B of traces per neuron")]
     if style == "shared":
@@ -504,7 +514,8 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
                     workloads: Sequence[str] = PROFILED, objective: ObjectiveCost = PAIRS,
                     activity: ActivitySources | None = None, bp_activity: ActivitySources | None = None,
                     weights: TMapping[str, WeightStats] | None = None,
-                    bp_weights: TMapping[str, WeightStats] | None = None) -> ProfileReport:
+                    bp_weights: TMapping[str, WeightStats] | None = None,
+                    optimizers: Optimizers = DEFAULT_OPTIMIZERS) -> ProfileReport:
     """Estimate ``workloads`` of the FF network ``layers`` (and of its BP twin: the same shapes, every
     layer trained, a linear head) on ``hw``, per unit and in total, per sample.
 
@@ -519,6 +530,8 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
     parameter count, footprint and connection sparsity (from the specs where absent).
     ``linear_readout``: whether FF training also trains the linear readout (config ``readout`` linear/both).
     ``objective``: what the FF goodness and loss cost (default: the paper's, pairs of positives and negatives).
+    ``optimizers``: the FF units' and linear readout's optimisers and the readout's bias (default: Adam, a
+    bias; BP's twin is always Adam).
     """
     hw = load_profile(hw) if isinstance(hw, str) else hw
     layers = list(layers)
@@ -539,7 +552,8 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
     ff_names, bp_names = [s.name for s in layers], [s.name for s in bp_layers]
     ff_sources = _with_sparsity(activity, ff_names, sparsity)
     bp_sources = _with_sparsity(bp_activity, bp_names, bp_sparsity)
-    ff_wiring = _chain_wiring(layers) + [_readout_wiring(layers, readout_spec(layers, num_classes, readout_from),
+    ff_wiring = _chain_wiring(layers) + [_readout_wiring(layers, readout_spec(layers, num_classes, readout_from,
+                                                                                 optimizers.readout_bias),
                                                          readout_from)]
     bp_wiring = _chain_wiring(bp_layers) + [_readout_wiring(bp_layers, head_spec(bp_layers, num_classes),
                                                             len(bp_layers))]
@@ -558,10 +572,10 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
         if w == "ff_train":
             cost = ff_training_costs(layers, num_classes=num_classes, batch=batch, precision=act_prec,
                                      linear_readout=linear_readout, readout_from=readout_from, master=master,
-                                     objective=objective)
+                                     objective=objective, optimizers=optimizers)
             peak = _modelled_peak(lambda: ff_memory(layers, batch, act_prec, num_classes=num_classes,
                                                     linear_readout=linear_readout, readout_from=readout_from,
-                                                    scheme=scheme, objective=objective))
+                                                    scheme=scheme, objective=objective, optimizers=optimizers))
             sources, wiring, stats = ff_sources, ff_wiring, weights
         elif w == "bp_train":
             cost = bp_training_costs(bp_layers, num_classes=num_classes, batch=batch, precision=act_prec, master=master)
@@ -576,9 +590,11 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
         else:
             readout = w.removeprefix("infer_")
             cost = inference_costs(layers, readout=readout, num_classes=num_classes, batch=batch, precision=act_prec,
-                                   readout_from=readout_from, master=master, objective=objective)
+                                   readout_from=readout_from, master=master, objective=objective,
+                                   readout_bias=optimizers.readout_bias)
             peak = inference_peak_bytes(layers, batch, act_prec, readout=readout, num_classes=num_classes,
-                                        readout_from=readout_from, weight_precision=master, objective=objective)
+                                        readout_from=readout_from, weight_precision=master, objective=objective,
+                                        readout_bias=optimizers.readout_bias)
             sources, wiring, stats = ff_sources, ff_wiring, weights
         timesteps = 1 if training else sources.timesteps
         if timesteps > 1:   # an SNN runs every layer once per timestep
@@ -591,7 +607,8 @@ def profile_network(layers: Sequence[BlockSpec], hw: HardwareProfile | str, *, n
         if isinstance(peak, str):
             est = replace(est, notes=est.notes + (f"peak memory not modelled: {peak}",))
         if training:
-            est = replace(est, notes=est.notes + tuple(_learning_notes(hw, w, style)))
+            units_optimizer = optimizers.units if w == "ff_train" else ADAM   # BP's twin is always Adam
+            est = replace(est, notes=est.notes + tuple(_learning_notes(hw, w, style, units_optimizer)))
         if timesteps > 1:
             est = replace(est, notes=est.notes + (f"{timesteps} timesteps per sample (the simulation's): every layer "
                                                   "runs once per timestep",))
@@ -766,7 +783,8 @@ def profile_config(config, image_shape: Sequence[int], num_classes: int, hw: Har
                            readout_from=config.readout_from, linear_readout=config.readout in ("linear", "both"),
                            workloads=workloads,
                            objective=objective_cost(config, num_classes), activity=activity,
-                           bp_activity=bp_activity, weights=weights, bp_weights=bp_weights)
+                           bp_activity=bp_activity, weights=weights, bp_weights=bp_weights,
+                           optimizers=optimizers_of(config))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import torch
 
 from ..accounting import bp_memory, ff_memory, inference_memory, inference_peak_bytes
 from ..accounting.objective import objective_cost
+from ..accounting.optimizer import optimizers_of
 from ..config import RunConfig
 from ..data import Dataset, split_sizes
 from ..errors import ConfigError, NotModelled
@@ -76,6 +77,7 @@ class _Model:
         self.train_backend = self.backend if config.precision == "fp32" else "cuda"
         self.ff = config.algo == "ff"
         self.objective = objective_cost(config, num_classes)
+        self.optimizers = optimizers_of(config)
         self.linear = config.readout in ("linear", "both")
         self.train_images = train_images
         # the largest evaluated split: validation and test in full, train accuracy on its first images
@@ -95,7 +97,7 @@ class _Model:
         if self.ff:
             return ff_memory(self.specs, b, c.precision, num_classes=self.classes, linear_readout=self.linear,
                              readout_from=c.readout_from, backend=self.train_backend, threads=self.threads,
-                             objective=self.objective)
+                             objective=self.objective, optimizers=self.optimizers)
         return bp_memory(self.specs, b, c.precision, num_classes=self.classes, backend=self.train_backend,
                          threads=self.threads)
 
@@ -109,13 +111,14 @@ class _Model:
                 peak = inference_memory(self.specs, max(1, images), readout=readout, num_classes=self.classes,
                                         readout_from=self.config.readout_from, algo=self.config.algo,
                                         linear_readout=self.linear, backend=self.backend,
-                                        threads=self.threads).peak_bytes
+                                        threads=self.threads, readout_bias=self.optimizers.readout_bias).peak_bytes
             except NotModelled:
                 pass
         if peak is None:  # no tensor-by-tensor replay of this readout: the shape-only count, doubled for temporaries
             peak = 2 * inference_peak_bytes(self.specs, max(1, images), readout=readout, num_classes=self.classes,
                                             readout_from=self.config.readout_from, algo=self.config.algo,
-                                            objective=self.objective)
+                                            objective=self.objective,
+                                            readout_bias=self.optimizers.readout_bias)
         return peak + self._resident.grad_bytes + self._resident.optimizer_bytes
 
     def eval_bytes(self, eval_batch_size: int) -> int:

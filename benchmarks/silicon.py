@@ -206,7 +206,8 @@ def fit_set(hw: HardwareProfile) -> set[str]:
 
 
 CASE_KEYS = {"profile", "precision", "timesteps", "activity", "input_activity", "batch", "clock_mhz", "energy",
-             "dynamic", "latency", "latency_per", "cores", "cores_exclude", "why", "stack"}
+             "dynamic", "latency", "latency_per", "cores", "cores_exclude", "why", "stack", "input_encoder",
+             "input_cores", "compartments"}
 METRIC_OF_ROW = {"energy": "energy", "latency": "latency", "cores": "cores"}
 # run-to-run columns of a record's repeat_runs, by measured metric: (column, factor to SI)
 REPEAT_COLUMNS = {"energy_per_inference": ("total_mJ", 1e-3), "dynamic_energy_per_inference": ("dynamic_mJ", 1e-3),

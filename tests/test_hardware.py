@@ -121,7 +121,7 @@ def test_loihi2_marks_its_unpublished_numbers_assumed_and_its_fitted_times_with_
              and k.endswith(("synaptic_op_time", "neuron_update_time"))}
     assert set(times) == {"neuro.synaptic_op_time", "neuro.neuron_update_time"}
     assert all(q.basis == "fitted" and "fit set: loihi2-pilotnet-lif" in q.note for q in times.values())
-    # one factor scales both of Loihi 1's times: 3.5 ns -> 1.63 ns, 8.4 ns -> 3.92 ns
+    # one factor scales both of Loihi 1's times: 3.5 ns -> 1.62 ns, 8.4 ns -> 3.89 ns
     assert times["neuro.synaptic_op_time"].value_si / 3.5e-9 == pytest.approx(
         times["neuro.neuron_update_time"].value_si / 8.4e-9, rel=2e-3)
 

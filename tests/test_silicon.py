@@ -69,3 +69,32 @@ def test_record_refuses_an_unknown_id(capsys):
     silicon = load()
     with pytest.raises(SystemExit, match="Error: --record: no measurement with id no-such-id"):
         silicon.main(["--record", "no-such-id"])
+
+
+def test_a_case_table_may_set_the_encoder_and_input_cores():
+    """A measurement's own ``[measurement.case]`` may say its input is encoded on chip (as the Loihi 2
+    LIF-pair runs' bias-driven source neuron is), and unknown keys are still refused."""
+    silicon = load()
+    m = {"id": "x", "case": {"profile": "loihi2", "input_encoder": True, "input_cores": 2, "compartments": 2}}
+    (case,) = [c for c in silicon.cases_from_data({"measurement": [m]}) if c.record == "x"]
+    assert case.input_encoder is True and case.input_cores == 2 and case.compartments == 2
+    m["case"]["no_such_key"] = 1
+    with pytest.raises(SystemExit, match="unknown keys"):
+        silicon.cases_from_data({"measurement": [m]})
+
+
+def test_loihi2_steps_pay_lavas_per_timestep_floor():
+    """Loihi 2's default stack charges Lava's measured per-step floor: a two-neuron network steps in
+    about 1.16 us (not the few ns its events take), and those runs are fit rows, not held out."""
+    silicon = load()
+    data = tomllib.loads(DATA.read_text())
+    cases = {c.record: c for c in silicon.cases_from_data(data)}
+    records = {m["id"]: m for m in data["measurement"]}
+    rid = "loihi2-necotis-lifpair-25hz"
+    res = silicon.evaluate(cases[rid], records[rid], data["networks"])
+    lat = next(r for r in res["rows"] if r["kind"] == "latency")
+    assert lat["predicted"] == pytest.approx(1.16e-6, rel=0.01)
+    assert 0.5 <= next(r for r in res["rows"] if r["kind"] == "energy")["ratio"] <= 2
+    assert res["in_fit_set"]   # fitted on these runs: leave-one-out rows only
+    pilot = silicon.evaluate(cases["loihi2-pilotnet-lif"], records["loihi2-pilotnet-lif"], data["networks"])
+    assert next(r for r in pilot["rows"] if r["kind"] == "latency")["ratio"] == pytest.approx(1.0, abs=0.01)

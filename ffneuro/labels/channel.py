@@ -4,7 +4,7 @@ Class k owns a fixed H×W pattern drawn once from ``seed``: i.i.d. standard norm
 code's label embedding (``nn.Embedding(classes, H*W)``) holds at its random start; the reference measured
 (BENCHMARKS section 17) that freezing it there trains as well as learning it. All patterns together are
 then mapped by one affine map onto [0, 1], the range the images (and export and simulate) take; a block
-that starts with batch norm undoes that common map exactly. The image itself is left as it is: the network's
+that starts with batch norm undoes that common map in training (batch statistics, up to its ε). The image itself is left as it is: the network's
 first unit sees C + 1 channels (``ffneuro.catalog.LABEL_CHANNELS``). K is not used.
 
 The patterns are a persistent buffer of the network, so every stored weight set carries them and a

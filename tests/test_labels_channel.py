@@ -157,6 +157,7 @@ def test_eval_cam_export_simulate_and_profile_run_on_a_channel_label_run(channel
     assert r.exit_code == 0, r.output
     r = invoke("profile", channel_run, "--hw", "loihi2")
     assert r.exit_code == 0, r.output
+    assert "+ 1 label channel" in r.output.splitlines()[0], r.output
 
 
 def test_a_channel_run_without_its_stored_patterns_is_refused_in_one_line(channel_run, tmp_path):

@@ -20,7 +20,19 @@ GOODNESS_PER_CLASS: Mapping[str, bool] = {"sumsq": False, "meansq": False, "clas
                                               "classmean": True}
 
 #: the registered label schemes (``--labels``; ``none`` is the config's "no label in the image")
-LABEL_SCHEMES: tuple[str, ...] = ("fourier1", "fourier2", "morph", "onehot")
+LABEL_SCHEMES: tuple[str, ...] = ("channel", "fourier1", "fourier2", "morph", "onehot")
+
+#: the label schemes that give the label input channels of its own (the others write it into the image's):
+#: name -> how many channels they add to an FF network's input (``LabelScheme.extra_channels``)
+LABEL_CHANNELS: Mapping[str, int] = {"channel": 1}
+
+
+def network_input_shape(labels: str, image_shape, algo: str = "ff") -> tuple[int, ...]:
+    """What the first unit of a network takes for (C, H, W) images: an FF network whose label scheme adds
+    channels sees them too; a BP network (and any scheme that writes into the image) sees the image's shape."""
+    shape = tuple(image_shape)
+    extra = LABEL_CHANNELS.get(labels, 0) if algo == "ff" else 0
+    return (shape[0] + extra, *shape[1:]) if extra else shape
 
 #: the optimisers a unit may own (``--optimizer``)
 OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "sgd")

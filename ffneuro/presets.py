@@ -191,8 +191,10 @@ PRESETS.register("cwcomp-cifar10")(dict(_CWCOMP, dataset="cifar10", normalise="i
 # last block classifies. Not here: its overlapping local updates (gradients crossing two blocks,
 # which ffneuro's units forbid by design), its learned label channel (a Fourier label instead) and
 # its random rotations. Beside the reference code's layer-wise mode (BENCHMARKS section 17; 2,048 images,
-# batch 64): far behind after one epoch (16.7% vs 46.1%), inside its seed spread after two (38.0% vs 44.0%);
-# K = 0.1 lifts epoch 1 (31.6%) but not epoch 2 (37.8%), so K stays 0.35.
+# batch 64): far behind after one epoch (16.7% vs 46.1%) and after two (28.7%, seeds 19.4-38.0%, vs 44.0%);
+# K = 0.1 lifts epoch 1 (31.6%) but not epoch 2 (37.8%), so K stays 0.35. The reference's label channel
+# (--labels channel) gives 36.7% and 53.2%: better, but epoch 1 stays below the code's spread (41.0-51.2%),
+# so the Fourier label stays until more seeds or images decide.
 _TRIFECTA = dict(
     algo="ff", arch="trifecta", layers=6, widths=(128, 128, 256, 256, 256, 512), kernel=3, pool="max",
     pool_at=(1, 3, 6), labels="fourier1", label_strength=0.35, goodness="meansq", loss="symba",

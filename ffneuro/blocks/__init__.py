@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, Sequence
 
+from ..catalog import network_input_shape
 from ..registry import UnknownNameError
 from ..spec.block import BlockSpec, StackPlan
 
@@ -92,7 +93,8 @@ def layer_specs(config, image_shape: Sequence[int], *, algo: str | None = None,
                 num_classes: int | None = None) -> list[BlockSpec]:
     """The block stack a :class:`~ffneuro.config.RunConfig` builds, named and flagged as the model does:
     FF units ``unit1..`` (unit 1 frozen unless ``train_first_layer``), BP layers ``layer1..`` (all trained).
-    ``num_classes`` is needed by block types whose shape depends on it (cfse's class-owned channel groups)."""
+    ``num_classes`` is needed by block types whose shape depends on it (cfse's class-owned channel groups).
+    An FF network whose label scheme adds input channels (``--labels channel``) takes them in its first unit."""
     algo = algo or config.algo
     if algo not in ("ff", "bp"):
         raise ValueError(f"unknown algo {algo!r}; valid: ff, bp")
@@ -105,7 +107,8 @@ def layer_specs(config, image_shape: Sequence[int], *, algo: str | None = None,
                      prefix="unit" if algo == "ff" else "layer",
                      trainable=tuple(algo == "bp" or config.train_first_layer or i > 0 for i in range(config.layers)),
                      num_classes=num_classes, options=options)
-    return cls.stack(image_shape, layer_widths(config), plan)
+    shape = network_input_shape(getattr(config, "labels", "none"), image_shape, algo)
+    return cls.stack(shape, layer_widths(config), plan)
 
 
 __all__ = ["BLOCKS", "BLOCK_FILES", "BlockSpec", "StackPlan", "block_options", "layer_pools", "layer_specs",

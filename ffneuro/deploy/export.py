@@ -17,7 +17,8 @@ neurons (ReLU in rate coding), SumPool2d and an Affine readout:
 * the linear readout is an Affine node (one Linear/Affine per readout unit when it reads several; NIR
   sums their outputs);
 * a label written into the image (pair objectives) stays outside the graph: the graph's input is the
-  embedded image (``minmax01(x + K·pattern)``), the patterns are in the graph's metadata.
+  embedded image (``minmax01(x + K·pattern)``, or with ``--labels channel`` the image with the pattern as
+  one more channel), the patterns are in the graph's metadata.
 
 :func:`graph_forward` evaluates a NIR graph in PyTorch (IF neurons as their rate, ReLU; or spiking for
 ``timesteps``) so the exported network's accuracy is measured on the file itself.
@@ -392,9 +393,7 @@ def _metadata(model, config: Mapping[str, Any], precision: str, scales: dict, re
                             "the last unit's neurons"}
     labels = getattr(model, "labels", None)
     if labels is not None:
-        meta["input"] = ("label embedded image: minmax01(x + K * label_patterns[c]) per sample (one pass per class c "
-                         "for the goodness readout); the linear readout takes the neutral embedding "
-                         "minmax01(x + K * mean(label_patterns))")
+        meta["input"] = labels.describe()   # how this scheme embeds (added to the image, or a channel of its own)
         meta["label_patterns"] = labels.patterns.detach().float().cpu().numpy()
         meta["label_strength"] = float(labels.strength)
     goodness = config.get("goodness")

@@ -1,7 +1,7 @@
 """Label schemes: how a class is written into the image so every FF unit can see it."""
 from __future__ import annotations
 
-from . import fourier, morph, onehot  # noqa: F401  (registers the schemes)
+from . import channel, fourier, morph, onehot  # noqa: F401  (registers the schemes)
 from .base import LabelScheme, minmax01, random_wrong_labels
 from .registry import LABELS
 

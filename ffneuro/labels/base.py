@@ -22,6 +22,9 @@ class LabelScheme(nn.Module):
     """
 
     patterns: torch.Tensor
+    #: input channels the scheme adds to the image (0: the label is written into the image's own channels);
+    #: :data:`ffneuro.catalog.LABEL_CHANNELS` holds the same numbers for torch-free shape checks
+    extra_channels: int = 0
 
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int], strength: float):
         super().__init__()
@@ -40,6 +43,12 @@ class LabelScheme(nn.Module):
     def embed_neutral(self, x: torch.Tensor) -> torch.Tensor:
         """x + K·mean(pattern): the same input statistics as a labelled image, no class."""
         return minmax01(x + self.strength * self.patterns.mean(0, keepdim=True).to(x.dtype))
+
+    def describe(self) -> str:
+        """What a network with this scheme takes as input, in a line (an exported graph's metadata)."""
+        return ("label embedded image: minmax01(x + K * label_patterns[c]) per sample (one pass per class c "
+                "for the goodness readout); the linear readout takes the neutral embedding "
+                "minmax01(x + K * mean(label_patterns))")
 
     def embed_all(self, x: torch.Tensor) -> torch.Tensor:
         """Every candidate label for every sample, sample-major: row i·C + c is sample i with label c."""

@@ -29,6 +29,10 @@ class OneHotCorner(LabelScheme):
     def embed(self, x, labels):
         return self._write(x, self.patterns[labels])
 
+    def describe(self) -> str:
+        return ("the image with pixels [0, 0:classes] of every channel overwritten by the one-hot label c (one pass "
+                "per class c for the goodness readout); the linear readout takes 1/classes in each of them")
+
     def embed_neutral(self, x):
         codes = torch.full((x.shape[0], self.num_classes), 1.0 / self.num_classes, device=x.device)
         return self._write(x, codes)

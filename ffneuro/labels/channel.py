@@ -1,0 +1,58 @@
+"""Channel labels (the Trifecta's code, Dooms et al.): the label is a map of its own, one more input channel.
+
+Class k owns a fixed H×W pattern drawn once from ``seed``: i.i.d. standard normal values, what the reference
+code's label embedding (``nn.Embedding(classes, H*W)``) holds at its random start; the reference measured
+(BENCHMARKS section 17) that freezing it there trains as well as learning it. All patterns together are
+then mapped by one affine map onto [0, 1], the range the images (and export and simulate) take; a block
+that starts with batch norm undoes that common map in training (batch statistics, up to its ε). The image itself is left as it is: the network's
+first unit sees C + 1 channels (``ffneuro.catalog.LABEL_CHANNELS``). K is not used.
+
+The patterns are a persistent buffer of the network, so every stored weight set carries them and a
+restored run (eval, resume, cam, export, simulate) embeds the very patterns it was trained with.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+from .base import LabelScheme
+from .registry import LABELS
+
+
+def channel_patterns(num_classes: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """(classes, 1, H, W) in [0, 1]: seeded N(0, 1) draws, all mapped by the same affine map onto [0, 1]."""
+    gen = torch.Generator().manual_seed(int(seed))
+    draw = torch.randn(num_classes, 1, height, width, generator=gen, dtype=torch.float64)
+    lo, hi = draw.min(), draw.max()
+    return ((draw - lo) / (hi - lo)).float()
+
+
+@LABELS.register("channel")
+class ChannelLabels(LabelScheme):
+    """Concatenates class k's fixed random map to the image as one more channel (the image is unchanged)."""
+
+    extra_channels = 1
+
+    def __init__(self, num_classes, image_shape, strength, *, seed: int = 0):
+        super().__init__(num_classes, image_shape, strength)
+        _, h, w = self.image_shape
+        if h * w < 2:
+            raise ConfigError(f"channel labels need images of at least 2 pixels, got {h}x{w}")
+        self.seed = int(seed)
+        # persistent (unlike the other schemes' recomputable patterns): stored with every weight set
+        self.register_buffer("patterns", channel_patterns(num_classes, h, w, self.seed))
+
+    def _with(self, x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, maps.to(x.dtype)], dim=1)
+
+    def embed(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The image with class ``labels[i]``'s map as its last channel: (N, C + 1, H, W)."""
+        return self._with(x, self.patterns[labels])
+
+    def embed_neutral(self, x: torch.Tensor) -> torch.Tensor:
+        """The image with the mean of the class maps as its last channel: no class, the same statistics."""
+        return self._with(x, self.patterns.mean(0, keepdim=True).expand(x.shape[0], -1, -1, -1))
+
+    def describe(self) -> str:
+        return ("the image (C channels, in [0, 1]) with one more channel appended: label_patterns[c] for class c "
+                "(one pass per class c for the goodness readout); the linear readout takes mean(label_patterns)")

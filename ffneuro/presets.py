@@ -188,16 +188,16 @@ PRESETS.register("cwcomp-cifar10")(dict(_CWCOMP, dataset="cifar10", normalise="i
 # (github.com/tdooms/trifecta, main.py): six 3×3 conv blocks of 128, 128, 256, 256, 256, 512 channels,
 # each normalising its input with batch norm, max pooling after blocks 1, 3 and 6; SymBa (α 4) on the
 # mean square; Adam lr 1e-3; batch 512; 100 epochs; random crops (4-pixel padding); the goodness of the
-# last block classifies. Not here: its overlapping local updates (gradients crossing two blocks,
-# which ffneuro's units forbid by design), its learned label channel (a Fourier label instead) and
-# its random rotations. Beside the reference code's layer-wise mode (BENCHMARKS section 17; 2,048 images,
-# batch 64): far behind after one epoch (16.7% vs 46.1%) and after two (28.7%, seeds 19.4-38.0%, vs 44.0%);
-# K = 0.1 lifts epoch 1 (31.6%) but not epoch 2 (37.8%), so K stays 0.35. The reference's label channel
-# (--labels channel) gives 36.7% and 53.2%: better, but epoch 1 stays below the code's spread (41.0-51.2%),
-# so the Fourier label stays until more seeds or images decide.
+# last block classifies; the label enters as an input channel of its own (--labels channel: a fixed
+# random map per class, as the code's embedding at its start; learning it made no difference there).
+# Not here: its overlapping local updates (gradients crossing two blocks, which ffneuro's units forbid
+# by design) and its random rotations. Beside the reference code's layer-wise mode (BENCHMARKS section 17;
+# 2,048 images, batch 64, 2 seeds): the label channel reads 36.7% / 53.2% after epochs 1 / 2 against the
+# code's 46.1% (41.0-51.2) / 44.0%; the Fourier label it replaced read 16.7% / 28.7%, further from the
+# code at both epochs. Epoch 1 stays below the code's spread: not explained.
 _TRIFECTA = dict(
     algo="ff", arch="trifecta", layers=6, widths=(128, 128, 256, 256, 256, 512), kernel=3, pool="max",
-    pool_at=(1, 3, 6), labels="fourier1", label_strength=0.35, goodness="meansq", loss="symba",
+    pool_at=(1, 3, 6), labels="channel", goodness="meansq", loss="symba",
     train_first_layer=True, readout_from=6, readout="both", epochs=100, batch_size=512, lr=1e-3,
     linear_lr=1e-3, cooldown_start=1.0, augment="crop",
 )

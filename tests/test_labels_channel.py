@@ -99,7 +99,7 @@ def test_the_spec_and_the_accounting_count_the_label_channels_macs():
     from ffneuro.accounting.phases import ff_training_costs
 
     base = resolve_config("trifecta-mnist", {"dataset": "synthetic", "layers": 2, "widths": (8, 16), "pool_at": (1,),
-                                             "readout_from": 2})
+                                             "readout_from": 2, "labels": "fourier1"})
     chan = RunConfig(**{**base.to_dict(), "labels": "channel"})
     fourier, channel = base.check_shapes(SHAPE, CLASSES), chan.check_shapes(SHAPE, CLASSES)
     # unit 1: a 3×3 conv over 2 channels instead of 1 (twice the MACs and weights); unit 2 unchanged

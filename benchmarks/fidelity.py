@@ -95,7 +95,8 @@ class _TestEveryEpoch:
 
 def _patch_st_relu() -> None:
     """The fc block's ReLU passes the gradient through unchanged, also where its input is negative (the
-    reference code's ReLU_full_grad)."""
+    reference code's ReLU_full_grad). Now the fc block's option ``relu_grad=pass``, which the preset sets;
+    kept so that the rows measured with it repeat as they ran."""
     import torch
 
     from ffneuro.blocks import fc

@@ -95,7 +95,8 @@ class _TestEveryEpoch:
 
 def _patch_st_relu() -> None:
     """The fc block's ReLU passes the gradient through unchanged, also where its input is negative (the
-    reference code's ReLU_full_grad)."""
+    reference code's ReLU_full_grad). Now the fc block's option ``relu_grad=pass``, which the preset sets;
+    kept so that the rows measured with it repeat as they ran."""
     import torch
 
     from ffneuro.blocks import fc
@@ -151,8 +152,31 @@ def _patch_readout_zero_nobias() -> None:
     readouts.LinearReadout.__init__ = init
 
 
+def _patch_readout_before_step() -> None:
+    """The linear readout trained on features from the units' weights before the batch's FF step, as the
+    reference code does (its layers and its classifier take one SGD step on one summed loss, so the
+    classifier's neutral-label features come from the same forward, before any update); ffneuro's
+    training step reads them after the units' update."""
+    import torch
+
+    from ffneuro.models import ff_net
+    plain = ff_net.FFNet.train_batch
+
+    def train_batch(self, x, y, generator=None, rows=None):
+        if self.linear is None or not self.pairs:
+            return plain(self, x, y, generator, rows)
+        with torch.no_grad(), ff_net.evaluating(self):
+            before = self.features(self.readout_input(x if rows is None else x[rows]))
+        self.features = lambda _x: before   # what the step's own neutral pass would read, now the old features
+        try:
+            return plain(self, x, y, generator, rows)
+        finally:
+            del self.features
+    ff_net.FFNet.train_batch = train_batch
+
+
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
-           "readout-zero-nobias": _patch_readout_zero_nobias}
+           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
@@ -497,7 +521,8 @@ def main() -> None:
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
                      help="ffneuro side, hinton-fc-mnist: apply one of the reference code's differences no "
-                          "RunConfig field covers (st-relu, normal-init, readout-zero-nobias)")
+                          "RunConfig field covers (st-relu, normal-init, readout-zero-nobias, "
+                          "readout-before-step)")
     log = sub.add_parser("from-log", help="record the finished epochs of a stopped run from its log")
     log.add_argument("preset", choices=sorted(VARIANTS))
     log.add_argument("log", type=Path)

@@ -39,4 +39,6 @@ BLOCK_VARIANTS: dict[str, dict] = {
     "residual-layernorm": dict(arch="residual", block_options={"norm": "layer"}),
     # pad → batch norm → unpadded conv (the deploy presets)
     "trifecta-pad-first": dict(arch="trifecta", block_options={"pad_first": True}),
+    # Hinton's code's start and straight-through ReLU (the hinton-fc-mnist preset's fc block)
+    "fc-straight-through": dict(arch="fc", pool="none", block_options={"init": "normal", "relu_grad": "pass"}),
 }

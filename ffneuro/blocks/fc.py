@@ -8,6 +8,12 @@ Option ``init`` (``block_options={"init": "normal"}``; the ``hinton-fc-mnist`` p
 N(0, 1/width) and biases started at zero, as Hinton's code does (github.com/loeweX/Forward-Forward,
 src/ff_model.py); the default ``torch`` keeps PyTorch's own start (uniform, std 1/√(3·inputs)), which gives
 a layer fed by 2000 unit-RMS inputs a third of the reference's pre-activation variance.
+
+Option ``relu_grad`` (``block_options={"relu_grad": "pass"}``): ``zero`` (default) is ReLU's own gradient, zero
+where the input is negative; ``pass`` hands the gradient through unchanged there too, as the reference code's
+``ReLU_full_grad`` does. The goodness gradient is zero at a silent neuron either way (d(y²)/dy = 0 at y = 0), so
+``pass`` changes only what other terms (peer normalisation, BP's gradient) do to silent neurons: they are
+pulled back. Its ReLU backward is then a copy, no compare-and-select (the cost rule counts 0 ops for it).
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from . import register_block
 from .module import BlockModule, rms_normalize
 
 INITS = ("torch", "normal")   # the weights' start (block option init)
+RELU_GRADS = ("zero", "pass")   # ReLU's gradient where its input is negative (block option relu_grad)
 
 
 @register_block
@@ -38,7 +45,7 @@ class FCBlock(BlockSpec):
     kind: ClassVar[str] = "fc"
     pool: ClassVar[str] = "none"      # a dense block never downsamples
     pooled: ClassVar[bool] = False
-    option_names: ClassVar[tuple[str, ...]] = ("init",)
+    option_names: ClassVar[tuple[str, ...]] = ("init", "relu_grad")
 
     name: str
     in_shape: tuple[int, ...]
@@ -47,6 +54,7 @@ class FCBlock(BlockSpec):
     bias: bool = True
     input_norm: bool = False           # RMS-normalise the flattened input first (the image, in unit 1)
     init: str = "torch"                # torch: PyTorch's default start; normal: N(0, 1/width), zero biases
+    relu_grad: str = "zero"            # zero: ReLU's gradient; pass: straight through where the input is negative
 
     def __post_init__(self) -> None:
         shape = tuple(int(s) for s in self.in_shape)
@@ -56,6 +64,8 @@ class FCBlock(BlockSpec):
             raise ConfigError(f"{self.name}: need width >= 1, got {self.width}")
         if self.init not in INITS:
             raise ConfigError(f"block option init must be one of {', '.join(INITS)}; got {self.init!r}")
+        if self.relu_grad not in RELU_GRADS:
+            raise ConfigError(f"block option relu_grad must be one of {', '.join(RELU_GRADS)}; got {self.relu_grad!r}")
         object.__setattr__(self, "in_shape", shape)
 
     @property
@@ -76,6 +86,11 @@ class FCBlock(BlockSpec):
         return self.neuron_shape
 
     @property
+    def relu_grad_ops(self) -> int:
+        """Ops per neuron of ReLU's backward: a compare-and-select, or none for the straight-through copy."""
+        return ops.RELU_OPS if self.relu_grad == "zero" else 0
+
+    @property
     def update_ops(self) -> int:
         return (ops.BIAS_OPS if self.bias else 0) + ops.RELU_OPS
 
@@ -89,7 +104,7 @@ class FCBlock(BlockSpec):
 
     @property
     def neuron_grad_ops(self) -> int:
-        return ops.RELU_OPS * self.width
+        return self.relu_grad_ops * self.width
 
     @property
     def bias_grad_ops(self) -> int:
@@ -97,7 +112,7 @@ class FCBlock(BlockSpec):
 
     def bp_input_grad_ops(self, first: bool) -> int:
         """RMS norm and ReLU backward (the input norm sits before the weights: no gradient needed)."""
-        return ops.rms_norm_bwd_ops(self.width) + ops.RELU_OPS * self.width
+        return ops.rms_norm_bwd_ops(self.width) + self.relu_grad_ops * self.width
 
     @property
     def bp_stored(self) -> int:
@@ -198,10 +213,10 @@ class FCBlock(BlockSpec):
         if any(p != "none" for p in plan.pools):
             raise ConfigError("fully connected units do not downsample; use --pool none with --arch fc")
         specs, shape = [], tuple(image_shape)
-        init = plan.options.get("init", "torch")
+        init, relu_grad = plan.options.get("init", "torch"), plan.options.get("relu_grad", "zero")
         for i, width in enumerate(widths):
             specs.append(cls(f"{plan.prefix}{i + 1}", shape, width, trainable=plan.trainable[i], input_norm=i == 0,
-                             init=init))
+                             init=init, relu_grad=relu_grad))
             shape = specs[-1].out_shape
         return specs
 
@@ -226,7 +241,21 @@ class FCModule(BlockModule):
         h = x.flatten(1)
         if self.spec.input_norm:
             h = rms_normalize(h)
-        return torch.relu(self.linear(h))
+        z = self.linear(h)
+        return _StraightThroughReLU.apply(z) if self.spec.relu_grad == "pass" else torch.relu(z)
 
     def hand_on(self, y: torch.Tensor) -> torch.Tensor:
         return rms_normalize(y.float())
+
+
+class _StraightThroughReLU(torch.autograd.Function):
+    """max(z, 0) forward; the gradient passed back unchanged, also where z < 0 (Hinton's code, loeweX/
+    Forward-Forward src/ff_model.py, ReLU_full_grad)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        return z.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.clone()

@@ -1,0 +1,103 @@
+"""The fc block's ``relu_grad`` option (issue 19): Hinton's code (loeweX/Forward-Forward, ReLU_full_grad) passes
+the gradient through its ReLU also where the input is negative; ``relu_grad="pass"`` does the same, the
+default ``zero`` is ReLU's own gradient. Measured beside the reference code in BENCHMARKS.md section 17."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ffneuro.accounting import ops
+from ffneuro.blocks import layer_specs
+from ffneuro.blocks.fc import FCBlock
+from ffneuro.blocks.module import rms_normalize
+from ffneuro.config import RunConfig
+from ffneuro.errors import ConfigError
+from ffneuro.models import build_model
+
+
+def _fc(**kw) -> RunConfig:
+    return RunConfig.from_dict(dict(dataset="synthetic", arch="fc", layers=2, widths=(12, 12), pool="none",
+                                    labels="onehot", goodness="sumsq", loss="bce", readout="goodness", **kw))
+
+
+def _grad_of_silent_pre_activations(relu_grad: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d sum(y) / d z, z) for one fc block whose pre-activations z are partly negative."""
+    block = FCBlock("u", (6,), 5, relu_grad=relu_grad).build()
+    torch.manual_seed(0)
+    x = torch.randn(4, 6)
+    z = block.linear(x)
+    z.retain_grad()
+    block.linear = _Fixed(z)   # the block's forward on exactly these pre-activations
+    block(x).sum().backward()
+    return z.grad, z.detach()
+
+
+class _Fixed(torch.nn.Module):
+    def __init__(self, z: torch.Tensor) -> None:
+        super().__init__()
+        self.z = z
+
+    def forward(self, _x: torch.Tensor) -> torch.Tensor:
+        return self.z
+
+
+def test_pass_hands_the_gradient_through_negative_inputs():
+    grad, z = _grad_of_silent_pre_activations("pass")
+    assert (z < 0).any() and (z > 0).any()
+    assert torch.equal(grad, torch.ones_like(z))
+
+
+def test_default_is_relus_own_gradient():
+    grad, z = _grad_of_silent_pre_activations("zero")
+    assert torch.equal(grad, (z > 0).float())
+
+
+def test_forward_is_relu_either_way():
+    torch.manual_seed(0)
+    plain = FCBlock("u", (6,), 5).build()
+    straight = FCBlock("u", (6,), 5, relu_grad="pass").build()
+    straight.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 6)
+    assert torch.equal(plain(x), straight(x))
+
+
+def test_option_reaches_every_unit_and_the_cost_rule():
+    cfg = _fc(block_options={"relu_grad": "pass", "init": "normal"})
+    specs = layer_specs(cfg, (1, 16, 16))
+    assert all(s.relu_grad == "pass" and s.init == "normal" for s in specs)
+    plain = layer_specs(_fc(), (1, 16, 16))
+    for s, p in zip(specs, plain):   # the straight-through backward is a copy: no compare-and-select per neuron
+        assert p.neuron_grad_ops - s.neuron_grad_ops == ops.RELU_OPS * s.width
+        assert p.bp_input_grad_ops(False) - s.bp_input_grad_ops(False) == ops.RELU_OPS * s.width
+    model = build_model(cfg, (1, 16, 16), 10)
+    assert all(u.block.spec.relu_grad == "pass" for u in model.units)
+
+
+def test_bad_relu_grad_is_a_config_error():
+    with pytest.raises(ConfigError, match="relu_grad"):
+        FCBlock("u", (10,), 4, relu_grad="sometimes")
+    with pytest.raises(ConfigError, match="relu_grad"):
+        build_model(_fc(block_options={"relu_grad": "sometimes"}), (1, 16, 16), 10)
+
+
+def test_hinton_preset_passes_the_gradient_through_its_relu_as_the_reference_code():
+    from ffneuro.presets import resolve_config
+    cfg = resolve_config("hinton-fc-mnist", {"widths": (64, 64, 64, 64)})
+    assert all(s.relu_grad == "pass" and s.init == "normal" for s in layer_specs(cfg, (1, 28, 28)))
+
+
+@pytest.mark.parametrize("relu_grad, moves", [("zero", False), ("pass", True)])
+def test_peer_normalisation_pulls_a_silent_neuron_back_only_through_the_straight_through_relu(relu_grad, moves):
+    """The goodness gradient of a silent neuron is 0 either way; peer normalisation's reaches it only with pass."""
+    torch.manual_seed(0)
+    model = build_model(_fc(block_options={"relu_grad": relu_grad}, optimizer="sgd", lr=0.1, momentum=0.0,
+                            weight_decay=0.0, peer_norm=0.03, train_first_layer=True), (1, 16, 16), 10)
+    lin = model.units[0].block.linear
+    with torch.no_grad():
+        lin.bias[0] = -5.0   # neuron 0 is silent on every input (its w·x has std ~0.6)
+    x, y = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 10
+    with torch.no_grad():
+        z_silent = lin(rms_normalize(model.input_rows(x, y, torch.Generator().manual_seed(1))[0].flatten(1)))[:, 0]
+    model.train_batch(x, y, torch.Generator().manual_seed(1))
+    assert (z_silent < 0).all()
+    assert (lin.bias[0].item() > -5.0) == moves

@@ -100,8 +100,15 @@ _FAST = dict(
 # (12 × ~51 s per epoch from the 3-epoch run's 154 s), not yet measured. benchmarks/records.sh runs it and its BP
 # twin on the same budget; benchmarks/results/mnist-fast-record-choice.json holds the curve.
 PRESETS.register("mnist-fast")(dict(_FAST, dataset="mnist", epochs=12, augment="crop"))
-# Fashion-MNIST: the same network, 6 epochs (validation 91.9%, about 5 minutes)
-PRESETS.register("fashion-mnist-fast")(dict(_FAST, dataset="fashion-mnist", epochs=6))
+# Fashion-MNIST (issue 19's record: >= 92.5% test within 30 minutes on the idle 2-core VM): the same network,
+# 24 epochs with random crops (zero-pad 2 px) and horizontal flips, the lr cooled per step over the run.
+# Chosen on the validation split (50k training images, the last 10k validate), goodness / linear readout:
+#   6 epochs, no augment (the former preset)            91.9% (linear)
+#   24 epochs, crop (pad 2) + flip (this)              92.34% / 92.20% (1 thread under load, 84 min wall)
+# 24 epochs take about 21 minutes on the idle VM (mnist-fast's ~52 s per epoch at this size); more epochs
+# or a wider network were not tried on the validation split.
+PRESETS.register("fashion-mnist-fast")(dict(_FAST, dataset="fashion-mnist", epochs=24, augment="crop+flip",
+                                            crop_padding=2))
 # CIFAR-10: wider (60, 120, 240 channels), lr 0.003, random crops and flips; 7 epochs, what fits in
 # about 50 minutes on 2 shared cores. Chosen on 20k training images and 2 epochs (validation, linear
 # readout): lr 0.003 57.6% against lr 0.01 55.7%, and a fourth unit of 480 channels 57.3% (slower).

@@ -39,4 +39,7 @@ BLOCK_VARIANTS: dict[str, dict] = {
     "residual-layernorm": dict(arch="residual", block_options={"norm": "layer"}),
     # pad → batch norm → unpadded conv (the deploy presets)
     "trifecta-pad-first": dict(arch="trifecta", block_options={"pad_first": True}),
+    # CwComp's batch-norm refresh: one training-mode pass through the updated units after each step
+    "cfse-bn-refresh-chain": dict(arch="cfse", widths=(10, 20), labels="none", goodness="classwise", loss="cwc",
+                                  block_options={"bn_refresh": "chain"}),
 }

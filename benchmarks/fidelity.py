@@ -72,12 +72,19 @@ def mnist(data_dir: str | None):
 class _TestEveryEpoch:
     """A Recorder that reads the test set after every epoch (the trainer itself reads it only at the end)."""
 
-    def __init__(self, trainer, on_epoch) -> None:
-        self.trainer, self.epochs, self.on_epoch = trainer, [], on_epoch
+    def __init__(self, trainer, on_epoch, recalibrate: int = 0) -> None:
+        self.trainer, self.epochs, self.on_epoch, self.recalibrate = trainer, [], on_epoch, recalibrate
 
     def commit_epoch(self, epoch, scalars, per_unit, weights, *, best, state=None, state_meta=None) -> None:
         test = self.trainer.evaluate(self.trainer.test)
-        self.epochs.append({"epoch": epoch, "test": test, "train_s": scalars["epoch_train_time_s"]})
+        entry = {"epoch": epoch, "test": test, "train_s": scalars["epoch_train_time_s"]}
+        if per_unit:   # each unit's training-step statistics over the epoch (training-mode batch norm)
+            entry["per_unit"] = {k: [round(v, 4) for v in vs] for k, vs in per_unit.items()}
+        if self.recalibrate:
+            entry["test_bn_recalibrated"] = recalibrated_test(self.trainer, self.recalibrate)
+            print(f"epoch {epoch} (batch norm recalibrated on {self.recalibrate} batches): "
+                  + "  ".join(f"{k} {v:.4f}" for k, v in entry["test_bn_recalibrated"].items()), flush=True)
+        self.epochs.append(entry)
         self.on_epoch(self.epochs)
         if epoch == self.trainer.config.epochs:   # read: the trainer's own final test read would repeat it
             from ffneuro.train.trainer import Split
@@ -89,8 +96,36 @@ class _TestEveryEpoch:
         pass
 
 
+def recalibrated_test(trainer, batches: int) -> dict[str, float]:
+    """The test accuracy with every batch norm's running statistics recomputed for the current weights: the
+    exact mean over the first ``batches`` training batches run through the whole chain in training mode
+    (no update). The statistics the run keeps are put back afterwards, so training goes on unchanged. Tells
+    a fall of the test accuracy that comes from statistics lagging the weights from one of the weights."""
+    import torch
+
+    model, cfg = trainer.model, trainer.config
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    kept = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None   # cumulative average
+    model.train()
+    with torch.no_grad():
+        for b in range(batches):
+            x, _ = trainer.train.batch(torch.arange(b * cfg.batch_size, min((b + 1) * cfg.batch_size, len(trainer.train))))
+            for _ in model.walk(x):
+                pass
+    out = trainer.evaluate(trainer.test)
+    for m, (momentum, mean, var, count) in zip(norms, kept):
+        m.momentum = momentum
+        m.running_mean.copy_(mean)
+        m.running_var.copy_(var)
+        m.num_batches_tracked.copy_(count)
+    return out
+
+
 # The known differences between the fc block / readout and loeweX's code that no RunConfig field covers, as
-# patches a probe run may apply one at a time (--patch NAME, ffneuro side; hinton-fc-mnist only).
+# patches a probe run may apply one at a time (--patch NAME, ffneuro side, the preset PATCH_PRESETS names).
 
 
 def _patch_st_relu() -> None:
@@ -151,12 +186,35 @@ def _patch_readout_zero_nobias() -> None:
     readouts.LinearReadout.__init__ = init
 
 
+def _patch_chain_refresh() -> None:
+    """cfse's batch-norm refresh as CwComp's code does it (its ``model.predict`` on the batch after
+    ``train_``, still in training mode): one training-mode pass of the whole chain after every unit has
+    updated, each unit fed the previous unit's refreshed output, instead of each unit refreshing on its
+    own (pre-update) training input."""
+    import torch
+
+    from ffneuro.blocks import cfse
+    from ffneuro.models import ff_net
+    cfse.CFSEModule.after_update = lambda self, x: None
+    plain = ff_net.FFNet.train_batch
+
+    def train_batch(self, x, y, generator=None, rows=None):
+        step = plain(self, x, y, generator, rows)
+        with torch.no_grad():
+            for _ in self.walk(x if rows is None else x[rows]):
+                pass
+        return step
+    ff_net.FFNet.train_batch = train_batch
+
+
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
-           "readout-zero-nobias": _patch_readout_zero_nobias}
+           "readout-zero-nobias": _patch_readout_zero_nobias, "chain-refresh": _patch_chain_refresh}
+PATCH_PRESETS = {"st-relu": "hinton-fc-mnist", "normal-init": "hinton-fc-mnist",
+                 "readout-zero-nobias": "hinton-fc-mnist", "chain-refresh": "cwcomp-mnist"}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
-                overrides: dict, on_epoch) -> list[dict]:
+                overrides: dict, on_epoch, recalibrate: int = 0) -> list[dict]:
     """The preset on the first ``train_limit`` images (no validation split), test read after each epoch."""
     from ffneuro.presets import resolve_config
     from ffneuro.train import trainer as trainer_mod
@@ -165,7 +223,7 @@ def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir:
     cfg = resolve_config(preset, {"epochs": epochs, "train_limit": train_limit, "val_size": 0, "seed": seed,
                                   **overrides})
     trainer = Trainer(cfg, mnist(data_dir))
-    rec = _TestEveryEpoch(trainer, on_epoch)
+    rec = _TestEveryEpoch(trainer, on_epoch, recalibrate)
     trainer.run(rec)
     return rec.epochs
 
@@ -496,8 +554,12 @@ def main() -> None:
     run.add_argument("--label", default="as published")
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
-                     help="ffneuro side, hinton-fc-mnist: apply one of the reference code's differences no "
-                          "RunConfig field covers (st-relu, normal-init, readout-zero-nobias)")
+                     help="ffneuro side: apply one of the reference code's differences no RunConfig field "
+                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias; cwcomp-mnist: "
+                          "chain-refresh)")
+    run.add_argument("--recalibrate", type=int, default=0, metavar="BATCHES",
+                     help="ffneuro side: after each epoch also read the test set with batch-norm statistics "
+                          "recomputed for the current weights over this many training batches (a diagnostic)")
     log = sub.add_parser("from-log", help="record the finished epochs of a stopped run from its log")
     log.add_argument("preset", choices=sorted(VARIANTS))
     log.add_argument("log", type=Path)
@@ -548,8 +610,9 @@ def main() -> None:
         ap.error("--side reference needs --reference PATH (a checkout of the authors' code)")
     # read now: the CwComp runner replaces sys.argv with the reference code's own while it runs
     command = " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
-    if args.patch and (args.side != "ffneuro" or args.preset != "hinton-fc-mnist"):
-        ap.error("--patch applies to the ffneuro side of hinton-fc-mnist only")
+    for name in args.patch:
+        if args.side != "ffneuro" or args.preset != PATCH_PRESETS[name]:
+            ap.error(f"--patch {name} applies to the ffneuro side of {PATCH_PRESETS[name]} only")
     for name in args.patch:
         PATCHES[name]()
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -566,7 +629,8 @@ def main() -> None:
                 "threads": torch_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command})
 
         if args.side == "ffneuro":
-            record(run_ffneuro(args.preset, seed, args.epochs, args.train_limit, args.data_dir, overrides, record))
+            record(run_ffneuro(args.preset, seed, args.epochs, args.train_limit, args.data_dir, overrides, record,
+                               args.recalibrate))
         else:
             runner = REFERENCE_RUNNERS[VARIANTS[args.preset]]
             record(runner(args.reference.resolve(), seed, args.epochs, args.train_limit, args.data_dir, overrides,

@@ -186,31 +186,9 @@ def _patch_readout_zero_nobias() -> None:
     readouts.LinearReadout.__init__ = init
 
 
-def _patch_chain_refresh() -> None:
-    """cfse's batch-norm refresh as CwComp's code does it (its ``model.predict`` on the batch after
-    ``train_``, still in training mode): one training-mode pass of the whole chain after every unit has
-    updated, each unit fed the previous unit's refreshed output, instead of each unit refreshing on its
-    own (pre-update) training input."""
-    import torch
-
-    from ffneuro.blocks import cfse
-    from ffneuro.models import ff_net
-    cfse.CFSEModule.after_update = lambda self, x: None
-    plain = ff_net.FFNet.train_batch
-
-    def train_batch(self, x, y, generator=None, rows=None):
-        step = plain(self, x, y, generator, rows)
-        with torch.no_grad():
-            for _ in self.walk(x if rows is None else x[rows]):
-                pass
-        return step
-    ff_net.FFNet.train_batch = train_batch
-
-
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
-           "readout-zero-nobias": _patch_readout_zero_nobias, "chain-refresh": _patch_chain_refresh}
-PATCH_PRESETS = {"st-relu": "hinton-fc-mnist", "normal-init": "hinton-fc-mnist",
-                 "readout-zero-nobias": "hinton-fc-mnist", "chain-refresh": "cwcomp-mnist"}
+           "readout-zero-nobias": _patch_readout_zero_nobias}
+PATCH_PRESETS = dict.fromkeys(PATCHES, "hinton-fc-mnist")   # the preset each patch applies to
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
@@ -555,8 +533,7 @@ def main() -> None:
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
                      help="ffneuro side: apply one of the reference code's differences no RunConfig field "
-                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias; cwcomp-mnist: "
-                          "chain-refresh)")
+                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias)")
     run.add_argument("--recalibrate", type=int, default=0, metavar="BATCHES",
                      help="ffneuro side: after each epoch also read the test set with batch-norm statistics "
                           "recomputed for the current weights over this many training batches (a diagnostic)")

@@ -81,6 +81,9 @@ class _TestEveryEpoch:
         if per_unit:   # each unit's training-step statistics over the epoch (training-mode batch norm)
             entry["per_unit"] = {k: [round(v, 4) for v in vs] for k, vs in per_unit.items()}
         if self.recalibrate:
+            last = getattr(self.trainer, "last_batch_labels", None)
+            if last is not None:   # the classes of the epoch's last (smallest) batch: its statistics go in last
+                entry["last_batch_classes"] = np.bincount(last, minlength=10).tolist()
             entry["test_bn_recalibrated"] = recalibrated_test(self.trainer, self.recalibrate)
             print(f"epoch {epoch} (batch norm recalibrated on {self.recalibrate} batches): "
                   + "  ".join(f"{k} {v:.4f}" for k, v in entry["test_bn_recalibrated"].items()), flush=True)
@@ -202,6 +205,13 @@ def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir:
                                   **overrides})
     trainer = Trainer(cfg, mnist(data_dir))
     rec = _TestEveryEpoch(trainer, on_epoch, recalibrate)
+    if recalibrate:   # keep each step's labels: the diagnostic reports the last batch's classes
+        step = trainer.parallel.train_batch
+
+        def train_batch(model, x, y, generator):
+            trainer.last_batch_labels = y.cpu().numpy()
+            return step(model, x, y, generator)
+        trainer.parallel.train_batch = train_batch
     trainer.run(rec)
     return rec.epochs
 
@@ -496,7 +506,8 @@ def table(preset: str) -> str:
     groups: dict[tuple, dict] = {}
     for r in doc["runs"]:
         for e in r["epochs"]:
-            for readout, acc in e["test"].items():
+            reads = {**e["test"], **{f"{k}, batch norm recalibrated": v for k, v in e.get("test_bn_recalibrated", {}).items()}}
+            for readout, acc in reads.items():
                 groups.setdefault((r["side"], r["label"], readout, r["train_images"]), {}).setdefault(
                     e["epoch"], []).append(acc)
     lines = ["| side | setting | readout | epoch 1 | epoch 2 | seeds |", "|---|---|---|---|---|---|"]

@@ -72,12 +72,22 @@ def mnist(data_dir: str | None):
 class _TestEveryEpoch:
     """A Recorder that reads the test set after every epoch (the trainer itself reads it only at the end)."""
 
-    def __init__(self, trainer, on_epoch) -> None:
-        self.trainer, self.epochs, self.on_epoch = trainer, [], on_epoch
+    def __init__(self, trainer, on_epoch, recalibrate: int = 0) -> None:
+        self.trainer, self.epochs, self.on_epoch, self.recalibrate = trainer, [], on_epoch, recalibrate
 
     def commit_epoch(self, epoch, scalars, per_unit, weights, *, best, state=None, state_meta=None) -> None:
         test = self.trainer.evaluate(self.trainer.test)
-        self.epochs.append({"epoch": epoch, "test": test, "train_s": scalars["epoch_train_time_s"]})
+        entry = {"epoch": epoch, "test": test, "train_s": scalars["epoch_train_time_s"]}
+        if per_unit:   # each unit's training-step statistics over the epoch (training-mode batch norm)
+            entry["per_unit"] = {k: [round(v, 4) for v in vs] for k, vs in per_unit.items()}
+        if self.recalibrate:
+            last = getattr(self.trainer, "last_batch_labels", None)
+            if last is not None:   # the classes of the epoch's last (smallest) batch: its statistics go in last
+                entry["last_batch_classes"] = np.bincount(last, minlength=10).tolist()
+            entry["test_bn_recalibrated"] = recalibrated_test(self.trainer, self.recalibrate)
+            print(f"epoch {epoch} (batch norm recalibrated on {self.recalibrate} batches): "
+                  + "  ".join(f"{k} {v:.4f}" for k, v in entry["test_bn_recalibrated"].items()), flush=True)
+        self.epochs.append(entry)
         self.on_epoch(self.epochs)
         if epoch == self.trainer.config.epochs:   # read: the trainer's own final test read would repeat it
             from ffneuro.train.trainer import Split
@@ -89,8 +99,36 @@ class _TestEveryEpoch:
         pass
 
 
+def recalibrated_test(trainer, batches: int) -> dict[str, float]:
+    """The test accuracy with every batch norm's running statistics recomputed for the current weights: the
+    exact mean over the first ``batches`` training batches run through the whole chain in training mode
+    (no update). The statistics the run keeps are put back afterwards, so training goes on unchanged. Tells
+    a fall of the test accuracy that comes from statistics lagging the weights from one of the weights."""
+    import torch
+
+    model, cfg = trainer.model, trainer.config
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    kept = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None   # cumulative average
+    model.train()
+    with torch.no_grad():
+        for b in range(batches):
+            x, _ = trainer.train.batch(torch.arange(b * cfg.batch_size, min((b + 1) * cfg.batch_size, len(trainer.train))))
+            for _ in model.walk(x):
+                pass
+    out = trainer.evaluate(trainer.test)
+    for m, (momentum, mean, var, count) in zip(norms, kept):
+        m.momentum = momentum
+        m.running_mean.copy_(mean)
+        m.running_var.copy_(var)
+        m.num_batches_tracked.copy_(count)
+    return out
+
+
 # The known differences between the fc block / readout and loeweX's code that no RunConfig field covers, as
-# patches a probe run may apply one at a time (--patch NAME, ffneuro side; hinton-fc-mnist only).
+# patches a probe run may apply one at a time (--patch NAME, ffneuro side, the preset PATCH_PRESETS names).
 
 
 def _patch_st_relu() -> None:
@@ -177,10 +215,11 @@ def _patch_readout_before_step() -> None:
 
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
            "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step}
+PATCH_PRESETS = dict.fromkeys(PATCHES, "hinton-fc-mnist")   # the preset each patch applies to
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
-                overrides: dict, on_epoch) -> list[dict]:
+                overrides: dict, on_epoch, recalibrate: int = 0) -> list[dict]:
     """The preset on the first ``train_limit`` images (no validation split), test read after each epoch."""
     from ffneuro.presets import resolve_config
     from ffneuro.train import trainer as trainer_mod
@@ -189,7 +228,14 @@ def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir:
     cfg = resolve_config(preset, {"epochs": epochs, "train_limit": train_limit, "val_size": 0, "seed": seed,
                                   **overrides})
     trainer = Trainer(cfg, mnist(data_dir))
-    rec = _TestEveryEpoch(trainer, on_epoch)
+    rec = _TestEveryEpoch(trainer, on_epoch, recalibrate)
+    if recalibrate:   # keep each step's labels: the diagnostic reports the last batch's classes
+        step = trainer.parallel.train_batch
+
+        def train_batch(model, x, y, generator):
+            trainer.last_batch_labels = y.cpu().numpy()
+            return step(model, x, y, generator)
+        trainer.parallel.train_batch = train_batch
     trainer.run(rec)
     return rec.epochs
 
@@ -484,7 +530,8 @@ def table(preset: str) -> str:
     groups: dict[tuple, dict] = {}
     for r in doc["runs"]:
         for e in r["epochs"]:
-            for readout, acc in e["test"].items():
+            reads = {**e["test"], **{f"{k}, batch norm recalibrated": v for k, v in e.get("test_bn_recalibrated", {}).items()}}
+            for readout, acc in reads.items():
                 groups.setdefault((r["side"], r["label"], readout, r["train_images"]), {}).setdefault(
                     e["epoch"], []).append(acc)
     lines = ["| side | setting | readout | epoch 1 | epoch 2 | seeds |", "|---|---|---|---|---|---|"]
@@ -520,9 +567,11 @@ def main() -> None:
     run.add_argument("--label", default="as published")
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
-                     help="ffneuro side, hinton-fc-mnist: apply one of the reference code's differences no "
-                          "RunConfig field covers (st-relu, normal-init, readout-zero-nobias, "
-                          "readout-before-step)")
+                     help="ffneuro side: apply one of the reference code's differences no RunConfig field "
+                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step)")
+    run.add_argument("--recalibrate", type=int, default=0, metavar="BATCHES",
+                     help="ffneuro side: after each epoch also read the test set with batch-norm statistics "
+                          "recomputed for the current weights over this many training batches (a diagnostic)")
     log = sub.add_parser("from-log", help="record the finished epochs of a stopped run from its log")
     log.add_argument("preset", choices=sorted(VARIANTS))
     log.add_argument("log", type=Path)
@@ -573,8 +622,9 @@ def main() -> None:
         ap.error("--side reference needs --reference PATH (a checkout of the authors' code)")
     # read now: the CwComp runner replaces sys.argv with the reference code's own while it runs
     command = " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
-    if args.patch and (args.side != "ffneuro" or args.preset != "hinton-fc-mnist"):
-        ap.error("--patch applies to the ffneuro side of hinton-fc-mnist only")
+    for name in args.patch:
+        if args.side != "ffneuro" or args.preset != PATCH_PRESETS[name]:
+            ap.error(f"--patch {name} applies to the ffneuro side of {PATCH_PRESETS[name]} only")
     for name in args.patch:
         PATCHES[name]()
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -591,7 +641,8 @@ def main() -> None:
                 "threads": torch_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command})
 
         if args.side == "ffneuro":
-            record(run_ffneuro(args.preset, seed, args.epochs, args.train_limit, args.data_dir, overrides, record))
+            record(run_ffneuro(args.preset, seed, args.epochs, args.train_limit, args.data_dir, overrides, record,
+                               args.recalibrate))
         else:
             runner = REFERENCE_RUNNERS[VARIANTS[args.preset]]
             record(runner(args.reference.resolve(), seed, args.epochs, args.train_limit, args.data_dir, overrides,

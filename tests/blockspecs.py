@@ -41,4 +41,7 @@ BLOCK_VARIANTS: dict[str, dict] = {
     "trifecta-pad-first": dict(arch="trifecta", block_options={"pad_first": True}),
     # Hinton's code's start and straight-through ReLU (the hinton-fc-mnist preset's fc block)
     "fc-straight-through": dict(arch="fc", pool="none", block_options={"init": "normal", "relu_grad": "pass"}),
+    # CwComp's batch-norm refresh: one training-mode pass through the updated units after each step
+    "cfse-bn-refresh-chain": dict(arch="cfse", widths=(10, 20), labels="none", goodness="classwise", loss="cwc",
+                                  block_options={"bn_refresh": "chain"}),
 }

@@ -8,10 +8,14 @@ second). Goodness (class-wise,
 one value per class-owned channel group) is measured on the batch-normalised output, which is also
 what the block hands on.
 
-Option ``bn_refresh`` (CwComp's code): after each update the unit runs its block once more on the same
-input in training mode, so that batch norm's running statistics (what evaluation normalises with) take
-one more step toward those of the new weights. CwComp gets this from its training loop, which calls the
-model's predict on every batch after the layers' updates while the model is in training mode.
+Option ``bn_refresh``: one more training-mode forward after the update, so that batch norm's running
+statistics (what evaluation normalises with) take one more step toward those of the new weights.
+CwComp's code gets this from its training loop, which calls the model's predict on every batch after all
+layers' updates while the model is in training mode. ``"chain"`` does exactly that: after every unit of
+the step has updated, one training-mode pass through the units, each fed the previous unit's refreshed
+output (the network runs it: ``refresh_chained``). ``true``: each unit refreshes right after its own
+update on its own training input, the previous unit's output *before* that unit's update (an
+approximation that lets a unit refresh alone, e.g. in a pipeline stage). ``false``: no refresh.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from .conv_like import ConvLike
 from .module import BlockModule, max_pool2x2
 
 CFSE_POOLS = ("none", "max")
+BN_REFRESH = (False, True, "chain")   # the values option bn_refresh takes
 BN_EPS = 1e-4   # CwComp's batch-norm epsilon (its Conv_Layer)
 
 
@@ -52,7 +57,7 @@ class CFSEBlock(ConvLike, BlockSpec):
     groups: int = 1
     trainable: bool = True
     bias: bool = True
-    bn_refresh: bool = False   # a training-mode forward after each update refreshes batch norm's running statistics
+    bn_refresh: bool | str = False   # False, True (each unit on its own input) or "chain" (the code's pass): BN_REFRESH
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", self._checked_in_shape())
@@ -72,7 +77,12 @@ class CFSEBlock(ConvLike, BlockSpec):
 
     @property
     def refresh_after_update(self) -> bool:
-        return self.bn_refresh and self.trainable
+        """A trainable unit runs one more forward per step either way (its own, or its part of the chain pass)."""
+        return self.bn_refresh is not False and self.trainable
+
+    @property
+    def refresh_chained(self) -> bool:
+        return self.bn_refresh == "chain"
 
     @property
     def goodness_shape(self) -> tuple[int, int, int]:
@@ -225,8 +235,8 @@ class CFSEBlock(ConvLike, BlockSpec):
         into ``num_classes`` channel groups."""
         num_classes, group_at = plan.num_classes, plan.options.get("group_at")
         bn_refresh = plan.options.get("bn_refresh", False)
-        if not isinstance(bn_refresh, bool):
-            raise ConfigError(f"bn_refresh must be true or false, got {bn_refresh!r}")
+        if not any(bn_refresh is v if isinstance(v, bool) else bn_refresh == v for v in BN_REFRESH):
+            raise ConfigError(f"bn_refresh must be true, false or chain, got {bn_refresh!r}")
         if group_at is not None:
             try:
                 group_at = {int(v) for v in group_at}
@@ -272,7 +282,7 @@ class CFSEModule(BlockModule):
         return y.float()
 
     def after_update(self, x: torch.Tensor) -> None:
-        """``bn_refresh``: one more training-mode forward of ``x`` through the updated conv, so batch norm's
-        running statistics move toward the new weights' (CwComp's predict call after every update)."""
-        if self.spec.bn_refresh and self.training:
+        """``bn_refresh`` true: one more training-mode forward of ``x`` through the updated conv, so batch
+        norm's running statistics move toward the new weights ("chain": the network's pass does it)."""
+        if self.spec.bn_refresh is True and self.training:
             self(x)

@@ -51,6 +51,9 @@ class Pipeline(Local):
         if not isinstance(model, FFNet):
             raise ConfigError("--parallel pipeline needs FF units: backprop sends gradients back through every "
                               "layer (use --parallel data for BP)")
+        if model.refresh_through:
+            raise ConfigError("--parallel pipeline splits the units over processes, but bn_refresh=chain runs one pass "
+                              "through all of them after each step; use bn_refresh=true (each unit on its own input)")
         n = len(model.units)
         self.placed_by, self.unit_times = self.placement or "time", None
         if self.placed_by == "macs":     # the accounting's training MACs per image

@@ -119,6 +119,9 @@ class FFNet(nn.Module):
         self.linear_lr = config.linear_lr
         self.unit_epochs = config.unit_epochs
         self.readout_units = list(range(config.readout_from - 1, config.layers))
+        # cfse's bn_refresh=chain: after each step one training-mode pass through units 1..this (0: none)
+        chained = [i for i, s in enumerate(specs) if s.refresh_chained]
+        self.refresh_through = chained[-1] + 1 if chained else 0
         self.linear = None
         if config.readout in ("linear", "both"):
             n_features = sum(math.prod(self.units[i].block.out_shape) for i in self.readout_units)
@@ -207,6 +210,7 @@ class FFNet(nn.Module):
         batch's negative labels, so that the shares together are the one-process step."""
         # pair objective: positives and negatives stay one tensor of 2N rows (positives first) through every unit
         h, n, labels = self.input_rows(x, y, generator, rows)
+        rows_in = h if self.refresh_through else None   # what the refresh pass runs on
         if rows is not None:
             x, y = x[rows], y[rows]
         collect = self.linear is not None and not self.pairs   # unlabelled rows: the readout reuses them
@@ -228,7 +232,19 @@ class FFNet(nn.Module):
                     feats = self.features(self.readout_input(x))
             linear_loss = self.linear.train_step(feats, y)
             losses["linear readout"] = linear_loss
+            del feats
+        if rows_in is not None:
+            self.refresh(rows_in)
         return StepResult(losses, linear_loss, stats)
+
+    @torch.no_grad()
+    def refresh(self, h: torch.Tensor) -> None:
+        """One pass of the step's rows through units 1..``refresh_through`` after all of them have updated, in
+        the mode the step ran in (training: batch norm's running statistics take a step toward the new weights
+        and what the updated units before hand on). CwComp's code gets it from the ``predict`` call its
+        training loop makes on every batch; cfse's ``bn_refresh=chain`` asks for it."""
+        for _ in self.walk(h, self.refresh_through):
+            pass
 
     def loss_names(self) -> list[str]:
         return [u.name for u in self.units] + (["linear readout"] if self.linear is not None else [])

@@ -122,6 +122,12 @@ class BlockSpec(ABC):
         forward that refreshes batch-norm statistics, cfse's ``bn_refresh``): the accounting charges it."""
         return False
 
+    @property
+    def refresh_chained(self) -> bool:
+        """True where that refresh is the network's one training-mode pass through the units after all of
+        them have updated (cfse's ``bn_refresh=chain``, CwComp's predict call), not the unit's own forward."""
+        return False
+
     # ---- the torch module
 
     @abstractmethod

@@ -227,18 +227,9 @@ def test_xylo_audio2_profile_loads():
 # --- benchmarks/silicon.py: the tables and the recorded predictions ------------------------------------------
 
 def _silicon():
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from benchmark_scripts import load_benchmark
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "silicon.py"
-    if not script.exists():
-        pytest.skip("benchmarks/ is not in this checkout")
-    spec = importlib.util.spec_from_file_location("silicon_bench", script)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["silicon_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("silicon")
 
 
 MCU = ["cortexm7-mlperftiny-ic", "cortexm7-mlperftiny-kws", "cortexm7-mlperftiny-vww", "cortexm7-mlperftiny-ad"]

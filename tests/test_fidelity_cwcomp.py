@@ -4,11 +4,11 @@ mean over the first training batches, run through the whole chain in training mo
 own statistics back so that training goes on unchanged."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchmark_scripts import load_benchmark
 
 from ffneuro.data.dataset import Dataset
 from ffneuro.presets import resolve_config
@@ -18,10 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _fidelity():
-    spec = importlib.util.spec_from_file_location("fidelity_cwcomp_under_test", ROOT / "benchmarks" / "fidelity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fidelity")
 
 
 def _trainer() -> Trainer:

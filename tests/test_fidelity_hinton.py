@@ -5,11 +5,11 @@ does; ffneuro's own step reads them after the units' update."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 
 from ffneuro.config import RunConfig
 from ffneuro.models import build_model
@@ -19,10 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _fidelity():
-    spec = importlib.util.spec_from_file_location("fidelity_under_test", ROOT / "benchmarks" / "fidelity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fidelity")
 
 
 def _model() -> FFNet:

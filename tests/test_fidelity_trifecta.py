@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 
 from ffneuro.data.dataset import Dataset
 
@@ -89,10 +90,7 @@ def _needs_reference_packages() -> None:
 
 
 def _fidelity():
-    spec = importlib.util.spec_from_file_location("fidelity_under_test", ROOT / "benchmarks" / "fidelity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fidelity")
 
 
 def _data() -> Dataset:

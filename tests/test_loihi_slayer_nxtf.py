@@ -3,12 +3,11 @@
 reset and input injection, a SLAYER stack with preloaded input, and a measurement's own case naming a stack."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from ffneuro.errors import FFNeuroError
 from ffneuro.profiler import load_profile, profile_from_dict, profile_graph
@@ -28,11 +27,7 @@ def _dense(name, n_in, n_out) -> Unit:
 
 
 def _silicon():
-    spec = importlib.util.spec_from_file_location("silicon_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["silicon_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("silicon")
 
 
 # --- the dendritic accumulator caps a delayed layer's neurons per core -----------------------------------------

@@ -2,12 +2,11 @@
 counts the measurement file derived independently (its own padding-aware tap counter)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "silicon.py"
@@ -17,11 +16,7 @@ pytestmark = pytest.mark.skipif(not SCRIPT.exists(), reason="benchmarks/ is not 
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("silicon_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["silicon_bench"] = mod   # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("silicon")
 
 
 def test_every_network_matches_the_files_derived_counts():

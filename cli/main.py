@@ -22,8 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("export", "export", "Export RUN_FILE as a deployable NIR graph and print what differs from the trained network."),
     "hw": ("hw", "hw", "Hardware profiles (hw_profiles/*.toml) for `ffneuro profile` and `ffneuro compare`."),
     "plot": ("plot", "plot", "PNG figures of stored runs (needs matplotlib: pip install 'ffneuro[plot]')."),
-    "profile": ("profile", "profile", "Estimate FF training, BP training and both inference readouts on a "
-                                      "hardware target."),
+    "profile": ("profile", "profile", "Estimate FF training, BP training and both inference readouts on "
+                                      "hardware targets (--hw, repeatable)."),
     "runs": ("runs", "runs", "Inspect stored run files."),
     "simulate": ("simulate", "simulate", "Run a stored network or a NIR graph with a hardware target's numerics."),
     "study": ("study", "study", "The paper's studies: list them, run them (resumable, sharing one folder) and "

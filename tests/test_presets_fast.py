@@ -38,9 +38,9 @@ def test_bp_twin_trains_on_the_same_budget_augmented_and_cooled_per_step(monkeyp
     calls = []
     real_augment = trainer_mod.augment_batch
 
-    def spy(x, mode, generator):
+    def spy(x, mode, generator, padding):
         calls.append(mode)
-        return real_augment(x, mode, generator)
+        return real_augment(x, mode, generator, padding)
 
     monkeypatch.setattr(trainer_mod, "augment_batch", spy)
     cfg = resolve_config("mnist-fast", {"algo": "bp", "readout": "linear", "lr": 1e-3, "dataset": "synthetic",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ffneuro.blocks import layer_widths
-from ffneuro.catalog import LABEL_CHANNELS
+from ffneuro.catalog import label_channels
 from ffneuro.errors import ConfigError
 from ffneuro.profiler.network import Network, network_from_nir, network_from_preset, network_from_run
 
@@ -62,7 +62,7 @@ def describe(net: Network) -> str:
     c = net.config
     widths = layer_widths(c)
     filters = f"× {widths[0]}" if len(set(widths)) == 1 else "of " + "/".join(map(str, widths))
-    extra = LABEL_CHANNELS.get(c.labels, 0) if c.algo == "ff" else 0   # --labels channel: the label's own channel
+    extra = label_channels(c.labels, c.algo)   # --labels channel: the label's own channel
     shape += f" + {extra} label channel" if extra else ""
     return (f"{net.label}: {c.layers} {c.arch} units {filters} filters {c.kernel}×{c.kernel}, input {shape}, "
             f"{sparsity_note(net)}")

@@ -27,11 +27,17 @@ LABEL_SCHEMES: tuple[str, ...] = ("channel", "fourier1", "fourier2", "morph", "o
 LABEL_CHANNELS: Mapping[str, int] = {"channel": 1}
 
 
+def label_channels(labels: str, algo: str = "ff") -> int:
+    """Input channels the label adds to a network's images: an FF network's scheme may add its own; a BP
+    network has no label."""
+    return LABEL_CHANNELS.get(labels, 0) if algo == "ff" else 0
+
+
 def network_input_shape(labels: str, image_shape, algo: str = "ff") -> tuple[int, ...]:
     """What the first unit of a network takes for (C, H, W) images: an FF network whose label scheme adds
     channels sees them too; a BP network (and any scheme that writes into the image) sees the image's shape."""
     shape = tuple(image_shape)
-    extra = LABEL_CHANNELS.get(labels, 0) if algo == "ff" else 0
+    extra = label_channels(labels, algo)
     return (shape[0] + extra, *shape[1:]) if extra else shape
 
 #: the optimisers a unit may own (``--optimizer``)

@@ -235,7 +235,7 @@ class CFSEBlock(ConvLike, BlockSpec):
         into ``num_classes`` channel groups."""
         num_classes, group_at = plan.num_classes, plan.options.get("group_at")
         bn_refresh = plan.options.get("bn_refresh", False)
-        if not any(bn_refresh is v if isinstance(v, bool) else bn_refresh == v for v in BN_REFRESH):
+        if not (isinstance(bn_refresh, bool) or bn_refresh == "chain"):   # not 1 or 0: BN_REFRESH
             raise ConfigError(f"bn_refresh must be true, false or chain, got {bn_refresh!r}")
         if group_at is not None:
             try:

@@ -142,7 +142,7 @@ class Case:
     target: str
     precision: str = "int8"
     timesteps: int = 1
-    activity: float | None = None
+    activity: float | dict | None = None   # one rate for every spiking layer, or per layer by unit name
     input_activity: float | None = None   # the first layer's input events per element (None: dense analog)
     batch: int = 1
     clock_mhz: float | None = None
@@ -173,14 +173,10 @@ CASES = [
     *(Case(f"loihi-kws-scaling-{n}x10", "loihi", timesteps=10, input_activity=DEFAULT_ACTIVITY,
            energy="dynamic_energy_per_inference", dynamic=True, latency="latency", stack="nengo-loihi", input_cores=8)
       for n in (0, 1, 2, 4, 6, 8, 10)),
-    Case("loihi-slayer-ntidigits", "loihi", timesteps=3000, input_activity=DEFAULT_ACTIVITY,
-         energy="dynamic_energy_per_inference", dynamic=True, latency="latency", cores="cores", input_encoder=True,
-         stack="slayer"),
+    # loihi-slayer-ntidigits and loihi-nxtf-cifar: their own [measurement.case] tables (activity from the sources)
     # host wall clock per sample, as the nxtf stack's per-sample readout/reset/injection term predicts it
     Case("loihi-nxtf-mnist", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency_with_io",
          stack="nxtf"),
-    Case("loihi-nxtf-cifar", "loihi", timesteps=512, input_activity=DEFAULT_ACTIVITY, latency="latency", cores="cores",
-         stack="nxtf", compartments=2),
     # batch 2048: NVIDIA's resnet50 Offline config for H100_SXM_80GBx1. The DGX MaxQ wall-power row is
     # dropped (a whole 8-GPU server at the wall against one GPU; the record's dropped_because says why)
     Case("h100-resnet50-mlperf-x1", "h100", batch=2048, latency="time_per_inference_at_throughput"),
@@ -239,6 +235,13 @@ def cases_from_data(data: dict) -> list[Case]:
         kw = {k: v for k, v in spec.items() if k != "profile"}
         cases[m["id"]] = Case(m["id"], spec["profile"], **kw)
     return list(cases.values())
+
+
+def activity_text(activity: float | dict) -> str:
+    """A case's activity in words: one number, or the per-layer rates a measurement's case gives."""
+    if isinstance(activity, dict):
+        return "per layer (" + ", ".join(f"{k} {v:g}" for k, v in activity.items()) + ")"
+    return f"{activity:g}"
 
 
 def _metric(record: dict, name: str) -> float | None:
@@ -676,7 +679,7 @@ def main(argv=None) -> int:
     print("\nwhat each measurement includes, and its source:")
     for res in results:
         inc = res["includes"]
-        print(f"- {res['record']}: {res['network']}, {res['timesteps']} timestep(s), activity {res['activity']:g}; "
+        print(f"- {res['record']}: {res['network']}, {res['timesteps']} timestep(s), activity {activity_text(res['activity'])}; "
               f"energy: {inc.get('energy_scope', '-')}; hardware: {inc.get('hardware_scope', '-')}; "
               f"source: {res['source']} ({res['url']})")
     if data.get("not_usable"):

@@ -93,3 +93,50 @@ def test_loihi2_steps_pay_lavas_per_timestep_floor():
     assert res["in_fit_set"]   # fitted on these runs: leave-one-out rows only
     pilot = silicon.evaluate(cases["loihi2-pilotnet-lif"], records["loihi2-pilotnet-lif"], data["networks"])
     assert next(r for r in pilot["rows"] if r["kind"] == "latency")["ratio"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_loihi_activity_comes_from_the_sources():
+    """Issue 17, 15f: NxTF CIFAR runs at the per-layer rates of its converted network (not the flat
+    default), SLAYER NTIDIGITS at the input rate its stream's packet count implies."""
+    silicon = load()
+    data = tomllib.loads(DATA.read_text())
+    cases = {c.record: c for c in silicon.cases_from_data(data)}
+    cifar = cases["loihi-nxtf-cifar"]
+    spiking = [la["name"] for la in data["networks"]["nxtf_cifar_pseudo_mobilenet"]["layers"]
+               if la.get("activation") == "if"]
+    assert isinstance(cifar.activity, dict) and set(cifar.activity) == set(spiking)
+    assert cifar.input_activity == pytest.approx(0.4946) and cifar.stack == "nxtf" and cifar.compartments == 2
+    assert all(0.0 < v < 0.2 for v in cifar.activity.values())
+    nt = cases["loihi-slayer-ntidigits"]
+    act = load_benchmark("loihi_activity")
+    rate = act.slayer_stream_input_rate(4578, samples=2486, sample_length=3000, lmts=3, channels=64)
+    assert nt.input_activity == pytest.approx(rate, rel=1e-3) and nt.stack == "slayer" and nt.input_encoder
+    records = {m["id"]: m for m in data["measurement"]}
+    res = silicon.evaluate(cifar, records["loihi-nxtf-cifar"], data["networks"])
+    assert "per layer" in silicon.activity_text(res["activity"])
+    assert next(r for r in res["rows"] if r["kind"] == "cores")["predicted"] == 157
+
+
+def test_slayer_stream_rate_inverts_the_stream_layout():
+    """A stream of T ticks and S spikes per CPU fills ceil(1 + (S + T) / P) packets: the rate comes back."""
+    act = load_benchmark("loihi_activity")
+    samples, length, lmts, channels, per_packet = 10, 1000, 3, 8, 64
+    spikes_per_cpu = 2_000
+    words = spikes_per_cpu + samples * length + 2000
+    packets = -(-words // per_packet) + 1
+    rate = act.slayer_stream_input_rate(packets, samples=samples, sample_length=length, lmts=lmts,
+                                        channels=channels, spikes_per_packet=per_packet)
+    assert rate == pytest.approx(lmts * spikes_per_cpu / (samples * length) / channels, rel=0.01)
+    with pytest.raises(ValueError):
+        act.slayer_stream_input_rate(3, samples=samples, sample_length=length, lmts=lmts, channels=channels)
+
+
+def test_rate_coded_layers_clip_at_one_spike_a_step():
+    act = load_benchmark("loihi_activity")
+    import numpy as np
+
+    r = act.rates({"a": np.array([0.0, 3.0, 12.0]), "b": np.array([1.0])}, {"a": 1 / 6})
+    assert r["a"] == pytest.approx((0 + 0.5 + 1.0) / 3) and r["b"] == 1.0
+    x = np.arange(2 * 4 * 4 * 1, dtype=float).reshape(2, 4, 4, 1)
+    y = act.conv_same(x, np.ones((3, 3, 1, 1)), 2)          # TF 'same' at stride 2: pad bottom/right only
+    assert y.shape == (2, 2, 2, 1) and y[0, 0, 0, 0] == x[0, :3, :3, 0].sum()

@@ -117,6 +117,27 @@ def test_loihi_activity_comes_from_the_sources():
     assert next(r for r in res["rows"] if r["kind"] == "cores")["predicted"] == 157
 
 
+def test_nxtf_cifar_maps_as_nxtf_compiles():
+    """NxTF builds the 2x2 average pool channel-wise (isDepthwise) and the input layer as soft-reset
+    compartments: the 157 cores are every layer at 1,024 compartments a core plus the input's 6."""
+    from ffneuro.profiler import load_profile, profile_graph
+    from ffneuro.profiler.hardware import with_stack
+
+    silicon = load()
+    data = tomllib.loads(DATA.read_text())
+    net = data["networks"]["nxtf_cifar_pseudo_mobilenet"]
+    pool = next(la for la in net["layers"] if la["name"] == "avgpool")
+    assert pool["groups"] == pool["out_channels"] == 256 and pool["synops_dense_unpadded"] == 4096
+    case = {c.record: c for c in silicon.cases_from_data(data)}["loihi-nxtf-cifar"]
+    assert case.input_encoder
+    est = profile_graph(silicon.spec_from_layers(net), with_stack(load_profile("loihi"), "nxtf"), timesteps=512,
+                        activity=case.activity, input_activity=case.input_activity, stack="nxtf",
+                        compartments_per_neuron=2, input_encoder=True)["infer"]
+    cores = {u.unit: u.cores for u in est.per_unit}
+    assert cores["avgpool"] == 2 and cores["pw5"] == 8 and sum(cores.values()) == 157
+    assert cores["input encoder"] == 6   # 3,072 input neurons x 2 compartments
+
+
 def test_slayer_stream_rate_inverts_the_stream_layout():
     """A stream of T ticks and S spikes per CPU fills ceil(1 + (S + T) / P) packets: the rate comes back."""
     act = load_benchmark("loihi_activity")

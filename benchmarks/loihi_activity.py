@@ -1,7 +1,7 @@
 """Activity of two Loihi measurements, derived from their sources (issue 17, item 6; BENCHMARKS 15f).
 
     python benchmarks/loihi_activity.py --model PATH/b_cifar_pseudo_mobile_net_0.87.h5 \
-        --cifar DIR/cifar-10-batches-py [--images run100|first1000]
+        --cifar DIR/cifar-10-batches-py [--images run100|first1000] [--ntidigits PATH/ntidigits.net]
 
 * **NxTF CIFAR-10** (``loihi-nxtf-cifar``): the tutorial converts a trained Keras network (the model file
   is in intel-nrc-ecosystem/models @ 3dc53bf, ``nxsdk_modules_ncl/dnn/tutorials/models``) into IF neurons
@@ -16,7 +16,9 @@
   (``streamOnce``); ``benchmarking.py`` (``Network.writeHeader``) notes "4578 for NTIDIGITS", the packets
   of 2,048 words the full test set's stream takes per embedded CPU (``numPackets``). Each CPU's stream holds
   one time-advance word per tick and its share of the input spikes (``slayer2loihi.prepSpikeData``), so
-  the packet count gives the input spikes per tick: :func:`slayer_stream_input_rate`.
+  the packet count gives the input spikes per tick: :func:`slayer_stream_input_rate`. The hidden layers'
+  rates need the recordings themselves (not in any reachable source): :func:`slayer_rates` simulates the
+  network file on surrogate inputs of that rate, which brackets them (not used as the case's activity).
 """
 from __future__ import annotations
 
@@ -107,6 +109,43 @@ def pseudo_mobilenet_activations(model: Path, images: np.ndarray) -> tuple[dict[
         return acts, pooled.reshape(n, -1) @ w("dense_1", "kernel")
 
 
+def slayer_rates(net: Path, spikes: np.ndarray) -> list[float]:
+    """Spikes per neuron per tick of each dense layer of a SLAYER-Loihi network file (``ntidigits.net``)
+    driven by ``spikes`` (ticks x inputs, 0/1): Loihi's CUBA compartment in integers (current and voltage
+    decays of 4096ths, weights times 2**(6 + wgtExp), threshold vThMant * 2**6, reset to 0, refractory
+    refDelay ticks), each neuron's output delayed by its layer's axonal ``delay``."""
+    import h5py
+
+    out_rates = []
+    s = spikes.astype(np.int64)
+    ticks = s.shape[0]
+    with h5py.File(net, "r") as f:
+        layers = [f["layer"][k] for k in sorted(f["layer"], key=int) if f["layer"][k]["type"][0] == b"dense"]
+        for lay in layers:
+            nrn = lay["neuron"]
+            w = lay["weight"][()].astype(np.int64) * 2 ** (6 + int(nrn["wgtExp"][()]))
+            i_decay, v_decay = int(nrn["iDecay"][()]), int(nrn["vDecay"][()])
+            theta, ref = int(nrn["vThMant"][()]) * 64, int(nrn["refDelay"][()])
+            n = w.shape[0]
+            u, v, refractory = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+            out = np.zeros((ticks, n), np.int64)
+            for t in range(ticks):
+                u = (u * (4096 - i_decay)) // 4096 + w @ s[t]
+                v = np.where(refractory > 0, 0, (v * (4096 - v_decay)) // 4096 + u)
+                refractory = np.maximum(refractory - 1, 0)
+                fired = v > theta
+                out[t], v[fired], refractory[fired] = fired, 0, ref
+            if "delay" in lay:
+                delayed = np.zeros_like(out)
+                for i, d in enumerate(lay["delay"][()].astype(int)):
+                    if d < ticks:
+                        delayed[d:, i] = out[:ticks - d, i]
+                out = delayed
+            out_rates.append(float(out.mean()))
+            s = out
+    return out_rates
+
+
 def _cifar_test(directory: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(directory / "test_batch", "rb") as fh:
         d = pickle.load(fh, encoding="latin1")
@@ -119,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, required=True, help="b_cifar_pseudo_mobile_net_0.87.h5")
     ap.add_argument("--cifar", type=Path, required=True, help="a cifar-10-batches-py directory")
     ap.add_argument("--images", choices=("run100", "first1000", "first100"), default="run100")
+    ap.add_argument("--ntidigits", type=Path, help="ntidigits.net: also simulate it on surrogate inputs")
     args = ap.parse_args(argv)
     x, y = _cifar_test(args.cifar)
     if args.images == "run100":   # the notebook's test subset (cell 45)
@@ -133,6 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {name:8s} {r:.4f}  (images 10-90%: {np.percentile(per_image, 10):.4f}-{np.percentile(per_image, 90):.4f})")
     rate = slayer_stream_input_rate(4578, samples=2486, sample_length=3000, lmts=3, channels=64)
     print(f"SLAYER NTIDIGITS input: {rate:.5f} spikes per channel per tick (4578 packets, 2486 samples x 3000 ticks, 3 CPUs)")
+    if args.ntidigits is not None:   # surrogate inputs at that rate: the recordings are in no reachable source
+        rng, ticks = np.random.default_rng(0), 6000
+        t, ch = np.arange(ticks)[:, None], np.arange(64)[None, :]
+        surrogates = {"Poisson, uniform": rng.random((ticks, 64)) < rate,
+                      "bursts, 1/3 of each 3000-tick sample": (rng.random((ticks, 64)) < 3 * rate) & (t % 3000 < 1000),
+                      "bursts, 1/6 of each sample on 16 channels":
+                          (rng.random((ticks, 64)) < 24 * rate) & (t % 3000 < 500) & (ch % 4 == 0)}
+        for name, x in surrogates.items():
+            r = slayer_rates(args.ntidigits, x)
+            print(f"  {name}: input {x.mean():.5f}, dense1-3 " + ", ".join(f"{v:.4f}" for v in r))
     return 0
 
 

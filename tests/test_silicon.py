@@ -161,3 +161,24 @@ def test_rate_coded_layers_clip_at_one_spike_a_step():
     x = np.arange(2 * 4 * 4 * 1, dtype=float).reshape(2, 4, 4, 1)
     y = act.conv_same(x, np.ones((3, 3, 1, 1)), 2)          # TF 'same' at stride 2: pad bottom/right only
     assert y.shape == (2, 2, 2, 1) and y[0, 0, 0, 0] == x[0, :3, :3, 0].sum()
+
+
+def test_slayer_rates_runs_loihis_cuba_compartment(tmp_path):
+    """One dense layer whose weight alone crosses the threshold: every input spike fires the neuron
+    (refractory 1 tick), and the axonal delay shifts the train without changing its rate."""
+    import h5py
+    import numpy as np
+
+    act = load_benchmark("loihi_activity")
+    path = tmp_path / "tiny.net"
+    with h5py.File(path, "w") as f:
+        lay = f.create_group("layer/2")
+        lay["type"] = np.array([b"dense"])
+        lay["weight"] = np.array([[200], [10]])          # 200 * 64 > 80 * 64; 10 * 64 never reaches it alone
+        lay["delay"] = np.array([5, 0])                   # the spike at tick 36 arrives after the 40 ticks
+        for k, v in {"iDecay": 4096, "vDecay": 4096, "vThMant": 80, "refDelay": 1, "wgtExp": 0}.items():
+            lay[f"neuron/{k}"] = v
+    spikes = np.zeros((40, 1), int)
+    spikes[::4] = 1                                       # 10 input spikes, 4 ticks apart
+    (rate,) = act.slayer_rates(path, spikes)
+    assert rate == pytest.approx((10 - 1) / 40 / 2)       # neuron 0 fires 10 times, 9 inside the window; neuron 1 never

@@ -102,7 +102,7 @@ def test_slayer_ntidigits_cores_are_the_compilers_per_layer():
     silicon = _silicon()
     data = tomllib.loads(DATA.read_text())
     rec = next(m for m in data["measurement"] if m["id"] == "loihi-slayer-ntidigits")
-    case = next(c for c in silicon.CASES if c.record == "loihi-slayer-ntidigits")
+    case = next(c for c in silicon.cases_from_data(data) if c.record == "loihi-slayer-ntidigits")
     assert case.stack == "slayer"
     out = silicon.evaluate(case, rec, data["networks"])
     cores = next(r for r in out["rows"] if r["kind"] == "cores")

@@ -89,10 +89,6 @@ class _TestEveryEpoch:
                   + "  ".join(f"{k} {v:.4f}" for k, v in entry["test_bn_recalibrated"].items()), flush=True)
         self.epochs.append(entry)
         self.on_epoch(self.epochs)
-        if epoch == self.trainer.config.epochs:   # read: the trainer's own final test read would repeat it
-            from ffneuro.train.trainer import Split
-            test_split = self.trainer.test
-            self.trainer.test = Split(test_split.x[:0], test_split.y[:0], test_split.normalise)
         print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()), flush=True)
 
     def heartbeat(self) -> None:
@@ -236,7 +232,7 @@ def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir:
             trainer.last_batch_labels = y.cpu().numpy()
             return step(model, x, y, generator)
         trainer.parallel.train_batch = train_batch
-    trainer.run(rec)
+    trainer.run(rec, final_test=False)   # the recorder read the test set after the last epoch already
     return rec.epochs
 
 

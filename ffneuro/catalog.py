@@ -23,7 +23,8 @@ GOODNESS_PER_CLASS: Mapping[str, bool] = {"sumsq": False, "meansq": False, "clas
 LABEL_SCHEMES: tuple[str, ...] = ("channel", "fourier1", "fourier2", "morph", "onehot")
 
 #: the label schemes that give the label input channels of its own (the others write it into the image's):
-#: name -> how many channels they add to an FF network's input (``LabelScheme.extra_channels``)
+#: name -> how many channels they add to an FF network's input. The one statement of it: registering a
+#: scheme (:data:`ffneuro.labels.LABELS`) sets its ``LabelScheme.extra_channels`` from here
 LABEL_CHANNELS: Mapping[str, int] = {"channel": 1}
 
 

@@ -16,20 +16,30 @@ from ffneuro.models import build_model
 
 
 def _fc(**kw) -> RunConfig:
-    return RunConfig.from_dict(dict(dataset="synthetic", arch="fc", layers=2, widths=(12, 12), pool="none",
-                                    labels="onehot", goodness="sumsq", loss="bce", readout="goodness", **kw))
+    return RunConfig.from_dict({**dict(dataset="synthetic", arch="fc", layers=2, widths=(12, 12), pool="none",
+                                       labels="onehot", goodness="sumsq", loss="bce", readout="goodness"), **kw})
 
 
 def _grad_of_silent_pre_activations(relu_grad: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(d sum(y) / d z, z) for one fc block whose pre-activations z are partly negative."""
+    grads, z = _relu_backward(relu_grad, None)
+    return grads["z"], z
+
+
+def _relu_backward(relu_grad: str, upstream: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The gradients ReLU's backward received (``y``: dL/dy, ``upstream`` or ones) and handed on (``z``: dL/dz)
+    in one fc block whose pre-activations z are partly negative, and z."""
     block = FCBlock("u", (6,), 5, relu_grad=relu_grad).build()
     torch.manual_seed(0)
     x = torch.randn(4, 6)
     z = block.linear(x)
-    z.retain_grad()
+    grads: dict[str, torch.Tensor] = {}
+    z.register_hook(lambda g: grads.__setitem__("z", g))
     block.linear = _Fixed(z)   # the block's forward on exactly these pre-activations
-    block(x).sum().backward()
-    return z.grad, z.detach()
+    y = block(x)
+    y.register_hook(lambda g: grads.__setitem__("y", g))
+    y.backward(torch.ones_like(y) if upstream is None else upstream)
+    return grads, z.detach()
 
 
 class _Fixed(torch.nn.Module):
@@ -45,6 +55,41 @@ def test_pass_hands_the_gradient_through_negative_inputs():
     grad, z = _grad_of_silent_pre_activations("pass")
     assert (z < 0).any() and (z > 0).any()
     assert torch.equal(grad, torch.ones_like(z))
+
+
+@pytest.mark.parametrize("relu_grad", ["pass", "zero"])
+def test_an_arbitrary_upstream_gradient_gives_the_explicit_expected_one(relu_grad):
+    upstream = torch.randn(4, 5, generator=torch.Generator().manual_seed(3))
+    grads, z = _relu_backward(relu_grad, upstream)
+    assert (z < 0).any() and (z > 0).any() and (upstream < 0).any()
+    expected = upstream if relu_grad == "pass" else torch.where(z > 0, upstream, torch.zeros_like(upstream))
+    assert torch.equal(grads["z"], expected)
+
+
+def test_pass_hands_on_the_gradient_it_received_without_a_copy():
+    grads, _ = _relu_backward("pass", torch.randn(4, 5, generator=torch.Generator().manual_seed(3)))
+    assert grads["z"].data_ptr() == grads["y"].data_ptr()
+
+
+@pytest.mark.parametrize("relu_grad", ["pass", "zero"])
+def test_the_ff_memory_replay_follows_the_relu_backward_where_it_sets_the_peak(relu_grad):
+    """Many rows through small weights: the step's peak is activations, at the ReLU's backward (``zero``:
+    one more rows x width tensor) or, straight through (no tensor), before it; the replay follows both
+    within 3 % (the block contract test's default config is dominated by weights and Adam state)."""
+    from ffneuro.accounting import ff_memory
+    from ffneuro.accounting.objective import objective_cost
+    from ffneuro.models import FFNet
+    from ffneuro.profiler.measure import step_peak_bytes
+
+    cfg = _fc(widths=(64, 64), block_options={"relu_grad": relu_grad}, train_first_layer=True)
+    shape, n = (1, 4, 12), 512   # onehot labels need 10 columns
+    x, y = torch.rand(n, *shape, generator=torch.Generator().manual_seed(0)), torch.arange(n) % 10
+    torch.manual_seed(0)
+    model, measured = step_peak_bytes(lambda: FFNet(cfg, shape, 10), x, y)
+    m = ff_memory(model.layer_specs(), n, num_classes=10, linear_readout=False, readout_from=cfg.readout_from,
+                  backend="cpu", objective=objective_cost(cfg, 10))
+    est = m.peak_bytes - m.input_bytes + model.labels.patterns.numel() * model.labels.patterns.element_size()
+    assert abs(est - measured) <= 0.03 * measured, (est, measured, m.peak_at)
 
 
 def test_default_is_relus_own_gradient():
@@ -66,7 +111,7 @@ def test_option_reaches_every_unit_and_the_cost_rule():
     specs = layer_specs(cfg, (1, 16, 16))
     assert all(s.relu_grad == "pass" and s.init == "normal" for s in specs)
     plain = layer_specs(_fc(), (1, 16, 16))
-    for s, p in zip(specs, plain):   # the straight-through backward is a copy: no compare-and-select per neuron
+    for s, p in zip(specs, plain):   # the straight-through backward hands on its input: no compare-and-select
         assert p.neuron_grad_ops - s.neuron_grad_ops == ops.RELU_OPS * s.width
         assert p.bp_input_grad_ops(False) - s.bp_input_grad_ops(False) == ops.RELU_OPS * s.width
     model = build_model(cfg, (1, 16, 16), 10)

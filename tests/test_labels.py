@@ -7,15 +7,45 @@ import numpy as np
 import pytest
 import torch
 
+from ffneuro.catalog import LABEL_CHANNELS, label_channels, network_input_shape
 from ffneuro.errors import ConfigError
 from ffneuro.labels import LABELS, build_labels, minmax01, random_wrong_labels
 from ffneuro.labels.fourier import FourierSet1, FourierSet2, plane_wave
 from ffneuro.labels.onehot import OneHotCorner
+from ffneuro.labels.registry import LabelRegistry
 from ffneuro.registry import UnknownNameError
 
 
 def images(n=3, shape=(1, 8, 8), seed=0):
     return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed))
+
+
+# --- input channels: declared once in ffneuro.catalog ------------------------------------------------
+
+@pytest.mark.parametrize("name", LABELS.names())
+def test_every_scheme_embeds_exactly_the_input_channels_the_catalog_declares(name):
+    shape = (3, 16, 16)
+    s = build_labels(name, 10, shape, 0.35)
+    x, y = images(4, shape), torch.arange(4) % 10
+    extra = label_channels(name)
+    assert s.extra_channels == extra
+    for out in (s.embed(x, y), s.embed_neutral(x)):
+        assert out.shape == (4, shape[0] + extra, *shape[1:])
+    assert s.embed_all(x).shape == (4 * 10, shape[0] + extra, *shape[1:])
+    assert network_input_shape(name, shape) == (shape[0] + extra, *shape[1:])
+    assert network_input_shape(name, shape, "bp") == shape
+
+
+def test_registering_takes_the_channels_from_the_catalog_and_refuses_an_undeclared_name():
+    registry = LabelRegistry("label scheme")
+
+    @registry.register("channel")
+    class Stand:
+        extra_channels = 7
+
+    assert Stand.extra_channels == LABEL_CHANNELS["channel"] == 1
+    with pytest.raises(ValueError, match="not declared in ffneuro.catalog"):
+        registry.register("nosuchscheme")
 
 
 # --- plane waves ------------------------------------------------------------------------------------

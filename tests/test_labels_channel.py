@@ -10,9 +10,8 @@ import pytest
 import torch
 from cli_runner import invoke
 
-from ffneuro.catalog import LABEL_CHANNELS, network_input_shape
 from ffneuro.config import RunConfig
-from ffneuro.labels import LABELS, build_labels
+from ffneuro.labels import build_labels
 from ffneuro.labels.channel import channel_patterns
 from ffneuro.models import build_model
 from ffneuro.presets import resolve_config
@@ -63,13 +62,6 @@ def test_patterns_are_seeded_normal_draws_mapped_together_onto_0_1():
     flat = a.flatten(1) - a.flatten(1).mean(1, keepdim=True)
     corr = (flat @ flat.T) / (flat.norm(dim=1)[:, None] * flat.norm(dim=1)[None, :])
     assert float((corr - torch.eye(CLASSES)).abs().max()) < 0.5
-
-
-def test_the_torch_free_channel_table_matches_the_schemes():
-    assert LABEL_CHANNELS == {n: LABELS.get(n).extra_channels for n in LABELS if LABELS.get(n).extra_channels}
-    assert network_input_shape("channel", (3, 32, 32)) == (4, 32, 32)
-    assert network_input_shape("channel", (3, 32, 32), "bp") == (3, 32, 32)
-    assert network_input_shape("fourier1", (3, 32, 32)) == (3, 32, 32)
 
 
 @pytest.mark.parametrize("preset, overrides", [

@@ -13,7 +13,8 @@ Option ``relu_grad`` (``block_options={"relu_grad": "pass"}``): ``zero`` (defaul
 where the input is negative; ``pass`` hands the gradient through unchanged there too, as the reference code's
 ``ReLU_full_grad`` does. The goodness gradient is zero at a silent neuron either way (d(y²)/dy = 0 at y = 0), so
 ``pass`` changes only what other terms (peer normalisation, BP's gradient) do to silent neurons: they are
-pulled back. Its ReLU backward is then a copy, no compare-and-select (the cost rule counts 0 ops for it).
+pulled back. Its ReLU backward then hands the incoming gradient tensor on as it is: no compare-and-select
+(the cost rule counts 0 ops for it) and no new tensor (the memory replays allocate none for it).
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ class FCBlock(BlockSpec):
 
     @property
     def relu_grad_ops(self) -> int:
-        """Ops per neuron of ReLU's backward: a compare-and-select, or none for the straight-through copy."""
+        """Ops per neuron of ReLU's backward: a compare-and-select, or none for the straight-through hand-on."""
         return ops.RELU_OPS if self.relu_grad == "zero" else 0
 
     @property
@@ -119,6 +120,22 @@ class FCBlock(BlockSpec):
         """BP keeps the ReLU output and the normalised output (and the normalised input of unit 1)."""
         return 2 * self.width + (self.in_elems if self.input_norm else 0)
 
+    @property
+    def straight_through(self) -> bool:
+        """ReLU's backward hands dL/dy on as dL/dz (``relu_grad="pass"``): it allocates nothing and saves no
+        tensor of the forward."""
+        return self.relu_grad == "pass"
+
+    def _relu_backward(self, t: r.Timeline, size: int, where: str, *frees: str) -> None:
+        """ReLU's backward from ``g_y`` to ``g_z`` in a replay: a new tensor (then ``frees`` released), or with
+        the straight-through ReLU the very same tensor under the new name."""
+        if self.straight_through:
+            t.rename("g_y", "g_z")
+            return
+        t.alloc("g_z", size)
+        t.mark(where)
+        t.free("g_y", *frees)
+
     def replay_ff_unit(self, t: r.Timeline, step: r.ReplayStep, where: str) -> None:
         """One FF step of this unit in the PyTorch memory replay (see :mod:`.replay`): (input norm,) the
         linear layer's output, ReLU, goodness, then dL/dy, ReLU backward, dW (no dL/dx), Adam, hand-on."""
@@ -137,9 +154,7 @@ class FCBlock(BlockSpec):
         if self.trainable:
             t.free(f"grad:{self.name}")
             r.goodness_backward(t, step, self.width, where)
-            t.alloc("g_z", r.f32(rows * self.width))
-            t.mark(where + "relu backward")
-            t.free("g_y")
+            self._relu_backward(t, r.f32(rows * self.width), where + "relu backward")
             t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
             t.mark(where + "linear backward")
             t.free("g_z", "x_norm")                          # autograd drops the saved input after the backward
@@ -198,9 +213,9 @@ class FCBlock(BlockSpec):
         t.alloc("pow_bwd", 4 * w)
         t.mark(where + "norm (pow)")
         t.free("pow_bwd", f"rms_{layer}", f"h_{layer}")
-        t.alloc("g_z", w)
-        t.mark(where + "relu")
-        t.free("g_y", f"y_{layer}")
+        if self.straight_through:          # the norm's backward held the ReLU output last: ReLU saved none
+            t.free(f"y_{layer}")
+        self._relu_backward(t, w, where + "relu", f"y_{layer}")
         if layer > 1:
             t.alloc("g", r.f32(n * self.in_elems))
         t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))
@@ -242,7 +257,7 @@ class FCModule(BlockModule):
         if self.spec.input_norm:
             h = rms_normalize(h)
         z = self.linear(h)
-        return _StraightThroughReLU.apply(z) if self.spec.relu_grad == "pass" else torch.relu(z)
+        return _StraightThroughReLU.apply(z) if self.spec.straight_through else torch.relu(z)
 
     def hand_on(self, y: torch.Tensor) -> torch.Tensor:
         return rms_normalize(y.float())
@@ -250,7 +265,8 @@ class FCModule(BlockModule):
 
 class _StraightThroughReLU(torch.autograd.Function):
     """max(z, 0) forward; the gradient passed back unchanged, also where z < 0 (Hinton's code, loeweX/
-    Forward-Forward src/ff_model.py, ReLU_full_grad)."""
+    Forward-Forward src/ff_model.py, ReLU_full_grad). The backward hands on the incoming tensor itself, as an
+    identity-gradient autograd Function may: no copy."""
 
     @staticmethod
     def forward(ctx, z: torch.Tensor) -> torch.Tensor:
@@ -258,4 +274,4 @@ class _StraightThroughReLU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.clone()
+        return grad

@@ -23,7 +23,7 @@ class LabelScheme(nn.Module):
 
     patterns: torch.Tensor
     #: input channels the scheme adds to the image (0: the label is written into the image's own channels);
-    #: :data:`ffneuro.catalog.LABEL_CHANNELS` holds the same numbers for torch-free shape checks
+    #: set when the scheme registers, from its torch-free declaration :data:`ffneuro.catalog.LABEL_CHANNELS`
     extra_channels: int = 0
 
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int], strength: float):

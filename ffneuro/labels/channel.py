@@ -29,9 +29,8 @@ def channel_patterns(num_classes: int, height: int, width: int, seed: int) -> to
 
 @LABELS.register("channel")
 class ChannelLabels(LabelScheme):
-    """Concatenates class k's fixed random map to the image as one more channel (the image is unchanged)."""
-
-    extra_channels = 1
+    """Concatenates class k's fixed random map to the image as one more channel (the image is unchanged);
+    its one extra channel is declared in :data:`ffneuro.catalog.LABEL_CHANNELS`."""
 
     def __init__(self, num_classes, image_shape, strength, *, seed: int = 0):
         super().__init__(num_classes, image_shape, strength)

@@ -190,9 +190,12 @@ class Trainer:
             per_unit = {k: [float(v) / nb for v in rows[:, j]] for j, k in enumerate(keys)}
         return scalars, per_unit
 
-    def run(self, recorder: Recorder | None = None, progress: Progress | None = None) -> Summary:
+    def run(self, recorder: Recorder | None = None, progress: Progress | None = None, *,
+            final_test: bool = True) -> Summary:
         """Train from the next epoch (the first, or the one after a restored checkpoint) to ``config.epochs``,
-        evaluating validation every ``eval_every`` epochs and committing each epoch to ``recorder``."""
+        evaluating validation every ``eval_every`` epochs and committing each epoch to ``recorder``; then read
+        the test set once (``final_test=False`` skips it, for a caller that reads the test set itself, and
+        leaves ``Summary.test`` empty)."""
         cfg, progress, state = self.config, progress or _Silent(), self.progress
         beat = getattr(recorder, "heartbeat", None) or (lambda: None)
         summary = Summary(epochs=cfg.epochs, wall_time_s=state.wall_time_s, train_images=len(self.train),
@@ -227,9 +230,10 @@ class Trainer:
             if recorder is not None:
                 recorder.commit_epoch(epoch + 1, scalars, per_unit or None, weights, best=improved,
                                       state=arrays, state_meta=meta)
-        summary.test = self.evaluate(self.test)
+        if final_test:
+            summary.test = self.evaluate(self.test)
+            log.info("test  %s", "  ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
         summary.wall_time_s = time.perf_counter() - t0
-        log.info("test  %s", "  ".join(f"{r} {a:.4f}" for r, a in summary.test.items()))
         return summary
 
     def final_groups(self, summary: Summary) -> dict[str, tuple[dict, dict]]:

@@ -218,3 +218,28 @@ def test_recalibration_runs_the_labelled_rows_and_leaves_the_run_unchanged(monke
     assert 0.3 < float(seen["mean"][1]) < 0.7 and float(seen["var"][1]) < 0.1
     assert torch.equal(first.running_mean, before[0]) and torch.equal(first.running_var, before[1])
     assert torch.equal(trainer.generator.get_state(), before[2])
+
+
+def test_standardised_inputs_change_only_the_first_batch_norms_running_statistics():
+    """Why the input scale can matter at all (BENCHMARKS 17, trifecta): the first block's batch norm undoes a
+    per-channel affine map of its input in training, so ``normalise=mnist`` trains the same weights; what
+    changes is its running statistics, which start at mean 0 and variance 1 and so keep the start's weight
+    0.9^steps of a map the inputs do not have: rm' = a·rm + b·(1 − 0.9^steps), rv' = a²·(rv − 0.9^steps) + 0.9^steps."""
+    from ffneuro.presets import resolve_config
+    from ffneuro.train.trainer import Trainer, _Silent
+
+    def trained(normalise: str):
+        cfg = resolve_config("trifecta-mnist", {"widths": (8,) * 6, "batch_size": 10, "train_limit": 40, "val_size": 0,
+                                                "epochs": 1, "readout": "goodness", "normalise": normalise})
+        trainer = Trainer(cfg, _data())
+        trainer._train_epoch(0, _Silent())
+        return trainer.model
+    plain, standardised = trained("none"), trained("mnist")
+    for p, q in zip(plain.parameters(), standardised.parameters()):
+        assert torch.allclose(p, q, atol=1e-4)
+    a, b, start = 1 / 0.3081, -0.1307 / 0.3081, 0.9 ** 4   # 4 steps of batch 10
+    n0, n1 = plain.units[0].block.norm, standardised.units[0].block.norm
+    assert float(n1.running_mean[0]) == pytest.approx(a * float(n0.running_mean[0]) + b * (1 - start), rel=1e-4)
+    assert float(n1.running_var[0]) == pytest.approx(a * a * (float(n0.running_var[0]) - start) + start, rel=1e-4)
+    assert float(n1.running_mean[1]) == pytest.approx(float(n0.running_mean[1]), rel=1e-4)   # the label channel: as it was
+    assert abs(float(n1.running_mean[0]) - float(n0.running_mean[0])) > 0.05

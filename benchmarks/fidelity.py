@@ -98,9 +98,13 @@ class _TestEveryEpoch:
 def recalibrated_test(trainer, batches: int) -> dict[str, float]:
     """The test accuracy with every batch norm's running statistics recomputed for the current weights: the
     exact mean over the first ``batches`` training batches run through the whole chain in training mode
-    (no update). The statistics the run keeps are put back afterwards, so training goes on unchanged. Tells
-    a fall of the test accuracy that comes from statistics lagging the weights from one of the weights."""
+    (no update), as training feeds them (the run's augmentation; with a label in the input, the positive and
+    negative rows), drawn from a generator of its own. The statistics the run keeps are put back afterwards,
+    so training goes on unchanged. Tells a fall of the test accuracy that comes from statistics lagging the
+    weights (or still holding their start, mean 0 and variance 1, after few steps) from one of the weights."""
     import torch
+
+    from ffneuro.data.augment import augment_batch
 
     model, cfg = trainer.model, trainer.config
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -109,10 +113,13 @@ def recalibrated_test(trainer, batches: int) -> dict[str, float]:
         m.reset_running_stats()
         m.momentum = None   # cumulative average
     model.train()
+    own = torch.Generator(device=trainer.generator.device).manual_seed(0)   # the run's own draws stay untouched
     with torch.no_grad():
         for b in range(batches):
-            x, _ = trainer.train.batch(torch.arange(b * cfg.batch_size, min((b + 1) * cfg.batch_size, len(trainer.train))))
-            for _ in model.walk(x):
+            x, y = trainer.train.batch(torch.arange(b * cfg.batch_size, min((b + 1) * cfg.batch_size, len(trainer.train))),
+                                       lambda x: augment_batch(x, cfg.augment, own, cfg.crop_padding))
+            # what the units see in training: with a label in the input (pair objective), the 2N embedded rows
+            for _ in model.walk(model.input_rows(x, y, own)[0] if model.pairs else x):
                 pass
     out = trainer.evaluate(trainer.test)
     for m, (momentum, mean, var, count) in zip(norms, kept):
@@ -209,9 +216,24 @@ def _patch_readout_before_step() -> None:
     ff_net.FFNet.train_batch = train_batch
 
 
+def _patch_label_normal() -> None:
+    """The channel label's maps left as their N(0, 1) draws, as the Trifecta code's embedding holds them
+    (ffneuro maps them onto [0, 1]). The first block's batch norm undoes the map in training, but its
+    running statistics start at mean 0 and variance 1, which N(0, 1) maps already have and [0, 1] maps do not."""
+    import torch
+
+    from ffneuro.labels import channel
+
+    def channel_patterns(num_classes: int, height: int, width: int, seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(int(seed))
+        return torch.randn(num_classes, 1, height, width, generator=gen, dtype=torch.float64).float()
+    channel.channel_patterns = channel_patterns
+
+
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
-           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step}
-PATCH_PRESETS = dict.fromkeys(PATCHES, "hinton-fc-mnist")   # the preset each patch applies to
+           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step,
+           "label-normal": _patch_label_normal}
+PATCH_PRESETS = {**dict.fromkeys(PATCHES, "hinton-fc-mnist"), "label-normal": "trifecta-mnist"}   # where each applies
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
@@ -405,7 +427,7 @@ def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: 
     """tdooms/trifecta: its main.py's ``Model`` and ``Data`` with the ``Config`` its ``__main__`` runs
     (model "small", dataset "mnist": OLU, learned label channel, SymBa α 4, batch norm, Adam 1e-3, batch
     512, crops and rotations, inputs standardised), fields overridable with --set (``olu=false``: its
-    layer-wise ablation). Its own ``run`` asks for a GPU in 16-bit mixed precision and validates every 5th
+    layer-wise ablation); ``rotations=false`` (this runner's key) drops its random rotations. Its own ``run`` asks for a GPU in 16-bit mixed precision and validates every 5th
     epoch; here the same Lightning ``Trainer`` runs on the CPU in fp32 and validates (on the test set, as
     its code does) after every epoch; ``Config.test`` is set, which only keeps the data loading in this
     process (no worker processes). The accuracy read is its ``val/accuracy`` (last block's goodness)."""
@@ -420,10 +442,17 @@ def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: 
     sets = {True: (data.x_train[:train_limit], data.y_train[:train_limit]), False: (data.x_test, data.y_test)}
     ref_main.MNIST = lambda root, train, transform: _PILImages(*sets[train], transform)   # data path and subset
     config = ref_main.Config(model="small", dataset="mnist", epochs=epochs, test=True)
-    for key, value in overrides.items():
+    fields = dict(overrides)
+    rotations = fields.pop("rotations", True)   # this runner's own key, not a Config field
+    if not isinstance(rotations, bool):
+        sys.exit(f"Error: rotations is true or false, got {rotations!r}")
+    for key, value in fields.items():
         if not hasattr(config, key):
             sys.exit(f"Error: the Trifecta's Config has no field {key!r}")
         setattr(config, key, value)
+    data_module = ref_main.Data(config)
+    if not rotations:
+        drop_rotations(data_module)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     lightning.seed_everything(seed, verbose=False)
     epochs_out: list[dict] = []
@@ -448,8 +477,20 @@ def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: 
                                 precision="32-true", num_sanity_val_steps=0, enable_checkpointing=False,
                                 logger=False, enable_progress_bar=False, enable_model_summary=False,
                                 callbacks=[Read()])
-    trainer.fit(model, ref_main.Data(config))
+    trainer.fit(model, data_module)
     return epochs_out
+
+
+def drop_rotations(data_module) -> None:
+    """The Trifecta code's training transform without its ``RandomRotation`` (``--set rotations=false``): the
+    one augmentation the presets do not have. Only the harness's copy of the transform list changes, before
+    the code's ``setup`` builds its datasets with it; its crops and standardisation stay."""
+    from torchvision.transforms import RandomRotation
+    compose = data_module.train_transform
+    kept = [t for t in compose.transforms if not isinstance(t, RandomRotation)]
+    if len(kept) == len(compose.transforms):
+        sys.exit("Error: the Trifecta code's training transform has no RandomRotation to drop")
+    compose.transforms = kept
 
 
 REFERENCE_RUNNERS = {"loewe": run_loewe, "cwcomp": run_cwcomp, "trifecta": run_trifecta}
@@ -559,12 +600,14 @@ def main() -> None:
     run.add_argument("--train-limit", type=int, default=20000)
     run.add_argument("--data-dir")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="ffneuro: a RunConfig field; reference: a config key (loewe) or flag (cwcomp)")
+                     help="ffneuro: a RunConfig field; reference: a config key (loewe), flag (cwcomp) or Config "
+                          "field (trifecta; also rotations=false: without its random rotations)")
     run.add_argument("--label", default="as published")
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
                      help="ffneuro side: apply one of the reference code's differences no RunConfig field "
-                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step)")
+                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step; "
+                          "trifecta-mnist: label-normal)")
     run.add_argument("--recalibrate", type=int, default=0, metavar="BATCHES",
                      help="ffneuro side: after each epoch also read the test set with batch-norm statistics "
                           "recomputed for the current weights over this many training batches (a diagnostic)")

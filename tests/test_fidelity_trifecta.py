@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from lightning import LightningModule, LightningDataModule
 from torchvision.datasets import MNIST
-from torchvision.transforms import Compose, ToTensor
+from torchvision.transforms import Compose, RandomRotation, ToTensor
 
 SEEN = {}
 
@@ -34,9 +34,11 @@ class Data(LightningDataModule):
         super().__init__()
         self.batch_size = config.batch_size
         SEEN["test_flag"] = config.test
+        self.train_transform = Compose([RandomRotation(15), ToTensor()])
 
     def setup(self, stage):
-        self.train = MNIST(root="../data", train=True, transform=Compose([ToTensor()]))
+        SEEN["train_transforms"] = [type(t).__name__ for t in self.train_transform.transforms]
+        self.train = MNIST(root="../data", train=True, transform=self.train_transform)
         self.test = MNIST(root="../data", train=False, transform=Compose([ToTensor()]))
         SEEN["sizes"] = (len(self.train), len(self.test))
         SEEN["first"] = self.train[0]
@@ -120,13 +122,17 @@ def test_trifecta_runner_feeds_the_reference_code_and_reads_every_epoch(tmp_path
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)   # the runner makes .cuda() a no-op
     seen_epochs = []
+    overrides = {"olu": False, "batch_size": 4, "rotations": False}
     out = fid.run_trifecta(tmp_path, seed=0, epochs=2, train_limit=16, data_dir=None,
-                           overrides={"olu": False, "batch_size": 4}, on_epoch=lambda e: seen_epochs.append(len(e)))
+                           overrides=overrides, on_epoch=lambda e: seen_epochs.append(len(e)))
     ref = sys.modules["main"].SEEN
     config = ref["config"]
     # the Config its __main__ runs (small model, MNIST), the run's epochs, --set fields, no worker processes
     assert (config.model, config.dataset, config.epochs, config.olu, config.batch_size) == ("small", "mnist", 2,
                                                                                            False, 4)
+    # rotations=false is the runner's own key: the rotation left the training transform, no Config field was set
+    assert ref["train_transforms"] == ["ToTensor"] and not hasattr(config, "rotations")
+    assert overrides["rotations"] is False   # still there for the results file
     assert ref["test_flag"] is True
     assert ref["sizes"] == (16, 10)
     image, label = ref["first"]
@@ -147,3 +153,93 @@ def test_trifecta_runner_rejects_an_unknown_config_field(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no field 'nonsense'"):
         fid.run_trifecta(tmp_path, seed=0, epochs=1, train_limit=8, data_dir=None, overrides={"nonsense": 1},
                          on_epoch=lambda e: None)
+
+
+def test_drop_rotations_keeps_every_other_transform():
+    _needs_reference_packages()
+    fid = _fidelity()
+    fid._torchvision_without_ops()
+    from torchvision.transforms import Compose, Normalize, RandomCrop, RandomRotation, ToTensor
+
+    class Data:   # the reference's Data as far as the runner touches it
+        train_transform = Compose([RandomCrop(28, padding=4), RandomRotation(15), ToTensor(), Normalize((0.1,), (0.3,))])
+    data = Data()
+    fid.drop_rotations(data)
+    assert [type(t).__name__ for t in data.train_transform.transforms] == ["RandomCrop", "ToTensor", "Normalize"]
+    with pytest.raises(SystemExit, match="no RandomRotation"):   # nothing left to drop: refused, not silently ignored
+        fid.drop_rotations(data)
+
+
+def test_trifecta_runner_rejects_a_rotations_value_that_is_not_a_bool(tmp_path, monkeypatch):
+    _needs_reference_packages()
+    (tmp_path / "main.py").write_text(FAKE_MAIN)
+    fid = _fidelity()
+    monkeypatch.setattr(fid, "mnist", lambda data_dir: _data())
+    monkeypatch.delitem(sys.modules, "main", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)
+    with pytest.raises(SystemExit, match="rotations is true or false"):
+        fid.run_trifecta(tmp_path, seed=0, epochs=1, train_limit=8, data_dir=None, overrides={"rotations": "no"},
+                         on_epoch=lambda e: None)
+
+
+def test_label_normal_patch_leaves_the_channel_maps_as_their_normal_draws(monkeypatch):
+    from ffneuro.labels import channel
+    monkeypatch.setattr(channel, "channel_patterns", channel.channel_patterns)   # restored after the test
+    mapped = channel.ChannelLabels(10, (1, 28, 28), 0.35, seed=3).patterns
+    _fidelity().PATCHES["label-normal"]()
+    normal = channel.ChannelLabels(10, (1, 28, 28), 0.35, seed=3).patterns
+    assert mapped.min() == 0 and mapped.max() == 1
+    assert abs(float(normal.mean())) < 0.05 and abs(float(normal.std()) - 1) < 0.05
+    # the same draws: one affine map apart
+    lo, hi = normal.min(), normal.max()
+    assert torch.allclose((normal - lo) / (hi - lo), mapped, atol=1e-6)
+
+
+def test_recalibration_runs_the_labelled_rows_and_leaves_the_run_unchanged(monkeypatch):
+    """With a label channel the first block's batch norm reads 2 channels: recalibration must feed it the
+    embedded rows (not the bare images) and must not advance the run's generator or keep its statistics."""
+    from ffneuro.presets import resolve_config
+    from ffneuro.train.trainer import Trainer
+    fid = _fidelity()
+    cfg = resolve_config("trifecta-mnist", {"widths": (4,) * 6, "batch_size": 8, "train_limit": 16, "val_size": 0,
+                                            "epochs": 1, "readout": "goodness"})
+    trainer = Trainer(cfg, _data())
+    first = trainer.model.units[0].block.norm
+    before = (first.running_mean.clone(), first.running_var.clone(), trainer.generator.get_state())
+    seen = {}
+
+    def evaluate(split):
+        seen["mean"], seen["var"] = first.running_mean.clone(), first.running_var.clone()
+        return {"goodness": 0.5}
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    assert fid.recalibrated_test(trainer, 2) == {"goodness": 0.5}
+    # the label channel's statistics are those of its [0, 1] maps, not the start's mean 0, variance 1
+    assert 0.3 < float(seen["mean"][1]) < 0.7 and float(seen["var"][1]) < 0.1
+    assert torch.equal(first.running_mean, before[0]) and torch.equal(first.running_var, before[1])
+    assert torch.equal(trainer.generator.get_state(), before[2])
+
+
+def test_standardised_inputs_change_only_the_first_batch_norms_running_statistics():
+    """Why the input scale can matter at all (BENCHMARKS 17, trifecta): the first block's batch norm undoes a
+    per-channel affine map of its input in training, so ``normalise=mnist`` trains the same weights; what
+    changes is its running statistics, which start at mean 0 and variance 1 and so keep the start's weight
+    0.9^steps of a map the inputs do not have: rm' = a·rm + b·(1 − 0.9^steps), rv' = a²·(rv − 0.9^steps) + 0.9^steps."""
+    from ffneuro.presets import resolve_config
+    from ffneuro.train.trainer import Trainer, _Silent
+
+    def trained(normalise: str):
+        cfg = resolve_config("trifecta-mnist", {"widths": (8,) * 6, "batch_size": 10, "train_limit": 40, "val_size": 0,
+                                                "epochs": 1, "readout": "goodness", "normalise": normalise})
+        trainer = Trainer(cfg, _data())
+        trainer._train_epoch(0, _Silent())
+        return trainer.model
+    plain, standardised = trained("none"), trained("mnist")
+    for p, q in zip(plain.parameters(), standardised.parameters()):
+        assert torch.allclose(p, q, atol=1e-4)
+    a, b, start = 1 / 0.3081, -0.1307 / 0.3081, 0.9 ** 4   # 4 steps of batch 10
+    n0, n1 = plain.units[0].block.norm, standardised.units[0].block.norm
+    assert float(n1.running_mean[0]) == pytest.approx(a * float(n0.running_mean[0]) + b * (1 - start), rel=1e-4)
+    assert float(n1.running_var[0]) == pytest.approx(a * a * (float(n0.running_var[0]) - start) + start, rel=1e-4)
+    assert float(n1.running_mean[1]) == pytest.approx(float(n0.running_mean[1]), rel=1e-4)   # the label channel: as it was
+    assert abs(float(n1.running_mean[0]) - float(n0.running_mean[0])) > 0.05

@@ -561,30 +561,89 @@ def save(preset: str, entry: dict) -> None:
     path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
-def table(preset: str) -> str:
-    """Markdown: one row per (side, label, epoch, readout): mean test accuracy, min–max over seeds, seeds."""
-    doc = json.loads(results_path(preset).read_text())
-    groups: dict[tuple, dict] = {}
+def _reads(doc: dict) -> dict[tuple, dict[int, dict[int, float]]]:
+    """Every test read of a results file: (side, label, readout, train images) -> epoch -> seed -> accuracy. A
+    diagnostic's recalibrated reads are their own readout ("goodness, batch norm recalibrated")."""
+    groups: dict[tuple, dict[int, dict[int, float]]] = {}
     for r in doc["runs"]:
         for e in r["epochs"]:
             reads = {**e["test"], **{f"{k}, batch norm recalibrated": v for k, v in e.get("test_bn_recalibrated", {}).items()}}
             for readout, acc in reads.items():
                 groups.setdefault((r["side"], r["label"], readout, r["train_images"]), {}).setdefault(
-                    e["epoch"], []).append(acc)
+                    e["epoch"], {})[r["seed"]] = acc
+    return groups
+
+
+def _cell(accs: list[float], sd: bool) -> str:
+    """Mean (min–max) in percent; with ``sd`` also the sample standard deviation (n − 1) in points."""
+    if not accs:
+        return "–"
+    if len(accs) == 1:
+        return f"{100 * accs[0]:.2f}%"
+    spread = f"{100 * min(accs):.2f}–{100 * max(accs):.2f}"
+    if sd:
+        spread += f", sd {100 * np.std(accs, ddof=1):.2f}"
+    return f"{100 * np.mean(accs):.2f}% ({spread})"
+
+
+def _ordered(groups: dict) -> list:
+    return sorted(groups.items(), key=lambda kv: (kv[0][0] != "reference", kv[0][1], kv[0][2]))
+
+
+def table(preset: str, sd: bool = False) -> str:
+    """Markdown: one row per (side, label, epoch, readout): mean test accuracy, min–max over seeds (and with
+    ``sd`` their standard deviation), seeds."""
+    groups = _reads(json.loads(results_path(preset).read_text()))
     lines = ["| side | setting | readout | epoch 1 | epoch 2 | seeds |", "|---|---|---|---|---|---|"]
-    for (side, label, readout, _), by_epoch in sorted(groups.items(), key=lambda kv: (kv[0][0] != "reference",
-                                                                                           kv[0][1], kv[0][2])):
-        cells = []
-        for ep in (1, 2):
-            accs = by_epoch.get(ep, [])
-            if not accs:
-                cells.append("–")
-            elif len(accs) == 1:
-                cells.append(f"{100 * accs[0]:.2f}%")
-            else:
-                cells.append(f"{100 * np.mean(accs):.2f}% ({100 * min(accs):.2f}–{100 * max(accs):.2f})")
+    for (side, label, readout, _), by_epoch in _ordered(groups):
+        cells = [_cell(list(by_epoch.get(ep, {}).values()), sd) for ep in (1, 2)]
         n = max(len(v) for v in by_epoch.values())
         lines.append(f"| {side} | {label} | {readout} | {cells[0]} | {cells[1]} | {n} |")
+    return "\n".join(lines)
+
+
+def seeds_table(preset: str, label: str | None = None) -> str:
+    """Markdown: every seed's reads, one row per (side, label, readout, seed); ``label``: only that setting."""
+    groups = _reads(json.loads(results_path(preset).read_text()))
+    lines = ["| side | setting | readout | seed | epoch 1 | epoch 2 |", "|---|---|---|---|---|---|"]
+    for (side, setting, readout, _), by_epoch in _ordered(groups):
+        if label is not None and setting != label:
+            continue
+        for seed in sorted({s for reads in by_epoch.values() for s in reads}):
+            cells = [f"{100 * by_epoch[ep][seed]:.2f}%" if seed in by_epoch.get(ep, {}) else "–" for ep in (1, 2)]
+            lines.append(f"| {side} | {setting} | {readout} | {seed} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def compare(preset: str, label: str = "as published", other_label: str | None = None) -> str:
+    """Markdown: the reference code's seeds (setting ``label``) against the preset's (``other_label``, default
+    the same) per readout and epoch: n, mean and standard deviation a side, Welch's t-test of the means and
+    the Brown–Forsythe test (Levene's, centred on the median) of the spreads, both two-sided, where each
+    side has at least 3 seeds (with 2 the median-centred deviations are equal and the test degenerates).
+    Seeds that finished an epoch count at that epoch."""
+    from scipy import stats
+    groups = _reads(json.loads(results_path(preset).read_text()))
+    other_label = label if other_label is None else other_label
+    ref = {(k[2], k[3]): v for k, v in groups.items() if k[0] == "reference" and k[1] == label}
+    ours = {(k[2], k[3]): v for k, v in groups.items() if k[0] == "ffneuro" and k[1] == other_label}
+    if not ref or not ours:
+        raise ValueError(f"no reference runs labelled {label!r} or no ffneuro runs labelled {other_label!r}")
+    lines = ["| readout | epoch | reference: n, mean, sd | ffneuro: n, mean, sd | difference | "
+             "Welch's t-test p | Brown–Forsythe p |", "|---|---|---|---|---|---|---|"]
+    for key in sorted(set(ref) & set(ours)):
+        for ep in sorted(set(ref[key]) & set(ours[key])):
+            a, b = list(ref[key][ep].values()), list(ours[key][ep].values())
+            side = [f"{len(v)}, {100 * np.mean(v):.2f}%, {100 * np.std(v, ddof=1):.2f}" if len(v) > 1
+                    else f"1, {100 * v[0]:.2f}%, –" for v in (a, b)]
+            if min(len(a), len(b)) >= 3:
+                with warnings.catch_warnings():   # equal samples give nan; reported as such
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    t_p = stats.ttest_ind(a, b, equal_var=False).pvalue
+                    bf_p = stats.levene(a, b, center="median").pvalue
+                tests = f"{t_p:.3f} | {bf_p:.3f}"
+            else:
+                tests = "– | –"
+            lines.append(f"| {key[0]} | {ep} | {side[0]} | {side[1]} | {100 * (np.mean(b) - np.mean(a)):+.2f} | {tests} |")
     return "\n".join(lines)
 
 
@@ -629,9 +688,22 @@ def main() -> None:
     probe.add_argument("--data-dir")
     tab = sub.add_parser("table")
     tab.add_argument("preset", choices=sorted(VARIANTS))
+    tab.add_argument("--sd", action="store_true", help="also each cell's standard deviation over seeds")
+    tab.add_argument("--seeds", action="store_true", help="every seed's reads instead of the summary")
+    tab.add_argument("--label", help="with --seeds: only this setting")
+    cmp = sub.add_parser("compare", help="reference against preset over seeds: Welch's t-test, Brown-Forsythe")
+    cmp.add_argument("preset", choices=sorted(VARIANTS))
+    cmp.add_argument("--label", default="as published", help="the reference side's setting")
+    cmp.add_argument("--ffneuro-label", help="the preset side's setting (default: --label)")
     args = ap.parse_args()
     if args.cmd == "table":
-        print(table(args.preset))
+        print(seeds_table(args.preset, args.label) if args.seeds else table(args.preset, args.sd))
+        return
+    if args.cmd == "compare":
+        try:
+            print(compare(args.preset, args.label, args.ffneuro_label))
+        except ValueError as err:
+            sys.exit(f"Error: {err}")
         return
     if args.cmd == "bn-probe":
         result = bn_probe(args.preset, args.seed, args.train_limit, args.test_limit, args.data_dir, args.standardise)

@@ -112,15 +112,22 @@ def test_test_limit_cuts_the_test_set_for_both_sides(monkeypatch):
     assert data.x_train.shape[0] == 50   # the training set is cut by train_limit, not here
 
 
-def test_trifecta_runner_feeds_the_reference_code_and_reads_every_epoch(tmp_path, monkeypatch):
+def _fake_reference(tmp_path, monkeypatch, data):
+    """The runner set up on FAKE_MAIN in ``tmp_path`` and ``data``; sys.modules, sys.path and
+    ``Tensor.cuda`` (the runner makes it a no-op) restored after the test."""
     _needs_reference_packages()
     (tmp_path / "main.py").write_text(FAKE_MAIN)
     fid = _fidelity()
-    data = _data()
     monkeypatch.setattr(fid, "mnist", lambda data_dir: data)
     monkeypatch.delitem(sys.modules, "main", raising=False)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)   # the runner makes .cuda() a no-op
+    monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)
+    return fid
+
+
+def test_trifecta_runner_feeds_the_reference_code_and_reads_every_epoch(tmp_path, monkeypatch):
+    data = _data()
+    fid = _fake_reference(tmp_path, monkeypatch, data)
     seen_epochs = []
     overrides = {"olu": False, "batch_size": 4, "rotations": False}
     out = fid.run_trifecta(tmp_path, seed=0, epochs=2, train_limit=16, data_dir=None,
@@ -143,13 +150,7 @@ def test_trifecta_runner_feeds_the_reference_code_and_reads_every_epoch(tmp_path
 
 
 def test_trifecta_runner_rejects_an_unknown_config_field(tmp_path, monkeypatch):
-    _needs_reference_packages()
-    (tmp_path / "main.py").write_text(FAKE_MAIN)
-    fid = _fidelity()
-    monkeypatch.setattr(fid, "mnist", lambda data_dir: _data())
-    monkeypatch.delitem(sys.modules, "main", raising=False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)
+    fid = _fake_reference(tmp_path, monkeypatch, _data())
     with pytest.raises(SystemExit, match="no field 'nonsense'"):
         fid.run_trifecta(tmp_path, seed=0, epochs=1, train_limit=8, data_dir=None, overrides={"nonsense": 1},
                          on_epoch=lambda e: None)
@@ -171,13 +172,7 @@ def test_drop_rotations_keeps_every_other_transform():
 
 
 def test_trifecta_runner_rejects_a_rotations_value_that_is_not_a_bool(tmp_path, monkeypatch):
-    _needs_reference_packages()
-    (tmp_path / "main.py").write_text(FAKE_MAIN)
-    fid = _fidelity()
-    monkeypatch.setattr(fid, "mnist", lambda data_dir: _data())
-    monkeypatch.delitem(sys.modules, "main", raising=False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)
+    fid = _fake_reference(tmp_path, monkeypatch, _data())
     with pytest.raises(SystemExit, match="rotations is true or false"):
         fid.run_trifecta(tmp_path, seed=0, epochs=1, train_limit=8, data_dir=None, overrides={"rotations": "no"},
                          on_epoch=lambda e: None)

@@ -146,3 +146,22 @@ def test_peer_normalisation_pulls_a_silent_neuron_back_only_through_the_straight
     model.train_batch(x, y, torch.Generator().manual_seed(1))
     assert (z_silent < 0).all()
     assert (lin.bias[0].item() > -5.0) == moves
+
+
+@pytest.mark.parametrize("relu_grad", ["pass", "zero"])
+def test_the_bp_memory_replay_matches_the_allocator_where_activations_set_the_peak(relu_grad):
+    """Many rows through small weights (the BP step's peak is activations, at the last layer's norm
+    backward): the head's backward releases the last layer's output it saved, so that norm backward runs
+    without it; the replay follows within 3 %."""
+    from ffneuro.accounting import bp_memory
+    from ffneuro.models import BPNet
+    from ffneuro.profiler.measure import step_peak_bytes
+
+    cfg = _fc(algo="bp", widths=(64, 64), block_options={"relu_grad": relu_grad}, readout="linear")
+    shape, n = (1, 4, 12), 512
+    x, y = torch.rand(n, *shape, generator=torch.Generator().manual_seed(0)), torch.arange(n) % 10
+    torch.manual_seed(0)
+    model, measured = step_peak_bytes(lambda: BPNet(cfg, shape, 10), x, y)
+    m = bp_memory(model.layer_specs(), n, num_classes=10, backend="cpu")
+    est = m.peak_bytes - m.input_bytes
+    assert abs(est - measured) <= 0.03 * measured, (est, measured, m.peak_at)

@@ -286,7 +286,9 @@ def bp_memory(layers: Sequence[BlockSpec], batch: int, precision: str = "fp32", 
     t.alloc("g", nbytes(n * head.in_features, act))
     t.alloc(f"grad:{head.name}", nbytes(head.params, master))
     t.mark("head backward")
-    t.free("logits", "hL16", "wH16", f"h_{L}")          # autograd drops the head's saved input after its backward
+    # autograd drops the head's saved input after its backward; each layer's output h_k goes once the layer
+    # after it is done (below): no block's backward sees its own output
+    t.free("logits", "hL16", "wH16", f"h_{L}")
     for k in reversed(range(1, L + 1)):
         s = layers[k - 1]
         s.replay_bp_backward(t, n, k, step, f"{s.name} backward: ")

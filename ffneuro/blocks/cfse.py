@@ -219,7 +219,7 @@ class CFSEBlock(ConvLike, BlockSpec):
         """BP backward from ``g``: batch norm, ReLU and pool backward, then dL/dx (not for layer 1) and dW."""
         step.fp32_only(self.kind)
         r.batch_norm_backward(t, n, self.out_elems, where)
-        t.free("g", f"h_{layer}")
+        t.free("g")
         self._replay_relu_pool_backward(t, n, where, f"l{layer}_")
         if layer > 1:
             r.conv_step(t, "input", self.conv, n, step, "g_x", r.f32(n * self.in_elems), where + "conv input gradient")

@@ -220,7 +220,6 @@ class ConvBlock(ConvLike, BlockSpec):
     def replay_bp_backward(self, t: r.Timeline, n: int, layer: int, step: r.ReplayStep, where: str) -> None:
         act, k, bf = step.precision, layer, step.precision != "fp32"
         a, p = n * self.neurons, n * self.out_elems
-        t.free(f"h_{k}")                                 # the norm's backward needs the rms and its input only
         t.alloc("div_bwd", 4 * r.f32(p))                 # grad/rms, (p/rms)/rms, -grad, their product
         t.mark(where + "norm (div)")
         t.free("div_bwd", "g")

@@ -212,7 +212,7 @@ class FCBlock(BlockSpec):
         t.alloc("g_y", w)
         t.alloc("pow_bwd", 4 * w)
         t.mark(where + "norm (pow)")
-        t.free("pow_bwd", f"rms_{layer}", f"h_{layer}")
+        t.free("pow_bwd", f"rms_{layer}")
         if self.straight_through:          # the norm's backward held the ReLU output last: ReLU saved none
             t.free(f"y_{layer}")
         self._relu_backward(t, w, where + "relu", f"y_{layer}")

@@ -235,7 +235,6 @@ class ResidualBlock(ConvLike, BlockSpec):
 
     def _replay_bp_group_norm_backward(self, t: r.Timeline, n: int, k: int, where: str) -> None:
         """BP backward from ``g`` through the group norm and the pool: leaves ``g_y`` (dL/d the pool's input)."""
-        t.free(f"h_{k}")
         t.alloc("g_p", r.f32(n * self.out_elems))
         t.mark(where + "group norm backward")
         t.free("g", f"gn_{k}")

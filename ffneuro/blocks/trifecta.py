@@ -230,7 +230,7 @@ class TrifectaBlock(ConvLike, BlockSpec):
             t.free("g", f"idx_{layer}")
         t.alloc("g_conv", r.f32(n * self.neurons))
         t.mark(where + "relu backward")
-        t.free("g_relu", "g", f"relu_{layer}", f"h_{layer}")
+        t.free("g_relu", "g", f"relu_{layer}")
         r.conv_input_grad(t, n, conv, step, where)
         r.conv_weight_grad(t, n, conv, step, where)
         t.alloc(f"grad:{self.name}", r.nbytes(self.params, step.master))

@@ -36,7 +36,6 @@ from .conv_like import ConvLike
 from .module import BlockModule, max_pool2x2
 
 CFSE_POOLS = ("none", "max")
-BN_REFRESH = (False, True, "chain")   # the values option bn_refresh takes
 BN_EPS = 1e-4   # CwComp's batch-norm epsilon (its Conv_Layer)
 
 
@@ -57,7 +56,7 @@ class CFSEBlock(ConvLike, BlockSpec):
     groups: int = 1
     trainable: bool = True
     bias: bool = True
-    bn_refresh: bool | str = False   # False, True (each unit on its own input) or "chain" (the code's pass): BN_REFRESH
+    bn_refresh: bool | str = False   # False, True (each unit on its own input) or "chain" (the code's pass)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", self._checked_in_shape())
@@ -235,7 +234,7 @@ class CFSEBlock(ConvLike, BlockSpec):
         into ``num_classes`` channel groups."""
         num_classes, group_at = plan.num_classes, plan.options.get("group_at")
         bn_refresh = plan.options.get("bn_refresh", False)
-        if not (isinstance(bn_refresh, bool) or bn_refresh == "chain"):   # not 1 or 0: BN_REFRESH
+        if not (isinstance(bn_refresh, bool) or bn_refresh == "chain"):   # a bool, not 1 or 0
             raise ConfigError(f"bn_refresh must be true, false or chain, got {bn_refresh!r}")
         if group_at is not None:
             try:

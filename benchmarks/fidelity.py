@@ -220,14 +220,10 @@ def _patch_label_normal() -> None:
     """The channel label's maps left as their N(0, 1) draws, as the Trifecta code's embedding holds them
     (ffneuro maps them onto [0, 1]). The first block's batch norm undoes the map in training, but its
     running statistics start at mean 0 and variance 1, which N(0, 1) maps already have and [0, 1] maps do not."""
-    import torch
-
     from ffneuro.labels import channel
 
-    def channel_patterns(num_classes: int, height: int, width: int, seed: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(int(seed))
-        return torch.randn(num_classes, 1, height, width, generator=gen, dtype=torch.float64).float()
-    channel.channel_patterns = channel_patterns
+    draws = channel.channel_draws
+    channel.channel_patterns = lambda num_classes, height, width, seed: draws(num_classes, height, width, seed).float()
 
 
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,

@@ -19,10 +19,15 @@ from .base import LabelScheme
 from .registry import LABELS
 
 
-def channel_patterns(num_classes: int, height: int, width: int, seed: int) -> torch.Tensor:
-    """(classes, 1, H, W) in [0, 1]: seeded N(0, 1) draws, all mapped by the same affine map onto [0, 1]."""
+def channel_draws(num_classes: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """(classes, 1, H, W) float64: the seeded N(0, 1) draws the patterns come from."""
     gen = torch.Generator().manual_seed(int(seed))
-    draw = torch.randn(num_classes, 1, height, width, generator=gen, dtype=torch.float64)
+    return torch.randn(num_classes, 1, height, width, generator=gen, dtype=torch.float64)
+
+
+def channel_patterns(num_classes: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """(classes, 1, H, W) in [0, 1]: the seeded N(0, 1) draws, all mapped by the same affine map onto [0, 1]."""
+    draw = channel_draws(num_classes, height, width, seed)
     lo, hi = draw.min(), draw.max()
     return ((draw - lo) / (hi - lo)).float()
 

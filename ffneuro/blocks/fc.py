@@ -128,8 +128,10 @@ class FCBlock(BlockSpec):
 
     def _relu_backward(self, t: r.Timeline, size: int, where: str, *frees: str) -> None:
         """ReLU's backward from ``g_y`` to ``g_z`` in a replay: a new tensor (then ``frees`` released), or with
-        the straight-through ReLU the very same tensor under the new name."""
+        the straight-through ReLU (``frees`` released first: it saved none of them) the very same tensor under
+        the new name."""
         if self.straight_through:
+            t.free(*frees)
             t.rename("g_y", "g_z")
             return
         t.alloc("g_z", size)
@@ -213,8 +215,6 @@ class FCBlock(BlockSpec):
         t.alloc("pow_bwd", 4 * w)
         t.mark(where + "norm (pow)")
         t.free("pow_bwd", f"rms_{layer}")
-        if self.straight_through:          # the norm's backward held the ReLU output last: ReLU saved none
-            t.free(f"y_{layer}")
         self._relu_backward(t, w, where + "relu", f"y_{layer}")
         if layer > 1:
             t.alloc("g", r.f32(n * self.in_elems))

@@ -216,20 +216,9 @@ def _patch_readout_before_step() -> None:
     ff_net.FFNet.train_batch = train_batch
 
 
-def _patch_label_normal() -> None:
-    """The channel label's maps left as their N(0, 1) draws, as the Trifecta code's embedding holds them
-    (ffneuro maps them onto [0, 1]). The first block's batch norm undoes the map in training, but its
-    running statistics start at mean 0 and variance 1, which N(0, 1) maps already have and [0, 1] maps do not."""
-    from ffneuro.labels import channel
-
-    draws = channel.channel_draws
-    channel.channel_patterns = lambda num_classes, height, width, seed: draws(num_classes, height, width, seed).float()
-
-
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
-           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step,
-           "label-normal": _patch_label_normal}
-PATCH_PRESETS = {**dict.fromkeys(PATCHES, "hinton-fc-mnist"), "label-normal": "trifecta-mnist"}   # where each applies
+           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step}
+PATCH_PRESETS = dict.fromkeys(PATCHES, "hinton-fc-mnist")   # where each applies
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
@@ -661,8 +650,7 @@ def main() -> None:
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
                      help="ffneuro side: apply one of the reference code's differences no RunConfig field "
-                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step; "
-                          "trifecta-mnist: label-normal)")
+                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step)")
     run.add_argument("--recalibrate", type=int, default=0, metavar="BATCHES",
                      help="ffneuro side: after each epoch also read the test set with batch-norm statistics "
                           "recomputed for the current weights over this many training batches (a diagnostic)")

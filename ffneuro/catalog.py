@@ -20,12 +20,12 @@ GOODNESS_PER_CLASS: Mapping[str, bool] = {"sumsq": False, "meansq": False, "clas
                                               "classmean": True}
 
 #: the registered label schemes (``--labels``; ``none`` is the config's "no label in the image")
-LABEL_SCHEMES: tuple[str, ...] = ("channel", "fourier1", "fourier2", "morph", "onehot")
+LABEL_SCHEMES: tuple[str, ...] = ("channel", "channel-normal", "fourier1", "fourier2", "morph", "onehot")
 
 #: the label schemes that give the label input channels of its own (the others write it into the image's):
 #: name -> how many channels they add to an FF network's input. The one statement of it: registering a
 #: scheme (:data:`ffneuro.labels.LABELS`) sets its ``LabelScheme.extra_channels`` from here
-LABEL_CHANNELS: Mapping[str, int] = {"channel": 1}
+LABEL_CHANNELS: Mapping[str, int] = {"channel": 1, "channel-normal": 1}
 
 
 def label_channels(labels: str, algo: str = "ff") -> int:

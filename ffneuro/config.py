@@ -95,8 +95,9 @@ class RunConfig:
     # the block type's own options, as its file declares them (ffneuro/blocks/NAME.py, option_names) and checks
     # when the network is built, e.g. cfse's {"group_at": [2]}: the units whose conv is grouped by class
     block_options: dict[str, Any] | None = None
-    # input standardisation after scaling to [0, 1]: none | mnist | half | imagenet (ffneuro.data.normalise, where
-    # each setting's mean/std and source are); run files written before this field read as none
+    # input standardisation after scaling to [0, 1]: none | mnist | half | imagenet | fashion-mnist | cifar10
+    # (ffneuro.data.normalise, where each setting's mean/std and source are); run files written before this
+    # field read as none
     normalise: str = "none"
 
     def __post_init__(self) -> None:

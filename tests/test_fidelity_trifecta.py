@@ -178,19 +178,6 @@ def test_trifecta_runner_rejects_a_rotations_value_that_is_not_a_bool(tmp_path, 
                          on_epoch=lambda e: None)
 
 
-def test_label_normal_patch_leaves_the_channel_maps_as_their_normal_draws(monkeypatch):
-    from ffneuro.labels import channel
-    monkeypatch.setattr(channel, "channel_patterns", channel.channel_patterns)   # restored after the test
-    mapped = channel.ChannelLabels(10, (1, 28, 28), 0.35, seed=3).patterns
-    _fidelity().PATCHES["label-normal"]()
-    normal = channel.ChannelLabels(10, (1, 28, 28), 0.35, seed=3).patterns
-    assert mapped.min() == 0 and mapped.max() == 1
-    assert abs(float(normal.mean())) < 0.05 and abs(float(normal.std()) - 1) < 0.05
-    # the same draws: one affine map apart
-    lo, hi = normal.min(), normal.max()
-    assert torch.allclose((normal - lo) / (hi - lo), mapped, atol=1e-6)
-
-
 def test_recalibration_runs_the_labelled_rows_and_leaves_the_run_unchanged(monkeypatch):
     """With a label channel the first block's batch norm reads 2 channels: recalibration must feed it the
     embedded rows (not the bare images) and must not advance the run's generator or keep its statistics."""

@@ -113,7 +113,7 @@ def test_fourier1_with_too_many_classes_is_config_error():
 
 
 @pytest.mark.parametrize("strength", [-0.01, 1.01])
-@pytest.mark.parametrize("name", ["channel", "fourier1", "fourier2", "morph", "onehot"])
+@pytest.mark.parametrize("name", ["channel", "channel-normal", "fourier1", "fourier2", "morph", "onehot"])
 def test_strength_outside_unit_interval_is_config_error(name, strength):
     with pytest.raises(ConfigError, match="K"):
         build_labels(name, 10, (1, 28, 28), strength)
@@ -127,7 +127,7 @@ def test_fewer_than_two_classes_is_config_error():
 def test_unknown_scheme_lists_valid_names():
     with pytest.raises(UnknownNameError, match="channel.*fourier1.*fourier2.*onehot"):
         build_labels("stripes", 10, (1, 8, 8), 0.3)
-    assert LABELS.names() == ["channel", "fourier1", "fourier2", "morph", "onehot"]
+    assert LABELS.names() == ["channel", "channel-normal", "fourier1", "fourier2", "morph", "onehot"]
 
 
 # --- embedding --------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def test_fourier_embed_is_minmax_of_image_plus_k_pattern(name):
         assert torch.allclose(out[i], (raw - raw.min()) / (raw.max() - raw.min()), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["channel", "fourier1", "fourier2", "morph", "onehot"])
+@pytest.mark.parametrize("name", ["channel", "channel-normal", "fourier1", "fourier2", "morph", "onehot"])
 def test_embed_depends_on_label(name):
     s = build_labels(name, 10, (1, 16, 16), 0.35)
     x = images(2, (1, 16, 16))

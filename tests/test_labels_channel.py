@@ -64,6 +64,32 @@ def test_patterns_are_seeded_normal_draws_mapped_together_onto_0_1():
     assert float((corr - torch.eye(CLASSES)).abs().max()) < 0.5
 
 
+def test_channel_normal_keeps_the_draws_and_channel_maps_them_affinely_onto_0_1():
+    normal = build_labels("channel-normal", CLASSES, SHAPE, 0.35, seed=3).patterns
+    mapped = build_labels("channel", CLASSES, SHAPE, 0.35, seed=3).patterns
+    draw = torch.randn(CLASSES, 1, *SHAPE[1:], generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert torch.equal(normal, draw.float())
+    lo, hi = normal.min(), normal.max()
+    torch.testing.assert_close((normal - lo) / (hi - lo), mapped, rtol=0, atol=1e-6)
+    x, y = torch.rand(2, *SHAPE), torch.tensor([4, 7])
+    h = build_labels("channel-normal", CLASSES, SHAPE, 0.35, seed=3).embed(x, y)
+    assert h.shape == (2, 2, *SHAPE[1:]) and torch.equal(h[:, 0], x[:, 0]) and torch.equal(h[1, 1], normal[7, 0])
+
+
+@pytest.mark.parametrize("preset, mean, std", [
+    # tdooms/trifecta main.py, Data: the statistics its Normalize takes per dataset
+    ("trifecta-mnist", (0.1307,), (0.3081,)),
+    ("trifecta-fashion-mnist", (0.2860,), (0.3530,)),
+    ("trifecta-cifar10", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+])
+def test_the_trifecta_presets_feed_what_the_reference_code_feeds(preset, mean, std):
+    from ffneuro.data.normalise import NORMALISATIONS
+
+    config = resolve_config(preset)
+    assert NORMALISATIONS[config.normalise] == (mean, std)
+    assert config.labels == "channel-normal"      # N(0, 1) label maps beside the standardised images
+
+
 @pytest.mark.parametrize("preset, overrides", [
     ("trifecta-mnist", {"layers": 2, "widths": (8, 16), "pool_at": (1,), "readout_from": 2}),
     ("smoke", {}),

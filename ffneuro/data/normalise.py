@@ -13,7 +13,12 @@ Each named setting is (per-channel mean, per-channel std) of the [0, 1]-scaled i
 * ``half``: (0.5,) / (0.5,), which maps [0, 1] onto [-1, 1]: CwComp's ``Datasets.py`` for every other
   one-channel set (X_MNIST with dataset "FMNIST");
 * ``imagenet``: (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225), ImageNet's channel statistics
-  (torchvision's pretrained-model convention): CwComp's ``Datasets.py`` for CIFAR-10 (X_CIFAR).
+  (torchvision's pretrained-model convention): CwComp's ``Datasets.py`` for CIFAR-10 (X_CIFAR);
+* ``fashion-mnist``: (0.2860,) / (0.3530,), Fashion-MNIST's training pixels, as the Trifecta code
+  (tdooms/trifecta ``main.py``, ``Data``) uses them;
+* ``cifar10``: (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994, 0.2010), the widely copied CIFAR-10 values the
+  Trifecta code uses (the means are the training pixels'; these stds are not the pixels' own, about
+  0.247, 0.243, 0.261, but the code's, kept so that a preset feeds what the code feeds).
 
 Torch-free at import (``ffneuro.config`` reads :data:`NORMALISATIONS`): :func:`standardise` works on
 whatever tensor it is given through its own methods.
@@ -30,6 +35,8 @@ NORMALISATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = 
     "mnist": ((0.1307,), (0.3081,)),
     "half": ((0.5,), (0.5,)),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "fashion-mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
 }
 
 

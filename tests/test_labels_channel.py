@@ -85,7 +85,7 @@ def test_channel_normal_keeps_the_draws_and_channel_maps_them_affinely_onto_0_1(
 def test_the_trifecta_presets_feed_what_the_reference_code_feeds(preset, mean, std):
     from ffneuro.data.normalise import NORMALISATIONS
 
-    config = resolve_config(preset)
+    config = resolve_config(preset, {})
     assert NORMALISATIONS[config.normalise] == (mean, std)
     assert config.labels == "channel-normal"      # N(0, 1) label maps beside the standardised images
 

@@ -144,8 +144,9 @@ def recalibrated_test(trainer, batches: int) -> dict[str, float]:
     return out
 
 
-# The known differences between the fc block / readout and loeweX's code that no RunConfig field covers, as
-# patches a probe run may apply one at a time (--patch NAME, ffneuro side, the preset PATCH_PRESETS names).
+# The known differences between the fc block / readout and loeweX's code (and CwComp's softmax predictor) that no
+# RunConfig field covers, as patches a probe run may apply one at a time (--patch NAME, ffneuro side, the presets
+# PATCH_PRESETS names).
 
 
 def _patch_st_relu() -> None:
@@ -230,9 +231,28 @@ def _patch_readout_before_step() -> None:
     ff_net.FFNet.train_batch = train_batch
 
 
+def _patch_softmax_readout() -> None:
+    """The linear readout's loss as CwComp's softmax predictor computes it: cross-entropy applied to the
+    softmax *outputs* (a softmax of probabilities; its code's ``Softmax_CF``, src/Layer_fc.py), where
+    ffneuro's applies it to the logits. Its optimiser (SGD, lr 0.01, no momentum) is set with --set."""
+    from torch import nn
+
+    from ffneuro.models import readouts
+
+    def train_step(self, features, labels):
+        loss = nn.functional.cross_entropy(self(features.detach()).softmax(1), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+    readouts.LinearReadout.train_step = train_step
+
+
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
-           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step}
-PATCH_PRESETS = dict.fromkeys(PATCHES, "hinton-fc-mnist")   # where each applies
+           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step,
+           "softmax-readout": _patch_softmax_readout}
+PATCH_PRESETS = {**dict.fromkeys(PATCHES, ("hinton-fc-mnist",)),   # where each applies
+                 "softmax-readout": ("cwcomp-mnist", "cwcomp-fashion-mnist")}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
@@ -685,7 +705,8 @@ def main() -> None:
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
                      help="ffneuro side: apply one of the reference code's differences no RunConfig field "
-                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step)")
+                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step; "
+                          "the cwcomp presets: softmax-readout)")
     run.add_argument("--recalibrate", type=int, default=0, metavar="BATCHES",
                      help="ffneuro side: after each epoch also read the test set with batch-norm statistics "
                           "recomputed for the current weights over this many training batches (a diagnostic)")
@@ -753,8 +774,8 @@ def main() -> None:
     # read now: the CwComp runner replaces sys.argv with the reference code's own while it runs
     command = " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
     for name in args.patch:
-        if args.side != "ffneuro" or args.preset != PATCH_PRESETS[name]:
-            ap.error(f"--patch {name} applies to the ffneuro side of {PATCH_PRESETS[name]} only")
+        if args.side != "ffneuro" or args.preset not in PATCH_PRESETS[name]:
+            ap.error(f"--patch {name} applies to the ffneuro side of {' and '.join(PATCH_PRESETS[name])} only")
     for name in args.patch:
         PATCHES[name]()
     for seed in (int(s) for s in args.seeds.split(",")):

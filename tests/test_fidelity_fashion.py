@@ -199,3 +199,42 @@ def test_cli_runs_the_fashion_preset_s_reference_into_its_own_results_file(fake_
                                                                               20)
     assert "run cwcomp-fashion-mnist --side reference" in run["command"]
     assert "| reference | as published | goodness | 10.00% | 20.00% | 1 |" in fid.table("cwcomp-fashion-mnist")
+
+
+def test_softmax_readout_patch_takes_the_cross_entropy_of_the_softmax_outputs(monkeypatch):
+    from ffneuro.models import readouts
+    monkeypatch.setattr(readouts.LinearReadout, "train_step", readouts.LinearReadout.train_step)
+    fid = load_benchmark("fidelity")
+    torch.manual_seed(0)
+    features, labels = torch.randn(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    readout = readouts.LinearReadout(5, 3, lr=0.01, optimizer="sgd", momentum=0.0)
+    logits = readout(features).detach()
+    weight = readout.linear.weight.detach().clone()
+    fid.PATCHES["softmax-readout"]()
+    loss = readout.train_step(features, labels)
+    # the loss of the code's Softmax_CF: CrossEntropyLoss on softmax outputs, not on the logits
+    assert float(loss) == pytest.approx(float(nn.functional.cross_entropy(logits.softmax(1), labels)), rel=1e-6)
+    assert float(loss) != pytest.approx(float(nn.functional.cross_entropy(logits, labels)), rel=1e-3)
+    w = weight.requires_grad_()
+    expected = nn.functional.cross_entropy((features @ w.T + readout.linear.bias.detach()).softmax(1), labels)
+    expected.backward()
+    assert torch.allclose(readout.linear.weight, weight.detach() - 0.01 * w.grad, atol=1e-7)   # one plain SGD step
+
+
+@pytest.mark.parametrize(("preset", "patch", "ok"), [("cwcomp-fashion-mnist", "softmax-readout", True),
+                                                     ("hinton-fc-mnist", "softmax-readout", False),
+                                                     ("cwcomp-mnist", "st-relu", False)])
+def test_patches_apply_only_to_their_presets(monkeypatch, preset, patch, ok):
+    fid = load_benchmark("fidelity")
+    applied = []
+    monkeypatch.setitem(fid.PATCHES, patch, lambda: applied.append(patch))
+    monkeypatch.setattr(fid, "run_ffneuro", lambda *a, **k: [])
+    monkeypatch.setattr(fid, "save", lambda preset, entry: None)
+    monkeypatch.setattr(sys, "argv", ["fidelity.py", "run", preset, "--side", "ffneuro", "--patch", patch])
+    if ok:
+        fid.main()
+        assert applied == [patch]
+    else:
+        with pytest.raises(SystemExit):
+            fid.main()
+        assert applied == []

@@ -1,7 +1,7 @@
 """Side-by-side fidelity runs: a published-setting preset against its authors' reference code on the same
-images (issue 19, item 1). Both sides train on the first N MNIST training images and read the full test
-set after every epoch; one 2-epoch run gives the epoch-1 and epoch-2 points (both presets keep their lr
-constant over 2 epochs, as both reference codes do).
+images (issue 19, item 1). Both sides train on the first N training images of the preset's dataset (MNIST;
+Fashion-MNIST for cwcomp-fashion-mnist) and read the full test set after every epoch; one 2-epoch run gives
+the epoch-1 and epoch-2 points (the presets keep their lr constant over 2 epochs, as the reference codes do).
 
     # ffneuro side (any RunConfig field may be overridden with --set, to change one difference at a time)
     python benchmarks/fidelity.py run hinton-fc-mnist --side ffneuro --seeds 0,1,2 --data-dir ../shared/datasets
@@ -9,6 +9,8 @@ constant over 2 epochs, as both reference codes do).
     # reference side: REF is an unmodified checkout of the authors' repository (never part of ffneuro)
     python benchmarks/fidelity.py run hinton-fc-mnist --side reference --reference /tmp/fid/loewe --seeds 0,1,2
     python benchmarks/fidelity.py run trifecta-mnist --side reference --reference /tmp/fid/trifecta --set olu=false
+    python benchmarks/fidelity.py run cwcomp-fashion-mnist --side reference --reference /tmp/fid/cwcomp \
+        --train-limit 5000 --data-dir /tmp/data/fashion-mnist   # the code's FMNIST setting, same images
     python benchmarks/fidelity.py table hinton-fc-mnist            # markdown: mean and spread per epoch
 
 The reference code is imported from REF and run as its authors wrote it; this script only hands it the
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-VARIANTS = {"hinton-fc-mnist": "loewe", "cwcomp-mnist": "cwcomp",
+VARIANTS = {"hinton-fc-mnist": "loewe", "cwcomp-mnist": "cwcomp", "cwcomp-fashion-mnist": "cwcomp",
             "trifecta-mnist": "trifecta"}   # preset -> which reference runner
 TEST_LIMIT: int | None = None   # --test-limit: both sides read only the first N test images (None: all 10,000)
 
@@ -55,15 +57,27 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def mnist(data_dir: str | None):
-    """MNIST as ffneuro reads it; with ``TEST_LIMIT`` only the first test images (the same on both sides)."""
+def preset_dataset(preset: str) -> str:
+    """The dataset a preset trains on (ffneuro's name: "mnist", "fashion-mnist"): both sides read it."""
+    from ffneuro.presets import resolve_config
+    return resolve_config(preset, {}).dataset
+
+
+def images(dataset: str, data_dir: str | None):
+    """``dataset`` as ffneuro reads it (uint8 images); with ``TEST_LIMIT`` only the first test images (the same
+    on both sides)."""
     from dataclasses import replace
 
     from ffneuro.data import load_dataset
-    data = load_dataset("mnist", data_dir, download=False)
+    data = load_dataset(dataset, data_dir, download=False)
     if TEST_LIMIT is not None:
         data = replace(data, x_test=data.x_test[:TEST_LIMIT], y_test=data.y_test[:TEST_LIMIT])
     return data
+
+
+def mnist(data_dir: str | None):
+    """MNIST as ffneuro reads it (the loeweX and Trifecta runners feed their codes MNIST only)."""
+    return images("mnist", data_dir)
 
 
 # ------------------------------------------------------------------------------------------------ ffneuro
@@ -130,8 +144,9 @@ def recalibrated_test(trainer, batches: int) -> dict[str, float]:
     return out
 
 
-# The known differences between the fc block / readout and loeweX's code that no RunConfig field covers, as
-# patches a probe run may apply one at a time (--patch NAME, ffneuro side, the preset PATCH_PRESETS names).
+# The known differences between the fc block / readout and loeweX's code (and CwComp's softmax predictor) that no
+# RunConfig field covers, as patches a probe run may apply one at a time (--patch NAME, ffneuro side, the presets
+# PATCH_PRESETS names).
 
 
 def _patch_st_relu() -> None:
@@ -216,21 +231,41 @@ def _patch_readout_before_step() -> None:
     ff_net.FFNet.train_batch = train_batch
 
 
+def _patch_softmax_readout() -> None:
+    """The linear readout's loss as CwComp's softmax predictor computes it: cross-entropy applied to the
+    softmax *outputs* (a softmax of probabilities; its code's ``Softmax_CF``, src/Layer_fc.py), where
+    ffneuro's applies it to the logits. Its optimiser (SGD, lr 0.01, no momentum) is set with --set."""
+    from torch import nn
+
+    from ffneuro.models import readouts
+
+    def train_step(self, features, labels):
+        loss = nn.functional.cross_entropy(self(features.detach()).softmax(1), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+    readouts.LinearReadout.train_step = train_step
+
+
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
-           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step}
-PATCH_PRESETS = dict.fromkeys(PATCHES, "hinton-fc-mnist")   # where each applies
+           "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step,
+           "softmax-readout": _patch_softmax_readout}
+PATCH_PRESETS = {**dict.fromkeys(PATCHES, ("hinton-fc-mnist",)),   # where each applies
+                 "softmax-readout": ("cwcomp-mnist", "cwcomp-fashion-mnist")}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
                 overrides: dict, on_epoch, recalibrate: int = 0) -> list[dict]:
-    """The preset on the first ``train_limit`` images (no validation split), test read after each epoch."""
+    """The preset on the first ``train_limit`` images of its dataset (no validation split), test read after
+    each epoch."""
     from ffneuro.presets import resolve_config
     from ffneuro.train import trainer as trainer_mod
     from ffneuro.train.trainer import Trainer
     trainer_mod.TRAIN_EVAL_SIZE = 0   # the trainer's train-accuracy read (not reported here) would cost an epoch's test read
     cfg = resolve_config(preset, {"epochs": epochs, "train_limit": train_limit, "val_size": 0, "seed": seed,
                                   **overrides})
-    trainer = Trainer(cfg, mnist(data_dir))
+    trainer = Trainer(cfg, images(cfg.dataset, data_dir))
     rec = _TestEveryEpoch(trainer, on_epoch, recalibrate)
     if recalibrate:   # keep each step's labels: the diagnostic reports the last batch's classes
         step = trainer.parallel.train_batch
@@ -290,10 +325,11 @@ def _torchvision_without_ops() -> None:
 
 
 def run_loewe(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
-              on_epoch) -> list[dict]:
+              on_epoch, dataset: str = "mnist") -> list[dict]:
     """loeweX/Forward-Forward (Hinton's MATLAB code in PyTorch): its config.yaml with the preset's network
     (4 x 2000) unless overridden, on the CPU; its per-epoch validation pass is pointed at the test set
-    (``val_idx`` 1), and its only readout is the softmax on neutral-label activities ("linear")."""
+    (``val_idx`` 1), and its only readout is the softmax on neutral-label activities ("linear"). MNIST only."""
+    _mnist_only(dataset, "loeweX/Forward-Forward")
     import torch
     from omegaconf import OmegaConf
     _torchvision_without_ops()
@@ -330,12 +366,28 @@ def run_loewe(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str
     return epochs_out
 
 
+def _mnist_only(dataset: str, code: str) -> None:
+    """Refuse a dataset other than MNIST for a runner that hands its code MNIST only."""
+    if dataset != "mnist":
+        raise ValueError(f"the {code} runner feeds its code MNIST only, not {dataset!r}")
+
+
+# ffneuro's dataset -> (the CwComp code's --dataset value, the torchvision class its configure.py calls for it;
+# src/configure.py, ``configure``). Its Datasets.py (X_MNIST) standardises "MNIST" with (0.1307, 0.3081) and any
+# other one-channel set with (0.5, 0.5), and Models.py picks the layer schedule by the same string.
+CWCOMP_DATASETS = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FMNIST", "FashionMNIST")}
+
+
 def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
-               on_epoch) -> list[dict]:
-    """andreaspapac/CwComp: its main_train.py with its defaults for MNIST (CFSE, CwC_CE loss, ILT Acc, Avg
-    and Sf predictors, batch 128), on the CPU; the epoch's printed test errors are read back ("Avg" is
-    the goodness readout, "Sf" the softmax one, here "linear"). Its test error is the mean of the per-batch
-    errors (78 batches of 128 and one of 16), as printed."""
+               on_epoch, dataset: str = "mnist") -> list[dict]:
+    """andreaspapac/CwComp: its main_train.py with its defaults for the preset's dataset (MNIST or FMNIST:
+    CFSE, CwC_CE loss, ILT Acc, Avg and Sf predictors, batch 128), on the CPU; the same uint8 images reach
+    it through the torchvision class its configure.py calls for that dataset. The epoch's printed test
+    errors are read back ("Avg" is the goodness readout, "Sf" the softmax one, here "linear"). Its test error
+    is the mean of the per-batch errors (78 batches of 128 and one of 16), as printed."""
+    if dataset not in CWCOMP_DATASETS:
+        raise ValueError(f"the CwComp runner feeds {', '.join(CWCOMP_DATASETS)}, not {dataset!r}")
+    flag, loader = CWCOMP_DATASETS[dataset]
     import torch
     from torch import nn
     src = ref / "src"
@@ -351,17 +403,17 @@ def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: st
         sf = [float(v) for v in re.findall(r"Sf Pred -- Test Error = ([0-9.eE+-]+)", text)]
         return [{"epoch": i + 1, "test": {"goodness": 1 - a, "linear": 1 - s}, "train_s": None}
                 for i, (a, s) in enumerate(zip(avg, sf))]
-    data = mnist(data_dir)
+    data = images(dataset, data_dir)
     sets = {True: _ImageList(data.x_train[:train_limit], data.y_train[:train_limit], False),
             False: _ImageList(data.x_test, data.y_test, False)}
-    ref_configure.MNIST = lambda path, train, download: sets[train]            # data path and subset
+    setattr(ref_configure, loader, lambda path, train, download: sets[train])   # data path and subset
     full_x = ref_configure.X_MNIST
 
     class Subset(full_x):   # their X_MNIST walks 60,000 images; stop at the subset's end
         def __init__(self, data_samples, number_samples=60000, **kw):
             super().__init__(data_samples, number_samples=min(number_samples, len(data_samples)), **kw)
     ref_configure.X_MNIST = Subset
-    args = ["main_train.py", "--dataset", "MNIST", "--seed", str(seed), "--n_epochs", str(epochs), "--save", "False"]
+    args = ["main_train.py", "--dataset", flag, "--seed", str(seed), "--n_epochs", str(epochs), "--save", "False"]
     for key, value in overrides.items():
         args += [f"--{key}", str(value)]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -408,14 +460,15 @@ class _PILImages:
 
 
 def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
-                 on_epoch) -> list[dict]:
+                 on_epoch, dataset: str = "mnist") -> list[dict]:
     """tdooms/trifecta: its main.py's ``Model`` and ``Data`` with the ``Config`` its ``__main__`` runs
     (model "small", dataset "mnist": OLU, learned label channel, SymBa α 4, batch norm, Adam 1e-3, batch
     512, crops and rotations, inputs standardised), fields overridable with --set (``olu=false``: its
     layer-wise ablation); ``rotations=false`` (this runner's key) drops its random rotations. Its own ``run`` asks for a GPU in 16-bit mixed precision and validates every 5th
     epoch; here the same Lightning ``Trainer`` runs on the CPU in fp32 and validates (on the test set, as
     its code does) after every epoch; ``Config.test`` is set, which only keeps the data loading in this
-    process (no worker processes). The accuracy read is its ``val/accuracy`` (last block's goodness)."""
+    process (no worker processes). The accuracy read is its ``val/accuracy`` (last block's goodness). MNIST only."""
+    _mnist_only(dataset, "tdooms/trifecta")
     import torch
     torch.Tensor.cuda = lambda self, *a, **k: self          # CPU only: .cuda() (the negative labels) is a no-op
     _torchvision_without_ops()
@@ -486,16 +539,18 @@ def bn_probe(preset: str, seed: int, train_limit: int, test_limit: int, data_dir
     """One epoch of the preset, then its test accuracy (first ``test_limit`` images) twice: as trained, and
     after ``refresh_batches`` training batches more have run through the finished units with batch norm in
     training mode (as CwComp's code does in its predict calls), so that the running statistics follow the
-    weights the test sees. ``standardise``: inputs (x - 0.1307) / 0.3081, as CwComp's code feeds MNIST.
-    The preset is trained without its own ``bn_refresh`` and input standardisation (the two fixes this probe
-    found, now options), so the probe still measures them from the preset as it was."""
+    weights the test sees. ``standardise``: inputs standardised as the preset does (cwcomp-mnist: (x - 0.1307) /
+    0.3081, as CwComp's code feeds MNIST). The preset is trained without its own ``bn_refresh`` and input
+    standardisation (the two fixes this probe found, now options), so the probe still measures them from the
+    preset as it was."""
     import torch
 
     from ffneuro.presets import resolve_config
     from ffneuro.train import trainer as trainer_mod
+    normalise = resolve_config(preset, {}).normalise if standardise else "none"
     cfg = resolve_config(preset, {"epochs": 2, "train_limit": train_limit, "val_size": 0, "seed": seed,
-                                  "normalise": "mnist" if standardise else "none", "block_options": {}})
-    tr = trainer_mod.Trainer(cfg, mnist(data_dir))
+                                  "normalise": normalise, "block_options": {}})
+    tr = trainer_mod.Trainer(cfg, images(cfg.dataset, data_dir))
     tr._train_epoch(0, trainer_mod._Silent())
     out = {"as trained": tr.evaluate(tr.test, limit=test_limit)}
     tr.model.train()
@@ -650,7 +705,8 @@ def main() -> None:
     run.add_argument("--test-limit", type=int, help="read only the first N test images (both sides; default all)")
     run.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES),
                      help="ffneuro side: apply one of the reference code's differences no RunConfig field "
-                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step)")
+                          "covers (hinton-fc-mnist: st-relu, normal-init, readout-zero-nobias, readout-before-step; "
+                          "the cwcomp presets: softmax-readout)")
     run.add_argument("--recalibrate", type=int, default=0, metavar="BATCHES",
                      help="ffneuro side: after each epoch also read the test set with batch-norm statistics "
                           "recomputed for the current weights over this many training batches (a diagnostic)")
@@ -718,8 +774,8 @@ def main() -> None:
     # read now: the CwComp runner replaces sys.argv with the reference code's own while it runs
     command = " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
     for name in args.patch:
-        if args.side != "ffneuro" or args.preset != PATCH_PRESETS[name]:
-            ap.error(f"--patch {name} applies to the ffneuro side of {PATCH_PRESETS[name]} only")
+        if args.side != "ffneuro" or args.preset not in PATCH_PRESETS[name]:
+            ap.error(f"--patch {name} applies to the ffneuro side of {' and '.join(PATCH_PRESETS[name])} only")
     for name in args.patch:
         PATCHES[name]()
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -741,7 +797,7 @@ def main() -> None:
         else:
             runner = REFERENCE_RUNNERS[VARIANTS[args.preset]]
             record(runner(args.reference.resolve(), seed, args.epochs, args.train_limit, args.data_dir, overrides,
-                          record))
+                          record, dataset=preset_dataset(args.preset)))
 
 
 if __name__ == "__main__":

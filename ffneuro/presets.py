@@ -198,7 +198,8 @@ _CWCOMP = dict(
 # ImageNet's channel statistics (ffneuro.data.normalise)
 PRESETS.register("cwcomp-mnist")(dict(_CWCOMP, dataset="mnist", normalise="mnist", epochs=20,
                                       unit_epochs=(2, 3, 4, 5)))
-# F-MNIST and CIFAR-10: the reference code's layer schedules; its softmax predictor learns to epoch 50
+# F-MNIST and CIFAR-10: the reference code's layer schedules; 50 epochs, the end of the schedules' last window
+# (the softmax predictor's; the code itself runs --n_epochs, 20 by default for every dataset: docs/variants/cwcomp.md)
 PRESETS.register("cwcomp-fashion-mnist")(dict(_CWCOMP, dataset="fashion-mnist", normalise="half", epochs=50,
                                               unit_epochs=(10, 15, 19, 23)))
 PRESETS.register("cwcomp-cifar10")(dict(_CWCOMP, dataset="cifar10", normalise="imagenet", epochs=50,

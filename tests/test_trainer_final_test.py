@@ -49,7 +49,7 @@ def test_run_reads_the_test_set_once_at_the_end_unless_told_not_to(final_test, t
 
 def test_fidelity_reads_the_full_test_set_once_per_epoch_and_never_an_emptied_one(test_reads, monkeypatch):
     fid = load_benchmark("fidelity")
-    monkeypatch.setattr(fid, "mnist", lambda data_dir: _data())
+    monkeypatch.setattr(fid, "images", lambda dataset, data_dir: _data())
     seen: list[int] = []
     epochs = fid.run_ffneuro("hinton-fc-mnist", 0, 2, 30, None, SMALL, lambda entries: seen.append(len(entries)))
     assert [e["epoch"] for e in epochs] == [1, 2] and seen == [1, 2]

@@ -88,18 +88,20 @@ _FAST = dict(
     labels="none", goodness="classwise", loss="cwc", train_first_layer=True, readout_from=3, readout="both",
     batch_size=128, lr=0.01, linear_lr=1e-3, cooldown_start=0.3, cooldown_per_step=True,
 )
-# MNIST (issue 19's record run: >= 99.5% test within 15 minutes on the idle 2-core VM): 12 epochs with random
-# crops (zero-pad 4 px, crop back to 28×28), the lr cooled per step over the 12 epochs; _FAST's values unchanged.
+# MNIST (issue 19's record run: >= 99.5% test within 15 minutes on the idle 2-core VM): 18 epochs with random
+# crops (zero-pad 4 px, crop back to 28×28), the lr cooled per step over the run; _FAST's values unchanged.
 # Chosen on the validation split (50k training images, the last 10k validate), linear / goodness readout:
 #   3 epochs, no augment (the earlier mnist-fast)      99.24% / 99.09%
 #   5 epochs, no augment                               99.22% (linear)
-#   12 epochs, crop (this)                             99.34% / 99.31%; per epoch 97.96 98.09 97.89 98.18 98.14
-#     98.62 98.91 99.11 99.27 99.17 99.33 99.34% (linear), still rising at the end
-# So the validation split does not reach 99.5% yet. The 12-epoch run took 55.6 min (3334 s) under load (1 thread,
-# nice 10, load average 3.5-8.8 on the 2 cores; 150-384 s of training per epoch); idle it should take about 10 min
-# (12 × ~51 s per epoch from the 3-epoch run's 154 s), not yet measured. benchmarks/records.sh runs it and its BP
-# twin on the same budget; benchmarks/results/mnist-fast-record-choice.json holds the curve.
-PRESETS.register("mnist-fast")(dict(_FAST, dataset="mnist", epochs=12, augment="crop"))
+#   12 epochs, crop                                    99.34% / 99.31% (choice run), 99.37% / 99.34% (record
+#                                                      run, BENCHMARKS 18: test 99.41% / 99.42%, 12.0 min)
+#   14 epochs, crop pad 2 (BENCHMARKS 18b)             99.42% / 99.32%
+#   18 epochs, crop (this; BENCHMARKS 18e)             99.46% / 99.42%, adopted by a rule fixed before the
+#                                                      run (goodness above 99.34%); test 99.34% / 99.38%
+# Not 99.5% on validation or test. The 18-epoch run took 8.3 minutes on a host that took about 27 s an epoch
+# with its validation read (section 18's host: about 58 s), so its time depends on the VM's host. benchmarks/records.sh runs it and its
+# BP twin on the same budget; benchmarks/results/mnist-fast-record-choice.json holds the 12-epoch choice curve.
+PRESETS.register("mnist-fast")(dict(_FAST, dataset="mnist", epochs=18, augment="crop"))
 # Fashion-MNIST (issue 19's record: >= 92.5% test within 30 minutes on the idle 2-core VM): the same network,
 # 24 epochs with random crops (zero-pad 2 px) and horizontal flips, the lr cooled per step over the run.
 # Chosen on the validation split (50k training images, the last 10k validate), goodness / linear readout:

@@ -75,11 +75,6 @@ def images(dataset: str, data_dir: str | None):
     return data
 
 
-def mnist(data_dir: str | None):
-    """MNIST as ffneuro reads it (the loeweX and Trifecta runners feed their codes MNIST only)."""
-    return images("mnist", data_dir)
-
-
 # ------------------------------------------------------------------------------------------------ ffneuro
 
 
@@ -336,7 +331,7 @@ def run_loewe(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str
     sys.path.insert(0, str(ref))
     import main as ref_main  # noqa: E402  (their main.py)
     from src import utils as ref_utils  # noqa: E402
-    data = mnist(data_dir)
+    data = images(dataset, data_dir)   # MNIST: refused above otherwise
     opt = OmegaConf.load(ref / "config.yaml")
     settings = {"seed": seed, "device": "cpu", "training.epochs": epochs, "training.val_idx": 1,
                 "training.final_test": False, "model.hidden_dim": 2000, "model.num_layers": 4, **overrides}
@@ -476,7 +471,7 @@ def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: 
     warnings.filterwarnings("ignore", message=".*no logger configured.*")   # one per metric its code logs
     sys.path.insert(0, str(ref))
     import main as ref_main  # noqa: E402  (their main.py)
-    data = mnist(data_dir)
+    data = images(dataset, data_dir)   # MNIST: refused above otherwise
     sets = {True: (data.x_train[:train_limit], data.y_train[:train_limit]), False: (data.x_test, data.y_test)}
     ref_main.MNIST = lambda root, train, transform: _PILImages(*sets[train], transform)   # data path and subset
     config = ref_main.Config(model="small", dataset="mnist", epochs=epochs, test=True)

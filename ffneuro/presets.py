@@ -99,8 +99,9 @@ _FAST = dict(
 #   18 epochs, crop (this; BENCHMARKS 18e)             99.46% / 99.42%, adopted by a rule fixed before the
 #                                                      run (goodness above 99.34%); test 99.34% / 99.38%
 # Not 99.5% on validation or test. The 18-epoch run took 8.3 minutes on a host that took about 27 s an epoch
-# with its validation read (section 18's host: about 58 s), so its time depends on the VM's host. benchmarks/records.sh runs it and its
-# BP twin on the same budget; benchmarks/results/mnist-fast-record-choice.json holds the 12-epoch choice curve.
+# with its validation read (section 18's host: about 58 s), so its time depends on the VM's host.
+# benchmarks/records.sh runs it and its BP twin on the same budget; benchmarks/results/mnist-fast-record-choice.json
+# holds the 12-epoch choice curve.
 PRESETS.register("mnist-fast")(dict(_FAST, dataset="mnist", epochs=18, augment="crop"))
 # Fashion-MNIST (issue 19's record: >= 92.5% test within 30 minutes on the idle 2-core VM): the same network,
 # 24 epochs with random crops (zero-pad 2 px) and horizontal flips, the lr cooled per step over the run.

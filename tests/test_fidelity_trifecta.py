@@ -105,9 +105,9 @@ def _data() -> Dataset:
 def test_test_limit_cuts_the_test_set_for_both_sides(monkeypatch):
     fid = _fidelity()
     monkeypatch.setattr("ffneuro.data.load_dataset", lambda *a, **k: _data())
-    assert len(fid.mnist(None).x_test) == 10
+    assert len(fid.images("mnist", None).x_test) == 10
     fid.TEST_LIMIT = 4
-    data = fid.mnist(None)
+    data = fid.images("mnist", None)
     assert data.x_test.shape[0] == 4 and list(data.y_test) == [3, 3, 1, 3]
     assert data.x_train.shape[0] == 50   # the training set is cut by train_limit, not here
 
@@ -118,7 +118,7 @@ def _fake_reference(tmp_path, monkeypatch, data):
     _needs_reference_packages()
     (tmp_path / "main.py").write_text(FAKE_MAIN)
     fid = _fidelity()
-    monkeypatch.setattr(fid, "mnist", lambda data_dir: data)
+    monkeypatch.setattr(fid, "images", lambda dataset, data_dir: data)
     monkeypatch.delitem(sys.modules, "main", raising=False)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)

@@ -1,6 +1,6 @@
 """Side-by-side fidelity runs: a published-setting preset against its authors' reference code on the same
-images (issue 19, item 1). Both sides train on the first N training images of the preset's dataset (MNIST;
-Fashion-MNIST for cwcomp-fashion-mnist) and read the full test set after every epoch; one 2-epoch run gives
+images (issue 19, item 1). Both sides train on the first N training images of the preset's dataset (MNIST,
+Fashion-MNIST or CIFAR-10) and read the full test set after every epoch; one 2-epoch run gives
 the epoch-1 and epoch-2 points (the presets keep their lr constant over 2 epochs, as the reference codes do).
 
     # ffneuro side (any RunConfig field may be overridden with --set, to change one difference at a time)
@@ -39,7 +39,8 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {"hinton-fc-mnist": "loewe", "cwcomp-mnist": "cwcomp", "cwcomp-fashion-mnist": "cwcomp",
-            "trifecta-mnist": "trifecta"}   # preset -> which reference runner
+            "cwcomp-cifar10": "cwcomp", "trifecta-mnist": "trifecta", "trifecta-fashion-mnist": "trifecta",
+            "trifecta-cifar10": "trifecta"}   # preset -> which reference runner
 TEST_LIMIT: int | None = None   # --test-limit: both sides read only the first N test images (None: all 10,000)
 
 
@@ -278,7 +279,8 @@ def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir:
 
 class _ImageList:
     """(image, label) pairs as torchvision's MNIST gives them, from ffneuro's uint8 arrays: an HxW uint8
-    array (CwComp turns it into a tensor itself) or, with ``as_tensor``, ToTensor's 1xHxW float in [0, 1]."""
+    array (HxWx3 for colour, as ``np.array`` of CIFAR10's PIL image; CwComp turns it into a tensor itself) or,
+    with ``as_tensor``, ToTensor's CxHxW float in [0, 1]."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, as_tensor: bool) -> None:
         self.x, self.y, self.as_tensor = x, y, as_tensor
@@ -290,7 +292,8 @@ class _ImageList:
         import torch
         if self.as_tensor:
             return torch.from_numpy(self.x[i].astype(np.float32) / 255.0), int(self.y[i])
-        return self.x[i, 0], int(self.y[i])
+        image = self.x[i]
+        return (image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)), int(self.y[i])
 
 
 def _torchvision_without_ops() -> None:
@@ -367,22 +370,24 @@ def _mnist_only(dataset: str, code: str) -> None:
         raise ValueError(f"the {code} runner feeds its code MNIST only, not {dataset!r}")
 
 
-# ffneuro's dataset -> (the CwComp code's --dataset value, the torchvision class its configure.py calls for it;
-# src/configure.py, ``configure``). Its Datasets.py (X_MNIST) standardises "MNIST" with (0.1307, 0.3081) and any
-# other one-channel set with (0.5, 0.5), and Models.py picks the layer schedule by the same string.
-CWCOMP_DATASETS = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FMNIST", "FashionMNIST")}
+# ffneuro's dataset -> (the CwComp code's --dataset value, the torchvision class its configure.py calls for it,
+# the dataset class that wraps it; src/configure.py, ``configure``). Its Datasets.py standardises "MNIST" with
+# (0.1307, 0.3081), any other one-channel set with (0.5, 0.5) (X_MNIST) and CIFAR-10 with ImageNet's channel
+# statistics (X_CIFAR); Models.py picks the layer schedule and the input shape by the same string.
+CWCOMP_DATASETS = {"mnist": ("MNIST", "MNIST", "X_MNIST"), "fashion-mnist": ("FMNIST", "FashionMNIST", "X_MNIST"),
+                   "cifar10": ("CIFAR", "CIFAR10", "X_CIFAR")}
 
 
 def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
                on_epoch, dataset: str = "mnist") -> list[dict]:
-    """andreaspapac/CwComp: its main_train.py with its defaults for the preset's dataset (MNIST or FMNIST:
+    """andreaspapac/CwComp: its main_train.py with its defaults for the preset's dataset (MNIST, FMNIST, CIFAR:
     CFSE, CwC_CE loss, ILT Acc, Avg and Sf predictors, batch 128), on the CPU; the same uint8 images reach
     it through the torchvision class its configure.py calls for that dataset. The epoch's printed test
     errors are read back ("Avg" is the goodness readout, "Sf" the softmax one, here "linear"). Its test error
     is the mean of the per-batch errors (78 batches of 128 and one of 16), as printed."""
     if dataset not in CWCOMP_DATASETS:
         raise ValueError(f"the CwComp runner feeds {', '.join(CWCOMP_DATASETS)}, not {dataset!r}")
-    flag, loader = CWCOMP_DATASETS[dataset]
+    flag, loader, wrapper = CWCOMP_DATASETS[dataset]
     import torch
     from torch import nn
     src = ref / "src"
@@ -402,12 +407,12 @@ def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: st
     sets = {True: _ImageList(data.x_train[:train_limit], data.y_train[:train_limit], False),
             False: _ImageList(data.x_test, data.y_test, False)}
     setattr(ref_configure, loader, lambda path, train, download: sets[train])   # data path and subset
-    full_x = ref_configure.X_MNIST
+    full_x = getattr(ref_configure, wrapper)
 
-    class Subset(full_x):   # their X_MNIST walks 60,000 images; stop at the subset's end
+    class Subset(full_x):   # their X_MNIST and X_CIFAR walk 60,000 / 50,000 images; stop at the subset's end
         def __init__(self, data_samples, number_samples=60000, **kw):
             super().__init__(data_samples, number_samples=min(number_samples, len(data_samples)), **kw)
-    ref_configure.X_MNIST = Subset
+    setattr(ref_configure, wrapper, Subset)
     args = ["main_train.py", "--dataset", flag, "--seed", str(seed), "--n_epochs", str(epochs), "--save", "False"]
     for key, value in overrides.items():
         args += [f"--{key}", str(value)]
@@ -440,8 +445,8 @@ def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: st
 
 
 class _PILImages:
-    """(transform(image), label) pairs as torchvision's MNIST gives them (a PIL "L" image through the
-    dataset's transform), from ffneuro's uint8 arrays."""
+    """(transform(image), label) pairs as torchvision's datasets give them (a PIL "L" image, "RGB" for colour,
+    through the dataset's transform), from ffneuro's uint8 arrays."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, transform) -> None:
         self.x, self.y, self.transform = x, y, transform
@@ -451,19 +456,29 @@ class _PILImages:
 
     def __getitem__(self, i):
         from PIL import Image
-        return self.transform(Image.fromarray(self.x[i, 0], mode="L")), int(self.y[i])
+        image = self.x[i]
+        pil = Image.fromarray(image[0]) if image.shape[0] == 1 else Image.fromarray(image.transpose(1, 2, 0))
+        return self.transform(pil), int(self.y[i])
+
+
+# ffneuro's dataset -> (the Trifecta code's Config.dataset, the torchvision class its Data reads it with; main.py)
+TRIFECTA_DATASETS = {"mnist": ("mnist", "MNIST"), "fashion-mnist": ("f_mnist", "FashionMNIST"),
+                     "cifar10": ("cifar10", "CIFAR10")}
 
 
 def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
                  on_epoch, dataset: str = "mnist") -> list[dict]:
     """tdooms/trifecta: its main.py's ``Model`` and ``Data`` with the ``Config`` its ``__main__`` runs
-    (model "small", dataset "mnist": OLU, learned label channel, SymBa α 4, batch norm, Adam 1e-3, batch
+    (model "small", the preset's dataset under the code's name: OLU, learned label channel, SymBa α 4, batch norm, Adam 1e-3, batch
     512, crops and rotations, inputs standardised), fields overridable with --set (``olu=false``: its
     layer-wise ablation); ``rotations=false`` (this runner's key) drops its random rotations. Its own ``run`` asks for a GPU in 16-bit mixed precision and validates every 5th
     epoch; here the same Lightning ``Trainer`` runs on the CPU in fp32 and validates (on the test set, as
     its code does) after every epoch; ``Config.test`` is set, which only keeps the data loading in this
-    process (no worker processes). The accuracy read is its ``val/accuracy`` (last block's goodness). MNIST only."""
-    _mnist_only(dataset, "tdooms/trifecta")
+    process (no worker processes). The accuracy read is its ``val/accuracy`` (last block's goodness). The code
+    picks its standardisation, input channels (image + label) and crop size by its dataset name."""
+    if dataset not in TRIFECTA_DATASETS:
+        raise ValueError(f"the Trifecta runner feeds {', '.join(TRIFECTA_DATASETS)}, not {dataset!r}")
+    name, loader = TRIFECTA_DATASETS[dataset]
     import torch
     torch.Tensor.cuda = lambda self, *a, **k: self          # CPU only: .cuda() (the negative labels) is a no-op
     _torchvision_without_ops()
@@ -471,10 +486,10 @@ def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: 
     warnings.filterwarnings("ignore", message=".*no logger configured.*")   # one per metric its code logs
     sys.path.insert(0, str(ref))
     import main as ref_main  # noqa: E402  (their main.py)
-    data = images(dataset, data_dir)   # MNIST: refused above otherwise
+    data = images(dataset, data_dir)
     sets = {True: (data.x_train[:train_limit], data.y_train[:train_limit]), False: (data.x_test, data.y_test)}
-    ref_main.MNIST = lambda root, train, transform: _PILImages(*sets[train], transform)   # data path and subset
-    config = ref_main.Config(model="small", dataset="mnist", epochs=epochs, test=True)
+    setattr(ref_main, loader, lambda root, train, transform: _PILImages(*sets[train], transform))   # path, subset
+    config = ref_main.Config(model="small", dataset=name, epochs=epochs, test=True)
     fields = dict(overrides)
     rotations = fields.pop("rotations", True)   # this runner's own key, not a Config field
     if not isinstance(rotations, bool):
@@ -596,11 +611,14 @@ def save(preset: str, entry: dict) -> None:
     path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
-def _reads(doc: dict) -> dict[tuple, dict[int, dict[int, float]]]:
-    """Every test read of a results file: (side, label, readout, train images) -> epoch -> seed -> accuracy. A
-    diagnostic's recalibrated reads are their own readout ("goodness, batch norm recalibrated")."""
+def _reads(doc: dict, images: int | None = None) -> dict[tuple, dict[int, dict[int, float]]]:
+    """Every test read of a results file (``images``: only the runs on that many training images): (side, label,
+    readout, train images) -> epoch -> seed -> accuracy. A diagnostic's recalibrated reads are their own
+    readout ("goodness, batch norm recalibrated")."""
     groups: dict[tuple, dict[int, dict[int, float]]] = {}
     for r in doc["runs"]:
+        if images is not None and r["train_images"] != images:
+            continue
         for e in r["epochs"]:
             reads = {**e["test"], **{f"{k}, batch norm recalibrated": v for k, v in e.get("test_bn_recalibrated", {}).items()}}
             for readout, acc in reads.items():
@@ -622,13 +640,20 @@ def _cell(accs: list[float], sd: bool) -> str:
 
 
 def _ordered(groups: dict) -> list:
-    return sorted(groups.items(), key=lambda kv: (kv[0][0] != "reference", kv[0][1], kv[0][2]))
+    """Reference rows first, then by setting, training images and readout; a setting run at several budgets
+    names its images (``as published, 20,000 images``) so that no two rows read alike."""
+    budgets: dict[tuple, set] = {}
+    for side, label, _, n in groups:
+        budgets.setdefault((side, label), set()).add(n)
+    rows = sorted(groups.items(), key=lambda kv: (kv[0][0] != "reference", kv[0][1], kv[0][3], kv[0][2]))
+    return [((side, f"{label}, {n:,} images" if len(budgets[side, label]) > 1 else label, readout, n), reads)
+            for (side, label, readout, n), reads in rows]
 
 
-def table(preset: str, sd: bool = False) -> str:
+def table(preset: str, sd: bool = False, images: int | None = None) -> str:
     """Markdown: one row per (side, label, epoch, readout): mean test accuracy, min–max over seeds (and with
-    ``sd`` their standard deviation), seeds."""
-    groups = _reads(json.loads(results_path(preset).read_text()))
+    ``sd`` their standard deviation), seeds; ``images``: only the runs on that many training images."""
+    groups = _reads(json.loads(results_path(preset).read_text()), images)
     lines = ["| side | setting | readout | epoch 1 | epoch 2 | seeds |", "|---|---|---|---|---|---|"]
     for (side, label, readout, _), by_epoch in _ordered(groups):
         cells = [_cell(list(by_epoch.get(ep, {}).values()), sd) for ep in (1, 2)]
@@ -637,32 +662,39 @@ def table(preset: str, sd: bool = False) -> str:
     return "\n".join(lines)
 
 
-def seeds_table(preset: str, label: str | None = None) -> str:
-    """Markdown: every seed's reads, one row per (side, label, readout, seed); ``label``: only that setting."""
-    groups = _reads(json.loads(results_path(preset).read_text()))
+def seeds_table(preset: str, label: str | None = None, images: int | None = None) -> str:
+    """Markdown: every seed's reads, one row per (side, label, readout, seed); ``label``: only that setting;
+    ``images``: only the runs on that many training images."""
+    groups = _reads(json.loads(results_path(preset).read_text()), images)
+    if label is not None:
+        groups = {k: v for k, v in groups.items() if k[1] == label}
     lines = ["| side | setting | readout | seed | epoch 1 | epoch 2 |", "|---|---|---|---|---|---|"]
     for (side, setting, readout, _), by_epoch in _ordered(groups):
-        if label is not None and setting != label:
-            continue
         for seed in sorted({s for reads in by_epoch.values() for s in reads}):
             cells = [f"{100 * by_epoch[ep][seed]:.2f}%" if seed in by_epoch.get(ep, {}) else "–" for ep in (1, 2)]
             lines.append(f"| {side} | {setting} | {readout} | {seed} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
-def compare(preset: str, label: str = "as published", other_label: str | None = None) -> str:
+def compare(preset: str, label: str = "as published", other_label: str | None = None,
+            images: int | None = None) -> str:
     """Markdown: the reference code's seeds (setting ``label``) against the preset's (``other_label``, default
     the same) per readout and epoch: n, mean and standard deviation a side, Welch's t-test of the means and
     the Brown–Forsythe test (Levene's, centred on the median) of the spreads, both two-sided, where each
     side has at least 3 seeds (with 2 the median-centred deviations are equal and the test degenerates).
-    Seeds that finished an epoch count at that epoch."""
+    Seeds that finished an epoch count at that epoch. ``images``: the runs on that many training images,
+    needed where both settings were run at more than one budget."""
     from scipy import stats
-    groups = _reads(json.loads(results_path(preset).read_text()))
+    groups = _reads(json.loads(results_path(preset).read_text()), images)
     other_label = label if other_label is None else other_label
     ref = {(k[2], k[3]): v for k, v in groups.items() if k[0] == "reference" and k[1] == label}
     ours = {(k[2], k[3]): v for k, v in groups.items() if k[0] == "ffneuro" and k[1] == other_label}
     if not ref or not ours:
         raise ValueError(f"no reference runs labelled {label!r} or no ffneuro runs labelled {other_label!r}")
+    shared = sorted({n for _, n in ref} & {n for _, n in ours})
+    if len(shared) > 1:
+        raise ValueError(f"both settings ran on {' and '.join(f'{n:,}' for n in shared)} training images: "
+                         "choose one with --train-limit")
     lines = ["| readout | epoch | reference: n, mean, sd | ffneuro: n, mean, sd | difference | "
              "Welch's t-test p | Brown–Forsythe p |", "|---|---|---|---|---|---|---|"]
     for key in sorted(set(ref) & set(ours)):
@@ -726,17 +758,20 @@ def main() -> None:
     tab.add_argument("--sd", action="store_true", help="also each cell's standard deviation over seeds")
     tab.add_argument("--seeds", action="store_true", help="every seed's reads instead of the summary")
     tab.add_argument("--label", help="with --seeds: only this setting")
+    tab.add_argument("--train-limit", type=int, help="only the runs on this many training images")
     cmp = sub.add_parser("compare", help="reference against preset over seeds: Welch's t-test, Brown-Forsythe")
     cmp.add_argument("preset", choices=sorted(VARIANTS))
     cmp.add_argument("--label", default="as published", help="the reference side's setting")
     cmp.add_argument("--ffneuro-label", help="the preset side's setting (default: --label)")
+    cmp.add_argument("--train-limit", type=int, help="only the runs on this many training images")
     args = ap.parse_args()
     if args.cmd == "table":
-        print(seeds_table(args.preset, args.label) if args.seeds else table(args.preset, args.sd))
+        print(seeds_table(args.preset, args.label, args.train_limit) if args.seeds
+              else table(args.preset, args.sd, args.train_limit))
         return
     if args.cmd == "compare":
         try:
-            print(compare(args.preset, args.label, args.ffneuro_label))
+            print(compare(args.preset, args.label, args.ffneuro_label, args.train_limit))
         except ValueError as err:
             sys.exit(f"Error: {err}")
         return

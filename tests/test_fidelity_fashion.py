@@ -33,6 +33,10 @@ def FashionMNIST(path, train, download):
     raise RuntimeError("FashionMNIST would download")
 
 
+def CIFAR10(path, train, download):
+    raise RuntimeError("CIFAR10 would download")
+
+
 class X_MNIST(torch.utils.data.Dataset):
     """As the code's: every image through np.array, "MNIST" standardised (0.1307, 0.3081), others (0.5, 0.5)."""
 
@@ -45,6 +49,22 @@ class X_MNIST(torch.utils.data.Dataset):
         mean, std = (0.1307, 0.3081) if self.dataset == "MNIST" else (0.5, 0.5)
         x = (torch.from_numpy(self.imgs[i]).float() / 255 - mean) / std
         return x.reshape(1, 28, 28), torch.tensor(self.ys[i]).long()
+
+    def __len__(self):
+        return len(self.imgs)
+
+
+class X_CIFAR(torch.utils.data.Dataset):
+    """As the code's: np.array of each sample's image (HxWx3), ToTensor, ImageNet's channel statistics."""
+
+    def __init__(self, data_samples, size=(32, 32), dataset="CIFAR", number_samples=60000):
+        self.imgs = [np.array(data_samples[i][0]) for i in range(number_samples)]
+        self.ys = [data_samples[i][1] for i in range(number_samples)]
+
+    def __getitem__(self, i):
+        mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+        x = torch.from_numpy(self.imgs[i]).float().permute(2, 0, 1) / 255
+        return (x - mean[:, None, None]) / std[:, None, None], torch.tensor(self.ys[i]).long()
 
     def __len__(self):
         return len(self.imgs)
@@ -65,6 +85,9 @@ def configure(args):
     elif args.dataset == "FMNIST":
         train = FashionMNIST("path", train=True, download=True)
         test = FashionMNIST("path", train=False, download=True)
+    elif args.dataset == "CIFAR":
+        train, test = CIFAR10("path", train=True, download=True), CIFAR10("path", train=False, download=True)
+        return args, "CFSE", "AvgSf", X_CIFAR(train, number_samples=50000), X_CIFAR(test, number_samples=10000)
     else:
         raise ValueError(args.dataset)
     return (args, "CFSE", "AvgSf", X_MNIST(train, number_samples=60000, dataset=args.dataset),
@@ -92,7 +115,8 @@ Y_TEST = [3, 3, 1, 3, 0, 2, 3, 3, 9, 2]   # one 1, two 2s, five 3s
 
 def _data(name: str) -> Dataset:
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(40, 1, 28, 28), dtype=np.uint8)
+    shape = (40, 3, 32, 32) if name == "cifar10" else (40, 1, 28, 28)
+    x = rng.integers(0, 256, size=shape, dtype=np.uint8)
     return Dataset(name, x[:30], np.arange(30, dtype=np.int64) % 10, x[30:], np.array(Y_TEST, dtype=np.int64), 10)
 
 
@@ -148,13 +172,27 @@ def test_cwcomp_runner_hands_the_code_the_preset_s_images_under_its_own_dataset_
     assert [e["test"]["linear"] for e in out] == pytest.approx([0.5, 0.5])
 
 
+def test_cwcomp_runner_hands_the_code_cifar10_as_its_torchvision_class_does(fake_cwcomp):
+    """CIFAR10's samples are PIL images the code turns into HxWx3 arrays: the runner's must be the same
+    pixels in that layout, or the code's channels would be rows."""
+    fid, ref, loaded = fake_cwcomp
+    out = fid.run_cwcomp(ref, seed=0, epochs=1, train_limit=12, data_dir=None, overrides={}, on_epoch=lambda e: None,
+                         dataset="cifar10")
+    code = sys.modules["configure"].SEEN
+    assert loaded == ["cifar10"] and code["dataset"] == "CIFAR" and code["sizes"] == (12, 10)
+    image = torch.from_numpy(_data("cifar10").x_train[0] / 255.0).float()
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    assert torch.allclose(code["first"], (image - mean[:, None, None]) / std[:, None, None], atol=1e-5)
+    assert code["test_labels"] == Y_TEST and [e["epoch"] for e in out] == [1]
+
+
 def test_runners_refuse_a_dataset_they_cannot_hand_their_code(fake_cwcomp):
     fid, ref, loaded = fake_cwcomp
-    with pytest.raises(ValueError, match="not 'cifar10'"):
-        fid.run_cwcomp(ref, 0, 1, 8, None, {}, lambda e: None, dataset="cifar10")
-    for runner in (fid.run_loewe, fid.run_trifecta):
-        with pytest.raises(ValueError, match="MNIST only"):
-            runner(ref, 0, 1, 8, None, {}, lambda e: None, dataset="fashion-mnist")
+    for runner in (fid.run_cwcomp, fid.run_trifecta):
+        with pytest.raises(ValueError, match="not 'cifar100'"):
+            runner(ref, 0, 1, 8, None, {}, lambda e: None, dataset="cifar100")
+    with pytest.raises(ValueError, match="MNIST only"):
+        fid.run_loewe(ref, 0, 1, 8, None, {}, lambda e: None, dataset="fashion-mnist")
     assert loaded == []
 
 

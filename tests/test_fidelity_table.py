@@ -88,3 +88,26 @@ def test_compare_with_an_unknown_setting_is_one_error_line(fid, tmp_path):
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == ["Error: no reference runs labelled 'nope' or no ffneuro runs "
                                                 "labelled 'nope'"]
+
+
+def test_a_setting_run_at_two_budgets_names_its_images_and_compare_asks_for_one(fid, tmp_path):
+    """The 5k and 20k runs of one setting must not read as one row, nor be pooled in a comparison."""
+    path = tmp_path / "fidelity-cwcomp-mnist.json"
+    doc = json.loads(path.read_text())
+    bigger = [{**_run(side, s, [0.9, 0.95]), "train_images": 20000} for side in ("reference", "ffneuro")
+              for s in range(3)]
+    path.write_text(json.dumps({**doc, "runs": doc["runs"] + bigger}))
+    plain = fid.table("cwcomp-mnist")
+    assert "| reference | as published, 20,000 images | goodness | 90.00% (90.00–90.00) | 95.00% (95.00–95.00) | 3 |" \
+        in plain
+    assert "| reference | as published, 5,000 images | goodness | 72.00% (70.00–74.00) |" in plain
+    assert "| ffneuro | a probe | goodness | 50.00% | – | 1 |" in plain   # one budget: its label alone
+    # one budget asked for: the rows read as before
+    assert "| reference | as published | goodness | 72.00% (70.00–74.00) | 81.00% (80.00–82.00) | 3 |" \
+        in fid.table("cwcomp-mnist", images=5000)
+    assert "20,000" not in fid.table("cwcomp-mnist", images=5000)
+    assert len(fid.seeds_table("cwcomp-mnist", "as published", images=20000).splitlines()) == 2 + 6
+    with pytest.raises(ValueError, match="5,000 and 20,000 training images"):
+        fid.compare("cwcomp-mnist")
+    rows = fid.compare("cwcomp-mnist", images=20000).splitlines()
+    assert next(r for r in rows if r.startswith("| goodness | 1 |")).split("|")[3].strip() == "3, 90.00%, 0.00"

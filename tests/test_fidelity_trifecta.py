@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 from lightning import LightningModule, LightningDataModule
-from torchvision.datasets import MNIST
+from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 from torchvision.transforms import Compose, RandomRotation, ToTensor
 
 SEEN = {}
@@ -34,12 +34,13 @@ class Data(LightningDataModule):
         super().__init__()
         self.batch_size = config.batch_size
         SEEN["test_flag"] = config.test
+        self.dataset = dict(mnist=MNIST, f_mnist=FashionMNIST, cifar10=CIFAR10)[config.dataset]
         self.train_transform = Compose([RandomRotation(15), ToTensor()])
 
     def setup(self, stage):
         SEEN["train_transforms"] = [type(t).__name__ for t in self.train_transform.transforms]
-        self.train = MNIST(root="../data", train=True, transform=self.train_transform)
-        self.test = MNIST(root="../data", train=False, transform=Compose([ToTensor()]))
+        self.train = self.dataset(root="../data", train=True, transform=self.train_transform)
+        self.test = self.dataset(root="../data", train=False, transform=Compose([ToTensor()]))
         SEEN["sizes"] = (len(self.train), len(self.test))
         SEEN["first"] = self.train[0]
 
@@ -95,11 +96,11 @@ def _fidelity():
     return load_benchmark("fidelity")
 
 
-def _data() -> Dataset:
+def _data(name: str = "mnist") -> Dataset:
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(60, 1, 28, 28), dtype=np.uint8)
+    x = rng.integers(0, 256, size=(60, 3, 32, 32) if name == "cifar10" else (60, 1, 28, 28), dtype=np.uint8)
     y_test = np.array([3, 3, 1, 3, 0, 2, 3, 3, 9, 3], dtype=np.int64)   # 6 of 10 are 3s; 3 of the first 5
-    return Dataset("mnist", x[:50], np.arange(50, dtype=np.int64) % 10, x[50:], y_test, 10)
+    return Dataset(name, x[:50], np.arange(50, dtype=np.int64) % 10, x[50:], y_test, 10)
 
 
 def test_test_limit_cuts_the_test_set_for_both_sides(monkeypatch):
@@ -147,6 +148,22 @@ def test_trifecta_runner_feeds_the_reference_code_and_reads_every_epoch(tmp_path
     assert np.allclose(image.numpy()[0], data.x_train[0, 0] / 255.0)   # the uint8 image, through its transforms
     assert [e["epoch"] for e in out] == [1, 2] and seen_epochs == [1, 2]
     assert all(e["test"]["goodness"] == pytest.approx(0.6) for e in out)
+
+
+@pytest.mark.parametrize(("dataset", "name"), [("fashion-mnist", "f_mnist"), ("cifar10", "cifar10")])
+def test_trifecta_runner_hands_the_code_each_dataset_under_its_own_name(tmp_path, monkeypatch, dataset, name):
+    """The code picks its standardisation, input channels and crop size by Config.dataset, and reads the images
+    through that dataset's torchvision class: both must be the preset's dataset, in the PIL layout its
+    transforms expect (HxWx3 for colour)."""
+    data = _data(dataset)
+    fid = _fake_reference(tmp_path, monkeypatch, data)
+    fid.run_trifecta(tmp_path, seed=0, epochs=1, train_limit=8, data_dir=None, overrides={"batch_size": 4, "rotations": False},
+                     on_epoch=lambda e: None, dataset=dataset)   # unrotated: the pixels can be compared
+    ref = sys.modules["main"].SEEN
+    assert ref["config"].dataset == name and ref["sizes"] == (8, 10)
+    image, _ = ref["first"]
+    assert tuple(image.shape) == data.x_train.shape[1:]
+    assert np.allclose(image.numpy(), data.x_train[0] / 255.0)
 
 
 def test_trifecta_runner_rejects_an_unknown_config_field(tmp_path, monkeypatch):

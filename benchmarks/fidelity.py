@@ -432,10 +432,10 @@ def run_cwcomp(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: st
             sys.__stdout__.flush()
     argv, cwd = sys.argv, os.getcwd()
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"cwcomp-run-{os.getpid()}"
-    work.mkdir(parents=True, exist_ok=True)
+    (work / "TrRes").mkdir(parents=True, exist_ok=True)   # its loss logs, written after the last epoch
     try:
         sys.argv = args
-        os.chdir(work)   # it writes its training logs to the working folder
+        os.chdir(work)   # it writes its training logs to the working folder's TrRes/
         with contextlib.redirect_stdout(Tee()):
             runpy.run_path(str(src / "main_train.py"), run_name="__main__")
     finally:

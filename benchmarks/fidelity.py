@@ -248,7 +248,7 @@ PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
            "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step,
            "softmax-readout": _patch_softmax_readout}
 PATCH_PRESETS = {**dict.fromkeys(PATCHES, ("hinton-fc-mnist",)),   # where each applies
-                 "softmax-readout": ("cwcomp-mnist", "cwcomp-fashion-mnist")}
+                 "softmax-readout": ("cwcomp-mnist", "cwcomp-fashion-mnist", "cwcomp-cifar10")}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,

@@ -277,6 +277,12 @@ def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir:
 # ---------------------------------------------------------------------------------------------- reference
 
 
+def _as_pil_layout(image: np.ndarray) -> np.ndarray:
+    """A CxHxW uint8 image of ffneuro's as ``np.array`` gives a torchvision dataset's PIL image: HxW for grey,
+    HxWx3 for colour."""
+    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+
+
 class _ImageList:
     """(image, label) pairs as torchvision's MNIST gives them, from ffneuro's uint8 arrays: an HxW uint8
     array (HxWx3 for colour, as ``np.array`` of CIFAR10's PIL image; CwComp turns it into a tensor itself) or,
@@ -292,8 +298,7 @@ class _ImageList:
         import torch
         if self.as_tensor:
             return torch.from_numpy(self.x[i].astype(np.float32) / 255.0), int(self.y[i])
-        image = self.x[i]
-        return (image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)), int(self.y[i])
+        return _as_pil_layout(self.x[i]), int(self.y[i])
 
 
 def _torchvision_without_ops() -> None:
@@ -456,9 +461,7 @@ class _PILImages:
 
     def __getitem__(self, i):
         from PIL import Image
-        image = self.x[i]
-        pil = Image.fromarray(image[0]) if image.shape[0] == 1 else Image.fromarray(image.transpose(1, 2, 0))
-        return self.transform(pil), int(self.y[i])
+        return self.transform(Image.fromarray(_as_pil_layout(self.x[i]))), int(self.y[i])
 
 
 # ffneuro's dataset -> (the Trifecta code's Config.dataset, the torchvision class its Data reads it with; main.py)

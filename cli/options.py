@@ -179,6 +179,8 @@ MODEL_OPTIONS = [
     ("--cooldown-start", "cooldown_start", FiniteFloat(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
     ("--cooldown-per-step/--cooldown-per-epoch", "cooldown_per_step", None,
      "lower the lr every batch (smooth; for short runs) or once per epoch"),
+    ("--drop-last/--keep-last", "drop_last", None,
+     "skip each epoch's last batch when it is shorter than --batch-size (as PyTorch's DataLoader drop_last)"),
     ("--seed", "seed", click.IntRange(0, 2**63 - 1), "random seed (runs are deterministic on CPU)"),
     ("--device", "device", click.Choice(DEVICES), "where to compute"),
     ("--precision", "precision", click.Choice(PRECISIONS), "bf16 autocast for conv/linear; fp32 weights"),

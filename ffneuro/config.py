@@ -92,6 +92,7 @@ class RunConfig:
     unit_epochs: tuple[int, ...] | None = None   # unit i learns only in its first unit_epochs[i] epochs (None: all)
     pool_at: tuple[int, ...] | None = None  # the units (1-based) that downsample with pool (None: every pool_every-th)
     cooldown_per_step: bool = False    # the cool-down lowers the lr every batch (else once per epoch)
+    drop_last: bool = False            # skip each epoch's last batch when it is short (as a DataLoader's drop_last)
     # the block type's own options, as its file declares them (ffneuro/blocks/NAME.py, option_names) and checks
     # when the network is built, e.g. cfse's {"group_at": [2]}: the units whose conv is grouped by class
     block_options: dict[str, Any] | None = None
@@ -155,6 +156,7 @@ class RunConfig:
         need(0.0 <= self.label_strength <= 1.0, f"label strength K must lie in [0, 1], got {self.label_strength}")
         need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
         need(self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
+        need(isinstance(self.drop_last, bool), f"drop_last is true or false, got {self.drop_last!r}")
         need(self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}")
         need(self.eval_every >= 1, f"eval-every must be >= 1, got {self.eval_every}")
         need(self.pool_every >= 1, f"pool-every must be >= 1, got {self.pool_every}")

@@ -103,6 +103,9 @@ class Trainer:
         if config.val_size is None and config.train_limit is not None:  # the automatic split followed the limit
             log.log(logging.WARNING if len(x_val) == 0 else logging.INFO, "using %d training / %d validation images%s",
                     len(x_tr), len(x_val), " (none left for validation)" if len(x_val) == 0 else "")
+        if config.drop_last and config.epochs and len(x_tr) < config.batch_size:
+            raise ConfigError(f"--drop-last skips every batch: {len(x_tr)} training images are fewer than the batch "
+                              f"size {config.batch_size}; lower --batch-size or use --keep-last")
         self.train = Split.of(x_tr, y_tr, self.device, config.normalise)
         self.val = Split.of(x_val, y_val, self.device, config.normalise)
         self.test = Split.of(data.x_test, data.y_test, self.device, config.normalise)
@@ -154,7 +157,9 @@ class Trainer:
         model.start_epoch(epoch, lambda base: cfg.lr_at(epoch, base))
         model.train()
         order = torch.randperm(len(self.train), generator=self.generator, device=self.device)
-        batches = range(0, len(order), cfg.batch_size)
+        # drop_last: the short batch a DataLoader(drop_last=True) never yields is not trained on
+        usable = len(order) - len(order) % cfg.batch_size if cfg.drop_last else len(order)
+        batches = range(0, usable, cfg.batch_size)
         progress.start(f"epoch {epoch + 1}/{cfg.epochs}", len(batches))
         guard = DivergenceGuard(model.loss_names(), epoch + 1, self.progress.loss_reference, reduce=self.parallel.reduce)
         unit_sums, loss_sum = None, torch.zeros((), device=self.device)

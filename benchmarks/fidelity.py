@@ -230,7 +230,9 @@ def _patch_readout_before_step() -> None:
 def _patch_softmax_readout() -> None:
     """The linear readout's loss as CwComp's softmax predictor computes it: cross-entropy applied to the
     softmax *outputs* (a softmax of probabilities; its code's ``Softmax_CF``, src/Layer_fc.py), where
-    ffneuro's applies it to the logits. Its optimiser (SGD, lr 0.01, no momentum) is set with --set."""
+    ffneuro's applied it to the logits. Its optimiser (SGD, lr 0.01, no momentum) is set with --set. Now the
+    readout's option ``linear_loss=ce-of-softmax``, which the cwcomp presets set with that optimiser (the same
+    training: tests/test_readout_loss.py); kept so that the rows measured with it repeat as they ran."""
     from torch import nn
 
     from ffneuro.models import readouts

@@ -8,7 +8,7 @@ import click
 
 from ffneuro.accounting.ops import POOLS
 from ffneuro.blocks import BLOCKS
-from ffneuro.catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
+from ffneuro.catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LINEAR_LOSSES, LOSS_INFO, OPTIMIZER_NAMES
 from ffneuro.config import ALGOS, AUGMENTS, DEVICES, LINEAR_INITS, NO_LABELS, READOUTS
 from ffneuro.data.normalise import NORMALISATIONS
 from ffneuro.precision import PRECISIONS
@@ -176,6 +176,8 @@ MODEL_OPTIONS = [
     ("--linear-weight-decay", "linear_weight_decay", FiniteFloat(min=0.0), "the linear readout's weight decay"),
     ("--linear-init", "linear_init", click.Choice(LINEAR_INITS),
      "the linear readout's start: torch (default weights, a bias) or zero (no bias, zero weights; Hinton's code)"),
+    ("--linear-loss", "linear_loss", click.Choice(LINEAR_LOSSES),
+     "the linear readout's loss: ce (of its logits) or ce-of-softmax (of its softmax outputs; CwComp's code)"),
     ("--cooldown-start", "cooldown_start", FiniteFloat(0.0, 1.0), "fraction of epochs after which lr falls linearly to 0"),
     ("--cooldown-per-step/--cooldown-per-epoch", "cooldown_per_step", None,
      "lower the lr every batch (smooth; for short runs) or once per epoch"),

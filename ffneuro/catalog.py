@@ -44,6 +44,10 @@ def network_input_shape(labels: str, image_shape, algo: str = "ff") -> tuple[int
 #: the optimisers a unit may own (``--optimizer``)
 OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "sgd")
 
+#: what the FF linear readout's cross-entropy is taken of (``--linear-loss``): its logits, or their softmax
+#: (CwComp's code; :func:`ffneuro.models.readouts.readout_loss`)
+LINEAR_LOSSES: tuple[str, ...] = ("ce", "ce-of-softmax")
+
 LOSS_KINDS = ("pair", "class")
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .accounting.ops import POOLS
 from .blocks import BLOCKS, layer_pools, layer_specs
-from .catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LOSS_INFO, OPTIMIZER_NAMES
+from .catalog import GOODNESS_PER_CLASS, LABEL_SCHEMES, LINEAR_LOSSES, LOSS_INFO, OPTIMIZER_NAMES
 from .data.normalise import NORMALISATIONS
 from .errors import ConfigError, RunFileError
 from .precision import PRECISIONS
@@ -89,6 +89,7 @@ class RunConfig:
     linear_optimizer: str = "adam"     # the FF linear readout's optimiser: adam | sgd (with ``momentum``)
     linear_weight_decay: float = 0.0   # the FF linear readout's weight decay (Hinton's code: sgd, 3e-3)
     linear_init: str = "torch"         # the FF linear readout's start: torch | zero (no bias, zero weights)
+    linear_loss: str = "ce"            # the FF linear readout's loss: ce (of its logits) | ce-of-softmax (CwComp's)
     unit_epochs: tuple[int, ...] | None = None   # unit i learns only in its first unit_epochs[i] epochs (None: all)
     pool_at: tuple[int, ...] | None = None  # the units (1-based) that downsample with pool (None: every pool_every-th)
     cooldown_per_step: bool = False    # the cool-down lowers the lr every batch (else once per epoch)
@@ -110,6 +111,8 @@ class RunConfig:
         need(self.readout in READOUTS, f"unknown readout {self.readout!r}; valid: {', '.join(READOUTS)}")
         need(self.linear_init in LINEAR_INITS,
              f"unknown linear init {self.linear_init!r}; valid: {', '.join(LINEAR_INITS)}")
+        need(self.linear_loss in LINEAR_LOSSES,
+             f"unknown linear loss {self.linear_loss!r}; valid: {', '.join(LINEAR_LOSSES)}")
         need(self.device in DEVICES, f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
         need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         need(self.pool in POOLS, f"unknown pool {self.pool!r}; valid: {', '.join(POOLS)}")

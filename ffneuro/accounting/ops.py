@@ -45,6 +45,8 @@ FF_LOSS_FWD = 4            # per logit: softplus (exp, log1p, add) and its share
 FF_LOSS_BWD = 3            # per logit: sigmoid (exp, add, divide)
 CE_FWD = (5, 2)            # per class: max, subtract, exp, accumulate, subtract; per sample: log, pick
 CE_BWD = (1, 1)            # per class: exp(log-softmax); per sample: subtract the one-hot
+SOFTMAX_FWD = 5            # per class: max, subtract, exp, accumulate, divide (a softmax before the cross-entropy)
+SOFTMAX_BWD = 4            # per class: dz = p·(g − Σ p·g): multiply, accumulate, subtract, multiply
 PEER_NORM_FWD = 1          # per neuron of a positive row: accumulate its batch mean (the per-neuron blend and
                            # penalty, a few ops per neuron per batch, are not counted)
 PEER_NORM_BWD = 1          # per neuron of a positive row: add the penalty's share to dL/dy

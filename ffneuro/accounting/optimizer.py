@@ -2,7 +2,7 @@
 
 A run names the units' optimiser (``optimizer``: adam or sgd, with ``momentum`` and ``weight_decay``) and
 the FF linear readout's (``linear_optimizer``, ``linear_weight_decay``), and whether the readout has a
-bias (``linear_init=zero``: none). The memory replay and the phase accounting take an :class:`Optimizers`
+bias (``linear_init=zero``: none) and what its loss is taken of (``linear_loss``). The memory replay and the phase accounting take an :class:`Optimizers`
 so that an SGD unit or readout is costed as SGD, not as Adam (BP's network is always Adam).
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..catalog import LINEAR_LOSSES
 from . import ops
 
 OPTIMIZERS = ("adam", "sgd")
@@ -66,12 +67,22 @@ ADAM = OptimizerCost()
 
 @dataclass(frozen=True)
 class Optimizers:
-    """The optimisers of an FF network: the units' and the linear readout's, and whether the readout has
-    a bias (the defaults: Adam for both, with a bias)."""
+    """The optimisers of an FF network: the units' and the linear readout's, whether the readout has a
+    bias, and its loss (``ce``, or ``ce-of-softmax``: a softmax before the cross-entropy, whose forward and
+    backward the readout's step also computes). The defaults: Adam for both, with a bias, ``ce``."""
 
     units: OptimizerCost = ADAM
     readout: OptimizerCost = ADAM
     readout_bias: bool = True
+    readout_loss: str = "ce"
+
+    def __post_init__(self) -> None:
+        if self.readout_loss not in LINEAR_LOSSES:
+            raise ValueError(f"unknown linear loss {self.readout_loss!r}; valid: {', '.join(LINEAR_LOSSES)}")
+
+    @property
+    def readout_softmax_first(self) -> bool:
+        return self.readout_loss == "ce-of-softmax"
 
 
 DEFAULT_OPTIMIZERS = Optimizers()
@@ -79,9 +90,9 @@ DEFAULT_OPTIMIZERS = Optimizers()
 
 def optimizers_of(config) -> Optimizers:
     """The :class:`Optimizers` of a :class:`~ffneuro.config.RunConfig` (fields missing from an older config
-    read as their defaults: Adam, a readout with a bias)."""
+    read as their defaults: Adam, a readout with a bias and the plain cross-entropy)."""
     get = lambda name, default: getattr(config, name, default)  # noqa: E731
     momentum = get("momentum", 0.9)
     units = OptimizerCost(get("optimizer", "adam"), momentum, get("weight_decay", 0.0))
     readout = OptimizerCost(get("linear_optimizer", "adam"), momentum, get("linear_weight_decay", 0.0))
-    return Optimizers(units, readout, get("linear_init", "torch") != "zero")
+    return Optimizers(units, readout, get("linear_init", "torch") != "zero", get("linear_loss", "ce"))

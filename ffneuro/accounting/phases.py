@@ -206,8 +206,10 @@ def _linear_forward(name: str, s: LinearSpec, rows: int, precision: str, master:
         crossing_read=_act(rows * s.in_features, precision), sparse_macs=rows * s.macs)
 
 
-def _ce_loss(s: LinearSpec, rows: int, precision: str) -> PhaseCost:
-    return PhaseCost("loss", elementwise_ops=rows * (ops.CE_FWD[0] * s.out_features + ops.CE_FWD[1]),
+def _ce_loss(s: LinearSpec, rows: int, precision: str, softmax_first: bool = False) -> PhaseCost:
+    """Cross-entropy of the logits, or (``softmax_first``) of their softmax (``linear_loss=ce-of-softmax``)."""
+    per_class = ops.CE_FWD[0] + (ops.SOFTMAX_FWD if softmax_first else 0)
+    return PhaseCost("loss", elementwise_ops=rows * (per_class * s.out_features + ops.CE_FWD[1]),
                      bytes_read=Traffic(activations=_act(rows * s.out_features, precision)))
 
 
@@ -232,7 +234,7 @@ def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precisi
     With ``linear_readout`` the step trains the readout (``readout``: forward, loss, backward of the
     weights only, since its features are detached, and update); a pair objective first runs every unit
     once more on the neutral embedding (``forward_neutral``), a class-wise one reuses the training rows.
-    ``optimizers``: the units' and the readout's optimiser (their ``update``) and the readout's bias.
+    ``optimizers``: the units' and the readout's optimiser (their ``update``), the readout's bias and loss.
     """
     n, b, m = batch, precision, master
     rows = n * objective.rows_per_image
@@ -266,12 +268,14 @@ def ff_training_costs(layers: Sequence, *, num_classes: int, batch: int, precisi
         units.append(UnitPhases(s.name, s, tuple(phases)))
     if linear_readout:
         r = readout_spec(layers, num_classes, readout_from, optimizers.readout_bias)
+        softmax_first = optimizers.readout_softmax_first
+        per_class = ops.CE_BWD[0] + (ops.SOFTMAX_BWD if softmax_first else 0)
         backward = PhaseCost(
             "backward", macs=n * r.macs,
-            elementwise_ops=n * (ops.CE_BWD[0] * r.out_features + ops.CE_BWD[1] + (r.out_features if r.bias else 0)),
+            elementwise_ops=n * (per_class * r.out_features + ops.CE_BWD[1] + (r.out_features if r.bias else 0)),
             bytes_read=Traffic(activations=_act(n * r.in_features, b), errors=_act(n * r.out_features, b)),
             bytes_written=Traffic(gradients=nbytes(r.params, m)), sparse_macs=n * r.macs)
-        units.append(UnitPhases(r.name, r, (_linear_forward("forward", r, n, b, m), _ce_loss(r, n, b),
+        units.append(UnitPhases(r.name, r, (_linear_forward("forward", r, n, b, m), _ce_loss(r, n, b, softmax_first),
                                             backward, _update(r, m, optimizers.readout))))
     return NetworkCost("ff_train", batch, precision, tuple(units))
 

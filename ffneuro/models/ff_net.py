@@ -126,7 +126,8 @@ class FFNet(nn.Module):
         if config.readout in ("linear", "both"):
             n_features = sum(math.prod(self.units[i].block.out_shape) for i in self.readout_units)
             self.linear = LinearReadout(n_features, num_classes, config.linear_lr, config.linear_optimizer,
-                                        config.momentum, config.linear_weight_decay, config.linear_init)
+                                        config.momentum, config.linear_weight_decay, config.linear_init,
+                                        config.linear_loss)
 
     # ------------------------------------------------------------------------------------ inputs
 

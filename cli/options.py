@@ -192,7 +192,8 @@ MODEL_OPTIONS = [
     ("--eval-every", "eval_every", click.IntRange(min=1),
      "evaluate validation every k epochs and after the last (the goodness readout costs C forwards per image)"),
     ("--augment", "augment", click.Choice(AUGMENTS),
-     "training-batch augmentation: crop (zero-pad, random crop), flip (horizontal), or both"),
+     "training-batch augmentation: crop (zero-pad, random crop), rotate (±15°, zero fill), flip (horizontal), "
+     "joined by + (applied in that order)"),
     ("--crop-padding", "crop_padding", click.IntRange(0, 16), "pixels of zeros padded on every side before a random crop"),
     ("--normalise", "normalise", click.Choice(list(NORMALISATIONS)),
      "standardise the [0, 1] images: (x - mean) / std with MNIST's, 0.5's or ImageNet's statistics"),

@@ -24,7 +24,8 @@ READOUTS = ("goodness", "linear", "both")
 # Hinton's code's softmax classifier)
 LINEAR_INITS = ("torch", "zero")
 DEVICES = ("auto", "cpu", "cuda")
-AUGMENTS = ("none", "crop", "flip", "crop+flip")  # training-batch augmentation (ffneuro.data.augment)
+# training-batch augmentation (ffneuro.data.augment): crop, then rotate (±15°), then flip
+AUGMENTS = ("none", "crop", "flip", "crop+flip", "rotate", "crop+rotate", "crop+rotate+flip")
 NO_LABELS = "none"  # --labels none: the image carries no label (class-wise losses: each unit classifies itself)
 # the fields that shape the network (its layers, their sizes and block wiring): two configs that agree on
 # these build the same units, e.g. an FF run and its BP twin. A new field that changes a unit goes here.

@@ -28,7 +28,7 @@ def batch(n=6, c=3, h=8, w=8):
     return torch.rand(n, c, h, w, generator=gen(99))
 
 
-@pytest.mark.parametrize("mode", ["none", "crop", "flip", "crop+flip"])
+@pytest.mark.parametrize("mode", ["none", "crop", "flip", "crop+flip", "rotate", "crop+rotate", "crop+rotate+flip"])
 def test_augment_keeps_shape_and_dtype(mode):
     x = batch()
     out = augment_batch(x, mode, gen())
@@ -98,16 +98,16 @@ def test_flip_flips_exactly_the_chosen_samples():
 def test_augment_does_not_modify_input_and_rejects_unknown_mode():
     x = batch()
     before = x.clone()
-    augment_batch(x, "crop+flip", gen())
+    augment_batch(x, "crop+rotate+flip", gen())
     assert torch.equal(x, before)
-    with pytest.raises(ValueError, match="rotate"):
-        augment_batch(x, "rotate", gen())
+    with pytest.raises(ValueError, match="spin"):
+        augment_batch(x, "spin", gen())
 
 
 def test_config_augment_validated_and_default_none():
     assert RunConfig().augment == "none"
     with pytest.raises(ConfigError, match="augment"):
-        RunConfig(augment="rotate")
+        RunConfig(augment="spin")
 
 
 def test_crop_padding_validated_and_used():

@@ -7,9 +7,13 @@ sees augmented images. ``augment="none"`` draws nothing, so runs without augment
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 CROP_PADDING = 4  # the usual CIFAR setting (32×32 images padded to 40×40, cropped back to 32×32)
+ROTATION_DEGREES = 15.0  # rotate: angles uniform in ±this (the Trifecta's code: torchvision RandomRotation(15))
+PARTS = ("crop", "rotate", "flip")   # what an augment mode combines, in the order they apply
 
 
 def random_crop(x: torch.Tensor, padding: int = CROP_PADDING, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -42,18 +46,39 @@ def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: fl
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def random_rotation(x: torch.Tensor, degrees: float = ROTATION_DEGREES,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Rotate each image about its centre by an angle drawn per sample, uniform in ±``degrees``; nearest
+    neighbour, the corners it uncovers zero (black in [0, 1]), the size kept: what torchvision's
+    ``RandomRotation(degrees)`` does to a PIL image, up to where a rounded pixel centre falls. Returns a
+    new tensor."""
+    n, _, h, w = x.shape
+    if n == 0:
+        return x.clone()
+    angle = (torch.rand(n, generator=generator, device=x.device, dtype=torch.float64) * 2 - 1) * math.radians(degrees)
+    cos, sin = angle.cos(), angle.sin()
+    # affine_grid works in coordinates normalised to [-1, 1] per axis: a rotation in pixels, re-scaled for H != W
+    theta = torch.zeros(n, 2, 3, dtype=torch.float64, device=x.device)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * h / w
+    theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, cos
+    grid = torch.nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
 def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator | None = None,
                   padding: int = CROP_PADDING) -> torch.Tensor:
-    """Apply ``mode`` (``RunConfig.augment``): none | crop | flip | crop+flip (crop first, then flip);
-    a crop pads ``padding`` pixels (``RunConfig.crop_padding``) on every side."""
+    """Apply ``mode`` (``RunConfig.augment``): none, or ``+``-joined parts of crop, rotate and flip, applied
+    in that order (the Trifecta's code crops, then rotates); a crop pads ``padding`` pixels
+    (``RunConfig.crop_padding``) on every side."""
     if mode == "none":
         return x
     parts = mode.split("+")
-    unknown = set(parts) - {"crop", "flip"}
-    if unknown:
-        raise ValueError(f"unknown augment {mode!r}; valid: none, crop, flip, crop+flip")
+    if set(parts) - set(PARTS) or len(set(parts)) != len(parts):
+        raise ValueError(f"unknown augment {mode!r}; valid: none or +-joined {', '.join(PARTS)}")
     if "crop" in parts:
         x = random_crop(x, padding, generator)
+    if "rotate" in parts:
+        x = random_rotation(x, ROTATION_DEGREES, generator)
     if "flip" in parts:
         x = random_flip(x, generator)
     return x

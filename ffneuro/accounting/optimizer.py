@@ -3,7 +3,8 @@
 A run names the units' optimiser (``optimizer``: adam or sgd, with ``momentum`` and ``weight_decay``) and
 the FF linear readout's (``linear_optimizer``, ``linear_weight_decay``), and whether the readout has a
 bias (``linear_init=zero``: none) and what its loss is taken of (``linear_loss``). The memory replay and
-the phase accounting take an :class:`Optimizers` so that an SGD unit or readout is costed as SGD, not as Adam (BP's network is always Adam).
+the phase accounting take an :class:`Optimizers` so that an SGD unit or readout is costed as SGD, not as
+Adam (BP's network is always Adam).
 """
 from __future__ import annotations
 

@@ -98,20 +98,27 @@ _FAST = dict(
 #   14 epochs, crop pad 2 (BENCHMARKS 18b)             99.42% / 99.32%
 #   18 epochs, crop (this; BENCHMARKS 18e)             99.46% / 99.42%, adopted by a rule fixed before the
 #                                                      run (goodness above 99.34%); test 99.34% / 99.38%
-# Not 99.5% on validation or test. The 18-epoch run took 8.3 minutes on a host that took about 27 s an epoch
+#   18 epochs, crop, 50-100-200 (BENCHMARKS 18f)      99.52% / 99.52%, not adopted: 15.8 min on its host
+#                                                      (over the 15; the rule also asked for the time); test
+#                                                      99.37% / 99.35%
+# Not 99.5% on test. The 18-epoch run took 8.3 minutes on a host that took about 27 s an epoch
 # with its validation read (section 18's host: about 58 s), so its time depends on the VM's host.
 # benchmarks/records.sh runs it and its BP twin on the same budget; benchmarks/results/mnist-fast-record-choice.json
 # holds the 12-epoch choice curve.
 PRESETS.register("mnist-fast")(dict(_FAST, dataset="mnist", epochs=18, augment="crop"))
-# Fashion-MNIST (issue 19's record: >= 92.5% test within 30 minutes on the idle 2-core VM): the same network,
-# 24 epochs with random crops (zero-pad 2 px) and horizontal flips, the lr cooled per step over the run.
-# Chosen on the validation split (50k training images, the last 10k validate), goodness / linear readout:
-#   6 epochs, no augment (the former preset)            91.9% (linear)
-#   24 epochs, crop (pad 2) + flip (this)              92.34% / 92.20% (1 thread under load, 84 min wall)
-# Record run on the idle VM (BENCHMARKS 18b): 19.2 minutes, test 91.53% / 91.62% (the 92.5% asked: not
-# reached; its BP twin 93.33%). More epochs or a wider network were not tried on the validation split.
-PRESETS.register("fashion-mnist-fast")(dict(_FAST, dataset="fashion-mnist", epochs=24, augment="crop+flip",
-                                            crop_padding=2))
+# Fashion-MNIST (issue 19's record: >= 92.5% test within 30 minutes on the idle 2-core VM): wider (50, 100, 200
+# channels, about 1.5x mnist-fast's MACs), 30 epochs with random crops (zero-pad 2 px) and horizontal flips, the lr
+# cooled per step over the run. Chosen on the validation split (50k training images, the last 10k validate),
+# goodness / linear readout at the last epoch:
+#   6 epochs, no augment                                    91.9% (linear)
+#   24 epochs, crop (pad 2) + flip, 40-80-160               92.34% / 92.20% (1 thread under load), 92.36% / 92.10%
+#                                                           (record run, BENCHMARKS 18b: test 91.53% / 91.62%, 19.2 min)
+#   30 epochs, 50-100-200 (this; BENCHMARKS 18f)            92.75% / 92.06%, adopted by a rule fixed before the
+#                                                           run (goodness above 92.36%, within 30 min): test
+#                                                           92.16% / 91.97%, 24.9 min
+# Not 92.5% on test; its BP twin on the same budget reads 93.53% (BENCHMARKS 18f).
+PRESETS.register("fashion-mnist-fast")(dict(_FAST, dataset="fashion-mnist", widths=(50, 100, 200), epochs=30,
+                                            augment="crop+flip", crop_padding=2))
 # CIFAR-10 (issue 19's record: >= 80% test within 60 minutes on the idle 2-core VM): wider (60, 120, 240
 # channels), lr 0.003, random crops and flips. Chosen on 20k training images and 2 epochs (validation, linear
 # readout): lr 0.003 57.6% against lr 0.01 55.7%, and a fourth unit of 480 channels 57.3% (slower). Epochs,

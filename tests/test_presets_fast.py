@@ -22,7 +22,7 @@ def test_mnist_fast_is_the_record_setting_and_strict_ff():
 
 
 @pytest.mark.parametrize("name,epochs,augment", [
-    ("fashion-mnist-fast", 24, "crop+flip"), ("cifar10-fast", 32, "crop+flip"),
+    ("fashion-mnist-fast", 30, "crop+flip"), ("cifar10-fast", 32, "crop+flip"),
     ("mnist-fast-deploy", 3, "none"), ("mnist-fast-residual", 3, "none"),
 ])
 def test_record_does_not_leak_into_the_presets_built_on_the_same_parts(name, epochs, augment):

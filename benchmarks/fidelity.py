@@ -543,6 +543,32 @@ def drop_rotations(data_module) -> None:
     compose.transforms = kept
 
 
+def rotation_agreement(x: np.ndarray, degrees: float = 15.0, seed: int = 0) -> dict:
+    """ffneuro's rotation (``ffneuro.data.augment.rotate``, what ``--augment rotate`` runs) against the Trifecta
+    code's (torchvision's ``rotate`` of the PIL image, nearest neighbour, as its ``RandomRotation(15)`` calls
+    it) on uint8 images ``x`` (N, C, H, W) at the same angles, uniform in ±``degrees``: how many pixels come
+    out different. The same count with every angle mirrored is the control: it shows what a real difference
+    in the rotation looks like."""
+    import torch
+    _torchvision_without_ops()
+    import torchvision.transforms.functional as tvf
+    from PIL import Image
+
+    from ffneuro.data.augment import rotate
+    angles = (torch.rand(len(x), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1) * degrees
+    theirs = np.stack([np.asarray(tvf.rotate(Image.fromarray(_as_pil_layout(img)), float(a),
+                                             interpolation=tvf.InterpolationMode.NEAREST)) for img, a in zip(x, angles)])
+    theirs = theirs.reshape(len(x), *x.shape[2:], -1).transpose(0, 3, 1, 2)   # back to (N, C, H, W)
+    out: dict = {"images": int(len(x)), "pixels": int(theirs.size), "degrees": degrees, "seed": seed}
+    for name, sign in (("", 1.0), ("mirrored_", -1.0)):
+        ours = rotate(torch.from_numpy(x).float() / 255, torch.deg2rad(sign * angles))
+        differ = (ours * 255).round().to(torch.uint8).numpy() != theirs
+        per_image = differ.reshape(len(x), -1).sum(1)
+        out |= {f"{name}pixels_differing": int(differ.sum()), f"{name}images_differing": int((per_image > 0).sum()),
+                f"{name}most_in_one_image": int(per_image.max(initial=0))}
+    return out
+
+
 REFERENCE_RUNNERS = {"loewe": run_loewe, "cwcomp": run_cwcomp, "trifecta": run_trifecta}
 
 
@@ -761,6 +787,11 @@ def main() -> None:
     tab.add_argument("--seeds", action="store_true", help="every seed's reads instead of the summary")
     tab.add_argument("--label", help="with --seeds: only this setting")
     tab.add_argument("--train-limit", type=int, help="only the runs on this many training images")
+    rot = sub.add_parser("rotation", help="ffneuro's random rotation against torchvision's on the same angles")
+    rot.add_argument("preset", choices=sorted(VARIANTS))
+    rot.add_argument("--images", type=int, default=10000, help="the first N training images")
+    rot.add_argument("--seed", type=int, default=0)
+    rot.add_argument("--data-dir")
     cmp = sub.add_parser("compare", help="reference against preset over seeds: Welch's t-test, Brown-Forsythe")
     cmp.add_argument("preset", choices=sorted(VARIANTS))
     cmp.add_argument("--label", default="as published", help="the reference side's setting")
@@ -776,6 +807,17 @@ def main() -> None:
             print(compare(args.preset, args.label, args.ffneuro_label, args.train_limit))
         except ValueError as err:
             sys.exit(f"Error: {err}")
+        return
+    if args.cmd == "rotation":
+        if args.images < 1:
+            sys.exit("Error: --images must be >= 1")
+        x = images(preset_dataset(args.preset), args.data_dir).x_train[:args.images]
+        entry = rotation_agreement(x if x.ndim == 4 else x[:, None], seed=args.seed)
+        entry |= {"preset": args.preset, "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                  "command": " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])}
+        print(json.dumps(entry), flush=True)
+        path = results_path(args.preset).with_name(f"fidelity-{args.preset}-rotation.json")
+        path.write_text(json.dumps(entry, indent=1) + "\n")
         return
     if args.cmd == "bn-probe":
         result = bn_probe(args.preset, args.seed, args.train_limit, args.test_limit, args.data_dir, args.standardise)

@@ -246,3 +246,16 @@ def test_standardised_inputs_change_only_the_first_batch_norms_running_statistic
     assert float(n1.running_var[0]) == pytest.approx(a * a * (float(n0.running_var[0]) - start) + start, rel=1e-4)
     assert float(n1.running_mean[1]) == pytest.approx(float(n0.running_mean[1]), rel=1e-4)   # the label channel: as it was
     assert abs(float(n1.running_mean[0]) - float(n0.running_mean[0])) > 0.05
+
+
+@pytest.mark.parametrize("shape", [(300, 1, 28, 28), (60, 3, 32, 32)])
+def test_ffneuro_rotation_is_torchvisions_up_to_rounding(shape):
+    """``--augment rotate`` against the Trifecta code's ``RandomRotation(15)`` at the same angles: random
+    images, where every rounding difference shows, differ in a few pixels per ten thousand at most, while
+    turning the other way changes most of them (the check can tell rotations apart)."""
+    _needs_reference_packages()
+    x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    out = _fidelity().rotation_agreement(x, degrees=15.0, seed=1)
+    assert out["images"] == shape[0] and out["pixels"] == x.size
+    assert out["pixels_differing"] < 1e-3 * x.size
+    assert out["mirrored_pixels_differing"] > 0.3 * x.size

@@ -46,16 +46,15 @@ def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: fl
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
-def random_rotation(x: torch.Tensor, degrees: float = ROTATION_DEGREES,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """Rotate each image about its centre by an angle drawn per sample, uniform in ±``degrees``; nearest
-    neighbour, the corners it uncovers zero (black in [0, 1]), the size kept: what torchvision's
-    ``RandomRotation(degrees)`` does to a PIL image, up to where a rounded pixel centre falls. Returns a
-    new tensor."""
+def rotate(x: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
+    """Rotate image ``i`` about its centre by ``radians[i]`` (counter-clockwise, as torchvision's ``rotate``);
+    nearest neighbour, the corners it uncovers zero (black in [0, 1]), the size kept: torchvision's rotation of
+    the PIL image up to where a rounded pixel centre falls (``benchmarks/fidelity.py rotation`` counts those
+    pixels). Returns a new tensor."""
     n, _, h, w = x.shape
     if n == 0:
         return x.clone()
-    angle = (torch.rand(n, generator=generator, device=x.device, dtype=torch.float64) * 2 - 1) * math.radians(degrees)
+    angle = radians.to(torch.float64)
     cos, sin = angle.cos(), angle.sin()
     # affine_grid works in coordinates normalised to [-1, 1] per axis: a rotation in pixels, re-scaled for H != W
     theta = torch.zeros(n, 2, 3, dtype=torch.float64, device=x.device)
@@ -63,6 +62,17 @@ def random_rotation(x: torch.Tensor, degrees: float = ROTATION_DEGREES,
     theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, cos
     grid = torch.nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return torch.nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def random_rotation(x: torch.Tensor, degrees: float = ROTATION_DEGREES,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """:func:`rotate` each image by an angle drawn per sample, uniform in ±``degrees`` (torchvision's
+    ``RandomRotation(degrees)``). Returns a new tensor."""
+    n = x.shape[0]
+    if n == 0:
+        return x.clone()
+    draw = torch.rand(n, generator=generator, device=x.device, dtype=torch.float64)
+    return rotate(x, (draw * 2 - 1) * math.radians(degrees))
 
 
 def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator | None = None,

@@ -58,6 +58,11 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def invocation() -> str:
+    """This script's command line as the results files record it."""
+    return " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
+
+
 def preset_dataset(preset: str) -> str:
     """The dataset a preset trains on (ffneuro's name: "mnist", "fashion-mnist"): both sides read it."""
     from ffneuro.presets import resolve_config
@@ -556,8 +561,9 @@ def rotation_agreement(x: np.ndarray, degrees: float = 15.0, seed: int = 0) -> d
 
     from ffneuro.data.augment import rotate
     angles = (torch.rand(len(x), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1) * degrees
-    theirs = np.stack([np.asarray(tvf.rotate(Image.fromarray(_as_pil_layout(img)), float(a),
-                                             interpolation=tvf.InterpolationMode.NEAREST)) for img, a in zip(x, angles)])
+    nearest = tvf.InterpolationMode.NEAREST
+    theirs = np.stack([np.asarray(tvf.rotate(Image.fromarray(_as_pil_layout(img)), float(a), interpolation=nearest))
+                       for img, a in zip(x, angles)])
     theirs = theirs.reshape(len(x), *x.shape[2:], -1).transpose(0, 3, 1, 2)   # back to (N, C, H, W)
     out: dict = {"images": int(len(x)), "pixels": int(theirs.size), "degrees": degrees, "seed": seed}
     for name, sign in (("", 1.0), ("mirrored_", -1.0)):
@@ -812,9 +818,9 @@ def main() -> None:
         if args.images < 1:
             sys.exit("Error: --images must be >= 1")
         x = images(preset_dataset(args.preset), args.data_dir).x_train[:args.images]
-        entry = rotation_agreement(x if x.ndim == 4 else x[:, None], seed=args.seed)
+        entry = rotation_agreement(x, seed=args.seed)   # ffneuro's datasets are (N, C, H, W) uint8
         entry |= {"preset": args.preset, "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                  "command": " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])}
+                  "command": invocation()}
         print(json.dumps(entry), flush=True)
         path = results_path(args.preset).with_name(f"fidelity-{args.preset}-rotation.json")
         path.write_text(json.dumps(entry, indent=1) + "\n")
@@ -824,7 +830,7 @@ def main() -> None:
         entry = {"preset": args.preset, "seed": args.seed, "train_images": args.train_limit,
                  "test_images": args.test_limit, "standardised_inputs": args.standardise, "test": result,
                  "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                 "command": " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])}
+                 "command": invocation()}
         print(json.dumps(entry), flush=True)
         path = results_path(args.preset).with_name(f"fidelity-{args.preset}-bn-probe.json")
         runs = json.loads(path.read_text()) if path.exists() else []
@@ -846,7 +852,7 @@ def main() -> None:
     if args.side == "reference" and args.reference is None:
         ap.error("--side reference needs --reference PATH (a checkout of the authors' code)")
     # read now: the CwComp runner replaces sys.argv with the reference code's own while it runs
-    command = " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
+    command = invocation()
     for name in args.patch:
         if args.side != "ffneuro" or args.preset not in PATCH_PRESETS[name]:
             ap.error(f"--patch {name} applies to the ffneuro side of {' and '.join(PATCH_PRESETS[name])} only")

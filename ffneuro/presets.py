@@ -233,7 +233,8 @@ PRESETS.register("cwcomp-cifar10")(dict(_CWCOMP, dataset="cifar10", normalise="i
 # 74.3% (3 seeds a side); the rotations alone gave +5.9 / +6.0 points on seeds 0 / 1, drop_last alone no
 # consistent change; with both 68.0% (4 seeds) against the code's 75.6% (5 seeds), 7.7 points under (Welch
 # p 0.01), not explained (the rotations' rounding is ruled out: 177 of 7.84M pixels differ from torchvision's;
-# the code with its label maps frozen read 71.3% after epoch 2, 2 seeds: not resolved). At 20k F-MNIST is level at both epochs (3 seeds a side) and CIFAR-10 near chance on both sides.
+# the code with its label maps frozen read 71.3% after epoch 2, 2 seeds: not resolved). At 20k F-MNIST is
+# level at both epochs (3 seeds a side) and CIFAR-10 near chance on both sides.
 # Not here: its overlapping local updates (gradients crossing two blocks, which ffneuro's units forbid by
 # design). Beside the reference code's layer-wise mode (BENCHMARKS section 17;
 # 2,048 MNIST images, batch 64, 2 seeds), goodness readout after epochs 1 / 2: this setting 44.2%

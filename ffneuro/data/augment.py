@@ -68,10 +68,7 @@ def random_rotation(x: torch.Tensor, degrees: float = ROTATION_DEGREES,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """:func:`rotate` each image by an angle drawn per sample, uniform in ±``degrees`` (torchvision's
     ``RandomRotation(degrees)``). Returns a new tensor."""
-    n = x.shape[0]
-    if n == 0:
-        return x.clone()
-    draw = torch.rand(n, generator=generator, device=x.device, dtype=torch.float64)
+    draw = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=torch.float64)
     return rotate(x, (draw * 2 - 1) * math.radians(degrees))
 
 

@@ -248,11 +248,58 @@ def _patch_softmax_readout() -> None:
     readouts.LinearReadout.train_step = train_step
 
 
+def _patch_learned_label() -> None:
+    """The label maps learned, as the Trifecta's code does by default (``learned=True``): the maps become a
+    parameter of the first unit's own optimiser (Adam at the unit's lr, as the code's first block's), trained
+    by that unit's loss through both the positive and the negative rows. Only the first unit sees the maps, and
+    what it hands on stays detached, so no gradient crosses units. The presets keep the maps fixed (their
+    ``learned=False`` form)."""
+    import torch
+    from torch import nn
+
+    from ffneuro.labels.channel import ChannelLabels
+    from ffneuro.models import ff_net
+    from ffneuro.units import ff_unit
+    plain_init, plain_step = ff_net.FFNet.__init__, ff_unit.FFUnit.train_step
+
+    def init(self, config, image_shape, num_classes) -> None:
+        plain_init(self, config, image_shape, num_classes)
+        if not isinstance(self.labels, ChannelLabels):
+            raise ValueError(f"--patch learned-label needs channel labels, not {config.labels!r}")
+        maps = self.labels.patterns
+        del self.labels._buffers["patterns"]
+        self.labels.patterns = nn.Parameter(maps.clone())
+        first = self.units[0]
+        first.optimizer.add_param_group({"params": [self.labels.patterns]})
+        first.input_learns = True
+
+    def train_step(self, x, n, labels=None):
+        if not getattr(self, "input_learns", False):
+            return plain_step(self, x, n, labels)
+        if self.loss.kind != "pair" or self.peer_norm > 0:
+            raise ValueError("--patch learned-label: a pair loss without peer normalisation only")
+        # as FFUnit.train_step, but x keeps its graph back to the label maps
+        y = self(x)
+        scores = self.scores(y)
+        logit = scores - self.theta
+        loss = self.loss_fn(logit[:n], logit[n:])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            self.block.after_update(x.detach())
+            return self.hand_on(y), self._stats(loss.detach(), scores.detach(), n, labels)
+
+    ff_net.FFNet.__init__ = init
+    ff_unit.FFUnit.train_step = train_step
+
+
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
            "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step,
-           "softmax-readout": _patch_softmax_readout}
+           "softmax-readout": _patch_softmax_readout, "learned-label": _patch_learned_label}
 PATCH_PRESETS = {**dict.fromkeys(PATCHES, ("hinton-fc-mnist",)),   # where each applies
-                 "softmax-readout": ("cwcomp-mnist", "cwcomp-fashion-mnist", "cwcomp-cifar10")}
+                 "softmax-readout": ("cwcomp-mnist", "cwcomp-fashion-mnist", "cwcomp-cifar10"),
+                 "learned-label": ("trifecta-mnist", "trifecta-fashion-mnist", "trifecta-cifar10")}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,

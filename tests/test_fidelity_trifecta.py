@@ -259,3 +259,51 @@ def test_ffneuro_rotation_is_torchvisions_up_to_rounding(shape):
     assert out["images"] == shape[0] and out["pixels"] == x.size
     assert out["pixels_differing"] < 1e-3 * x.size
     assert out["mirrored_pixels_differing"] > 0.3 * x.size
+
+
+def test_learned_label_patch_trains_the_maps_by_the_first_units_loss_alone(monkeypatch):
+    """``--patch learned-label`` (the code's ``learned=True``): one step moves the label maps by an Adam step of
+    unit 1's own loss gradient, and every unit's weights exactly as without the patch (the maps are unit 1's
+    input only; nothing reaches the units after it)."""
+    from ffneuro.models import ff_net
+    from ffneuro.presets import resolve_config
+    from ffneuro.units import ff_unit
+    monkeypatch.setattr(ff_net.FFNet, "__init__", ff_net.FFNet.__init__)
+    monkeypatch.setattr(ff_unit.FFUnit, "train_step", ff_unit.FFUnit.train_step)
+    cfg = resolve_config("trifecta-mnist", {"widths": (8,) * 6, "readout": "goodness"})
+    x, y = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
+
+    def stepped(patched: bool):
+        if patched:
+            _fidelity().PATCHES["learned-label"]()
+        torch.manual_seed(0)
+        net = ff_net.FFNet(cfg, (1, 28, 28), 10)
+        start = net.labels.patterns.detach().clone()
+        first = [p.detach().clone() for p in net.units[0].parameters()]
+        net.train_batch(x, y, torch.Generator().manual_seed(1))
+        return net, start, first
+    plain, start, _ = stepped(False)
+    learned, start_l, first = stepped(True)
+    assert torch.equal(start, start_l)
+    for p, q in zip(plain.units.parameters(), learned.units.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert isinstance(learned.labels.patterns, torch.nn.Parameter)
+    assert torch.equal(plain.labels.patterns, start)   # fixed maps stay fixed
+
+    # unit 1's loss gradient with respect to the maps, rebuilt by hand from its starting weights
+    unit = ff_net.FFNet(cfg, (1, 28, 28), 10).units[0]
+    with torch.no_grad():
+        for p, q in zip(unit.parameters(), first, strict=True):
+            p.copy_(q)
+    maps = start.clone().requires_grad_()
+    wrong = ff_net.random_wrong_labels(y, 10, torch.Generator().manual_seed(1))
+    rows = torch.cat([torch.cat([x, maps[y]], 1), torch.cat([x, maps[wrong]], 1)])
+    logit = unit.scores(unit(rows)) - unit.theta
+    unit.loss_fn(logit[:6], logit[6:]).backward()
+    assert maps.grad.abs().sum() > 0
+    assert torch.allclose(learned.labels.patterns.grad, maps.grad, atol=1e-7)
+    # Adam's first step: lr · g / (|g| + eps) against the gradient, nothing where no row used the value
+    g = learned.labels.patterns.grad
+    moved = learned.labels.patterns.detach() - start
+    assert torch.allclose(moved, -cfg.unit_lr(0) * g / (g.abs() + 1e-8), atol=2e-6)   # maps up to ~4: ulp 5e-7
+    assert (moved.abs() > 0.5 * cfg.unit_lr(0)).any()

@@ -294,12 +294,33 @@ def _patch_learned_label() -> None:
     ff_unit.FFUnit.train_step = train_step
 
 
+def _patch_label_seed() -> None:
+    """The label maps drawn from the run's seed, as the Trifecta's code draws its embedding anew with each
+    seed; the presets drew the same maps (seed 0) in every run, so their seeds shared one draw. Now what the
+    channel label schemes do themselves (``run_seeded``); kept so that the rows measured with it repeat as
+    they ran."""
+    from ffneuro.labels.channel import ChannelLabels
+    from ffneuro.models import ff_net
+    plain_init = ff_net.FFNet.__init__
+
+    def init(self, config, image_shape, num_classes) -> None:
+        plain_init(self, config, image_shape, num_classes)
+        if not isinstance(self.labels, ChannelLabels):
+            raise ValueError(f"--patch label-seed needs channel labels, not {config.labels!r}")
+        _, h, w = self.labels.image_shape
+        self.labels.seed = int(config.seed)
+        self.labels.patterns.copy_(self.labels.make_patterns(num_classes, h, w, self.labels.seed))
+    ff_net.FFNet.__init__ = init
+
+
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
            "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step,
-           "softmax-readout": _patch_softmax_readout, "learned-label": _patch_learned_label}
+           "softmax-readout": _patch_softmax_readout, "learned-label": _patch_learned_label,
+           "label-seed": _patch_label_seed}
 PATCH_PRESETS = {**dict.fromkeys(PATCHES, ("hinton-fc-mnist",)),   # where each applies
                  "softmax-readout": ("cwcomp-mnist", "cwcomp-fashion-mnist", "cwcomp-cifar10"),
-                 "learned-label": ("trifecta-mnist", "trifecta-fashion-mnist", "trifecta-cifar10")}
+                 **dict.fromkeys(("learned-label", "label-seed"),
+                                 ("trifecta-mnist", "trifecta-fashion-mnist", "trifecta-cifar10"))}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,

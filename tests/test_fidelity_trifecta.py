@@ -307,3 +307,23 @@ def test_learned_label_patch_trains_the_maps_by_the_first_units_loss_alone(monke
     moved = learned.labels.patterns.detach() - start
     assert torch.allclose(moved, -cfg.unit_lr(0) * g / (g.abs() + 1e-8), atol=2e-6)   # maps up to ~4: ulp 5e-7
     assert (moved.abs() > 0.5 * cfg.unit_lr(0)).any()
+
+
+def test_label_seed_patch_draws_the_maps_from_the_runs_seed(monkeypatch):
+    """``--patch label-seed``: each run seed its own label maps (the code draws its embedding anew per seed).
+    The networks do so themselves now; the patch, kept so its rows repeat as they ran, draws the same maps."""
+    from ffneuro.labels.channel import channel_draws
+    from ffneuro.models import ff_net
+    from ffneuro.presets import resolve_config
+    monkeypatch.setattr(ff_net.FFNet, "__init__", ff_net.FFNet.__init__)
+
+    def maps(seed: int) -> torch.Tensor:
+        cfg = resolve_config("trifecta-mnist", {"widths": (8,) * 6, "readout": "goodness", "seed": seed})
+        return ff_net.FFNet(cfg, (1, 28, 28), 10).labels.patterns.clone()
+    plain = {s: maps(s) for s in (1, 2)}
+    _fidelity().PATCHES["label-seed"]()
+    seeded = {s: maps(s) for s in (0, 1, 2)}
+    assert torch.equal(seeded[0], channel_draws(10, 28, 28, 0).float())
+    assert torch.equal(seeded[1], channel_draws(10, 28, 28, 1).float())
+    assert not torch.equal(seeded[1], seeded[2])
+    assert all(torch.equal(plain[s], seeded[s]) for s in (1, 2))

@@ -1,6 +1,8 @@
 """The label-scheme interface: how a class label is written into an image."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -25,6 +27,9 @@ class LabelScheme(nn.Module):
     #: input channels the scheme adds to the image (0: the label is written into the image's own channels);
     #: set when the scheme registers, from its torch-free declaration :data:`ffneuro.catalog.LABEL_CHANNELS`
     extra_channels: int = 0
+    #: True where the patterns are a random draw that belongs to the run: the network draws them from the
+    #: run's seed (``build_labels(..., run_seed=)``), so a study over seeds also varies them
+    run_seeded: ClassVar[bool] = False
 
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int], strength: float):
         super().__init__()

@@ -1,9 +1,10 @@
 """Channel labels (the Trifecta's code, Dooms et al.): the label is a map of its own, one more input channel.
 
 Class k owns a fixed H×W pattern drawn once from ``seed``: i.i.d. standard normal values, what the reference
-code's label embedding (``nn.Embedding(classes, H*W)``) holds at its random start; the reference measured
-(BENCHMARKS section 17) that freezing it there trains as well as learning it. Two schemes differ only in
-the maps' scale:
+code's label embedding (``nn.Embedding(classes, H*W)``) holds at its random start. A network draws them from
+its run's seed (``run_seeded``), as the code draws its embedding anew with every seed: one draw shared by
+every seed made a seed study of one draw (BENCHMARKS section 17, ``trifecta-mnist`` at 20k). Two schemes
+differ only in the maps' scale:
 
 * ``channel``: all patterns mapped together by one affine map onto [0, 1], the range of unstandardised
   images (and of export and simulate);
@@ -46,6 +47,7 @@ class ChannelLabels(LabelScheme):
     its one extra channel is declared in :data:`ffneuro.catalog.LABEL_CHANNELS`."""
 
     pattern_values = "in [0, 1]"   # the maps' values, as describe() (an exported graph's metadata) states them
+    run_seeded = True
 
     def __init__(self, num_classes, image_shape, strength, *, seed: int = 0):
         super().__init__(num_classes, image_shape, strength)

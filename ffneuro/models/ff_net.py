@@ -99,8 +99,8 @@ class FFNet(nn.Module):
         self.num_classes = num_classes
         goodness, loss = GOODNESS.get(config.goodness), LOSSES.get(config.loss)
         self.pairs = loss.kind == "pair"
-        self.labels: LabelScheme | None = (build_labels(config.labels, num_classes, image_shape, config.label_strength)
-                                           if self.pairs else None)
+        self.labels: LabelScheme | None = (build_labels(config.labels, num_classes, image_shape, config.label_strength,
+                                                        run_seed=config.seed) if self.pairs else None)
         specs = layer_specs(config, image_shape, algo="ff", num_classes=num_classes)
         if goodness.per_class:
             for s in specs:

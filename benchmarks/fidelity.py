@@ -248,52 +248,6 @@ def _patch_softmax_readout() -> None:
     readouts.LinearReadout.train_step = train_step
 
 
-def _patch_learned_label() -> None:
-    """The label maps learned, as the Trifecta's code does by default (``learned=True``): the maps become a
-    parameter of the first unit's own optimiser (Adam at the unit's lr, as the code's first block's), trained
-    by that unit's loss through both the positive and the negative rows. Only the first unit sees the maps, and
-    what it hands on stays detached, so no gradient crosses units. The presets keep the maps fixed (their
-    ``learned=False`` form)."""
-    import torch
-    from torch import nn
-
-    from ffneuro.labels.channel import ChannelLabels
-    from ffneuro.models import ff_net
-    from ffneuro.units import ff_unit
-    plain_init, plain_step = ff_net.FFNet.__init__, ff_unit.FFUnit.train_step
-
-    def init(self, config, image_shape, num_classes) -> None:
-        plain_init(self, config, image_shape, num_classes)
-        if not isinstance(self.labels, ChannelLabels):
-            raise ValueError(f"--patch learned-label needs channel labels, not {config.labels!r}")
-        maps = self.labels.patterns
-        del self.labels._buffers["patterns"]
-        self.labels.patterns = nn.Parameter(maps.clone())
-        first = self.units[0]
-        first.optimizer.add_param_group({"params": [self.labels.patterns]})
-        first.input_learns = True
-
-    def train_step(self, x, n, labels=None):
-        if not getattr(self, "input_learns", False):
-            return plain_step(self, x, n, labels)
-        if self.loss.kind != "pair" or self.peer_norm > 0:
-            raise ValueError("--patch learned-label: a pair loss without peer normalisation only")
-        # as FFUnit.train_step, but x keeps its graph back to the label maps
-        y = self(x)
-        scores = self.scores(y)
-        logit = scores - self.theta
-        loss = self.loss_fn(logit[:n], logit[n:])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        with torch.no_grad():
-            self.block.after_update(x.detach())
-            return self.hand_on(y), self._stats(loss.detach(), scores.detach(), n, labels)
-
-    ff_net.FFNet.__init__ = init
-    ff_unit.FFUnit.train_step = train_step
-
-
 def _patch_label_seed() -> None:
     """The label maps drawn from the run's seed, as the Trifecta's code draws its embedding anew with each
     seed; the presets drew the same maps (seed 0) in every run, so their seeds shared one draw. Now what the
@@ -315,12 +269,11 @@ def _patch_label_seed() -> None:
 
 PATCHES = {"st-relu": _patch_st_relu, "normal-init": _patch_normal_init,
            "readout-zero-nobias": _patch_readout_zero_nobias, "readout-before-step": _patch_readout_before_step,
-           "softmax-readout": _patch_softmax_readout, "learned-label": _patch_learned_label,
+           "softmax-readout": _patch_softmax_readout,
            "label-seed": _patch_label_seed}
 PATCH_PRESETS = {**dict.fromkeys(PATCHES, ("hinton-fc-mnist",)),   # where each applies
                  "softmax-readout": ("cwcomp-mnist", "cwcomp-fashion-mnist", "cwcomp-cifar10"),
-                 **dict.fromkeys(("learned-label", "label-seed"),
-                                 ("trifecta-mnist", "trifecta-fashion-mnist", "trifecta-cifar10"))}
+                 "label-seed": ("trifecta-mnist", "trifecta-fashion-mnist", "trifecta-cifar10")}
 
 
 def run_ffneuro(preset: str, seed: int, epochs: int, train_limit: int, data_dir: str | None,
@@ -643,6 +596,59 @@ def rotation_agreement(x: np.ndarray, degrees: float = 15.0, seed: int = 0) -> d
     return out
 
 
+def trifecta_step_agreement(ref: Path, steps: int = 5, batch: int = 64, seed: int = 0,
+                            widths: tuple[int, ...] | None = None) -> dict:
+    """The Trifecta code's layer-wise training step against ``trifecta-mnist``'s units, both started from the
+    same weights and label maps and fed the same random batches, labels and wrong labels: how far each
+    block's conv weights part after every step, and the last block's goodness per label (eval mode) after the
+    last. It tests the step itself (block, loss, optimiser, batch norm), apart from data order and seed noise.
+    ``widths``: the preset's, unless a smaller stand-in of the code is given (the tests)."""
+    import torch
+    torch.Tensor.cuda = lambda self, *a, **k: self          # CPU only, as run_trifecta
+    _torchvision_without_ops()
+    sys.path.insert(0, str(ref))
+    import main as ref_main  # noqa: E402  (their main.py)
+
+    from ffneuro.models.ff_net import FFNet
+    from ffneuro.presets import resolve_config
+    torch.manual_seed(seed)
+    code = ref_main.Model(ref_main.Config(model="small", dataset="mnist", olu=False, learned=False, test=True)).net
+    net = FFNet(resolve_config("trifecta-mnist", {"readout": "goodness", **({"widths": widths} if widths else {})}),
+                (1, 28, 28), 10)
+    with torch.no_grad():
+        for layer, unit in zip(code.layers, net.units, strict=True):
+            unit.block.norm.load_state_dict(layer.inner[0].state_dict())
+            unit.block.conv.weight.copy_(layer.inner[1].weight)
+        net.labels.patterns.copy_(code.embedding.weight.view(net.labels.patterns.shape))
+    code.train()
+    net.train()
+    draw = torch.Generator().manual_seed(seed + 1)
+    per_step = []
+    for step in range(steps):
+        x = torch.randn(batch, 1, 28, 28, generator=draw)
+        y = torch.randint(0, 10, (batch,), generator=draw)
+        wrong = (y + torch.randint(1, 10, (batch,), generator=draw)) % 10
+        code(torch.cat([x, x]), torch.cat([y, wrong]), step)
+        h = torch.cat([net.labels.embed(x, y), net.labels.embed(x, wrong)])
+        for unit in net.units:
+            h, _ = unit.train_step(h, batch)
+        with torch.no_grad():
+            apart = [(layer.inner[1].weight - unit.block.conv.weight).abs() for layer, unit in zip(code.layers, net.units)]
+        per_step.append({"max_abs": [float(d.max()) for d in apart],
+                         "share_over_1e-4": [float((d > 1e-4).float().mean()) for d in apart]})
+    code.eval()
+    net.eval()
+    x = torch.randn(200, 1, 28, 28, generator=draw)
+    with torch.no_grad():
+        theirs = torch.stack([code(x, torch.full((200,), k), None)[-1] for k in range(10)])
+        ours = torch.stack([[s.unit.scores(s.y) for s in net.walk(net.labels.embed(x, torch.full((200,), k)))][-1]
+                            for k in range(10)])
+    return {"steps": steps, "batch": batch, "seed": seed, "lr": net.base_lrs[0], "per_step": per_step,
+            "eval_goodness_max_abs": float((theirs - ours).abs().max()),
+            "eval_goodness_scale": float(theirs.abs().max()),
+            "eval_predictions_agree": float((theirs.argmax(0) == ours.argmax(0)).float().mean())}
+
+
 REFERENCE_RUNNERS = {"loewe": run_loewe, "cwcomp": run_cwcomp, "trifecta": run_trifecta}
 
 
@@ -866,6 +872,11 @@ def main() -> None:
     rot.add_argument("--images", type=int, default=10000, help="the first N training images")
     rot.add_argument("--seed", type=int, default=0)
     rot.add_argument("--data-dir")
+    stp = sub.add_parser("step", help="trifecta-mnist's training step against the Trifecta code's, same weights and batches")
+    stp.add_argument("--reference", type=Path, required=True, help="a checkout of tdooms/trifecta")
+    stp.add_argument("--steps", type=int, default=5)
+    stp.add_argument("--batch", type=int, default=64)
+    stp.add_argument("--seed", type=int, default=0)
     cmp = sub.add_parser("compare", help="reference against preset over seeds: Welch's t-test, Brown-Forsythe")
     cmp.add_argument("preset", choices=sorted(VARIANTS))
     cmp.add_argument("--label", default="as published", help="the reference side's setting")
@@ -892,6 +903,16 @@ def main() -> None:
         print(json.dumps(entry), flush=True)
         path = results_path(args.preset).with_name(f"fidelity-{args.preset}-rotation.json")
         path.write_text(json.dumps(entry, indent=1) + "\n")
+        return
+    if args.cmd == "step":
+        if args.steps < 1 or args.batch < 1:
+            sys.exit("Error: --steps and --batch must be >= 1")
+        entry = trifecta_step_agreement(args.reference.resolve(), args.steps, args.batch, args.seed)
+        entry |= {"preset": "trifecta-mnist", "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                  "command": invocation()}
+        print(json.dumps(entry), flush=True)
+        results_path("trifecta-mnist").with_name("fidelity-trifecta-mnist-step.json").write_text(
+            json.dumps(entry, indent=1) + "\n")
         return
     if args.cmd == "bn-probe":
         result = bn_probe(args.preset, args.seed, args.train_limit, args.test_limit, args.data_dir, args.standardise)

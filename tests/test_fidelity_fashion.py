@@ -264,8 +264,8 @@ def test_softmax_readout_patch_takes_the_cross_entropy_of_the_softmax_outputs(mo
 @pytest.mark.parametrize(("preset", "patch", "ok"), [("cwcomp-fashion-mnist", "softmax-readout", True),
                                                      ("hinton-fc-mnist", "softmax-readout", False),
                                                      ("cwcomp-mnist", "st-relu", False),
-                                                     ("trifecta-mnist", "learned-label", True),
-                                                     ("cwcomp-mnist", "learned-label", False)])
+                                                     ("trifecta-mnist", "label-seed", True),
+                                                     ("cwcomp-mnist", "label-seed", False)])
 def test_patches_apply_only_to_their_presets(monkeypatch, preset, patch, ok):
     fid = load_benchmark("fidelity")
     applied = []

@@ -261,54 +261,6 @@ def test_ffneuro_rotation_is_torchvisions_up_to_rounding(shape):
     assert out["mirrored_pixels_differing"] > 0.3 * x.size
 
 
-def test_learned_label_patch_trains_the_maps_by_the_first_units_loss_alone(monkeypatch):
-    """``--patch learned-label`` (the code's ``learned=True``): one step moves the label maps by an Adam step of
-    unit 1's own loss gradient, and every unit's weights exactly as without the patch (the maps are unit 1's
-    input only; nothing reaches the units after it)."""
-    from ffneuro.models import ff_net
-    from ffneuro.presets import resolve_config
-    from ffneuro.units import ff_unit
-    monkeypatch.setattr(ff_net.FFNet, "__init__", ff_net.FFNet.__init__)
-    monkeypatch.setattr(ff_unit.FFUnit, "train_step", ff_unit.FFUnit.train_step)
-    cfg = resolve_config("trifecta-mnist", {"widths": (8,) * 6, "readout": "goodness"})
-    x, y = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
-
-    def stepped(patched: bool):
-        if patched:
-            _fidelity().PATCHES["learned-label"]()
-        torch.manual_seed(0)
-        net = ff_net.FFNet(cfg, (1, 28, 28), 10)
-        start = net.labels.patterns.detach().clone()
-        first = [p.detach().clone() for p in net.units[0].parameters()]
-        net.train_batch(x, y, torch.Generator().manual_seed(1))
-        return net, start, first
-    plain, start, _ = stepped(False)
-    learned, start_l, first = stepped(True)
-    assert torch.equal(start, start_l)
-    for p, q in zip(plain.units.parameters(), learned.units.parameters(), strict=True):
-        assert torch.equal(p, q)
-    assert isinstance(learned.labels.patterns, torch.nn.Parameter)
-    assert torch.equal(plain.labels.patterns, start)   # fixed maps stay fixed
-
-    # unit 1's loss gradient with respect to the maps, rebuilt by hand from its starting weights
-    unit = ff_net.FFNet(cfg, (1, 28, 28), 10).units[0]
-    with torch.no_grad():
-        for p, q in zip(unit.parameters(), first, strict=True):
-            p.copy_(q)
-    maps = start.clone().requires_grad_()
-    wrong = ff_net.random_wrong_labels(y, 10, torch.Generator().manual_seed(1))
-    rows = torch.cat([torch.cat([x, maps[y]], 1), torch.cat([x, maps[wrong]], 1)])
-    logit = unit.scores(unit(rows)) - unit.theta
-    unit.loss_fn(logit[:6], logit[6:]).backward()
-    assert maps.grad.abs().sum() > 0
-    assert torch.allclose(learned.labels.patterns.grad, maps.grad, atol=1e-7)
-    # Adam's first step: lr · g / (|g| + eps) against the gradient, nothing where no row used the value
-    g = learned.labels.patterns.grad
-    moved = learned.labels.patterns.detach() - start
-    assert torch.allclose(moved, -cfg.unit_lr(0) * g / (g.abs() + 1e-8), atol=2e-6)   # maps up to ~4: ulp 5e-7
-    assert (moved.abs() > 0.5 * cfg.unit_lr(0)).any()
-
-
 def test_label_seed_patch_draws_the_maps_from_the_runs_seed(monkeypatch):
     """``--patch label-seed``: each run seed its own label maps (the code draws its embedding anew per seed).
     The networks do so themselves now; the patch, kept so its rows repeat as they ran, draws the same maps."""
@@ -327,3 +279,78 @@ def test_label_seed_patch_draws_the_maps_from_the_runs_seed(monkeypatch):
     assert torch.equal(seeded[1], channel_draws(10, 28, 28, 1).float())
     assert not torch.equal(seeded[1], seeded[2])
     assert all(torch.equal(plain[s], seeded[s]) for s in (1, 2))
+
+
+# A stand-in for the code's main.py in its layer-wise mode, written from its description (docs/variants/trifecta.md):
+# what ``fidelity.py step`` reads of it (Config, Model(config).net with its embedding and blocks' ``inner``), at
+# small widths.
+FAKE_STEP_MAIN = '''
+from dataclasses import dataclass
+import torch
+from torch import nn
+
+ALPHA = {alpha}
+
+
+@dataclass
+class Config:
+    model: str = "small"
+    dataset: str = "mnist"
+    olu: bool = True
+    learned: bool = True
+    test: bool = False
+
+
+class Block(nn.Module):
+    def __init__(self, c_in, c_out, pool):
+        super().__init__()
+        self.inner = nn.Sequential(nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.ReLU(),
+                                   nn.MaxPool2d(2) if pool else nn.Identity())
+        self.optimizer = torch.optim.Adam(self.inner.parameters(), lr=1e-3)
+
+
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(10, 28 * 28)
+        shape = [(2, 8, True), (8, 8, False), (8, 16, True), (16, 16, False), (16, 16, False), (16, 32, True)]
+        self.layers = nn.ModuleList(Block(*s) for s in shape)
+
+    def forward(self, x, y, iteration):
+        x = torch.cat([x, self.embedding(y).view(-1, 1, 28, 28)], 1)
+        reads = []
+        for block in self.layers:
+            out = block.inner(x)
+            goodness = out.pow(2).flatten(1).mean(1)
+            if self.training:
+                pos, neg = goodness.chunk(2)
+                loss = nn.functional.softplus(-ALPHA * (pos - neg)).mean()
+                block.optimizer.zero_grad()
+                loss.backward()
+                block.optimizer.step()
+            reads.append(goodness.detach())
+            x = out.detach()
+        return torch.stack(reads)
+
+
+class Model:
+    def __init__(self, config):
+        self.net = Network()
+'''
+
+
+@pytest.mark.parametrize("alpha, agree", [(4.0, True), (2.0, False)])
+def test_step_agreement_tells_the_same_training_step_from_another(tmp_path, monkeypatch, alpha, agree):
+    """``fidelity.py step`` on a stand-in with the preset's step (SymBa α 4) finds the weights together to
+    rounding after every step and the same predictions; with α 2 (another loss) it finds them apart."""
+    _needs_reference_packages()
+    (tmp_path / "main.py").write_text(FAKE_STEP_MAIN.format(alpha=alpha))
+    monkeypatch.delitem(sys.modules, "main", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(torch.Tensor, "cuda", torch.Tensor.cuda)
+    out = _fidelity().trifecta_step_agreement(tmp_path, steps=3, batch=8, widths=(8, 8, 16, 16, 16, 32))
+    worst = max(max(s["max_abs"]) for s in out["per_step"])
+    if agree:
+        assert worst < 1e-3 and out["eval_goodness_max_abs"] < 1e-4 * max(out["eval_goodness_scale"], 1.0)
+    else:
+        assert worst > 5e-4 and max(out["per_step"][-1]["share_over_1e-4"]) > 0.1

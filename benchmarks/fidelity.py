@@ -58,6 +58,11 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def today() -> str:
+    """The UTC date the results files record."""
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
 def invocation() -> str:
     """This script's command line as the results files record it."""
     return " ".join(["python", "benchmarks/fidelity.py", *sys.argv[1:]])
@@ -494,6 +499,17 @@ TRIFECTA_DATASETS = {"mnist": ("mnist", "MNIST"), "fashion-mnist": ("f_mnist", "
                      "cifar10": ("cifar10", "CIFAR10")}
 
 
+def _trifecta_main(ref: Path):
+    """The Trifecta code's ``main.py`` from the checkout ``ref``, imported for the CPU: ``.cuda()`` (its negative
+    labels call it) a no-op, torchvision imported first without its compiled ops."""
+    import torch
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    _torchvision_without_ops()
+    sys.path.insert(0, str(ref))
+    import main as ref_main  # noqa: E402  (their main.py)
+    return ref_main
+
+
 def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: str | None, overrides: dict,
                  on_epoch, dataset: str = "mnist") -> list[dict]:
     """tdooms/trifecta: its main.py's ``Model`` and ``Data`` with the ``Config`` its ``__main__`` runs
@@ -508,12 +524,9 @@ def run_trifecta(ref: Path, seed: int, epochs: int, train_limit: int, data_dir: 
         raise ValueError(f"the Trifecta runner feeds {', '.join(TRIFECTA_DATASETS)}, not {dataset!r}")
     name, loader = TRIFECTA_DATASETS[dataset]
     import torch
-    torch.Tensor.cuda = lambda self, *a, **k: self          # CPU only: .cuda() (the negative labels) is a no-op
-    _torchvision_without_ops()
-    import lightning  # noqa: E402  (after torchvision: torchmetrics imports it)
+    ref_main = _trifecta_main(ref)
+    import lightning  # noqa: E402  (after torchvision, which _trifecta_main imported: torchmetrics imports it)
     warnings.filterwarnings("ignore", message=".*no logger configured.*")   # one per metric its code logs
-    sys.path.insert(0, str(ref))
-    import main as ref_main  # noqa: E402  (their main.py)
     data = images(dataset, data_dir)
     sets = {True: (data.x_train[:train_limit], data.y_train[:train_limit]), False: (data.x_test, data.y_test)}
     setattr(ref_main, loader, lambda root, train, transform: _PILImages(*sets[train], transform))   # path, subset
@@ -604,13 +617,10 @@ def trifecta_step_agreement(ref: Path, steps: int = 5, batch: int = 64, seed: in
     last. It tests the step itself (block, loss, optimiser, batch norm), apart from data order and seed noise.
     ``widths``: the preset's, unless a smaller stand-in of the code is given (the tests)."""
     import torch
-    torch.Tensor.cuda = lambda self, *a, **k: self          # CPU only, as run_trifecta
-    _torchvision_without_ops()
-    sys.path.insert(0, str(ref))
-    import main as ref_main  # noqa: E402  (their main.py)
 
     from ffneuro.models.ff_net import FFNet
     from ffneuro.presets import resolve_config
+    ref_main = _trifecta_main(ref)
     torch.manual_seed(seed)
     code = ref_main.Model(ref_main.Config(model="small", dataset="mnist", olu=False, learned=False, test=True)).net
     net = FFNet(resolve_config("trifecta-mnist", {"readout": "goodness", **({"widths": widths} if widths else {})}),
@@ -898,7 +908,7 @@ def main() -> None:
             sys.exit("Error: --images must be >= 1")
         x = images(preset_dataset(args.preset), args.data_dir).x_train[:args.images]
         entry = rotation_agreement(x, seed=args.seed)   # ffneuro's datasets are (N, C, H, W) uint8
-        entry |= {"preset": args.preset, "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        entry |= {"preset": args.preset, "machine": machine(), "date": today(),
                   "command": invocation()}
         print(json.dumps(entry), flush=True)
         path = results_path(args.preset).with_name(f"fidelity-{args.preset}-rotation.json")
@@ -908,7 +918,7 @@ def main() -> None:
         if args.steps < 1 or args.batch < 1:
             sys.exit("Error: --steps and --batch must be >= 1")
         entry = trifecta_step_agreement(args.reference.resolve(), args.steps, args.batch, args.seed)
-        entry |= {"preset": "trifecta-mnist", "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        entry |= {"preset": "trifecta-mnist", "machine": machine(), "threads": torch_threads(), "date": today(),
                   "command": invocation()}
         print(json.dumps(entry), flush=True)
         results_path("trifecta-mnist").with_name("fidelity-trifecta-mnist-step.json").write_text(
@@ -918,7 +928,7 @@ def main() -> None:
         result = bn_probe(args.preset, args.seed, args.train_limit, args.test_limit, args.data_dir, args.standardise)
         entry = {"preset": args.preset, "seed": args.seed, "train_images": args.train_limit,
                  "test_images": args.test_limit, "standardised_inputs": args.standardise, "test": result,
-                 "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                 "machine": machine(), "date": today(),
                  "command": invocation()}
         print(json.dumps(entry), flush=True)
         path = results_path(args.preset).with_name(f"fidelity-{args.preset}-bn-probe.json")
@@ -932,7 +942,7 @@ def main() -> None:
             sys.exit(f"Error: no finished epoch in {args.log}")
         save(args.preset, {"side": args.side, "label": args.label, "seed": args.seed, "train_images": args.train_limit,
                            "epochs_planned": args.epochs, "overrides": {}, "epochs": epochs, "wall_s": None,
-                           "machine": machine(), "threads": None, "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                           "machine": machine(), "threads": None, "date": today(),
                            "command": args.command, "stopped": True})
         return
     overrides = dict((k, parse_value(v)) for k, v in (s.split("=", 1) for s in args.set))
@@ -958,7 +968,7 @@ def main() -> None:
                 "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
                 **({"patches": args.patch} if args.patch else {}),
                 "epochs": epochs, "wall_s": round(time.perf_counter() - t0, 1), "machine": machine(),
-                "threads": torch_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command})
+                "threads": torch_threads(), "date": today(), "command": command})
 
         if args.side == "ffneuro":
             record(run_ffneuro(args.preset, seed, args.epochs, args.train_limit, args.data_dir, overrides, record,

@@ -19,8 +19,8 @@ from ffneuro.presets import resolve_config
 SHAPE, CLASSES = (1, 12, 12), 10
 
 
-def _scheme(seed: int = 0, shape=SHAPE):
-    return build_labels("channel", CLASSES, shape, 0.35, seed=seed)
+def _scheme(seed: int = 0, shape=SHAPE, name: str = "channel"):
+    return build_labels(name, CLASSES, shape, 0.35, seed=seed)
 
 
 def test_embed_appends_the_class_map_as_one_channel_and_leaves_the_image_alone():
@@ -73,14 +73,11 @@ def test_a_network_draws_its_channel_maps_from_the_runs_seed(scheme):
         cfg = RunConfig(dataset="mnist", layers=1, filters=4, labels=labels, seed=seed, readout="goodness",
                         readout_from=1, train_first_layer=True)
         return build_model(cfg, SHAPE, CLASSES).labels.patterns
-    assert torch.equal(maps(2), build_labels(scheme, CLASSES, SHAPE, 0.35, seed=2).patterns)
+    assert torch.equal(maps(2), _scheme(2, name=scheme).patterns)
     assert torch.equal(maps(2), maps(2)) and not torch.equal(maps(1), maps(2))
     assert torch.equal(maps(1, "morph"), maps(2, "morph"))
-    assert torch.equal(build_labels(scheme, CLASSES, SHAPE, 0.35, run_seed=5, seed=3).patterns, _scheme_named(scheme, 3))
-
-
-def _scheme_named(scheme: str, seed: int) -> torch.Tensor:
-    return build_labels(scheme, CLASSES, SHAPE, 0.35, seed=seed).patterns
+    assert torch.equal(build_labels(scheme, CLASSES, SHAPE, 0.35, run_seed=5, seed=3).patterns,
+                       _scheme(3, name=scheme).patterns)
 
 
 def test_channel_normal_keeps_the_draws_and_channel_maps_them_affinely_onto_0_1():
